@@ -1,0 +1,15 @@
+DROP TABLE audit_log;
+DROP TABLE api_tokens;
+DROP TABLE admin_users;
+DROP TABLE entitlements;
+DROP TABLE access_level_items;
+DROP TABLE access_levels;
+DROP TABLE credentials;
+DROP TABLE people;
+DROP TABLE readers;
+DROP TABLE doors;
+DROP TABLE zones;
+DROP TABLE holidays;
+DROP TABLE schedule_windows;
+DROP TABLE schedules;
+DROP TABLE sites;

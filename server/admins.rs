@@ -1,0 +1,438 @@
+//! Admin identity: admin users with argon2id passwords and a role, and their API tokens
+//! (shown once, stored as argon2id hashes). Every change here is audited.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::audit::{self, AuditEntry};
+use crate::entities::{ChangeContext, ChangeError, FieldErrors, utc};
+use crate::secret::{hash_secret, verify_secret};
+use crate::store::DbConnection;
+use crate::store::rows::{AdminUserRow, ApiTokenRow};
+use crate::store::schema::{admin_users, api_tokens};
+
+/// What an admin may do. Auditors read everything and change nothing; operators run the
+/// building but cannot manage admins; admins can do everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Operator,
+    Auditor,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Operator => "operator",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    /// May create, change and delete policy (people, doors, levels, …).
+    pub fn can_change_policy(self) -> bool {
+        matches!(self, Role::Admin | Role::Operator)
+    }
+
+    /// May create and change admin users and their tokens.
+    pub fn can_manage_admins(self) -> bool {
+        self == Role::Admin
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "operator" => Ok(Role::Operator),
+            "auditor" => Ok(Role::Auditor),
+            other => Err(format!(
+                "'{other}' is not a role; use admin, operator or auditor"
+            )),
+        }
+    }
+}
+
+/// The admin on whose behalf a request or command acts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub admin_id: i64,
+    pub username: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AdminView {
+    pub id: i64,
+    pub username: String,
+    pub role: Role,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub last_login_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminInput {
+    pub username: String,
+    /// At least 12 characters.
+    pub password: String,
+    pub role: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TokenView {
+    pub id: i64,
+    pub admin_user_id: i64,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked: bool,
+}
+
+/// A token as handed out: `token` is shown this once and cannot be recovered later.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct IssuedToken {
+    #[serde(flatten)]
+    pub view: TokenView,
+    pub token: String,
+}
+
+fn admin_view(r: AdminUserRow) -> AdminView {
+    AdminView {
+        role: r.role.parse().unwrap_or(Role::Auditor),
+        id: r.id,
+        username: r.username,
+        disabled: r.disabled,
+        created_at: utc(r.created_at),
+        last_login_at: r.last_login_at.map(utc),
+    }
+}
+
+fn token_view(r: ApiTokenRow) -> TokenView {
+    TokenView {
+        id: r.id,
+        admin_user_id: r.admin_user_id,
+        name: r.name,
+        created_at: utc(r.created_at),
+        expires_at: r.expires_at.map(utc),
+        last_used_at: r.last_used_at.map(utc),
+        revoked: r.revoked,
+    }
+}
+
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
+fn audit(
+    conn: &mut DbConnection,
+    ctx: &ChangeContext<'_>,
+    action: &str,
+    entity: &str,
+    id: i64,
+    summary: String,
+    after: Option<serde_json::Value>,
+) -> QueryResult<()> {
+    audit::append(
+        conn,
+        &AuditEntry {
+            actor: ctx.actor,
+            action,
+            entity,
+            entity_id: Some(id.to_string()),
+            summary,
+            before: None,
+            after,
+        },
+        ctx.now,
+    )
+    .map(|_| ())
+}
+
+/// Creates an admin user. The password is hashed with argon2id; it is never stored.
+pub fn create_admin(
+    conn: &mut DbConnection,
+    input: &AdminInput,
+    ctx: &ChangeContext<'_>,
+) -> Result<AdminView, ChangeError> {
+    let mut errors = FieldErrors::default();
+    let username = input.username.trim();
+    if username.is_empty()
+        || username.len() > 64
+        || !username
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
+    {
+        errors.add(
+            "username",
+            "must be 1 to 64 letters, digits, '.', '_', '-' or '@'",
+        );
+    }
+    if input.password.chars().count() < MIN_PASSWORD_CHARS {
+        errors.add(
+            "password",
+            format!("must be at least {MIN_PASSWORD_CHARS} characters"),
+        );
+    }
+    let role = errors.parse::<Role>("role", &input.role);
+    conn.transaction(move |conn| {
+        let taken: bool = diesel::select(diesel::dsl::exists(
+            admin_users::table.filter(admin_users::username.eq(username)),
+        ))
+        .get_result(conn)?;
+        if taken {
+            errors.add("username", format!("an admin named '{username}' already exists"));
+        }
+        errors.into_result()?;
+        let role = role.unwrap_or(Role::Auditor);
+        let hash = hash_secret(&input.password)
+            .map_err(|e| ChangeError::invalid("password", e.to_string()))?;
+        let now = ctx.stamp();
+        let id: i64 = diesel::insert_into(admin_users::table)
+            .values((
+                admin_users::username.eq(username),
+                admin_users::password_hash.eq(hash),
+                admin_users::role.eq(role.as_str()),
+                admin_users::disabled.eq(false),
+                admin_users::created_at.eq(now),
+                admin_users::updated_at.eq(now),
+            ))
+            .returning(admin_users::id)
+            .get_result(conn)?;
+        let row = admin_users::table
+            .find(id)
+            .select(AdminUserRow::as_select())
+            .first(conn)?;
+        let view = admin_view(row);
+        audit(
+            conn,
+            ctx,
+            "create",
+            "admin_user",
+            view.id,
+            format!("create admin '{}' with role {}", view.username, role.as_str()),
+            serde_json::to_value(&view).ok(),
+        )?;
+        Ok(view)
+    })
+}
+
+pub fn list_admins(conn: &mut DbConnection) -> QueryResult<Vec<AdminView>> {
+    Ok(admin_users::table
+        .order(admin_users::username)
+        .select(AdminUserRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(admin_view)
+        .collect())
+}
+
+fn admin_by_name(conn: &mut DbConnection, username: &str) -> QueryResult<Option<AdminUserRow>> {
+    admin_users::table
+        .filter(admin_users::username.eq(username))
+        .select(AdminUserRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Sets a new password for an admin and records that it happened (not the password).
+pub fn set_password(
+    conn: &mut DbConnection,
+    username: &str,
+    password: &str,
+    ctx: &ChangeContext<'_>,
+) -> Result<(), ChangeError> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(ChangeError::invalid(
+            "password",
+            format!("must be at least {MIN_PASSWORD_CHARS} characters"),
+        ));
+    }
+    let hash = hash_secret(password).map_err(|e| ChangeError::invalid("password", e.to_string()))?;
+    conn.transaction(|conn| {
+        let admin = admin_by_name(conn, username)?
+            .ok_or_else(|| ChangeError::invalid("username", format!("no admin named '{username}'")))?;
+        diesel::update(admin_users::table.find(admin.id))
+            .set((
+                admin_users::password_hash.eq(hash),
+                admin_users::updated_at.eq(ctx.stamp()),
+            ))
+            .execute(conn)?;
+        audit(conn, ctx, "update", "admin_user", admin.id, format!("set password of admin '{username}'"), None)?;
+        Ok(())
+    })
+}
+
+/// Enables or disables an admin; a disabled admin's tokens stop working at once.
+pub fn set_disabled(
+    conn: &mut DbConnection,
+    username: &str,
+    disabled: bool,
+    ctx: &ChangeContext<'_>,
+) -> Result<(), ChangeError> {
+    conn.transaction(|conn| {
+        let admin = admin_by_name(conn, username)?
+            .ok_or_else(|| ChangeError::invalid("username", format!("no admin named '{username}'")))?;
+        diesel::update(admin_users::table.find(admin.id))
+            .set((
+                admin_users::disabled.eq(disabled),
+                admin_users::updated_at.eq(ctx.stamp()),
+            ))
+            .execute(conn)?;
+        let verb = if disabled { "disable" } else { "enable" };
+        audit(conn, ctx, "update", "admin_user", admin.id, format!("{verb} admin '{username}'"), None)?;
+        Ok(())
+    })
+}
+
+/// Checks a username and password; None for any mismatch (and for disabled admins).
+pub fn verify_password(
+    conn: &mut DbConnection,
+    username: &str,
+    password: &str,
+) -> QueryResult<Option<Identity>> {
+    let Some(admin) = admin_by_name(conn, username)? else {
+        // Spend the same time as a real check so that timing does not reveal usernames.
+        let _ = verify_secret(dummy_hash(), password);
+        return Ok(None);
+    };
+    if admin.disabled || !verify_secret(&admin.password_hash, password) {
+        return Ok(None);
+    }
+    Ok(admin.role.parse().ok().map(|role| Identity {
+        admin_id: admin.id,
+        username: admin.username,
+        role,
+    }))
+}
+
+/// A real argon2id hash of nothing in particular, made once, to check unknown usernames against.
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| hash_secret("gatehouse-unknown-admin").unwrap_or_default())
+}
+
+/// Token text: `gh_{id}_{secret}`. The id finds the row; the secret is checked with argon2id.
+const TOKEN_PREFIX: &str = "gh_";
+
+/// Issues a new API token for an admin. The token text is returned once.
+pub fn issue_token(
+    conn: &mut DbConnection,
+    username: &str,
+    name: &str,
+    expires_at: Option<DateTime<Utc>>,
+    ctx: &ChangeContext<'_>,
+) -> Result<IssuedToken, ChangeError> {
+    let mut errors = FieldErrors::default();
+    errors.text("name", name, 100);
+    errors.into_result()?;
+    let secret_bytes: [u8; 32] = rand::rng().random();
+    let secret = hex::encode(secret_bytes);
+    let hash = hash_secret(&secret).map_err(|e| ChangeError::invalid("token", e.to_string()))?;
+    conn.transaction(|conn| {
+        let admin = admin_by_name(conn, username)?
+            .ok_or_else(|| ChangeError::invalid("username", format!("no admin named '{username}'")))?;
+        let id: i64 = diesel::insert_into(api_tokens::table)
+            .values((
+                api_tokens::admin_user_id.eq(admin.id),
+                api_tokens::name.eq(name.trim()),
+                api_tokens::token_hash.eq(hash),
+                api_tokens::created_at.eq(ctx.stamp()),
+                api_tokens::expires_at.eq(expires_at.map(crate::entities::stored)),
+                api_tokens::revoked.eq(false),
+            ))
+            .returning(api_tokens::id)
+            .get_result(conn)?;
+        let row = api_tokens::table
+            .find(id)
+            .select(ApiTokenRow::as_select())
+            .first(conn)?;
+        let token = format!("{TOKEN_PREFIX}{}_{secret}", row.id);
+        let view = token_view(row);
+        audit(
+            conn,
+            ctx,
+            "create",
+            "api_token",
+            view.id,
+            format!("issue token '{}' for admin '{username}'", view.name),
+            serde_json::to_value(&view).ok(),
+        )?;
+        Ok(IssuedToken { view, token })
+    })
+}
+
+pub fn list_tokens(conn: &mut DbConnection, admin_user_id: Option<i64>) -> QueryResult<Vec<TokenView>> {
+    let mut q = api_tokens::table.select(ApiTokenRow::as_select()).order(api_tokens::id).into_boxed();
+    if let Some(admin) = admin_user_id {
+        q = q.filter(api_tokens::admin_user_id.eq(admin));
+    }
+    Ok(q.load(conn)?.into_iter().map(token_view).collect())
+}
+
+/// Revokes a token for good.
+pub fn revoke_token(
+    conn: &mut DbConnection,
+    token_id: i64,
+    ctx: &ChangeContext<'_>,
+) -> Result<(), ChangeError> {
+    conn.transaction(|conn| {
+        let updated = diesel::update(api_tokens::table.find(token_id))
+            .set(api_tokens::revoked.eq(true))
+            .execute(conn)?;
+        if updated == 0 {
+            return Err(ChangeError::NotFound {
+                entity: "api_token",
+                id: token_id,
+            });
+        }
+        audit(conn, ctx, "update", "api_token", token_id, format!("revoke token {token_id}"), None)?;
+        Ok(())
+    })
+}
+
+/// Resolves a presented bearer token to its admin, or None when it is not valid now.
+pub fn verify_token(
+    conn: &mut DbConnection,
+    token: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<Identity>> {
+    let Some((id, secret)) = token
+        .strip_prefix(TOKEN_PREFIX)
+        .and_then(|rest| rest.split_once('_'))
+        .and_then(|(id, secret)| id.parse::<i64>().ok().map(|id| (id, secret)))
+    else {
+        return Ok(None);
+    };
+    let row: Option<(ApiTokenRow, AdminUserRow)> = api_tokens::table
+        .inner_join(admin_users::table)
+        .filter(api_tokens::id.eq(id))
+        .select((ApiTokenRow::as_select(), AdminUserRow::as_select()))
+        .first(conn)
+        .optional()?;
+    let Some((token_row, admin)) = row else {
+        return Ok(None);
+    };
+    let expired = token_row.expires_at.is_some_and(|t| utc(t) <= now);
+    if token_row.revoked || expired || admin.disabled || !verify_secret(&token_row.token_hash, secret) {
+        return Ok(None);
+    }
+    diesel::update(api_tokens::table.find(id))
+        .set(api_tokens::last_used_at.eq(crate::entities::stored(now)))
+        .execute(conn)?;
+    Ok(admin.role.parse().ok().map(|role| Identity {
+        admin_id: admin.id,
+        username: admin.username,
+        role,
+    }))
+}
+
+/// How many admins exist: zero means the installer still has to create the first one.
+pub fn count_admins(conn: &mut DbConnection) -> QueryResult<i64> {
+    admin_users::table.count().get_result(conn)
+}

@@ -1,0 +1,485 @@
+//! The command line: one binary with subcommands for installers and operators. Startup and
+//! CLI errors are `anyhow` errors with context that says what to do.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+
+use crate::admins;
+use crate::audit;
+use crate::clock::Clock;
+use crate::config::{self, Config};
+use crate::entities::ChangeContext;
+use crate::live::LivePolicy;
+use crate::policy::CredentialKey;
+use crate::store::{self, DbPool};
+
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse", version, about = "On-prem physical access control appliance")]
+pub struct Cli {
+    /// Config file (TOML). Default: $GATEHOUSE_CONFIG, else /etc/gatehouse/gatehouse.toml
+    /// if it exists, else built-in defaults. GATEHOUSE_* variables override any setting.
+    #[arg(long, global = true, env = "GATEHOUSE_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the appliance: migrate the database, load the policy, serve the API.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Validate the configuration (file and GATEHOUSE_* overrides) without starting.
+    CheckConfig,
+    /// Import a site file (TOML), or people from an HR export with --people FILE.csv.
+    Import(ImportArgs),
+    /// Write the whole site (policy, readers with secrets, people, credentials) as TOML.
+    Export {
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Explain whether a person or card may open a door at a time, and why.
+    Explain(ExplainArgs),
+    /// Manage admin users and API tokens.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Inspect the tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The site file to import (see docs/site-file.md).
+    #[arg(required_unless_present = "people")]
+    pub file: Option<PathBuf>,
+    /// A CSV of people (employee_id,name,department,title,manager_employee_id,person_type,status,valid_from,valid_until).
+    #[arg(long, conflicts_with = "file")]
+    pub people: Option<PathBuf>,
+    /// Validate only; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The person's employee id.
+    #[arg(long, group = "subject")]
+    pub person: Option<String>,
+    /// A card UID (hex).
+    #[arg(long, group = "subject")]
+    pub card: Option<String>,
+    /// A Wiegand credential as FACILITY:NUMBER.
+    #[arg(long, group = "subject")]
+    pub wiegand: Option<String>,
+    /// The door's name.
+    #[arg(long)]
+    pub door: String,
+    /// When (RFC 3339, e.g. 2026-11-24T08:30:00Z). Default: now.
+    #[arg(long)]
+    pub at: Option<DateTime<Utc>>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an admin user; the password is read from the terminal (or stdin with --password-stdin).
+    Create {
+        username: String,
+        /// admin, operator or auditor.
+        #[arg(long, default_value = "admin")]
+        role: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List admin users.
+    List,
+    /// Set an admin's password.
+    SetPassword {
+        username: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable an admin: their sign-ins and tokens stop working.
+    Disable { username: String },
+    /// Enable a disabled admin again.
+    Enable { username: String },
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a token for an admin; it is printed once.
+    Create {
+        username: String,
+        /// What the token is for.
+        #[arg(long)]
+        name: String,
+        /// Expiry (RFC 3339).
+        #[arg(long)]
+        expires: Option<DateTime<Utc>>,
+    },
+    /// List tokens (never their text).
+    List,
+    /// Revoke a token by id.
+    Revoke { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain; exit 1 and name every broken entry if it was tampered with.
+    Verify,
+    /// Print the newest entries.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+}
+
+/// Resolves which config file applies and loads it.
+pub fn load_config(explicit: Option<&Path>) -> Result<Config> {
+    let file = match explicit {
+        Some(p) => Some(p.to_path_buf()),
+        None => {
+            let system = Path::new(config::SYSTEM_CONFIG);
+            system.exists().then(|| system.to_path_buf())
+        }
+    };
+    Ok(Config::load(file.as_deref(), std::env::vars())?)
+}
+
+/// Opens the database the config names, creating the default data folder, and migrates it.
+pub fn open_database(config: &Config) -> Result<DbPool> {
+    if config.database.url.is_empty() {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "cannot create the data folder {} (set data_dir or GATEHOUSE_DATA_DIR)",
+                config.data_dir.display()
+            )
+        })?;
+    }
+    let pool = store::open(&config.database_url(), config.database.pool_size)?;
+    let mut conn = pool.get().context("no database connection")?;
+    let applied = store::migrate(&mut conn)?;
+    for name in applied {
+        tracing::info!(migration = %name, "applied migration");
+    }
+    Ok(pool)
+}
+
+fn cli_actor() -> String {
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".to_owned());
+    format!("cli:{user}")
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    init_logging();
+    let config = load_config(cli.config.as_deref())?;
+    match cli.command {
+        Command::CheckConfig => {
+            println!("configuration is valid");
+            println!("  data_dir      {}", config.data_dir.display());
+            println!("  http.listen   {}", config.http.listen);
+            println!("  database      {}", redact_url(&config.database_url()));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            open_database(&config)?;
+            println!("database is up to date");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve => {
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(crate::serve::serve(config, Clock::System))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import(args) => import(&config, args),
+        Command::Export { output } => {
+            let pool = open_database(&config)?;
+            let mut conn = pool.get()?;
+            let text = crate::site_file::export(&mut conn)?;
+            match output {
+                Some(path) => {
+                    std::fs::write(&path, text)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    eprintln!("wrote {}", path.display());
+                }
+                None => print!("{text}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Explain(args) => explain(&config, args),
+        Command::Admin(cmd) => admin(&config, cmd),
+        Command::Audit(cmd) => audit_command(&config, cmd),
+    }
+}
+
+/// Hides a password in a database URL before it is printed.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn import(config: &Config, args: ImportArgs) -> Result<ExitCode> {
+    let pool = open_database(config)?;
+    let mut conn = pool.get()?;
+    let actor = cli_actor();
+    let ctx = ChangeContext {
+        actor: &actor,
+        now: Utc::now(),
+    };
+    let progress = |done: usize, total: usize| {
+        if total >= 1000 && (done % 1000 == 0 || done == total) {
+            eprint!("\r  {done}/{total} entries");
+            if done == total {
+                eprintln!();
+            }
+        }
+    };
+    let report = if let Some(path) = args.people {
+        let file = std::fs::File::open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        crate::site_file::import_people_csv(&mut conn, file, &ctx, args.dry_run, &progress)
+    } else if let Some(path) = args.file {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        crate::site_file::import(&mut conn, &text, &ctx, args.dry_run, &progress)
+    } else {
+        bail!("name a site file, or --people FILE.csv");
+    };
+    match report {
+        Ok(summary) => {
+            println!("{summary}");
+            if args.dry_run {
+                println!("dry run: nothing was written");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            eprintln!("nothing was imported; fix these entries and try again:");
+            for e in errors.iter().take(50) {
+                eprintln!("  {e}");
+            }
+            if errors.len() > 50 {
+                eprintln!("  … and {} more", errors.len() - 50);
+            }
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn explain(config: &Config, args: ExplainArgs) -> Result<ExitCode> {
+    let pool = open_database(config)?;
+    let now = args.at.unwrap_or_else(Utc::now);
+    let live = LivePolicy::load(&pool, now)?;
+    let snapshot = live.snapshot();
+    let subject = if let Some(employee_id) = &args.person {
+        crate::explain::SubjectQuery::EmployeeId(employee_id.clone())
+    } else if let Some(uid) = &args.card {
+        crate::explain::SubjectQuery::Credential(CredentialKey::card(uid)?)
+    } else if let Some(wiegand) = &args.wiegand {
+        let (f, n) = wiegand
+            .split_once(':')
+            .context("--wiegand takes FACILITY:NUMBER, e.g. 12:34567")?;
+        crate::explain::SubjectQuery::Credential(CredentialKey::Wiegand {
+            facility: f.trim().parse().context("facility must be a number")?,
+            number: n.trim().parse().context("card number must be a number")?,
+        })
+    } else {
+        bail!("name who asks: --person EMPLOYEE_ID, --card UID or --wiegand F:N");
+    };
+    let door = crate::explain::DoorQuery::Name(args.door.clone());
+    let answer = live.with_presence(|presence| {
+        crate::explain::answer(&snapshot, presence, &subject, &door, now)
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        print!("{}", crate::explain::to_text(&answer));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_password(from_stdin: bool) -> Result<String> {
+    let password = if from_stdin || !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    } else {
+        let first = rpassword::prompt_password("Password (12 characters or more): ")?;
+        let second = rpassword::prompt_password("Again: ")?;
+        if first != second {
+            bail!("the two passwords differ");
+        }
+        first
+    };
+    Ok(password)
+}
+
+fn admin(config: &Config, cmd: AdminCommand) -> Result<ExitCode> {
+    let pool = open_database(config)?;
+    let mut conn = pool.get()?;
+    let actor = cli_actor();
+    let ctx = ChangeContext {
+        actor: &actor,
+        now: Utc::now(),
+    };
+    match cmd {
+        AdminCommand::Create {
+            username,
+            role,
+            password_stdin,
+        } => {
+            let password = read_password(password_stdin)?;
+            let input = admins::AdminInput {
+                username,
+                password,
+                role,
+            };
+            let view = admins::create_admin(&mut conn, &input, &ctx).map_err(describe_change_error)?;
+            println!("created {} '{}'", view.role.as_str(), view.username);
+        }
+        AdminCommand::List => {
+            for a in admins::list_admins(&mut conn)? {
+                println!(
+                    "{:<24} {:<9} {}",
+                    a.username,
+                    a.role.as_str(),
+                    if a.disabled { "disabled" } else { "active" }
+                );
+            }
+        }
+        AdminCommand::SetPassword {
+            username,
+            password_stdin,
+        } => {
+            let password = read_password(password_stdin)?;
+            admins::set_password(&mut conn, &username, &password, &ctx)
+                .map_err(describe_change_error)?;
+            println!("password of '{username}' changed");
+        }
+        AdminCommand::Disable { username } => {
+            admins::set_disabled(&mut conn, &username, true, &ctx).map_err(describe_change_error)?;
+            println!("'{username}' is disabled");
+        }
+        AdminCommand::Enable { username } => {
+            admins::set_disabled(&mut conn, &username, false, &ctx).map_err(describe_change_error)?;
+            println!("'{username}' is enabled");
+        }
+        AdminCommand::Token(TokenCommand::Create {
+            username,
+            name,
+            expires,
+        }) => {
+            let issued = admins::issue_token(&mut conn, &username, &name, expires, &ctx)
+                .map_err(describe_change_error)?;
+            eprintln!("token {} for '{username}' (shown once; store it now):", issued.view.id);
+            println!("{}", issued.token);
+        }
+        AdminCommand::Token(TokenCommand::List) => {
+            for t in admins::list_tokens(&mut conn, None)? {
+                println!(
+                    "{:>5} admin#{:<5} {:<24} {}",
+                    t.id,
+                    t.admin_user_id,
+                    t.name,
+                    if t.revoked { "revoked" } else { "active" }
+                );
+            }
+        }
+        AdminCommand::Token(TokenCommand::Revoke { id }) => {
+            admins::revoke_token(&mut conn, id, &ctx).map_err(describe_change_error)?;
+            println!("token {id} revoked");
+        }
+    }
+    std::io::stdout().flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe_change_error(e: crate::entities::ChangeError) -> anyhow::Error {
+    match e {
+        crate::entities::ChangeError::Invalid(fields) => {
+            let lines: Vec<String> = fields
+                .0
+                .iter()
+                .flat_map(|(f, ms)| ms.iter().map(move |m| format!("{f}: {m}")))
+                .collect();
+            anyhow::anyhow!("{}", lines.join("; "))
+        }
+        other => anyhow::anyhow!("{other}"),
+    }
+}
+
+fn audit_command(config: &Config, cmd: AuditCommand) -> Result<ExitCode> {
+    let pool = open_database(config)?;
+    let mut conn = pool.get()?;
+    match cmd {
+        AuditCommand::Verify => {
+            let report = audit::verify(&mut conn)?;
+            if report.is_intact() {
+                println!(
+                    "audit log intact: {} entries, head #{} {}",
+                    report.entries, report.head_seq, report.head_hash
+                );
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!("audit log has been tampered with:");
+                for p in &report.problems {
+                    println!("  entry #{}: {}", p.seq, p.problem);
+                }
+                Ok(ExitCode::from(1))
+            }
+        }
+        AuditCommand::List { limit } => {
+            for row in audit::list(&mut conn, None, 0, limit.clamp(1, 10_000))? {
+                println!(
+                    "#{:<6} {} {:<16} {}",
+                    row.seq,
+                    row.at.format("%Y-%m-%d %H:%M:%S"),
+                    row.actor,
+                    row.summary
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Tells the installer how to create the first admin when there is none.
+pub fn first_run_hint(pool: &DbPool) -> Result<Option<String>> {
+    let mut conn = pool.get()?;
+    Ok((admins::count_admins(&mut conn)? == 0).then(|| {
+        "no admin user exists yet: create the first one with `gatehouse admin create NAME --role admin`"
+            .to_owned()
+    }))
+}

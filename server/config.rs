@@ -1,0 +1,299 @@
+//! The appliance's settings: a typed TOML file with GATEHOUSE_* environment overrides,
+//! validated once at start and then carried in the application state.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Where the installer's config file lives when no --config or GATEHOUSE_CONFIG names one.
+pub const SYSTEM_CONFIG: &str = "/etc/gatehouse/gatehouse.toml";
+/// Environment variables with this prefix override settings: GATEHOUSE_HTTP_LISTEN sets
+/// `[http] listen`, GATEHOUSE_DATA_DIR sets `data_dir`.
+pub const ENV_PREFIX: &str = "GATEHOUSE_";
+/// GATEHOUSE_* variables that are not settings.
+const ENV_NOT_SETTINGS: &[&str] = &["GATEHOUSE_CONFIG", "GATEHOUSE_LOG"];
+const ENV_NOT_SETTINGS_PREFIX: &str = "GATEHOUSE_TEST_";
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Folder for the SQLite database and other state; created at start if missing.
+    pub data_dir: PathBuf,
+    pub http: HttpConfig,
+    pub database: DatabaseConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address the admin API listens on.
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// sqlite://PATH or postgres://USER@HOST/DB. Empty means `{data_dir}/gatehouse.db`.
+    pub url: String,
+    /// Connections in the pool.
+    pub pool_size: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("gatehouse-data"),
+            http: HttpConfig::default(),
+            database: DatabaseConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "0.0.0.0:8080".to_owned(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: String::new(),
+            pool_size: 8,
+        }
+    }
+}
+
+/// A setting that could not be read or is out of range, with where it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("setting {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl Config {
+    /// Loads the file (if any), applies environment overrides from `env`, validates.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let (source_name, text) = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                (path.display().to_string(), text)
+            }
+            None => ("(built-in defaults)".to_owned(), String::new()),
+        };
+        let mut table: toml::Table =
+            toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                path: source_name.clone(),
+                message: e.to_string(),
+            })?;
+        let mut env_vars: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| {
+                k.starts_with(ENV_PREFIX)
+                    && !k.starts_with(ENV_NOT_SETTINGS_PREFIX)
+                    && !ENV_NOT_SETTINGS.contains(&k.as_str())
+            })
+            .collect();
+        env_vars.sort();
+        for (var, raw) in &env_vars {
+            apply_env_override(&mut table, var, raw)?;
+        }
+        let config: Config =
+            Config::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Parse {
+                path: if env_vars.is_empty() {
+                    source_name
+                } else {
+                    format!("{source_name} with GATEHOUSE_* overrides")
+                },
+                message: e.to_string(),
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.http
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|e| ConfigError::Invalid {
+                key: "http.listen",
+                message: format!(
+                    "'{}' is not an address like 0.0.0.0:8080 ({e})",
+                    self.http.listen
+                ),
+            })?;
+        if !(1..=64).contains(&self.database.pool_size) {
+            return Err(ConfigError::Invalid {
+                key: "database.pool_size",
+                message: format!("{} is outside 1..=64", self.database.pool_size),
+            });
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "data_dir",
+                message: "must name a folder".to_owned(),
+            });
+        }
+        crate::store::Backend::from_url(&self.database_url()).map_err(|e| {
+            ConfigError::Invalid {
+                key: "database.url",
+                message: e.to_string(),
+            }
+        })?;
+        Ok(())
+    }
+
+    /// The database URL in force: the configured one, or the SQLite file in data_dir.
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("gatehouse.db").display())
+        } else {
+            self.database.url.clone()
+        }
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.http
+            .listen
+            .parse()
+            .map_err(|e: std::net::AddrParseError| ConfigError::Invalid {
+                key: "http.listen",
+                message: e.to_string(),
+            })
+    }
+}
+
+/// Sections of the config file; a variable GATEHOUSE_{SECTION}_{KEY} sets `[section] key`.
+const SECTIONS: &[&str] = &["http", "database"];
+
+fn apply_env_override(table: &mut toml::Table, var: &str, raw: &str) -> Result<(), ConfigError> {
+    let name = var[ENV_PREFIX.len()..].to_ascii_lowercase();
+    let value = parse_env_value(raw);
+    let section = SECTIONS
+        .iter()
+        .find(|s| name.starts_with(&format!("{s}_")));
+    match section {
+        Some(section) => {
+            let key = name[section.len() + 1..].to_owned();
+            let entry = table
+                .entry((*section).to_owned())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(t) => {
+                    t.insert(key, value);
+                }
+                _ => {
+                    return Err(ConfigError::Env {
+                        var: var.to_owned(),
+                        message: format!("the config file's '{section}' is not a table"),
+                    });
+                }
+            }
+        }
+        None => {
+            table.insert(name, value);
+        }
+    }
+    Ok(())
+}
+
+/// Numbers and booleans keep their type; anything else is a string.
+fn parse_env_value(raw: &str) -> toml::Value {
+    if let Ok(i) = raw.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    match raw {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => toml::Value::String(raw.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(
+            Some(&path),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let c = Config::load(None, Vec::new()).unwrap();
+        assert_eq!(c.database_url(), "sqlite://gatehouse-data/gatehouse.db");
+        assert_eq!(c.http.listen, "0.0.0.0:8080");
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let c = load_str(
+            "[http]\nlisten = \"127.0.0.1:1\"\n",
+            &[
+                ("GATEHOUSE_HTTP_LISTEN", "127.0.0.1:9000"),
+                ("GATEHOUSE_DATABASE_POOL_SIZE", "3"),
+                ("GATEHOUSE_TEST_POSTGRES_URL", "postgres://x"),
+                ("OTHER", "1"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.http.listen, "127.0.0.1:9000");
+        assert_eq!(c.database.pool_size, 3);
+    }
+
+    #[test]
+    fn unknown_key_names_itself_and_its_line() {
+        let err = load_str("[http]\nlisten = \"127.0.0.1:1\"\nlistn = 3\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listn"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn unknown_env_setting_is_an_error() {
+        let err = load_str("", &[("GATEHOUSE_HTTP_LISTN", "x")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listn"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_say_which_setting() {
+        let err = load_str("[http]\nlisten = \"nowhere\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("http.listen"), "{err}");
+        let err = load_str("[database]\nurl = \"mysql://x\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("database.url"), "{err}");
+        let err = load_str("[database]\npool_size = 0\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("database.pool_size"), "{err}");
+    }
+}

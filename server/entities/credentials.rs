@@ -1,0 +1,291 @@
+//! Credentials: the cards (raw UID or Wiegand facility + number) a person presents, with an
+//! optional PIN kept only as an argon2id hash, and a status for lost or stolen cards.
+
+use chrono::{DateTime, Utc};
+use diesel::dsl::exists;
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{ChangeContext, ChangeError, Entity, FieldErrors, Page, require_ref, stored, utc};
+use crate::policy::{CredentialKey, CredentialStatus};
+use crate::store::DbConnection;
+use crate::store::rows::CredentialRow;
+use crate::store::schema::{credentials, people};
+
+pub struct Credentials;
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct CredentialView {
+    pub id: i64,
+    pub person_id: i64,
+    /// `card` (by UID) or `wiegand` (facility code + card number).
+    pub kind: String,
+    /// Upper-case hex of the card's UID.
+    pub card_uid: Option<String>,
+    pub facility: Option<i32>,
+    pub card_number: Option<i64>,
+    /// Whether a PIN is set. The PIN itself is never shown.
+    pub has_pin: bool,
+    /// `active`, `lost`, `stolen` or `revoked`.
+    pub status: String,
+    pub valid_until: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialInput {
+    pub person_id: i64,
+    #[serde(default = "default_kind")]
+    pub kind: String,
+    #[serde(default)]
+    pub card_uid: Option<String>,
+    #[serde(default)]
+    pub facility: Option<i32>,
+    #[serde(default)]
+    pub card_number: Option<i64>,
+    /// 4 to 12 digits. Leave out to keep the current PIN; an empty string removes it.
+    #[serde(default)]
+    pub pin: Option<String>,
+    #[serde(default = "default_status")]
+    pub status: String,
+    #[serde(default)]
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+fn default_kind() -> String {
+    "card".to_owned()
+}
+fn default_status() -> String {
+    CredentialStatus::Active.as_str().to_owned()
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CredentialFilter {
+    pub person_id: Option<i64>,
+    /// `active`, `lost`, `stolen` or `revoked`.
+    pub status: Option<String>,
+    /// Exact card UID (any case).
+    pub card_uid: Option<String>,
+}
+
+impl From<CredentialRow> for CredentialView {
+    fn from(r: CredentialRow) -> Self {
+        CredentialView {
+            id: r.id,
+            person_id: r.person_id,
+            kind: r.kind,
+            card_uid: r.card_uid,
+            facility: r.facility,
+            card_number: r.card_number,
+            has_pin: r.pin_hash.is_some(),
+            status: r.status,
+            valid_until: r.valid_until.map(utc),
+            last_used_at: r.last_used_at.map(utc),
+            created_at: utc(r.created_at),
+            updated_at: utc(r.updated_at),
+        }
+    }
+}
+
+/// A PIN is 4 to 12 ASCII digits (PROTOCOL.md).
+pub fn valid_pin(pin: &str) -> bool {
+    (4..=12).contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The validated key of a credential input, or the field errors that prevent one.
+pub fn key_of(input: &CredentialInput, errors: &mut FieldErrors) -> Option<CredentialKey> {
+    match input.kind.as_str() {
+        "card" => match input.card_uid.as_deref() {
+            None => {
+                errors.add("card_uid", "a card credential needs its UID");
+                None
+            }
+            Some(uid) => match CredentialKey::card(uid) {
+                Ok(key) => Some(key),
+                Err(e) => {
+                    errors.add("card_uid", e.to_string());
+                    None
+                }
+            },
+        },
+        "wiegand" => {
+            let facility = match input.facility {
+                Some(f) if (0..=65535).contains(&f) => u32::try_from(f).ok(),
+                Some(_) => {
+                    errors.add("facility", "must be between 0 and 65535");
+                    None
+                }
+                None => {
+                    errors.add("facility", "a Wiegand credential needs its facility code");
+                    None
+                }
+            };
+            let number = match input.card_number {
+                Some(n) => match u32::try_from(n) {
+                    Ok(n) => Some(n),
+                    Err(_) => {
+                        errors.add("card_number", "must be between 0 and 4294967295");
+                        None
+                    }
+                },
+                None => {
+                    errors.add("card_number", "a Wiegand credential needs its card number");
+                    None
+                }
+            };
+            Some(CredentialKey::Wiegand {
+                facility: facility?,
+                number: number?,
+            })
+        }
+        other => {
+            errors.add("kind", format!("'{other}' is not a credential kind; use card or wiegand"));
+            None
+        }
+    }
+}
+
+impl Entity for Credentials {
+    const NAME: &'static str = "credential";
+    const COLLECTION: &'static str = "credentials";
+    type View = CredentialView;
+    type Input = CredentialInput;
+    type Filter = CredentialFilter;
+
+    fn list(
+        conn: &mut DbConnection,
+        filter: &CredentialFilter,
+        page: Page,
+    ) -> QueryResult<(Vec<CredentialView>, i64)> {
+        let query = || {
+            let mut q = credentials::table.into_boxed();
+            if let Some(person) = filter.person_id {
+                q = q.filter(credentials::person_id.eq(person));
+            }
+            if let Some(status) = &filter.status {
+                q = q.filter(credentials::status.eq(status.clone()));
+            }
+            if let Some(uid) = &filter.card_uid {
+                q = q.filter(credentials::card_uid.eq(uid.trim().to_ascii_uppercase()));
+            }
+            q
+        };
+        let total = query().count().get_result(conn)?;
+        let rows = query()
+            .order(credentials::id)
+            .offset(page.offset)
+            .limit(page.limit)
+            .select(CredentialRow::as_select())
+            .load(conn)?;
+        Ok((rows.into_iter().map(CredentialView::from).collect(), total))
+    }
+
+    fn get(conn: &mut DbConnection, id: i64) -> QueryResult<Option<CredentialView>> {
+        credentials::table
+            .find(id)
+            .select(CredentialRow::as_select())
+            .first(conn)
+            .optional()
+            .map(|r| r.map(CredentialView::from))
+    }
+
+    fn write(
+        conn: &mut DbConnection,
+        id: Option<i64>,
+        input: CredentialInput,
+        ctx: &ChangeContext<'_>,
+    ) -> Result<i64, ChangeError> {
+        let mut errors = FieldErrors::default();
+        let key = key_of(&input, &mut errors);
+        let status = errors.canonical::<CredentialStatus>("status", &input.status);
+        if let Some(pin) = input.pin.as_deref() {
+            if !pin.is_empty() && !valid_pin(pin) {
+                errors.add("pin", "must be 4 to 12 digits");
+            }
+        }
+        let person_exists =
+            diesel::select(exists(people::table.find(input.person_id))).get_result(conn)?;
+        require_ref(&mut errors, "person_id", "person", input.person_id, person_exists);
+        let (card_uid, facility, number) = match &key {
+            Some(CredentialKey::Card { uid }) => (Some(uid.clone()), None, None),
+            Some(CredentialKey::Wiegand { facility, number }) => (
+                None,
+                i32::try_from(*facility).ok(),
+                Some(i64::from(*number)),
+            ),
+            None => (None, None, None),
+        };
+        let taken: Option<i64> = match &key {
+            Some(CredentialKey::Card { uid }) => credentials::table
+                .filter(credentials::card_uid.eq(uid))
+                .select(credentials::id)
+                .first(conn)
+                .optional()?,
+            Some(CredentialKey::Wiegand { .. }) => credentials::table
+                .filter(credentials::facility.eq(facility))
+                .filter(credentials::card_number.eq(number))
+                .select(credentials::id)
+                .first(conn)
+                .optional()?,
+            None => None,
+        };
+        if taken.is_some_and(|other| Some(other) != id) {
+            let field = if card_uid.is_some() { "card_uid" } else { "card_number" };
+            errors.add(field, "this card is already issued; revoke or delete it first");
+        }
+        errors.into_result()?;
+        let pin_hash = match input.pin.as_deref() {
+            None => None,
+            Some("") => Some(None),
+            Some(pin) => Some(Some(crate::secret::hash_secret(pin).map_err(|e| {
+                ChangeError::invalid("pin", format!("could not be hashed: {e}"))
+            })?)),
+        };
+        let now = ctx.stamp();
+        let values = (
+            credentials::person_id.eq(input.person_id),
+            credentials::kind.eq(&input.kind),
+            credentials::card_uid.eq(card_uid),
+            credentials::facility.eq(facility),
+            credentials::card_number.eq(number),
+            credentials::status.eq(&status),
+            credentials::valid_until.eq(input.valid_until.map(stored)),
+            credentials::updated_at.eq(now),
+        );
+        let id = match id {
+            None => diesel::insert_into(credentials::table)
+                .values((values, credentials::created_at.eq(now)))
+                .returning(credentials::id)
+                .get_result(conn)?,
+            Some(id) => {
+                diesel::update(credentials::table.find(id))
+                    .set(values)
+                    .execute(conn)?;
+                id
+            }
+        };
+        if let Some(hash) = pin_hash {
+            diesel::update(credentials::table.find(id))
+                .set(credentials::pin_hash.eq(hash))
+                .execute(conn)?;
+        }
+        Ok(id)
+    }
+
+    fn delete(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
+        diesel::delete(credentials::table.find(id)).execute(conn)
+    }
+
+    fn label(view: &CredentialView) -> String {
+        match (&view.card_uid, view.facility, view.card_number) {
+            (Some(uid), _, _) => format!("card {uid}"),
+            (None, Some(f), Some(n)) => format!("card {f}:{n}"),
+            _ => format!("credential {}", view.id),
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The live policy: the compiled `Snapshot` that decisions read, swapped atomically after
+//! every committed change, and the anti-passback `Presence` kept beside it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
+
+use crate::policy::{CompileError, PolicyData, Presence, Snapshot};
+use crate::store::DbPool;
+use crate::store::load::{LoadError, load_policy};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error("could not read the policy: {0}")]
+    Load(#[from] LoadError),
+    #[error("the stored policy does not compile: {0}")]
+    Compile(#[from] CompileError),
+    #[error("no database connection: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    #[error("the policy reload task failed: {0}")]
+    Task(String),
+}
+
+pub struct LivePolicy {
+    current: ArcSwap<Snapshot>,
+    presence: Mutex<Presence>,
+    /// Bumped by every change that wants a reload; reloads cover all requests made before
+    /// they started, so a burst of admin changes costs one or two reloads, not one each.
+    requested: AtomicU64,
+    loaded: tokio::sync::Mutex<u64>,
+}
+
+impl LivePolicy {
+    /// Loads and compiles the stored policy; used once at start.
+    pub fn load(db: &DbPool, now: DateTime<Utc>) -> Result<LivePolicy, RefreshError> {
+        let snapshot = compile_from(db, now)?;
+        Ok(LivePolicy {
+            current: ArcSwap::from_pointee(snapshot),
+            presence: Mutex::new(Presence::new()),
+            requested: AtomicU64::new(0),
+            loaded: tokio::sync::Mutex::new(0),
+        })
+    }
+
+    /// The snapshot in force now. Cheap: an atomic load of an Arc.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Runs `f` with the anti-passback state locked.
+    pub fn with_presence<T>(&self, f: impl FnOnce(&mut Presence) -> T) -> T {
+        match self.presence.lock() {
+            Ok(mut p) => f(&mut p),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
+    /// Rebuilds the snapshot from the database after a committed change; returns once a
+    /// snapshot that includes that change is live.
+    pub async fn refresh(&self, db: &DbPool, now: DateTime<Utc>) -> Result<(), RefreshError> {
+        let wanted = self.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut loaded = self.loaded.lock().await;
+        if *loaded >= wanted {
+            return Ok(());
+        }
+        let target = self.requested.load(Ordering::SeqCst);
+        let db = db.clone();
+        let snapshot = tokio::task::spawn_blocking(move || compile_from(&db, now))
+            .await
+            .map_err(|e| RefreshError::Task(e.to_string()))??;
+        self.current.store(Arc::new(snapshot));
+        *loaded = target;
+        Ok(())
+    }
+}
+
+fn compile_from(db: &DbPool, now: DateTime<Utc>) -> Result<Snapshot, RefreshError> {
+    let data: PolicyData = {
+        let mut conn = db.get()?;
+        load_policy(&mut conn)?
+    };
+    Ok(Snapshot::compile(&data, now)?)
+}

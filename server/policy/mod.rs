@@ -1,0 +1,28 @@
+//! The access-decision engine: policy model, compiled snapshot, schedules, anti-passback
+//! state, the pure `decide` function and its human-readable `explain`.
+
+pub mod decide;
+pub mod explain;
+pub mod model;
+pub mod presence;
+pub mod schedule;
+pub mod snapshot;
+
+#[cfg(test)]
+mod fixtures;
+
+pub use decide::{
+    Check, CheckStatus, DecideError, Decision, DenyCode, GrantedBy, Outcome, Reason, Request,
+    decide,
+};
+pub use explain::{
+    CheckResult, CoveringEntitlement, ExplainError, Explanation, Named, Subject, Via, explain,
+};
+pub use model::{
+    AccessLevel, AntiPassback, Credential, CredentialKey, CredentialKeyError, CredentialStatus,
+    Direction, Door, DoorMode, Entitlement, Holiday, HolidayRule, LevelItem, ParseEnumError,
+    Person, PersonStatus, PolicyData, Reader, Schedule, Sensitivity, Site, Target, Window, Zone,
+};
+pub use presence::{Presence, PresenceEntry};
+pub use schedule::{ParsedSchedule, ParsedWindow, ScheduleError, is_open_exact, parse_window};
+pub use snapshot::{CompileError, Counts, DoorView, ReaderView, Snapshot};

@@ -1,0 +1,93 @@
+//! `gatehouse serve`: opens and migrates the database, loads the live policy, and runs the
+//! HTTP server until a shutdown signal.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{App, HttpServer, web};
+use anyhow::{Context, Result};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::live::LivePolicy;
+use crate::web::{AppState, routes};
+
+/// How often the snapshot is rebuilt even without changes, so that precomputed schedule
+/// windows always reach days ahead of the clock.
+const SCHEDULE_REFRESH: Duration = Duration::from_secs(3600);
+
+/// A started appliance: where it listens and the server to await or stop.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub server: actix_web::dev::Server,
+    pub state: web::Data<AppState>,
+}
+
+/// Starts everything and returns once the listener is bound.
+pub async fn start(config: Config, clock: Clock) -> Result<Running> {
+    let pool = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || crate::cli::open_database(&config)).await??
+    };
+    if let Some(hint) = crate::cli::first_run_hint(&pool)? {
+        tracing::warn!("{hint}");
+    }
+    let live = {
+        let pool = pool.clone();
+        let now = clock.now();
+        Arc::new(
+            tokio::task::spawn_blocking(move || LivePolicy::load(&pool, now))
+                .await?
+                .context("cannot load the access policy")?,
+        )
+    };
+    let addr = config.listen_addr()?;
+    let state = web::Data::new(AppState::new(config, pool, live, clock));
+    let app_state = state.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(app_state.clone())
+            .wrap(
+                DefaultHeaders::new()
+                    .add(("X-Content-Type-Options", "nosniff"))
+                    .add(("X-Frame-Options", "DENY"))
+                    .add(("Referrer-Policy", "no-referrer"))
+                    .add(("Cache-Control", "no-store")),
+            )
+            .configure(routes)
+    })
+    .workers(2)
+    .bind(addr)
+    .map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::anyhow!(
+                "cannot listen on {addr}: the port is in use by another program; \
+                 set [http] listen in the config file or GATEHOUSE_HTTP_LISTEN"
+            )
+        } else {
+            anyhow::anyhow!("cannot listen on {addr}: {e}")
+        }
+    })?;
+    let addr = server.addrs().first().copied().unwrap_or(addr);
+    let server = server.run();
+    let refresher = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SCHEDULE_REFRESH);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = refresher.live.refresh(&refresher.db, refresher.clock.now()).await {
+                tracing::error!(error = %e, "scheduled policy rebuild failed; the previous policy stays in force");
+            }
+        }
+    });
+    tracing::info!(%addr, "gatehouse is serving the admin API");
+    Ok(Running { addr, server, state })
+}
+
+pub async fn serve(config: Config, clock: Clock) -> Result<()> {
+    let running = start(config, clock).await?;
+    running.server.await.context("the HTTP server stopped with an error")
+}

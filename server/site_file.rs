@@ -1,0 +1,1070 @@
+//! The site file: a whole site as one TOML document (docs/site-file.md), imported as an
+//! all-or-nothing upsert by natural keys and exported back; plus the people CSV of HR.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::entities::{
+    self, ChangeContext, ChangeError, Entity, Upserted,
+    credentials::{CredentialInput, Credentials},
+    doors::{DoorInput, Doors},
+    entitlements::{EntitlementInput, Entitlements},
+    holidays::{HolidayInput, Holidays},
+    levels::{LevelInput, LevelItem, Levels},
+    people::{PersonInput, People},
+    readers::{ReaderInput, Readers},
+    schedules::{ScheduleInput, Schedules, WindowSpec},
+    sites::{SiteInput, Sites},
+    zones::{ZoneInput, Zones},
+};
+use crate::store::DbConnection;
+use crate::store::rows::*;
+use crate::store::schema;
+
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteFile {
+    pub version: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sites: Vec<SiteEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<ScheduleEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holidays: Vec<HolidayEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<ZoneEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub doors: Vec<DoorEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub readers: Vec<ReaderEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub levels: Vec<LevelEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub people: Vec<PersonEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credentials: Vec<CredentialEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entitlements: Vec<EntitlementEntry>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteEntry {
+    pub name: String,
+    pub timezone: String,
+    #[serde(default)]
+    pub lockdown: bool,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleEntry {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(default = "closed")]
+    pub holidays: String,
+    pub windows: Vec<WindowSpec>,
+}
+
+fn closed() -> String {
+    "closed".to_owned()
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HolidayEntry {
+    /// Leave out for a holiday at every site.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    pub name: String,
+    pub date: NaiveDate,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneEntry {
+    pub site: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    #[serde(default = "off")]
+    pub antipassback: String,
+}
+
+fn off() -> String {
+    "off".to_owned()
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DoorEntry {
+    pub name: String,
+    pub site: String,
+    pub zone: String,
+    #[serde(default = "crate::entities::doors::default_unlock_ms")]
+    pub unlock_ms: i32,
+    #[serde(default = "crate::entities::doors::default_held_open_s")]
+    pub held_open_s: i32,
+    #[serde(default = "crate::entities::doors::default_mode")]
+    pub mode: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_access_schedule: Option<String>,
+    #[serde(default = "crate::entities::doors::default_sensitivity")]
+    pub sensitivity: String,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReaderEntry {
+    pub reader_id: String,
+    pub door: String,
+    #[serde(default = "mqtt")]
+    pub protocol: String,
+    #[serde(default = "inward")]
+    pub direction: String,
+    /// Leave out on import to have one generated; export always writes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub require_signed_events: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modbus_host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modbus_port: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modbus_unit: Option<i32>,
+}
+
+fn mqtt() -> String {
+    "mqtt".to_owned()
+}
+fn inward() -> String {
+    "in".to_owned()
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LevelEntry {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    pub items: Vec<LevelItemEntry>,
+}
+
+/// A door (by name), or a zone (by site and name), on a schedule (by name).
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LevelItemEntry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub door: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    pub schedule: String,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonEntry {
+    pub employee_id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub department: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub title: String,
+    /// The manager's employee id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manager: Option<String>,
+    #[serde(default = "employee")]
+    pub person_type: String,
+    #[serde(default = "active")]
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_from: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub notes: String,
+}
+
+fn employee() -> String {
+    "employee".to_owned()
+}
+fn active() -> String {
+    "active".to_owned()
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialEntry {
+    pub employee_id: String,
+    #[serde(default = "card")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_uid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facility: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_number: Option<i64>,
+    /// A PIN in clear, hashed on import. Export never writes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<String>,
+    /// An argon2id PHC string, as export writes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_hash: Option<String>,
+    #[serde(default = "active")]
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+fn card() -> String {
+    "card".to_owned()
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntitlementEntry {
+    pub employee_id: String,
+    pub level: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub justification: String,
+    /// Written by export for the record; import keeps the original grantor of existing
+    /// entitlements and records the importer for new ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub granted_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub granted_at: Option<DateTime<Utc>>,
+}
+
+/// One entry of the file that cannot be imported, and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportError {
+    pub place: String,
+    pub message: String,
+}
+
+impl fmt::Display for ImportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.place, self.message)
+    }
+}
+
+/// Counts of what an import did, per section.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ImportSummary {
+    pub sections: Vec<(&'static str, usize, usize, usize)>,
+}
+
+impl ImportSummary {
+    fn add(&mut self, section: &'static str, outcome: Upserted) {
+        let entry = match self.sections.iter_mut().find(|s| s.0 == section) {
+            Some(e) => e,
+            None => {
+                self.sections.push((section, 0, 0, 0));
+                let last = self.sections.len() - 1;
+                &mut self.sections[last]
+            }
+        };
+        match outcome {
+            Upserted::Created => entry.1 += 1,
+            Upserted::Updated => entry.2 += 1,
+            Upserted::Unchanged => entry.3 += 1,
+        }
+    }
+
+    pub fn created(&self) -> usize {
+        self.sections.iter().map(|s| s.1).sum()
+    }
+
+    pub fn updated(&self) -> usize {
+        self.sections.iter().map(|s| s.2).sum()
+    }
+}
+
+impl fmt::Display for ImportSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{:<14} {:>8} {:>8} {:>10}", "section", "created", "updated", "unchanged")?;
+        for (section, c, u, n) in &self.sections {
+            writeln!(f, "{section:<14} {c:>8} {u:>8} {n:>10}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The import's state: errors so far and the ids of natural keys seen.
+struct Importer<'c, 'a> {
+    conn: &'c mut DbConnection,
+    ctx: &'c ChangeContext<'a>,
+    errors: Vec<ImportError>,
+    summary: ImportSummary,
+    done: usize,
+    total: usize,
+    progress: &'c dyn Fn(usize, usize),
+}
+
+impl Importer<'_, '_> {
+    fn fail(&mut self, place: &str, message: impl Into<String>) {
+        self.errors.push(ImportError {
+            place: place.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    fn tick(&mut self) {
+        self.done += 1;
+        (self.progress)(self.done, self.total);
+    }
+
+    /// Upserts one entry through the same validation as the API, recording any failure.
+    fn put<E: Entity>(
+        &mut self,
+        section: &'static str,
+        place: &str,
+        existing: Option<i64>,
+        input: E::Input,
+    ) -> Option<i64> {
+        self.tick();
+        match entities::upsert::<E>(self.conn, existing, input, self.ctx) {
+            Ok((id, outcome)) => {
+                self.summary.add(section, outcome);
+                Some(id)
+            }
+            Err(ChangeError::Invalid(fields)) => {
+                for (field, messages) in fields.0 {
+                    for m in messages {
+                        self.fail(place, format!("{field}: {m}"));
+                    }
+                }
+                None
+            }
+            Err(e) => {
+                self.fail(place, e.to_string());
+                None
+            }
+        }
+    }
+
+    /// Looks up a natural key, recording an error naming the missing thing.
+    fn need(&mut self, place: &str, what: &str, key: &str, found: QueryResult<Option<i64>>) -> Option<i64> {
+        match found {
+            Ok(Some(id)) => Some(id),
+            Ok(None) => {
+                self.fail(place, format!("{what} '{key}' is neither in this file nor in the database"));
+                None
+            }
+            Err(e) => {
+                self.fail(place, e.to_string());
+                None
+            }
+        }
+    }
+}
+
+/// Parses a site file, naming the line of any syntax or type error.
+pub fn parse(text: &str) -> Result<SiteFile, Vec<ImportError>> {
+    let file: SiteFile = toml::from_str(text).map_err(|e| {
+        vec![ImportError {
+            place: "site file".to_owned(),
+            message: e.to_string().trim().replace('\n', " "),
+        }]
+    })?;
+    if file.version != FORMAT_VERSION {
+        return Err(vec![ImportError {
+            place: "version".to_owned(),
+            message: format!(
+                "this gatehouse reads site file version {FORMAT_VERSION}, the file says {}",
+                file.version
+            ),
+        }]);
+    }
+    Ok(file)
+}
+
+/// Imports a site file in one transaction: either every entry is applied, or (if any entry
+/// is invalid) nothing is, and every problem is reported with its place in the file.
+pub fn import(
+    conn: &mut DbConnection,
+    text: &str,
+    ctx: &ChangeContext<'_>,
+    dry_run: bool,
+    progress: &dyn Fn(usize, usize),
+) -> Result<ImportSummary, Vec<ImportError>> {
+    let file = parse(text)?;
+    let total = file.sites.len()
+        + file.schedules.len()
+        + file.holidays.len()
+        + file.zones.len()
+        + file.doors.len()
+        + file.readers.len()
+        + file.levels.len()
+        + file.people.len()
+        + file.credentials.len()
+        + file.entitlements.len();
+    run_import(conn, ctx, dry_run, total, progress, |imp| apply(imp, &file))
+}
+
+fn run_import(
+    conn: &mut DbConnection,
+    ctx: &ChangeContext<'_>,
+    dry_run: bool,
+    total: usize,
+    progress: &dyn Fn(usize, usize),
+    body: impl FnOnce(&mut Importer<'_, '_>),
+) -> Result<ImportSummary, Vec<ImportError>> {
+    enum Abort {
+        Invalid(Vec<ImportError>),
+        DryRun(ImportSummary),
+        Db(diesel::result::Error),
+    }
+    impl From<diesel::result::Error> for Abort {
+        fn from(e: diesel::result::Error) -> Self {
+            Abort::Db(e)
+        }
+    }
+    let result = conn.transaction::<ImportSummary, Abort, _>(|conn| {
+        let mut imp = Importer {
+            conn,
+            ctx,
+            errors: Vec::new(),
+            summary: ImportSummary::default(),
+            done: 0,
+            total,
+            progress,
+        };
+        body(&mut imp);
+        if !imp.errors.is_empty() {
+            return Err(Abort::Invalid(imp.errors));
+        }
+        if dry_run {
+            return Err(Abort::DryRun(imp.summary));
+        }
+        let summary = imp.summary;
+        crate::audit::append(
+            conn,
+            &crate::audit::AuditEntry {
+                actor: ctx.actor,
+                action: "import",
+                entity: "site_file",
+                entity_id: None,
+                summary: format!(
+                    "import: {} created, {} updated",
+                    summary.created(),
+                    summary.updated()
+                ),
+                before: None,
+                after: None,
+            },
+            ctx.now,
+        )?;
+        Ok(summary)
+    });
+    match result {
+        Ok(summary) => Ok(summary),
+        Err(Abort::DryRun(summary)) => Ok(summary),
+        Err(Abort::Invalid(errors)) => Err(errors),
+        Err(Abort::Db(e)) => Err(vec![ImportError {
+            place: "database".to_owned(),
+            message: e.to_string(),
+        }]),
+    }
+}
+
+fn apply(imp: &mut Importer<'_, '_>, file: &SiteFile) {
+    let mut site_ids: HashMap<&str, i64> = HashMap::new();
+    for (i, s) in file.sites.iter().enumerate() {
+        let place = format!("sites[{i}] ({})", s.name);
+        let existing = entities::sites::id_by_name(imp.conn, s.name.trim()).ok().flatten();
+        let input = SiteInput {
+            name: s.name.clone(),
+            timezone: s.timezone.clone(),
+            lockdown: s.lockdown,
+        };
+        if let Some(id) = imp.put::<Sites>("sites", &place, existing, input) {
+            site_ids.insert(&s.name, id);
+        }
+    }
+    let site = |imp: &mut Importer<'_, '_>, place: &str, name: &str| -> Option<i64> {
+        let found = entities::sites::id_by_name(imp.conn, name);
+        imp.need(place, "site", name, found)
+    };
+    for (i, s) in file.schedules.iter().enumerate() {
+        let place = format!("schedules[{i}] ({})", s.name);
+        let existing = entities::schedules::id_by_name(imp.conn, s.name.trim()).ok().flatten();
+        let input = ScheduleInput {
+            name: s.name.clone(),
+            description: s.description.clone(),
+            holidays: s.holidays.clone(),
+            windows: s.windows.clone(),
+        };
+        imp.put::<Schedules>("schedules", &place, existing, input);
+    }
+    let schedule = |imp: &mut Importer<'_, '_>, place: &str, name: &str| -> Option<i64> {
+        let found = entities::schedules::id_by_name(imp.conn, name);
+        imp.need(place, "schedule", name, found)
+    };
+    for (i, h) in file.holidays.iter().enumerate() {
+        let place = format!("holidays[{i}] ({} {})", h.name, h.date);
+        let site_id = match &h.site {
+            Some(name) => match site(imp, &place, name) {
+                Some(id) => Some(id),
+                None => continue,
+            },
+            None => None,
+        };
+        let existing = entities::holidays::id_by_date(imp.conn, site_id, h.date).ok().flatten();
+        let input = HolidayInput {
+            site_id,
+            name: h.name.clone(),
+            date: h.date,
+        };
+        imp.put::<Holidays>("holidays", &place, existing, input);
+    }
+    // Zones may name parents that come later in the file: write them parents first.
+    let mut pending: Vec<(usize, &ZoneEntry)> = file.zones.iter().enumerate().collect();
+    let mut written: HashSet<(String, String)> = HashSet::new();
+    loop {
+        let before = pending.len();
+        let mut next = Vec::new();
+        for (i, z) in pending {
+            let parent_in_file_pending = z.parent.as_ref().is_some_and(|p| {
+                file.zones.iter().any(|o| o.site == z.site && &o.name == p)
+                    && !written.contains(&(z.site.clone(), p.clone()))
+            });
+            if parent_in_file_pending {
+                next.push((i, z));
+                continue;
+            }
+            let place = format!("zones[{i}] ({})", z.name);
+            written.insert((z.site.clone(), z.name.clone()));
+            let Some(site_id) = site(imp, &place, &z.site) else { continue };
+            let parent_id = match &z.parent {
+                Some(parent) => {
+                    let found = entities::zones::id_by_name(imp.conn, site_id, parent);
+                    match imp.need(&place, "parent zone", parent, found) {
+                        Some(id) => Some(id),
+                        None => continue,
+                    }
+                }
+                None => None,
+            };
+            let existing = entities::zones::id_by_name(imp.conn, site_id, z.name.trim()).ok().flatten();
+            let input = ZoneInput {
+                site_id,
+                parent_id,
+                name: z.name.clone(),
+                antipassback: z.antipassback.clone(),
+            };
+            imp.put::<Zones>("zones", &place, existing, input);
+        }
+        if next.is_empty() {
+            break;
+        }
+        if next.len() == before {
+            for (i, z) in next {
+                imp.fail(&format!("zones[{i}] ({})", z.name), "its parent zones form a cycle");
+            }
+            break;
+        }
+        pending = next;
+    }
+    for (i, d) in file.doors.iter().enumerate() {
+        let place = format!("doors[{i}] ({})", d.name);
+        let Some(site_id) = site(imp, &place, &d.site) else { continue };
+        let found = entities::zones::id_by_name(imp.conn, site_id, &d.zone);
+        let Some(zone_id) = imp.need(&place, "zone", &d.zone, found) else { continue };
+        let free_access_schedule_id = match &d.free_access_schedule {
+            Some(name) => match schedule(imp, &place, name) {
+                Some(id) => Some(id),
+                None => continue,
+            },
+            None => None,
+        };
+        let existing = entities::doors::id_by_name(imp.conn, d.name.trim()).ok().flatten();
+        let input = DoorInput {
+            zone_id,
+            name: d.name.clone(),
+            unlock_ms: d.unlock_ms,
+            held_open_s: d.held_open_s,
+            mode: d.mode.clone(),
+            free_access_schedule_id,
+            sensitivity: d.sensitivity.clone(),
+        };
+        imp.put::<Doors>("doors", &place, existing, input);
+    }
+    let door = |imp: &mut Importer<'_, '_>, place: &str, name: &str| -> Option<i64> {
+        let found = entities::doors::id_by_name(imp.conn, name);
+        imp.need(place, "door", name, found)
+    };
+    for (i, r) in file.readers.iter().enumerate() {
+        let place = format!("readers[{i}] ({})", r.reader_id);
+        let Some(door_id) = door(imp, &place, &r.door) else { continue };
+        let existing = schema::readers::table
+            .filter(schema::readers::reader_id.eq(r.reader_id.trim()))
+            .select(schema::readers::id)
+            .first::<i64>(imp.conn)
+            .optional()
+            .ok()
+            .flatten();
+        let input = ReaderInput {
+            reader_id: r.reader_id.clone(),
+            door_id,
+            protocol: r.protocol.clone(),
+            direction: r.direction.clone(),
+            secret: r.secret.clone(),
+            require_signed_events: r.require_signed_events,
+            modbus_host: r.modbus_host.clone(),
+            modbus_port: r.modbus_port,
+            modbus_unit: r.modbus_unit,
+        };
+        imp.put::<Readers>("readers", &place, existing, input);
+    }
+    for (i, l) in file.levels.iter().enumerate() {
+        let place = format!("levels[{i}] ({})", l.name);
+        let mut items = Vec::new();
+        let mut ok = true;
+        for (j, item) in l.items.iter().enumerate() {
+            let item_place = format!("{place} items[{j}]");
+            let schedule_id = schedule(imp, &item_place, &item.schedule);
+            let target = match (&item.door, &item.zone) {
+                (Some(d), None) => door(imp, &item_place, d).map(|id| (Some(id), None)),
+                (None, Some(z)) => {
+                    let Some(site_name) = &item.site else {
+                        imp.fail(&item_place, "a zone item needs `site` too (zone names are unique per site)");
+                        ok = false;
+                        continue;
+                    };
+                    site(imp, &item_place, site_name).and_then(|site_id| {
+                        let found = entities::zones::id_by_name(imp.conn, site_id, z);
+                        imp.need(&item_place, "zone", z, found).map(|id| (None, Some(id)))
+                    })
+                }
+                _ => {
+                    imp.fail(&item_place, "name exactly one of `door` and `zone`");
+                    None
+                }
+            };
+            match (target, schedule_id) {
+                (Some((door_id, zone_id)), Some(schedule_id)) => items.push(LevelItem {
+                    door_id,
+                    zone_id,
+                    schedule_id,
+                }),
+                _ => ok = false,
+            }
+        }
+        if !ok {
+            continue;
+        }
+        let existing = entities::levels::id_by_name(imp.conn, l.name.trim()).ok().flatten();
+        let input = LevelInput {
+            name: l.name.clone(),
+            description: l.description.clone(),
+            items,
+        };
+        imp.put::<Levels>("levels", &place, existing, input);
+    }
+    import_people(imp, &file.people);
+    let person = |imp: &mut Importer<'_, '_>, place: &str, employee_id: &str| -> Option<i64> {
+        let found = entities::people::id_by_employee_id(imp.conn, employee_id);
+        imp.need(place, "person", employee_id, found)
+    };
+    for (i, c) in file.credentials.iter().enumerate() {
+        let label = c
+            .card_uid
+            .clone()
+            .unwrap_or_else(|| format!("{}:{}", c.facility.unwrap_or(0), c.card_number.unwrap_or(0)));
+        let place = format!("credentials[{i}] ({label})");
+        let Some(person_id) = person(imp, &place, &c.employee_id) else { continue };
+        if c.pin.is_some() && c.pin_hash.is_some() {
+            imp.fail(&place, "give `pin` or `pin_hash`, not both");
+            continue;
+        }
+        if let Some(hash) = &c.pin_hash {
+            if !hash.starts_with("$argon2id$") {
+                imp.fail(&place, "pin_hash: must be an argon2id PHC string as written by `gatehouse export`");
+                continue;
+            }
+        }
+        let input = CredentialInput {
+            person_id,
+            kind: c.kind.clone(),
+            card_uid: c.card_uid.clone(),
+            facility: c.facility,
+            card_number: c.card_number,
+            pin: c.pin.clone(),
+            status: c.status.clone(),
+            valid_until: c.valid_until,
+        };
+        let mut errors = crate::entities::FieldErrors::default();
+        let existing = crate::entities::credentials::key_of(&input, &mut errors)
+            .and_then(|key| credential_id(imp.conn, &key).ok().flatten());
+        let Some(id) = imp.put::<Credentials>("credentials", &place, existing, input) else {
+            continue;
+        };
+        if let Some(hash) = &c.pin_hash {
+            if let Err(e) = diesel::update(schema::credentials::table.find(id))
+                .set(schema::credentials::pin_hash.eq(hash))
+                .execute(imp.conn)
+            {
+                imp.fail(&place, e.to_string());
+            }
+        }
+    }
+    for (i, e) in file.entitlements.iter().enumerate() {
+        let place = format!("entitlements[{i}] ({} → {})", e.employee_id, e.level);
+        let person_id = person(imp, &place, &e.employee_id);
+        let found = entities::levels::id_by_name(imp.conn, &e.level);
+        let level_id = imp.need(&place, "access level", &e.level, found);
+        let (Some(person_id), Some(level_id)) = (person_id, level_id) else { continue };
+        let existing = schema::entitlements::table
+            .filter(schema::entitlements::person_id.eq(person_id))
+            .filter(schema::entitlements::level_id.eq(level_id))
+            .select(schema::entitlements::id)
+            .first::<i64>(imp.conn)
+            .optional()
+            .ok()
+            .flatten();
+        let input = EntitlementInput {
+            person_id,
+            level_id,
+            valid_until: e.valid_until,
+            justification: e.justification.clone(),
+        };
+        imp.put::<Entitlements>("entitlements", &place, existing, input);
+    }
+}
+
+fn credential_id(conn: &mut DbConnection, key: &crate::policy::CredentialKey) -> QueryResult<Option<i64>> {
+    use schema::credentials::dsl as c;
+    match key {
+        crate::policy::CredentialKey::Card { uid } => c::credentials
+            .filter(c::card_uid.eq(uid))
+            .select(c::id)
+            .first(conn)
+            .optional(),
+        crate::policy::CredentialKey::Wiegand { facility, number } => c::credentials
+            .filter(c::facility.eq(i32::try_from(*facility).unwrap_or(i32::MAX)))
+            .filter(c::card_number.eq(i64::from(*number)))
+            .select(c::id)
+            .first(conn)
+            .optional(),
+    }
+}
+
+/// People name their managers by employee id; managers are written before their reports.
+fn import_people(imp: &mut Importer<'_, '_>, people: &[PersonEntry]) {
+    let in_file: HashSet<&str> = people.iter().map(|p| p.employee_id.trim()).collect();
+    let mut written: HashSet<&str> = HashSet::new();
+    let mut pending: Vec<(usize, &PersonEntry)> = people.iter().enumerate().collect();
+    loop {
+        let before = pending.len();
+        let mut next = Vec::new();
+        for (i, p) in pending {
+            let waits = p
+                .manager
+                .as_deref()
+                .map(str::trim)
+                .is_some_and(|m| in_file.contains(m) && !written.contains(m) && m != p.employee_id.trim());
+            if waits {
+                next.push((i, p));
+                continue;
+            }
+            written.insert(p.employee_id.trim());
+            let place = format!("people[{i}] ({})", p.employee_id);
+            let manager_id = match p.manager.as_deref().map(str::trim) {
+                Some(m) if !m.is_empty() => {
+                    let found = entities::people::id_by_employee_id(imp.conn, m);
+                    match imp.need(&place, "manager", m, found) {
+                        Some(id) => Some(id),
+                        None => continue,
+                    }
+                }
+                _ => None,
+            };
+            let existing =
+                entities::people::id_by_employee_id(imp.conn, p.employee_id.trim()).ok().flatten();
+            let input = PersonInput {
+                employee_id: p.employee_id.clone(),
+                name: p.name.clone(),
+                department: p.department.clone(),
+                title: p.title.clone(),
+                manager_id,
+                person_type: p.person_type.clone(),
+                status: p.status.clone(),
+                valid_from: p.valid_from,
+                valid_until: p.valid_until,
+                notes: p.notes.clone(),
+            };
+            imp.put::<People>("people", &place, existing, input);
+        }
+        if next.is_empty() {
+            break;
+        }
+        if next.len() == before {
+            for (i, p) in next {
+                imp.fail(&format!("people[{i}] ({})", p.employee_id), "its managers form a cycle");
+            }
+            break;
+        }
+        pending = next;
+    }
+}
+
+/// One row of an HR export. Column names are the header line; order does not matter.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PersonCsvRow {
+    employee_id: String,
+    name: String,
+    #[serde(default)]
+    department: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    manager_employee_id: String,
+    #[serde(default)]
+    person_type: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    valid_from: String,
+    #[serde(default)]
+    valid_until: String,
+}
+
+fn csv_time(value: &str) -> Result<Option<DateTime<Utc>>, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+        return Ok(Some(t.with_timezone(&Utc)));
+    }
+    NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| Some(t.and_utc()))
+        .ok_or_else(|| format!("'{value}' is neither a date (2026-12-31) nor an RFC 3339 time"))
+}
+
+/// Imports people from a CSV with a header line, all or nothing, like a site file.
+pub fn import_people_csv(
+    conn: &mut DbConnection,
+    reader: impl std::io::Read,
+    ctx: &ChangeContext<'_>,
+    dry_run: bool,
+    progress: &dyn Fn(usize, usize),
+) -> Result<ImportSummary, Vec<ImportError>> {
+    let mut entries = Vec::new();
+    let mut errors = Vec::new();
+    let mut csv = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(reader);
+    for (i, row) in csv.deserialize::<PersonCsvRow>().enumerate() {
+        // Line numbers count the header as line 1.
+        let place = format!("line {}", i + 2);
+        let row = match row {
+            Ok(row) => row,
+            Err(e) => {
+                errors.push(ImportError { place, message: e.to_string() });
+                continue;
+            }
+        };
+        let (valid_from, valid_until) = match (csv_time(&row.valid_from), csv_time(&row.valid_until)) {
+            (Ok(f), Ok(u)) => (f, u),
+            (Err(m), _) | (_, Err(m)) => {
+                errors.push(ImportError { place, message: m });
+                continue;
+            }
+        };
+        let or = |v: String, d: &str| if v.is_empty() { d.to_owned() } else { v };
+        entries.push(PersonEntry {
+            employee_id: row.employee_id,
+            name: row.name,
+            department: row.department,
+            title: row.title,
+            manager: (!row.manager_employee_id.is_empty()).then_some(row.manager_employee_id),
+            person_type: or(row.person_type, "employee"),
+            status: or(row.status, "active"),
+            valid_from,
+            valid_until,
+            notes: String::new(),
+        });
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let total = entries.len();
+    run_import(conn, ctx, dry_run, total, progress, |imp| import_people(imp, &entries))
+}
+
+/// Writes the whole site as a site file that `import` reads back to the same state.
+pub fn export(conn: &mut DbConnection) -> anyhow::Result<String> {
+    use schema::*;
+    let site_rows: Vec<SiteRow> = sites::table.order(sites::id).select(SiteRow::as_select()).load(conn)?;
+    let site_name: HashMap<i64, String> = site_rows.iter().map(|s| (s.id, s.name.clone())).collect();
+    let zone_rows: Vec<ZoneRow> = zones::table.order(zones::id).select(ZoneRow::as_select()).load(conn)?;
+    let zone_by_id: HashMap<i64, &ZoneRow> = zone_rows.iter().map(|z| (z.id, z)).collect();
+    let schedule_views = entities::list::<Schedules>(conn, &Default::default(), entities::Page { offset: 0, limit: 1000 })
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut schedule_list = schedule_views.items;
+    let mut offset = 1000;
+    while (schedule_list.len() as i64) < schedule_views.total {
+        let more = entities::list::<Schedules>(conn, &Default::default(), entities::Page { offset, limit: 1000 })
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        schedule_list.extend(more.items);
+        offset += 1000;
+    }
+    let schedule_name: HashMap<i64, String> = schedule_list.iter().map(|s| (s.id, s.name.clone())).collect();
+    let door_rows: Vec<DoorRow> = doors::table.order(doors::id).select(DoorRow::as_select()).load(conn)?;
+    let door_name: HashMap<i64, String> = door_rows.iter().map(|d| (d.id, d.name.clone())).collect();
+    let people_rows: Vec<PersonRow> = people::table.order(people::id).select(PersonRow::as_select()).load(conn)?;
+    let employee_id: HashMap<i64, String> = people_rows.iter().map(|p| (p.id, p.employee_id.clone())).collect();
+    let level_rows: Vec<LevelRow> = access_levels::table.order(access_levels::id).select(LevelRow::as_select()).load(conn)?;
+    let level_name: HashMap<i64, String> = level_rows.iter().map(|l| (l.id, l.name.clone())).collect();
+    let items: Vec<LevelItemRow> = access_level_items::table
+        .order((access_level_items::level_id, access_level_items::id))
+        .select(LevelItemRow::as_select())
+        .load(conn)?;
+    let name_of = |map: &HashMap<i64, String>, id: i64| map.get(&id).cloned().unwrap_or_default();
+    let file = SiteFile {
+        version: FORMAT_VERSION,
+        sites: site_rows
+            .iter()
+            .map(|s| SiteEntry { name: s.name.clone(), timezone: s.timezone.clone(), lockdown: s.lockdown })
+            .collect(),
+        schedules: schedule_list
+            .into_iter()
+            .map(|s| ScheduleEntry { name: s.name, description: s.description, holidays: s.holidays, windows: s.windows })
+            .collect(),
+        holidays: holidays::table
+            .order((holidays::date, holidays::id))
+            .select(HolidayRow::as_select())
+            .load(conn)?
+            .into_iter()
+            .map(|h| HolidayEntry { site: h.site_id.map(|s| name_of(&site_name, s)), name: h.name, date: h.date })
+            .collect(),
+        zones: zone_rows
+            .iter()
+            .map(|z| ZoneEntry {
+                site: name_of(&site_name, z.site_id),
+                name: z.name.clone(),
+                parent: z.parent_id.and_then(|p| zone_by_id.get(&p)).map(|p| p.name.clone()),
+                antipassback: z.antipassback.clone(),
+            })
+            .collect(),
+        doors: door_rows
+            .iter()
+            .map(|d| {
+                let zone = zone_by_id.get(&d.zone_id);
+                DoorEntry {
+                    name: d.name.clone(),
+                    site: zone.map(|z| name_of(&site_name, z.site_id)).unwrap_or_default(),
+                    zone: zone.map(|z| z.name.clone()).unwrap_or_default(),
+                    unlock_ms: d.unlock_ms,
+                    held_open_s: d.held_open_s,
+                    mode: d.mode.clone(),
+                    free_access_schedule: d.free_access_schedule_id.map(|s| name_of(&schedule_name, s)),
+                    sensitivity: d.sensitivity.clone(),
+                }
+            })
+            .collect(),
+        readers: readers::table
+            .order(readers::id)
+            .select(ReaderRow::as_select())
+            .load(conn)?
+            .into_iter()
+            .map(|r| ReaderEntry {
+                reader_id: r.reader_id,
+                door: name_of(&door_name, r.door_id),
+                protocol: r.protocol,
+                direction: r.direction,
+                secret: Some(r.secret),
+                require_signed_events: r.require_signed_events,
+                modbus_host: r.modbus_host,
+                modbus_port: r.modbus_port,
+                modbus_unit: r.modbus_unit,
+            })
+            .collect(),
+        levels: level_rows
+            .iter()
+            .map(|l| LevelEntry {
+                name: l.name.clone(),
+                description: l.description.clone(),
+                items: items
+                    .iter()
+                    .filter(|i| i.level_id == l.id)
+                    .map(|i| {
+                        let zone = i.zone_id.and_then(|z| zone_by_id.get(&z));
+                        LevelItemEntry {
+                            door: i.door_id.map(|d| name_of(&door_name, d)),
+                            site: zone.map(|z| name_of(&site_name, z.site_id)),
+                            zone: zone.map(|z| z.name.clone()),
+                            schedule: name_of(&schedule_name, i.schedule_id),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect(),
+        people: people_rows
+            .iter()
+            .map(|p| PersonEntry {
+                employee_id: p.employee_id.clone(),
+                name: p.name.clone(),
+                department: p.department.clone(),
+                title: p.title.clone(),
+                manager: p.manager_id.map(|m| name_of(&employee_id, m)),
+                person_type: p.person_type.clone(),
+                status: p.status.clone(),
+                valid_from: p.valid_from.map(|t| t.and_utc()),
+                valid_until: p.valid_until.map(|t| t.and_utc()),
+                notes: p.notes.clone(),
+            })
+            .collect(),
+        credentials: credentials::table
+            .order(credentials::id)
+            .select(CredentialRow::as_select())
+            .load(conn)?
+            .into_iter()
+            .map(|c| CredentialEntry {
+                employee_id: name_of(&employee_id, c.person_id),
+                kind: c.kind,
+                card_uid: c.card_uid,
+                facility: c.facility,
+                card_number: c.card_number,
+                pin: None,
+                pin_hash: c.pin_hash,
+                status: c.status,
+                valid_until: c.valid_until.map(|t| t.and_utc()),
+            })
+            .collect(),
+        entitlements: entitlements::table
+            .order(entitlements::id)
+            .select(EntitlementRow::as_select())
+            .load(conn)?
+            .into_iter()
+            .map(|e| EntitlementEntry {
+                employee_id: name_of(&employee_id, e.person_id),
+                level: name_of(&level_name, e.level_id),
+                valid_until: e.valid_until.map(|t| t.and_utc()),
+                justification: e.justification,
+                granted_by: Some(e.granted_by),
+                granted_at: Some(e.granted_at.and_utc()),
+            })
+            .collect(),
+    };
+    let body = toml::to_string(&file)?;
+    Ok(format!(
+        "# Gatehouse site file (format version {FORMAT_VERSION}), written by `gatehouse export`.\n\
+         # It holds reader secrets and PIN hashes: keep it as safe as the appliance itself.\n\n{body}"
+    ))
+}

@@ -1,0 +1,225 @@
+//! The portable diesel schema: one table! per table of migrations/{sqlite,postgres}.
+//! Both migration trees must produce exactly these columns and types.
+
+diesel::table! {
+    sites (id) {
+        id -> BigInt,
+        name -> Text,
+        timezone -> Text,
+        lockdown -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    schedules (id) {
+        id -> BigInt,
+        name -> Text,
+        description -> Text,
+        holidays -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    schedule_windows (id) {
+        id -> BigInt,
+        schedule_id -> BigInt,
+        position -> Integer,
+        cron -> Text,
+        duration_min -> Integer,
+    }
+}
+
+diesel::table! {
+    holidays (id) {
+        id -> BigInt,
+        site_id -> Nullable<BigInt>,
+        name -> Text,
+        date -> Date,
+    }
+}
+
+diesel::table! {
+    zones (id) {
+        id -> BigInt,
+        site_id -> BigInt,
+        parent_id -> Nullable<BigInt>,
+        name -> Text,
+        antipassback -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    doors (id) {
+        id -> BigInt,
+        zone_id -> BigInt,
+        name -> Text,
+        unlock_ms -> Integer,
+        held_open_s -> Integer,
+        mode -> Text,
+        free_access_schedule_id -> Nullable<BigInt>,
+        sensitivity -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    readers (id) {
+        id -> BigInt,
+        reader_id -> Text,
+        door_id -> BigInt,
+        protocol -> Text,
+        direction -> Text,
+        secret -> Text,
+        require_signed_events -> Bool,
+        modbus_host -> Nullable<Text>,
+        modbus_port -> Nullable<Integer>,
+        modbus_unit -> Nullable<Integer>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    people (id) {
+        id -> BigInt,
+        employee_id -> Text,
+        name -> Text,
+        department -> Text,
+        title -> Text,
+        manager_id -> Nullable<BigInt>,
+        person_type -> Text,
+        status -> Text,
+        valid_from -> Nullable<Timestamp>,
+        valid_until -> Nullable<Timestamp>,
+        notes -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    credentials (id) {
+        id -> BigInt,
+        person_id -> BigInt,
+        kind -> Text,
+        card_uid -> Nullable<Text>,
+        facility -> Nullable<Integer>,
+        card_number -> Nullable<BigInt>,
+        pin_hash -> Nullable<Text>,
+        status -> Text,
+        valid_until -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    access_levels (id) {
+        id -> BigInt,
+        name -> Text,
+        description -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    access_level_items (id) {
+        id -> BigInt,
+        level_id -> BigInt,
+        door_id -> Nullable<BigInt>,
+        zone_id -> Nullable<BigInt>,
+        schedule_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    entitlements (id) {
+        id -> BigInt,
+        person_id -> BigInt,
+        level_id -> BigInt,
+        granted_by -> Text,
+        granted_at -> Timestamp,
+        valid_until -> Nullable<Timestamp>,
+        justification -> Text,
+    }
+}
+
+diesel::table! {
+    admin_users (id) {
+        id -> BigInt,
+        username -> Text,
+        password_hash -> Text,
+        role -> Text,
+        disabled -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        last_login_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> BigInt,
+        admin_user_id -> BigInt,
+        name -> Text,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+        revoked -> Bool,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> BigInt,
+        seq -> BigInt,
+        at -> Timestamp,
+        actor -> Text,
+        action -> Text,
+        entity -> Text,
+        entity_id -> Nullable<Text>,
+        summary -> Text,
+        before_json -> Nullable<Text>,
+        after_json -> Nullable<Text>,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    sites,
+    schedules,
+    schedule_windows,
+    holidays,
+    zones,
+    doors,
+    readers,
+    people,
+    credentials,
+    access_levels,
+    access_level_items,
+    entitlements,
+    admin_users,
+    api_tokens,
+    audit_log,
+);
+
+diesel::joinable!(api_tokens -> admin_users (admin_user_id));
+diesel::joinable!(zones -> sites (site_id));
+diesel::joinable!(doors -> zones (zone_id));
+diesel::joinable!(readers -> doors (door_id));
+diesel::joinable!(credentials -> people (person_id));
+diesel::joinable!(entitlements -> people (person_id));
+diesel::joinable!(entitlements -> access_levels (level_id));
+diesel::joinable!(schedule_windows -> schedules (schedule_id));
+diesel::joinable!(access_level_items -> access_levels (level_id));

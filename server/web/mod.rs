@@ -1,0 +1,180 @@
+//! The HTTP edge: application state, the one URL map (`routes`), and the handlers of the
+//! JSON API under /api/v1. Route modules own their handlers; errors map to HTTP once.
+
+pub mod admin_routes;
+pub mod auth;
+pub mod entity_routes;
+pub mod error;
+pub mod explain_routes;
+pub mod openapi;
+
+use std::sync::{Arc, Mutex};
+
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::entities::{
+    Entity, credentials::Credentials, doors::Doors, entitlements::Entitlements,
+    holidays::Holidays, levels::Levels, people::People, readers::Readers, schedules::Schedules,
+    sites::Sites, zones::Zones,
+};
+use crate::live::LivePolicy;
+use crate::store::{DbConnection, DbPool};
+use auth::TokenCache;
+use error::ApiError;
+
+/// Everything a request handler may use; built once at start and shared.
+pub struct AppState {
+    pub config: Config,
+    pub db: DbPool,
+    pub live: Arc<LivePolicy>,
+    pub clock: Clock,
+    pub tokens: TokenCache,
+    /// Serialises admin write transactions in this process: SQLite allows one writer, and
+    /// the audit chain needs its entries appended one after another.
+    write_lock: Arc<Mutex<()>>,
+}
+
+impl AppState {
+    pub fn new(config: Config, db: DbPool, live: Arc<LivePolicy>, clock: Clock) -> AppState {
+        AppState {
+            config,
+            db,
+            live,
+            clock,
+            tokens: TokenCache::default(),
+            write_lock: Arc::new(Mutex::new(())),
+        }
+    }
+
+    /// Runs a read on a pooled connection off the async executor.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+    {
+        let db = self.db.clone();
+        web::block(move || {
+            let mut conn = db.get()?;
+            f(&mut conn)
+        })
+        .await?
+    }
+
+    /// Runs an admin change on a pooled connection, one writer at a time, then rebuilds
+    /// the live policy so that the change governs the very next swipe.
+    pub async fn change<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+    {
+        let (db, write_lock) = (self.db.clone(), self.write_lock.clone());
+        let result = web::block(move || {
+            let mut conn = db.get()?;
+            let _writer = write_lock
+                .lock()
+                .map_err(|_| ApiError::Internal("write lock poisoned".to_owned()))?;
+            f(&mut conn)
+        })
+        .await??;
+        self.live
+            .refresh(&self.db, self.clock.now())
+            .await
+            .map_err(|e| {
+                ApiError::Internal(format!(
+                    "the change was saved but the live policy could not be rebuilt: {e}"
+                ))
+            })?;
+        Ok(result)
+    }
+}
+
+/// The whole URL map of the appliance.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz));
+    cfg.service(
+        web::scope("/api/v1")
+            .app_data(
+                web::QueryConfig::default().error_handler(|err, _| {
+                    let mut fields = crate::entities::FieldErrors::default();
+                    fields.add("query", err.to_string());
+                    ApiError::Invalid(fields).into()
+                }),
+            )
+            .route("/openapi.json", web::get().to(openapi::serve))
+            .route("/explain", web::get().to(explain_routes::explain))
+            .route("/audit", web::get().to(admin_routes::audit_list))
+            .route("/audit/verify", web::get().to(admin_routes::audit_verify))
+            .route("/admin-users", web::get().to(admin_routes::list_admins))
+            .route("/admin-users", web::post().to(admin_routes::create_admin))
+            .route("/tokens", web::get().to(admin_routes::list_tokens))
+            .route("/tokens", web::post().to(admin_routes::issue_token))
+            .route("/tokens/{id}", web::delete().to(admin_routes::revoke_token))
+            .configure(entity_routes::resource::<Sites>)
+            .configure(entity_routes::resource::<Zones>)
+            .configure(entity_routes::resource::<Doors>)
+            .configure(entity_routes::resource::<Readers>)
+            .configure(entity_routes::resource::<People>)
+            .configure(entity_routes::resource::<Credentials>)
+            .configure(entity_routes::resource::<Schedules>)
+            .configure(entity_routes::resource::<Holidays>)
+            .configure(entity_routes::resource::<Levels>)
+            .configure(entity_routes::resource::<Entitlements>),
+    );
+}
+
+/// Every entity collection served under /api/v1, for the OpenAPI document.
+pub fn entity_collections() -> [&'static str; 10] {
+    [
+        Sites::COLLECTION,
+        Zones::COLLECTION,
+        Doors::COLLECTION,
+        Readers::COLLECTION,
+        People::COLLECTION,
+        Credentials::COLLECTION,
+        Schedules::COLLECTION,
+        Holidays::COLLECTION,
+        Levels::COLLECTION,
+        Entitlements::COLLECTION,
+    ]
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    database: &'static str,
+    policy_compiled_at: chrono::DateTime<chrono::Utc>,
+    people: usize,
+    doors: usize,
+    readers: usize,
+}
+
+/// Liveness and readiness for monitoring: 200 when the database answers, 503 otherwise.
+async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    let db_ok = state
+        .read(|conn| {
+            use diesel::RunQueryDsl;
+            diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>("1"))
+                .get_result::<i32>(conn)
+                .map_err(ApiError::from)
+        })
+        .await
+        .is_ok();
+    let snapshot = state.live.snapshot();
+    let counts = snapshot.counts();
+    let body = Health {
+        status: if db_ok { "ok" } else { "degraded" },
+        database: if db_ok { "ok" } else { "unreachable" },
+        policy_compiled_at: snapshot.compiled_at(),
+        people: counts.people,
+        doors: counts.doors,
+        readers: counts.readers,
+    };
+    if db_ok {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}

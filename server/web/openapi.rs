@@ -1,0 +1,183 @@
+//! The OpenAPI document of /api/v1, generated from the code: entity routes from the
+//! `Entity` trait's types, the others from their request and response types.
+
+use actix_web::HttpResponse;
+use utoipa::openapi::path::{Operation, OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{ArrayBuilder, Schema};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{
+    ComponentsBuilder, ContentBuilder, HttpMethod, InfoBuilder, OpenApi, OpenApiBuilder, PathItem,
+    PathsBuilder, Ref, RefOr, ResponseBuilder, Type,
+};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
+
+use crate::entities::{
+    Entity, FieldErrors, Page, credentials::Credentials, doors::Doors, entitlements::Entitlements,
+    holidays::Holidays, levels::Levels, people::People, readers::Readers, schedules::Schedules,
+    sites::Sites, zones::Zones,
+};
+
+const JSON: &str = "application/json";
+
+struct DocBuilder {
+    paths: PathsBuilder,
+    schemas: Vec<(String, RefOr<Schema>)>,
+}
+
+impl DocBuilder {
+    fn schema_ref<T: ToSchema>(&mut self) -> Ref {
+        self.schemas.push((T::name().into_owned(), T::schema()));
+        T::schemas(&mut self.schemas);
+        Ref::from_schema_name(T::name())
+    }
+
+    fn route(&mut self, path: &str, method: HttpMethod, operation: Operation) {
+        let paths = std::mem::take(&mut self.paths);
+        self.paths = paths.path(path, PathItem::new(method, operation));
+    }
+}
+
+fn json_response(description: &str, schema: impl Into<RefOr<Schema>>) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(JSON, ContentBuilder::new().schema(Some(schema)).build())
+        .build()
+}
+
+fn operation(tag: &str, summary: String) -> OperationBuilder {
+    OperationBuilder::new()
+        .tag(tag)
+        .summary(Some(summary))
+        .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+        .response("401", ResponseBuilder::new().description("no or invalid bearer token"))
+        .response("403", ResponseBuilder::new().description("the token's role may not do this"))
+}
+
+fn id_param() -> utoipa::openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name("id")
+        .parameter_in(ParameterIn::Path)
+        .required(utoipa::openapi::Required::True)
+        .schema(Some(i64::schema()))
+        .build()
+}
+
+fn entity<E: Entity>(doc: &mut DocBuilder) {
+    let view = doc.schema_ref::<E::View>();
+    let input = doc.schema_ref::<E::Input>();
+    let errors = doc.schema_ref::<FieldErrors>();
+    let tag = E::COLLECTION;
+    let collection = format!("/api/v1/{}", E::COLLECTION);
+    let item = format!("/api/v1/{}/{{id}}", E::COLLECTION);
+    let body = || {
+        Some(
+            RequestBodyBuilder::new()
+                .content(JSON, ContentBuilder::new().schema(Some(input.clone())).build())
+                .required(Some(utoipa::openapi::Required::True))
+                .build(),
+        )
+    };
+    let invalid = json_response("invalid input: messages per field", errors.clone());
+    let mut list = operation(tag, format!("List {} (paged, filtered)", E::COLLECTION));
+    for p in Page::into_params(|| Some(ParameterIn::Query))
+        .into_iter()
+        .chain(E::Filter::into_params(|| Some(ParameterIn::Query)))
+    {
+        list = list.parameter(p);
+    }
+    let page_schema = utoipa::openapi::ObjectBuilder::new()
+        .property("items", ArrayBuilder::new().items(view.clone()))
+        .property("total", utoipa::openapi::ObjectBuilder::new().schema_type(Type::Integer))
+        .property("offset", utoipa::openapi::ObjectBuilder::new().schema_type(Type::Integer))
+        .property("limit", utoipa::openapi::ObjectBuilder::new().schema_type(Type::Integer))
+        .build();
+    doc.route(
+        &collection,
+        HttpMethod::Get,
+        list.response("200", json_response("one page", page_schema)).build(),
+    );
+    doc.route(
+        &collection,
+        HttpMethod::Post,
+        operation(tag, format!("Create a {}", E::NAME))
+            .request_body(body())
+            .response("201", json_response("created", view.clone()))
+            .response("422", invalid.clone())
+            .build(),
+    );
+    doc.route(
+        &item,
+        HttpMethod::Get,
+        operation(tag, format!("Get a {}", E::NAME))
+            .parameter(id_param())
+            .response("200", json_response("found", view.clone()))
+            .response("404", ResponseBuilder::new().description("no such id"))
+            .build(),
+    );
+    doc.route(
+        &item,
+        HttpMethod::Put,
+        operation(tag, format!("Replace a {}", E::NAME))
+            .parameter(id_param())
+            .request_body(body())
+            .response("200", json_response("replaced", view))
+            .response("404", ResponseBuilder::new().description("no such id"))
+            .response("422", invalid)
+            .build(),
+    );
+    doc.route(
+        &item,
+        HttpMethod::Delete,
+        operation(tag, format!("Delete a {}", E::NAME))
+            .parameter(id_param())
+            .response("204", ResponseBuilder::new().description("deleted"))
+            .response("404", ResponseBuilder::new().description("no such id"))
+            .response("409", ResponseBuilder::new().description("still in use"))
+            .build(),
+    );
+}
+
+/// Builds the whole document.
+pub fn document() -> OpenApi {
+    let mut doc = DocBuilder {
+        paths: PathsBuilder::new(),
+        schemas: Vec::new(),
+    };
+    entity::<Sites>(&mut doc);
+    entity::<Zones>(&mut doc);
+    entity::<Doors>(&mut doc);
+    entity::<Readers>(&mut doc);
+    entity::<People>(&mut doc);
+    entity::<Credentials>(&mut doc);
+    entity::<Schedules>(&mut doc);
+    entity::<Holidays>(&mut doc);
+    entity::<Levels>(&mut doc);
+    entity::<Entitlements>(&mut doc);
+    super::explain_routes::document(&mut |path, method, op| doc.route(path, method, op));
+    let mut components = ComponentsBuilder::new().security_scheme(
+        "bearer",
+        SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+    );
+    for (name, schema) in doc.schemas {
+        components = components.schema(name, schema);
+    }
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("Gatehouse API")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "Admin API of the Gatehouse access control appliance. Authenticate with \
+                     'Authorization: Bearer <token>' (tokens: `gatehouse admin token`).",
+                ))
+                .build(),
+        )
+        .paths(doc.paths.build())
+        .components(Some(components.build()))
+        .build()
+}
+
+pub async fn serve() -> HttpResponse {
+    HttpResponse::Ok().json(document())
+}
