@@ -186,7 +186,10 @@ pub fn create_admin(
         ))
         .get_result(conn)?;
         if taken {
-            errors.add("username", format!("an admin named '{username}' already exists"));
+            errors.add(
+                "username",
+                format!("an admin named '{username}' already exists"),
+            );
         }
         errors.into_result()?;
         let role = role.unwrap_or(Role::Auditor);
@@ -215,7 +218,11 @@ pub fn create_admin(
             "create",
             "admin_user",
             view.id,
-            format!("create admin '{}' with role {}", view.username, role.as_str()),
+            format!(
+                "create admin '{}' with role {}",
+                view.username,
+                role.as_str()
+            ),
             serde_json::to_value(&view).ok(),
         )?;
         Ok(view)
@@ -253,17 +260,27 @@ pub fn set_password(
             format!("must be at least {MIN_PASSWORD_CHARS} characters"),
         ));
     }
-    let hash = hash_secret(password).map_err(|e| ChangeError::invalid("password", e.to_string()))?;
+    let hash =
+        hash_secret(password).map_err(|e| ChangeError::invalid("password", e.to_string()))?;
     conn.transaction(|conn| {
-        let admin = admin_by_name(conn, username)?
-            .ok_or_else(|| ChangeError::invalid("username", format!("no admin named '{username}'")))?;
+        let admin = admin_by_name(conn, username)?.ok_or_else(|| {
+            ChangeError::invalid("username", format!("no admin named '{username}'"))
+        })?;
         diesel::update(admin_users::table.find(admin.id))
             .set((
                 admin_users::password_hash.eq(hash),
                 admin_users::updated_at.eq(ctx.stamp()),
             ))
             .execute(conn)?;
-        audit(conn, ctx, "update", "admin_user", admin.id, format!("set password of admin '{username}'"), None)?;
+        audit(
+            conn,
+            ctx,
+            "update",
+            "admin_user",
+            admin.id,
+            format!("set password of admin '{username}'"),
+            None,
+        )?;
         Ok(())
     })
 }
@@ -276,8 +293,9 @@ pub fn set_disabled(
     ctx: &ChangeContext<'_>,
 ) -> Result<(), ChangeError> {
     conn.transaction(|conn| {
-        let admin = admin_by_name(conn, username)?
-            .ok_or_else(|| ChangeError::invalid("username", format!("no admin named '{username}'")))?;
+        let admin = admin_by_name(conn, username)?.ok_or_else(|| {
+            ChangeError::invalid("username", format!("no admin named '{username}'"))
+        })?;
         diesel::update(admin_users::table.find(admin.id))
             .set((
                 admin_users::disabled.eq(disabled),
@@ -285,7 +303,15 @@ pub fn set_disabled(
             ))
             .execute(conn)?;
         let verb = if disabled { "disable" } else { "enable" };
-        audit(conn, ctx, "update", "admin_user", admin.id, format!("{verb} admin '{username}'"), None)?;
+        audit(
+            conn,
+            ctx,
+            "update",
+            "admin_user",
+            admin.id,
+            format!("{verb} admin '{username}'"),
+            None,
+        )?;
         Ok(())
     })
 }
@@ -335,8 +361,9 @@ pub fn issue_token(
     let secret = hex::encode(secret_bytes);
     let hash = hash_secret(&secret).map_err(|e| ChangeError::invalid("token", e.to_string()))?;
     conn.transaction(|conn| {
-        let admin = admin_by_name(conn, username)?
-            .ok_or_else(|| ChangeError::invalid("username", format!("no admin named '{username}'")))?;
+        let admin = admin_by_name(conn, username)?.ok_or_else(|| {
+            ChangeError::invalid("username", format!("no admin named '{username}'"))
+        })?;
         let id: i64 = diesel::insert_into(api_tokens::table)
             .values((
                 api_tokens::admin_user_id.eq(admin.id),
@@ -367,8 +394,14 @@ pub fn issue_token(
     })
 }
 
-pub fn list_tokens(conn: &mut DbConnection, admin_user_id: Option<i64>) -> QueryResult<Vec<TokenView>> {
-    let mut q = api_tokens::table.select(ApiTokenRow::as_select()).order(api_tokens::id).into_boxed();
+pub fn list_tokens(
+    conn: &mut DbConnection,
+    admin_user_id: Option<i64>,
+) -> QueryResult<Vec<TokenView>> {
+    let mut q = api_tokens::table
+        .select(ApiTokenRow::as_select())
+        .order(api_tokens::id)
+        .into_boxed();
     if let Some(admin) = admin_user_id {
         q = q.filter(api_tokens::admin_user_id.eq(admin));
     }
@@ -391,7 +424,15 @@ pub fn revoke_token(
                 id: token_id,
             });
         }
-        audit(conn, ctx, "update", "api_token", token_id, format!("revoke token {token_id}"), None)?;
+        audit(
+            conn,
+            ctx,
+            "update",
+            "api_token",
+            token_id,
+            format!("revoke token {token_id}"),
+            None,
+        )?;
         Ok(())
     })
 }
@@ -419,7 +460,11 @@ pub fn verify_token(
         return Ok(None);
     };
     let expired = token_row.expires_at.is_some_and(|t| utc(t) <= now);
-    if token_row.revoked || expired || admin.disabled || !verify_secret(&token_row.token_hash, secret) {
+    if token_row.revoked
+        || expired
+        || admin.disabled
+        || !verify_secret(&token_row.token_hash, secret)
+    {
         return Ok(None);
     }
     diesel::update(api_tokens::table.find(id))

@@ -201,7 +201,8 @@ pub fn verify(conn: &mut DbConnection) -> QueryResult<ChainReport> {
             if row_hash(row) != row.hash {
                 problems.push(ChainProblem {
                     seq: row.seq,
-                    problem: "its content does not match its hash (the entry was edited)".to_owned(),
+                    problem: "its content does not match its hash (the entry was edited)"
+                        .to_owned(),
                 });
             }
             expected_seq = row.seq + 1;

@@ -19,7 +19,11 @@ use crate::policy::CredentialKey;
 use crate::store::{self, DbPool};
 
 #[derive(Debug, Parser)]
-#[command(name = "gatehouse", version, about = "On-prem physical access control appliance")]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "On-prem physical access control appliance"
+)]
 pub struct Cli {
     /// Config file (TOML). Default: $GATEHOUSE_CONFIG, else /etc/gatehouse/gatehouse.toml
     /// if it exists, else built-in defaults. GATEHOUSE_* variables override any setting.
@@ -211,7 +215,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve => {
-            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             runtime.block_on(crate::serve::serve(config, Clock::System))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -366,7 +371,8 @@ fn admin(config: &Config, cmd: AdminCommand) -> Result<ExitCode> {
                 password,
                 role,
             };
-            let view = admins::create_admin(&mut conn, &input, &ctx).map_err(describe_change_error)?;
+            let view =
+                admins::create_admin(&mut conn, &input, &ctx).map_err(describe_change_error)?;
             println!("created {} '{}'", view.role.as_str(), view.username);
         }
         AdminCommand::List => {
@@ -389,11 +395,13 @@ fn admin(config: &Config, cmd: AdminCommand) -> Result<ExitCode> {
             println!("password of '{username}' changed");
         }
         AdminCommand::Disable { username } => {
-            admins::set_disabled(&mut conn, &username, true, &ctx).map_err(describe_change_error)?;
+            admins::set_disabled(&mut conn, &username, true, &ctx)
+                .map_err(describe_change_error)?;
             println!("'{username}' is disabled");
         }
         AdminCommand::Enable { username } => {
-            admins::set_disabled(&mut conn, &username, false, &ctx).map_err(describe_change_error)?;
+            admins::set_disabled(&mut conn, &username, false, &ctx)
+                .map_err(describe_change_error)?;
             println!("'{username}' is enabled");
         }
         AdminCommand::Token(TokenCommand::Create {
@@ -403,7 +411,10 @@ fn admin(config: &Config, cmd: AdminCommand) -> Result<ExitCode> {
         }) => {
             let issued = admins::issue_token(&mut conn, &username, &name, expires, &ctx)
                 .map_err(describe_change_error)?;
-            eprintln!("token {} for '{username}' (shown once; store it now):", issued.view.id);
+            eprintln!(
+                "token {} for '{username}' (shown once; store it now):",
+                issued.view.id
+            );
             println!("{}", issued.token);
         }
         AdminCommand::Token(TokenCommand::List) => {

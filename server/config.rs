@@ -99,11 +99,15 @@ impl Config {
             }
             None => ("(built-in defaults)".to_owned(), String::new()),
         };
-        let mut table: toml::Table =
-            toml::from_str(&text).map_err(|e| ConfigError::Parse {
-                path: source_name.clone(),
-                message: e.to_string(),
-            })?;
+        // Checked on its own first, so that errors in the file carry their line and column.
+        toml::from_str::<Config>(&text).map_err(|e| ConfigError::Parse {
+            path: source_name.clone(),
+            message: e.to_string(),
+        })?;
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: source_name.clone(),
+            message: e.to_string(),
+        })?;
         let mut env_vars: Vec<(String, String)> = env
             .into_iter()
             .filter(|(k, _)| {
@@ -118,11 +122,7 @@ impl Config {
         }
         let config: Config =
             Config::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Parse {
-                path: if env_vars.is_empty() {
-                    source_name
-                } else {
-                    format!("{source_name} with GATEHOUSE_* overrides")
-                },
+                path: format!("{source_name} with GATEHOUSE_* overrides"),
                 message: e.to_string(),
             })?;
         config.validate()?;
@@ -187,9 +187,7 @@ const SECTIONS: &[&str] = &["http", "database"];
 fn apply_env_override(table: &mut toml::Table, var: &str, raw: &str) -> Result<(), ConfigError> {
     let name = var[ENV_PREFIX.len()..].to_ascii_lowercase();
     let value = parse_env_value(raw);
-    let section = SECTIONS
-        .iter()
-        .find(|s| name.starts_with(&format!("{s}_")));
+    let section = SECTIONS.iter().find(|s| name.starts_with(&format!("{s}_")));
     match section {
         Some(section) => {
             let key = name[section.len() + 1..].to_owned();

@@ -66,7 +66,12 @@ pub fn answer(
 pub fn to_text(e: &Explanation) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}", e.summary);
-    let _ = writeln!(out, "  door: {} ({})", e.door.name, e.at.format("%Y-%m-%d %H:%M:%S UTC"));
+    let _ = writeln!(
+        out,
+        "  door: {} ({})",
+        e.door.name,
+        e.at.format("%Y-%m-%d %H:%M:%S UTC")
+    );
     if let Some(person) = &e.person {
         let _ = writeln!(out, "  person: {}", person.name);
     }
@@ -95,7 +100,11 @@ pub fn to_text(e: &Explanation) -> String {
             } else {
                 "closed now".to_owned()
             };
-            let decisive = if c.decisive { "  <- granted by this" } else { "" };
+            let decisive = if c.decisive {
+                "  <- granted by this"
+            } else {
+                ""
+            };
             let _ = writeln!(
                 out,
                 "  - level '{}' via {via}, schedule '{}': {state}{decisive}",

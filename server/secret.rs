@@ -67,7 +67,13 @@ mod tests {
 
     #[test]
     fn malformed_hash_is_a_mismatch() {
-        for bad in ["", "4821", "$argon2id$", "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$", "$md5$x$y"] {
+        for bad in [
+            "",
+            "4821",
+            "$argon2id$",
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$",
+            "$md5$x$y",
+        ] {
             assert!(!verify_secret(bad, "4821"), "{bad:?}");
         }
     }

@@ -78,16 +78,27 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
         tick.tick().await;
         loop {
             tick.tick().await;
-            if let Err(e) = refresher.live.refresh(&refresher.db, refresher.clock.now()).await {
+            if let Err(e) = refresher
+                .live
+                .refresh(&refresher.db, refresher.clock.now())
+                .await
+            {
                 tracing::error!(error = %e, "scheduled policy rebuild failed; the previous policy stays in force");
             }
         }
     });
     tracing::info!(%addr, "gatehouse is serving the admin API");
-    Ok(Running { addr, server, state })
+    Ok(Running {
+        addr,
+        server,
+        state,
+    })
 }
 
 pub async fn serve(config: Config, clock: Clock) -> Result<()> {
     let running = start(config, clock).await?;
-    running.server.await.context("the HTTP server stopped with an error")
+    running
+        .server
+        .await
+        .context("the HTTP server stopped with an error")
 }

@@ -15,7 +15,7 @@ use crate::entities::{
     entitlements::{EntitlementInput, Entitlements},
     holidays::{HolidayInput, Holidays},
     levels::{LevelInput, LevelItem, Levels},
-    people::{PersonInput, People},
+    people::{People, PersonInput},
     readers::{ReaderInput, Readers},
     schedules::{ScheduleInput, Schedules, WindowSpec},
     sites::{SiteInput, Sites},
@@ -26,6 +26,69 @@ use crate::store::rows::*;
 use crate::store::schema;
 
 pub const FORMAT_VERSION: u32 = 1;
+
+/// TOML has its own date and date-time values (`date = 2026-12-25`); these read them (or an
+/// RFC 3339 string) into chrono types and write them back as TOML values.
+mod toml_time {
+    use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Toml(toml::value::Datetime),
+        Text(String),
+    }
+
+    fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Ok(Option::<Raw>::deserialize(d)?.map(|raw| match raw {
+            Raw::Toml(t) => t.to_string(),
+            Raw::Text(s) => s,
+        }))
+    }
+
+    fn toml_value<S: Serializer>(s: S, text: &str) -> Result<S::Ok, S::Error> {
+        match text.parse::<toml::value::Datetime>() {
+            Ok(t) => serde::Serialize::serialize(&t, s),
+            Err(_) => s.serialize_str(text),
+        }
+    }
+
+    pub mod instant {
+        use super::*;
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<DateTime<Utc>>, D::Error> {
+            match text(d)? {
+                None => Ok(None),
+                Some(t) => DateTime::parse_from_rfc3339(&t)
+                    .map(|t| Some(t.with_timezone(&Utc)))
+                    .map_err(|_| D::Error::custom(format!("'{t}' is not a date and time with an offset, such as 2026-12-31T17:00:00Z"))),
+            }
+        }
+        pub fn serialize<S: Serializer>(
+            v: &Option<DateTime<Utc>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match v {
+                Some(t) => toml_value(s, &t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+                None => s.serialize_none(),
+            }
+        }
+    }
+
+    pub mod date {
+        use super::*;
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveDate, D::Error> {
+            let t = text(d)?.ok_or_else(|| D::Error::custom("a date is required"))?;
+            NaiveDate::parse_from_str(&t, "%Y-%m-%d")
+                .map_err(|_| D::Error::custom(format!("'{t}' is not a date such as 2026-12-25")))
+        }
+        pub fn serialize<S: Serializer>(v: &NaiveDate, s: S) -> Result<S::Ok, S::Error> {
+            toml_value(s, &v.format("%Y-%m-%d").to_string())
+        }
+    }
+}
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -84,6 +147,7 @@ pub struct HolidayEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site: Option<String>,
     pub name: String,
+    #[serde(with = "toml_time::date")]
     pub date: NaiveDate,
 }
 
@@ -187,9 +251,17 @@ pub struct PersonEntry {
     pub person_type: String,
     #[serde(default = "active")]
     pub status: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "toml_time::instant"
+    )]
     pub valid_from: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "toml_time::instant"
+    )]
     pub valid_until: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub notes: String,
@@ -222,7 +294,11 @@ pub struct CredentialEntry {
     pub pin_hash: Option<String>,
     #[serde(default = "active")]
     pub status: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "toml_time::instant"
+    )]
     pub valid_until: Option<DateTime<Utc>>,
 }
 
@@ -235,7 +311,11 @@ fn card() -> String {
 pub struct EntitlementEntry {
     pub employee_id: String,
     pub level: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "toml_time::instant"
+    )]
     pub valid_until: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub justification: String,
@@ -243,7 +323,11 @@ pub struct EntitlementEntry {
     /// entitlements and records the importer for new ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub granted_by: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "toml_time::instant"
+    )]
     pub granted_at: Option<DateTime<Utc>>,
 }
 
@@ -294,7 +378,11 @@ impl ImportSummary {
 
 impl fmt::Display for ImportSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{:<14} {:>8} {:>8} {:>10}", "section", "created", "updated", "unchanged")?;
+        writeln!(
+            f,
+            "{:<14} {:>8} {:>8} {:>10}",
+            "section", "created", "updated", "unchanged"
+        )?;
         for (section, c, u, n) in &self.sections {
             writeln!(f, "{section:<14} {c:>8} {u:>8} {n:>10}")?;
         }
@@ -356,11 +444,20 @@ impl Importer<'_, '_> {
     }
 
     /// Looks up a natural key, recording an error naming the missing thing.
-    fn need(&mut self, place: &str, what: &str, key: &str, found: QueryResult<Option<i64>>) -> Option<i64> {
+    fn need(
+        &mut self,
+        place: &str,
+        what: &str,
+        key: &str,
+        found: QueryResult<Option<i64>>,
+    ) -> Option<i64> {
         match found {
             Ok(Some(id)) => Some(id),
             Ok(None) => {
-                self.fail(place, format!("{what} '{key}' is neither in this file nor in the database"));
+                self.fail(
+                    place,
+                    format!("{what} '{key}' is neither in this file nor in the database"),
+                );
                 None
             }
             Err(e) => {
@@ -484,7 +581,9 @@ fn apply(imp: &mut Importer<'_, '_>, file: &SiteFile) {
     let mut site_ids: HashMap<&str, i64> = HashMap::new();
     for (i, s) in file.sites.iter().enumerate() {
         let place = format!("sites[{i}] ({})", s.name);
-        let existing = entities::sites::id_by_name(imp.conn, s.name.trim()).ok().flatten();
+        let existing = entities::sites::id_by_name(imp.conn, s.name.trim())
+            .ok()
+            .flatten();
         let input = SiteInput {
             name: s.name.clone(),
             timezone: s.timezone.clone(),
@@ -500,7 +599,9 @@ fn apply(imp: &mut Importer<'_, '_>, file: &SiteFile) {
     };
     for (i, s) in file.schedules.iter().enumerate() {
         let place = format!("schedules[{i}] ({})", s.name);
-        let existing = entities::schedules::id_by_name(imp.conn, s.name.trim()).ok().flatten();
+        let existing = entities::schedules::id_by_name(imp.conn, s.name.trim())
+            .ok()
+            .flatten();
         let input = ScheduleInput {
             name: s.name.clone(),
             description: s.description.clone(),
@@ -522,7 +623,9 @@ fn apply(imp: &mut Importer<'_, '_>, file: &SiteFile) {
             },
             None => None,
         };
-        let existing = entities::holidays::id_by_date(imp.conn, site_id, h.date).ok().flatten();
+        let existing = entities::holidays::id_by_date(imp.conn, site_id, h.date)
+            .ok()
+            .flatten();
         let input = HolidayInput {
             site_id,
             name: h.name.clone(),
@@ -547,7 +650,9 @@ fn apply(imp: &mut Importer<'_, '_>, file: &SiteFile) {
             }
             let place = format!("zones[{i}] ({})", z.name);
             written.insert((z.site.clone(), z.name.clone()));
-            let Some(site_id) = site(imp, &place, &z.site) else { continue };
+            let Some(site_id) = site(imp, &place, &z.site) else {
+                continue;
+            };
             let parent_id = match &z.parent {
                 Some(parent) => {
                     let found = entities::zones::id_by_name(imp.conn, site_id, parent);
@@ -558,7 +663,9 @@ fn apply(imp: &mut Importer<'_, '_>, file: &SiteFile) {
                 }
                 None => None,
             };
-            let existing = entities::zones::id_by_name(imp.conn, site_id, z.name.trim()).ok().flatten();
+            let existing = entities::zones::id_by_name(imp.conn, site_id, z.name.trim())
+                .ok()
+                .flatten();
             let input = ZoneInput {
                 site_id,
                 parent_id,
@@ -572,7 +679,10 @@ fn apply(imp: &mut Importer<'_, '_>, file: &SiteFile) {
         }
         if next.len() == before {
             for (i, z) in next {
-                imp.fail(&format!("zones[{i}] ({})", z.name), "its parent zones form a cycle");
+                imp.fail(
+                    &format!("zones[{i}] ({})", z.name),
+                    "its parent zones form a cycle",
+                );
             }
             break;
         }
@@ -580,9 +690,13 @@ fn apply(imp: &mut Importer<'_, '_>, file: &SiteFile) {
     }
     for (i, d) in file.doors.iter().enumerate() {
         let place = format!("doors[{i}] ({})", d.name);
-        let Some(site_id) = site(imp, &place, &d.site) else { continue };
+        let Some(site_id) = site(imp, &place, &d.site) else {
+            continue;
+        };
         let found = entities::zones::id_by_name(imp.conn, site_id, &d.zone);
-        let Some(zone_id) = imp.need(&place, "zone", &d.zone, found) else { continue };
+        let Some(zone_id) = imp.need(&place, "zone", &d.zone, found) else {
+            continue;
+        };
         let free_access_schedule_id = match &d.free_access_schedule {
             Some(name) => match schedule(imp, &place, name) {
                 Some(id) => Some(id),
@@ -590,7 +704,9 @@ fn apply(imp: &mut Importer<'_, '_>, file: &SiteFile) {
             },
             None => None,
         };
-        let existing = entities::doors::id_by_name(imp.conn, d.name.trim()).ok().flatten();
+        let existing = entities::doors::id_by_name(imp.conn, d.name.trim())
+            .ok()
+            .flatten();
         let input = DoorInput {
             zone_id,
             name: d.name.clone(),
@@ -608,7 +724,9 @@ fn apply(imp: &mut Importer<'_, '_>, file: &SiteFile) {
     };
     for (i, r) in file.readers.iter().enumerate() {
         let place = format!("readers[{i}] ({})", r.reader_id);
-        let Some(door_id) = door(imp, &place, &r.door) else { continue };
+        let Some(door_id) = door(imp, &place, &r.door) else {
+            continue;
+        };
         let existing = schema::readers::table
             .filter(schema::readers::reader_id.eq(r.reader_id.trim()))
             .select(schema::readers::id)
@@ -640,13 +758,17 @@ fn apply(imp: &mut Importer<'_, '_>, file: &SiteFile) {
                 (Some(d), None) => door(imp, &item_place, d).map(|id| (Some(id), None)),
                 (None, Some(z)) => {
                     let Some(site_name) = &item.site else {
-                        imp.fail(&item_place, "a zone item needs `site` too (zone names are unique per site)");
+                        imp.fail(
+                            &item_place,
+                            "a zone item needs `site` too (zone names are unique per site)",
+                        );
                         ok = false;
                         continue;
                     };
                     site(imp, &item_place, site_name).and_then(|site_id| {
                         let found = entities::zones::id_by_name(imp.conn, site_id, z);
-                        imp.need(&item_place, "zone", z, found).map(|id| (None, Some(id)))
+                        imp.need(&item_place, "zone", z, found)
+                            .map(|id| (None, Some(id)))
                     })
                 }
                 _ => {
@@ -666,7 +788,9 @@ fn apply(imp: &mut Importer<'_, '_>, file: &SiteFile) {
         if !ok {
             continue;
         }
-        let existing = entities::levels::id_by_name(imp.conn, l.name.trim()).ok().flatten();
+        let existing = entities::levels::id_by_name(imp.conn, l.name.trim())
+            .ok()
+            .flatten();
         let input = LevelInput {
             name: l.name.clone(),
             description: l.description.clone(),
@@ -680,19 +804,23 @@ fn apply(imp: &mut Importer<'_, '_>, file: &SiteFile) {
         imp.need(place, "person", employee_id, found)
     };
     for (i, c) in file.credentials.iter().enumerate() {
-        let label = c
-            .card_uid
-            .clone()
-            .unwrap_or_else(|| format!("{}:{}", c.facility.unwrap_or(0), c.card_number.unwrap_or(0)));
+        let label = c.card_uid.clone().unwrap_or_else(|| {
+            format!("{}:{}", c.facility.unwrap_or(0), c.card_number.unwrap_or(0))
+        });
         let place = format!("credentials[{i}] ({label})");
-        let Some(person_id) = person(imp, &place, &c.employee_id) else { continue };
+        let Some(person_id) = person(imp, &place, &c.employee_id) else {
+            continue;
+        };
         if c.pin.is_some() && c.pin_hash.is_some() {
             imp.fail(&place, "give `pin` or `pin_hash`, not both");
             continue;
         }
         if let Some(hash) = &c.pin_hash {
             if !hash.starts_with("$argon2id$") {
-                imp.fail(&place, "pin_hash: must be an argon2id PHC string as written by `gatehouse export`");
+                imp.fail(
+                    &place,
+                    "pin_hash: must be an argon2id PHC string as written by `gatehouse export`",
+                );
                 continue;
             }
         }
@@ -726,7 +854,9 @@ fn apply(imp: &mut Importer<'_, '_>, file: &SiteFile) {
         let person_id = person(imp, &place, &e.employee_id);
         let found = entities::levels::id_by_name(imp.conn, &e.level);
         let level_id = imp.need(&place, "access level", &e.level, found);
-        let (Some(person_id), Some(level_id)) = (person_id, level_id) else { continue };
+        let (Some(person_id), Some(level_id)) = (person_id, level_id) else {
+            continue;
+        };
         let existing = schema::entitlements::table
             .filter(schema::entitlements::person_id.eq(person_id))
             .filter(schema::entitlements::level_id.eq(level_id))
@@ -745,7 +875,10 @@ fn apply(imp: &mut Importer<'_, '_>, file: &SiteFile) {
     }
 }
 
-fn credential_id(conn: &mut DbConnection, key: &crate::policy::CredentialKey) -> QueryResult<Option<i64>> {
+fn credential_id(
+    conn: &mut DbConnection,
+    key: &crate::policy::CredentialKey,
+) -> QueryResult<Option<i64>> {
     use schema::credentials::dsl as c;
     match key {
         crate::policy::CredentialKey::Card { uid } => c::credentials
@@ -771,11 +904,9 @@ fn import_people(imp: &mut Importer<'_, '_>, people: &[PersonEntry]) {
         let before = pending.len();
         let mut next = Vec::new();
         for (i, p) in pending {
-            let waits = p
-                .manager
-                .as_deref()
-                .map(str::trim)
-                .is_some_and(|m| in_file.contains(m) && !written.contains(m) && m != p.employee_id.trim());
+            let waits = p.manager.as_deref().map(str::trim).is_some_and(|m| {
+                in_file.contains(m) && !written.contains(m) && m != p.employee_id.trim()
+            });
             if waits {
                 next.push((i, p));
                 continue;
@@ -792,8 +923,9 @@ fn import_people(imp: &mut Importer<'_, '_>, people: &[PersonEntry]) {
                 }
                 _ => None,
             };
-            let existing =
-                entities::people::id_by_employee_id(imp.conn, p.employee_id.trim()).ok().flatten();
+            let existing = entities::people::id_by_employee_id(imp.conn, p.employee_id.trim())
+                .ok()
+                .flatten();
             let input = PersonInput {
                 employee_id: p.employee_id.clone(),
                 name: p.name.clone(),
@@ -813,7 +945,10 @@ fn import_people(imp: &mut Importer<'_, '_>, people: &[PersonEntry]) {
         }
         if next.len() == before {
             for (i, p) in next {
-                imp.fail(&format!("people[{i}] ({})", p.employee_id), "its managers form a cycle");
+                imp.fail(
+                    &format!("people[{i}] ({})", p.employee_id),
+                    "its managers form a cycle",
+                );
             }
             break;
         }
@@ -868,24 +1003,30 @@ pub fn import_people_csv(
 ) -> Result<ImportSummary, Vec<ImportError>> {
     let mut entries = Vec::new();
     let mut errors = Vec::new();
-    let mut csv = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(reader);
+    let mut csv = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(reader);
     for (i, row) in csv.deserialize::<PersonCsvRow>().enumerate() {
         // Line numbers count the header as line 1.
         let place = format!("line {}", i + 2);
         let row = match row {
             Ok(row) => row,
             Err(e) => {
-                errors.push(ImportError { place, message: e.to_string() });
+                errors.push(ImportError {
+                    place,
+                    message: e.to_string(),
+                });
                 continue;
             }
         };
-        let (valid_from, valid_until) = match (csv_time(&row.valid_from), csv_time(&row.valid_until)) {
-            (Ok(f), Ok(u)) => (f, u),
-            (Err(m), _) | (_, Err(m)) => {
-                errors.push(ImportError { place, message: m });
-                continue;
-            }
-        };
+        let (valid_from, valid_until) =
+            match (csv_time(&row.valid_from), csv_time(&row.valid_until)) {
+                (Ok(f), Ok(u)) => (f, u),
+                (Err(m), _) | (_, Err(m)) => {
+                    errors.push(ImportError { place, message: m });
+                    continue;
+                }
+            };
         let or = |v: String, d: &str| if v.is_empty() { d.to_owned() } else { v };
         entries.push(PersonEntry {
             employee_id: row.employee_id,
@@ -904,33 +1045,73 @@ pub fn import_people_csv(
         return Err(errors);
     }
     let total = entries.len();
-    run_import(conn, ctx, dry_run, total, progress, |imp| import_people(imp, &entries))
+    run_import(conn, ctx, dry_run, total, progress, |imp| {
+        import_people(imp, &entries)
+    })
 }
 
 /// Writes the whole site as a site file that `import` reads back to the same state.
 pub fn export(conn: &mut DbConnection) -> anyhow::Result<String> {
     use schema::*;
-    let site_rows: Vec<SiteRow> = sites::table.order(sites::id).select(SiteRow::as_select()).load(conn)?;
-    let site_name: HashMap<i64, String> = site_rows.iter().map(|s| (s.id, s.name.clone())).collect();
-    let zone_rows: Vec<ZoneRow> = zones::table.order(zones::id).select(ZoneRow::as_select()).load(conn)?;
+    let site_rows: Vec<SiteRow> = sites::table
+        .order(sites::id)
+        .select(SiteRow::as_select())
+        .load(conn)?;
+    let site_name: HashMap<i64, String> =
+        site_rows.iter().map(|s| (s.id, s.name.clone())).collect();
+    let zone_rows: Vec<ZoneRow> = zones::table
+        .order(zones::id)
+        .select(ZoneRow::as_select())
+        .load(conn)?;
     let zone_by_id: HashMap<i64, &ZoneRow> = zone_rows.iter().map(|z| (z.id, z)).collect();
-    let schedule_views = entities::list::<Schedules>(conn, &Default::default(), entities::Page { offset: 0, limit: 1000 })
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let schedule_views = entities::list::<Schedules>(
+        conn,
+        &Default::default(),
+        entities::Page {
+            offset: 0,
+            limit: 1000,
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut schedule_list = schedule_views.items;
     let mut offset = 1000;
     while (schedule_list.len() as i64) < schedule_views.total {
-        let more = entities::list::<Schedules>(conn, &Default::default(), entities::Page { offset, limit: 1000 })
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let more = entities::list::<Schedules>(
+            conn,
+            &Default::default(),
+            entities::Page {
+                offset,
+                limit: 1000,
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         schedule_list.extend(more.items);
         offset += 1000;
     }
-    let schedule_name: HashMap<i64, String> = schedule_list.iter().map(|s| (s.id, s.name.clone())).collect();
-    let door_rows: Vec<DoorRow> = doors::table.order(doors::id).select(DoorRow::as_select()).load(conn)?;
-    let door_name: HashMap<i64, String> = door_rows.iter().map(|d| (d.id, d.name.clone())).collect();
-    let people_rows: Vec<PersonRow> = people::table.order(people::id).select(PersonRow::as_select()).load(conn)?;
-    let employee_id: HashMap<i64, String> = people_rows.iter().map(|p| (p.id, p.employee_id.clone())).collect();
-    let level_rows: Vec<LevelRow> = access_levels::table.order(access_levels::id).select(LevelRow::as_select()).load(conn)?;
-    let level_name: HashMap<i64, String> = level_rows.iter().map(|l| (l.id, l.name.clone())).collect();
+    let schedule_name: HashMap<i64, String> = schedule_list
+        .iter()
+        .map(|s| (s.id, s.name.clone()))
+        .collect();
+    let door_rows: Vec<DoorRow> = doors::table
+        .order(doors::id)
+        .select(DoorRow::as_select())
+        .load(conn)?;
+    let door_name: HashMap<i64, String> =
+        door_rows.iter().map(|d| (d.id, d.name.clone())).collect();
+    let people_rows: Vec<PersonRow> = people::table
+        .order(people::id)
+        .select(PersonRow::as_select())
+        .load(conn)?;
+    let employee_id: HashMap<i64, String> = people_rows
+        .iter()
+        .map(|p| (p.id, p.employee_id.clone()))
+        .collect();
+    let level_rows: Vec<LevelRow> = access_levels::table
+        .order(access_levels::id)
+        .select(LevelRow::as_select())
+        .load(conn)?;
+    let level_name: HashMap<i64, String> =
+        level_rows.iter().map(|l| (l.id, l.name.clone())).collect();
     let items: Vec<LevelItemRow> = access_level_items::table
         .order((access_level_items::level_id, access_level_items::id))
         .select(LevelItemRow::as_select())
@@ -940,25 +1121,41 @@ pub fn export(conn: &mut DbConnection) -> anyhow::Result<String> {
         version: FORMAT_VERSION,
         sites: site_rows
             .iter()
-            .map(|s| SiteEntry { name: s.name.clone(), timezone: s.timezone.clone(), lockdown: s.lockdown })
+            .map(|s| SiteEntry {
+                name: s.name.clone(),
+                timezone: s.timezone.clone(),
+                lockdown: s.lockdown,
+            })
             .collect(),
         schedules: schedule_list
             .into_iter()
-            .map(|s| ScheduleEntry { name: s.name, description: s.description, holidays: s.holidays, windows: s.windows })
+            .map(|s| ScheduleEntry {
+                name: s.name,
+                description: s.description,
+                holidays: s.holidays,
+                windows: s.windows,
+            })
             .collect(),
         holidays: holidays::table
             .order((holidays::date, holidays::id))
             .select(HolidayRow::as_select())
             .load(conn)?
             .into_iter()
-            .map(|h| HolidayEntry { site: h.site_id.map(|s| name_of(&site_name, s)), name: h.name, date: h.date })
+            .map(|h| HolidayEntry {
+                site: h.site_id.map(|s| name_of(&site_name, s)),
+                name: h.name,
+                date: h.date,
+            })
             .collect(),
         zones: zone_rows
             .iter()
             .map(|z| ZoneEntry {
                 site: name_of(&site_name, z.site_id),
                 name: z.name.clone(),
-                parent: z.parent_id.and_then(|p| zone_by_id.get(&p)).map(|p| p.name.clone()),
+                parent: z
+                    .parent_id
+                    .and_then(|p| zone_by_id.get(&p))
+                    .map(|p| p.name.clone()),
                 antipassback: z.antipassback.clone(),
             })
             .collect(),
@@ -968,12 +1165,16 @@ pub fn export(conn: &mut DbConnection) -> anyhow::Result<String> {
                 let zone = zone_by_id.get(&d.zone_id);
                 DoorEntry {
                     name: d.name.clone(),
-                    site: zone.map(|z| name_of(&site_name, z.site_id)).unwrap_or_default(),
+                    site: zone
+                        .map(|z| name_of(&site_name, z.site_id))
+                        .unwrap_or_default(),
                     zone: zone.map(|z| z.name.clone()).unwrap_or_default(),
                     unlock_ms: d.unlock_ms,
                     held_open_s: d.held_open_s,
                     mode: d.mode.clone(),
-                    free_access_schedule: d.free_access_schedule_id.map(|s| name_of(&schedule_name, s)),
+                    free_access_schedule: d
+                        .free_access_schedule_id
+                        .map(|s| name_of(&schedule_name, s)),
                     sensitivity: d.sensitivity.clone(),
                 }
             })

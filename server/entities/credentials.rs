@@ -144,7 +144,10 @@ pub fn key_of(input: &CredentialInput, errors: &mut FieldErrors) -> Option<Crede
             })
         }
         other => {
-            errors.add("kind", format!("'{other}' is not a credential kind; use card or wiegand"));
+            errors.add(
+                "kind",
+                format!("'{other}' is not a credential kind; use card or wiegand"),
+            );
             None
         }
     }
@@ -210,7 +213,13 @@ impl Entity for Credentials {
         }
         let person_exists =
             diesel::select(exists(people::table.find(input.person_id))).get_result(conn)?;
-        require_ref(&mut errors, "person_id", "person", input.person_id, person_exists);
+        require_ref(
+            &mut errors,
+            "person_id",
+            "person",
+            input.person_id,
+            person_exists,
+        );
         let (card_uid, facility, number) = match &key {
             Some(CredentialKey::Card { uid }) => (Some(uid.clone()), None, None),
             Some(CredentialKey::Wiegand { facility, number }) => (
@@ -235,8 +244,15 @@ impl Entity for Credentials {
             None => None,
         };
         if taken.is_some_and(|other| Some(other) != id) {
-            let field = if card_uid.is_some() { "card_uid" } else { "card_number" };
-            errors.add(field, "this card is already issued; revoke or delete it first");
+            let field = if card_uid.is_some() {
+                "card_uid"
+            } else {
+                "card_number"
+            };
+            errors.add(
+                field,
+                "this card is already issued; revoke or delete it first",
+            );
         }
         errors.into_result()?;
         let pin_hash = match input.pin.as_deref() {

@@ -108,11 +108,18 @@ impl Entity for Entitlements {
     ) -> Result<i64, ChangeError> {
         let mut errors = FieldErrors::default();
         errors.optional_text("justification", &input.justification, 2000);
-        let person = diesel::select(exists(people::table.find(input.person_id))).get_result(conn)?;
+        let person =
+            diesel::select(exists(people::table.find(input.person_id))).get_result(conn)?;
         require_ref(&mut errors, "person_id", "person", input.person_id, person);
         let level =
             diesel::select(exists(access_levels::table.find(input.level_id))).get_result(conn)?;
-        require_ref(&mut errors, "level_id", "access level", input.level_id, level);
+        require_ref(
+            &mut errors,
+            "level_id",
+            "access level",
+            input.level_id,
+            level,
+        );
         let taken: Option<i64> = entitlements::table
             .filter(entitlements::person_id.eq(input.person_id))
             .filter(entitlements::level_id.eq(input.level_id))

@@ -97,7 +97,11 @@ impl Entity for Levels {
         let query = || {
             let mut q = access_levels::table.into_boxed();
             if let Some(text) = &filter.q {
-                q = q.filter(lower(access_levels::name).like(like_pattern(text)).escape('\\'));
+                q = q.filter(
+                    lower(access_levels::name)
+                        .like(like_pattern(text))
+                        .escape('\\'),
+                );
             }
             if let Some(door) = filter.door_id {
                 q = q.filter(
@@ -158,12 +162,18 @@ impl Entity for Levels {
             match (item.door_id, item.zone_id) {
                 (Some(door), None) => {
                     if !diesel::select(exists(doors::table.find(door))).get_result::<bool>(conn)? {
-                        errors.add(format!("{field}.door_id"), format!("door {door} does not exist"));
+                        errors.add(
+                            format!("{field}.door_id"),
+                            format!("door {door} does not exist"),
+                        );
                     }
                 }
                 (None, Some(zone)) => {
                     if !diesel::select(exists(zones::table.find(zone))).get_result::<bool>(conn)? {
-                        errors.add(format!("{field}.zone_id"), format!("zone {zone} does not exist"));
+                        errors.add(
+                            format!("{field}.zone_id"),
+                            format!("zone {zone} does not exist"),
+                        );
                     }
                 }
                 _ => errors.add(field.clone(), "name exactly one of door_id and zone_id"),
@@ -184,7 +194,10 @@ impl Entity for Levels {
             .first(conn)
             .optional()?;
         if taken.is_some_and(|other| Some(other) != id) {
-            errors.add("name", format!("an access level named '{name}' already exists"));
+            errors.add(
+                "name",
+                format!("an access level named '{name}' already exists"),
+            );
         }
         errors.into_result()?;
         let now = ctx.stamp();

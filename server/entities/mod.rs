@@ -1,6 +1,7 @@
 //! The admin-managed entities of the access policy (sites … entitlements): their API views,
 //! inputs, validation and queries, and the one audited path by which any of them changes.
 
+pub mod credentials;
 pub mod doors;
 pub mod entitlements;
 pub mod holidays;
@@ -10,7 +11,6 @@ pub mod readers;
 pub mod schedules;
 pub mod sites;
 pub mod zones;
-pub mod credentials;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;

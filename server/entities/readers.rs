@@ -8,7 +8,9 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ChangeContext, ChangeError, Entity, FieldErrors, Page, like_pattern, lower, require_ref, utc};
+use super::{
+    ChangeContext, ChangeError, Entity, FieldErrors, Page, like_pattern, lower, require_ref, utc,
+};
 use crate::policy::Direction;
 use crate::store::DbConnection;
 use crate::store::rows::ReaderRow;
@@ -149,7 +151,11 @@ impl Entity for Readers {
                 q = q.filter(readers::protocol.eq(protocol.clone()));
             }
             if let Some(text) = &filter.q {
-                q = q.filter(lower(readers::reader_id).like(like_pattern(text)).escape('\\'));
+                q = q.filter(
+                    lower(readers::reader_id)
+                        .like(like_pattern(text))
+                        .escape('\\'),
+                );
             }
             q
         };
@@ -190,12 +196,22 @@ impl Entity for Readers {
         let direction = errors.canonical::<Direction>("direction", &input.direction);
         if let Some(secret) = &input.secret {
             if secret.len() < 16 || secret.len() > 256 {
-                errors.add("secret", "must be 16 to 256 characters; leave it out to have one generated");
+                errors.add(
+                    "secret",
+                    "must be 16 to 256 characters; leave it out to have one generated",
+                );
             }
         }
         if protocol == Some(Protocol::Modbus) {
-            if input.modbus_host.as_deref().is_none_or(|h| h.trim().is_empty()) {
-                errors.add("modbus_host", "a Modbus reader needs the host of its I/O module");
+            if input
+                .modbus_host
+                .as_deref()
+                .is_none_or(|h| h.trim().is_empty())
+            {
+                errors.add(
+                    "modbus_host",
+                    "a Modbus reader needs the host of its I/O module",
+                );
             }
             if let Some(port) = input.modbus_port {
                 if !(1..=65535).contains(&port) {
@@ -208,7 +224,8 @@ impl Entity for Readers {
                 }
             }
         }
-        let door_exists = diesel::select(exists(doors::table.find(input.door_id))).get_result(conn)?;
+        let door_exists =
+            diesel::select(exists(doors::table.find(input.door_id))).get_result(conn)?;
         require_ref(&mut errors, "door_id", "door", input.door_id, door_exists);
         let taken: Option<i64> = readers::table
             .filter(readers::reader_id.eq(&reader_id))
@@ -216,7 +233,10 @@ impl Entity for Readers {
             .first(conn)
             .optional()?;
         if taken.is_some_and(|other| Some(other) != id) {
-            errors.add("reader_id", format!("a reader '{reader_id}' is already registered"));
+            errors.add(
+                "reader_id",
+                format!("a reader '{reader_id}' is already registered"),
+            );
         }
         errors.into_result()?;
         let modbus = protocol == Some(Protocol::Modbus);
@@ -236,12 +256,18 @@ impl Entity for Readers {
             None => {
                 let secret = input.secret.unwrap_or_else(generate_secret);
                 Ok(diesel::insert_into(readers::table)
-                    .values((values, readers::secret.eq(secret), readers::created_at.eq(now)))
+                    .values((
+                        values,
+                        readers::secret.eq(secret),
+                        readers::created_at.eq(now),
+                    ))
                     .returning(readers::id)
                     .get_result(conn)?)
             }
             Some(id) => {
-                diesel::update(readers::table.find(id)).set(values).execute(conn)?;
+                diesel::update(readers::table.find(id))
+                    .set(values)
+                    .execute(conn)?;
                 if let Some(secret) = input.secret {
                     diesel::update(readers::table.find(id))
                         .set(readers::secret.eq(secret))
@@ -260,8 +286,17 @@ impl Entity for Readers {
         format!("reader '{}'", view.reader_id)
     }
 
-    fn reveal_on_create(conn: &mut DbConnection, id: i64, view: &mut ReaderView) -> QueryResult<()> {
-        view.secret = Some(readers::table.find(id).select(readers::secret).first(conn)?);
+    fn reveal_on_create(
+        conn: &mut DbConnection,
+        id: i64,
+        view: &mut ReaderView,
+    ) -> QueryResult<()> {
+        view.secret = Some(
+            readers::table
+                .find(id)
+                .select(readers::secret)
+                .first(conn)?,
+        );
         Ok(())
     }
 }

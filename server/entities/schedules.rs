@@ -191,8 +191,10 @@ impl Entity for Schedules {
                 diesel::update(schedules::table.find(id))
                     .set(values)
                     .execute(conn)?;
-                diesel::delete(schedule_windows::table.filter(schedule_windows::schedule_id.eq(id)))
-                    .execute(conn)?;
+                diesel::delete(
+                    schedule_windows::table.filter(schedule_windows::schedule_id.eq(id)),
+                )
+                .execute(conn)?;
                 id
             }
         };

@@ -121,7 +121,8 @@ impl Entity for Zones {
         let mut errors = FieldErrors::default();
         errors.text("name", &input.name, 200);
         let antipassback = errors.canonical::<AntiPassback>("antipassback", &input.antipassback);
-        let site_exists = diesel::select(exists(sites::table.find(input.site_id))).get_result(conn)?;
+        let site_exists =
+            diesel::select(exists(sites::table.find(input.site_id))).get_result(conn)?;
         require_ref(&mut errors, "site_id", "site", input.site_id, site_exists);
         if let Some(parent) = input.parent_id {
             match zones::table
@@ -154,7 +155,10 @@ impl Entity for Zones {
             .first(conn)
             .optional()?;
         if taken.is_some_and(|other| Some(other) != id) {
-            errors.add("name", format!("this site already has a zone named '{name}'"));
+            errors.add(
+                "name",
+                format!("this site already has a zone named '{name}'"),
+            );
         }
         errors.into_result()?;
         let now = ctx.stamp();

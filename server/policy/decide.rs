@@ -438,7 +438,7 @@ pub(super) fn evaluate(
         }
     }
 
-    // The risk policy step goes here: score >= block threshold denies (`risk`), >= step-up asks for a PIN.
+    // Risk policy goes here: score >= block threshold denies (`risk`), >= step-up asks a PIN.
 
     d.grant(reason, view.door.unlock_ms)
 }
@@ -617,7 +617,11 @@ pub(super) enum PinCheck {
 
 /// Only card+PIN doors ask. Without a credential (explaining a person) the PIN cannot
 /// be checked, so the answer is what a reader would get without one: a PIN prompt.
-pub(super) fn check_pin(door: &Door, credential: Option<&Credential>, pin: Option<&str>) -> PinCheck {
+pub(super) fn check_pin(
+    door: &Door,
+    credential: Option<&Credential>,
+    pin: Option<&str>,
+) -> PinCheck {
     if door.mode != DoorMode::CardAndPin {
         return PinCheck::NotRequired;
     }
@@ -708,14 +712,22 @@ mod tests {
 
     #[test]
     fn card_uid_is_matched_normalised() {
-        let snap = building().person(1).card(11, 1, "04a1b2").grant(21, 1, STAFF, None).compile(WED_10);
+        let snap = building()
+            .person(1)
+            .card(11, 1, "04a1b2")
+            .grant(21, 1, STAFF, None)
+            .compile(WED_10);
         assert!(swipe(&snap, "office-in", "04A1B2", WED_10).granted());
         assert_eq!(snap.credential(&card("04A1B2")).map(|c| c.id), Some(11));
     }
 
     #[test]
     fn inactive_credentials_are_denied_before_anything_else() {
-        for status in [CredentialStatus::Lost, CredentialStatus::Stolen, CredentialStatus::Revoked] {
+        for status in [
+            CredentialStatus::Lost,
+            CredentialStatus::Stolen,
+            CredentialStatus::Revoked,
+        ] {
             let snap = building()
                 .person(1)
                 .card(11, 1, "01")
@@ -727,7 +739,13 @@ mod tests {
                 .compile(WED_10);
             let d = swipe(&snap, "office-in", "01", WED_10);
             assert_eq!(code(&d), Some(DenyCode::Inactive));
-            assert_eq!(d.reason, Reason::CredentialInactive { credential_id: 11, status });
+            assert_eq!(
+                d.reason,
+                Reason::CredentialInactive {
+                    credential_id: 11,
+                    status
+                }
+            );
             assert_eq!((d.person_id, d.credential_id), (Some(1), Some(11)));
         }
     }
@@ -742,7 +760,13 @@ mod tests {
             .compile(WED_10);
         let d = swipe(&snap, "office-in", "01", WED_10);
         assert_eq!(code(&d), Some(DenyCode::Expired));
-        assert_eq!(d.reason, Reason::CredentialExpired { credential_id: 11, valid_until: WED_10 });
+        assert_eq!(
+            d.reason,
+            Reason::CredentialExpired {
+                credential_id: 11,
+                valid_until: WED_10
+            }
+        );
         let earlier = WED_10 - chrono::TimeDelta::seconds(1);
         assert!(swipe(&snap, "office-in", "01", earlier).granted());
     }
@@ -758,7 +782,13 @@ mod tests {
                 .compile(WED_10);
             let d = swipe(&snap, "office-in", "01", WED_10);
             assert_eq!(code(&d), Some(DenyCode::Inactive));
-            assert_eq!(d.reason, Reason::PersonInactive { person_id: 1, status });
+            assert_eq!(
+                d.reason,
+                Reason::PersonInactive {
+                    person_id: 1,
+                    status
+                }
+            );
         }
     }
 
@@ -773,7 +803,13 @@ mod tests {
             .compile(WED_10);
         let d = swipe(&snap, "office-in", "01", WED_10);
         assert_eq!(code(&d), Some(DenyCode::Inactive));
-        assert_eq!(d.reason, Reason::PersonNotYetValid { person_id: 1, valid_from: later });
+        assert_eq!(
+            d.reason,
+            Reason::PersonNotYetValid {
+                person_id: 1,
+                valid_from: later
+            }
+        );
         assert!(swipe(&snap, "office-in", "01", later).granted());
 
         let snap = building()
@@ -784,7 +820,13 @@ mod tests {
             .compile(WED_10);
         let d = swipe(&snap, "office-in", "01", WED_10);
         assert_eq!(code(&d), Some(DenyCode::Expired));
-        assert_eq!(d.reason, Reason::PersonExpired { person_id: 1, valid_until: WED_10 });
+        assert_eq!(
+            d.reason,
+            Reason::PersonExpired {
+                person_id: 1,
+                valid_until: WED_10
+            }
+        );
     }
 
     #[test]
@@ -800,17 +842,37 @@ mod tests {
         assert_eq!(code(&d), Some(DenyCode::Lockdown));
         assert_eq!(d.reason, Reason::Lockdown { site_id: HQ });
         // Lockdown beats even an unlocked door.
-        assert_eq!(code(&swipe(&snap, "cafeteria-in", "01", WED_10)), Some(DenyCode::Lockdown));
+        assert_eq!(
+            code(&swipe(&snap, "cafeteria-in", "01", WED_10)),
+            Some(DenyCode::Lockdown)
+        );
         // 10:00 Berlin is 04:00 in New York: use the plant's own office hours.
-        assert!(swipe(&snap, "plant-in", "01", WED_10 + chrono::TimeDelta::hours(6)).granted());
+        assert!(
+            swipe(
+                &snap,
+                "plant-in",
+                "01",
+                WED_10 + chrono::TimeDelta::hours(6)
+            )
+            .granted()
+        );
     }
 
     #[test]
     fn locked_door_is_door_mode() {
-        let snap = building().person(1).card(11, 1, "01").grant(21, 1, STAFF, None).compile(WED_10);
+        let snap = building()
+            .person(1)
+            .card(11, 1, "01")
+            .grant(21, 1, STAFF, None)
+            .compile(WED_10);
         let d = swipe(&snap, "vault-in", "01", WED_10);
         assert_eq!(code(&d), Some(DenyCode::DoorMode));
-        assert_eq!(d.reason, Reason::DoorLocked { door_id: VAULT_DOOR });
+        assert_eq!(
+            d.reason,
+            Reason::DoorLocked {
+                door_id: VAULT_DOOR
+            }
+        );
     }
 
     #[test]
@@ -818,7 +880,12 @@ mod tests {
         let snap = building().person(1).card(11, 1, "01").compile(WED_10);
         let d = swipe(&snap, "cafeteria-in", "01", WED_10);
         assert_eq!(d.outcome, Outcome::Grant { unlock_ms: 5000 });
-        assert_eq!(d.reason, Reason::DoorUnlocked { door_id: CAFETERIA_DOOR });
+        assert_eq!(
+            d.reason,
+            Reason::DoorUnlocked {
+                door_id: CAFETERIA_DOOR
+            }
+        );
     }
 
     #[test]
@@ -828,16 +895,29 @@ mod tests {
         assert!(d.granted());
         assert_eq!(
             d.reason,
-            Reason::FreeAccessSchedule { door_id: LOBBY_DOOR, schedule_id: LOBBY_HOURS }
+            Reason::FreeAccessSchedule {
+                door_id: LOBBY_DOOR,
+                schedule_id: LOBBY_HOURS
+            }
         );
         let d = swipe(&snap, "lobby-in", "01", WED_22);
         assert_eq!(code(&d), Some(DenyCode::NoEntitlement));
-        assert_eq!(d.reason, Reason::NoEntitlement { person_id: 1, door_id: LOBBY_DOOR });
+        assert_eq!(
+            d.reason,
+            Reason::NoEntitlement {
+                person_id: 1,
+                door_id: LOBBY_DOOR
+            }
+        );
     }
 
     #[test]
     fn no_entitlement() {
-        let snap = building().person(1).card(11, 1, "01").grant(21, 1, GARAGE, None).compile(WED_10);
+        let snap = building()
+            .person(1)
+            .card(11, 1, "01")
+            .grant(21, 1, GARAGE, None)
+            .compile(WED_10);
         let d = swipe(&snap, "office-in", "01", WED_10);
         assert_eq!(code(&d), Some(DenyCode::NoEntitlement));
     }
@@ -856,11 +936,22 @@ mod tests {
         assert_eq!(code(&d), Some(DenyCode::Expired));
         assert_eq!(
             d.reason,
-            Reason::EntitlementExpired { entitlement_id: 22, level_id: LAB_24_7, valid_until: past }
+            Reason::EntitlementExpired {
+                entitlement_id: 22,
+                level_id: LAB_24_7,
+                valid_until: past
+            }
         );
         // Expiry is exclusive: valid until 10:00 means not at 10:00.
-        let snap = building().person(1).card(11, 1, "01").grant(21, 1, STAFF, Some(WED_10)).compile(WED_10);
-        assert_eq!(code(&swipe(&snap, "office-in", "01", WED_10)), Some(DenyCode::Expired));
+        let snap = building()
+            .person(1)
+            .card(11, 1, "01")
+            .grant(21, 1, STAFF, Some(WED_10))
+            .compile(WED_10);
+        assert_eq!(
+            code(&swipe(&snap, "office-in", "01", WED_10)),
+            Some(DenyCode::Expired)
+        );
     }
 
     #[test]
@@ -875,13 +966,21 @@ mod tests {
         assert_eq!(code(&d), Some(DenyCode::Schedule));
         assert_eq!(
             d.reason,
-            Reason::OutsideSchedule { entitlement_id: 22, level_id: STAFF, schedule_id: OFFICE_HOURS }
+            Reason::OutsideSchedule {
+                entitlement_id: 22,
+                level_id: STAFF,
+                schedule_id: OFFICE_HOURS
+            }
         );
     }
 
     #[test]
     fn grant_via_door_item() {
-        let snap = building().person(1).card(11, 1, "01").grant(21, 1, LAB_24_7, None).compile(WED_10);
+        let snap = building()
+            .person(1)
+            .card(11, 1, "01")
+            .grant(21, 1, LAB_24_7, None)
+            .compile(WED_10);
         let d = swipe(&snap, "lab-in", "01", WED_22);
         assert_eq!(d.outcome, Outcome::Grant { unlock_ms: 5000 });
         assert_eq!(
@@ -898,7 +997,11 @@ mod tests {
     #[test]
     fn grant_via_nested_zone() {
         // Staff covers the Office zone; the Lab zone is its child.
-        let snap = building().person(1).card(11, 1, "01").grant(21, 1, STAFF, None).compile(WED_10);
+        let snap = building()
+            .person(1)
+            .card(11, 1, "01")
+            .grant(21, 1, STAFF, None)
+            .compile(WED_10);
         let d = swipe(&snap, "lab-in", "01", WED_10);
         assert_eq!(
             d.reason,
@@ -910,8 +1013,14 @@ mod tests {
             })
         );
         // ...but not the Campus doors above it.
-        assert_eq!(code(&swipe(&snap, "main-in", "01", WED_10)), Some(DenyCode::NoEntitlement));
-        assert_eq!(code(&swipe(&snap, "lab-in", "01", WED_22)), Some(DenyCode::Schedule));
+        assert_eq!(
+            code(&swipe(&snap, "main-in", "01", WED_10)),
+            Some(DenyCode::NoEntitlement)
+        );
+        assert_eq!(
+            code(&swipe(&snap, "lab-in", "01", WED_22)),
+            Some(DenyCode::Schedule)
+        );
     }
 
     #[test]
@@ -944,7 +1053,10 @@ mod tests {
             .holiday(1, Some(HQ), "2026-05-01")
             .holiday(2, None, "2026-12-25")
             .compile(may_day);
-        assert_eq!(code(&swipe(&snap, "office-in", "01", may_day)), Some(DenyCode::Schedule));
+        assert_eq!(
+            code(&swipe(&snap, "office-in", "01", may_day)),
+            Some(DenyCode::Schedule)
+        );
         assert!(swipe(&snap, "plant-in", "01", may_day).granted());
         let snap = building()
             .person(1)
@@ -952,7 +1064,10 @@ mod tests {
             .grant(22, 1, PLANT, None)
             .holiday(2, None, "2026-12-25")
             .compile(christmas);
-        assert_eq!(code(&swipe(&snap, "plant-in", "01", christmas)), Some(DenyCode::Schedule));
+        assert_eq!(
+            code(&swipe(&snap, "plant-in", "01", christmas)),
+            Some(DenyCode::Schedule)
+        );
         // An Ignore schedule stays open on holidays.
         let snap = building()
             .person(1)
@@ -977,19 +1092,30 @@ mod tests {
             .compile(WED_10);
         let d = swipe(&snap, "server-in", "01", WED_10);
         assert_eq!(d.outcome, Outcome::PinRequired);
-        assert_eq!(d.reason, Reason::PinRequired { door_id: SERVER_DOOR });
+        assert_eq!(
+            d.reason,
+            Reason::PinRequired {
+                door_id: SERVER_DOOR
+            }
+        );
         let d = swipe_pin(&snap, "server-in", "01", "1234", WED_10);
         assert_eq!(code(&d), Some(DenyCode::PinWrong));
         assert_eq!(d.reason, Reason::PinWrong { credential_id: 11 });
         let d = swipe_pin(&snap, "server-in", "01", "4821", WED_10);
         assert_eq!(d.outcome, Outcome::Grant { unlock_ms: 5000 });
         // No PIN set: prompted, then any PIN is wrong.
-        assert_eq!(swipe(&snap, "server-in", "02", WED_10).outcome, Outcome::PinRequired);
+        assert_eq!(
+            swipe(&snap, "server-in", "02", WED_10).outcome,
+            Outcome::PinRequired
+        );
         let d = swipe_pin(&snap, "server-in", "02", "4821", WED_10);
         assert_eq!(code(&d), Some(DenyCode::PinWrong));
         assert_eq!(d.reason, Reason::PinNotSet { credential_id: 12 });
         // The PIN is asked for only once the person may pass at all.
-        assert_eq!(code(&swipe(&snap, "server-in", "01", WED_22)), Some(DenyCode::Schedule));
+        assert_eq!(
+            code(&swipe(&snap, "server-in", "01", WED_22)),
+            Some(DenyCode::Schedule)
+        );
     }
 
     #[test]
@@ -1002,17 +1128,17 @@ mod tests {
             .grant(23, 1, GARAGE, None)
             .compile(WED_10);
         let mut presence = Presence::new();
-        let mut go = |reader: &str, minutes: i64| {
+        let go = |presence: &mut Presence, reader: &str, minutes: i64| {
             let t = WED_10 + chrono::TimeDelta::minutes(minutes);
-            let d = swipe_with(&snap, &presence, reader, "01", None, t);
+            let d = swipe_with(&snap, presence, reader, "01", None, t);
             presence.record(&d, t);
             d
         };
-        let d = go("lab-in", 0);
+        let d = go(&mut presence, "lab-in", 0);
         assert!(d.granted());
         assert_eq!(d.antipassback_zone, Some(LAB_ZONE));
         // In, in again: refused.
-        let d = go("lab-in", 1);
+        let d = go(&mut presence, "lab-in", 1);
         assert_eq!(code(&d), Some(DenyCode::Antipassback));
         assert_eq!(
             d.reason,
@@ -1023,15 +1149,18 @@ mod tests {
             }
         );
         // In, out, in: fine; out twice: refused.
-        assert!(go("lab-out", 2).granted());
-        assert_eq!(code(&go("lab-out", 3)), Some(DenyCode::Antipassback));
-        assert!(go("lab-in", 4).granted());
+        assert!(go(&mut presence, "lab-out", 2).granted());
+        assert_eq!(
+            code(&go(&mut presence, "lab-out", 3)),
+            Some(DenyCode::Antipassback)
+        );
+        assert!(go(&mut presence, "lab-in", 4).granted());
         // Other zones are independent: the garage (soft) has no record yet, the office none at all.
-        let d = go("garage-in", 5);
+        let d = go(&mut presence, "garage-in", 5);
         assert!(d.granted() && !d.soft_antipassback_violation);
         assert_eq!(d.antipassback_zone, Some(GARAGE_ZONE));
-        assert!(go("office-in", 6).granted());
-        let d = go("office-in", 7);
+        assert!(go(&mut presence, "office-in", 6).granted());
+        let d = go(&mut presence, "office-in", 7);
         assert!(d.granted() && d.antipassback_zone.is_none());
         // Denials are not recorded: still inside the lab since minute 4.
         assert_eq!(
@@ -1043,14 +1172,18 @@ mod tests {
             })
         );
         presence.forget_person(1);
-        assert!(go("lab-in", 8).granted());
+        assert!(go(&mut presence, "lab-in", 8).granted());
         presence.clear();
         assert!(presence.is_empty());
     }
 
     #[test]
     fn soft_antipassback_grants_with_a_flag() {
-        let snap = building().person(1).card(11, 1, "01").grant(21, 1, GARAGE, None).compile(WED_10);
+        let snap = building()
+            .person(1)
+            .card(11, 1, "01")
+            .grant(21, 1, GARAGE, None)
+            .compile(WED_10);
         let mut presence = Presence::new();
         let d = swipe_with(&snap, &presence, "garage-in", "01", None, WED_10);
         assert!(d.granted() && !d.soft_antipassback_violation);
@@ -1079,14 +1212,24 @@ mod tests {
 
     #[test]
     fn decision_serializes_for_the_api() {
-        let snap = building().person(1).card(11, 1, "01").grant(21, 1, STAFF, None).compile(WED_10);
+        let snap = building()
+            .person(1)
+            .card(11, 1, "01")
+            .grant(21, 1, STAFF, None)
+            .compile(WED_10);
         let v = serde_json::to_value(swipe(&snap, "office-in", "01", WED_10)).unwrap();
-        assert_eq!(v["outcome"], serde_json::json!({"type": "grant", "unlock_ms": 5000}));
+        assert_eq!(
+            v["outcome"],
+            serde_json::json!({"type": "grant", "unlock_ms": 5000})
+        );
         assert_eq!(v["reason"]["kind"], "entitled");
         assert_eq!(v["reason"]["level_id"], STAFF);
         assert_eq!(v["direction"], "in");
         let v = serde_json::to_value(swipe(&snap, "office-in", "01", WED_22)).unwrap();
-        assert_eq!(v["outcome"], serde_json::json!({"type": "deny", "code": "schedule"}));
+        assert_eq!(
+            v["outcome"],
+            serde_json::json!({"type": "deny", "code": "schedule"})
+        );
         assert_eq!(v["reason"]["kind"], "outside_schedule");
         assert_eq!(
             serde_json::to_value(Outcome::PinRequired).unwrap(),
@@ -1119,7 +1262,13 @@ mod tests {
         // A level naming both the door and its zone with different schedules: either opens it.
         let snap = building()
             .schedule(9, HolidayRule::Ignore, &[("0 21 * * *", 120)])
-            .level(99, &[(Target::Zone(OFFICE_ZONE), OFFICE_HOURS), (Target::Door(OFFICE_DOOR), 9)])
+            .level(
+                99,
+                &[
+                    (Target::Zone(OFFICE_ZONE), OFFICE_HOURS),
+                    (Target::Door(OFFICE_DOOR), 9),
+                ],
+            )
             .person(1)
             .card(11, 1, "01")
             .grant(21, 1, 99, None)
@@ -1128,7 +1277,12 @@ mod tests {
         let d = swipe(&snap, "office-in", "01", WED_22);
         assert_eq!(
             d.reason,
-            Reason::Entitled(GrantedBy { entitlement_id: 21, level_id: 99, schedule_id: 9, via_zone: None })
+            Reason::Entitled(GrantedBy {
+                entitlement_id: 21,
+                level_id: 99,
+                schedule_id: 9,
+                via_zone: None
+            })
         );
     }
 }

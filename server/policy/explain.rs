@@ -265,9 +265,10 @@ impl Context<'_> {
     }
 
     fn schedule_name(&self, id: i64) -> String {
-        self.snap
-            .schedule(id)
-            .map_or_else(|| format!("schedule {id}"), |s| format!("schedule '{}'", s.name))
+        self.snap.schedule(id).map_or_else(
+            || format!("schedule {id}"),
+            |s| format!("schedule '{}'", s.name),
+        )
     }
 
     fn zone_name(&self, id: i64) -> String {
@@ -299,10 +300,9 @@ impl Context<'_> {
                     "not checked: explaining a person rather than a presented credential".into()
                 }
                 Check::Pin => format!("{} does not require a PIN", self.door_name()),
-                Check::Antipassback => format!(
-                    "{} is not in an anti-passback zone",
-                    self.door_name()
-                ),
+                Check::Antipassback => {
+                    format!("{} is not in an anti-passback zone", self.door_name())
+                }
                 _ => "not applicable".into(),
             };
         }
@@ -312,7 +312,12 @@ impl Context<'_> {
         match check {
             Check::CredentialKnown => match (self.subject, self.credential, self.person) {
                 (Subject::Credential(key), Some(c), _) => {
-                    format!("{} {key} is credential {} of {}", key.kind(), c.id, self.person_name())
+                    format!(
+                        "{} {key} is credential {} of {}",
+                        key.kind(),
+                        c.id,
+                        self.person_name()
+                    )
                 }
                 _ => "the credential is known".into(),
             },
@@ -376,7 +381,11 @@ impl Context<'_> {
                 format!("{} is marked {status}", self.credential_name())
             }
             Reason::CredentialExpired { valid_until, .. } => {
-                format!("{} expired at {}", self.credential_name(), when(valid_until))
+                format!(
+                    "{} expired at {}",
+                    self.credential_name(),
+                    when(valid_until)
+                )
             }
             Reason::PersonInactive { status, .. } => format!("{} is {status}", self.person_name()),
             Reason::PersonNotYetValid { valid_from, .. } => format!(
@@ -537,12 +546,27 @@ mod tests {
             .grant(23, 1, LAB_24_7, Some(WED_10 - TimeDelta::days(1)))
             .grant(24, 1, LAB_24_7, None)
             .compile(WED_10);
-        let e = explain(&snap, &Presence::new(), Subject::Person(1), LAB_DOOR, WED_22).unwrap();
+        let e = explain(
+            &snap,
+            &Presence::new(),
+            Subject::Person(1),
+            LAB_DOOR,
+            WED_22,
+        )
+        .unwrap();
         assert!(e.granted);
         let rows: Vec<_> = e
             .entitlements
             .iter()
-            .map(|c| (c.entitlement_id, c.level.id, c.expired, c.schedule_open, c.decisive))
+            .map(|c| {
+                (
+                    c.entitlement_id,
+                    c.level.id,
+                    c.expired,
+                    c.schedule_open,
+                    c.decisive,
+                )
+            })
             .collect();
         assert_eq!(
             rows,
@@ -555,19 +579,40 @@ mod tests {
         assert_eq!(e.entitlements[0].level.name, "Office staff");
         assert_eq!(
             e.entitlements[0].via,
-            Via::Zone { zone_id: OFFICE_ZONE, zone_name: "Office".into() }
+            Via::Zone {
+                zone_id: OFFICE_ZONE,
+                zone_name: "Office".into()
+            }
         );
         assert_eq!(e.entitlements[2].via, Via::Door);
         // Office hours reopen Thursday 08:00 Berlin.
-        assert_eq!(e.entitlements[0].next_opens, Some(at_berlin("2026-06-11 08:00")));
+        assert_eq!(
+            e.entitlements[0].next_opens,
+            Some(at_berlin("2026-06-11 08:00"))
+        );
         assert_eq!(e.entitlements[0].next_closes, None);
-        assert!(e.summary.starts_with("Granted: level 'Lab 24/7'"), "{}", e.summary);
+        assert!(
+            e.summary.starts_with("Granted: level 'Lab 24/7'"),
+            "{}",
+            e.summary
+        );
     }
 
     #[test]
     fn person_subject_skips_credential_checks() {
-        let snap = building().person(1).card(11, 1, "01").grant(21, 1, STAFF, None).compile(WED_10);
-        let e = explain(&snap, &Presence::new(), Subject::Person(1), OFFICE_DOOR, WED_22).unwrap();
+        let snap = building()
+            .person(1)
+            .card(11, 1, "01")
+            .grant(21, 1, STAFF, None)
+            .compile(WED_10);
+        let e = explain(
+            &snap,
+            &Presence::new(),
+            Subject::Person(1),
+            OFFICE_DOOR,
+            WED_22,
+        )
+        .unwrap();
         let statuses: Vec<_> = e.checks.iter().map(|c| (c.check, c.status)).collect();
         assert_eq!(
             statuses,
@@ -586,7 +631,11 @@ mod tests {
         );
         assert!(e.checks[0].detail.contains("explaining a person"));
         assert_eq!(e.decision.outcome, Outcome::Deny(DenyCode::Schedule));
-        assert!(e.summary.contains("schedule 'schedule 1' is closed now"), "{}", e.summary);
+        assert!(
+            e.summary.contains("schedule 'schedule 1' is closed now"),
+            "{}",
+            e.summary
+        );
         assert_eq!(e.person.as_ref().map(|p| p.id), Some(1));
         assert_eq!(e.credential_id, None);
     }
@@ -595,20 +644,40 @@ mod tests {
     fn unknown_ids_are_errors_but_unknown_cards_are_explained() {
         let snap = building().person(1).compile(WED_10);
         let p = Presence::new();
-        assert_eq!(explain(&snap, &p, Subject::Person(1), 9999, WED_10).unwrap_err(), ExplainError::UnknownDoor(9999));
-        assert_eq!(explain(&snap, &p, Subject::Person(7), MAIN_DOOR, WED_10).unwrap_err(), ExplainError::UnknownPerson(7));
+        assert_eq!(
+            explain(&snap, &p, Subject::Person(1), 9999, WED_10).unwrap_err(),
+            ExplainError::UnknownDoor(9999)
+        );
+        assert_eq!(
+            explain(&snap, &p, Subject::Person(7), MAIN_DOOR, WED_10).unwrap_err(),
+            ExplainError::UnknownPerson(7)
+        );
         let key = card("CAFE");
         let e = explain(&snap, &p, Subject::Credential(&key), MAIN_DOOR, WED_10).unwrap();
-        assert_eq!(e.decision.outcome, Outcome::Deny(DenyCode::UnknownCredential));
+        assert_eq!(
+            e.decision.outcome,
+            Outcome::Deny(DenyCode::UnknownCredential)
+        );
         assert!(e.summary.contains("CAFE"), "{}", e.summary);
         assert!(e.entitlements.is_empty());
     }
 
     #[test]
     fn serializes() {
-        let snap = building().person(1).card(11, 1, "01").grant(21, 1, STAFF, None).compile(WED_10);
+        let snap = building()
+            .person(1)
+            .card(11, 1, "01")
+            .grant(21, 1, STAFF, None)
+            .compile(WED_10);
         let key = card("01");
-        let e = explain(&snap, &Presence::new(), Subject::Credential(&key), OFFICE_DOOR, WED_10).unwrap();
+        let e = explain(
+            &snap,
+            &Presence::new(),
+            Subject::Credential(&key),
+            OFFICE_DOOR,
+            WED_10,
+        )
+        .unwrap();
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["granted"], true);
         assert_eq!(v["checks"][0]["check"], "credential_known");
@@ -621,12 +690,25 @@ mod tests {
     fn agrees_with_decide_everywhere() {
         let pin_hash = crate::secret::hash_secret("4821").unwrap();
         let f = building()
-            .person(1).card(11, 1, "01").grant(21, 1, STAFF, None).grant(22, 1, GARAGE, None)
-            .person(2).card(12, 2, "02").grant(23, 2, LAB_24_7, None).grant(24, 2, PLANT, Some(WED_22))
-            .person(3).card(13, 3, "03").grant(25, 3, STAFF, Some(WED_10))
-            .person(4).card(14, 4, "04")
-            .person(5).card(15, 5, "05").grant(26, 5, MAIN, None)
-            .person(6).card(16, 6, "06").grant(27, 6, STAFF, None)
+            .person(1)
+            .card(11, 1, "01")
+            .grant(21, 1, STAFF, None)
+            .grant(22, 1, GARAGE, None)
+            .person(2)
+            .card(12, 2, "02")
+            .grant(23, 2, LAB_24_7, None)
+            .grant(24, 2, PLANT, Some(WED_22))
+            .person(3)
+            .card(13, 3, "03")
+            .grant(25, 3, STAFF, Some(WED_10))
+            .person(4)
+            .card(14, 4, "04")
+            .person(5)
+            .card(15, 5, "05")
+            .grant(26, 5, MAIN, None)
+            .person(6)
+            .card(16, 6, "06")
+            .grant(27, 6, STAFF, None)
             .with(|d| {
                 d.people[4].status = PersonStatus::Suspended;
                 d.credentials[5].status = crate::policy::model::CredentialStatus::Lost;
@@ -639,33 +721,67 @@ mod tests {
             let d = swipe_with(&snap, &presence, reader, "01", None, WED_10);
             presence.record(&d, WED_10);
         }
-        let times = [WED_10, WED_22, WED_10 + TimeDelta::hours(6), WED_10 + TimeDelta::days(20)];
+        let times = [
+            WED_10,
+            WED_22,
+            WED_10 + TimeDelta::hours(6),
+            WED_10 + TimeDelta::days(20),
+        ];
         let mut seen = std::collections::HashSet::new();
         for uid in ["01", "02", "03", "04", "05", "06", "99"] {
             for door in snap.doors() {
                 let reader = format!("{}-in", door.name);
                 for now in times {
                     let key = card(uid);
-                    let req = Request { reader_id: &reader, credential: &key, pin: None };
+                    let req = Request {
+                        reader_id: &reader,
+                        credential: &key,
+                        pin: None,
+                    };
                     let d = decide(&snap, &presence, &req, now).unwrap();
-                    let e = explain(&snap, &presence, Subject::Credential(&key), door.id, now).unwrap();
+                    let e =
+                        explain(&snap, &presence, Subject::Credential(&key), door.id, now).unwrap();
                     assert_eq!(e.direction, Direction::In);
                     assert_eq!(e.decision, d, "{uid} at {} {now}", door.name);
                     assert_eq!(e.granted, d.granted());
-                    let failed: Vec<_> = e.checks.iter().filter(|c| c.status == CheckStatus::Failed).collect();
-                    assert_eq!(failed.len(), usize::from(!d.granted()), "{uid} at {}", door.name);
+                    let failed: Vec<_> = e
+                        .checks
+                        .iter()
+                        .filter(|c| c.status == CheckStatus::Failed)
+                        .collect();
+                    assert_eq!(
+                        failed.len(),
+                        usize::from(!d.granted()),
+                        "{uid} at {}",
+                        door.name
+                    );
                     seen.insert(format!("{:?}", d.outcome));
                     let Some(person) = d.person_id else { continue };
-                    let ep = explain(&snap, &presence, Subject::Person(person), door.id, now).unwrap();
-                    let card_ok = snap
-                        .credential_by_id(d.credential_id.unwrap())
-                        .is_some_and(|c| c.status == crate::policy::model::CredentialStatus::Active);
+                    let ep =
+                        explain(&snap, &presence, Subject::Person(person), door.id, now).unwrap();
+                    let card_ok =
+                        snap.credential_by_id(d.credential_id.unwrap())
+                            .is_some_and(|c| {
+                                c.status == crate::policy::model::CredentialStatus::Active
+                            });
                     if card_ok {
-                        assert_eq!(ep.decision, Decision { credential_id: None, ..d }, "person {person} at {}", door.name);
+                        assert_eq!(
+                            ep.decision,
+                            Decision {
+                                credential_id: None,
+                                ..d
+                            },
+                            "person {person} at {}",
+                            door.name
+                        );
                     }
                     // The entitlement that granted is listed and marked decisive.
                     if let Reason::Entitled(g) = d.reason {
-                        assert!(ep.entitlements.iter().any(|c| c.decisive && c.entitlement_id == g.entitlement_id));
+                        assert!(
+                            ep.entitlements
+                                .iter()
+                                .any(|c| c.decisive && c.entitlement_id == g.entitlement_id)
+                        );
                         assert_eq!(ep.entitlements.iter().filter(|c| c.decisive).count(), 1);
                     }
                 }

@@ -67,7 +67,10 @@ pub const WED_22: DateTime<Utc> = utc(1_781_078_400 + 12 * 3600);
 /// An unambiguous local time "YYYY-MM-DD HH:MM" in `tz`, as UTC.
 pub fn at(tz: Tz, local: &str) -> DateTime<Utc> {
     let naive = NaiveDateTime::parse_from_str(local, "%Y-%m-%d %H:%M").unwrap();
-    tz.from_local_datetime(&naive).single().unwrap().with_timezone(&Utc)
+    tz.from_local_datetime(&naive)
+        .single()
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 pub fn at_berlin(local: &str) -> DateTime<Utc> {
@@ -99,7 +102,13 @@ pub fn swipe(snap: &Snapshot, reader: &str, uid: &str, now: DateTime<Utc>) -> De
     swipe_with(snap, &Presence::new(), reader, uid, None, now)
 }
 
-pub fn swipe_pin(snap: &Snapshot, reader: &str, uid: &str, pin: &str, now: DateTime<Utc>) -> Decision {
+pub fn swipe_pin(
+    snap: &Snapshot,
+    reader: &str,
+    uid: &str,
+    pin: &str,
+    now: DateTime<Utc>,
+) -> Decision {
     swipe_with(snap, &Presence::new(), reader, uid, Some(pin), now)
 }
 
@@ -118,10 +127,28 @@ pub fn building() -> Fixture {
     .site(HQ, "HQ", "Europe/Berlin")
     .site(PLANT_SITE, "Plant", "America/New_York")
     .zone(CAMPUS_ZONE, HQ, None, "Campus", AntiPassback::Off)
-    .zone(OFFICE_ZONE, HQ, Some(CAMPUS_ZONE), "Office", AntiPassback::Off)
+    .zone(
+        OFFICE_ZONE,
+        HQ,
+        Some(CAMPUS_ZONE),
+        "Office",
+        AntiPassback::Off,
+    )
     .zone(LAB_ZONE, HQ, Some(OFFICE_ZONE), "Lab", AntiPassback::Hard)
-    .zone(GARAGE_ZONE, HQ, Some(CAMPUS_ZONE), "Garage", AntiPassback::Soft)
-    .zone(PLANT_ZONE, PLANT_SITE, None, "Plant floor", AntiPassback::Off)
+    .zone(
+        GARAGE_ZONE,
+        HQ,
+        Some(CAMPUS_ZONE),
+        "Garage",
+        AntiPassback::Soft,
+    )
+    .zone(
+        PLANT_ZONE,
+        PLANT_SITE,
+        None,
+        "Plant floor",
+        AntiPassback::Off,
+    )
     .door(MAIN_DOOR, CAMPUS_ZONE, "main", DoorMode::Normal)
     .door(OFFICE_DOOR, OFFICE_ZONE, "office", DoorMode::Normal)
     .door(LAB_DOOR, LAB_ZONE, "lab", DoorMode::Normal)
@@ -131,11 +158,25 @@ pub fn building() -> Fixture {
     .door(VAULT_DOOR, OFFICE_ZONE, "vault", DoorMode::Locked)
     .door(CAFETERIA_DOOR, OFFICE_ZONE, "cafeteria", DoorMode::Unlocked)
     .door(PLANT_DOOR, PLANT_ZONE, "plant", DoorMode::Normal)
-    .schedule(OFFICE_HOURS, HolidayRule::Closed, &[("0 8 * * Mon-Fri", 540)])
+    .schedule(
+        OFFICE_HOURS,
+        HolidayRule::Closed,
+        &[("0 8 * * Mon-Fri", 540)],
+    )
     .schedule(ALWAYS, HolidayRule::Ignore, &[("0 0 * * *", 1440)])
-    .schedule(LOBBY_HOURS, HolidayRule::Closed, &[("0 7 * * Mon-Fri", 720)])
+    .schedule(
+        LOBBY_HOURS,
+        HolidayRule::Closed,
+        &[("0 7 * * Mon-Fri", 720)],
+    )
     .level(STAFF, &[(Target::Zone(OFFICE_ZONE), OFFICE_HOURS)])
-    .level(LAB_24_7, &[(Target::Door(LAB_DOOR), ALWAYS), (Target::Door(SERVER_DOOR), ALWAYS)])
+    .level(
+        LAB_24_7,
+        &[
+            (Target::Door(LAB_DOOR), ALWAYS),
+            (Target::Door(SERVER_DOOR), ALWAYS),
+        ],
+    )
     .level(GARAGE, &[(Target::Zone(GARAGE_ZONE), ALWAYS)])
     .level(PLANT, &[(Target::Zone(PLANT_ZONE), OFFICE_HOURS)])
     .level(MAIN, &[(Target::Door(MAIN_DOOR), ALWAYS)]);
@@ -166,7 +207,14 @@ impl Fixture {
         self
     }
 
-    pub fn zone(mut self, id: i64, site_id: i64, parent_id: Option<i64>, name: &str, apb: AntiPassback) -> Self {
+    pub fn zone(
+        mut self,
+        id: i64,
+        site_id: i64,
+        parent_id: Option<i64>,
+        name: &str,
+        apb: AntiPassback,
+    ) -> Self {
         self.data.zones.push(Zone {
             id,
             site_id,
@@ -268,7 +316,13 @@ impl Fixture {
         self
     }
 
-    pub fn grant(mut self, id: i64, person_id: i64, level_id: i64, valid_until: Option<DateTime<Utc>>) -> Self {
+    pub fn grant(
+        mut self,
+        id: i64,
+        person_id: i64,
+        level_id: i64,
+        valid_until: Option<DateTime<Utc>>,
+    ) -> Self {
         self.data.entitlements.push(Entitlement {
             id,
             person_id,

@@ -268,8 +268,13 @@ string_enum!(
 #[serde(tag = "kind", rename_all = "snake_case", try_from = "RawCredentialKey")]
 pub enum CredentialKey {
     /// Upper-case hex of the card's UID (1 to 16 bytes).
-    Card { uid: String },
-    Wiegand { facility: u32, number: u32 },
+    Card {
+        uid: String,
+    },
+    Wiegand {
+        facility: u32,
+        number: u32,
+    },
 }
 
 /// Longest card UID accepted, in bytes (the Modbus register map has room for 16).
@@ -365,10 +370,19 @@ mod tests {
                 format!("\"{}\"", m.as_str())
             );
         }
-        assert_eq!(" Card_And_PIN ".parse::<DoorMode>().unwrap(), DoorMode::CardAndPin);
+        assert_eq!(
+            " Card_And_PIN ".parse::<DoorMode>().unwrap(),
+            DoorMode::CardAndPin
+        );
         assert_eq!("hard".parse::<AntiPassback>().unwrap(), AntiPassback::Hard);
-        assert_eq!("stolen".parse::<CredentialStatus>().unwrap(), CredentialStatus::Stolen);
-        assert_eq!("ignore".parse::<HolidayRule>().unwrap(), HolidayRule::Ignore);
+        assert_eq!(
+            "stolen".parse::<CredentialStatus>().unwrap(),
+            CredentialStatus::Stolen
+        );
+        assert_eq!(
+            "ignore".parse::<HolidayRule>().unwrap(),
+            HolidayRule::Ignore
+        );
     }
 
     #[test]
@@ -386,11 +400,22 @@ mod tests {
     fn card_uids_are_normalised_and_validated() {
         assert_eq!(
             CredentialKey::card(" 04a1b2c3d4e5f6 ").unwrap(),
-            CredentialKey::Card { uid: "04A1B2C3D4E5F6".into() }
+            CredentialKey::Card {
+                uid: "04A1B2C3D4E5F6".into()
+            }
         );
-        assert_eq!(CredentialKey::card("").unwrap_err(), CredentialKeyError::Empty);
-        assert!(matches!(CredentialKey::card("04A1G2"), Err(CredentialKeyError::NotHex(_))));
-        assert!(matches!(CredentialKey::card("04A"), Err(CredentialKeyError::OddLength(_))));
+        assert_eq!(
+            CredentialKey::card("").unwrap_err(),
+            CredentialKeyError::Empty
+        );
+        assert!(matches!(
+            CredentialKey::card("04A1G2"),
+            Err(CredentialKeyError::NotHex(_))
+        ));
+        assert!(matches!(
+            CredentialKey::card("04A"),
+            Err(CredentialKeyError::OddLength(_))
+        ));
         assert!(CredentialKey::card(&"AB".repeat(16)).is_ok());
         assert!(matches!(
             CredentialKey::card(&"AB".repeat(17)),

@@ -144,7 +144,9 @@ fn standard_days_of_week(field: &str) -> Result<String, String> {
             return if n <= 7 {
                 Ok(n)
             } else {
-                Err(format!("day of week {n} is out of range (0-7, 0 and 7 are Sunday)"))
+                Err(format!(
+                    "day of week {n} is out of range (0-7, 0 and 7 are Sunday)"
+                ))
             };
         }
         let lower = token.to_ascii_lowercase();
@@ -232,7 +234,8 @@ impl ParsedWindow {
         // the latest end of all of them and alone decides. In an autumn fold a later start
         // can have an earlier wall-clock time than `t`'s, so the walk begins from the
         // latest wall-clock time reached before `t`, skipping starts after `t`.
-        let lead = (offset_s(tz, t - TimeDelta::seconds(MAX_CLOCK_SHIFT_S)) - offset_s(tz, t)).max(0);
+        let lead =
+            (offset_s(tz, t - TimeDelta::seconds(MAX_CLOCK_SHIFT_S)) - offset_s(tz, t)).max(0);
         let from = (t + TimeDelta::seconds(lead + 1)).with_timezone(&tz);
         for start in self.cron.after(&from).rev() {
             if start.with_timezone(&Utc) <= t {
@@ -244,7 +247,13 @@ impl ParsedWindow {
 
     /// Appends the `[start, end)` spans of every run of this window that overlaps
     /// `[from, to)`.
-    fn push_intervals(&self, tz: Tz, from: DateTime<Utc>, to: DateTime<Utc>, out: &mut Vec<Interval>) {
+    fn push_intervals(
+        &self,
+        tz: Tz,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        out: &mut Vec<Interval>,
+    ) {
         let margin = TimeDelta::seconds(2 * MAX_CLOCK_SHIFT_S);
         let begin = (from - self.duration - margin).with_timezone(&tz);
         let stop = to + margin;
@@ -280,8 +289,15 @@ impl ParsedSchedule {
 
 /// Whether `schedule` is open at `t` at a site in `tz` whose holidays (site-specific and
 /// global, any order) are `holidays`. Slow but exact: it walks the cron expressions.
-pub fn is_open_exact(schedule: &ParsedSchedule, tz: Tz, holidays: &[NaiveDate], t: DateTime<Utc>) -> bool {
-    if schedule.holidays == HolidayRule::Closed && holidays.contains(&t.with_timezone(&tz).date_naive()) {
+pub fn is_open_exact(
+    schedule: &ParsedSchedule,
+    tz: Tz,
+    holidays: &[NaiveDate],
+    t: DateTime<Utc>,
+) -> bool {
+    if schedule.holidays == HolidayRule::Closed
+        && holidays.contains(&t.with_timezone(&tz).date_naive())
+    {
         return false;
     }
     schedule.windows.iter().any(|w| w.is_open_exact(tz, t))
@@ -378,7 +394,11 @@ fn subtract(open: &[Interval], closed: &[Interval]) -> Vec<Interval> {
 }
 
 fn offset_s(tz: Tz, t: DateTime<Utc>) -> i64 {
-    i64::from(tz.offset_from_utc_datetime(&t.naive_utc()).fix().local_minus_utc())
+    i64::from(
+        tz.offset_from_utc_datetime(&t.naive_utc())
+            .fix()
+            .local_minus_utc(),
+    )
 }
 
 /// The instant a wall-clock time ends at: its later occurrence in a fold; in a gap, the
@@ -438,11 +458,16 @@ mod tests {
     /// The UTC instant of an unambiguous local wall-clock time "YYYY-MM-DD HH:MM".
     fn at(tz: Tz, local: &str) -> DateTime<Utc> {
         let naive = NaiveDateTime::parse_from_str(local, "%Y-%m-%d %H:%M").unwrap();
-        tz.from_local_datetime(&naive).single().unwrap().with_timezone(&Utc)
+        tz.from_local_datetime(&naive)
+            .single()
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn utc(s: &str) -> DateTime<Utc> {
-        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap().and_utc()
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
+            .unwrap()
+            .and_utc()
     }
 
     fn sched(rule: HolidayRule, windows: &[(&str, u32)]) -> ParsedSchedule {
@@ -463,9 +488,24 @@ mod tests {
 
     /// Checks the exact evaluator and the precomputed intervals give `expected` at `t`.
     fn check(s: &ParsedSchedule, tz: Tz, holidays: &[NaiveDate], t: DateTime<Utc>, expected: bool) {
-        assert_eq!(is_open_exact(s, tz, holidays, t), expected, "exact at {t} ({})", t.with_timezone(&tz));
-        let iv = open_intervals(s, tz, holidays, t - TimeDelta::days(2), t + TimeDelta::days(2));
-        assert_eq!(intervals_contain(&iv, t.timestamp()), expected, "intervals at {t}");
+        assert_eq!(
+            is_open_exact(s, tz, holidays, t),
+            expected,
+            "exact at {t} ({})",
+            t.with_timezone(&tz)
+        );
+        let iv = open_intervals(
+            s,
+            tz,
+            holidays,
+            t - TimeDelta::days(2),
+            t + TimeDelta::days(2),
+        );
+        assert_eq!(
+            intervals_contain(&iv, t.timestamp()),
+            expected,
+            "intervals at {t}"
+        );
     }
 
     fn office() -> ParsedSchedule {
@@ -475,8 +515,14 @@ mod tests {
     #[test]
     fn office_hours_around_the_berlin_and_new_york_dst_changes() {
         let days: [(Tz, &[&str]); 2] = [
-            (Berlin, &["2026-03-27", "2026-03-30", "2026-10-23", "2026-10-26"]),
-            (New_York, &["2026-03-06", "2026-03-09", "2026-10-30", "2026-11-02"]),
+            (
+                Berlin,
+                &["2026-03-27", "2026-03-30", "2026-10-23", "2026-10-26"],
+            ),
+            (
+                New_York,
+                &["2026-03-06", "2026-03-09", "2026-10-30", "2026-11-02"],
+            ),
         ];
         let s = office();
         for (tz, days) in days {
@@ -489,7 +535,12 @@ mod tests {
         }
         // The change days are Sundays: a daily window follows the local clock there too.
         let daily = sched(HolidayRule::Closed, &[("0 8 * * *", 540)]);
-        for (tz, day) in [(Berlin, "2026-03-29"), (Berlin, "2026-10-25"), (New_York, "2026-03-08"), (New_York, "2026-11-01")] {
+        for (tz, day) in [
+            (Berlin, "2026-03-29"),
+            (Berlin, "2026-10-25"),
+            (New_York, "2026-03-08"),
+            (New_York, "2026-11-01"),
+        ] {
             check(&daily, tz, &[], at(tz, &format!("{day} 07:30")), false);
             check(&daily, tz, &[], at(tz, &format!("{day} 08:30")), true);
             check(&daily, tz, &[], at(tz, &format!("{day} 17:00")), false);
@@ -545,7 +596,10 @@ mod tests {
             .take(2)
             .map(|d| d.with_timezone(&Utc))
             .collect();
-        assert_eq!(crate_starts, [at(tz, "2026-03-30 02:30"), at(tz, "2026-03-31 02:30")]);
+        assert_eq!(
+            crate_starts,
+            [at(tz, "2026-03-30 02:30"), at(tz, "2026-03-31 02:30")]
+        );
     }
 
     #[test]
@@ -573,7 +627,10 @@ mod tests {
         check(&s, tz, &[], utc("2026-10-25 01:29:59"), true);
         check(&s, tz, &[], utc("2026-10-25 01:30:00"), false);
         assert_eq!(
-            resolve_latest(New_York, NaiveDateTime::parse_from_str("2026-03-08 02:10", "%Y-%m-%d %H:%M").unwrap()),
+            resolve_latest(
+                New_York,
+                NaiveDateTime::parse_from_str("2026-03-08 02:10", "%Y-%m-%d %H:%M").unwrap()
+            ),
             utc("2026-03-08 07:00:00")
         );
     }
@@ -602,13 +659,22 @@ mod tests {
         check(&numeric, tz, &[], at(tz, "2026-06-08 08:30"), true);
         check(&numeric, tz, &[], at(tz, "2026-06-07 08:30"), false);
         check(&numeric, tz, &[], at(tz, "2026-06-13 08:30"), false);
-        for sunday in ["0 8 * * 0", "0 8 * * 7", "0 8 * * sun", "0 8 * * Sat-Sun", "0 8 * * 6,0"] {
+        for sunday in [
+            "0 8 * * 0",
+            "0 8 * * 7",
+            "0 8 * * sun",
+            "0 8 * * Sat-Sun",
+            "0 8 * * 6,0",
+        ] {
             let s = sched(HolidayRule::Ignore, &[(sunday, 60)]);
             check(&s, tz, &[], at(tz, "2026-06-07 08:30"), true);
             check(&s, tz, &[], at(tz, "2026-06-08 08:30"), false);
         }
         assert_eq!(standard_days_of_week("*/2").unwrap(), "SUN,TUE,THU,SAT");
-        assert_eq!(standard_days_of_week("Mon-Fri").unwrap(), "MON,TUE,WED,THU,FRI");
+        assert_eq!(
+            standard_days_of_week("Mon-Fri").unwrap(),
+            "MON,TUE,WED,THU,FRI"
+        );
         assert_eq!(standard_days_of_week("0-7").unwrap(), "*");
         // The crate's own 6-field form keeps the crate's numbering (1 = Sunday).
         let six = sched(HolidayRule::Ignore, &[("0 0 8 * * 1", 60)]);
@@ -623,19 +689,31 @@ mod tests {
         let err = parse_window("0 8 * *", 60).unwrap_err();
         assert!(err.to_string().contains("4 fields"), "{err}");
         let err = parse_window("0 8 * * Mon-Fry", 60).unwrap_err();
-        assert!(err.to_string().contains("'Fry' is not a day of the week"), "{err}");
+        assert!(
+            err.to_string().contains("'Fry' is not a day of the week"),
+            "{err}"
+        );
         let err = parse_window("0 8 * * 8", 60).unwrap_err();
         assert!(err.to_string().contains("out of range"), "{err}");
         let err = parse_window("0 8 * * Fri-Mon", 60).unwrap_err();
         assert!(err.to_string().contains("backwards"), "{err}");
         assert_eq!(
             parse_window("0 8 * * *", 0).unwrap_err(),
-            ScheduleError::Duration { expression: "0 8 * * *".into(), minutes: 0 }
+            ScheduleError::Duration {
+                expression: "0 8 * * *".into(),
+                minutes: 0
+            }
         );
         assert!(parse_window("0 8 * * *", MAX_WINDOW_MINUTES + 1).is_err());
         assert!(parse_window("0 8 * * *", MAX_WINDOW_MINUTES).is_ok());
-        assert!(matches!(parse_window("* * 8 * * *", 1), Err(ScheduleError::SubMinute { .. })));
-        assert!(matches!(parse_window("0 0 31 2 *", 60), Err(ScheduleError::NeverStarts { .. })));
+        assert!(matches!(
+            parse_window("* * 8 * * *", 1),
+            Err(ScheduleError::SubMinute { .. })
+        ));
+        assert!(matches!(
+            parse_window("0 0 31 2 *", 60),
+            Err(ScheduleError::NeverStarts { .. })
+        ));
         assert!(parse_window("0 0 8 * * Mon-Fri 2026", 60).is_ok());
         assert!(parse_window("@daily", 60).is_ok());
         assert!(parse_window("", 60).is_err());
@@ -644,11 +722,23 @@ mod tests {
     #[test]
     fn exact_and_intervals_agree_on_a_fine_sweep_through_dst_weeks() {
         let schedules = [
-            sched(HolidayRule::Closed, &[("0 8 * * Mon-Fri", 540), ("0 22 * * Fri", 600)]),
-            sched(HolidayRule::Ignore, &[("*/20 * * * *", 7), ("30 2 * * *", 90)]),
-            sched(HolidayRule::Closed, &[("15 1 * * *", 95), ("0 0 * * Mon", MAX_WINDOW_MINUTES)]),
+            sched(
+                HolidayRule::Closed,
+                &[("0 8 * * Mon-Fri", 540), ("0 22 * * Fri", 600)],
+            ),
+            sched(
+                HolidayRule::Ignore,
+                &[("*/20 * * * *", 7), ("30 2 * * *", 90)],
+            ),
+            sched(
+                HolidayRule::Closed,
+                &[("15 1 * * *", 95), ("0 0 * * Mon", MAX_WINDOW_MINUTES)],
+            ),
         ];
-        let holidays = [NaiveDate::from_ymd_opt(2026, 3, 30).unwrap(), NaiveDate::from_ymd_opt(2026, 10, 26).unwrap()];
+        let holidays = [
+            NaiveDate::from_ymd_opt(2026, 3, 30).unwrap(),
+            NaiveDate::from_ymd_opt(2026, 10, 26).unwrap(),
+        ];
         let tz_lord_howe: Tz = "Australia/Lord_Howe".parse().unwrap();
         for (tz, from) in [
             (Berlin, utc("2026-03-27 00:00:00")),
@@ -672,7 +762,11 @@ mod tests {
                     for ts in [edge - 1, edge] {
                         let t = DateTime::<Utc>::from_timestamp(ts, 0).unwrap();
                         if t >= from && t < to {
-                            assert_eq!(is_open_exact(s, tz, &holidays, t), intervals_contain(&iv, ts), "{tz} edge {t}");
+                            assert_eq!(
+                                is_open_exact(s, tz, &holidays, t),
+                                intervals_contain(&iv, ts),
+                                "{tz} edge {t}"
+                            );
                         }
                     }
                 }
@@ -682,14 +776,29 @@ mod tests {
 
     #[test]
     fn next_change_finds_the_next_edge() {
-        let iv = [Interval { start: 10, end: 20 }, Interval { start: 30, end: 40 }];
+        let iv = [
+            Interval { start: 10, end: 20 },
+            Interval { start: 30, end: 40 },
+        ];
         assert_eq!(next_change(&iv, 5), Some(10));
         assert_eq!(next_change(&iv, 10), Some(20));
         assert_eq!(next_change(&iv, 20), Some(30));
         assert_eq!(next_change(&iv, 40), None);
         assert_eq!(
-            subtract(&[Interval { start: 0, end: 100 }], &[Interval { start: 10, end: 20 }, Interval { start: 90, end: 200 }]),
-            [Interval { start: 0, end: 10 }, Interval { start: 20, end: 90 }]
+            subtract(
+                &[Interval { start: 0, end: 100 }],
+                &[
+                    Interval { start: 10, end: 20 },
+                    Interval {
+                        start: 90,
+                        end: 200
+                    }
+                ]
+            ),
+            [
+                Interval { start: 0, end: 10 },
+                Interval { start: 20, end: 90 }
+            ]
         );
     }
 }

@@ -75,7 +75,11 @@ pub enum CompileError {
         second: i64,
     },
     #[error("credentials {first} and {second} are both active with the same key {key}")]
-    DuplicateCredentialKey { key: String, first: i64, second: i64 },
+    DuplicateCredentialKey {
+        key: String,
+        first: i64,
+        second: i64,
+    },
     #[error("credential {id}: {source}")]
     CredentialKey {
         id: i64,
@@ -247,7 +251,10 @@ fn index_ids<T>(
     let mut map = map_with_capacity(rows.len());
     for (i, row) in rows.iter().enumerate() {
         if map.insert(id(row), idx(i)).is_some() {
-            return Err(CompileError::DuplicateId { entity, id: id(row) });
+            return Err(CompileError::DuplicateId {
+                entity,
+                id: id(row),
+            });
         }
     }
     Ok(map)
@@ -286,11 +293,14 @@ impl Snapshot {
             .sites
             .iter()
             .map(|s| {
-                s.timezone.trim().parse::<Tz>().map_err(|_| CompileError::Timezone {
-                    id: s.id,
-                    name: s.name.clone(),
-                    timezone: s.timezone.clone(),
-                })
+                s.timezone
+                    .trim()
+                    .parse::<Tz>()
+                    .map_err(|_| CompileError::Timezone {
+                        id: s.id,
+                        name: s.name.clone(),
+                        timezone: s.timezone.clone(),
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
         index_ids(&data.holidays, "holiday", |h| h.id)?;
@@ -299,13 +309,15 @@ impl Snapshot {
             match h.site_id {
                 None => site_holidays.iter_mut().for_each(|v| v.push(h.date)),
                 Some(site_id) => {
-                    let s = *site_index.get(&site_id).ok_or_else(|| CompileError::Dangling {
-                        entity: "holiday",
-                        id: h.id,
-                        name: h.name.clone(),
-                        target: "site",
-                        target_id: site_id,
-                    })?;
+                    let s = *site_index
+                        .get(&site_id)
+                        .ok_or_else(|| CompileError::Dangling {
+                            entity: "holiday",
+                            id: h.id,
+                            name: h.name.clone(),
+                            target: "site",
+                            target_id: site_id,
+                        })?;
                     site_holidays[s as usize].push(h.date);
                 }
             }
@@ -489,7 +501,8 @@ impl Snapshot {
         let credential_index = index_ids(&data.credentials, "credential", |c| c.id)?;
         let mut credentials = Vec::with_capacity(data.credentials.len());
         let mut credential_person = Vec::with_capacity(data.credentials.len());
-        let mut key_index: FxHashMap<CredentialKey, u32> = map_with_capacity(data.credentials.len());
+        let mut key_index: FxHashMap<CredentialKey, u32> =
+            map_with_capacity(data.credentials.len());
         for (i, c) in data.credentials.iter().enumerate() {
             let person = *person_index
                 .get(&c.person_id)
@@ -527,10 +540,7 @@ impl Snapshot {
                     }
                 }
             }
-            credentials.push(Credential {
-                key,
-                ..c.clone()
-            });
+            credentials.push(Credential { key, ..c.clone() });
             credential_person.push(person);
         }
 
@@ -541,7 +551,8 @@ impl Snapshot {
         for (li, level) in data.levels.iter().enumerate() {
             let li = idx(li);
             for item in &level.items {
-                let schedule = schedule_of("access level", level.id, &level.name, item.schedule_id)?;
+                let schedule =
+                    schedule_of("access level", level.id, &level.name, item.schedule_id)?;
                 let dangling = |target, target_id| CompileError::Dangling {
                     entity: "access level",
                     id: level.id,
@@ -630,7 +641,8 @@ impl Snapshot {
             slots[fill[p] as usize] = Some((e.clone(), ent_level[i]));
             fill[p] += 1;
         }
-        let (entitlements, entitlement_level): (Vec<_>, Vec<_>) = slots.into_iter().flatten().unzip();
+        let (entitlements, entitlement_level): (Vec<_>, Vec<_>) =
+            slots.into_iter().flatten().unzip();
 
         // Schedule intervals over the horizon, for each (schedule, site) in use.
         let timelines_vec = timelines
@@ -720,7 +732,9 @@ impl Snapshot {
     }
 
     pub fn site(&self, site_id: i64) -> Option<&Site> {
-        self.site_index.get(&site_id).map(|&i| &self.sites[i as usize])
+        self.site_index
+            .get(&site_id)
+            .map(|&i| &self.sites[i as usize])
     }
 
     pub fn sites(&self) -> &[Site] {
@@ -732,11 +746,15 @@ impl Snapshot {
     }
 
     pub fn site_timezone(&self, site_id: i64) -> Option<Tz> {
-        self.site_index.get(&site_id).map(|&i| self.site_tz[i as usize])
+        self.site_index
+            .get(&site_id)
+            .map(|&i| self.site_tz[i as usize])
     }
 
     pub fn zone(&self, zone_id: i64) -> Option<&Zone> {
-        self.zone_index.get(&zone_id).map(|&i| &self.zones[i as usize])
+        self.zone_index
+            .get(&zone_id)
+            .map(|&i| &self.zones[i as usize])
     }
 
     pub fn door(&self, door_id: i64) -> Option<&Door> {
@@ -768,7 +786,8 @@ impl Snapshot {
     }
 
     pub fn person(&self, person_id: i64) -> Option<&Person> {
-        self.person_index(person_id).map(|i| &self.people[i as usize])
+        self.person_index(person_id)
+            .map(|i| &self.people[i as usize])
     }
 
     pub fn person_by_employee_id(&self, employee_id: &str) -> Option<&Person> {
@@ -814,7 +833,12 @@ impl Snapshot {
 
     /// Whether a schedule is open at a site at `t`: from the precomputed intervals inside
     /// the horizon, from the cron expressions outside it. `None` for an unknown id.
-    pub fn is_schedule_open(&self, schedule_id: i64, site_id: i64, t: DateTime<Utc>) -> Option<bool> {
+    pub fn is_schedule_open(
+        &self,
+        schedule_id: i64,
+        site_id: i64,
+        t: DateTime<Utc>,
+    ) -> Option<bool> {
         let (s, site) = self.schedule_site(schedule_id, site_id)?;
         Some(match self.timeline_index.get(&(s, site)) {
             Some(&tl) => self.timeline_open(tl, t),
@@ -823,14 +847,24 @@ impl Snapshot {
     }
 
     /// The same answer from the cron expressions alone (slow; for tests and tools).
-    pub fn is_schedule_open_exact(&self, schedule_id: i64, site_id: i64, t: DateTime<Utc>) -> Option<bool> {
+    pub fn is_schedule_open_exact(
+        &self,
+        schedule_id: i64,
+        site_id: i64,
+        t: DateTime<Utc>,
+    ) -> Option<bool> {
         let (s, site) = self.schedule_site(schedule_id, site_id)?;
         Some(self.exact_open(s, site, t))
     }
 
     /// When the schedule next opens (if closed at `t`) or closes (if open), when that is
     /// inside the horizon and the pair is in use.
-    pub fn schedule_next_change(&self, schedule_id: i64, site_id: i64, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub fn schedule_next_change(
+        &self,
+        schedule_id: i64,
+        site_id: i64,
+        t: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
         let (s, site) = self.schedule_site(schedule_id, site_id)?;
         self.timeline_next_change(*self.timeline_index.get(&(s, site))?, t)
     }
@@ -867,7 +901,10 @@ impl Snapshot {
 
     pub(super) fn reader_index(&self, wire_id: &str) -> Option<(u32, Direction)> {
         let r = *self.reader_index.get(wire_id)?;
-        Some((self.reader_door[r as usize], self.readers[r as usize].direction))
+        Some((
+            self.reader_door[r as usize],
+            self.readers[r as usize].direction,
+        ))
     }
 
     pub(super) fn credential_index_by_key(&self, key: &CredentialKey) -> Option<u32> {
@@ -946,29 +983,59 @@ mod tests {
     #[test]
     fn validation_errors_name_the_row() {
         let e = error(building().with(|d| d.doors[1].zone_id = 999));
-        assert_eq!(e, "door 101 ('office') refers to zone 999, which does not exist");
+        assert_eq!(
+            e,
+            "door 101 ('office') refers to zone 999, which does not exist"
+        );
         let e = error(building().with(|d| d.sites[1].timezone = "America/New_Yrok".into()));
-        assert!(e.contains("site 2 ('Plant')") && e.contains("'America/New_Yrok'"), "{e}");
+        assert!(
+            e.contains("site 2 ('Plant')") && e.contains("'America/New_Yrok'"),
+            "{e}"
+        );
         let e = error(building().with(|d| d.schedules[0].windows[0].cron = "0 25 * * *".into()));
-        assert!(e.starts_with("schedule 1 ('schedule 1'): the time window '0 25 * * *'"), "{e}");
+        assert!(
+            e.starts_with("schedule 1 ('schedule 1'): the time window '0 25 * * *'"),
+            "{e}"
+        );
         let e = error(building().with(|d| d.zones[0].parent_id = Some(LAB_ZONE)));
         assert!(e.contains("zone 10 ('Campus') is inside itself"), "{e}");
         let e = error(building().with(|d| d.zones[4].parent_id = Some(CAMPUS_ZONE)));
         assert!(e.contains("nested zones must be in the same site"), "{e}");
         let e = error(building().with(|d| d.readers[3].reader_id = "main-in".into()));
-        assert_eq!(e, "readers 100 and 1011 both use the wire id 'main-in'");
+        assert_eq!(e, "readers 1000 and 1011 both use the wire id 'main-in'");
         let e = error(building().level(STAFF, &[]));
         assert_eq!(e, "two access level rows have the same id 1");
         let e = error(building().level(9, &[(Target::Zone(77), ALWAYS)]));
-        assert_eq!(e, "access level 9 ('level 9') refers to zone 77, which does not exist");
+        assert_eq!(
+            e,
+            "access level 9 ('level 9') refers to zone 77, which does not exist"
+        );
         let e = error(building().person(1).grant(21, 1, 42, None));
-        assert!(e.contains("entitlement 21") && e.contains("access level 42"), "{e}");
-        let e = error(building().person(1).person(2).with(|d| d.people[1].employee_id = "E1".into()));
+        assert!(
+            e.contains("entitlement 21") && e.contains("access level 42"),
+            "{e}"
+        );
+        let e = error(
+            building()
+                .person(1)
+                .person(2)
+                .with(|d| d.people[1].employee_id = "E1".into()),
+        );
         assert_eq!(e, "people 1 and 2 both have employee id 'E1'");
         let e = error(building().person(1).card(11, 1, "0x12"));
         assert!(e.starts_with("credential 11: card uid '0x12'"), "{e}");
         let e = error(building().person(1).card(11, 1, "ab").card(12, 1, "AB"));
-        assert_eq!(e, "credentials 11 and 12 are both active with the same key AB");
+        assert_eq!(
+            e,
+            "credentials 11 and 12 are both active with the same key AB"
+        );
+    }
+
+    #[test]
+    fn snapshot_can_be_shared_across_threads() {
+        fn shared<T: Send + Sync + 'static>() {}
+        shared::<Snapshot>();
+        shared::<crate::policy::presence::Presence>();
     }
 
     #[test]
@@ -993,13 +1060,27 @@ mod tests {
             .with(|d| d.sites[1].lockdown = true)
             .compile(WED_10);
         let r = snap.reader("lab-out").unwrap();
-        assert_eq!((r.door_id(), r.direction(), r.unlock_ms()), (LAB_DOOR, Direction::Out, 5000));
+        assert_eq!(
+            (r.door_id(), r.direction(), r.unlock_ms()),
+            (LAB_DOOR, Direction::Out, 5000)
+        );
         assert_eq!((r.zone.id, r.site.id), (LAB_ZONE, HQ));
         assert!(snap.reader("lab-sideways").is_none());
         assert_eq!(snap.readers().len(), 18);
-        assert_eq!(snap.door(VAULT_DOOR).map(|d| d.mode), Some(DoorMode::Locked));
-        assert_eq!(snap.door_view(SERVER_DOOR).and_then(|v| v.antipassback_zone).map(|z| z.id), Some(LAB_ZONE));
-        assert!(snap.door_view(OFFICE_DOOR).is_some_and(|v| v.antipassback_zone.is_none()));
+        assert_eq!(
+            snap.door(VAULT_DOOR).map(|d| d.mode),
+            Some(DoorMode::Locked)
+        );
+        assert_eq!(
+            snap.door_view(SERVER_DOOR)
+                .and_then(|v| v.antipassback_zone)
+                .map(|z| z.id),
+            Some(LAB_ZONE)
+        );
+        assert!(
+            snap.door_view(OFFICE_DOOR)
+                .is_some_and(|v| v.antipassback_zone.is_none())
+        );
         assert_eq!(snap.person_by_employee_id("E1").map(|p| p.id), Some(1));
         assert_eq!(snap.person(1).map(|p| p.name.as_str()), Some("Person 1"));
         assert_eq!(snap.credential(&card("01")).map(|c| c.id), Some(11));
@@ -1012,7 +1093,17 @@ mod tests {
         assert_eq!(snap.horizon_end(), WED_10 + HORIZON_AFTER);
         assert_eq!(snap.horizon_start(), WED_10 - HORIZON_BEFORE);
         let c = snap.counts();
-        assert_eq!((c.people, c.credentials, c.doors, c.zones, c.levels, c.entitlements), (1, 1, 9, 5, 5, 1));
+        assert_eq!(
+            (
+                c.people,
+                c.credentials,
+                c.doors,
+                c.zones,
+                c.levels,
+                c.entitlements
+            ),
+            (1, 1, 9, 5, 5, 1)
+        );
         // Staff covers the five doors of the office zone and its lab child zone.
         assert_eq!(
             c.door_level_pairs,
@@ -1038,10 +1129,18 @@ mod tests {
             .holiday(4, None, "2026-11-02");
         for (i, w) in windows.iter().enumerate() {
             let id = 50 + i as i64;
-            let rule = if i % 2 == 0 { HolidayRule::Closed } else { HolidayRule::Ignore };
-            f = f
-                .schedule(id, rule, w)
-                .level(id, &[(Target::Zone(CAMPUS_ZONE), id), (Target::Zone(PLANT_ZONE), id)]);
+            let rule = if i % 2 == 0 {
+                HolidayRule::Closed
+            } else {
+                HolidayRule::Ignore
+            };
+            f = f.schedule(id, rule, w).level(
+                id,
+                &[
+                    (Target::Zone(CAMPUS_ZONE), id),
+                    (Target::Zone(PLANT_ZONE), id),
+                ],
+            );
         }
         f
     }
@@ -1066,7 +1165,9 @@ mod tests {
                 let mut opened = 0;
                 while t < snap.horizon_end() {
                     let fast = snap.is_schedule_open(schedule_id, site_id, t).unwrap();
-                    let exact = snap.is_schedule_open_exact(schedule_id, site_id, t).unwrap();
+                    let exact = snap
+                        .is_schedule_open_exact(schedule_id, site_id, t)
+                        .unwrap();
                     assert_eq!(fast, exact, "schedule {schedule_id} at site {site_id}, {t}");
                     opened += usize::from(fast);
                     t += TimeDelta::minutes(7);
@@ -1091,13 +1192,20 @@ mod tests {
 
     #[test]
     fn outside_the_horizon_decisions_fall_back_to_the_exact_path() {
-        let snap = building().person(1).card(11, 1, "01").grant(21, 1, STAFF, None).compile(WED_10);
+        let snap = building()
+            .person(1)
+            .card(11, 1, "01")
+            .grant(21, 1, STAFF, None)
+            .compile(WED_10);
         let later = WED_10 + TimeDelta::days(28);
         let earlier = WED_10 - TimeDelta::days(7);
         for t in [later, earlier] {
             assert!(!snap.in_horizon(t));
             assert_eq!(snap.is_schedule_open(OFFICE_HOURS, HQ, t), Some(true));
-            assert_eq!(snap.is_schedule_open(OFFICE_HOURS, HQ, t + TimeDelta::hours(12)), Some(false));
+            assert_eq!(
+                snap.is_schedule_open(OFFICE_HOURS, HQ, t + TimeDelta::hours(12)),
+                Some(false)
+            );
             assert!(swipe(&snap, "office-in", "01", t).granted());
             assert_eq!(
                 swipe(&snap, "office-in", "01", t + TimeDelta::hours(12)).outcome,
@@ -1120,14 +1228,23 @@ mod tests {
         use crate::policy::model::*;
         use crate::policy::presence::Presence;
         let mut data = PolicyData::default();
-        data.sites.push(Site { id: 1, name: "HQ".into(), timezone: "Europe/Berlin".into(), lockdown: false });
+        data.sites.push(Site {
+            id: 1,
+            name: "HQ".into(),
+            timezone: "Europe/Berlin".into(),
+            lockdown: false,
+        });
         for z in 0..50 {
             data.zones.push(Zone {
                 id: z,
                 site_id: 1,
                 parent_id: (z > 0).then_some((z - 1) / 7),
                 name: format!("zone {z}"),
-                antipassback: if z % 10 == 3 { AntiPassback::Hard } else { AntiPassback::Off },
+                antipassback: if z % 10 == 3 {
+                    AntiPassback::Hard
+                } else {
+                    AntiPassback::Off
+                },
             });
         }
         for d in 0..1000 {
@@ -1142,7 +1259,12 @@ mod tests {
                 sensitivity: Sensitivity::Normal,
             });
             for (n, direction) in [(0, Direction::In), (1, Direction::Out)] {
-                data.readers.push(Reader { id: d * 2 + n, reader_id: format!("r{d}-{direction}"), door_id: d, direction });
+                data.readers.push(Reader {
+                    id: d * 2 + n,
+                    reader_id: format!("r{d}-{direction}"),
+                    door_id: d,
+                    direction,
+                });
             }
         }
         for s in 0..20 {
@@ -1150,7 +1272,10 @@ mod tests {
                 id: s,
                 name: format!("schedule {s}"),
                 holidays: HolidayRule::Closed,
-                windows: vec![Window { cron: format!("0 {} * * Mon-Fri", s % 12), duration_min: 600 }],
+                windows: vec![Window {
+                    cron: format!("0 {} * * Mon-Fri", s % 12),
+                    duration_min: 600,
+                }],
             });
         }
         for l in 0..1000 {
@@ -1158,8 +1283,14 @@ mod tests {
                 id: l,
                 name: format!("level {l}"),
                 items: vec![
-                    LevelItem { target: Target::Zone(l % 50), schedule_id: l % 20 },
-                    LevelItem { target: Target::Door((l * 7) % 1000), schedule_id: (l + 1) % 20 },
+                    LevelItem {
+                        target: Target::Zone(l % 50),
+                        schedule_id: l % 20,
+                    },
+                    LevelItem {
+                        target: Target::Door((l * 7) % 1000),
+                        schedule_id: (l + 1) % 20,
+                    },
                 ],
             });
         }
@@ -1176,26 +1307,43 @@ mod tests {
                 data.credentials.push(Credential {
                     id: p * 2 + c,
                     person_id: p,
-                    key: CredentialKey::Card { uid: format!("{:08X}", p * 2 + c) },
+                    key: CredentialKey::Card {
+                        uid: format!("{:08X}", p * 2 + c),
+                    },
                     pin_hash: None,
                     status: CredentialStatus::Active,
                     valid_until: None,
                 });
             }
             for e in 0..3 {
-                data.entitlements.push(Entitlement { id: p * 3 + e, person_id: p, level_id: (p * 3 + e * 17) % 1000, valid_until: None });
+                data.entitlements.push(Entitlement {
+                    id: p * 3 + e,
+                    person_id: p,
+                    level_id: (p * 3 + e * 17) % 1000,
+                    valid_until: None,
+                });
             }
         }
         let started = std::time::Instant::now();
         let snap = Snapshot::compile(&data, WED_10).unwrap();
         let compile = started.elapsed();
         let presence = Presence::new();
-        let keys: Vec<_> = (0..10_000).map(|i| CredentialKey::Card { uid: format!("{:08X}", (i * 37) % 200_000) }).collect();
-        let readers: Vec<_> = (0..10_000).map(|i| format!("r{}-in", (i * 13) % 1000)).collect();
+        let keys: Vec<_> = (0..10_000)
+            .map(|i| CredentialKey::Card {
+                uid: format!("{:08X}", (i * 37) % 200_000),
+            })
+            .collect();
+        let readers: Vec<_> = (0..10_000)
+            .map(|i| format!("r{}-in", (i * 13) % 1000))
+            .collect();
         let mut times = Vec::with_capacity(keys.len());
         let mut granted = 0;
         for (key, reader) in keys.iter().zip(&readers) {
-            let req = Request { reader_id: reader, credential: key, pin: None };
+            let req = Request {
+                reader_id: reader,
+                credential: key,
+                pin: None,
+            };
             let t = std::time::Instant::now();
             let d = decide(&snap, &presence, &req, WED_10).unwrap();
             times.push(t.elapsed());

@@ -146,7 +146,11 @@ pub fn load_policy(conn: &mut DbConnection) -> Result<PolicyData, LoadError> {
                         .map(|w| {
                             Ok(policy::Window {
                                 cron: w.cron.clone(),
-                                duration_min: non_negative("schedule_windows", w.id, w.duration_min)?,
+                                duration_min: non_negative(
+                                    "schedule_windows",
+                                    w.id,
+                                    w.duration_min,
+                                )?,
                             })
                         })
                         .collect::<Result<_, LoadError>>()?,
@@ -202,7 +206,9 @@ pub fn load_policy(conn: &mut DbConnection) -> Result<PolicyData, LoadError> {
                 })
             })
             .collect::<Result<_, LoadError>>()?;
+        // Ordered by id: the first open entitlement grants, so the order must be stable.
         let entitlements = entitlements::table
+            .order(entitlements::id)
             .select(EntitlementRow::as_select())
             .load(conn)?
             .into_iter()

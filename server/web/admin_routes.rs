@@ -54,7 +54,9 @@ pub async fn list_tokens(
     auth: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
     auth.require_admin()?;
-    let tokens = state.read(|conn| Ok(admins::list_tokens(conn, None)?)).await?;
+    let tokens = state
+        .read(|conn| Ok(admins::list_tokens(conn, None)?))
+        .await?;
     Ok(HttpResponse::Ok().json(tokens))
 }
 
@@ -129,7 +131,14 @@ pub async fn audit_list(
     let page = page.into_inner().validate()?;
     let entity = filter.into_inner().entity;
     let rows = state
-        .read(move |conn| Ok(audit::list(conn, entity.as_deref(), page.offset, page.limit)?))
+        .read(move |conn| {
+            Ok(audit::list(
+                conn,
+                entity.as_deref(),
+                page.offset,
+                page.limit,
+            )?)
+        })
         .await?;
     let json = |text: Option<String>| text.and_then(|t| serde_json::from_str(&t).ok());
     let entries: Vec<AuditEntryView> = rows

@@ -51,7 +51,10 @@ fn resolve(q: ExplainQuery) -> Result<(SubjectQuery, DoorQuery, Option<DateTime<
     }
     match (q.facility, q.number) {
         (Some(facility), Some(number)) => {
-            subjects.push(SubjectQuery::Credential(CredentialKey::Wiegand { facility, number }))
+            subjects.push(SubjectQuery::Credential(CredentialKey::Wiegand {
+                facility,
+                number,
+            }))
         }
         (None, None) => {}
         _ => errors.add("number", "give facility and number together"),
@@ -111,9 +114,18 @@ pub fn document(add: &mut dyn FnMut(&str, HttpMethod, Operation)) {
             "bearer",
             Vec::<String>::new(),
         ))
-        .response("200", utoipa::openapi::ResponseBuilder::new().description("the explanation"))
-        .response("404", utoipa::openapi::ResponseBuilder::new().description("unknown person or door"))
-        .response("422", utoipa::openapi::ResponseBuilder::new().description("the question is incomplete"));
+        .response(
+            "200",
+            utoipa::openapi::ResponseBuilder::new().description("the explanation"),
+        )
+        .response(
+            "404",
+            utoipa::openapi::ResponseBuilder::new().description("unknown person or door"),
+        )
+        .response(
+            "422",
+            utoipa::openapi::ResponseBuilder::new().description("the question is incomplete"),
+        );
     for p in ExplainQuery::into_params(|| Some(ParameterIn::Query)) {
         op = op.parameter(p);
     }

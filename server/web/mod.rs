@@ -16,9 +16,9 @@ use serde::Serialize;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::entities::{
-    Entity, credentials::Credentials, doors::Doors, entitlements::Entitlements,
-    holidays::Holidays, levels::Levels, people::People, readers::Readers, schedules::Schedules,
-    sites::Sites, zones::Zones,
+    Entity, credentials::Credentials, doors::Doors, entitlements::Entitlements, holidays::Holidays,
+    levels::Levels, people::People, readers::Readers, schedules::Schedules, sites::Sites,
+    zones::Zones,
 };
 use crate::live::LivePolicy;
 use crate::store::{DbConnection, DbPool};
@@ -96,13 +96,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz));
     cfg.service(
         web::scope("/api/v1")
-            .app_data(
-                web::QueryConfig::default().error_handler(|err, _| {
-                    let mut fields = crate::entities::FieldErrors::default();
-                    fields.add("query", err.to_string());
-                    ApiError::Invalid(fields).into()
-                }),
-            )
+            .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                let mut fields = crate::entities::FieldErrors::default();
+                fields.add("query", err.to_string());
+                ApiError::Invalid(fields).into()
+            }))
             .route("/openapi.json", web::get().to(openapi::serve))
             .route("/explain", web::get().to(explain_routes::explain))
             .route("/audit", web::get().to(admin_routes::audit_list))

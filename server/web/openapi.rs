@@ -50,8 +50,14 @@ fn operation(tag: &str, summary: String) -> OperationBuilder {
         .tag(tag)
         .summary(Some(summary))
         .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
-        .response("401", ResponseBuilder::new().description("no or invalid bearer token"))
-        .response("403", ResponseBuilder::new().description("the token's role may not do this"))
+        .response(
+            "401",
+            ResponseBuilder::new().description("no or invalid bearer token"),
+        )
+        .response(
+            "403",
+            ResponseBuilder::new().description("the token's role may not do this"),
+        )
 }
 
 fn id_param() -> utoipa::openapi::path::Parameter {
@@ -73,7 +79,10 @@ fn entity<E: Entity>(doc: &mut DocBuilder) {
     let body = || {
         Some(
             RequestBodyBuilder::new()
-                .content(JSON, ContentBuilder::new().schema(Some(input.clone())).build())
+                .content(
+                    JSON,
+                    ContentBuilder::new().schema(Some(input.clone())).build(),
+                )
                 .required(Some(utoipa::openapi::Required::True))
                 .build(),
         )
@@ -88,14 +97,24 @@ fn entity<E: Entity>(doc: &mut DocBuilder) {
     }
     let page_schema = utoipa::openapi::ObjectBuilder::new()
         .property("items", ArrayBuilder::new().items(view.clone()))
-        .property("total", utoipa::openapi::ObjectBuilder::new().schema_type(Type::Integer))
-        .property("offset", utoipa::openapi::ObjectBuilder::new().schema_type(Type::Integer))
-        .property("limit", utoipa::openapi::ObjectBuilder::new().schema_type(Type::Integer))
+        .property(
+            "total",
+            utoipa::openapi::ObjectBuilder::new().schema_type(Type::Integer),
+        )
+        .property(
+            "offset",
+            utoipa::openapi::ObjectBuilder::new().schema_type(Type::Integer),
+        )
+        .property(
+            "limit",
+            utoipa::openapi::ObjectBuilder::new().schema_type(Type::Integer),
+        )
         .build();
     doc.route(
         &collection,
         HttpMethod::Get,
-        list.response("200", json_response("one page", page_schema)).build(),
+        list.response("200", json_response("one page", page_schema))
+            .build(),
     );
     doc.route(
         &collection,

@@ -1,0 +1,10 @@
+//! The integration test binary: every test of the whole appliance, over real sockets and
+//! real databases (SQLite always; PostgreSQL when GATEHOUSE_TEST_POSTGRES_URL is set).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod api;
+mod app;
+mod audit_chain;
+mod cli;
+mod policy_live;
+mod site_file;

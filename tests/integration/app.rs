@@ -1,0 +1,313 @@
+//! `TestApp`: a running appliance on a free loopback port with a fresh database, and a
+//! small JSON client for it.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use actix_web::web;
+use chrono::Utc;
+use diesel::Connection;
+use diesel::connection::SimpleConnection;
+use gatehouse::admins::{self, AdminInput};
+use gatehouse::clock::Clock;
+use gatehouse::config::Config;
+use gatehouse::entities::ChangeContext;
+use gatehouse::store::{DbConnection, PooledDb};
+use gatehouse::web::AppState;
+use serde_json::Value;
+
+pub const POSTGRES_ENV: &str = "GATEHOUSE_TEST_POSTGRES_URL";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The backends this run can test: SQLite always, PostgreSQL when its URL is given.
+pub fn backends() -> Vec<Backend> {
+    if std::env::var(POSTGRES_ENV).is_ok() {
+        vec![Backend::Sqlite, Backend::Postgres]
+    } else {
+        eprintln!(
+            "skipping PostgreSQL: set {POSTGRES_ENV}=postgres://postgres@127.0.0.1:5432/postgres to run it"
+        );
+        vec![Backend::Sqlite]
+    }
+}
+
+/// A throwaway PostgreSQL database, dropped with the test.
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut conn) = DbConnection::establish(&self.admin_url) {
+            let _ = conn.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn fresh_postgres() -> (String, PgDatabase) {
+    let admin_url = std::env::var(POSTGRES_ENV).unwrap();
+    let name = format!(
+        "gatehouse_test_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    );
+    let mut conn = DbConnection::establish(&admin_url).expect("connect to PostgreSQL");
+    conn.batch_execute(&format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"
+    ))
+    .unwrap();
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(b, _)| b)
+        .unwrap_or(&admin_url);
+    (format!("{base}/{name}"), PgDatabase { admin_url, name })
+}
+
+pub struct Response {
+    pub status: u16,
+    pub body: Value,
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub state: web::Data<AppState>,
+    _dir: tempfile::TempDir,
+    /// A token of the admin `root` (role admin).
+    pub token: String,
+    handle: actix_web::dev::ServerHandle,
+    runtime: Option<tokio::runtime::Runtime>,
+    agent: ureq::Agent,
+    _pg: Option<PgDatabase>,
+}
+
+impl TestApp {
+    pub fn new(backend: Backend) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let (database_url, pg) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}", dir.path().join("g.db").display()),
+                None,
+            ),
+            Backend::Postgres => {
+                let (url, db) = fresh_postgres();
+                (url, Some(db))
+            }
+        };
+        let mut config = Config::default();
+        config.data_dir = dir.path().to_path_buf();
+        config.database.url = database_url;
+        config.database.pool_size = 4;
+        config.http.listen = "127.0.0.1:0".to_owned();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let running = runtime
+            .block_on(gatehouse::serve::start(config, Clock::System))
+            .expect("appliance starts");
+        let handle = running.server.handle();
+        runtime.spawn(running.server);
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .new_agent();
+        let mut app = TestApp {
+            addr: running.addr,
+            state: running.state,
+            _dir: dir,
+            token: String::new(),
+            handle,
+            runtime: Some(runtime),
+            agent,
+            _pg: pg,
+        };
+        app.token = app.token_for("root", "admin");
+        app
+    }
+
+    pub fn db(&self) -> PooledDb {
+        self.state.db.get().unwrap()
+    }
+
+    /// Creates an admin user with this role and returns a fresh API token of theirs.
+    pub fn token_for(&self, username: &str, role: &str) -> String {
+        let mut conn = self.db();
+        let ctx = ChangeContext {
+            actor: "test-setup",
+            now: Utc::now(),
+        };
+        admins::create_admin(
+            &mut conn,
+            &AdminInput {
+                username: username.to_owned(),
+                password: "a long enough password".to_owned(),
+                role: role.to_owned(),
+            },
+            &ctx,
+        )
+        .unwrap();
+        admins::issue_token(&mut conn, username, "tests", None, &ctx)
+            .unwrap()
+            .token
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    fn finish(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Response {
+        let mut response = result.expect("HTTP request");
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Response { status, body }
+    }
+
+    pub fn get_as(&self, token: Option<&str>, path: &str) -> Response {
+        let mut req = self.agent.get(&self.url(path));
+        if let Some(t) = token {
+            req = req.header("Authorization", &format!("Bearer {t}"));
+        }
+        Self::finish(req.call())
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        self.get_as(Some(&self.token), path)
+    }
+
+    pub fn send_as(&self, token: Option<&str>, method: &str, path: &str, body: &Value) -> Response {
+        let url = self.url(path);
+        let text = body.to_string();
+        let auth = token.map(|t| format!("Bearer {t}"));
+        macro_rules! with_auth {
+            ($req:expr) => {{
+                let mut req = $req.header("Content-Type", "application/json");
+                if let Some(a) = &auth {
+                    req = req.header("Authorization", a);
+                }
+                req
+            }};
+        }
+        let result = match method {
+            "POST" => with_auth!(self.agent.post(&url)).send(text.as_bytes()),
+            "PUT" => with_auth!(self.agent.put(&url)).send(text.as_bytes()),
+            "DELETE" => with_auth!(self.agent.delete(&url)).call(),
+            other => panic!("unsupported method {other}"),
+        };
+        Self::finish(result)
+    }
+
+    pub fn post(&self, path: &str, body: Value) -> Response {
+        self.send_as(Some(&self.token), "POST", path, &body)
+    }
+
+    pub fn put(&self, path: &str, body: Value) -> Response {
+        self.send_as(Some(&self.token), "PUT", path, &body)
+    }
+
+    pub fn delete(&self, path: &str) -> Response {
+        self.send_as(Some(&self.token), "DELETE", path, &Value::Null)
+    }
+
+    /// Creates an entity through the API, asserting 201, and returns its id.
+    pub fn create(&self, collection: &str, body: Value) -> i64 {
+        let r = self.post(&format!("/api/v1/{collection}"), body);
+        assert_eq!(r.status, 201, "create {collection}: {}", r.body);
+        r.body["id"].as_i64().unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.block_on(self.handle.stop(false));
+            runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+        }
+    }
+}
+
+/// A small site built through the API: HQ (Europe/Berlin) › Building › Server Room, two
+/// doors, a business-hours schedule, a level and one entitled person with a card.
+pub struct Fixture {
+    pub site: i64,
+    pub building: i64,
+    pub server_room: i64,
+    pub main_door: i64,
+    pub server_door: i64,
+    pub business_hours: i64,
+    pub staff_level: i64,
+    pub person: i64,
+    pub card: &'static str,
+}
+
+pub fn build_site(app: &TestApp) -> Fixture {
+    let site = app.create(
+        "sites",
+        serde_json::json!({"name": "HQ", "timezone": "Europe/Berlin"}),
+    );
+    let building = app.create(
+        "zones",
+        serde_json::json!({"site_id": site, "name": "Building"}),
+    );
+    let server_room = app.create(
+        "zones",
+        serde_json::json!({"site_id": site, "name": "Server Room", "parent_id": building}),
+    );
+    let main_door = app.create(
+        "doors",
+        serde_json::json!({"zone_id": building, "name": "Main Entrance"}),
+    );
+    let server_door = app.create("doors", serde_json::json!({"zone_id": server_room, "name": "Server Room Door", "sensitivity": "critical"}));
+    app.create(
+        "readers",
+        serde_json::json!({"reader_id": "main-in", "door_id": main_door}),
+    );
+    let business_hours = app.create(
+        "schedules",
+        serde_json::json!({"name": "Business hours", "windows": [{"cron": "0 7 * * Mon-Fri", "duration_min": 660}]}),
+    );
+    app.create(
+        "holidays",
+        serde_json::json!({"site_id": site, "name": "Christmas Day", "date": "2026-12-25"}),
+    );
+    let staff_level = app.create(
+        "access-levels",
+        serde_json::json!({"name": "Staff", "items": [{"door_id": main_door, "schedule_id": business_hours}]}),
+    );
+    let person = app.create("people", serde_json::json!({"employee_id": "E1", "name": "Ada Lovelace", "department": "Engineering"}));
+    app.create(
+        "credentials",
+        serde_json::json!({"person_id": person, "card_uid": "04a1b2c3"}),
+    );
+    app.create(
+        "entitlements",
+        serde_json::json!({"person_id": person, "level_id": staff_level, "justification": "staff"}),
+    );
+    Fixture {
+        site,
+        building,
+        server_room,
+        main_door,
+        server_door,
+        business_hours,
+        staff_level,
+        person,
+        card: "04A1B2C3",
+    }
+}

@@ -1,0 +1,202 @@
+//! The `gatehouse` binary as an installer uses it: config checks, migrate, admin, import,
+//! explain and audit verify, with their exit codes and messages.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use crate::site_file::SMALL_SITE;
+
+struct Install {
+    dir: tempfile::TempDir,
+}
+
+impl Install {
+    fn new() -> Install {
+        Install {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("GATEHOUSE_CONFIG")
+            .env("GATEHOUSE_DATA_DIR", self.dir.path().join("data"))
+            .env("GATEHOUSE_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        drop(child.stdin.take());
+        child.wait_with_output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.run(args, stdin);
+        assert!(
+            out.status.success(),
+            "gatehouse {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+#[test]
+fn check_config_reports_the_bad_setting() {
+    let install = Install::new();
+    assert!(
+        install
+            .ok(&["check-config"], None)
+            .contains("configuration is valid")
+    );
+    let path = install.dir.path().join("g.toml");
+    std::fs::write(
+        &path,
+        "[http]\nlisten = \"0.0.0.0:8080\"\n[database]\npool_size = 500\n",
+    )
+    .unwrap();
+    let out = install.run(&["--config", path.to_str().unwrap(), "check-config"], None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("database.pool_size"), "{err}");
+    std::fs::write(&path, "[htp]\nlisten = 1\n").unwrap();
+    let out = install.run(&["--config", path.to_str().unwrap(), "check-config"], None);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("htp"));
+    let out = install.run(&["--config", "/nonexistent/g.toml", "check-config"], None);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/g.toml"));
+}
+
+#[test]
+fn a_busy_port_is_a_clear_startup_error() {
+    let install = Install::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .arg("serve")
+        .current_dir(install.dir.path())
+        .env("GATEHOUSE_DATA_DIR", install.dir.path().join("data"))
+        .env("GATEHOUSE_HTTP_LISTEN", format!("127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("in use") && err.contains("GATEHOUSE_HTTP_LISTEN"),
+        "{err}"
+    );
+}
+
+#[test]
+fn installer_flow_import_explain_and_audit() {
+    let install = Install::new();
+    install.ok(&["migrate"], None);
+    let short = install.run(
+        &["admin", "create", "alice", "--password-stdin"],
+        Some("short\n"),
+    );
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 12"));
+    install.ok(
+        &[
+            "admin",
+            "create",
+            "alice",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        Some("correct horse battery staple\n"),
+    );
+    let token = install.ok(&["admin", "token", "create", "alice", "--name", "ci"], None);
+    assert!(token.trim().starts_with("gh_"), "{token}");
+    let site = install.dir.path().join("site.toml");
+    std::fs::write(&site, SMALL_SITE).unwrap();
+    let dry = install.ok(&["import", "--dry-run", site.to_str().unwrap()], None);
+    assert!(dry.contains("dry run"), "{dry}");
+    let people = install.ok(&["export"], None);
+    assert!(!people.contains("Ada Lovelace"), "a dry run writes nothing");
+    let report = install.ok(&["import", site.to_str().unwrap()], None);
+    assert!(report.contains("people"), "{report}");
+    // Monday 2026-11-23 06:30 Berlin: before business hours.
+    let text = install.ok(
+        &[
+            "explain",
+            "--person",
+            "E1",
+            "--door",
+            "Main Entrance",
+            "--at",
+            "2026-11-23T05:30:00Z",
+        ],
+        None,
+    );
+    assert!(text.contains("level 'Staff'"), "{text}");
+    assert!(text.contains("closed now"), "{text}");
+    let json = install.ok(
+        &[
+            "explain",
+            "--card",
+            "04A1B2C3",
+            "--door",
+            "Main Entrance",
+            "--at",
+            "2026-11-23T09:30:00Z",
+            "--json",
+        ],
+        None,
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["granted"], true, "{json}");
+    let unknown = install.run(
+        &["explain", "--person", "E404", "--door", "Main Entrance"],
+        None,
+    );
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("E404"));
+    assert!(install.ok(&["audit", "verify"], None).contains("intact"));
+    // Tamper with the database behind the appliance's back.
+    let db = install.dir.path().join("data").join("gatehouse.db");
+    let conn_url = format!("sqlite://{}", db.display());
+    {
+        use diesel::connection::SimpleConnection;
+        let pool = gatehouse::store::open(&conn_url, 1).unwrap();
+        pool.get()
+            .unwrap()
+            .batch_execute("UPDATE audit_log SET actor = 'nobody' WHERE seq = 3")
+            .unwrap();
+    }
+    let out = install.run(&["audit", "verify"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("entry #3"));
+}
+
+#[test]
+fn bad_site_file_exits_nonzero_and_imports_nothing() {
+    let install = Install::new();
+    let site = install.dir.path().join("site.toml");
+    std::fs::write(
+        &site,
+        SMALL_SITE.replace("cron = \"0 7 * * Mon-Fri\"", "cron = \"at seven\""),
+    )
+    .unwrap();
+    let out = install.run(&["import", site.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("schedules[0] (Business hours)") && err.contains("windows[0].cron"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was imported"));
+    let export = install.ok(&["export"], None);
+    assert!(!export.contains("[[sites]]"), "{export}");
+}

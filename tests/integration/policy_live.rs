@@ -1,0 +1,121 @@
+//! Admin changes govern the very next decision: the live snapshot is rebuilt on commit.
+
+use chrono::{DateTime, Utc};
+use gatehouse::policy::{CredentialKey, DenyCode, Outcome, Request, decide};
+use serde_json::json;
+
+use crate::app::{TestApp, backends, build_site};
+
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn swipe(app: &TestApp, card: &str, now: DateTime<Utc>) -> Outcome {
+    let snapshot = app.state.live.snapshot();
+    let key = CredentialKey::card(card).unwrap();
+    let request = Request {
+        reader_id: "main-in",
+        credential: &key,
+        pin: None,
+    };
+    app.state
+        .live
+        .with_presence(|presence| decide(&snapshot, presence, &request, now))
+        .unwrap()
+        .outcome
+}
+
+#[test]
+fn suspending_a_person_denies_their_next_swipe() {
+    for backend in backends() {
+        let app = TestApp::new(backend);
+        let f = build_site(&app);
+        // Monday 2026-11-23, 10:00 in Berlin (09:00 UTC): inside business hours.
+        let monday_morning = at("2026-11-23T09:00:00Z");
+        assert_eq!(
+            swipe(&app, f.card, monday_morning),
+            Outcome::Grant { unlock_ms: 5000 }
+        );
+        assert_eq!(
+            swipe(&app, f.card, at("2026-11-23T05:00:00Z")),
+            Outcome::Deny(DenyCode::Schedule),
+            "06:00 Berlin is before the 07:00 window opens"
+        );
+        assert_eq!(
+            swipe(&app, "DEADBEEF", monday_morning),
+            Outcome::Deny(DenyCode::UnknownCredential)
+        );
+        let r = app.put(
+            &format!("/api/v1/people/{}", f.person),
+            json!({"employee_id": "E1", "name": "Ada Lovelace", "status": "suspended"}),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(
+            swipe(&app, f.card, monday_morning),
+            Outcome::Deny(DenyCode::Inactive)
+        );
+        // Lockdown of the site wins over everything else.
+        let r = app.put(
+            &format!("/api/v1/people/{}", f.person),
+            json!({"employee_id": "E1", "name": "Ada Lovelace"}),
+        );
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            swipe(&app, f.card, monday_morning),
+            Outcome::Grant { unlock_ms: 5000 }
+        );
+        let r = app.put(
+            &format!("/api/v1/sites/{}", f.site),
+            json!({"name": "HQ", "timezone": "Europe/Berlin", "lockdown": true}),
+        );
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            swipe(&app, f.card, monday_morning),
+            Outcome::Deny(DenyCode::Lockdown)
+        );
+    }
+}
+
+#[test]
+fn explain_lists_every_covering_entitlement() {
+    let app = TestApp::new(crate::app::Backend::Sqlite);
+    let f = build_site(&app);
+    // A second level covering the main door through its zone, on a 24/7 schedule but expired.
+    let always = app.create("schedules", json!({"name": "Always", "holidays": "ignore", "windows": [{"cron": "0 0 * * *", "duration_min": 1440}]}));
+    let building = app.create("access-levels", json!({"name": "Whole building", "items": [{"zone_id": f.building, "schedule_id": always}]}));
+    app.create("entitlements", json!({"person_id": f.person, "level_id": building, "valid_until": "2026-01-01T00:00:00Z", "justification": "project"}));
+    let r = app.get(&format!(
+        "/api/v1/explain?employee_id=E1&door=Main%20Entrance&at=2026-11-23T05:00:00Z"
+    ));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["granted"], false);
+    assert_eq!(r.body["decision"]["outcome"]["code"], "schedule");
+    let covering = r.body["entitlements"].as_array().unwrap();
+    assert_eq!(covering.len(), 2, "both levels are shown: {}", r.body);
+    let names: Vec<&str> = covering
+        .iter()
+        .map(|c| c["level"]["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"Staff") && names.contains(&"Whole building"),
+        "{names:?}"
+    );
+    let expired = covering
+        .iter()
+        .find(|c| c["level"]["name"] == "Whole building")
+        .unwrap();
+    assert_eq!(expired["expired"], true);
+    assert_eq!(expired["via"]["kind"], "zone");
+    // At 10:00 Berlin the staff level grants, and says so.
+    let r = app.get(&format!(
+        "/api/v1/explain?card_uid={}&door_id={}&at=2026-11-23T09:00:00Z",
+        f.card, f.main_door
+    ));
+    assert_eq!(r.body["granted"], true, "{}", r.body);
+    let bad = app.get("/api/v1/explain?door=Main%20Entrance");
+    assert_eq!(bad.status, 422);
+    let unknown = app.get("/api/v1/explain?employee_id=nobody&door=Main%20Entrance");
+    assert_eq!(unknown.status, 404);
+}

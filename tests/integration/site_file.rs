@@ -1,0 +1,254 @@
+//! The site file: an all-or-nothing, idempotent upsert by natural keys, and an export that
+//! imports back to the same state. Also the HR people CSV.
+
+use chrono::Utc;
+use gatehouse::entities::ChangeContext;
+use gatehouse::site_file::{self, ImportError};
+
+use crate::app::{TestApp, backends};
+
+pub const SMALL_SITE: &str = r#"
+version = 1
+
+[[sites]]
+name = "HQ"
+timezone = "Europe/Berlin"
+
+[[schedules]]
+name = "Business hours"
+windows = [{ cron = "0 7 * * Mon-Fri", duration_min = 660 }]
+
+[[schedules]]
+name = "Always"
+holidays = "ignore"
+windows = [{ cron = "0 0 * * *", duration_min = 1440 }]
+
+[[holidays]]
+site = "HQ"
+name = "Christmas Day"
+date = 2026-12-25
+
+[[zones]]
+site = "HQ"
+name = "Server Room"
+parent = "Building"
+antipassback = "hard"
+
+[[zones]]
+site = "HQ"
+name = "Building"
+
+[[doors]]
+name = "Main Entrance"
+site = "HQ"
+zone = "Building"
+
+[[doors]]
+name = "Server Room Door"
+site = "HQ"
+zone = "Server Room"
+mode = "card_and_pin"
+sensitivity = "critical"
+
+[[readers]]
+reader_id = "main-in"
+door = "Main Entrance"
+secret = "0123456789abcdef0123456789abcdef"
+
+[[levels]]
+name = "Staff"
+items = [{ site = "HQ", zone = "Building", schedule = "Business hours" }]
+
+[[levels]]
+name = "IT"
+items = [{ door = "Server Room Door", schedule = "Always" }]
+
+[[people]]
+employee_id = "E2"
+name = "Grace Hopper"
+manager = "E1"
+
+[[people]]
+employee_id = "E1"
+name = "Ada Lovelace"
+department = "Engineering"
+
+[[credentials]]
+employee_id = "E1"
+card_uid = "04a1b2c3"
+pin = "4821"
+
+[[entitlements]]
+employee_id = "E1"
+level = "Staff"
+
+[[entitlements]]
+employee_id = "E1"
+level = "IT"
+valid_until = 2027-01-31T00:00:00Z
+justification = "on-call rota"
+"#;
+
+fn import(app: &TestApp, text: &str) -> Result<site_file::ImportSummary, Vec<ImportError>> {
+    let mut conn = app.db();
+    let ctx = ChangeContext {
+        actor: "import-test",
+        now: Utc::now(),
+    };
+    site_file::import(&mut conn, text, &ctx, false, &|_, _| {})
+}
+
+fn count(app: &TestApp, collection: &str) -> i64 {
+    app.get(&format!("/api/v1/{collection}")).body["total"]
+        .as_i64()
+        .unwrap()
+}
+
+#[test]
+fn import_is_idempotent_and_export_round_trips() {
+    for backend in backends() {
+        let app = TestApp::new(backend);
+        let first = import(&app, SMALL_SITE).unwrap();
+        assert_eq!(first.created(), 16, "{first}");
+        assert_eq!(count(&app, "people"), 2);
+        assert_eq!(count(&app, "zones"), 2);
+        let audit_entries = app
+            .get("/api/v1/audit?limit=1000")
+            .body
+            .as_array()
+            .unwrap()
+            .len();
+        let again = import(&app, SMALL_SITE).unwrap();
+        assert_eq!((again.created(), again.updated()), (0, 0), "{again}");
+        assert_eq!(
+            app.get("/api/v1/audit?limit=1000")
+                .body
+                .as_array()
+                .unwrap()
+                .len(),
+            audit_entries + 1,
+            "a no-op import writes only its own summary entry"
+        );
+        let exported = site_file::export(&mut app.db()).unwrap();
+        assert!(
+            exported.contains("0123456789abcdef0123456789abcdef"),
+            "reader secrets are exported"
+        );
+        assert!(
+            exported.contains("$argon2id$"),
+            "PINs are exported as hashes"
+        );
+        assert!(!exported.contains("4821"), "never the PIN itself");
+        let copy = TestApp::new(crate::app::Backend::Sqlite);
+        import(&copy, &exported).unwrap();
+        let exported_again = site_file::export(&mut copy.db()).unwrap();
+        assert_eq!(
+            strip_granted_by(&exported),
+            strip_granted_by(&exported_again)
+        );
+        // An update is applied in place, keyed by natural keys.
+        let renamed = SMALL_SITE.replace("name = \"Grace Hopper\"", "name = \"Grace B. Hopper\"");
+        let third = import(&app, &renamed).unwrap();
+        assert_eq!((third.created(), third.updated()), (0, 1), "{third}");
+    }
+}
+
+/// Who granted an entitlement differs between the original and the copy (the importer).
+fn strip_granted_by(text: &str) -> String {
+    text.lines()
+        .filter(|l| !l.starts_with("granted_"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn one_bad_entry_names_its_place_and_nothing_is_imported() {
+    for backend in backends() {
+        let app = TestApp::new(backend);
+        let bad = format!(
+            "{SMALL_SITE}\n[[people]]\nemployee_id = \"E3\"\nname = \"Mallory\"\nstatus = \"on-holiday\"\n\n[[entitlements]]\nemployee_id = \"E1\"\nlevel = \"Cleaners\"\n"
+        );
+        let errors = import(&app, &bad).unwrap_err();
+        let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert!(
+            text.iter()
+                .any(|e| e.contains("people[2] (E3)") && e.contains("status")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|e| e.contains("entitlements[2]") && e.contains("Cleaners")),
+            "{text:?}"
+        );
+        for collection in ["sites", "people", "doors", "schedules", "access-levels"] {
+            assert_eq!(
+                count(&app, collection),
+                0,
+                "{collection} written despite errors"
+            );
+        }
+        assert_eq!(
+            gatehouse::audit::verify(&mut app.db()).unwrap().entries,
+            2,
+            "only the test admin's setup entries"
+        );
+    }
+}
+
+#[test]
+fn syntax_errors_name_the_line() {
+    let app = TestApp::new(crate::app::Backend::Sqlite);
+    let errors = import(
+        &app,
+        "version = 1\n[[sites]]\nname = \"HQ\"\ntimezone = \"UTC\"\ncolour = 3\n",
+    )
+    .unwrap_err();
+    assert!(errors[0].message.contains("colour"), "{:?}", errors);
+    assert!(errors[0].message.contains("line 5"), "{:?}", errors);
+    let errors = import(&app, "version = 7\n").unwrap_err();
+    assert!(errors[0].message.contains("version 1"), "{:?}", errors);
+}
+
+#[test]
+fn people_csv_from_hr() {
+    let app = TestApp::new(crate::app::Backend::Sqlite);
+    let ctx = ChangeContext {
+        actor: "hr",
+        now: Utc::now(),
+    };
+    let csv = "employee_id,name,department,title,manager_employee_id,person_type,status,valid_from,valid_until\n\
+               E10,Linus T,Kernel,Maintainer,,employee,active,,\n\
+               C20,Casey Contractor,Facilities,Electrician,E10,contractor,active,2026-11-01,2026-12-31\n";
+    let summary =
+        site_file::import_people_csv(&mut app.db(), csv.as_bytes(), &ctx, false, &|_, _| {})
+            .unwrap();
+    assert_eq!(summary.created(), 2);
+    let people = app.get("/api/v1/people?person_type=contractor").body;
+    assert_eq!(people["items"][0]["valid_until"], "2026-12-31T00:00:00Z");
+    let bad = "employee_id,name,valid_until\nE11,Someone,next tuesday\n";
+    let errors =
+        site_file::import_people_csv(&mut app.db(), bad.as_bytes(), &ctx, false, &|_, _| {})
+            .unwrap_err();
+    assert_eq!(errors[0].place, "line 2");
+    assert_eq!(count(&app, "people"), 2);
+}
+
+#[test]
+fn the_shipped_example_site_imports() {
+    let app = TestApp::new(crate::app::Backend::Sqlite);
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/packaging/examples/office.toml"
+    ))
+    .unwrap();
+    let summary = import(&app, &text).unwrap();
+    assert!(count(&app, "people") >= 200, "{summary}");
+    assert!(count(&app, "doors") >= 24);
+    assert_eq!(
+        gatehouse::audit::verify(&mut app.db())
+            .unwrap()
+            .problems
+            .len(),
+        0
+    );
+}
