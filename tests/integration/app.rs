@@ -63,10 +63,12 @@ fn fresh_postgres() -> (String, PgDatabase) {
         COUNTER.fetch_add(1, Ordering::SeqCst)
     );
     let mut conn = DbConnection::establish(&admin_url).expect("connect to PostgreSQL");
-    conn.batch_execute(&format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"
-    ))
-    .unwrap();
+    // One statement per call: PostgreSQL runs a multi-statement string as one transaction,
+    // and DROP/CREATE DATABASE refuse to run inside one.
+    conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .unwrap();
+    conn.batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap();
     let base = admin_url
         .rsplit_once('/')
         .map(|(b, _)| b)
@@ -104,11 +106,16 @@ impl TestApp {
                 (url, Some(db))
             }
         };
-        let mut config = Config::default();
-        config.data_dir = dir.path().to_path_buf();
-        config.database.url = database_url;
-        config.database.pool_size = 4;
-        config.http.listen = "127.0.0.1:0".to_owned();
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            database: gatehouse::config::DatabaseConfig {
+                url: database_url,
+                pool_size: 4,
+            },
+            http: gatehouse::config::HttpConfig {
+                listen: "127.0.0.1:0".to_owned(),
+            },
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

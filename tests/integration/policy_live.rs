@@ -86,9 +86,7 @@ fn explain_lists_every_covering_entitlement() {
     let always = app.create("schedules", json!({"name": "Always", "holidays": "ignore", "windows": [{"cron": "0 0 * * *", "duration_min": 1440}]}));
     let building = app.create("access-levels", json!({"name": "Whole building", "items": [{"zone_id": f.building, "schedule_id": always}]}));
     app.create("entitlements", json!({"person_id": f.person, "level_id": building, "valid_until": "2026-01-01T00:00:00Z", "justification": "project"}));
-    let r = app.get(&format!(
-        "/api/v1/explain?employee_id=E1&door=Main%20Entrance&at=2026-11-23T05:00:00Z"
-    ));
+    let r = app.get("/api/v1/explain?employee_id=E1&door=Main%20Entrance&at=2026-11-23T05:00:00Z");
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["granted"], false);
     assert_eq!(r.body["decision"]["outcome"]["code"], "schedule");
