@@ -1,0 +1,2 @@
+//! Benchmarks of Gatehouse.
+pub mod building;
