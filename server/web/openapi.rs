@@ -157,6 +157,101 @@ fn entity<E: Entity>(doc: &mut DocBuilder) {
     );
 }
 
+/// Admin users, tokens and the audit log.
+fn admin_paths(doc: &mut DocBuilder) {
+    use super::admin_routes::{AuditEntryView, AuditFilter, TokenRequest};
+    use crate::admins::{AdminInput, AdminView, IssuedToken, TokenView};
+    use crate::audit::ChainReport;
+    let admin = doc.schema_ref::<AdminView>();
+    let admin_input = doc.schema_ref::<AdminInput>();
+    let token = doc.schema_ref::<TokenView>();
+    let issued = doc.schema_ref::<IssuedToken>();
+    let token_request = doc.schema_ref::<TokenRequest>();
+    let entry = doc.schema_ref::<AuditEntryView>();
+    let report = doc.schema_ref::<ChainReport>();
+    let errors = doc.schema_ref::<FieldErrors>();
+    let body = |schema: Ref| {
+        Some(
+            RequestBodyBuilder::new()
+                .content(JSON, ContentBuilder::new().schema(Some(schema)).build())
+                .required(Some(utoipa::openapi::Required::True))
+                .build(),
+        )
+    };
+    let list_of = |schema: Ref| ArrayBuilder::new().items(schema).build();
+    doc.route(
+        "/api/v1/admin-users",
+        HttpMethod::Get,
+        operation("admin", "List admin users (admin role)".to_owned())
+            .response("200", json_response("admins", list_of(admin.clone())))
+            .build(),
+    );
+    doc.route(
+        "/api/v1/admin-users",
+        HttpMethod::Post,
+        operation("admin", "Create an admin user (admin role)".to_owned())
+            .request_body(body(admin_input))
+            .response("201", json_response("created", admin))
+            .response("422", json_response("invalid input", errors.clone()))
+            .build(),
+    );
+    doc.route(
+        "/api/v1/tokens",
+        HttpMethod::Get,
+        operation(
+            "admin",
+            "List API tokens, never their text (admin role)".to_owned(),
+        )
+        .response("200", json_response("tokens", list_of(token)))
+        .build(),
+    );
+    doc.route(
+        "/api/v1/tokens",
+        HttpMethod::Post,
+        operation(
+            "admin",
+            "Issue an API token; its text is in this answer only (admin role)".to_owned(),
+        )
+        .request_body(body(token_request))
+        .response("201", json_response("issued", issued))
+        .response("422", json_response("invalid input", errors))
+        .build(),
+    );
+    doc.route(
+        "/api/v1/tokens/{id}",
+        HttpMethod::Delete,
+        operation("admin", "Revoke an API token (admin role)".to_owned())
+            .parameter(id_param())
+            .response("204", ResponseBuilder::new().description("revoked"))
+            .response("404", ResponseBuilder::new().description("no such token"))
+            .build(),
+    );
+    let mut audit = operation("audit", "Audit log entries, newest first".to_owned());
+    for p in Page::into_params(|| Some(ParameterIn::Query))
+        .into_iter()
+        .chain(AuditFilter::into_params(|| Some(ParameterIn::Query)))
+    {
+        audit = audit.parameter(p);
+    }
+    doc.route(
+        "/api/v1/audit",
+        HttpMethod::Get,
+        audit
+            .response("200", json_response("entries", list_of(entry)))
+            .build(),
+    );
+    doc.route(
+        "/api/v1/audit/verify",
+        HttpMethod::Get,
+        operation("audit", "Check the audit log's hash chain".to_owned())
+            .response(
+                "200",
+                json_response("the report; problems is empty when intact", report),
+            )
+            .build(),
+    );
+}
+
 /// Builds the whole document.
 pub fn document() -> OpenApi {
     let mut doc = DocBuilder {
@@ -174,6 +269,7 @@ pub fn document() -> OpenApi {
     entity::<Levels>(&mut doc);
     entity::<Entitlements>(&mut doc);
     super::explain_routes::document(&mut |path, method, op| doc.route(path, method, op));
+    admin_paths(&mut doc);
     let mut components = ComponentsBuilder::new().security_scheme(
         "bearer",
         SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),

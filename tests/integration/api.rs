@@ -290,7 +290,19 @@ fn openapi_document_and_health() {
             "{collection}"
         );
     }
-    assert!(doc.body["paths"]["/api/v1/explain"]["get"].is_object());
+    for (path, method) in [
+        ("/api/v1/explain", "get"),
+        ("/api/v1/admin-users", "post"),
+        ("/api/v1/tokens", "post"),
+        ("/api/v1/tokens/{id}", "delete"),
+        ("/api/v1/audit", "get"),
+        ("/api/v1/audit/verify", "get"),
+    ] {
+        assert!(
+            doc.body["paths"][path][method].is_object(),
+            "{method} {path} is not documented"
+        );
+    }
     assert!(doc.body["components"]["schemas"]["PersonInput"].is_object());
     let health = app.get_as(None, "/healthz");
     assert_eq!(health.status, 200);
