@@ -30,6 +30,8 @@ pub struct LivePolicy {
     /// they started, so a burst of admin changes costs one or two reloads, not one each.
     requested: AtomicU64,
     loaded: tokio::sync::Mutex<u64>,
+    /// Why the last rebuild failed, while the previous snapshot stays in force.
+    last_error: Mutex<Option<String>>,
 }
 
 impl LivePolicy {
@@ -41,6 +43,7 @@ impl LivePolicy {
             presence: Mutex::new(Presence::new()),
             requested: AtomicU64::new(0),
             loaded: tokio::sync::Mutex::new(0),
+            last_error: Mutex::new(None),
         })
     }
 
@@ -67,12 +70,30 @@ impl LivePolicy {
         }
         let target = self.requested.load(Ordering::SeqCst);
         let db = db.clone();
-        let snapshot = tokio::task::spawn_blocking(move || compile_from(&db, now))
+        let result = tokio::task::spawn_blocking(move || compile_from(&db, now))
             .await
-            .map_err(|e| RefreshError::Task(e.to_string()))??;
-        self.current.store(Arc::new(snapshot));
-        *loaded = target;
-        Ok(())
+            .map_err(|e| RefreshError::Task(e.to_string()))
+            .and_then(|r| r);
+        let stale = match result {
+            Ok(snapshot) => {
+                self.current.store(Arc::new(snapshot));
+                *loaded = target;
+                None
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the live policy could not be rebuilt; the previous one stays in force");
+                Some(e)
+            }
+        };
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = stale.as_ref().map(|e| e.to_string());
+        }
+        stale.map_or(Ok(()), Err)
+    }
+
+    /// Why the live policy is older than the database, if the last rebuild failed.
+    pub fn stale_because(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|e| e.clone())
     }
 }
 

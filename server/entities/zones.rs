@@ -147,6 +147,22 @@ impl Entity for Zones {
                 }
             }
         }
+        if let Some(id) = id {
+            let current_site: Option<i64> = zones::table
+                .find(id)
+                .select(zones::site_id)
+                .first(conn)
+                .optional()?;
+            let has_children: bool =
+                diesel::select(exists(zones::table.filter(zones::parent_id.eq(id))))
+                    .get_result(conn)?;
+            if current_site.is_some_and(|s| s != input.site_id) && has_children {
+                errors.add(
+                    "site_id",
+                    "this zone has zones inside it; move or delete them before moving it to another site",
+                );
+            }
+        }
         let name = input.name.trim().to_owned();
         let taken: Option<i64> = zones::table
             .filter(zones::site_id.eq(input.site_id))

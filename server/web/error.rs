@@ -20,6 +20,10 @@ pub enum ApiError {
     Conflict(String),
     #[error("the database is not reachable right now; try again shortly")]
     Unavailable,
+    #[error(
+        "the change was saved, but the live policy could not be rebuilt, so doors still decide on the previous policy: {0}"
+    )]
+    PolicyNotLive(String),
     #[error("internal error; the appliance log has the details")]
     Internal(String),
 }
@@ -40,7 +44,7 @@ impl ResponseError for ApiError {
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::PolicyNotLive(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

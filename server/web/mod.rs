@@ -82,11 +82,7 @@ impl AppState {
         self.live
             .refresh(&self.db, self.clock.now())
             .await
-            .map_err(|e| {
-                ApiError::Internal(format!(
-                    "the change was saved but the live policy could not be rebuilt: {e}"
-                ))
-            })?;
+            .map_err(|e| ApiError::PolicyNotLive(e.to_string()))?;
         Ok(result)
     }
 }
@@ -144,12 +140,16 @@ struct Health {
     status: &'static str,
     database: &'static str,
     policy_compiled_at: chrono::DateTime<chrono::Utc>,
+    /// Set when the last policy rebuild failed: the appliance decides on an older policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy_stale: Option<String>,
     people: usize,
     doors: usize,
     readers: usize,
 }
 
-/// Liveness and readiness for monitoring: 200 when the database answers, 503 otherwise.
+/// Liveness and readiness for monitoring: 200 when the database answers and the live
+/// policy is current, 503 otherwise.
 async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     let db_ok = state
         .read(|conn| {
@@ -162,15 +162,18 @@ async fn healthz(state: web::Data<AppState>) -> HttpResponse {
         .is_ok();
     let snapshot = state.live.snapshot();
     let counts = snapshot.counts();
+    let policy_stale = state.live.stale_because();
+    let healthy = db_ok && policy_stale.is_none();
     let body = Health {
-        status: if db_ok { "ok" } else { "degraded" },
+        status: if healthy { "ok" } else { "degraded" },
         database: if db_ok { "ok" } else { "unreachable" },
         policy_compiled_at: snapshot.compiled_at(),
+        policy_stale,
         people: counts.people,
         doors: counts.doors,
         readers: counts.readers,
     };
-    if db_ok {
+    if healthy {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)

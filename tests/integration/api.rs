@@ -141,7 +141,21 @@ fn invalid_input_gets_messages_per_field_and_changes_nothing() {
         "a zone cannot move inside its own child: {}",
         r.body
     );
-    assert_eq!(app.get("/api/v1/sites").body["total"], 1);
+    let other_site = app.create(
+        "sites",
+        json!({"name": "Annex", "timezone": "Europe/London"}),
+    );
+    let r = app.put(
+        &format!("/api/v1/zones/{}", f.building),
+        json!({"site_id": other_site, "name": "Building"}),
+    );
+    assert_eq!(
+        r.status, 422,
+        "its child zone would be left in the old site: {}",
+        r.body
+    );
+    assert!(r.body["fields"]["site_id"].is_array(), "{}", r.body);
+    assert_eq!(app.get("/api/v1/sites").body["total"], 2);
     assert_eq!(app.get("/api/v1/doors").body["total"], 2);
 }
 

@@ -118,3 +118,53 @@ fn explain_lists_every_covering_entitlement() {
     let unknown = app.get("/api/v1/explain?employee_id=nobody&door=Main%20Entrance");
     assert_eq!(unknown.status, 404);
 }
+
+#[test]
+fn a_policy_that_cannot_compile_keeps_the_last_good_one_and_says_so() {
+    use diesel::connection::SimpleConnection;
+    let app = TestApp::new(crate::app::Backend::Sqlite);
+    let f = build_site(&app);
+    let monday_morning = at("2026-11-23T09:00:00Z");
+    // Someone edits the database by hand and breaks it.
+    app.db()
+        .batch_execute("UPDATE sites SET timezone = 'Mars/Olympus_Mons'")
+        .unwrap();
+    let r = app.post(
+        "/api/v1/people",
+        json!({"employee_id": "E9", "name": "Nine"}),
+    );
+    assert_eq!(r.status, 500);
+    assert!(
+        r.body["error"].as_str().unwrap().contains("saved"),
+        "{}",
+        r.body
+    );
+    let health = app.get_as(None, "/healthz");
+    assert_eq!(health.status, 503);
+    assert!(
+        health.body["policy_stale"]
+            .as_str()
+            .unwrap()
+            .contains("Mars/Olympus_Mons"),
+        "{}",
+        health.body
+    );
+    // Doors keep working on the last good policy.
+    assert_eq!(
+        swipe(&app, f.card, monday_morning),
+        Outcome::Grant { unlock_ms: 5000 }
+    );
+    // Repairing the database heals the appliance at the next change.
+    app.db()
+        .batch_execute("UPDATE sites SET timezone = 'Europe/Berlin'")
+        .unwrap();
+    assert_eq!(
+        app.post(
+            "/api/v1/people",
+            json!({"employee_id": "E10", "name": "Ten"})
+        )
+        .status,
+        201
+    );
+    assert_eq!(app.get_as(None, "/healthz").status, 200);
+}
