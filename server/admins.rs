@@ -247,6 +247,12 @@ fn admin_by_name(conn: &mut DbConnection, username: &str) -> QueryResult<Option<
         .optional()
 }
 
+/// The admin with this username, or an error naming the username.
+fn existing_admin(conn: &mut DbConnection, username: &str) -> Result<AdminUserRow, ChangeError> {
+    admin_by_name(conn, username)?
+        .ok_or_else(|| ChangeError::invalid("username", format!("no admin named '{username}'")))
+}
+
 /// Sets a new password for an admin and records that it happened (not the password).
 pub fn set_password(
     conn: &mut DbConnection,
@@ -263,9 +269,7 @@ pub fn set_password(
     let hash =
         hash_secret(password).map_err(|e| ChangeError::invalid("password", e.to_string()))?;
     conn.transaction(|conn| {
-        let admin = admin_by_name(conn, username)?.ok_or_else(|| {
-            ChangeError::invalid("username", format!("no admin named '{username}'"))
-        })?;
+        let admin = existing_admin(conn, username)?;
         diesel::update(admin_users::table.find(admin.id))
             .set((
                 admin_users::password_hash.eq(hash),
@@ -293,9 +297,7 @@ pub fn set_disabled(
     ctx: &ChangeContext<'_>,
 ) -> Result<(), ChangeError> {
     conn.transaction(|conn| {
-        let admin = admin_by_name(conn, username)?.ok_or_else(|| {
-            ChangeError::invalid("username", format!("no admin named '{username}'"))
-        })?;
+        let admin = existing_admin(conn, username)?;
         diesel::update(admin_users::table.find(admin.id))
             .set((
                 admin_users::disabled.eq(disabled),
@@ -361,9 +363,7 @@ pub fn issue_token(
     let secret = hex::encode(secret_bytes);
     let hash = hash_secret(&secret).map_err(|e| ChangeError::invalid("token", e.to_string()))?;
     conn.transaction(|conn| {
-        let admin = admin_by_name(conn, username)?.ok_or_else(|| {
-            ChangeError::invalid("username", format!("no admin named '{username}'"))
-        })?;
+        let admin = existing_admin(conn, username)?;
         let id: i64 = diesel::insert_into(api_tokens::table)
             .values((
                 api_tokens::admin_user_id.eq(admin.id),

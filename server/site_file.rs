@@ -634,31 +634,27 @@ fn apply(imp: &mut Importer<'_, '_>, file: &SiteFile) {
         imp.put::<Holidays>("holidays", &place, existing, input);
     }
     // Zones may name parents that come later in the file: write them parents first.
-    let mut pending: Vec<(usize, &ZoneEntry)> = file.zones.iter().enumerate().collect();
-    let mut written: HashSet<(String, String)> = HashSet::new();
-    loop {
-        let before = pending.len();
-        let mut next = Vec::new();
-        for (i, z) in pending {
-            let parent_in_file_pending = z.parent.as_ref().is_some_and(|p| {
-                file.zones.iter().any(|o| o.site == z.site && &o.name == p)
-                    && !written.contains(&(z.site.clone(), p.clone()))
-            });
-            if parent_in_file_pending {
-                next.push((i, z));
-                continue;
-            }
-            let place = format!("zones[{i}] ({})", z.name);
-            written.insert((z.site.clone(), z.name.clone()));
-            let Some(site_id) = site(imp, &place, &z.site) else {
-                continue;
+    parents_first(
+        imp,
+        &file.zones,
+        |z| (z.site.clone(), z.name.trim().to_owned()),
+        |z| {
+            z.parent
+                .as_ref()
+                .map(|p| (z.site.clone(), p.trim().to_owned()))
+        },
+        |i, z| format!("zones[{i}] ({})", z.name),
+        "its parent zones form a cycle",
+        |imp, place, z| {
+            let Some(site_id) = site(imp, place, &z.site) else {
+                return;
             };
             let parent_id = match &z.parent {
                 Some(parent) => {
                     let found = entities::zones::id_by_name(imp.conn, site_id, parent);
-                    match imp.need(&place, "parent zone", parent, found) {
+                    match imp.need(place, "parent zone", parent, found) {
                         Some(id) => Some(id),
-                        None => continue,
+                        None => return,
                     }
                 }
                 None => None,
@@ -672,22 +668,9 @@ fn apply(imp: &mut Importer<'_, '_>, file: &SiteFile) {
                 name: z.name.clone(),
                 antipassback: z.antipassback.clone(),
             };
-            imp.put::<Zones>("zones", &place, existing, input);
-        }
-        if next.is_empty() {
-            break;
-        }
-        if next.len() == before {
-            for (i, z) in next {
-                imp.fail(
-                    &format!("zones[{i}] ({})", z.name),
-                    "its parent zones form a cycle",
-                );
-            }
-            break;
-        }
-        pending = next;
-    }
+            imp.put::<Zones>("zones", place, existing, input);
+        },
+    );
     for (i, d) in file.doors.iter().enumerate() {
         let place = format!("doors[{i}] ({})", d.name);
         let Some(site_id) = site(imp, &place, &d.site) else {
@@ -897,28 +880,26 @@ fn credential_id(
 
 /// People name their managers by employee id; managers are written before their reports.
 fn import_people(imp: &mut Importer<'_, '_>, people: &[PersonEntry]) {
-    let in_file: HashSet<&str> = people.iter().map(|p| p.employee_id.trim()).collect();
-    let mut written: HashSet<&str> = HashSet::new();
-    let mut pending: Vec<(usize, &PersonEntry)> = people.iter().enumerate().collect();
-    loop {
-        let before = pending.len();
-        let mut next = Vec::new();
-        for (i, p) in pending {
-            let waits = p.manager.as_deref().map(str::trim).is_some_and(|m| {
-                in_file.contains(m) && !written.contains(m) && m != p.employee_id.trim()
-            });
-            if waits {
-                next.push((i, p));
-                continue;
-            }
-            written.insert(p.employee_id.trim());
-            let place = format!("people[{i}] ({})", p.employee_id);
+    parents_first(
+        imp,
+        people,
+        |p| p.employee_id.trim().to_owned(),
+        |p| {
+            p.manager
+                .as_deref()
+                .map(str::trim)
+                .filter(|m| !m.is_empty())
+                .map(str::to_owned)
+        },
+        |i, p| format!("people[{i}] ({})", p.employee_id),
+        "its managers form a cycle",
+        |imp, place, p| {
             let manager_id = match p.manager.as_deref().map(str::trim) {
                 Some(m) if !m.is_empty() => {
                     let found = entities::people::id_by_employee_id(imp.conn, m);
-                    match imp.need(&place, "manager", m, found) {
+                    match imp.need(place, "manager", m, found) {
                         Some(id) => Some(id),
-                        None => continue,
+                        None => return,
                     }
                 }
                 _ => None,
@@ -938,21 +919,48 @@ fn import_people(imp: &mut Importer<'_, '_>, people: &[PersonEntry]) {
                 valid_until: p.valid_until,
                 notes: p.notes.clone(),
             };
-            imp.put::<People>("people", &place, existing, input);
-        }
-        if next.is_empty() {
-            break;
-        }
-        if next.len() == before {
-            for (i, p) in next {
-                imp.fail(
-                    &format!("people[{i}] ({})", p.employee_id),
-                    "its managers form a cycle",
-                );
+            imp.put::<People>("people", place, existing, input);
+        },
+    );
+}
+
+/// Writes entries that may name a parent entry of the same list (a zone's parent, a
+/// person's manager) so that every parent in the file is written before its children,
+/// whatever the file's order; entries left waiting on each other form a cycle.
+#[allow(clippy::too_many_arguments)]
+fn parents_first<T, K: Eq + std::hash::Hash>(
+    imp: &mut Importer<'_, '_>,
+    entries: &[T],
+    key: impl Fn(&T) -> K,
+    parent: impl Fn(&T) -> Option<K>,
+    place: impl Fn(usize, &T) -> String,
+    cycle: &str,
+    mut write: impl FnMut(&mut Importer<'_, '_>, &str, &T),
+) {
+    let in_file: HashSet<K> = entries.iter().map(&key).collect();
+    let mut written: HashSet<K> = HashSet::new();
+    let mut pending: Vec<(usize, &T)> = entries.iter().enumerate().collect();
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut waiting = Vec::new();
+        for (i, entry) in pending {
+            let own = key(entry);
+            let waits = parent(entry)
+                .is_some_and(|p| p != own && in_file.contains(&p) && !written.contains(&p));
+            if waits {
+                waiting.push((i, entry));
+                continue;
             }
-            break;
+            write(imp, &place(i, entry), entry);
+            written.insert(own);
         }
-        pending = next;
+        if waiting.len() == before {
+            for (i, entry) in waiting {
+                imp.fail(&place(i, entry), cycle);
+            }
+            return;
+        }
+        pending = waiting;
     }
 }
 
