@@ -1,15 +1,15 @@
 //! The live policy: the compiled `Snapshot` that decisions read, swapped atomically after
 //! every committed change, and the anti-passback `Presence` kept beside it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 
-use crate::policy::{CompileError, PolicyData, Presence, Snapshot};
+use crate::policy::{CompileError, Presence, Snapshot};
 use crate::store::DbPool;
-use crate::store::load::{LoadError, load_policy};
+use crate::store::load::{LoadError, load_policy, policy_version};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RefreshError {
@@ -32,13 +32,19 @@ pub struct LivePolicy {
     loaded: tokio::sync::Mutex<u64>,
     /// Why the last rebuild failed, while the previous snapshot stays in force.
     last_error: Mutex<Option<String>>,
+    /// The stored policy version the snapshot in force was compiled from.
+    version: AtomicI64,
+    /// The stored version the last rebuild attempt read, successful or not.
+    attempted: AtomicI64,
 }
 
 impl LivePolicy {
     /// Loads and compiles the stored policy; used once at start.
     pub fn load(db: &DbPool, now: DateTime<Utc>) -> Result<LivePolicy, RefreshError> {
-        let snapshot = compile_from(db, now)?;
+        let (snapshot, version) = compile_from(db, now)?;
         Ok(LivePolicy {
+            version: AtomicI64::new(version),
+            attempted: AtomicI64::new(version),
             current: ArcSwap::from_pointee(snapshot),
             presence: Mutex::new(Presence::new()),
             requested: AtomicU64::new(0),
@@ -75,8 +81,10 @@ impl LivePolicy {
             .map_err(|e| RefreshError::Task(e.to_string()))
             .and_then(|r| r);
         let stale = match result {
-            Ok(snapshot) => {
+            Ok((snapshot, version)) => {
                 self.current.store(Arc::new(snapshot));
+                self.version.store(version, Ordering::SeqCst);
+                self.attempted.store(version, Ordering::SeqCst);
                 *loaded = target;
                 None
             }
@@ -91,16 +99,42 @@ impl LivePolicy {
         stale.map_or(Ok(()), Err)
     }
 
+    /// Rebuilds when the stored policy changed behind this process's back: another
+    /// instance on the same PostgreSQL database, or a CLI import. A version whose rebuild
+    /// already failed is not retried until the stored version moves again.
+    pub async fn follow_database(
+        &self,
+        db: &DbPool,
+        now: DateTime<Utc>,
+    ) -> Result<(), RefreshError> {
+        let pool = db.clone();
+        let stored = tokio::task::spawn_blocking(move || -> Result<i64, RefreshError> {
+            let mut conn = pool.get()?;
+            policy_version(&mut conn).map_err(|e| RefreshError::Load(LoadError::Db(e)))
+        })
+        .await
+        .map_err(|e| RefreshError::Task(e.to_string()))??;
+        if stored == self.attempted.swap(stored, Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.refresh(db, now).await
+    }
+
+    /// The stored policy version of the snapshot in force.
+    pub fn version(&self) -> i64 {
+        self.version.load(Ordering::SeqCst)
+    }
+
     /// Why the live policy is older than the database, if the last rebuild failed.
     pub fn stale_because(&self) -> Option<String> {
         self.last_error.lock().ok().and_then(|e| e.clone())
     }
 }
 
-fn compile_from(db: &DbPool, now: DateTime<Utc>) -> Result<Snapshot, RefreshError> {
-    let data: PolicyData = {
+fn compile_from(db: &DbPool, now: DateTime<Utc>) -> Result<(Snapshot, i64), RefreshError> {
+    let loaded = {
         let mut conn = db.get()?;
         load_policy(&mut conn)?
     };
-    Ok(Snapshot::compile(&data, now)?)
+    Ok((Snapshot::compile(&loaded.data, now)?, loaded.version))
 }

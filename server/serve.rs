@@ -17,6 +17,9 @@ use crate::web::{AppState, routes};
 /// How often the snapshot is rebuilt even without changes, so that precomputed schedule
 /// windows always reach days ahead of the clock.
 const SCHEDULE_REFRESH: Duration = Duration::from_secs(3600);
+/// How often the stored policy version is checked for changes made elsewhere (the CLI,
+/// another instance): one indexed query.
+const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A started appliance: where it listens and the server to await or stop.
 pub struct Running {
@@ -85,6 +88,19 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
             {
                 tracing::error!(error = %e, "scheduled policy rebuild failed; the previous policy stays in force");
             }
+        }
+    });
+    let follower = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(FOLLOW_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            // A failed rebuild is logged by `refresh` and shown in /healthz.
+            let _ = follower
+                .live
+                .follow_database(&follower.db, follower.clock.now())
+                .await;
         }
     });
     tracing::info!(%addr, "gatehouse is serving the admin API");

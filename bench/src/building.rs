@@ -102,16 +102,52 @@ const TIMEZONES: &[(&str, &str)] = &[
 /// clock, duration in minutes). Beyond its length, entries repeat shifted by an hour.
 const SCHEDULES: &[(&str, HolidayRule, &[(&str, u32)])] = &[
     ("24/7", HolidayRule::Ignore, &[("0 0 * * Mon", 10_080)]),
-    ("Office hours", HolidayRule::Closed, &[("0 7 * * Mon-Fri", 660)]),
-    ("Extended office", HolidayRule::Closed, &[("0 6 * * Mon-Fri", 900)]),
-    ("Night shift", HolidayRule::Ignore, &[("0 22 * * Sun-Thu", 540)]),
-    ("Early shift", HolidayRule::Ignore, &[("0 5 * * Mon-Sat", 540)]),
-    ("Late shift", HolidayRule::Ignore, &[("0 13 * * Mon-Sat", 600)]),
+    (
+        "Office hours",
+        HolidayRule::Closed,
+        &[("0 7 * * Mon-Fri", 660)],
+    ),
+    (
+        "Extended office",
+        HolidayRule::Closed,
+        &[("0 6 * * Mon-Fri", 900)],
+    ),
+    (
+        "Night shift",
+        HolidayRule::Ignore,
+        &[("0 22 * * Sun-Thu", 540)],
+    ),
+    (
+        "Early shift",
+        HolidayRule::Ignore,
+        &[("0 5 * * Mon-Sat", 540)],
+    ),
+    (
+        "Late shift",
+        HolidayRule::Ignore,
+        &[("0 13 * * Mon-Sat", 600)],
+    ),
     ("Weekend", HolidayRule::Closed, &[("0 8 * * Sat,Sun", 600)]),
-    ("Cleaning evening", HolidayRule::Closed, &[("0 18 * * Mon-Fri", 300)]),
-    ("Cleaning morning", HolidayRule::Closed, &[("30 5 * * Mon-Fri", 120)]),
-    ("Lobby hours", HolidayRule::Closed, &[("0 7 * * Mon-Fri", 720)]),
-    ("Security patrol", HolidayRule::Ignore, &[("0 20 * * *", 720)]),
+    (
+        "Cleaning evening",
+        HolidayRule::Closed,
+        &[("0 18 * * Mon-Fri", 300)],
+    ),
+    (
+        "Cleaning morning",
+        HolidayRule::Closed,
+        &[("30 5 * * Mon-Fri", 120)],
+    ),
+    (
+        "Lobby hours",
+        HolidayRule::Closed,
+        &[("0 7 * * Mon-Fri", 720)],
+    ),
+    (
+        "Security patrol",
+        HolidayRule::Ignore,
+        &[("0 20 * * *", 720)],
+    ),
     (
         "Contractors",
         HolidayRule::Closed,
@@ -123,11 +159,27 @@ const SCHEDULES: &[(&str, HolidayRule, &[(&str, u32)])] = &[
         &[("0 6 * * Mon-Fri", 180), ("0 13 * * Mon-Fri", 120)],
     ),
     ("Lunch", HolidayRule::Closed, &[("30 11 * * Mon-Fri", 150)]),
-    ("Maintenance window", HolidayRule::Ignore, &[("0 1 * * Sun", 240)]),
-    ("Daily all day", HolidayRule::Closed, &[("0 0 * * *", 1_440)]),
-    ("Weeknights", HolidayRule::Ignore, &[("0 19 * * Mon-Fri", 720)]),
+    (
+        "Maintenance window",
+        HolidayRule::Ignore,
+        &[("0 1 * * Sun", 240)],
+    ),
+    (
+        "Daily all day",
+        HolidayRule::Closed,
+        &[("0 0 * * *", 1_440)],
+    ),
+    (
+        "Weeknights",
+        HolidayRule::Ignore,
+        &[("0 19 * * Mon-Fri", 720)],
+    ),
     ("Visitors", HolidayRule::Closed, &[("0 9 * * Mon-Fri", 480)]),
-    ("First Monday", HolidayRule::Closed, &[("0 9 1-7 * Mon", 240)]),
+    (
+        "First Monday",
+        HolidayRule::Closed,
+        &[("0 9 1-7 * Mon", 240)],
+    ),
     (
         "Plant shifts",
         HolidayRule::Ignore,
@@ -144,8 +196,8 @@ const LOBBY_SCHEDULE: usize = 9;
 
 const FIRST_NAMES: &[&str] = &[
     "Anna", "Ben", "Clara", "David", "Emma", "Felix", "Greta", "Hugo", "Ida", "Jonas", "Karin",
-    "Lukas", "Mia", "Noah", "Olga", "Paul", "Rosa", "Sami", "Tara", "Umar", "Vera", "Wei",
-    "Xenia", "Yusuf", "Zoe",
+    "Lukas", "Mia", "Noah", "Olga", "Paul", "Rosa", "Sami", "Tara", "Umar", "Vera", "Wei", "Xenia",
+    "Yusuf", "Zoe",
 ];
 const LAST_NAMES: &[&str] = &[
     "Schmidt", "Garcia", "Nguyen", "Okafor", "Rossi", "Kowalski", "Tanaka", "Silva", "Jensen",
@@ -401,10 +453,7 @@ pub fn generate(spec: &BuildingSpec, seed: u64) -> PolicyData {
                 };
                 Target::Zone(id(z.or(zones.first().copied()).unwrap_or(0)))
             } else {
-                Target::Door(id(site_doors[site]
-                    .choose(&mut rng)
-                    .copied()
-                    .unwrap_or(0)))
+                Target::Door(id(site_doors[site].choose(&mut rng).copied().unwrap_or(0)))
             };
             let roll: f64 = rng.random();
             let schedule = if roll < 0.3 && n_schedules > 1 {

@@ -41,9 +41,35 @@ fn non_negative(table: &'static str, id: i64, v: i32) -> Result<u32, LoadError> 
     u32::try_from(v).map_err(|_| bad(table, id, format!("negative value {v}")))
 }
 
-/// Reads every policy table in one consistent read (a transaction).
-pub fn load_policy(conn: &mut DbConnection) -> Result<PolicyData, LoadError> {
+/// The policy as stored, and the version it was read at.
+pub struct LoadedPolicy {
+    pub data: PolicyData,
+    /// The audit log's newest sequence number: every admin change appends to the audit log
+    /// in its own transaction, so this number moves exactly when the stored policy may have.
+    pub version: i64,
+}
+
+/// The stored policy's version now (see `LoadedPolicy::version`); one indexed lookup.
+pub fn policy_version(conn: &mut DbConnection) -> QueryResult<i64> {
+    audit_log::table
+        .select(diesel::dsl::max(audit_log::seq))
+        .first::<Option<i64>>(conn)
+        .map(|v| v.unwrap_or(0))
+}
+
+/// Reads every policy table in one consistent snapshot of the database.
+pub fn load_policy(conn: &mut DbConnection) -> Result<LoadedPolicy, LoadError> {
     conn.transaction(|conn| {
+        #[cfg(feature = "postgres")]
+        if matches!(conn, DbConnection::Postgres(_)) {
+            // PostgreSQL's default isolation reads each table at a different moment; the
+            // policy must be read as of one moment so that every reference resolves.
+            diesel::connection::SimpleConnection::batch_execute(
+                conn,
+                "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+            )?;
+        }
+        let version = policy_version(conn)?;
         let sites = sites::table
             .select(SiteRow::as_select())
             .load(conn)?
@@ -219,7 +245,7 @@ pub fn load_policy(conn: &mut DbConnection) -> Result<PolicyData, LoadError> {
                 valid_until: r.valid_until.map(|t| t.and_utc()),
             })
             .collect();
-        Ok(PolicyData {
+        let data = PolicyData {
             sites,
             zones,
             doors,
@@ -230,7 +256,8 @@ pub fn load_policy(conn: &mut DbConnection) -> Result<PolicyData, LoadError> {
             holidays,
             levels,
             entitlements,
-        })
+        };
+        Ok(LoadedPolicy { data, version })
     })
 }
 

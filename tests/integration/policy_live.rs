@@ -168,3 +168,46 @@ fn a_policy_that_cannot_compile_keeps_the_last_good_one_and_says_so() {
     );
     assert_eq!(app.get_as(None, "/healthz").status, 200);
 }
+
+#[test]
+fn changes_made_outside_the_api_reach_the_live_policy() {
+    for backend in backends() {
+        let app = TestApp::new(backend);
+        let f = build_site(&app);
+        let monday_morning = at("2026-11-23T09:00:00Z");
+        // What `gatehouse import` or another appliance instance does: write to the database
+        // directly, through the same audited path, without telling this process.
+        let mut conn = app.db();
+        let ctx = gatehouse::entities::ChangeContext {
+            actor: "cli:elsewhere",
+            now: Utc::now(),
+        };
+        let person =
+            gatehouse::entities::get::<gatehouse::entities::people::People>(&mut conn, f.person)
+                .unwrap();
+        let input = gatehouse::entities::people::PersonInput {
+            employee_id: person.employee_id,
+            name: person.name,
+            department: person.department,
+            title: person.title,
+            manager_id: None,
+            person_type: person.person_type,
+            status: "terminated".to_owned(),
+            valid_from: None,
+            valid_until: None,
+            notes: String::new(),
+        };
+        gatehouse::entities::update::<gatehouse::entities::people::People>(
+            &mut conn, f.person, input, &ctx,
+        )
+        .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while swipe(&app, f.card, monday_morning) != Outcome::Deny(DenyCode::Inactive) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the live policy never saw the change"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
