@@ -1,2 +1,12 @@
-//! Benchmarks of Gatehouse.
+//! Benchmarks of Gatehouse, each run beside a reference measured in the same run.
+//!
+//! * [`building`]: a generated building ([`building::generate`]), reusable by any benchmark.
+//! * [`requests`]: the decision benchmark's request mix.
+//! * [`cedar`]: the same policy in the `cedar-policy` crate, in two forms.
+//! * [`run`], [`measure`]: the timed passes, statistics and process memory.
+
 pub mod building;
+pub mod cedar;
+pub mod measure;
+pub mod requests;
+pub mod run;

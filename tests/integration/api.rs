@@ -61,102 +61,106 @@ fn every_entity_can_be_listed_read_replaced_and_deleted() {
 
 #[test]
 fn lists_filter_and_page() {
-    let app = TestApp::new(crate::app::Backend::Sqlite);
-    for i in 0..25 {
-        let dept = if i % 5 == 0 { "Security" } else { "Sales" };
-        app.create("people", json!({"employee_id": format!("P{i:03}"), "name": format!("Person {i}"), "department": dept}));
+    for backend in backends() {
+        let app = TestApp::new(backend);
+        for i in 0..25 {
+            let dept = if i % 5 == 0 { "Security" } else { "Sales" };
+            app.create("people", json!({"employee_id": format!("P{i:03}"), "name": format!("Person {i}"), "department": dept}));
+        }
+        let page = app.get("/api/v1/people?limit=10&offset=20");
+        assert_eq!(page.body["total"], 25);
+        assert_eq!(page.body["items"].as_array().unwrap().len(), 5);
+        let security = app.get("/api/v1/people?department=Security");
+        assert_eq!(security.body["total"], 5);
+        let search = app.get("/api/v1/people?q=p01");
+        assert_eq!(
+            search.body["total"], 10,
+            "P010..P019 match 'p01' case-insensitively"
+        );
+        let wildcard = app.get("/api/v1/people?q=%25");
+        assert_eq!(
+            wildcard.body["total"], 0,
+            "a % typed by a user is not a wildcard"
+        );
+        let bad = app.get("/api/v1/people?limit=5000");
+        assert_eq!(bad.status, 422);
+        assert!(bad.body["fields"]["limit"].is_array(), "{}", bad.body);
     }
-    let page = app.get("/api/v1/people?limit=10&offset=20");
-    assert_eq!(page.body["total"], 25);
-    assert_eq!(page.body["items"].as_array().unwrap().len(), 5);
-    let security = app.get("/api/v1/people?department=Security");
-    assert_eq!(security.body["total"], 5);
-    let search = app.get("/api/v1/people?q=p01");
-    assert_eq!(
-        search.body["total"], 10,
-        "P010..P019 match 'p01' case-insensitively"
-    );
-    let wildcard = app.get("/api/v1/people?q=%25");
-    assert_eq!(
-        wildcard.body["total"], 0,
-        "a % typed by a user is not a wildcard"
-    );
-    let bad = app.get("/api/v1/people?limit=5000");
-    assert_eq!(bad.status, 422);
-    assert!(bad.body["fields"]["limit"].is_array(), "{}", bad.body);
 }
 
 #[test]
 fn invalid_input_gets_messages_per_field_and_changes_nothing() {
-    let app = TestApp::new(crate::app::Backend::Sqlite);
-    let f = build_site(&app);
-    let r = app.post(
-        "/api/v1/doors",
-        json!({"zone_id": 9999, "name": "", "mode": "open-sesame", "unlock_ms": 5}),
-    );
-    assert_eq!(r.status, 422);
-    let fields = &r.body["fields"];
-    for field in ["zone_id", "name", "mode", "unlock_ms"] {
+    for backend in backends() {
+        let app = TestApp::new(backend);
+        let f = build_site(&app);
+        let r = app.post(
+            "/api/v1/doors",
+            json!({"zone_id": 9999, "name": "", "mode": "open-sesame", "unlock_ms": 5}),
+        );
+        assert_eq!(r.status, 422);
+        let fields = &r.body["fields"];
+        for field in ["zone_id", "name", "mode", "unlock_ms"] {
+            assert!(
+                fields[field].is_array(),
+                "no message for {field}: {}",
+                r.body
+            );
+        }
+        let r = app.post(
+            "/api/v1/schedules",
+            json!({"name": "Nights", "windows": [{"cron": "0 25 * * *", "duration_min": 60}]}),
+        );
+        assert_eq!(r.status, 422);
+        assert!(r.body["fields"]["windows[0].cron"].is_array(), "{}", r.body);
+        let r = app.post(
+            "/api/v1/credentials",
+            json!({"person_id": f.person, "card_uid": "04a1b2c3"}),
+        );
+        assert_eq!(r.status, 422, "a card is issued once: {}", r.body);
+        let r = app.post(
+            "/api/v1/credentials",
+            json!({"person_id": f.person, "card_uid": "zz", "pin": "12"}),
+        );
         assert!(
-            fields[field].is_array(),
-            "no message for {field}: {}",
+            r.body["fields"]["card_uid"].is_array() && r.body["fields"]["pin"].is_array(),
+            "{}",
             r.body
         );
+        // Wrong JSON types name the field.
+        let r = app.post("/api/v1/sites", json!({"name": "X", "timezone": 5}));
+        assert_eq!(r.status, 422);
+        assert!(r.body["fields"]["timezone"].is_array(), "{}", r.body);
+        let r = app.post(
+            "/api/v1/sites",
+            json!({"name": "X", "timezone": "UTC", "colour": "red"}),
+        );
+        assert_eq!(r.status, 422, "unknown fields are refused: {}", r.body);
+        let r = app.put(
+            &format!("/api/v1/zones/{}", f.building),
+            json!({"site_id": f.site, "name": "Building", "parent_id": f.server_room}),
+        );
+        assert_eq!(
+            r.status, 422,
+            "a zone cannot move inside its own child: {}",
+            r.body
+        );
+        let other_site = app.create(
+            "sites",
+            json!({"name": "Annex", "timezone": "Europe/London"}),
+        );
+        let r = app.put(
+            &format!("/api/v1/zones/{}", f.building),
+            json!({"site_id": other_site, "name": "Building"}),
+        );
+        assert_eq!(
+            r.status, 422,
+            "its child zone would be left in the old site: {}",
+            r.body
+        );
+        assert!(r.body["fields"]["site_id"].is_array(), "{}", r.body);
+        assert_eq!(app.get("/api/v1/sites").body["total"], 2);
+        assert_eq!(app.get("/api/v1/doors").body["total"], 2);
     }
-    let r = app.post(
-        "/api/v1/schedules",
-        json!({"name": "Nights", "windows": [{"cron": "0 25 * * *", "duration_min": 60}]}),
-    );
-    assert_eq!(r.status, 422);
-    assert!(r.body["fields"]["windows[0].cron"].is_array(), "{}", r.body);
-    let r = app.post(
-        "/api/v1/credentials",
-        json!({"person_id": f.person, "card_uid": "04a1b2c3"}),
-    );
-    assert_eq!(r.status, 422, "a card is issued once: {}", r.body);
-    let r = app.post(
-        "/api/v1/credentials",
-        json!({"person_id": f.person, "card_uid": "zz", "pin": "12"}),
-    );
-    assert!(
-        r.body["fields"]["card_uid"].is_array() && r.body["fields"]["pin"].is_array(),
-        "{}",
-        r.body
-    );
-    // Wrong JSON types name the field.
-    let r = app.post("/api/v1/sites", json!({"name": "X", "timezone": 5}));
-    assert_eq!(r.status, 422);
-    assert!(r.body["fields"]["timezone"].is_array(), "{}", r.body);
-    let r = app.post(
-        "/api/v1/sites",
-        json!({"name": "X", "timezone": "UTC", "colour": "red"}),
-    );
-    assert_eq!(r.status, 422, "unknown fields are refused: {}", r.body);
-    let r = app.put(
-        &format!("/api/v1/zones/{}", f.building),
-        json!({"site_id": f.site, "name": "Building", "parent_id": f.server_room}),
-    );
-    assert_eq!(
-        r.status, 422,
-        "a zone cannot move inside its own child: {}",
-        r.body
-    );
-    let other_site = app.create(
-        "sites",
-        json!({"name": "Annex", "timezone": "Europe/London"}),
-    );
-    let r = app.put(
-        &format!("/api/v1/zones/{}", f.building),
-        json!({"site_id": other_site, "name": "Building"}),
-    );
-    assert_eq!(
-        r.status, 422,
-        "its child zone would be left in the old site: {}",
-        r.body
-    );
-    assert!(r.body["fields"]["site_id"].is_array(), "{}", r.body);
-    assert_eq!(app.get("/api/v1/sites").body["total"], 2);
-    assert_eq!(app.get("/api/v1/doors").body["total"], 2);
 }
 
 #[test]
@@ -264,29 +268,31 @@ fn roles_are_enforced_on_every_route() {
 
 #[test]
 fn reader_secret_is_shown_once() {
-    let app = TestApp::new(crate::app::Backend::Sqlite);
-    let f = build_site(&app);
-    let created = app.post(
-        "/api/v1/readers",
-        json!({"reader_id": "srv-in", "door_id": f.server_door}),
-    );
-    assert_eq!(created.status, 201);
-    let secret = created.body["secret"].as_str().unwrap();
-    assert_eq!(secret.len(), 64, "32 random bytes in hex");
-    let id = created.body["id"].as_i64().unwrap();
-    let read = app.get(&format!("/api/v1/readers/{id}"));
-    assert!(read.body.get("secret").is_none(), "{}", read.body);
-    let audit = app.get("/api/v1/audit").body.to_string();
-    assert!(
-        !audit.contains(secret),
-        "the audit log must not hold reader secrets"
-    );
-    let modbus = app.post(
-        "/api/v1/readers",
-        json!({"reader_id": "dock-io", "door_id": f.main_door, "protocol": "modbus"}),
-    );
-    assert_eq!(modbus.status, 422);
-    assert!(modbus.body["fields"]["modbus_host"].is_array());
+    for backend in backends() {
+        let app = TestApp::new(backend);
+        let f = build_site(&app);
+        let created = app.post(
+            "/api/v1/readers",
+            json!({"reader_id": "srv-in", "door_id": f.server_door}),
+        );
+        assert_eq!(created.status, 201);
+        let secret = created.body["secret"].as_str().unwrap();
+        assert_eq!(secret.len(), 64, "32 random bytes in hex");
+        let id = created.body["id"].as_i64().unwrap();
+        let read = app.get(&format!("/api/v1/readers/{id}"));
+        assert!(read.body.get("secret").is_none(), "{}", read.body);
+        let audit = app.get("/api/v1/audit").body.to_string();
+        assert!(
+            !audit.contains(secret),
+            "the audit log must not hold reader secrets"
+        );
+        let modbus = app.post(
+            "/api/v1/readers",
+            json!({"reader_id": "dock-io", "door_id": f.main_door, "protocol": "modbus"}),
+        );
+        assert_eq!(modbus.status, 422);
+        assert!(modbus.body["fields"]["modbus_host"].is_array());
+    }
 }
 
 #[test]

@@ -211,26 +211,28 @@ fn syntax_errors_name_the_line() {
 
 #[test]
 fn people_csv_from_hr() {
-    let app = TestApp::new(crate::app::Backend::Sqlite);
-    let ctx = ChangeContext {
-        actor: "hr",
-        now: Utc::now(),
-    };
-    let csv = "employee_id,name,department,title,manager_employee_id,person_type,status,valid_from,valid_until\n\
-               E10,Linus T,Kernel,Maintainer,,employee,active,,\n\
-               C20,Casey Contractor,Facilities,Electrician,E10,contractor,active,2026-11-01,2026-12-31\n";
-    let summary =
-        site_file::import_people_csv(&mut app.db(), csv.as_bytes(), &ctx, false, &|_, _| {})
-            .unwrap();
-    assert_eq!(summary.created(), 2);
-    let people = app.get("/api/v1/people?person_type=contractor").body;
-    assert_eq!(people["items"][0]["valid_until"], "2026-12-31T00:00:00Z");
-    let bad = "employee_id,name,valid_until\nE11,Someone,next tuesday\n";
-    let errors =
-        site_file::import_people_csv(&mut app.db(), bad.as_bytes(), &ctx, false, &|_, _| {})
-            .unwrap_err();
-    assert_eq!(errors[0].place, "line 2");
-    assert_eq!(count(&app, "people"), 2);
+    for backend in backends() {
+        let app = TestApp::new(backend);
+        let ctx = ChangeContext {
+            actor: "hr",
+            now: Utc::now(),
+        };
+        let csv = "employee_id,name,department,title,manager_employee_id,person_type,status,valid_from,valid_until\n\
+                   E10,Linus T,Kernel,Maintainer,,employee,active,,\n\
+                   C20,Casey Contractor,Facilities,Electrician,E10,contractor,active,2026-11-01,2026-12-31\n";
+        let summary =
+            site_file::import_people_csv(&mut app.db(), csv.as_bytes(), &ctx, false, &|_, _| {})
+                .unwrap();
+        assert_eq!(summary.created(), 2);
+        let people = app.get("/api/v1/people?person_type=contractor").body;
+        assert_eq!(people["items"][0]["valid_until"], "2026-12-31T00:00:00Z");
+        let bad = "employee_id,name,valid_until\nE11,Someone,next tuesday\n";
+        let errors =
+            site_file::import_people_csv(&mut app.db(), bad.as_bytes(), &ctx, false, &|_, _| {})
+                .unwrap_err();
+        assert_eq!(errors[0].place, "line 2");
+        assert_eq!(count(&app, "people"), 2);
+    }
 }
 
 #[test]
