@@ -180,7 +180,7 @@ pub fn create_admin(
         );
     }
     let role = errors.parse::<Role>("role", &input.role);
-    conn.transaction(move |conn| {
+    crate::store::write_transaction(conn, move |conn| {
         let taken: bool = diesel::select(diesel::dsl::exists(
             admin_users::table.filter(admin_users::username.eq(username)),
         ))
@@ -268,7 +268,7 @@ pub fn set_password(
     }
     let hash =
         hash_secret(password).map_err(|e| ChangeError::invalid("password", e.to_string()))?;
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         let admin = existing_admin(conn, username)?;
         diesel::update(admin_users::table.find(admin.id))
             .set((
@@ -296,7 +296,7 @@ pub fn set_disabled(
     disabled: bool,
     ctx: &ChangeContext<'_>,
 ) -> Result<(), ChangeError> {
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         let admin = existing_admin(conn, username)?;
         diesel::update(admin_users::table.find(admin.id))
             .set((
@@ -362,7 +362,7 @@ pub fn issue_token(
     let secret_bytes: [u8; 32] = rand::rng().random();
     let secret = hex::encode(secret_bytes);
     let hash = hash_secret(&secret).map_err(|e| ChangeError::invalid("token", e.to_string()))?;
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         let admin = existing_admin(conn, username)?;
         let id: i64 = diesel::insert_into(api_tokens::table)
             .values((
@@ -414,7 +414,7 @@ pub fn revoke_token(
     token_id: i64,
     ctx: &ChangeContext<'_>,
 ) -> Result<(), ChangeError> {
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         let updated = diesel::update(api_tokens::table.find(token_id))
             .set(api_tokens::revoked.eq(true))
             .execute(conn)?;

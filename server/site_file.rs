@@ -529,7 +529,7 @@ fn run_import(
             Abort::Db(e)
         }
     }
-    let result = conn.transaction::<ImportSummary, Abort, _>(|conn| {
+    let result = crate::store::write_transaction::<ImportSummary, Abort, _>(conn, |conn| {
         let mut imp = Importer {
             conn,
             ctx,

@@ -100,7 +100,10 @@ const TIMEZONES: &[(&str, &str)] = &[
 
 /// The schedule catalogue: name, holiday rule, windows (5-field cron on the site's wall
 /// clock, duration in minutes). Beyond its length, entries repeat shifted by an hour.
-const SCHEDULES: &[(&str, HolidayRule, &[(&str, u32)])] = &[
+/// A window: a 5-field cron start and a duration in minutes.
+type WindowSpec = (&'static str, u32);
+
+const SCHEDULES: &[(&str, HolidayRule, &[WindowSpec])] = &[
     ("24/7", HolidayRule::Ignore, &[("0 0 * * Mon", 10_080)]),
     (
         "Office hours",

@@ -146,8 +146,7 @@ const VALID_PRINCIPAL: &str = "principal has person && principal.active \
     && (!(principal.person has valid_from) || principal.person.valid_from <= context.now) \
     && (!(principal.person has valid_until) || context.now < principal.person.valid_until)";
 
-const FREE_OPEN: &str =
-    "(resource has free_access && context.open.contains(resource.free_access))";
+const FREE_OPEN: &str = "(resource has free_access && context.open.contains(resource.free_access))";
 
 /// The policy text of `form` for `data`.
 pub fn policy_text(data: &PolicyData, form: Form) -> String {
@@ -284,7 +283,11 @@ impl CedarBuilding {
 
 /// Evaluates one prepared request; returns whether Cedar allows it and how many
 /// evaluation errors it reported (an unknown principal's attribute reads).
-pub fn is_allowed(authorizer: &Authorizer, building: &CedarBuilding, req: &Request) -> (bool, usize) {
+pub fn is_allowed(
+    authorizer: &Authorizer,
+    building: &CedarBuilding,
+    req: &Request,
+) -> (bool, usize) {
     let response = authorizer.is_authorized(req, &building.policies, &building.entities);
     (
         response.decision() == Decision::Allow,
@@ -339,7 +342,10 @@ fn build_entities(data: &PolicyData, form: Form, at: DateTime<Utc>, t: &Types) -
         if let Some(p) = z.parent_id {
             parents.insert(uid(&t.zone, p.to_string()));
         }
-        out.push(Entity::new_no_attrs(uid(&t.zone, z.id.to_string()), parents));
+        out.push(Entity::new_no_attrs(
+            uid(&t.zone, z.id.to_string()),
+            parents,
+        ));
     }
     for d in &data.doors {
         let site_id = data
@@ -353,7 +359,10 @@ fn build_entities(data: &PolicyData, form: Form, at: DateTime<Utc>, t: &Types) -
                 "site",
                 RestrictedExpression::new_entity_uid(uid(&t.site, site_id.to_string())),
             ),
-            ("mode", RestrictedExpression::new_string(d.mode.as_str().to_owned())),
+            (
+                "mode",
+                RestrictedExpression::new_string(d.mode.as_str().to_owned()),
+            ),
         ];
         if let Some(s) = d.free_access_schedule_id {
             attrs.push(("free_access", long(s)));
@@ -383,7 +392,10 @@ fn build_entities(data: &PolicyData, form: Form, at: DateTime<Utc>, t: &Types) -
     let mut person_levels: HashMap<i64, Vec<i64>> = HashMap::new();
     for e in &data.entitlements {
         if e.valid_until.is_none_or(|u| u > at) {
-            person_levels.entry(e.person_id).or_default().push(e.level_id);
+            person_levels
+                .entry(e.person_id)
+                .or_default()
+                .push(e.level_id);
         }
     }
     for p in &data.people {
@@ -406,17 +418,18 @@ fn build_entities(data: &PolicyData, form: Form, at: DateTime<Utc>, t: &Types) -
                         .insert(cover_id(*l, item.schedule_id));
                 }
             }
-            let record = RestrictedExpression::new_record(by_schedule.into_iter().map(
-                |(s, covers)| {
+            let record =
+                RestrictedExpression::new_record(by_schedule.into_iter().map(|(s, covers)| {
                     (
                         format!("s{s}"),
-                        RestrictedExpression::new_set(covers.into_iter().map(|c| {
-                            RestrictedExpression::new_entity_uid(uid(&t.cover, c))
-                        })),
+                        RestrictedExpression::new_set(
+                            covers
+                                .into_iter()
+                                .map(|c| RestrictedExpression::new_entity_uid(uid(&t.cover, c))),
+                        ),
                     )
-                },
-            ))
-            .context("covers record")?;
+                }))
+                .context("covers record")?;
             attrs.push(("covers", record));
         } else {
             parents.extend(levels.iter().map(|l| uid(&t.level, l.to_string())));
@@ -429,13 +442,20 @@ fn build_entities(data: &PolicyData, form: Form, at: DateTime<Utc>, t: &Types) -
         let c = &data.credentials[i];
         let person = uid(&t.person, c.person_id.to_string());
         let mut attrs = vec![
-            ("person", RestrictedExpression::new_entity_uid(person.clone())),
+            (
+                "person",
+                RestrictedExpression::new_entity_uid(person.clone()),
+            ),
             ("active", boolean(c.status == CredentialStatus::Active)),
         ];
         if let Some(u) = c.valid_until {
             attrs.push(("valid_until", long(u.timestamp())));
         }
-        out.push(entity(uid(&t.credential, key), attrs, HashSet::from([person]))?);
+        out.push(entity(
+            uid(&t.credential, key),
+            attrs,
+            HashSet::from([person]),
+        )?);
     }
 
     Entities::from_entities(out, None).context("cedar entity store")

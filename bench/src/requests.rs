@@ -252,7 +252,7 @@ pub fn generate(
     mix: Mix,
     seed: u64,
 ) -> Workload {
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_0f_4e9_u64);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5EED_F4E9_u64);
     let index = Index::new(data, at);
     let presence = Presence::new();
     let want_granted = n * mix.granted_pct / 100;

@@ -16,7 +16,6 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
-use diesel::Connection;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -234,7 +233,7 @@ pub fn create<E: Entity>(
     input: E::Input,
     ctx: &ChangeContext<'_>,
 ) -> Result<E::View, ChangeError> {
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         let id = E::write(conn, None, input, ctx)?;
         let mut after = E::get(conn, id)?.ok_or_else(|| not_found::<E>(id))?;
         record::<E>(conn, ctx, "create", id, None, Some(&after))?;
@@ -250,7 +249,7 @@ pub fn update<E: Entity>(
     input: E::Input,
     ctx: &ChangeContext<'_>,
 ) -> Result<E::View, ChangeError> {
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         let before = E::get(conn, id)?.ok_or_else(|| not_found::<E>(id))?;
         E::write(conn, Some(id), input, ctx)?;
         let after = E::get(conn, id)?.ok_or_else(|| not_found::<E>(id))?;
@@ -265,7 +264,7 @@ pub fn delete<E: Entity>(
     id: i64,
     ctx: &ChangeContext<'_>,
 ) -> Result<(), ChangeError> {
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         let before = E::get(conn, id)?.ok_or_else(|| not_found::<E>(id))?;
         match E::delete(conn, id) {
             Ok(_) => {}
@@ -330,7 +329,7 @@ pub fn upsert<E: Entity>(
     ctx: &ChangeContext<'_>,
 ) -> Result<(i64, Upserted), ChangeError> {
     let Some(id) = id else {
-        let id = conn.transaction(|conn| {
+        let id = crate::store::write_transaction(conn, |conn| {
             let id = E::write(conn, None, input, ctx)?;
             let after = E::get(conn, id)?.ok_or_else(|| not_found::<E>(id))?;
             record::<E>(conn, ctx, "create", id, None, Some(&after))?;
@@ -338,7 +337,7 @@ pub fn upsert<E: Entity>(
         })?;
         return Ok((id, Upserted::Created));
     };
-    let outcome = conn.transaction(|conn| {
+    let outcome = crate::store::write_transaction(conn, |conn| {
         let before = E::get(conn, id)?.ok_or_else(|| not_found::<E>(id))?;
         E::write(conn, Some(id), input, ctx)?;
         let after = E::get(conn, id)?.ok_or_else(|| not_found::<E>(id))?;

@@ -169,19 +169,40 @@ pub fn migrate(conn: &mut DbConnection) -> Result<Vec<String>, OpenError> {
     Ok(applied.iter().map(|m| m.to_string()).collect())
 }
 
-/// True when the backend reports that the error is a uniqueness or foreign key violation.
-pub fn is_constraint_violation(err: &diesel::result::Error) -> bool {
-    use diesel::result::{DatabaseErrorKind, Error};
-    matches!(
-        err,
-        Error::DatabaseError(
-            DatabaseErrorKind::UniqueViolation
-                | DatabaseErrorKind::ForeignKeyViolation
-                | DatabaseErrorKind::CheckViolation
-                | DatabaseErrorKind::NotNullViolation,
-            _
-        )
-    )
+/// Runs `f` in a transaction meant to write. On SQLite it starts with `BEGIN IMMEDIATE`,
+/// taking the write lock up front: a deferred transaction that reads first and writes later
+/// fails at once (no busy wait) when another process, say `gatehouse import` beside
+/// `gatehouse serve`, committed in between. Inside a transaction it is a savepoint.
+pub fn write_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    use diesel::Connection;
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let DbConnection::Sqlite(sqlite) = conn else {
+        return conn.transaction(f);
+    };
+    let depth =
+        AnsiTransactionManager::transaction_manager_status_mut(sqlite).transaction_depth()?;
+    if depth.is_some() {
+        return conn.transaction(f);
+    }
+    AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+    let result = f(conn);
+    let DbConnection::Sqlite(sqlite) = conn else {
+        return result;
+    };
+    match result {
+        Ok(value) => {
+            AnsiTransactionManager::commit_transaction(sqlite)?;
+            Ok(value)
+        }
+        Err(e) => {
+            AnsiTransactionManager::rollback_transaction(sqlite)?;
+            Err(e)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,3 +8,4 @@ mod audit_chain;
 mod cli;
 mod policy_live;
 mod site_file;
+mod storage;

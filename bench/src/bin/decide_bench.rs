@@ -85,7 +85,11 @@ fn run() -> Result<bool> {
         ..BuildingSpec::default()
     };
     let at = spec.reference;
-    println!("# decide-bench (seed {}, {})", args.seed, chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"));
+    println!(
+        "# decide-bench (seed {}, {})",
+        args.seed,
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+    );
 
     // The building, and what its input rows take.
     let mem0 = measure::memory().unwrap_or_default();
@@ -138,7 +142,10 @@ fn run() -> Result<bool> {
     if !args.no_cedar {
         for form in [Form::Attributes, Form::PerLevel] {
             let n = match form {
-                Form::PerLevel => args.per_level_requests.unwrap_or(reqs.len()).min(reqs.len()),
+                Form::PerLevel => args
+                    .per_level_requests
+                    .unwrap_or(reqs.len())
+                    .min(reqs.len()),
                 Form::Attributes => reqs.len(),
             };
             let m0 = measure::memory().unwrap_or_default();
@@ -199,7 +206,11 @@ fn run() -> Result<bool> {
         mib(mem1.rss_kib.saturating_sub(mem0.rss_kib)),
         mib(after.rss_kib.saturating_sub(before.rss_kib)),
         mib(after.hwm_kib.saturating_sub(before.rss_kib)),
-        if peak_reset { "" } else { " (VmHWM not reset: peak is the process's)" },
+        if peak_reset {
+            ""
+        } else {
+            " (VmHWM not reset: peak is the process's)"
+        },
         mib(after.rss_kib.saturating_sub(dropped.rss_kib)),
     );
     println!();
@@ -212,7 +223,11 @@ fn run() -> Result<bool> {
         workload.granted,
         workload.denied,
         workload.unknown,
-        if workload.complete { "" } else { " (mix incomplete: building too small)" }
+        if workload.complete {
+            ""
+        } else {
+            " (mix incomplete: building too small)"
+        }
     );
     let outcomes: Vec<String> = workload
         .outcomes
@@ -228,9 +243,7 @@ fn run() -> Result<bool> {
     );
     println!();
     println!("## Per-request time (each call timed on its own, timer overhead included)");
-    println!(
-        "| engine | requests | p50 | p99 | max | mean | agrees with decide | Cedar errors |"
-    );
+    println!("| engine | requests | p50 | p99 | max | mean | agrees with decide | Cedar errors |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     println!(
         "| gatehouse decide | {} | {} | {} | {} | {} (batch: {}) | {} granted | {} |",
@@ -325,7 +338,11 @@ fn run() -> Result<bool> {
                 c.agreement
                     .first_disagreements
                     .iter()
-                    .map(|&i| (&reqs[i].reader_id, reqs[i].key.to_string(), decided.granted[i]))
+                    .map(|&i| (
+                        &reqs[i].reader_id,
+                        reqs[i].key.to_string(),
+                        decided.granted[i]
+                    ))
                     .collect::<Vec<_>>()
             );
         }
