@@ -48,6 +48,15 @@ pub fn append(
     entry: &AuditEntry<'_>,
     now: DateTime<Utc>,
 ) -> QueryResult<i64> {
+    #[cfg(feature = "postgres")]
+    if matches!(conn, DbConnection::Postgres(_)) {
+        // Several appliances may share one PostgreSQL database: hold a lock until this
+        // transaction ends so that two of them never append the same sequence number.
+        diesel::connection::SimpleConnection::batch_execute(
+            conn,
+            "SELECT pg_advisory_xact_lock(7263827361)",
+        )?;
+    }
     let last: Option<(i64, String)> = audit_log::table
         .select((audit_log::seq, audit_log::hash))
         .order(audit_log::seq.desc())
