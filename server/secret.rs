@@ -34,9 +34,49 @@ pub fn hash_secret(plain: &str) -> Result<String, SecretError> {
     Ok(hash.to_string())
 }
 
-/// True when `plain` matches the stored PHC string. A malformed or unsupported hash is a
-/// mismatch, never a panic: a corrupt row must deny, not crash the decision path.
+/// The most memory (KiB) and passes a stored hash may ask for. Verification reads the cost
+/// from the hash itself, and PINs are checked on the swipe path: a hash imported or edited
+/// with a huge cost must not be able to stall or exhaust the appliance.
+const MAX_M_COST_KIB: u32 = 262_144;
+const MAX_T_COST: u32 = 16;
+const MAX_P_COST: u32 = 4;
+
+/// True when `phc` is an argon2id PHC string whose cost is at least OWASP's minimum and at
+/// most what the appliance is willing to spend per check.
+pub fn is_acceptable_hash(phc: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    if parsed.algorithm.as_str() != "argon2id" {
+        return false;
+    }
+    // The parameter segment is `m=…,t=…,p=…`, the fourth `$`-separated field.
+    let Some(params) = phc.split('$').nth(3) else {
+        return false;
+    };
+    let mut cost = (None, None, None);
+    for pair in params.split(',') {
+        match pair.split_once('=') {
+            Some(("m", v)) => cost.0 = v.parse::<u32>().ok(),
+            Some(("t", v)) => cost.1 = v.parse::<u32>().ok(),
+            Some(("p", v)) => cost.2 = v.parse::<u32>().ok(),
+            _ => {}
+        }
+    }
+    matches!(cost, (Some(m), Some(t), Some(p))
+        if (M_COST_KIB..=MAX_M_COST_KIB).contains(&m)
+            && (1..=MAX_T_COST).contains(&t)
+            && (1..=MAX_P_COST).contains(&p)
+            && m.saturating_mul(t) >= M_COST_KIB * T_COST)
+}
+
+/// True when `plain` matches the stored PHC string. A malformed, unsupported or
+/// unreasonably expensive hash is a mismatch, never a panic: a corrupt row must deny, not
+/// crash or stall the decision path.
 pub fn verify_secret(phc: &str, plain: &str) -> bool {
+    if !is_acceptable_hash(phc) {
+        return false;
+    }
     let Ok(parsed) = PasswordHash::new(phc) else {
         return false;
     };
@@ -63,6 +103,21 @@ mod tests {
         assert_ne!(a, b, "every hash gets its own salt");
         assert!(!verify_secret(&a, "correct horsE"));
         assert!(!verify_secret(&a, ""));
+    }
+
+    #[test]
+    fn hashes_outside_the_cost_bounds_are_refused() {
+        let phc = hash_secret("4821").unwrap();
+        assert!(is_acceptable_hash(&phc));
+        let huge = phc.replace("m=19456", "m=4194304");
+        assert!(!is_acceptable_hash(&huge));
+        assert!(
+            !verify_secret(&huge, "4821"),
+            "never spend 4 GiB on one check"
+        );
+        let weak = phc.replace("m=19456,t=2", "m=8,t=1");
+        assert!(!is_acceptable_hash(&weak));
+        assert!(!is_acceptable_hash(&phc.replace("argon2id", "argon2i")));
     }
 
     #[test]

@@ -799,10 +799,11 @@ fn apply(imp: &mut Importer<'_, '_>, file: &SiteFile) {
             continue;
         }
         if let Some(hash) = &c.pin_hash {
-            if !hash.starts_with("$argon2id$") {
+            if !crate::secret::is_acceptable_hash(hash) {
                 imp.fail(
                     &place,
-                    "pin_hash: must be an argon2id PHC string as written by `gatehouse export`",
+                    "pin_hash: must be an argon2id PHC string as written by `gatehouse export`, \
+                     with a cost between OWASP's minimum and 256 MiB",
                 );
                 continue;
             }
