@@ -226,6 +226,34 @@ pub fn verify(conn: &mut DbConnection) -> QueryResult<ChainReport> {
     })
 }
 
+/// Checks a head recorded earlier (`seq` and `hash`, as `verify` reported them) against the
+/// chain: deleting the newest entries leaves a shorter chain that is valid in itself, so
+/// only a head kept elsewhere reveals it.
+pub fn check_recorded_head(
+    conn: &mut DbConnection,
+    seq: i64,
+    hash: &str,
+) -> QueryResult<Option<ChainProblem>> {
+    let stored: Option<String> = audit_log::table
+        .filter(audit_log::seq.eq(seq))
+        .select(audit_log::hash)
+        .first(conn)
+        .optional()?;
+    Ok(match stored {
+        Some(h) if h == hash => None,
+        Some(_) => Some(ChainProblem {
+            seq,
+            problem: "differs from the head recorded earlier (entries up to it were rewritten)"
+                .to_owned(),
+        }),
+        None => Some(ChainProblem {
+            seq,
+            problem: "the head recorded earlier is gone (the newest entries were deleted)"
+                .to_owned(),
+        }),
+    })
+}
+
 /// Entries newest first, for the API and CLI.
 pub fn list(
     conn: &mut DbConnection,

@@ -143,7 +143,12 @@ pub enum TokenCommand {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Check the hash chain; exit 1 and name every broken entry if it was tampered with.
-    Verify,
+    Verify {
+        /// A head recorded earlier, as SEQ:HASH (printed by a previous verify): also proves
+        /// that no entry up to it was deleted or rewritten since.
+        #[arg(long, value_name = "SEQ:HASH")]
+        expect_head: Option<String>,
+    },
     /// Print the newest entries.
     List {
         #[arg(long, default_value_t = 20)]
@@ -455,13 +460,25 @@ fn audit_command(config: &Config, cmd: AuditCommand) -> Result<ExitCode> {
     let pool = open_database(config)?;
     let mut conn = pool.get()?;
     match cmd {
-        AuditCommand::Verify => {
-            let report = audit::verify(&mut conn)?;
+        AuditCommand::Verify { expect_head } => {
+            let mut report = audit::verify(&mut conn)?;
+            if let Some(head) = expect_head {
+                let (seq, hash) = head
+                    .split_once(':')
+                    .and_then(|(s, h)| s.parse::<i64>().ok().map(|s| (s, h.to_owned())))
+                    .context(
+                        "--expect-head takes SEQ:HASH, as printed by `gatehouse audit verify`",
+                    )?;
+                report
+                    .problems
+                    .extend(audit::check_recorded_head(&mut conn, seq, &hash)?);
+            }
             if report.is_intact() {
                 println!(
-                    "audit log intact: {} entries, head #{} {}",
+                    "audit log intact: {} entries, head {}:{}",
                     report.entries, report.head_seq, report.head_hash
                 );
+                println!("keep the head somewhere safe; `--expect-head` checks it later");
                 Ok(ExitCode::SUCCESS)
             } else {
                 println!("audit log has been tampered with:");

@@ -163,9 +163,28 @@ fn installer_flow_import_explain_and_audit() {
         None,
     );
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("E404"));
-    assert!(install.ok(&["audit", "verify"], None).contains("intact"));
-    // Tamper with the database behind the appliance's back.
+    let verified = install.ok(&["audit", "verify"], None);
+    assert!(verified.contains("intact"), "{verified}");
+    let head = verified
+        .split_whitespace()
+        .find(|w| w.contains(':') && w.len() > 60)
+        .unwrap()
+        .to_owned();
+    // Deleting the newest entry leaves a valid, shorter chain; the recorded head catches it.
     let db = install.dir.path().join("data").join("gatehouse.db");
+    {
+        use diesel::connection::SimpleConnection;
+        let pool = gatehouse::store::open(&format!("sqlite://{}", db.display()), 1).unwrap();
+        pool.get()
+            .unwrap()
+            .batch_execute("DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)")
+            .unwrap();
+    }
+    assert!(install.ok(&["audit", "verify"], None).contains("intact"));
+    let out = install.run(&["audit", "verify", "--expect-head", &head], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("newest entries were deleted"));
+    // Tamper with the database behind the appliance's back.
     let conn_url = format!("sqlite://{}", db.display());
     {
         use diesel::connection::SimpleConnection;
