@@ -1,0 +1,6 @@
+//! Gatehouse reader drivers: the wire contract of ../shared/PROTOCOL.md (events, commands,
+//! message authentication, the Modbus register map). Knows nothing of people or policy.
+
+pub mod mac;
+pub mod message;
+pub mod modbus_map;

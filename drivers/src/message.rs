@@ -1,0 +1,759 @@
+//! The MQTT messages of PROTOCOL.md: reader events (parsed and validated, never trusted)
+//! and appliance commands (encoded with `ts` and `mac`; decoded and verified by readers).
+
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::mac;
+
+/// Events larger than this are refused unread (PROTOCOL.md).
+pub const MAX_EVENT_BYTES: usize = 4096;
+/// How far a command's `ts` may be from the reader's clock.
+pub const COMMAND_MAX_SKEW: TimeDelta = TimeDelta::seconds(30);
+
+/// A credential as a reader presents it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum WireCredential {
+    /// The card's UID, upper-case hex as sent.
+    Card {
+        uid: String,
+    },
+    Wiegand {
+        facility: u32,
+        number: u32,
+    },
+}
+
+impl WireCredential {
+    /// The credential field of the event MAC: the uid, or `facility:number`.
+    pub fn mac_field(&self) -> String {
+        match self {
+            WireCredential::Card { uid } => uid.clone(),
+            WireCredential::Wiegand { facility, number } => format!("{facility}:{number}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventBody {
+    Swipe {
+        credential: WireCredential,
+        pin: Option<String>,
+    },
+    Door {
+        open: bool,
+    },
+    Rex,
+    Tamper {
+        active: bool,
+    },
+    Heartbeat {
+        uptime_s: u64,
+    },
+}
+
+impl EventBody {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventBody::Swipe { .. } => "swipe",
+            EventBody::Door { .. } => "door",
+            EventBody::Rex => "rex",
+            EventBody::Tamper { .. } => "tamper",
+            EventBody::Heartbeat { .. } => "heartbeat",
+        }
+    }
+}
+
+/// A valid event from a reader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReaderEvent {
+    pub seq: u64,
+    pub ts: DateTime<Utc>,
+    /// `ts` exactly as sent: the MAC covers these characters.
+    pub ts_raw: String,
+    pub body: EventBody,
+    pub mac: Option<String>,
+}
+
+/// Why a payload is not a valid event. `seq` is set when it could be read, so the reader
+/// can be told which of its events was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad event{}: {reason}", seq.map(|s| format!(" (seq {s})")).unwrap_or_default())]
+pub struct BadEvent {
+    pub seq: Option<u64>,
+    pub reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum RawCredential {
+    Card { uid: String },
+    Wiegand { facility: u32, number: u32 },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawDoorState {
+    Open,
+    Closed,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum RawEvent {
+    Swipe {
+        seq: u64,
+        ts: String,
+        credential: RawCredential,
+        #[serde(default)]
+        pin: Option<String>,
+        #[serde(default)]
+        mac: Option<String>,
+    },
+    Door {
+        seq: u64,
+        ts: String,
+        state: RawDoorState,
+        #[serde(default)]
+        mac: Option<String>,
+    },
+    Rex {
+        seq: u64,
+        ts: String,
+        #[serde(default)]
+        mac: Option<String>,
+    },
+    Tamper {
+        seq: u64,
+        ts: String,
+        active: bool,
+        #[serde(default)]
+        mac: Option<String>,
+    },
+    Heartbeat {
+        seq: u64,
+        ts: String,
+        uptime_s: u64,
+        #[serde(default)]
+        mac: Option<String>,
+    },
+}
+
+/// A card UID is 1 to 16 bytes of hex.
+pub fn valid_uid(uid: &str) -> bool {
+    (2..=32).contains(&uid.len())
+        && uid.len() % 2 == 0
+        && uid.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A PIN is 4 to 12 digits.
+pub fn valid_pin(pin: &str) -> bool {
+    (4..=12).contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Parses and validates one event payload. Never panics, whatever the bytes.
+pub fn parse_event(payload: &[u8]) -> Result<ReaderEvent, BadEvent> {
+    if payload.len() > MAX_EVENT_BYTES {
+        return Err(BadEvent {
+            seq: None,
+            reason: format!(
+                "{} bytes is over the {MAX_EVENT_BYTES}-byte limit",
+                payload.len()
+            ),
+        });
+    }
+    let value: Value = serde_json::from_slice(payload).map_err(|e| BadEvent {
+        seq: None,
+        reason: format!("not JSON: {e}"),
+    })?;
+    let seq = value.get("seq").and_then(Value::as_u64);
+    let bad = |reason: String| BadEvent { seq, reason };
+    let raw: RawEvent = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
+    let (seq, ts_raw, body, mac) = match raw {
+        RawEvent::Swipe {
+            seq,
+            ts,
+            credential,
+            pin,
+            mac,
+        } => {
+            let credential = match credential {
+                RawCredential::Card { uid } => {
+                    if !valid_uid(&uid) {
+                        return Err(bad(format!(
+                            "credential uid '{}' is not 1 to 16 bytes of hex",
+                            uid.chars().take(40).collect::<String>()
+                        )));
+                    }
+                    WireCredential::Card { uid }
+                }
+                RawCredential::Wiegand { facility, number } => {
+                    WireCredential::Wiegand { facility, number }
+                }
+            };
+            if let Some(p) = &pin {
+                if !valid_pin(p) {
+                    return Err(bad("pin must be 4 to 12 digits".to_owned()));
+                }
+            }
+            (seq, ts, EventBody::Swipe { credential, pin }, mac)
+        }
+        RawEvent::Door {
+            seq,
+            ts,
+            state,
+            mac,
+        } => (
+            seq,
+            ts,
+            EventBody::Door {
+                open: matches!(state, RawDoorState::Open),
+            },
+            mac,
+        ),
+        RawEvent::Rex { seq, ts, mac } => (seq, ts, EventBody::Rex, mac),
+        RawEvent::Tamper {
+            seq,
+            ts,
+            active,
+            mac,
+        } => (seq, ts, EventBody::Tamper { active }, mac),
+        RawEvent::Heartbeat {
+            seq,
+            ts,
+            uptime_s,
+            mac,
+        } => (seq, ts, EventBody::Heartbeat { uptime_s }, mac),
+    };
+    let ts = DateTime::parse_from_rfc3339(&ts_raw)
+        .map_err(|_| bad(format!("ts '{ts_raw}' is not an RFC 3339 time")))?
+        .with_timezone(&Utc);
+    Ok(ReaderEvent {
+        seq,
+        ts,
+        ts_raw,
+        body,
+        mac,
+    })
+}
+
+/// The string an event's MAC covers: `{reader_id}|{type}|{seq}|{ts}|{credential}|{pin}`.
+pub fn event_mac_input(reader_id: &str, event: &ReaderEvent) -> String {
+    let (credential, pin) = match &event.body {
+        EventBody::Swipe { credential, pin } => {
+            (credential.mac_field(), pin.clone().unwrap_or_default())
+        }
+        _ => (String::new(), String::new()),
+    };
+    format!(
+        "{reader_id}|{}|{}|{}|{credential}|{pin}",
+        event.body.type_name(),
+        event.seq,
+        event.ts_raw
+    )
+}
+
+/// What an event's MAC says about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventMac {
+    Absent,
+    Valid,
+    Invalid,
+}
+
+pub fn check_event_mac(reader_id: &str, secret: &str, event: &ReaderEvent) -> EventMac {
+    match &event.mac {
+        None => EventMac::Absent,
+        Some(m) if mac::verify(secret, &event_mac_input(reader_id, event), m) => EventMac::Valid,
+        Some(_) => EventMac::Invalid,
+    }
+}
+
+/// The deny codes of PROTOCOL.md: which check failed, nothing about the person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DenyCode {
+    UnknownCredential,
+    Inactive,
+    Expired,
+    NoEntitlement,
+    Schedule,
+    Lockdown,
+    Antipassback,
+    PinWrong,
+    Risk,
+    DoorMode,
+}
+
+impl DenyCode {
+    pub const ALL: [DenyCode; 10] = [
+        DenyCode::UnknownCredential,
+        DenyCode::Inactive,
+        DenyCode::Expired,
+        DenyCode::NoEntitlement,
+        DenyCode::Schedule,
+        DenyCode::Lockdown,
+        DenyCode::Antipassback,
+        DenyCode::PinWrong,
+        DenyCode::Risk,
+        DenyCode::DoorMode,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DenyCode::UnknownCredential => "unknown_credential",
+            DenyCode::Inactive => "inactive",
+            DenyCode::Expired => "expired",
+            DenyCode::NoEntitlement => "no_entitlement",
+            DenyCode::Schedule => "schedule",
+            DenyCode::Lockdown => "lockdown",
+            DenyCode::Antipassback => "antipassback",
+            DenyCode::PinWrong => "pin_wrong",
+            DenyCode::Risk => "risk",
+            DenyCode::DoorMode => "door_mode",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<DenyCode> {
+        DenyCode::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+}
+
+/// The reader modes of PROTOCOL.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReaderMode {
+    Normal,
+    CardAndPin,
+    Locked,
+    Unlocked,
+}
+
+impl ReaderMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReaderMode::Normal => "normal",
+            ReaderMode::CardAndPin => "card_and_pin",
+            ReaderMode::Locked => "locked",
+            ReaderMode::Unlocked => "unlocked",
+        }
+    }
+}
+
+/// Why an event was refused, as the `error` command names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadEvent,
+    BadMac,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadEvent => "bad_event",
+            ErrorCode::BadMac => "bad_mac",
+        }
+    }
+}
+
+/// A command from the appliance to one reader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Grant {
+        reference: u64,
+        decision_id: String,
+        unlock_ms: u32,
+    },
+    Deny {
+        reference: u64,
+        decision_id: String,
+        code: DenyCode,
+    },
+    PinRequired {
+        reference: u64,
+        decision_id: String,
+    },
+    Mode {
+        mode: ReaderMode,
+    },
+    Error {
+        reference: Option<u64>,
+        code: ErrorCode,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireCommand {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    reference: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    decision_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unlock_ms: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mode: Option<String>,
+    ts: String,
+    mac: String,
+}
+
+impl WireCommand {
+    fn mac_input(&self, reader_id: &str) -> String {
+        let field = |v: Option<String>| v.unwrap_or_default();
+        format!(
+            "{reader_id}|{}|{}|{}|{}|{}|{}",
+            self.kind,
+            field(self.reference.map(|r| r.to_string())),
+            field(self.decision_id.clone()),
+            field(self.unlock_ms.map(|u| u.to_string())),
+            field(self.mode.clone()),
+            self.ts
+        )
+    }
+}
+
+impl Command {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Command::Grant { .. } => "grant",
+            Command::Deny { .. } => "deny",
+            Command::PinRequired { .. } => "pin_required",
+            Command::Mode { .. } => "mode",
+            Command::Error { .. } => "error",
+        }
+    }
+
+    fn to_wire(&self, ts: String) -> WireCommand {
+        let mut w = WireCommand {
+            kind: self.type_name().to_owned(),
+            reference: None,
+            decision_id: None,
+            unlock_ms: None,
+            code: None,
+            mode: None,
+            ts,
+            mac: String::new(),
+        };
+        match self {
+            Command::Grant {
+                reference,
+                decision_id,
+                unlock_ms,
+            } => {
+                w.reference = Some(*reference);
+                w.decision_id = Some(decision_id.clone());
+                w.unlock_ms = Some(*unlock_ms);
+            }
+            Command::Deny {
+                reference,
+                decision_id,
+                code,
+            } => {
+                w.reference = Some(*reference);
+                w.decision_id = Some(decision_id.clone());
+                w.code = Some(code.as_str().to_owned());
+            }
+            Command::PinRequired {
+                reference,
+                decision_id,
+            } => {
+                w.reference = Some(*reference);
+                w.decision_id = Some(decision_id.clone());
+            }
+            Command::Mode { mode } => w.mode = Some(mode.as_str().to_owned()),
+            Command::Error { reference, code } => {
+                w.reference = *reference;
+                w.code = Some(code.as_str().to_owned());
+            }
+        }
+        w
+    }
+
+    /// The JSON payload for `reader_id`, with the appliance's time and the MAC under the
+    /// reader's secret.
+    pub fn encode(&self, reader_id: &str, secret: &str, now: DateTime<Utc>) -> Vec<u8> {
+        let mut wire = self.to_wire(now.to_rfc3339_opts(SecondsFormat::Millis, true));
+        wire.mac = mac::sign(secret, &wire.mac_input(reader_id));
+        serde_json::to_vec(&wire).unwrap_or_default()
+    }
+}
+
+/// Why a reader must not act on a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RejectedCommand {
+    #[error("not a command: {0}")]
+    Malformed(String),
+    #[error("the mac does not verify under this reader's secret")]
+    BadMac,
+    #[error("ts {0} is more than 30 s from the reader's clock")]
+    Stale(String),
+}
+
+/// What a reader does with a command payload: verify the MAC and the time, then decode.
+pub fn verify_command(
+    reader_id: &str,
+    secret: &str,
+    payload: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Command, RejectedCommand> {
+    let wire: WireCommand =
+        serde_json::from_slice(payload).map_err(|e| RejectedCommand::Malformed(e.to_string()))?;
+    if !mac::verify(secret, &wire.mac_input(reader_id), &wire.mac) {
+        return Err(RejectedCommand::BadMac);
+    }
+    let ts = DateTime::parse_from_rfc3339(&wire.ts)
+        .map_err(|_| RejectedCommand::Malformed(format!("ts '{}'", wire.ts)))?
+        .with_timezone(&Utc);
+    if (now - ts).abs() > COMMAND_MAX_SKEW {
+        return Err(RejectedCommand::Stale(wire.ts));
+    }
+    let missing = |what: &str| RejectedCommand::Malformed(format!("{} without {what}", wire.kind));
+    let reference = wire.reference;
+    let decision_id = || {
+        wire.decision_id
+            .clone()
+            .ok_or_else(|| missing("decision_id"))
+    };
+    Ok(match wire.kind.as_str() {
+        "grant" => Command::Grant {
+            reference: reference.ok_or_else(|| missing("ref"))?,
+            decision_id: decision_id()?,
+            unlock_ms: wire.unlock_ms.ok_or_else(|| missing("unlock_ms"))?,
+        },
+        "deny" => Command::Deny {
+            reference: reference.ok_or_else(|| missing("ref"))?,
+            decision_id: decision_id()?,
+            code: wire
+                .code
+                .as_deref()
+                .and_then(DenyCode::parse)
+                .ok_or_else(|| missing("a known code"))?,
+        },
+        "pin_required" => Command::PinRequired {
+            reference: reference.ok_or_else(|| missing("ref"))?,
+            decision_id: decision_id()?,
+        },
+        "mode" => Command::Mode {
+            mode: match wire.mode.as_deref() {
+                Some("normal") => ReaderMode::Normal,
+                Some("card_and_pin") => ReaderMode::CardAndPin,
+                Some("locked") => ReaderMode::Locked,
+                Some("unlocked") => ReaderMode::Unlocked,
+                _ => return Err(missing("a known mode")),
+            },
+        },
+        "error" => Command::Error {
+            reference,
+            code: match wire.code.as_deref() {
+                Some("bad_event") => ErrorCode::BadEvent,
+                Some("bad_mac") => ErrorCode::BadMac,
+                _ => return Err(missing("a known code")),
+            },
+        },
+        other => {
+            return Err(RejectedCommand::Malformed(format!(
+                "unknown type '{other}'"
+            )));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn every_event_of_the_protocol_parses() {
+        let cases = [
+            (
+                r#"{"type":"swipe","seq":1042,"ts":"2026-11-24T08:01:02.123Z","credential":{"kind":"card","uid":"04A1B2C3D4E5F6"}}"#,
+                EventBody::Swipe {
+                    credential: WireCredential::Card {
+                        uid: "04A1B2C3D4E5F6".into(),
+                    },
+                    pin: None,
+                },
+            ),
+            (
+                r#"{"type":"swipe","seq":1043,"ts":"2026-11-24T08:01:09.000Z","credential":{"kind":"card","uid":"04A1B2C3D4E5F6"},"pin":"4821"}"#,
+                EventBody::Swipe {
+                    credential: WireCredential::Card {
+                        uid: "04A1B2C3D4E5F6".into(),
+                    },
+                    pin: Some("4821".into()),
+                },
+            ),
+            (
+                r#"{"type":"swipe","seq":7,"ts":"2026-11-24T08:01:09Z","credential":{"kind":"wiegand","facility":12,"number":34567}}"#,
+                EventBody::Swipe {
+                    credential: WireCredential::Wiegand {
+                        facility: 12,
+                        number: 34567,
+                    },
+                    pin: None,
+                },
+            ),
+            (
+                r#"{"type":"door","seq":1044,"ts":"2026-11-24T08:01:03.000Z","state":"open"}"#,
+                EventBody::Door { open: true },
+            ),
+            (
+                r#"{"type":"door","seq":1045,"ts":"2026-11-24T08:01:08.000Z","state":"closed"}"#,
+                EventBody::Door { open: false },
+            ),
+            (
+                r#"{"type":"rex","seq":1046,"ts":"2026-11-24T08:02:00.000Z"}"#,
+                EventBody::Rex,
+            ),
+            (
+                r#"{"type":"tamper","seq":1047,"ts":"2026-11-24T08:03:00.000Z","active":true}"#,
+                EventBody::Tamper { active: true },
+            ),
+            (
+                r#"{"type":"heartbeat","seq":1048,"ts":"2026-11-24T08:05:00.000Z","uptime_s":86400}"#,
+                EventBody::Heartbeat { uptime_s: 86400 },
+            ),
+        ];
+        for (json, body) in cases {
+            let event = parse_event(json.as_bytes()).unwrap_or_else(|e| panic!("{json}: {e}"));
+            assert_eq!(event.body, body, "{json}");
+        }
+    }
+
+    #[test]
+    fn bad_events_say_why_and_keep_the_seq_when_readable() {
+        let cases: [(&[u8], Option<u64>); 9] = [
+            (b"not json", None),
+            (br#"{"type":"teleport","seq":5,"ts":"2026-11-24T08:00:00Z"}"#, Some(5)),
+            (br#"{"type":"swipe","seq":6,"ts":"2026-11-24T08:00:00Z"}"#, Some(6)),
+            (br#"{"type":"swipe","seq":7,"ts":"yesterday","credential":{"kind":"card","uid":"04A1"}}"#, Some(7)),
+            (br#"{"type":"swipe","seq":8,"ts":"2026-11-24T08:00:00Z","credential":{"kind":"card","uid":"XYZ"}}"#, Some(8)),
+            (br#"{"type":"swipe","seq":9,"ts":"2026-11-24T08:00:00Z","credential":{"kind":"card","uid":"04A1"},"pin":"12"}"#, Some(9)),
+            (br#"{"type":"door","seq":10,"ts":"2026-11-24T08:00:00Z","state":"ajar"}"#, Some(10)),
+            (br#"{"type":"rex","seq":-1,"ts":"2026-11-24T08:00:00Z"}"#, None),
+            (br#"[1,2,3]"#, None),
+        ];
+        for (payload, seq) in cases {
+            let err = parse_event(payload).unwrap_err();
+            assert_eq!(err.seq, seq, "{}: {err}", String::from_utf8_lossy(payload));
+            assert!(!err.reason.is_empty());
+        }
+        let huge = vec![b' '; 1 << 20];
+        let err = parse_event(&huge).unwrap_err();
+        assert!(err.reason.contains("limit"), "{err}");
+    }
+
+    #[test]
+    fn event_mac_covers_the_protocol_fields() {
+        let secret = "reader-secret";
+        let json = r#"{"type":"swipe","seq":1043,"ts":"2026-11-24T08:01:09.000Z","credential":{"kind":"card","uid":"04A1B2C3D4E5F6"},"pin":"4821"}"#;
+        let mut event = parse_event(json.as_bytes()).unwrap();
+        assert_eq!(
+            event_mac_input("r1", &event),
+            "r1|swipe|1043|2026-11-24T08:01:09.000Z|04A1B2C3D4E5F6|4821"
+        );
+        assert_eq!(check_event_mac("r1", secret, &event), EventMac::Absent);
+        event.mac = Some(mac::sign(secret, &event_mac_input("r1", &event)));
+        assert_eq!(check_event_mac("r1", secret, &event), EventMac::Valid);
+        assert_eq!(
+            check_event_mac("r2", secret, &event),
+            EventMac::Invalid,
+            "signed as another reader"
+        );
+        assert_eq!(check_event_mac("r1", "other", &event), EventMac::Invalid);
+    }
+
+    #[test]
+    fn commands_round_trip_and_forgeries_are_rejected() {
+        let now = at("2026-11-24T08:01:02.131Z");
+        let commands = [
+            Command::Grant {
+                reference: 1042,
+                decision_id: "d-1".into(),
+                unlock_ms: 5000,
+            },
+            Command::Deny {
+                reference: 1042,
+                decision_id: "d-2".into(),
+                code: DenyCode::Schedule,
+            },
+            Command::PinRequired {
+                reference: 1042,
+                decision_id: "d-3".into(),
+            },
+            Command::Mode {
+                mode: ReaderMode::Locked,
+            },
+            Command::Error {
+                reference: Some(9),
+                code: ErrorCode::BadEvent,
+            },
+            Command::Error {
+                reference: None,
+                code: ErrorCode::BadMac,
+            },
+        ];
+        for c in commands {
+            let payload = c.encode("door-a", "secret-a", now);
+            let json: Value = serde_json::from_slice(&payload).unwrap();
+            assert_eq!(json["ts"], "2026-11-24T08:01:02.131Z");
+            assert_eq!(
+                verify_command("door-a", "secret-a", &payload, now),
+                Ok(c.clone())
+            );
+            // Someone holding another reader's secret cannot make door A act.
+            let forged = c.encode("door-a", "secret-b", now);
+            assert_eq!(
+                verify_command("door-a", "secret-a", &forged, now),
+                Err(RejectedCommand::BadMac)
+            );
+            // A command for reader B is not valid for reader A, even under A's secret.
+            let other = c.encode("door-b", "secret-a", now);
+            assert_eq!(
+                verify_command("door-a", "secret-a", &other, now),
+                Err(RejectedCommand::BadMac)
+            );
+            // A replayed command is stale after 30 s.
+            let later = now + TimeDelta::seconds(31);
+            assert!(matches!(
+                verify_command("door-a", "secret-a", &payload, later),
+                Err(RejectedCommand::Stale(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn command_mac_input_matches_the_protocol() {
+        let now = at("2026-11-24T08:01:02.131Z");
+        let payload = Command::Grant {
+            reference: 1042,
+            decision_id: "d-01J".into(),
+            unlock_ms: 5000,
+        }
+        .encode("r1", "s", now);
+        let json: Value = serde_json::from_slice(&payload).unwrap();
+        let expected = mac::sign("s", "r1|grant|1042|d-01J|5000||2026-11-24T08:01:02.131Z");
+        assert_eq!(json["mac"], expected);
+        let mode = Command::Mode {
+            mode: ReaderMode::CardAndPin,
+        }
+        .encode("r1", "s", now);
+        let json: Value = serde_json::from_slice(&mode).unwrap();
+        assert_eq!(
+            json["mac"],
+            mac::sign("s", "r1|mode||||card_and_pin|2026-11-24T08:01:02.131Z")
+        );
+        assert!(json.get("ref").is_none());
+    }
+}
