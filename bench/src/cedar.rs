@@ -204,7 +204,7 @@ pub fn policy_text(data: &PolicyData, form: Form) -> String {
             let _ = writeln!(
                 out,
                 "permit(principal is Credential, action == Action::\"open\", resource is Door) when {{\n  \
-                 principal has person\n  \
+                 {VALID_PRINCIPAL}\n  \
                  && !resource.site.lockdown\n  \
                  && resource.mode != \"locked\"\n  \
                  && (resource.mode == \"unlocked\" || {FREE_OPEN}\n    \

@@ -8,7 +8,7 @@
 //! door, an inactive credential, ...), then labelled by `decide` itself and kept while
 //! their bucket has room, so the shares are exact whatever the aim's hit rate.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use gatehouse::policy::{
@@ -71,39 +71,52 @@ pub struct Workload {
     pub complete: bool,
 }
 
-/// Lookups over the policy data for aiming candidates.
+/// Lookups over the policy data for aiming candidates. Rows are referred to by their
+/// position; ids are mapped once (the snapshot has already checked every reference).
 struct Index<'a> {
     data: &'a PolicyData,
-    /// Door indexes in each zone's subtree, by zone index.
+    zone_ix: HashMap<i64, usize>,
+    door_ix: HashMap<i64, usize>,
+    level_ix: HashMap<i64, usize>,
+    /// Doors in each zone's subtree, by zone.
     zone_doors: Vec<Vec<usize>>,
-    /// Reader indexes of each door.
+    /// Readers of each door.
     door_readers: Vec<Vec<usize>>,
     /// Site id of each door.
     door_site: Vec<i64>,
-    /// Entitlement indexes of each person.
-    person_ents: Vec<Vec<usize>>,
-    /// Credential indexes whose credential and person are both active and valid.
+    /// Entitlements of each credential's person, by credential.
+    credential_ents: Vec<Vec<usize>>,
+    /// Credentials whose credential and person are both active and valid.
     usable: Vec<usize>,
-    /// Credential indexes refused for the credential's or the person's state.
+    /// Credentials refused for the credential's or the person's state.
     unusable: Vec<usize>,
 }
 
-fn ix(id: i64) -> usize {
-    (id - 1).max(0) as usize
+fn positions<T>(rows: &[T], id: impl Fn(&T) -> i64) -> HashMap<i64, usize> {
+    rows.iter().enumerate().map(|(i, r)| (id(r), i)).collect()
 }
 
 impl<'a> Index<'a> {
     fn new(data: &'a PolicyData, at: DateTime<Utc>) -> Self {
+        let zone_ix = positions(&data.zones, |z| z.id);
+        let door_ix = positions(&data.doors, |d| d.id);
+        let person_ix = positions(&data.people, |p| p.id);
+        let level_ix = positions(&data.levels, |l| l.id);
         let n_zones = data.zones.len();
         let mut children = vec![Vec::new(); n_zones];
         for (z, zone) in data.zones.iter().enumerate() {
-            if let Some(p) = zone.parent_id {
-                children[ix(p)].push(z);
+            if let Some(&p) = zone.parent_id.and_then(|p| zone_ix.get(&p)) {
+                children[p].push(z);
             }
         }
         let mut own_doors = vec![Vec::new(); n_zones];
+        let mut door_site = Vec::with_capacity(data.doors.len());
         for (d, door) in data.doors.iter().enumerate() {
-            own_doors[ix(door.zone_id)].push(d);
+            let zone = zone_ix.get(&door.zone_id).copied();
+            if let Some(z) = zone {
+                own_doors[z].push(d);
+            }
+            door_site.push(zone.map_or(0, |z| data.zones[z].site_id));
         }
         let zone_doors = (0..n_zones)
             .map(|z| {
@@ -118,56 +131,56 @@ impl<'a> Index<'a> {
             .collect();
         let mut door_readers = vec![Vec::new(); data.doors.len()];
         for (r, reader) in data.readers.iter().enumerate() {
-            door_readers[ix(reader.door_id)].push(r);
+            if let Some(&d) = door_ix.get(&reader.door_id) {
+                door_readers[d].push(r);
+            }
         }
-        let door_site = data
-            .doors
-            .iter()
-            .map(|d| data.zones[ix(d.zone_id)].site_id)
-            .collect();
         let mut person_ents = vec![Vec::new(); data.people.len()];
         for (e, ent) in data.entitlements.iter().enumerate() {
-            person_ents[ix(ent.person_id)].push(e);
+            if let Some(&p) = person_ix.get(&ent.person_id) {
+                person_ents[p].push(e);
+            }
         }
+        let mut credential_ents = Vec::with_capacity(data.credentials.len());
         let (mut usable, mut unusable) = (Vec::new(), Vec::new());
         for (c, cred) in data.credentials.iter().enumerate() {
-            let p = &data.people[ix(cred.person_id)];
+            let Some(&p) = person_ix.get(&cred.person_id) else {
+                credential_ents.push(Vec::new());
+                continue;
+            };
+            credential_ents.push(person_ents[p].clone());
+            let person = &data.people[p];
             let ok = cred.status == CredentialStatus::Active
                 && cred.valid_until.is_none_or(|u| u > at)
-                && p.status == PersonStatus::Active
-                && p.valid_from.is_none_or(|f| f <= at)
-                && p.valid_until.is_none_or(|u| u > at);
+                && person.status == PersonStatus::Active
+                && person.valid_from.is_none_or(|f| f <= at)
+                && person.valid_until.is_none_or(|u| u > at);
             if ok { &mut usable } else { &mut unusable }.push(c);
         }
         Index {
             data,
+            zone_ix,
+            door_ix,
+            level_ix,
             zone_doors,
             door_readers,
             door_site,
-            person_ents,
+            credential_ents,
             usable,
             unusable,
         }
     }
 
-    fn target_doors(&self, target: Target) -> Vec<usize> {
+    fn target_doors(&self, target: Target) -> &[usize] {
         match target {
-            Target::Zone(z) => self.zone_doors.get(ix(z)).cloned().unwrap_or_default(),
-            Target::Door(d) => vec![self.data_door(d)],
-        }
-    }
-
-    fn data_door(&self, door_id: i64) -> usize {
-        // Generated ids are 1-based row numbers; tolerate others by searching.
-        let i = ix(door_id);
-        if self.data.doors.get(i).is_some_and(|d| d.id == door_id) {
-            i
-        } else {
-            self.data
-                .doors
-                .iter()
-                .position(|d| d.id == door_id)
-                .unwrap_or(0)
+            Target::Zone(z) => self
+                .zone_ix
+                .get(&z)
+                .map_or(&[][..], |&z| &self.zone_doors[z]),
+            Target::Door(d) => self
+                .door_ix
+                .get_key_value(&d)
+                .map_or(&[][..], |(_, d)| std::slice::from_ref(d)),
         }
     }
 
@@ -193,8 +206,7 @@ impl<'a> Index<'a> {
         expired: bool,
         rng: &mut StdRng,
     ) -> Option<usize> {
-        let person = ix(self.data.credentials[cred].person_id);
-        let ents: Vec<usize> = self.person_ents[person]
+        let ents: Vec<usize> = self.credential_ents[cred]
             .iter()
             .copied()
             .filter(|&e| {
@@ -203,13 +215,12 @@ impl<'a> Index<'a> {
             })
             .collect();
         let e = *ents.choose(rng)?;
-        let level = &self.data.levels[ix(self.data.entitlements[e].level_id)];
+        let level = &self.data.levels[*self.level_ix.get(&self.data.entitlements[e].level_id)?];
         let items: Vec<_> = level
             .items
             .iter()
             .filter(|item| {
-                let doors = self.target_doors(item.target);
-                doors.first().is_some_and(|&d| {
+                self.target_doors(item.target).first().is_some_and(|&d| {
                     snap.is_schedule_open(item.schedule_id, self.door_site[d], at) == Some(open)
                 })
             })

@@ -81,6 +81,18 @@ pub fn prepare_cedar(
     let t = Instant::now();
     let building = CedarBuilding::build(data, form, at)?;
     let build_time = t.elapsed();
+    prepare_requests(building, build_time, data, snap, requests, at)
+}
+
+/// Prepares one Cedar request per swipe for an already built policy set and store.
+pub fn prepare_requests(
+    building: CedarBuilding,
+    build_time: Duration,
+    data: &PolicyData,
+    snap: &Snapshot,
+    requests: &[BenchRequest],
+    at: DateTime<Utc>,
+) -> Result<PreparedCedar> {
     let schedule_ids: Vec<i64> = data.schedules.iter().map(|s| s.id).collect();
     let t = Instant::now();
     let requests = requests
