@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod entities;
+pub mod event_log;
 pub mod explain;
 pub mod live;
 pub mod policy;

@@ -143,7 +143,7 @@ enum RawEvent {
 /// A card UID is 1 to 16 bytes of hex.
 pub fn valid_uid(uid: &str) -> bool {
     (2..=32).contains(&uid.len())
-        && uid.len() % 2 == 0
+        && uid.len().is_multiple_of(2)
         && uid.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
@@ -192,10 +192,10 @@ pub fn parse_event(payload: &[u8]) -> Result<ReaderEvent, BadEvent> {
                     WireCredential::Wiegand { facility, number }
                 }
             };
-            if let Some(p) = &pin {
-                if !valid_pin(p) {
-                    return Err(bad("pin must be 4 to 12 digits".to_owned()));
-                }
+            if let Some(p) = &pin
+                && !valid_pin(p)
+            {
+                return Err(bad("pin must be 4 to 12 digits".to_owned()));
             }
             (seq, ts, EventBody::Swipe { credential, pin }, mac)
         }

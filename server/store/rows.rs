@@ -200,3 +200,23 @@ pub struct AuditRow {
     pub prev_hash: String,
     pub hash: String,
 }
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = events)]
+pub struct EventRow {
+    pub id: i64,
+    pub at: NaiveDateTime,
+    pub reader_id: Option<String>,
+    pub seq: Option<i64>,
+    pub reader_ts: Option<NaiveDateTime>,
+    pub kind: String,
+    pub door_id: Option<i64>,
+    pub person_id: Option<i64>,
+    pub credential_id: Option<i64>,
+    pub presented: Option<String>,
+    pub result: Option<String>,
+    pub deny_code: Option<String>,
+    pub decision_id: Option<String>,
+    pub command: Option<String>,
+    pub detail: String,
+}

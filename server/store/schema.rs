@@ -212,6 +212,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     admin_users,
     api_tokens,
     audit_log,
+    events,
 );
 
 diesel::joinable!(api_tokens -> admin_users (admin_user_id));
@@ -223,3 +224,23 @@ diesel::joinable!(entitlements -> people (person_id));
 diesel::joinable!(entitlements -> access_levels (level_id));
 diesel::joinable!(schedule_windows -> schedules (schedule_id));
 diesel::joinable!(access_level_items -> access_levels (level_id));
+
+diesel::table! {
+    events (id) {
+        id -> BigInt,
+        at -> Timestamp,
+        reader_id -> Nullable<Text>,
+        seq -> Nullable<BigInt>,
+        reader_ts -> Nullable<Timestamp>,
+        kind -> Text,
+        door_id -> Nullable<BigInt>,
+        person_id -> Nullable<BigInt>,
+        credential_id -> Nullable<BigInt>,
+        presented -> Nullable<Text>,
+        result -> Nullable<Text>,
+        deny_code -> Nullable<Text>,
+        decision_id -> Nullable<Text>,
+        command -> Nullable<Text>,
+        detail -> Text,
+    }
+}

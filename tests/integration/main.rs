@@ -6,6 +6,7 @@ mod api;
 mod app;
 mod audit_chain;
 mod cli;
+mod event_log;
 mod policy_live;
 mod site_file;
 mod storage;

@@ -1,0 +1,330 @@
+//! The event log: the append-only record of every swipe, door change, alarm and reader
+//! fault. One writer task group-commits batches, so a burst of events costs one fsync.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::entities::stored;
+use crate::store::rows::EventRow;
+use crate::store::schema::events;
+use crate::store::{DbConnection, DbPool, write_transaction};
+
+/// What happened. Stored as its `as_str()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    Swipe,
+    DoorOpen,
+    DoorClosed,
+    ForcedOpen,
+    HeldOpen,
+    Rex,
+    Tamper,
+    TamperCleared,
+    ReaderOnline,
+    ReaderOffline,
+    ReaderFault,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 11] = [
+        EventKind::Swipe,
+        EventKind::DoorOpen,
+        EventKind::DoorClosed,
+        EventKind::ForcedOpen,
+        EventKind::HeldOpen,
+        EventKind::Rex,
+        EventKind::Tamper,
+        EventKind::TamperCleared,
+        EventKind::ReaderOnline,
+        EventKind::ReaderOffline,
+        EventKind::ReaderFault,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Swipe => "swipe",
+            EventKind::DoorOpen => "door_open",
+            EventKind::DoorClosed => "door_closed",
+            EventKind::ForcedOpen => "forced_open",
+            EventKind::HeldOpen => "held_open",
+            EventKind::Rex => "rex",
+            EventKind::Tamper => "tamper",
+            EventKind::TamperCleared => "tamper_cleared",
+            EventKind::ReaderOnline => "reader_online",
+            EventKind::ReaderOffline => "reader_offline",
+            EventKind::ReaderFault => "reader_fault",
+        }
+    }
+}
+
+/// One event to record. `seq` and `reader_ts` identify a reader's own event: the same
+/// pair again is a resend and is recorded once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub at: DateTime<Utc>,
+    pub kind: EventKind,
+    pub reader_id: Option<String>,
+    pub seq: Option<i64>,
+    pub reader_ts: Option<DateTime<Utc>>,
+    pub door_id: Option<i64>,
+    pub person_id: Option<i64>,
+    pub credential_id: Option<i64>,
+    /// The credential as presented, kept for unknown cards (evidence of probing).
+    pub presented: Option<String>,
+    /// `granted`, `denied` or `pin_required` for swipes.
+    pub result: Option<String>,
+    pub deny_code: Option<String>,
+    pub decision_id: Option<String>,
+    /// The answer sent to the reader, so that a resend gets the very same answer.
+    pub command: Option<String>,
+    /// The decision's reasons or the fault, as JSON or text.
+    pub detail: String,
+}
+
+impl NewEvent {
+    /// An event of `kind` at `at`, with every other field empty.
+    pub fn new(kind: EventKind, at: DateTime<Utc>) -> NewEvent {
+        NewEvent {
+            at,
+            kind,
+            reader_id: None,
+            seq: None,
+            reader_ts: None,
+            door_id: None,
+            person_id: None,
+            credential_id: None,
+            presented: None,
+            result: None,
+            deny_code: None,
+            decision_id: None,
+            command: None,
+            detail: String::new(),
+        }
+    }
+}
+
+/// Where an append ended up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// Durable, with its id.
+    New(i64),
+    /// A resend of an event already recorded: its id and the answer it got.
+    Duplicate { id: i64, command: Option<String> },
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LogError {
+    #[error("the event log is not running")]
+    Closed,
+    #[error("the event could not be written: {0}")]
+    Write(String),
+}
+
+/// How the writer batches: at most `max_batch` events, waiting at most `linger` for more
+/// after the first one arrives.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchPolicy {
+    pub max_batch: usize,
+    pub linger: Duration,
+}
+
+impl Default for BatchPolicy {
+    fn default() -> Self {
+        BatchPolicy {
+            max_batch: 512,
+            linger: Duration::from_millis(2),
+        }
+    }
+}
+
+struct Pending {
+    event: NewEvent,
+    done: oneshot::Sender<Result<Appended, LogError>>,
+}
+
+/// A cloneable handle for appending; the `EventLogWriter` does the writing.
+#[derive(Clone)]
+pub struct EventLog {
+    tx: mpsc::Sender<Pending>,
+}
+
+/// The writer task's state; its owner drives it with `run`.
+pub struct EventLogWriter {
+    rx: mpsc::Receiver<Pending>,
+    db: DbPool,
+    policy: BatchPolicy,
+}
+
+impl EventLog {
+    pub fn new(db: DbPool, policy: BatchPolicy) -> (EventLog, EventLogWriter) {
+        let (tx, rx) = mpsc::channel(policy.max_batch.max(1) * 8);
+        (EventLog { tx }, EventLogWriter { rx, db, policy })
+    }
+
+    /// Appends an event and resolves once it is durable (or known to be a resend).
+    pub async fn append(&self, event: NewEvent) -> Result<Appended, LogError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Pending { event, done })
+            .await
+            .map_err(|_| LogError::Closed)?;
+        wait.await.map_err(|_| LogError::Closed)?
+    }
+}
+
+impl EventLogWriter {
+    /// Writes batches until every `EventLog` handle is dropped.
+    pub async fn run(mut self) {
+        while let Some(first) = self.rx.recv().await {
+            let mut batch = vec![first];
+            let deadline = tokio::time::Instant::now() + self.policy.linger;
+            while batch.len() < self.policy.max_batch {
+                match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                    Ok(Some(p)) => batch.push(p),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            let (events, waiters): (Vec<NewEvent>, Vec<_>) =
+                batch.into_iter().map(|p| (p.event, p.done)).unzip();
+            let db = self.db.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                let mut conn = db.get().map_err(|e| LogError::Write(e.to_string()))?;
+                write_batch(&mut conn, &events).map_err(|e| LogError::Write(e.to_string()))
+            })
+            .await
+            .unwrap_or_else(|e| Err(LogError::Write(e.to_string())));
+            match result {
+                Ok(outcomes) => {
+                    for (done, outcome) in waiters.into_iter().zip(outcomes) {
+                        let _ = done.send(Ok(outcome));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "event batch not written");
+                    for done in waiters {
+                        let _ = done.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = events)]
+struct EventInsert<'a> {
+    at: chrono::NaiveDateTime,
+    reader_id: Option<&'a str>,
+    seq: Option<i64>,
+    reader_ts: Option<chrono::NaiveDateTime>,
+    kind: &'a str,
+    door_id: Option<i64>,
+    person_id: Option<i64>,
+    credential_id: Option<i64>,
+    presented: Option<&'a str>,
+    result: Option<&'a str>,
+    deny_code: Option<&'a str>,
+    decision_id: Option<&'a str>,
+    command: Option<&'a str>,
+    detail: &'a str,
+}
+
+/// Writes a batch in one transaction; resends of recorded events are reported, not written.
+pub fn write_batch(conn: &mut DbConnection, batch: &[NewEvent]) -> QueryResult<Vec<Appended>> {
+    write_transaction(conn, |conn| {
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for e in batch {
+            let reader_ts = e.reader_ts.map(stored);
+            if let (Some(reader), Some(seq), Some(ts)) = (&e.reader_id, e.seq, reader_ts) {
+                let existing: Option<(i64, Option<String>)> = events::table
+                    .filter(events::reader_id.eq(reader))
+                    .filter(events::seq.eq(seq))
+                    .filter(events::reader_ts.eq(ts))
+                    .select((events::id, events::command))
+                    .first(conn)
+                    .optional()?;
+                if let Some((id, command)) = existing {
+                    outcomes.push(Appended::Duplicate { id, command });
+                    continue;
+                }
+            }
+            let id = diesel::insert_into(events::table)
+                .values(EventInsert {
+                    at: stored(e.at),
+                    reader_id: e.reader_id.as_deref(),
+                    seq: e.seq,
+                    reader_ts,
+                    kind: e.kind.as_str(),
+                    door_id: e.door_id,
+                    person_id: e.person_id,
+                    credential_id: e.credential_id,
+                    presented: e.presented.as_deref(),
+                    result: e.result.as_deref(),
+                    deny_code: e.deny_code.as_deref(),
+                    decision_id: e.decision_id.as_deref(),
+                    command: e.command.as_deref(),
+                    detail: &e.detail,
+                })
+                .returning(events::id)
+                .get_result(conn)?;
+            outcomes.push(Appended::New(id));
+        }
+        Ok(outcomes)
+    })
+}
+
+/// Which events to list; every field narrows the list.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub person_id: Option<i64>,
+    pub door_id: Option<i64>,
+    pub kind: Option<String>,
+    pub result: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Only events older than this id (keyset paging: pass the last id of the page before).
+    pub before_id: Option<i64>,
+}
+
+/// The newest events matching the filter, newest first.
+pub fn recent(
+    conn: &mut DbConnection,
+    filter: &EventFilter,
+    limit: i64,
+) -> QueryResult<Vec<EventRow>> {
+    let mut q = events::table.select(EventRow::as_select()).into_boxed();
+    if let Some(p) = filter.person_id {
+        q = q.filter(events::person_id.eq(p));
+    }
+    if let Some(d) = filter.door_id {
+        q = q.filter(events::door_id.eq(d));
+    }
+    if let Some(k) = &filter.kind {
+        q = q.filter(events::kind.eq(k.clone()));
+    }
+    if let Some(r) = &filter.result {
+        q = q.filter(events::result.eq(r.clone()));
+    }
+    if let Some(from) = filter.from {
+        q = q.filter(events::at.ge(stored(from)));
+    }
+    if let Some(until) = filter.until {
+        q = q.filter(events::at.lt(stored(until)));
+    }
+    if let Some(before) = filter.before_id {
+        q = q.filter(events::id.lt(before));
+    }
+    q.order((events::at.desc(), events::id.desc()))
+        .limit(limit)
+        .load(conn)
+}
+
+/// Deletes events older than `cutoff` (the retention setting); returns how many.
+pub fn delete_before(conn: &mut DbConnection, cutoff: DateTime<Utc>) -> QueryResult<usize> {
+    write_transaction(conn, |conn| {
+        diesel::delete(events::table.filter(events::at.lt(stored(cutoff)))).execute(conn)
+    })
+}
