@@ -269,7 +269,7 @@ fn import(config: &Config, args: ImportArgs) -> Result<ExitCode> {
         now: Utc::now(),
     };
     let progress = |done: usize, total: usize| {
-        if total >= 1000 && (done % 1000 == 0 || done == total) {
+        if total >= 1000 && (done.is_multiple_of(1000) || done == total) {
             eprint!("\r  {done}/{total} entries");
             if done == total {
                 eprintln!();

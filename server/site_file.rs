@@ -798,15 +798,15 @@ fn apply(imp: &mut Importer<'_, '_>, file: &SiteFile) {
             imp.fail(&place, "give `pin` or `pin_hash`, not both");
             continue;
         }
-        if let Some(hash) = &c.pin_hash {
-            if !crate::secret::is_acceptable_hash(hash) {
-                imp.fail(
-                    &place,
-                    "pin_hash: must be an argon2id PHC string as written by `gatehouse export`, \
+        if let Some(hash) = &c.pin_hash
+            && !crate::secret::is_acceptable_hash(hash)
+        {
+            imp.fail(
+                &place,
+                "pin_hash: must be an argon2id PHC string as written by `gatehouse export`, \
                      with a cost between OWASP's minimum and 256 MiB",
-                );
-                continue;
-            }
+            );
+            continue;
         }
         let input = CredentialInput {
             person_id,
@@ -824,13 +824,12 @@ fn apply(imp: &mut Importer<'_, '_>, file: &SiteFile) {
         let Some(id) = imp.put::<Credentials>("credentials", &place, existing, input) else {
             continue;
         };
-        if let Some(hash) = &c.pin_hash {
-            if let Err(e) = diesel::update(schema::credentials::table.find(id))
+        if let Some(hash) = &c.pin_hash
+            && let Err(e) = diesel::update(schema::credentials::table.find(id))
                 .set(schema::credentials::pin_hash.eq(hash))
                 .execute(imp.conn)
-            {
-                imp.fail(&place, e.to_string());
-            }
+        {
+            imp.fail(&place, e.to_string());
         }
     }
     for (i, e) in file.entitlements.iter().enumerate() {

@@ -206,10 +206,11 @@ impl Entity for Credentials {
         let mut errors = FieldErrors::default();
         let key = key_of(&input, &mut errors);
         let status = errors.canonical::<CredentialStatus>("status", &input.status);
-        if let Some(pin) = input.pin.as_deref() {
-            if !pin.is_empty() && !valid_pin(pin) {
-                errors.add("pin", "must be 4 to 12 digits");
-            }
+        if let Some(pin) = input.pin.as_deref()
+            && !pin.is_empty()
+            && !valid_pin(pin)
+        {
+            errors.add("pin", "must be 4 to 12 digits");
         }
         let person_exists =
             diesel::select(exists(people::table.find(input.person_id))).get_result(conn)?;

@@ -199,10 +199,10 @@ impl Entity for People {
         errors.optional_text("notes", &input.notes, 4000);
         errors.parse::<PersonType>("person_type", &input.person_type);
         let status = errors.canonical::<PersonStatus>("status", &input.status);
-        if let (Some(from), Some(until)) = (input.valid_from, input.valid_until) {
-            if until <= from {
-                errors.add("valid_until", "must be after valid_from");
-            }
+        if let (Some(from), Some(until)) = (input.valid_from, input.valid_until)
+            && until <= from
+        {
+            errors.add("valid_until", "must be after valid_from");
         }
         if let Some(manager) = input.manager_id {
             if Some(manager) == id {

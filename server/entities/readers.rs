@@ -194,13 +194,13 @@ impl Entity for Readers {
         }
         let protocol = errors.parse::<Protocol>("protocol", &input.protocol);
         let direction = errors.canonical::<Direction>("direction", &input.direction);
-        if let Some(secret) = &input.secret {
-            if secret.len() < 16 || secret.len() > 256 {
-                errors.add(
-                    "secret",
-                    "must be 16 to 256 characters; leave it out to have one generated",
-                );
-            }
+        if let Some(secret) = &input.secret
+            && (secret.len() < 16 || secret.len() > 256)
+        {
+            errors.add(
+                "secret",
+                "must be 16 to 256 characters; leave it out to have one generated",
+            );
         }
         if protocol == Some(Protocol::Modbus) {
             if input
@@ -213,15 +213,15 @@ impl Entity for Readers {
                     "a Modbus reader needs the host of its I/O module",
                 );
             }
-            if let Some(port) = input.modbus_port {
-                if !(1..=65535).contains(&port) {
-                    errors.add("modbus_port", "must be between 1 and 65535");
-                }
+            if let Some(port) = input.modbus_port
+                && !(1..=65535).contains(&port)
+            {
+                errors.add("modbus_port", "must be between 1 and 65535");
             }
-            if let Some(unit) = input.modbus_unit {
-                if !(0..=255).contains(&unit) {
-                    errors.add("modbus_unit", "must be between 0 and 255");
-                }
+            if let Some(unit) = input.modbus_unit
+                && !(0..=255).contains(&unit)
+            {
+                errors.add("modbus_unit", "must be between 0 and 255");
             }
         }
         let door_exists =

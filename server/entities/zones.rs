@@ -136,13 +136,13 @@ impl Entity for Zones {
                     errors.add("parent_id", "the parent zone belongs to another site")
                 }
                 Some(_) => {
-                    if let Some(id) = id {
-                        if is_within(conn, parent, id)? {
-                            errors.add(
-                                "parent_id",
-                                "a zone cannot be placed inside itself or one of its own zones",
-                            );
-                        }
+                    if let Some(id) = id
+                        && is_within(conn, parent, id)?
+                    {
+                        errors.add(
+                            "parent_id",
+                            "a zone cannot be placed inside itself or one of its own zones",
+                        );
                     }
                 }
             }

@@ -510,13 +510,13 @@ pub(super) fn check_door_mode(
         DoorMode::Normal | DoorMode::CardAndPin => {}
     }
     let info = &snap.door_info[door as usize];
-    if let (Some(tl), Some(schedule_id)) = (info.free_access, d.free_access_schedule_id) {
-        if snap.timeline_open(tl, now) {
-            return Ok(Some(Reason::FreeAccessSchedule {
-                door_id: d.id,
-                schedule_id,
-            }));
-        }
+    if let (Some(tl), Some(schedule_id)) = (info.free_access, d.free_access_schedule_id)
+        && snap.timeline_open(tl, now)
+    {
+        return Ok(Some(Reason::FreeAccessSchedule {
+            door_id: d.id,
+            schedule_id,
+        }));
     }
     Ok(None)
 }

@@ -303,7 +303,7 @@ impl CredentialKey {
         if !t.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(CredentialKeyError::NotHex(t.to_owned()));
         }
-        if t.len() % 2 != 0 {
+        if !t.len().is_multiple_of(2) {
             return Err(CredentialKeyError::OddLength(t.to_owned()));
         }
         if t.len() > 2 * MAX_UID_BYTES {

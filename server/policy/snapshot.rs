@@ -388,16 +388,16 @@ impl Snapshot {
                 }
                 cur = zone_parent[p as usize];
             }
-            if let Some(p) = zone_parent[i] {
-                if zone_site[p as usize] != zone_site[i] {
-                    return Err(CompileError::ZoneSite {
-                        id: z.id,
-                        name: z.name.clone(),
-                        site_id: z.site_id,
-                        parent_id: data.zones[p as usize].id,
-                        parent_site_id: data.zones[p as usize].site_id,
-                    });
-                }
+            if let Some(p) = zone_parent[i]
+                && zone_site[p as usize] != zone_site[i]
+            {
+                return Err(CompileError::ZoneSite {
+                    id: z.id,
+                    name: z.name.clone(),
+                    site_id: z.site_id,
+                    parent_id: data.zones[p as usize].id,
+                    parent_site_id: data.zones[p as usize].site_id,
+                });
             }
         }
         let mut zone_children: Vec<Vec<u32>> = vec![Vec::new(); data.zones.len()];
