@@ -329,7 +329,7 @@ fn explain(config: &Config, args: ExplainArgs) -> Result<ExitCode> {
         bail!("name who asks: --person EMPLOYEE_ID, --card UID or --wiegand F:N");
     };
     let door = crate::explain::DoorQuery::Name(args.door.clone());
-    let answer = live.with_presence(|presence| {
+    let answer = live.read_presence(|presence| {
         crate::explain::answer(&snapshot, presence, &subject, &door, now)
     })?;
     if args.json {

@@ -9,6 +9,7 @@ pub mod config;
 pub mod entities;
 pub mod event_log;
 pub mod explain;
+pub mod hub;
 pub mod live;
 pub mod policy;
 pub mod secret;

@@ -2,14 +2,48 @@
 //! every committed change, and the anti-passback `Presence` kept beside it.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 
-use crate::policy::{CompileError, Presence, Snapshot};
+use crate::policy::{CompileError, Decision, Presence, Snapshot};
 use crate::store::DbPool;
-use crate::store::load::{LoadError, load_policy, policy_version};
+use crate::store::load::{LoadError, ReaderWire, load_policy, policy_version};
+
+/// Registered readers by wire id, with their secrets: what the drivers and the hub need to
+/// authenticate readers and sign commands. Swapped together with the snapshot.
+#[derive(Debug, Default)]
+pub struct ReaderDirectory {
+    by_id: std::collections::HashMap<String, ReaderWire>,
+}
+
+impl ReaderDirectory {
+    pub fn new(readers: Vec<ReaderWire>) -> ReaderDirectory {
+        ReaderDirectory {
+            by_id: readers
+                .into_iter()
+                .map(|r| (r.reader_id.clone(), r))
+                .collect(),
+        }
+    }
+
+    pub fn get(&self, reader_id: &str) -> Option<&ReaderWire> {
+        self.by_id.get(reader_id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &ReaderWire> {
+        self.by_id.values()
+    }
+
+    /// True when `secret` is this reader's secret (constant time in the secret's bytes).
+    pub fn authenticates(&self, reader_id: &str, secret: &str) -> bool {
+        self.get(reader_id).is_some_and(|r| {
+            let (a, b) = (r.secret.as_bytes(), secret.as_bytes());
+            a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        })
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RefreshError {
@@ -25,7 +59,9 @@ pub enum RefreshError {
 
 pub struct LivePolicy {
     current: ArcSwap<Snapshot>,
-    presence: Mutex<Presence>,
+    readers: ArcSwap<ReaderDirectory>,
+    /// Read by every decision, written only after a recorded grant.
+    presence: RwLock<Presence>,
     /// Bumped by every change that wants a reload; reloads cover all requests made before
     /// they started, so a burst of admin changes costs one or two reloads, not one each.
     requested: AtomicU64,
@@ -41,12 +77,13 @@ pub struct LivePolicy {
 impl LivePolicy {
     /// Loads and compiles the stored policy; used once at start.
     pub fn load(db: &DbPool, now: DateTime<Utc>) -> Result<LivePolicy, RefreshError> {
-        let (snapshot, version) = compile_from(db, now)?;
+        let (snapshot, readers, version) = compile_from(db, now)?;
         Ok(LivePolicy {
+            readers: ArcSwap::from_pointee(readers),
             version: AtomicI64::new(version),
             attempted: AtomicI64::new(version),
             current: ArcSwap::from_pointee(snapshot),
-            presence: Mutex::new(Presence::new()),
+            presence: RwLock::new(Presence::new()),
             requested: AtomicU64::new(0),
             loaded: tokio::sync::Mutex::new(0),
             last_error: Mutex::new(None),
@@ -58,11 +95,28 @@ impl LivePolicy {
         self.current.load_full()
     }
 
-    /// Runs `f` with the anti-passback state locked.
-    pub fn with_presence<T>(&self, f: impl FnOnce(&mut Presence) -> T) -> T {
-        match self.presence.lock() {
-            Ok(mut p) => f(&mut p),
-            Err(poisoned) => f(&mut poisoned.into_inner()),
+    /// The registered readers in force now.
+    pub fn readers(&self) -> Arc<ReaderDirectory> {
+        self.readers.load_full()
+    }
+
+    /// Runs `f` with the anti-passback state (shared with other readers of it).
+    pub fn read_presence<T>(&self, f: impl FnOnce(&Presence) -> T) -> T {
+        match self.presence.read() {
+            Ok(p) => f(&p),
+            Err(poisoned) => f(&poisoned.into_inner()),
+        }
+    }
+
+    /// Records a granted swipe in the anti-passback state (a no-op outside its zones).
+    pub fn record_presence(&self, decision: &Decision, now: DateTime<Utc>) {
+        match self.presence.write() {
+            Ok(mut p) => {
+                p.record(decision, now);
+            }
+            Err(poisoned) => {
+                poisoned.into_inner().record(decision, now);
+            }
         }
     }
 
@@ -81,8 +135,9 @@ impl LivePolicy {
             .map_err(|e| RefreshError::Task(e.to_string()))
             .and_then(|r| r);
         let stale = match result {
-            Ok((snapshot, version)) => {
+            Ok((snapshot, readers, version)) => {
                 self.current.store(Arc::new(snapshot));
+                self.readers.store(Arc::new(readers));
                 self.version.store(version, Ordering::SeqCst);
                 self.attempted.store(version, Ordering::SeqCst);
                 *loaded = target;
@@ -131,10 +186,18 @@ impl LivePolicy {
     }
 }
 
-fn compile_from(db: &DbPool, now: DateTime<Utc>) -> Result<(Snapshot, i64), RefreshError> {
+fn compile_from(
+    db: &DbPool,
+    now: DateTime<Utc>,
+) -> Result<(Snapshot, ReaderDirectory, i64), RefreshError> {
     let loaded = {
         let mut conn = db.get()?;
         load_policy(&mut conn)?
     };
-    Ok((Snapshot::compile(&loaded.data, now)?, loaded.version))
+    let snapshot = Snapshot::compile(&loaded.data, now)?;
+    Ok((
+        snapshot,
+        ReaderDirectory::new(loaded.readers),
+        loaded.version,
+    ))
 }

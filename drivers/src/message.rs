@@ -358,20 +358,25 @@ impl ErrorCode {
     }
 }
 
-/// A command from the appliance to one reader.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A command from the appliance to one reader. Its serde form (without `ts` and `mac`) is
+/// how the appliance records the answer it gave, to give it again to a resend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Command {
     Grant {
+        #[serde(rename = "ref")]
         reference: u64,
         decision_id: String,
         unlock_ms: u32,
     },
     Deny {
+        #[serde(rename = "ref")]
         reference: u64,
         decision_id: String,
         code: DenyCode,
     },
     PinRequired {
+        #[serde(rename = "ref")]
         reference: u64,
         decision_id: String,
     },
@@ -379,6 +384,7 @@ pub enum Command {
         mode: ReaderMode,
     },
     Error {
+        #[serde(rename = "ref")]
         reference: Option<u64>,
         code: ErrorCode,
     },

@@ -41,9 +41,23 @@ fn non_negative(table: &'static str, id: i64, v: i32) -> Result<u32, LoadError> 
     u32::try_from(v).map_err(|_| bad(table, id, format!("negative value {v}")))
 }
 
+/// What the reader drivers need of a registered reader beyond the policy: how to reach
+/// it and the secret that keys its messages. The decision engine never sees these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReaderWire {
+    pub reader_id: String,
+    pub secret: String,
+    pub require_signed_events: bool,
+    pub protocol: String,
+    pub modbus_host: Option<String>,
+    pub modbus_port: Option<i32>,
+    pub modbus_unit: Option<i32>,
+}
+
 /// The policy as stored, and the version it was read at.
 pub struct LoadedPolicy {
     pub data: PolicyData,
+    pub readers: Vec<ReaderWire>,
     /// The audit log's newest sequence number: every admin change appends to the audit log
     /// in its own transaction, so this number moves exactly when the stored policy may have.
     pub version: i64,
@@ -112,9 +126,21 @@ pub fn load_policy(conn: &mut DbConnection) -> Result<LoadedPolicy, LoadError> {
                 })
             })
             .collect::<Result<_, LoadError>>()?;
-        let readers = readers::table
-            .select(ReaderRow::as_select())
-            .load(conn)?
+        let reader_rows: Vec<ReaderRow> =
+            readers::table.select(ReaderRow::as_select()).load(conn)?;
+        let wires = reader_rows
+            .iter()
+            .map(|r| ReaderWire {
+                reader_id: r.reader_id.clone(),
+                secret: r.secret.clone(),
+                require_signed_events: r.require_signed_events,
+                protocol: r.protocol.clone(),
+                modbus_host: r.modbus_host.clone(),
+                modbus_port: r.modbus_port,
+                modbus_unit: r.modbus_unit,
+            })
+            .collect();
+        let readers = reader_rows
             .into_iter()
             .map(|r| {
                 Ok(policy::Reader {
@@ -257,7 +283,11 @@ pub fn load_policy(conn: &mut DbConnection) -> Result<LoadedPolicy, LoadError> {
             levels,
             entitlements,
         };
-        Ok(LoadedPolicy { data, version })
+        Ok(LoadedPolicy {
+            data,
+            readers: wires,
+            version,
+        })
     })
 }
 

@@ -90,7 +90,7 @@ pub async fn explain(
     let snapshot = state.live.snapshot();
     let result = state
         .live
-        .with_presence(|presence| answer(&snapshot, presence, &subject, &door, at));
+        .read_presence(|presence| answer(&snapshot, presence, &subject, &door, at));
     match result {
         Ok(explanation) => Ok(HttpResponse::Ok().json(explanation)),
         Err(e @ ExplainQueryError::UnknownEmployee(_))

@@ -7,6 +7,7 @@ mod app;
 mod audit_chain;
 mod cli;
 mod event_log;
+mod hub;
 mod policy_live;
 mod site_file;
 mod storage;

@@ -22,7 +22,7 @@ fn swipe(app: &TestApp, card: &str, now: DateTime<Utc>) -> Outcome {
     };
     app.state
         .live
-        .with_presence(|presence| decide(&snapshot, presence, &request, now))
+        .read_presence(|presence| decide(&snapshot, presence, &request, now))
         .unwrap()
         .outcome
 }

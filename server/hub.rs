@@ -1,0 +1,353 @@
+//! The hub: a reader's message → validation → decision → durable record → answer, once per
+//! event. It knows no transport; the MQTT and Modbus drivers feed it payloads.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use gatehouse_drivers::message::{
+    self, BadEvent, Command, DenyCode as WireDenyCode, ErrorCode, EventBody, EventMac, ReaderEvent,
+    WireCredential,
+};
+
+use crate::clock::Clock;
+use crate::event_log::{Appended, EventKind, EventLog, NewEvent};
+use crate::live::LivePolicy;
+use crate::policy::{self, CredentialKey, Outcome, Request};
+
+/// An answer for one reader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub reader_id: String,
+    pub command: Command,
+}
+
+/// The hub's shared state; cheap to clone into driver tasks.
+#[derive(Clone)]
+pub struct Hub {
+    live: Arc<LivePolicy>,
+    log: EventLog,
+    clock: Clock,
+}
+
+/// A reader id as received, made safe to record: ids of registered readers are plain, and
+/// anything else (a topic a stranger chose) is cut short and stripped of odd characters.
+fn sanitized(reader_id: &str) -> String {
+    reader_id
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
+/// Sortable and unique enough to name one decision in logs and on the wire.
+fn new_decision_id(now: DateTime<Utc>) -> String {
+    format!(
+        "d-{:011x}{:08x}",
+        now.timestamp_millis(),
+        rand::random::<u32>()
+    )
+}
+
+fn wire_code(code: policy::DenyCode) -> WireDenyCode {
+    // Both enums spell PROTOCOL.md's codes; `risk` is the protocol's catch-all.
+    WireDenyCode::parse(code.as_str()).unwrap_or(WireDenyCode::Risk)
+}
+
+impl Hub {
+    pub fn new(live: Arc<LivePolicy>, log: EventLog, clock: Clock) -> Hub {
+        Hub { live, log, clock }
+    }
+
+    /// Handles one message from `reader_id` (as the transport names it) and returns the
+    /// answer to send, if any. An answer is returned only once the event is durable.
+    pub async fn handle(&self, reader_id: &str, payload: &[u8]) -> Option<Reply> {
+        let now = self.clock.now();
+        let readers = self.live.readers();
+        let Some(wire) = readers.get(reader_id) else {
+            // Unregistered readers get no answer: the appliance does not talk to strangers.
+            self.fault(
+                reader_id,
+                None,
+                "a message from an unregistered reader",
+                now,
+            )
+            .await;
+            return None;
+        };
+        let event = match message::parse_event(payload) {
+            Ok(event) => event,
+            Err(BadEvent { seq, reason }) => {
+                self.fault(reader_id, seq, &reason, now).await;
+                return seq.map(|seq| self.error(reader_id, seq, ErrorCode::BadEvent));
+            }
+        };
+        match message::check_event_mac(reader_id, &wire.secret, &event) {
+            EventMac::Valid => {}
+            EventMac::Absent if !wire.require_signed_events => {}
+            EventMac::Absent => {
+                self.fault(
+                    reader_id,
+                    Some(event.seq),
+                    "an unsigned event from a reader that must sign its events",
+                    now,
+                )
+                .await;
+                return Some(self.error(reader_id, event.seq, ErrorCode::BadMac));
+            }
+            EventMac::Invalid => {
+                self.fault(
+                    reader_id,
+                    Some(event.seq),
+                    "the event's mac does not verify",
+                    now,
+                )
+                .await;
+                return Some(self.error(reader_id, event.seq, ErrorCode::BadMac));
+            }
+        }
+        let Ok(seq) = i64::try_from(event.seq) else {
+            self.fault(
+                reader_id,
+                None,
+                "seq is larger than the appliance stores",
+                now,
+            )
+            .await;
+            return Some(self.error(reader_id, event.seq, ErrorCode::BadEvent));
+        };
+        match &event.body {
+            EventBody::Swipe { credential, pin } => {
+                self.swipe(reader_id, seq, &event, credential, pin.as_deref(), now)
+                    .await
+            }
+            EventBody::Door { open } => {
+                let kind = if *open {
+                    EventKind::DoorOpen
+                } else {
+                    EventKind::DoorClosed
+                };
+                self.record_reader_event(reader_id, seq, &event, kind, now)
+                    .await;
+                None
+            }
+            EventBody::Rex => {
+                self.record_reader_event(reader_id, seq, &event, EventKind::Rex, now)
+                    .await;
+                None
+            }
+            EventBody::Tamper { active } => {
+                let kind = if *active {
+                    EventKind::Tamper
+                } else {
+                    EventKind::TamperCleared
+                };
+                self.record_reader_event(reader_id, seq, &event, kind, now)
+                    .await;
+                None
+            }
+            // Heartbeats keep a reader's health current; they are not worth a row each.
+            EventBody::Heartbeat { .. } => None,
+        }
+    }
+
+    /// Signs a reply for the wire with the reader's secret; None if the reader is gone.
+    pub fn encode(&self, reply: &Reply) -> Option<Vec<u8>> {
+        let readers = self.live.readers();
+        let wire = readers.get(&reply.reader_id)?;
+        Some(
+            reply
+                .command
+                .encode(&reply.reader_id, &wire.secret, self.clock.now()),
+        )
+    }
+
+    fn error(&self, reader_id: &str, seq: u64, code: ErrorCode) -> Reply {
+        Reply {
+            reader_id: reader_id.to_owned(),
+            command: Command::Error {
+                reference: Some(seq),
+                code,
+            },
+        }
+    }
+
+    async fn swipe(
+        &self,
+        reader_id: &str,
+        seq: i64,
+        event: &ReaderEvent,
+        credential: &WireCredential,
+        pin: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Option<Reply> {
+        let key = match credential {
+            WireCredential::Card { uid } => match CredentialKey::card(uid) {
+                Ok(key) => key,
+                Err(e) => {
+                    self.fault(reader_id, Some(event.seq), &e.to_string(), now)
+                        .await;
+                    return Some(self.error(reader_id, event.seq, ErrorCode::BadEvent));
+                }
+            },
+            WireCredential::Wiegand { facility, number } => CredentialKey::Wiegand {
+                facility: *facility,
+                number: *number,
+            },
+        };
+        let snapshot = self.live.snapshot();
+        let request = Request {
+            reader_id,
+            credential: &key,
+            pin,
+        };
+        let decision = match self
+            .live
+            .read_presence(|presence| policy::decide(&snapshot, presence, &request, now))
+        {
+            Ok(decision) => decision,
+            Err(e) => {
+                self.fault(reader_id, Some(event.seq), &e.to_string(), now)
+                    .await;
+                return None;
+            }
+        };
+        let decision_id = new_decision_id(now);
+        let reference = event.seq;
+        let (command, result, deny_code) = match decision.outcome {
+            Outcome::Grant { unlock_ms } => (
+                Command::Grant {
+                    reference,
+                    decision_id: decision_id.clone(),
+                    unlock_ms,
+                },
+                "granted",
+                None,
+            ),
+            Outcome::Deny(code) => (
+                Command::Deny {
+                    reference,
+                    decision_id: decision_id.clone(),
+                    code: wire_code(code),
+                },
+                "denied",
+                Some(code.as_str().to_owned()),
+            ),
+            Outcome::PinRequired => (
+                Command::PinRequired {
+                    reference,
+                    decision_id: decision_id.clone(),
+                },
+                "pin_required",
+                None,
+            ),
+        };
+        let record = NewEvent {
+            reader_id: Some(reader_id.to_owned()),
+            seq: Some(seq),
+            reader_ts: Some(event.ts),
+            door_id: Some(decision.door_id),
+            person_id: decision.person_id,
+            credential_id: decision.credential_id,
+            // The presented key is kept only when it matched nobody: evidence of probing.
+            presented: decision.credential_id.is_none().then(|| key.to_string()),
+            result: Some(result.to_owned()),
+            deny_code,
+            decision_id: Some(decision_id),
+            command: serde_json::to_string(&command).ok(),
+            detail: serde_json::to_string(&decision.reason).unwrap_or_default(),
+            ..NewEvent::new(EventKind::Swipe, now)
+        };
+        match self.log.append(record).await {
+            Ok(Appended::New(_)) => {
+                self.live.record_presence(&decision, now);
+                Some(Reply {
+                    reader_id: reader_id.to_owned(),
+                    command,
+                })
+            }
+            // A resend: the same answer as the first time, and nothing recorded or unlocked
+            // twice.
+            Ok(Appended::Duplicate { command, .. }) => command
+                .and_then(|c| serde_json::from_str::<Command>(&c).ok())
+                .map(|command| Reply {
+                    reader_id: reader_id.to_owned(),
+                    command,
+                }),
+            Err(e) => {
+                // Unrecorded, unanswered: the reader resends and is answered once the
+                // event is on record.
+                tracing::error!(reader = reader_id, seq, error = %e, "swipe not recorded; no answer sent");
+                None
+            }
+        }
+    }
+
+    async fn record_reader_event(
+        &self,
+        reader_id: &str,
+        seq: i64,
+        event: &ReaderEvent,
+        kind: EventKind,
+        now: DateTime<Utc>,
+    ) {
+        let door_id = self.live.snapshot().reader(reader_id).map(|r| r.door_id());
+        let record = NewEvent {
+            reader_id: Some(reader_id.to_owned()),
+            seq: Some(seq),
+            reader_ts: Some(event.ts),
+            door_id,
+            ..NewEvent::new(kind, now)
+        };
+        if let Err(e) = self.log.append(record).await {
+            tracing::error!(reader = reader_id, seq, error = %e, "reader event not recorded");
+        }
+    }
+
+    /// Records a reader fault; the reader's own words are kept short and never parsed.
+    async fn fault(&self, reader_id: &str, seq: Option<u64>, what: &str, now: DateTime<Utc>) {
+        let reader = sanitized(reader_id);
+        let detail: String = match seq {
+            Some(seq) => format!("seq {seq}: {what}"),
+            None => what.to_owned(),
+        }
+        .chars()
+        .take(300)
+        .collect();
+        tracing::warn!(reader = %reader, fault = %detail, "reader fault");
+        let door_id = self.live.snapshot().reader(reader_id).map(|r| r.door_id());
+        let record = NewEvent {
+            reader_id: Some(reader),
+            door_id,
+            detail,
+            ..NewEvent::new(EventKind::ReaderFault, now)
+        };
+        if let Err(e) = self.log.append(record).await {
+            tracing::error!(error = %e, "reader fault not recorded");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_deny_code_has_its_wire_code() {
+        for code in policy::DenyCode::ALL {
+            assert_eq!(wire_code(*code).as_str(), code.as_str());
+        }
+    }
+
+    #[test]
+    fn stranger_reader_ids_are_made_safe() {
+        assert_eq!(sanitized("door-1.a_b"), "door-1.a_b");
+        assert_eq!(sanitized("../x\n{\"a\"}"), "..?x???a??");
+        assert_eq!(sanitized(&"x".repeat(500)).len(), 64);
+    }
+}

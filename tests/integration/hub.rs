@@ -1,0 +1,333 @@
+//! The hub end to end below the transport: payloads in, signed answers out, every event on
+//! record once.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use gatehouse::clock::Clock;
+use gatehouse::event_log::{BatchPolicy, EventFilter, EventLog};
+use gatehouse::hub::Hub;
+use gatehouse_drivers::message::{Command, DenyCode, ErrorCode, verify_command};
+use serde_json::json;
+
+use crate::app::{TestApp, backends, build_site};
+
+/// Monday 2026-11-23, 10:00 in Berlin: inside the fixture's business hours.
+fn monday_morning() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-23T09:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+struct Rig {
+    app: TestApp,
+    hub: Hub,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Rig {
+    fn new(app: TestApp, now: DateTime<Utc>) -> Rig {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (log, writer) = EventLog::new(app.state.db.clone(), BatchPolicy::default());
+        runtime.spawn(writer.run());
+        let hub = Hub::new(app.state.live.clone(), log, Clock::Fixed(now));
+        Rig { app, hub, runtime }
+    }
+
+    fn send(&self, reader: &str, payload: &str) -> Option<Command> {
+        let reply = self
+            .runtime
+            .block_on(self.hub.handle(reader, payload.as_bytes()))?;
+        assert_eq!(reply.reader_id, reader);
+        // What the reader does: verify the signed payload before acting on it.
+        let wire = self.hub.encode(&reply).unwrap();
+        let secret = self
+            .app
+            .state
+            .live
+            .readers()
+            .get(reader)
+            .unwrap()
+            .secret
+            .clone();
+        let command = verify_command(reader, &secret, &wire, monday_morning())
+            .expect("a valid signed command");
+        assert_eq!(command, reply.command);
+        Some(command)
+    }
+
+    fn swipe(&self, reader: &str, seq: u64, uid: &str) -> Option<Command> {
+        self.send(
+            reader,
+            &json!({"type": "swipe", "seq": seq, "ts": "2026-11-23T09:00:00.000Z", "credential": {"kind": "card", "uid": uid}})
+                .to_string(),
+        )
+    }
+
+    fn events(&self) -> Vec<gatehouse::store::rows::EventRow> {
+        gatehouse::event_log::recent(&mut self.app.db(), &EventFilter::default(), 1000).unwrap()
+    }
+}
+
+#[test]
+fn swipes_are_answered_recorded_and_never_twice() {
+    for backend in backends() {
+        let app = TestApp::new(backend);
+        let f = build_site(&app);
+        let rig = Rig::new(app, monday_morning());
+        let granted = rig.swipe("main-in", 1, f.card).unwrap();
+        let Command::Grant {
+            reference,
+            unlock_ms,
+            ref decision_id,
+        } = granted
+        else {
+            panic!("expected a grant, got {granted:?}");
+        };
+        assert_eq!((reference, unlock_ms), (1, 5000));
+        // The reader lost the answer and sends the same event again: same answer, same
+        // decision id, one row.
+        let again = rig.swipe("main-in", 1, f.card).unwrap();
+        assert!(
+            matches!(&again, Command::Grant { decision_id: d, .. } if d == decision_id),
+            "{again:?}"
+        );
+        let unknown = rig.swipe("main-in", 2, "DEADBEEF").unwrap();
+        assert!(
+            matches!(
+                unknown,
+                Command::Deny {
+                    reference: 2,
+                    code: DenyCode::UnknownCredential,
+                    ..
+                }
+            ),
+            "{unknown:?}"
+        );
+        let events = rig.events();
+        assert_eq!(events.len(), 2, "one row per event, not per message");
+        let probe = events.iter().find(|e| e.seq == Some(2)).unwrap();
+        assert_eq!(
+            probe.presented.as_deref(),
+            Some("DEADBEEF"),
+            "unknown cards are evidence"
+        );
+        assert_eq!(probe.deny_code.as_deref(), Some("unknown_credential"));
+        let grant = events.iter().find(|e| e.seq == Some(1)).unwrap();
+        assert_eq!(
+            (grant.person_id, grant.door_id),
+            (Some(f.person), Some(f.main_door))
+        );
+        assert_eq!(
+            grant.presented, None,
+            "known cards are recorded by id, not by number"
+        );
+    }
+}
+
+#[test]
+fn denials_reach_the_reader_with_their_code() {
+    let app = TestApp::new(crate::app::Backend::Sqlite);
+    let f = build_site(&app);
+    // Sunday: outside business hours.
+    let sunday = monday_morning() - TimeDelta::days(1);
+    let rig = Rig::new(app, sunday);
+    let reply = rig.runtime.block_on(rig.hub.handle(
+        "main-in",
+        json!({"type": "swipe", "seq": 5, "ts": "2026-11-22T09:00:00Z", "credential": {"kind": "card", "uid": f.card}})
+            .to_string()
+            .as_bytes(),
+    ));
+    assert!(matches!(
+        reply.unwrap().command,
+        Command::Deny {
+            code: DenyCode::Schedule,
+            ..
+        }
+    ));
+    let r = rig.app.put(
+        &format!("/api/v1/people/{}", f.person),
+        json!({"employee_id": "E1", "name": "Ada Lovelace", "status": "suspended"}),
+    );
+    assert_eq!(r.status, 200);
+    let reply = rig.runtime.block_on(rig.hub.handle(
+        "main-in",
+        json!({"type": "swipe", "seq": 6, "ts": "2026-11-22T09:00:01Z", "credential": {"kind": "card", "uid": f.card}})
+            .to_string()
+            .as_bytes(),
+    ));
+    assert!(matches!(
+        reply.unwrap().command,
+        Command::Deny {
+            code: DenyCode::Inactive,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn bad_input_is_a_reader_fault_and_changes_nothing_else() {
+    let app = TestApp::new(crate::app::Backend::Sqlite);
+    let f = build_site(&app);
+    let rig = Rig::new(app, monday_morning());
+    assert_eq!(rig.send("main-in", "{not json"), None, "no seq, no answer");
+    assert_eq!(
+        rig.send(
+            "main-in",
+            r#"{"type":"teleport","seq":7,"ts":"2026-11-23T09:00:00Z"}"#
+        ),
+        Some(Command::Error {
+            reference: Some(7),
+            code: ErrorCode::BadEvent
+        })
+    );
+    let huge = format!(
+        r#"{{"type":"rex","seq":8,"ts":"2026-11-23T09:00:00Z","pad":"{}"}}"#,
+        "x".repeat(1 << 20)
+    );
+    assert_eq!(rig.send("main-in", &huge), None);
+    // A stranger publishing as an unregistered reader gets nothing.
+    let stranger = rig.runtime.block_on(rig.hub.handle(
+        "intruder/../x",
+        br#"{"type":"rex","seq":1,"ts":"2026-11-23T09:00:00Z"}"#,
+    ));
+    assert_eq!(stranger, None);
+    let events = rig.events();
+    assert_eq!(events.len(), 4);
+    assert!(
+        events.iter().all(|e| e.kind == "reader_fault"),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.reader_id.as_deref() == Some("intruder?..?x"))
+    );
+    // The reader keeps being served.
+    assert!(matches!(
+        rig.swipe("main-in", 9, f.card),
+        Some(Command::Grant { .. })
+    ));
+}
+
+#[test]
+fn a_reader_that_must_sign_cannot_be_impersonated() {
+    let app = TestApp::new(crate::app::Backend::Sqlite);
+    let f = build_site(&app);
+    // A second reader, B, with its own secret; A must sign its events.
+    let b = app.post(
+        "/api/v1/readers",
+        json!({"reader_id": "side-in", "door_id": f.main_door}),
+    );
+    let b_secret = b.body["secret"].as_str().unwrap().to_owned();
+    let readers = app.get("/api/v1/readers?q=main-in").body;
+    let a_id = readers["items"][0]["id"].as_i64().unwrap();
+    let r = app.put(
+        &format!("/api/v1/readers/{a_id}"),
+        json!({"reader_id": "main-in", "door_id": f.main_door, "require_signed_events": true}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let rig = Rig::new(app, monday_morning());
+    let a_secret = rig
+        .app
+        .state
+        .live
+        .readers()
+        .get("main-in")
+        .unwrap()
+        .secret
+        .clone();
+    let body = |seq: u64, mac: Option<String>| {
+        let mut v = json!({"type": "swipe", "seq": seq, "ts": "2026-11-23T09:00:00.000Z", "credential": {"kind": "card", "uid": f.card}});
+        if let Some(m) = mac {
+            v["mac"] = json!(m);
+        }
+        v.to_string()
+    };
+    let mac_input = |seq: u64| format!("main-in|swipe|{seq}|2026-11-23T09:00:00.000Z|{}|", f.card);
+    // Unsigned: refused.
+    assert_eq!(
+        rig.send("main-in", &body(1, None)),
+        Some(Command::Error {
+            reference: Some(1),
+            code: ErrorCode::BadMac
+        })
+    );
+    // Signed with B's secret, publishing as A: refused.
+    let forged = gatehouse_drivers::mac::sign(&b_secret, &mac_input(2));
+    assert_eq!(
+        rig.send("main-in", &body(2, Some(forged))),
+        Some(Command::Error {
+            reference: Some(2),
+            code: ErrorCode::BadMac
+        })
+    );
+    // Signed with A's secret: decided.
+    let genuine = gatehouse_drivers::mac::sign(&a_secret, &mac_input(3));
+    assert!(matches!(
+        rig.send("main-in", &body(3, Some(genuine))),
+        Some(Command::Grant { reference: 3, .. })
+    ));
+    let events = rig.events();
+    let swipes: Vec<_> = events.iter().filter(|e| e.kind == "swipe").collect();
+    assert_eq!(swipes.len(), 1, "only the genuine swipe was decided");
+    // And B's answers are signed with B's key, so they cannot open A's door.
+    let b_reply = rig
+        .hub
+        .encode(&gatehouse::hub::Reply {
+            reader_id: "side-in".into(),
+            command: Command::Grant {
+                reference: 1,
+                decision_id: "d-x".into(),
+                unlock_ms: 5000,
+            },
+        })
+        .unwrap();
+    assert!(verify_command("main-in", &a_secret, &b_reply, monday_morning()).is_err());
+}
+
+#[test]
+fn door_rex_and_tamper_are_recorded() {
+    let app = TestApp::new(crate::app::Backend::Sqlite);
+    let f = build_site(&app);
+    let rig = Rig::new(app, monday_morning());
+    for (seq, payload) in [
+        (
+            1,
+            json!({"type": "door", "seq": 1, "ts": "2026-11-23T09:00:00Z", "state": "open"}),
+        ),
+        (
+            2,
+            json!({"type": "door", "seq": 2, "ts": "2026-11-23T09:00:05Z", "state": "closed"}),
+        ),
+        (
+            3,
+            json!({"type": "rex", "seq": 3, "ts": "2026-11-23T09:01:00Z"}),
+        ),
+        (
+            4,
+            json!({"type": "tamper", "seq": 4, "ts": "2026-11-23T09:02:00Z", "active": true}),
+        ),
+        (
+            5,
+            json!({"type": "heartbeat", "seq": 5, "ts": "2026-11-23T09:03:00Z", "uptime_s": 86400}),
+        ),
+    ] {
+        assert_eq!(
+            rig.send("main-in", &payload.to_string()),
+            None,
+            "seq {seq} needs no answer"
+        );
+    }
+    let kinds: Vec<String> = rig
+        .events()
+        .into_iter()
+        .rev()
+        .map(|e| {
+            assert_eq!(e.door_id, Some(f.main_door));
+            e.kind
+        })
+        .collect();
+    assert_eq!(kinds, ["door_open", "door_closed", "rex", "tamper"]);
+}
