@@ -22,6 +22,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub http: HttpConfig,
     pub database: DatabaseConfig,
+    pub mqtt: MqttConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -40,12 +41,76 @@ pub struct DatabaseConfig {
     pub pool_size: u32,
 }
 
+/// Which MQTT broker readers talk to.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BrokerChoice {
+    /// The appliance runs its own broker on `listen`.
+    Embedded,
+    /// The appliance connects to the broker at `url` (Mosquitto, EMQX, …).
+    External,
+    /// No MQTT readers.
+    Off,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    pub broker: BrokerChoice,
+    /// Where the embedded broker listens.
+    pub listen: String,
+    /// The external broker: mqtt://HOST[:PORT].
+    pub url: String,
+    /// Credentials at the external broker (the embedded one needs none).
+    pub username: String,
+    pub password: String,
+    /// Topic root of PROTOCOL.md.
+    pub topic_root: String,
+    /// The appliance's client id; keep it stable so the broker keeps its session.
+    pub client_id: String,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            broker: BrokerChoice::Embedded,
+            listen: "0.0.0.0:1883".to_owned(),
+            url: String::new(),
+            username: String::new(),
+            password: String::new(),
+            topic_root: "gatehouse/v1".to_owned(),
+            client_id: "gatehouse-appliance".to_owned(),
+        }
+    }
+}
+
+impl MqttConfig {
+    /// Host and port of `url` (mqtt://HOST[:PORT], port 1883 by default).
+    pub fn external_address(&self) -> Result<(String, u16), String> {
+        let rest = self
+            .url
+            .strip_prefix("mqtt://")
+            .or_else(|| self.url.strip_prefix("tcp://"))
+            .ok_or_else(|| format!("'{}' is not an mqtt://HOST[:PORT] URL", self.url))?;
+        let rest = rest.trim_end_matches('/');
+        match rest.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() => port
+                .parse::<u16>()
+                .map(|p| (host.to_owned(), p))
+                .map_err(|_| format!("'{port}' in '{}' is not a port", self.url)),
+            _ if !rest.is_empty() => Ok((rest.to_owned(), 1883)),
+            _ => Err(format!("'{}' names no host", self.url)),
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
             data_dir: PathBuf::from("gatehouse-data"),
             http: HttpConfig::default(),
             database: DatabaseConfig::default(),
+            mqtt: MqttConfig::default(),
         }
     }
 }
@@ -140,6 +205,33 @@ impl Config {
                     self.http.listen
                 ),
             })?;
+        if self.mqtt.broker == BrokerChoice::Embedded {
+            self.mqtt
+                .listen
+                .parse::<SocketAddr>()
+                .map_err(|e| ConfigError::Invalid {
+                    key: "mqtt.listen",
+                    message: format!(
+                        "'{}' is not an address like 0.0.0.0:1883 ({e})",
+                        self.mqtt.listen
+                    ),
+                })?;
+        }
+        if self.mqtt.broker == BrokerChoice::External {
+            self.mqtt
+                .external_address()
+                .map_err(|message| ConfigError::Invalid {
+                    key: "mqtt.url",
+                    message,
+                })?;
+        }
+        let root = &self.mqtt.topic_root;
+        if root.is_empty() || root.contains(['+', '#']) || root.starts_with('/') {
+            return Err(ConfigError::Invalid {
+                key: "mqtt.topic_root",
+                message: format!("'{root}' must be a plain topic such as gatehouse/v1 (no + or #)"),
+            });
+        }
         if !(1..=64).contains(&self.database.pool_size) {
             return Err(ConfigError::Invalid {
                 key: "database.pool_size",
@@ -182,7 +274,7 @@ impl Config {
 }
 
 /// Sections of the config file; a variable GATEHOUSE_{SECTION}_{KEY} sets `[section] key`.
-const SECTIONS: &[&str] = &["http", "database"];
+const SECTIONS: &[&str] = &["http", "database", "mqtt"];
 
 fn apply_env_override(table: &mut toml::Table, var: &str, raw: &str) -> Result<(), ConfigError> {
     let name = var[ENV_PREFIX.len()..].to_ascii_lowercase();
@@ -277,6 +369,37 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("listn"), "{err}");
+    }
+
+    #[test]
+    fn mqtt_settings() {
+        let c = load_str(
+            "[mqtt]\nbroker = \"external\"\nurl = \"mqtt://10.0.0.5\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.mqtt.external_address(), Ok(("10.0.0.5".to_owned(), 1883)));
+        let c = load_str(
+            "",
+            &[
+                ("GATEHOUSE_MQTT_BROKER", "external"),
+                ("GATEHOUSE_MQTT_URL", "mqtt://broker:8883"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.mqtt.external_address(), Ok(("broker".to_owned(), 8883)));
+        let err = load_str("[mqtt]\nbroker = \"external\"\nurl = \"http://x\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mqtt.url"), "{err}");
+        let err = load_str("[mqtt]\nbroker = \"cloud\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cloud"), "{err}");
+        let err = load_str("[mqtt]\ntopic_root = \"gatehouse/#\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mqtt.topic_root"), "{err}");
     }
 
     #[test]

@@ -156,6 +156,28 @@ impl Hub {
         }
     }
 
+    /// Records a registered reader's retained status (its last will says `offline`).
+    pub async fn reader_status(&self, reader_id: &str, online: bool) {
+        if self.live.readers().get(reader_id).is_none() {
+            return;
+        }
+        let now = self.clock.now();
+        let kind = if online {
+            EventKind::ReaderOnline
+        } else {
+            EventKind::ReaderOffline
+        };
+        let door_id = self.live.snapshot().reader(reader_id).map(|r| r.door_id());
+        let record = NewEvent {
+            reader_id: Some(reader_id.to_owned()),
+            door_id,
+            ..NewEvent::new(kind, now)
+        };
+        if let Err(e) = self.log.append(record).await {
+            tracing::error!(reader = reader_id, error = %e, "reader status not recorded");
+        }
+    }
+
     /// Signs a reply for the wire with the reader's secret; None if the reader is gone.
     pub fn encode(&self, reply: &Reply) -> Option<Vec<u8>> {
         let readers = self.live.readers();

@@ -12,6 +12,7 @@ pub mod explain;
 pub mod hub;
 pub mod live;
 pub mod policy;
+pub mod reader_mqtt;
 pub mod secret;
 pub mod serve;
 pub mod site_file;

@@ -11,6 +11,8 @@ use anyhow::{Context, Result};
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::event_log::{BatchPolicy, EventLog};
+use crate::hub::Hub;
 use crate::live::LivePolicy;
 use crate::web::{AppState, routes};
 
@@ -24,6 +26,8 @@ const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
 /// A started appliance: where it listens and the server to await or stop.
 pub struct Running {
     pub addr: SocketAddr,
+    /// The embedded MQTT broker's address, when it runs.
+    pub mqtt_broker: Option<SocketAddr>,
     pub server: actix_web::dev::Server,
     pub state: web::Data<AppState>,
 }
@@ -46,6 +50,10 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
                 .context("cannot load the access policy")?,
         )
     };
+    let (log, writer) = EventLog::new(pool.clone(), BatchPolicy::default());
+    tokio::spawn(writer.run());
+    let hub = Hub::new(live.clone(), log, clock);
+    let mqtt = crate::reader_mqtt::start(&config.mqtt, live.clone(), hub)?;
     let addr = config.listen_addr()?;
     let state = web::Data::new(AppState::new(config, pool, live, clock));
     let app_state = state.clone();
@@ -106,6 +114,7 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
     tracing::info!(%addr, "gatehouse is serving the admin API");
     Ok(Running {
         addr,
+        mqtt_broker: mqtt.broker,
         server,
         state,
     })

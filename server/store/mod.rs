@@ -8,6 +8,7 @@ pub mod schema;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use diesel::Connection as _;
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel::sqlite::SqliteConnection;
@@ -95,8 +96,8 @@ impl Backend {
     }
 }
 
-/// Pragmas every SQLite connection needs: WAL for concurrent readers, a busy timeout
-/// instead of instant SQLITE_BUSY, enforced foreign keys, and full fsync for durability.
+/// Pragmas every SQLite connection needs: a busy timeout instead of instant SQLITE_BUSY,
+/// enforced foreign keys, and full fsync for durability. (WAL is set once, in `open`.)
 #[derive(Debug, Clone, Copy)]
 struct SqliteSetup;
 
@@ -105,8 +106,8 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqliteSetup {
     fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
         if let DbConnection::Sqlite(c) = conn {
             c.batch_execute(
-                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
-                 PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
+                "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
+                 PRAGMA synchronous = FULL;",
             )
             .map_err(diesel::r2d2::Error::QueryError)?;
         }
@@ -120,7 +121,16 @@ pub fn open(url: &str, pool_size: u32) -> Result<DbPool, OpenError> {
     let manager_url = match &backend {
         Backend::Sqlite(path) => {
             check_sqlite_folder(path)?;
-            path.to_string_lossy().into_owned()
+            let path = path.to_string_lossy().into_owned();
+            // WAL (concurrent readers beside one writer) is a property of the file: set it
+            // once here, before the pool opens connections in parallel, because switching
+            // journal modes does not wait for other connections.
+            let mut first = SqliteConnection::establish(&path)
+                .map_err(|e| OpenError::Connection(e.to_string()))?;
+            first
+                .batch_execute("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;")
+                .map_err(|e| OpenError::Connection(e.to_string()))?;
+            path
         }
         Backend::Postgres => url.to_owned(),
     };

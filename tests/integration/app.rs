@@ -83,6 +83,7 @@ pub struct Response {
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    pub mqtt_broker: Option<SocketAddr>,
     pub state: web::Data<AppState>,
     _dir: tempfile::TempDir,
     /// A token of the admin `root` (role admin).
@@ -95,6 +96,19 @@ pub struct TestApp {
 
 impl TestApp {
     pub fn new(backend: Backend) -> TestApp {
+        TestApp::with_mqtt(backend, None)
+    }
+
+    /// A TestApp whose readers talk MQTT as configured (TestApp::new has MQTT off).
+    pub fn with_mqtt(backend: Backend, mqtt: Option<gatehouse::config::MqttConfig>) -> TestApp {
+        // GATEHOUSE_LOG=debug shows the appliance's log lines beside a failing test.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+            )
+            .with_test_writer()
+            .try_init();
         let dir = tempfile::tempdir().unwrap();
         let (database_url, pg) = match backend {
             Backend::Sqlite => (
@@ -115,6 +129,10 @@ impl TestApp {
             http: gatehouse::config::HttpConfig {
                 listen: "127.0.0.1:0".to_owned(),
             },
+            mqtt: mqtt.unwrap_or(gatehouse::config::MqttConfig {
+                broker: gatehouse::config::BrokerChoice::Off,
+                ..Default::default()
+            }),
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -132,6 +150,7 @@ impl TestApp {
             .new_agent();
         let mut app = TestApp {
             addr: running.addr,
+            mqtt_broker: running.mqtt_broker,
             state: running.state,
             _dir: dir,
             token: String::new(),

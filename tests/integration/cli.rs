@@ -81,18 +81,33 @@ fn check_config_reports_the_bad_setting() {
 fn a_busy_port_is_a_clear_startup_error() {
     let install = Install::new();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = taken.local_addr().unwrap().port();
-    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .arg("serve")
-        .current_dir(install.dir.path())
-        .env("GATEHOUSE_DATA_DIR", install.dir.path().join("data"))
-        .env("GATEHOUSE_HTTP_LISTEN", format!("127.0.0.1:{port}"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let busy = taken.local_addr().unwrap().to_string();
+    let serve = |env: &[(&str, &str)]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .arg("serve")
+            .current_dir(install.dir.path())
+            .env("GATEHOUSE_DATA_DIR", install.dir.path().join("data"))
+            .env("GATEHOUSE_LOG", "off")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = serve(&[
+        ("GATEHOUSE_HTTP_LISTEN", &busy),
+        ("GATEHOUSE_MQTT_BROKER", "off"),
+    ]);
     assert!(
         err.contains("in use") && err.contains("GATEHOUSE_HTTP_LISTEN"),
+        "{err}"
+    );
+    let err = serve(&[
+        ("GATEHOUSE_HTTP_LISTEN", "127.0.0.1:0"),
+        ("GATEHOUSE_MQTT_LISTEN", &busy),
+    ]);
+    assert!(
+        err.contains(&busy) && err.contains("GATEHOUSE_MQTT_LISTEN"),
         "{err}"
     );
 }

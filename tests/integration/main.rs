@@ -8,6 +8,7 @@ mod audit_chain;
 mod cli;
 mod event_log;
 mod hub;
+mod mqtt;
 mod policy_live;
 mod site_file;
 mod storage;

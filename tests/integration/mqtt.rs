@@ -1,0 +1,394 @@
+//! Readers over MQTT end to end, on real sockets: the embedded broker always, Mosquitto
+//! when GATEHOUSE_TEST_MQTT_URL is set (CI sets it).
+
+use std::time::Duration;
+
+use gatehouse::config::{BrokerChoice, MqttConfig};
+use gatehouse::event_log::EventFilter;
+use gatehouse_drivers::message::{Command, DenyCode, ErrorCode, EventBody, WireCredential};
+use gatehouse_drivers::sim::{SimReader, SimSettings};
+use serde_json::json;
+
+use crate::app::{Backend, Fixture, TestApp, build_site};
+
+const WAIT: Duration = Duration::from_secs(10);
+pub const MQTT_ENV: &str = "GATEHOUSE_TEST_MQTT_URL";
+
+/// The brokers this run can test, with how readers log in to each.
+#[derive(Clone)]
+enum Broker {
+    Embedded,
+    /// An external broker that lets clients in without credentials (the CI's Mosquitto).
+    External(String),
+}
+
+fn brokers() -> Vec<Broker> {
+    match std::env::var(MQTT_ENV) {
+        Ok(url) => vec![Broker::Embedded, Broker::External(url)],
+        Err(_) => {
+            eprintln!("skipping Mosquitto: set {MQTT_ENV}=mqtt://127.0.0.1:1883 to run it");
+            vec![Broker::Embedded]
+        }
+    }
+}
+
+struct Site {
+    app: TestApp,
+    f: Fixture,
+    broker: Broker,
+    host: String,
+    port: u16,
+    topic_root: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+fn site(broker: Broker) -> Site {
+    // A topic root and client id of its own, so tests sharing Mosquitto do not cross.
+    let unique = format!("{}-{}", std::process::id(), rand_suffix());
+    let topic_root = format!("gatehouse-test/{unique}/v1");
+    let config = match &broker {
+        Broker::Embedded => MqttConfig {
+            broker: BrokerChoice::Embedded,
+            listen: "127.0.0.1:0".to_owned(),
+            topic_root: topic_root.clone(),
+            ..MqttConfig::default()
+        },
+        Broker::External(url) => MqttConfig {
+            broker: BrokerChoice::External,
+            url: url.clone(),
+            topic_root: topic_root.clone(),
+            client_id: format!("gatehouse-test-{unique}"),
+            ..MqttConfig::default()
+        },
+    };
+    let (host, port) = match &broker {
+        Broker::Embedded => (String::new(), 0),
+        Broker::External(_) => config.external_address().unwrap(),
+    };
+    let app = TestApp::with_mqtt(Backend::Sqlite, Some(config));
+    let (host, port) = match app.mqtt_broker {
+        Some(addr) => (addr.ip().to_string(), addr.port()),
+        None => (host, port),
+    };
+    let f = build_site(&app);
+    // The fixture's business hours must not decide these tests: open the door all the time.
+    let always = app.create("schedules", json!({"name": "Always", "holidays": "ignore", "windows": [{"cron": "0 0 * * *", "duration_min": 1440}]}));
+    let level = app.create(
+        "access-levels",
+        json!({"name": "Always main", "items": [{"door_id": f.main_door, "schedule_id": always}]}),
+    );
+    app.create(
+        "entitlements",
+        json!({"person_id": f.person, "level_id": level}),
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    Site {
+        app,
+        f,
+        broker,
+        host,
+        port,
+        topic_root,
+        runtime,
+    }
+}
+
+fn rand_suffix() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    N.fetch_add(1, Ordering::SeqCst)
+}
+
+impl Site {
+    fn secret(&self, reader: &str) -> String {
+        self.app
+            .state
+            .live
+            .readers()
+            .get(reader)
+            .unwrap()
+            .secret
+            .clone()
+    }
+
+    fn settings(&self, reader: &str, secret: &str, sign: bool) -> SimSettings {
+        let embedded = matches!(self.broker, Broker::Embedded);
+        SimSettings {
+            host: self.host.clone(),
+            port: self.port,
+            reader_id: reader.to_owned(),
+            secret: secret.to_owned(),
+            username: embedded.then(|| reader.to_owned()),
+            password: embedded.then(|| secret.to_owned()),
+            topic_root: self.topic_root.clone(),
+            sign_events: sign,
+        }
+    }
+
+    fn reader(&self, reader: &str, sign: bool) -> SimReader {
+        let settings = self.settings(reader, &self.secret(reader), sign);
+        self.runtime
+            .block_on(SimReader::connect(settings, 1))
+            .expect("the reader connects")
+    }
+
+    fn card(&self) -> WireCredential {
+        WireCredential::Card {
+            uid: self.f.card.to_owned(),
+        }
+    }
+}
+
+#[test]
+fn a_swipe_over_mqtt_opens_the_door_once() {
+    for broker in brokers() {
+        let site = site(broker);
+        let mut reader = site.reader("main-in", false);
+        let (seq, answer) = site
+            .runtime
+            .block_on(reader.swipe(site.card(), None, WAIT))
+            .unwrap();
+        let Command::Grant {
+            unlock_ms,
+            decision_id,
+            ..
+        } = answer
+        else {
+            panic!("expected a grant, got {answer:?}");
+        };
+        assert_eq!(unlock_ms, 5000);
+        // The answer was lost; the reader sends the same event again: same decision.
+        let body = EventBody::Swipe {
+            credential: site.card(),
+            pin: None,
+        };
+        let again = site.runtime.block_on(async {
+            // Same seq and the original's time: a true resend.
+            let rows =
+                gatehouse::event_log::recent(&mut site.app.db(), &EventFilter::default(), 10)
+                    .unwrap();
+            let ts = rows[0].reader_ts.unwrap().and_utc();
+            reader.resend(seq, &body, ts).await.unwrap();
+            reader.next_command(WAIT).await.unwrap().unwrap()
+        });
+        assert!(
+            matches!(&again, Command::Grant { decision_id: d, .. } if *d == decision_id),
+            "{again:?}"
+        );
+        let unknown = site.runtime.block_on(reader.swipe(
+            WireCredential::Card {
+                uid: "DEADBEEF".into(),
+            },
+            None,
+            WAIT,
+        ));
+        assert!(
+            matches!(
+                unknown,
+                Ok((
+                    _,
+                    Command::Deny {
+                        code: DenyCode::UnknownCredential,
+                        ..
+                    }
+                ))
+            ),
+            "{unknown:?}"
+        );
+        let swipes = gatehouse::event_log::recent(
+            &mut site.app.db(),
+            &EventFilter {
+                kind: Some("swipe".into()),
+                ..EventFilter::default()
+            },
+            10,
+        )
+        .unwrap();
+        assert_eq!(swipes.len(), 2, "the resend was not recorded again");
+    }
+}
+
+#[test]
+fn forged_commands_and_impersonation_do_not_open_doors() {
+    for broker in brokers() {
+        let site = site(broker);
+        // Reader B exists with its own secret; A must sign its events.
+        let b = site.app.post(
+            "/api/v1/readers",
+            json!({"reader_id": "side-in", "door_id": site.f.main_door}),
+        );
+        assert_eq!(b.status, 201);
+        let readers = site.app.get("/api/v1/readers?q=main-in").body;
+        let a_id = readers["items"][0]["id"].as_i64().unwrap();
+        let r = site.app.put(&format!("/api/v1/readers/{a_id}"), json!({"reader_id": "main-in", "door_id": site.f.main_door, "require_signed_events": true}));
+        assert_eq!(r.status, 200);
+        let mut a = site.reader("main-in", true);
+        let b = site.reader("side-in", false);
+        // B, holding only its own secret, forges a grant for A: A does not believe it.
+        let forged = Command::Grant {
+            reference: 1,
+            decision_id: "d-forged".into(),
+            unlock_ms: 60_000,
+        }
+        .encode("main-in", &site.secret("side-in"), chrono::Utc::now());
+        site.runtime
+            .block_on(b.publish_command_to("main-in", forged))
+            .unwrap();
+        let received = site.runtime.block_on(a.next_command(WAIT)).unwrap();
+        assert!(
+            received.is_err(),
+            "a forged grant was accepted: {received:?}"
+        );
+        // B publishes a swipe as A, unsigned (or signed with B's key): no decision, bad_mac.
+        let unsigned = gatehouse_drivers::message::encode_event(
+            "main-in",
+            None,
+            500,
+            chrono::Utc::now(),
+            &EventBody::Swipe {
+                credential: site.card(),
+                pin: None,
+            },
+        );
+        let with_b_key = gatehouse_drivers::message::encode_event(
+            "main-in",
+            Some(&site.secret("side-in")),
+            501,
+            chrono::Utc::now(),
+            &EventBody::Swipe {
+                credential: site.card(),
+                pin: None,
+            },
+        );
+        for (seq, payload) in [(500, unsigned), (501, with_b_key)] {
+            site.runtime
+                .block_on(b.publish_as("main-in", payload))
+                .unwrap();
+            let answer = site
+                .runtime
+                .block_on(a.next_command(WAIT))
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                answer,
+                Command::Error {
+                    reference: Some(seq),
+                    code: ErrorCode::BadMac
+                }
+            );
+        }
+        // A's own signed swipe is decided.
+        let (_, answer) = site
+            .runtime
+            .block_on(a.swipe(site.card(), None, WAIT))
+            .unwrap();
+        assert!(matches!(answer, Command::Grant { .. }), "{answer:?}");
+        let swipes = gatehouse::event_log::recent(
+            &mut site.app.db(),
+            &EventFilter {
+                kind: Some("swipe".into()),
+                ..EventFilter::default()
+            },
+            10,
+        )
+        .unwrap();
+        assert_eq!(swipes.len(), 1, "only the genuine swipe was decided");
+    }
+}
+
+#[test]
+fn the_embedded_broker_refuses_strangers() {
+    let site = site(Broker::Embedded);
+    let wrong = site.settings("main-in", "not-the-secret-at-all", false);
+    let refused = site.runtime.block_on(SimReader::connect(wrong, 1));
+    assert!(refused.is_err(), "a wrong secret was let in");
+    let mut anonymous = site.settings("main-in", &site.secret("main-in"), false);
+    anonymous.username = None;
+    anonymous.password = None;
+    assert!(
+        site.runtime
+            .block_on(SimReader::connect(anonymous, 1))
+            .is_err(),
+        "an anonymous client was let in"
+    );
+    let unknown = site.settings("ghost", "whatever-secret-1234", false);
+    assert!(
+        site.runtime
+            .block_on(SimReader::connect(unknown, 1))
+            .is_err()
+    );
+}
+
+#[test]
+fn bad_input_over_mqtt_is_a_fault_and_the_reader_keeps_being_served() {
+    for broker in brokers() {
+        let site = site(broker);
+        let mut reader = site.reader("main-in", false);
+        site.runtime
+            .block_on(reader.publish_raw(b"{broken".to_vec()))
+            .unwrap();
+        site.runtime
+            .block_on(reader.publish_raw(
+                br#"{"type":"teleport","seq":900,"ts":"2026-11-24T08:00:00Z"}"#.to_vec(),
+            ))
+            .unwrap();
+        let answer = site
+            .runtime
+            .block_on(reader.next_command(WAIT))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            answer,
+            Command::Error {
+                reference: Some(900),
+                code: ErrorCode::BadEvent
+            }
+        );
+        site.runtime
+            .block_on(reader.publish_raw(vec![b'x'; 1 << 20]))
+            .unwrap();
+        // An unknown reader id on the topic (a stranger on Mosquitto, which lets anyone in).
+        site.runtime
+            .block_on(reader.publish_as(
+                "ghost",
+                br#"{"type":"rex","seq":1,"ts":"2026-11-24T08:00:00Z"}"#.to_vec(),
+            ))
+            .unwrap();
+        let (_, answer) = site
+            .runtime
+            .block_on(reader.swipe(site.card(), None, WAIT))
+            .unwrap();
+        assert!(matches!(answer, Command::Grant { .. }), "{answer:?}");
+        // Every fault is on record (they may land just after the grant).
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let faults = gatehouse::event_log::recent(
+                &mut site.app.db(),
+                &EventFilter {
+                    kind: Some("reader_fault".into()),
+                    ..EventFilter::default()
+                },
+                10,
+            )
+            .unwrap();
+            if faults.len() == 4 {
+                assert!(
+                    faults
+                        .iter()
+                        .any(|f| f.reader_id.as_deref() == Some("ghost"))
+                );
+                assert!(faults.iter().any(|f| f.detail.contains("limit")));
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "faults on record: {faults:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
