@@ -196,7 +196,9 @@ fn cli_actor() -> String {
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // rumqttd logs every ordinary client disconnect as an error; the appliance reports
+        // what matters about its broker itself. GATEHOUSE_LOG=info,rumqttd=info shows it.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=off"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
