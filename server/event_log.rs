@@ -1,11 +1,12 @@
 //! The event log: the append-only record of every swipe, door change, alarm and reader
 //! fault. One writer task group-commits batches, so a burst of events costs one fsync.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::entities::stored;
 use crate::store::rows::EventRow;
@@ -145,10 +146,18 @@ struct Pending {
     done: oneshot::Sender<Result<Appended, LogError>>,
 }
 
+/// An event as it was recorded, for live watchers (the event stream of the API).
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub id: i64,
+    pub event: NewEvent,
+}
+
 /// A cloneable handle for appending; the `EventLogWriter` does the writing.
 #[derive(Clone)]
 pub struct EventLog {
     tx: mpsc::Sender<Pending>,
+    live: broadcast::Sender<Arc<Recorded>>,
 }
 
 /// The writer task's state; its owner drives it with `run`.
@@ -156,12 +165,31 @@ pub struct EventLogWriter {
     rx: mpsc::Receiver<Pending>,
     db: DbPool,
     policy: BatchPolicy,
+    live: broadcast::Sender<Arc<Recorded>>,
 }
 
 impl EventLog {
     pub fn new(db: DbPool, policy: BatchPolicy) -> (EventLog, EventLogWriter) {
         let (tx, rx) = mpsc::channel(policy.max_batch.max(1) * 8);
-        (EventLog { tx }, EventLogWriter { rx, db, policy })
+        // Watchers that fall this far behind miss events (and are told so).
+        let (live, _) = broadcast::channel(4096);
+        (
+            EventLog {
+                tx,
+                live: live.clone(),
+            },
+            EventLogWriter {
+                rx,
+                db,
+                policy,
+                live,
+            },
+        )
+    }
+
+    /// Every event recorded from now on, as it is committed.
+    pub fn watch(&self) -> broadcast::Receiver<Arc<Recorded>> {
+        self.live.subscribe()
     }
 
     /// Appends an event and resolves once it is durable (or known to be a resend).
@@ -192,12 +220,20 @@ impl EventLogWriter {
             let db = self.db.clone();
             let result = tokio::task::spawn_blocking(move || {
                 let mut conn = db.get().map_err(|e| LogError::Write(e.to_string()))?;
-                write_batch(&mut conn, &events).map_err(|e| LogError::Write(e.to_string()))
+                write_batch(&mut conn, &events)
+                    .map(|outcomes| (events, outcomes))
+                    .map_err(|e| LogError::Write(e.to_string()))
             })
             .await
             .unwrap_or_else(|e| Err(LogError::Write(e.to_string())));
             match result {
-                Ok(outcomes) => {
+                Ok((events, outcomes)) => {
+                    for (event, outcome) in events.into_iter().zip(&outcomes) {
+                        if let Appended::New(id) = outcome {
+                            // No watcher is fine: the event is on record either way.
+                            let _ = self.live.send(Arc::new(Recorded { id: *id, event }));
+                        }
+                    }
                     for (done, outcome) in waiters.into_iter().zip(outcomes) {
                         let _ = done.send(Ok(outcome));
                     }

@@ -52,10 +52,10 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
     };
     let (log, writer) = EventLog::new(pool.clone(), BatchPolicy::default());
     tokio::spawn(writer.run());
-    let hub = Hub::new(live.clone(), log, clock);
+    let hub = Hub::new(live.clone(), log.clone(), clock);
     let mqtt = crate::reader_mqtt::start(&config.mqtt, live.clone(), hub)?;
     let addr = config.listen_addr()?;
-    let state = web::Data::new(AppState::new(config, pool, live, clock));
+    let state = web::Data::new(AppState::new(config, pool, live, clock, log));
     let app_state = state.clone();
     let server = HttpServer::new(move || {
         App::new()

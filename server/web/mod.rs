@@ -5,6 +5,7 @@ pub mod admin_routes;
 pub mod auth;
 pub mod entity_routes;
 pub mod error;
+pub mod event_routes;
 pub mod explain_routes;
 pub mod openapi;
 
@@ -32,18 +33,27 @@ pub struct AppState {
     pub live: Arc<LivePolicy>,
     pub clock: Clock,
     pub tokens: TokenCache,
+    /// The event log, for the event stream.
+    pub events: crate::event_log::EventLog,
     /// Serialises admin write transactions in this process: SQLite allows one writer, and
     /// the audit chain needs its entries appended one after another.
     write_lock: Arc<Mutex<()>>,
 }
 
 impl AppState {
-    pub fn new(config: Config, db: DbPool, live: Arc<LivePolicy>, clock: Clock) -> AppState {
+    pub fn new(
+        config: Config,
+        db: DbPool,
+        live: Arc<LivePolicy>,
+        clock: Clock,
+        events: crate::event_log::EventLog,
+    ) -> AppState {
         AppState {
             config,
             db,
             live,
             clock,
+            events,
             tokens: TokenCache::default(),
             write_lock: Arc::new(Mutex::new(())),
         }
@@ -99,6 +109,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             }))
             .route("/openapi.json", web::get().to(openapi::serve))
             .route("/explain", web::get().to(explain_routes::explain))
+            .route("/events", web::get().to(event_routes::list))
+            .route("/events/stream", web::get().to(event_routes::stream))
             .route("/audit", web::get().to(admin_routes::audit_list))
             .route("/audit/verify", web::get().to(admin_routes::audit_verify))
             .route("/admin-users", web::get().to(admin_routes::list_admins))

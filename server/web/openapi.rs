@@ -157,6 +157,38 @@ fn entity<E: Entity>(doc: &mut DocBuilder) {
     );
 }
 
+/// The event log and its live stream.
+fn event_paths(doc: &mut DocBuilder) {
+    use super::event_routes::{EventPage, EventQuery};
+    let page = doc.schema_ref::<EventPage>();
+    let mut list = operation("events", "Search the event log, newest first".to_owned());
+    for p in EventQuery::into_params(|| Some(ParameterIn::Query)) {
+        list = list.parameter(p);
+    }
+    doc.route(
+        "/api/v1/events",
+        HttpMethod::Get,
+        list.response("200", json_response("one page", page))
+            .build(),
+    );
+    doc.route(
+        "/api/v1/events/stream",
+        HttpMethod::Get,
+        operation(
+            "events",
+            "Every event as it is recorded (text/event-stream: `event` is the kind, `data` an EventView)"
+                .to_owned(),
+        )
+        .response(
+            "200",
+            ResponseBuilder::new()
+                .description("server-sent events")
+                .content("text/event-stream", ContentBuilder::new().build()),
+        )
+        .build(),
+    );
+}
+
 /// Admin users, tokens and the audit log.
 fn admin_paths(doc: &mut DocBuilder) {
     use super::admin_routes::{AuditEntryView, AuditFilter, TokenRequest};
@@ -270,6 +302,7 @@ pub fn document() -> OpenApi {
     entity::<Entitlements>(&mut doc);
     super::explain_routes::document(&mut |path, method, op| doc.route(path, method, op));
     admin_paths(&mut doc);
+    event_paths(&mut doc);
     let mut components = ComponentsBuilder::new().security_scheme(
         "bearer",
         SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),

@@ -317,6 +317,8 @@ fn openapi_document_and_health() {
         ("/api/v1/tokens/{id}", "delete"),
         ("/api/v1/audit", "get"),
         ("/api/v1/audit/verify", "get"),
+        ("/api/v1/events", "get"),
+        ("/api/v1/events/stream", "get"),
     ] {
         assert!(
             doc.body["paths"][path][method].is_object(),

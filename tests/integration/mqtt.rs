@@ -392,3 +392,76 @@ fn bad_input_over_mqtt_is_a_fault_and_the_reader_keeps_being_served() {
         }
     }
 }
+
+#[test]
+fn swipes_are_searchable_and_streamed_live() {
+    use std::io::BufRead;
+    let site = site(Broker::Embedded);
+    let auditor = site.app.token_for("audrey", "auditor");
+    // Someone watching the live stream (auditors may).
+    let url = format!("http://{}/api/v1/events/stream", site.app.addr);
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let watcher = std::thread::spawn(move || {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(20)))
+            .build()
+            .new_agent();
+        let mut response = agent
+            .get(&url)
+            .header("Authorization", &format!("Bearer {auditor}"))
+            .call()
+            .unwrap();
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        let reader = std::io::BufReader::new(response.body_mut().as_reader());
+        for line in reader.lines() {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let mut reader = site.reader("main-in", false);
+    let (_, answer) = site
+        .runtime
+        .block_on(reader.swipe(site.card(), None, WAIT))
+        .unwrap();
+    let Command::Grant { decision_id, .. } = answer else {
+        panic!("{answer:?}")
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut saw = (false, false);
+    while !(saw.0 && saw.1) {
+        let line = lines
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            .expect("a frame");
+        saw.0 |= line == "event: swipe";
+        saw.1 |= line.starts_with("data: ")
+            && line.contains(&decision_id)
+            && line.contains("\"granted\"");
+    }
+    drop(lines);
+    drop(watcher);
+    // The same swipe in the searchable log, with keyset paging.
+    site.runtime
+        .block_on(reader.swipe(
+            WireCredential::Card {
+                uid: "DEADBEEF".into(),
+            },
+            None,
+            WAIT,
+        ))
+        .unwrap();
+    let page = site.app.get("/api/v1/events?kind=swipe&limit=1");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.body["items"][0]["deny_code"], "unknown_credential");
+    let next = page.body["next_before_id"].as_i64().unwrap();
+    let older = site.app.get(&format!(
+        "/api/v1/events?kind=swipe&limit=1&before_id={next}"
+    ));
+    assert_eq!(older.body["items"][0]["decision_id"], decision_id.as_str());
+    assert_eq!(older.body["items"][0]["person_id"], site.f.person);
+    let bad = site.app.get("/api/v1/events?kind=teleport");
+    assert_eq!(bad.status, 422);
+    assert_eq!(site.app.get_as(None, "/api/v1/events/stream").status, 401);
+}

@@ -1,0 +1,179 @@
+//! GET /api/v1/events (search the event log, newest first, keyset-paged) and
+//! GET /api/v1/events/stream (every event as it is recorded, as server-sent events).
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use futures_util::stream;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast::error::RecvError;
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::auth::Authenticated;
+use super::error::ApiError;
+use crate::entities::{FieldErrors, utc};
+use crate::event_log::{EventFilter, EventKind, Recorded, recent};
+use crate::store::rows::EventRow;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventQuery {
+    pub person_id: Option<i64>,
+    pub door_id: Option<i64>,
+    /// `swipe`, `door_open`, `door_closed`, `forced_open`, `held_open`, `rex`, `tamper`,
+    /// `tamper_cleared`, `reader_online`, `reader_offline` or `reader_fault`.
+    pub kind: Option<String>,
+    /// `granted`, `denied` or `pin_required`.
+    pub result: Option<String>,
+    /// From this instant (RFC 3339), inclusive.
+    pub from: Option<DateTime<Utc>>,
+    /// Until this instant, exclusive.
+    pub until: Option<DateTime<Utc>>,
+    /// The page after the one that ended with this id (`next_before_id` of the last page).
+    pub before_id: Option<i64>,
+    /// 1 to 1000, default 100.
+    pub limit: Option<i64>,
+}
+
+/// One recorded event.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventView {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub reader_id: Option<String>,
+    /// The reader's own number for the event.
+    pub seq: Option<i64>,
+    pub door_id: Option<i64>,
+    pub person_id: Option<i64>,
+    pub credential_id: Option<i64>,
+    /// The credential as presented, kept only when it matched nobody.
+    pub presented: Option<String>,
+    pub result: Option<String>,
+    pub deny_code: Option<String>,
+    pub decision_id: Option<String>,
+    /// The decision's reason (JSON) or the fault (text).
+    pub detail: serde_json::Value,
+}
+
+fn detail(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
+}
+
+impl From<EventRow> for EventView {
+    fn from(r: EventRow) -> Self {
+        EventView {
+            id: r.id,
+            at: utc(r.at),
+            kind: r.kind,
+            reader_id: r.reader_id,
+            seq: r.seq,
+            door_id: r.door_id,
+            person_id: r.person_id,
+            credential_id: r.credential_id,
+            presented: r.presented,
+            result: r.result,
+            deny_code: r.deny_code,
+            decision_id: r.decision_id,
+            detail: detail(&r.detail),
+        }
+    }
+}
+
+impl From<&Recorded> for EventView {
+    fn from(r: &Recorded) -> Self {
+        let e = &r.event;
+        EventView {
+            id: r.id,
+            at: e.at,
+            kind: e.kind.as_str().to_owned(),
+            reader_id: e.reader_id.clone(),
+            seq: e.seq,
+            door_id: e.door_id,
+            person_id: e.person_id,
+            credential_id: e.credential_id,
+            presented: e.presented.clone(),
+            result: e.result.clone(),
+            deny_code: e.deny_code.clone(),
+            decision_id: e.decision_id.clone(),
+            detail: detail(&e.detail),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventPage {
+    pub items: Vec<EventView>,
+    /// Pass as `before_id` for the next (older) page; absent on the last page.
+    pub next_before_id: Option<i64>,
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    _auth: Authenticated,
+    query: web::Query<EventQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let mut errors = FieldErrors::default();
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        errors.add("limit", "must be between 1 and 1000");
+    }
+    if let Some(kind) = &q.kind
+        && !EventKind::ALL.iter().any(|k| k.as_str() == kind)
+    {
+        errors.add("kind", format!("'{kind}' is not an event kind"));
+    }
+    errors.into_result()?;
+    let filter = EventFilter {
+        person_id: q.person_id,
+        door_id: q.door_id,
+        kind: q.kind,
+        result: q.result,
+        from: q.from,
+        until: q.until,
+        before_id: q.before_id,
+    };
+    let rows = state
+        .read(move |conn| Ok(recent(conn, &filter, limit)?))
+        .await?;
+    let full_page = i64::try_from(rows.len()).unwrap_or(i64::MAX) == limit;
+    let next_before_id = if full_page {
+        rows.last().map(|r| r.id)
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(EventPage {
+        items: rows.into_iter().map(EventView::from).collect(),
+        next_before_id,
+    }))
+}
+
+/// How often an idle stream says it is alive, so proxies and browsers keep it open.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+pub async fn stream(state: web::Data<AppState>, _auth: Authenticated) -> HttpResponse {
+    let receiver = state.events.watch();
+    let body = stream::unfold(receiver, |mut receiver| async move {
+        let frame = match tokio::time::timeout(KEEPALIVE, receiver.recv()).await {
+            Ok(Ok(recorded)) => {
+                let view = EventView::from(recorded.as_ref());
+                let data = serde_json::to_string(&view).unwrap_or_default();
+                format!("id: {}\nevent: {}\ndata: {data}\n\n", view.id, view.kind)
+            }
+            Ok(Err(RecvError::Lagged(missed))) => {
+                format!("event: lagged\ndata: {{\"missed\":{missed}}}\n\n")
+            }
+            Ok(Err(RecvError::Closed)) => return None,
+            Err(_) => ": keepalive\n\n".to_owned(),
+        };
+        Some((Ok::<_, actix_web::Error>(web::Bytes::from(frame)), receiver))
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-store"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body)
+}
