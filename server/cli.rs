@@ -51,6 +51,8 @@ pub enum Command {
     },
     /// Explain whether a person or card may open a door at a time, and why.
     Explain(ExplainArgs),
+    /// Virtual MQTT readers swiping the site's cards against a running appliance.
+    Simulate(SimulateArgs),
     /// Manage admin users and API tokens.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -92,6 +94,28 @@ pub struct ExplainArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// How many of the site's MQTT readers to play.
+    #[arg(long, default_value_t = 10)]
+    pub readers: usize,
+    /// How many swipes in all.
+    #[arg(long, default_value_t = 200)]
+    pub swipes: usize,
+    /// Swipes per second across all readers.
+    #[arg(long, default_value_t = 20.0)]
+    pub rate: f64,
+    /// The broker, mqtt://HOST:PORT (default: the appliance's own, from the config).
+    #[arg(long)]
+    pub broker: Option<String>,
+    /// Sign every event (readers that must sign always do).
+    #[arg(long)]
+    pub sign: bool,
+    /// Seed of the random choices, for repeatable runs.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -243,6 +267,24 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Explain(args) => explain(&config, args),
+        Command::Simulate(args) => {
+            let pool = open_database(&config)?;
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(crate::simulate::run(
+                &config,
+                &pool,
+                crate::simulate::SimulateOptions {
+                    readers: args.readers.max(1),
+                    swipes: args.swipes,
+                    rate: args.rate,
+                    broker: args.broker,
+                    sign_events: args.sign,
+                    seed: args.seed,
+                },
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Admin(cmd) => admin(&config, cmd),
         Command::Audit(cmd) => audit_command(&config, cmd),
     }

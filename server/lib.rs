@@ -15,6 +15,7 @@ pub mod policy;
 pub mod reader_mqtt;
 pub mod secret;
 pub mod serve;
+pub mod simulate;
 pub mod site_file;
 pub mod store;
 pub mod web;

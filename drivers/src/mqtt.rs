@@ -75,6 +75,14 @@ pub struct MqttEvents {
     backoff: Duration,
 }
 
+/// TCP options for door traffic: without TCP_NODELAY, Nagle's algorithm and delayed ACKs
+/// hold each small MQTT packet back for up to 40 ms.
+pub fn low_latency() -> rumqttc::NetworkOptions {
+    let mut options = rumqttc::NetworkOptions::new();
+    options.set_tcp_nodelay(true);
+    options
+}
+
 pub fn connect(settings: &MqttSettings) -> (MqttLink, MqttEvents) {
     let mut options = MqttOptions::new(&settings.client_id, &settings.host, settings.port);
     options
@@ -85,7 +93,8 @@ pub fn connect(settings: &MqttSettings) -> (MqttLink, MqttEvents) {
     if let Some(user) = &settings.username {
         options.set_credentials(user, settings.password.clone().unwrap_or_default());
     }
-    let (client, eventloop) = AsyncClient::new(options, 1024);
+    let (client, mut eventloop) = AsyncClient::new(options, 1024);
+    eventloop.set_network_options(low_latency());
     let link = MqttLink {
         client,
         root: settings.topic_root.trim_end_matches('/').to_owned(),

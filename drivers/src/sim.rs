@@ -70,6 +70,7 @@ impl SimReader {
             true,
         ));
         let (client, mut eventloop) = AsyncClient::new(options, 64);
+        eventloop.set_network_options(crate::mqtt::low_latency());
         let commands_topic = format!(
             "{}/readers/{}/commands",
             settings.topic_root, settings.reader_id
