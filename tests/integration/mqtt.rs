@@ -465,3 +465,54 @@ fn swipes_are_searchable_and_streamed_live() {
     assert_eq!(bad.status, 422);
     assert_eq!(site.app.get_as(None, "/api/v1/events/stream").status, 401);
 }
+
+#[test]
+fn simulate_plays_readers_against_a_running_appliance() {
+    let site = site(Broker::Embedded);
+    for reader in ["side-in", "lobby-in"] {
+        let r = site.app.post(
+            "/api/v1/readers",
+            json!({"reader_id": reader, "door_id": site.f.main_door}),
+        );
+        assert_eq!(r.status, 201);
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args([
+            "simulate",
+            "--readers",
+            "3",
+            "--swipes",
+            "30",
+            "--rate",
+            "200",
+        ])
+        .args(["--broker", &format!("mqtt://{}:{}", site.host, site.port)])
+        .env(
+            "GATEHOUSE_DATABASE_URL",
+            site.app.state.config.database_url(),
+        )
+        .env("GATEHOUSE_MQTT_TOPIC_ROOT", &site.topic_root)
+        .env("GATEHOUSE_LOG", "off")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("answered   30"), "{stdout}");
+    assert!(stdout.contains("unanswered 0"), "{stdout}");
+    assert!(stdout.contains("not as planned 0"), "{stdout}");
+    assert!(stdout.contains("p99"), "{stdout}");
+    let swipes = gatehouse::event_log::recent(
+        &mut site.app.db(),
+        &EventFilter {
+            kind: Some("swipe".into()),
+            ..EventFilter::default()
+        },
+        100,
+    )
+    .unwrap();
+    assert_eq!(swipes.len(), 30);
+}
