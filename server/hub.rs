@@ -1,7 +1,7 @@
 //! The hub: a reader's message → validation → decision → durable record → answer, once per
 //! event. It knows no transport; the MQTT and Modbus drivers feed it payloads.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use gatehouse_drivers::message::{
@@ -10,6 +10,7 @@ use gatehouse_drivers::message::{
 };
 
 use crate::clock::Clock;
+use crate::door_state::{Alarm, DoorStates};
 use crate::event_log::{Appended, EventKind, EventLog, NewEvent};
 use crate::live::LivePolicy;
 use crate::policy::{self, CredentialKey, Outcome, Request};
@@ -27,6 +28,7 @@ pub struct Hub {
     live: Arc<LivePolicy>,
     log: EventLog,
     clock: Clock,
+    doors: Arc<Mutex<DoorStates>>,
 }
 
 /// A reader id as received, made safe to record: ids of registered readers are plain, and
@@ -61,7 +63,12 @@ fn wire_code(code: policy::DenyCode) -> WireDenyCode {
 
 impl Hub {
     pub fn new(live: Arc<LivePolicy>, log: EventLog, clock: Clock) -> Hub {
-        Hub { live, log, clock }
+        Hub {
+            live,
+            log,
+            clock,
+            doors: Arc::default(),
+        }
     }
 
     /// Handles one message from `reader_id` (as the transport names it) and returns the
@@ -132,13 +139,24 @@ impl Hub {
                 } else {
                     EventKind::DoorClosed
                 };
-                self.record_reader_event(reader_id, seq, &event, kind, now)
-                    .await;
+                if let Some(door_id) = self
+                    .record_reader_event(reader_id, seq, &event, kind, now)
+                    .await
+                {
+                    let alarm = self.with_doors(|d| d.contact(door_id, *open, now));
+                    if let Some(alarm) = alarm {
+                        self.record_alarm(alarm, Some(reader_id), now).await;
+                    }
+                }
                 None
             }
             EventBody::Rex => {
-                self.record_reader_event(reader_id, seq, &event, EventKind::Rex, now)
-                    .await;
+                if let Some(door_id) = self
+                    .record_reader_event(reader_id, seq, &event, EventKind::Rex, now)
+                    .await
+                {
+                    self.with_doors(|d| d.rex(door_id, now));
+                }
                 None
             }
             EventBody::Tamper { active } => {
@@ -288,6 +306,9 @@ impl Hub {
         match self.log.append(record).await {
             Ok(Appended::New(_)) => {
                 self.live.record_presence(&decision, now);
+                if let Outcome::Grant { unlock_ms } = decision.outcome {
+                    self.with_doors(|d| d.granted(decision.door_id, unlock_ms, now));
+                }
                 Some(Reply {
                     reader_id: reader_id.to_owned(),
                     command,
@@ -310,6 +331,8 @@ impl Hub {
         }
     }
 
+    /// Records a reader's door, REX or tamper event; returns its door when the event is
+    /// new (not a resend), so that the door's state moves once per event.
     async fn record_reader_event(
         &self,
         reader_id: &str,
@@ -317,7 +340,7 @@ impl Hub {
         event: &ReaderEvent,
         kind: EventKind,
         now: DateTime<Utc>,
-    ) {
+    ) -> Option<i64> {
         let door_id = self.live.snapshot().reader(reader_id).map(|r| r.door_id());
         let record = NewEvent {
             reader_id: Some(reader_id.to_owned()),
@@ -326,8 +349,61 @@ impl Hub {
             door_id,
             ..NewEvent::new(kind, now)
         };
+        match self.log.append(record).await {
+            Ok(Appended::New(_)) => door_id,
+            Ok(Appended::Duplicate { .. }) => None,
+            Err(e) => {
+                tracing::error!(reader = reader_id, seq, error = %e, "reader event not recorded");
+                None
+            }
+        }
+    }
+
+    fn with_doors<T>(&self, f: impl FnOnce(&mut DoorStates) -> T) -> T {
+        match self.doors.lock() {
+            Ok(mut d) => f(&mut d),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
+    async fn record_alarm(&self, alarm: Alarm, reader_id: Option<&str>, now: DateTime<Utc>) {
+        let (kind, door_id, detail) = match alarm {
+            Alarm::ForcedOpen { door_id } => (
+                EventKind::ForcedOpen,
+                door_id,
+                "the door opened without a grant or a request-to-exit".to_owned(),
+            ),
+            Alarm::HeldOpen { door_id, open_for } => (
+                EventKind::HeldOpen,
+                door_id,
+                format!("the door has been open for {} s", open_for.num_seconds()),
+            ),
+        };
+        tracing::warn!(door_id, alarm = kind.as_str(), "door alarm");
+        let record = NewEvent {
+            reader_id: reader_id.map(str::to_owned),
+            door_id: Some(door_id),
+            detail,
+            ..NewEvent::new(kind, now)
+        };
         if let Err(e) = self.log.append(record).await {
-            tracing::error!(reader = reader_id, seq, error = %e, "reader event not recorded");
+            tracing::error!(door_id, error = %e, "door alarm not recorded");
+        }
+    }
+
+    /// Records a held-open alarm for every door open past its threshold at `now`; `serve`
+    /// calls this every second.
+    pub async fn check_held_open(&self, now: DateTime<Utc>) {
+        let snapshot = self.live.snapshot();
+        let alarms = self.with_doors(|d| {
+            d.held_open(now, |door_id| {
+                snapshot
+                    .door(door_id)
+                    .map(|door| chrono::TimeDelta::seconds(i64::from(door.held_open_s)))
+            })
+        });
+        for alarm in alarms {
+            self.record_alarm(alarm, None, now).await;
         }
     }
 

@@ -53,7 +53,14 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
     let (log, writer) = EventLog::new(pool.clone(), BatchPolicy::default());
     tokio::spawn(writer.run());
     let hub = Hub::new(live.clone(), log.clone(), clock);
-    let mqtt = crate::reader_mqtt::start(&config.mqtt, live.clone(), hub)?;
+    let mqtt = crate::reader_mqtt::start(&config.mqtt, live.clone(), hub.clone())?;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            hub.check_held_open(clock.now()).await;
+        }
+    });
     let addr = config.listen_addr()?;
     let state = web::Data::new(AppState::new(config, pool, live, clock, log));
     let app_state = state.clone();

@@ -329,5 +329,56 @@ fn door_rex_and_tamper_are_recorded() {
             e.kind
         })
         .collect();
-    assert_eq!(kinds, ["door_open", "door_closed", "rex", "tamper"]);
+    assert_eq!(
+        kinds,
+        ["door_open", "forced_open", "door_closed", "rex", "tamper"],
+        "the door opened with no grant before it: forced"
+    );
+}
+
+#[test]
+fn forced_and_held_open_doors_raise_alarms() {
+    let app = TestApp::new(crate::app::Backend::Sqlite);
+    let f = build_site(&app);
+    let rig = Rig::new(app, monday_morning());
+    let door = |seq: u64, open: bool| {
+        json!({"type": "door", "seq": seq, "ts": "2026-11-23T09:00:00Z", "state": if open { "open" } else { "closed" }}).to_string()
+    };
+    // Opened after a grant: fine.
+    assert!(matches!(
+        rig.swipe("main-in", 1, f.card),
+        Some(Command::Grant { .. })
+    ));
+    rig.send("main-in", &door(2, true));
+    rig.send("main-in", &door(3, false));
+    // Opened with nobody let in: forced. The resend of that event is not a second alarm.
+    rig.send("main-in", &door(4, true));
+    rig.send("main-in", &door(4, true));
+    rig.send("main-in", &door(5, false));
+    // Someone pressed the exit button, then the door opened: fine.
+    rig.send(
+        "main-in",
+        &json!({"type": "rex", "seq": 6, "ts": "2026-11-23T09:00:00Z"}).to_string(),
+    );
+    rig.send("main-in", &door(7, true));
+    // ... and then it stays open past the door's 30 s threshold.
+    rig.runtime.block_on(
+        rig.hub
+            .check_held_open(monday_morning() + TimeDelta::seconds(10)),
+    );
+    rig.runtime.block_on(
+        rig.hub
+            .check_held_open(monday_morning() + TimeDelta::seconds(45)),
+    );
+    rig.runtime.block_on(
+        rig.hub
+            .check_held_open(monday_morning() + TimeDelta::seconds(90)),
+    );
+    let events = rig.events();
+    let count = |kind: &str| events.iter().filter(|e| e.kind == kind).count();
+    assert_eq!(count("forced_open"), 1, "{events:?}");
+    assert_eq!(count("held_open"), 1, "{events:?}");
+    let held = events.iter().find(|e| e.kind == "held_open").unwrap();
+    assert_eq!(held.door_id, Some(f.main_door));
+    assert!(held.detail.contains("45 s"), "{}", held.detail);
 }
