@@ -251,6 +251,37 @@ impl TestApp {
         self.send_as(Some(&self.token), "DELETE", path, &Value::Null)
     }
 
+    /// A registered reader's secret, as the appliance holds it.
+    pub fn reader_secret(&self, reader_id: &str) -> String {
+        self.state
+            .live
+            .readers()
+            .get(reader_id)
+            .unwrap()
+            .secret
+            .clone()
+    }
+
+    /// The newest recorded events of one kind (all kinds with None), newest first.
+    pub fn events(&self, kind: Option<&str>) -> Vec<gatehouse::store::rows::EventRow> {
+        let filter = gatehouse::event_log::EventFilter {
+            kind: kind.map(str::to_owned),
+            ..Default::default()
+        };
+        gatehouse::event_log::recent(&mut self.db(), &filter, 1000).unwrap()
+    }
+
+    /// Makes a reader one that must sign its events (through the API).
+    pub fn require_signed_events(&self, reader_id: &str, door_id: i64) {
+        let found = self.get(&format!("/api/v1/readers?q={reader_id}")).body;
+        let id = found["items"][0]["id"].as_i64().unwrap();
+        let r = self.put(
+            &format!("/api/v1/readers/{id}"),
+            serde_json::json!({"reader_id": reader_id, "door_id": door_id, "require_signed_events": true}),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+
     /// Creates an entity through the API, asserting 201, and returns its id.
     pub fn create(&self, collection: &str, body: Value) -> i64 {
         let r = self.post(&format!("/api/v1/{collection}"), body);

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use gatehouse::clock::Clock;
-use gatehouse::event_log::{BatchPolicy, EventFilter, EventLog};
+use gatehouse::event_log::{BatchPolicy, EventLog};
 use gatehouse::hub::Hub;
 use gatehouse_drivers::message::{Command, DenyCode, ErrorCode, verify_command};
 use serde_json::json;
@@ -42,15 +42,7 @@ impl Rig {
         assert_eq!(reply.reader_id, reader);
         // What the reader does: verify the signed payload before acting on it.
         let wire = self.hub.encode(&reply).unwrap();
-        let secret = self
-            .app
-            .state
-            .live
-            .readers()
-            .get(reader)
-            .unwrap()
-            .secret
-            .clone();
+        let secret = self.app.reader_secret(reader);
         let command = verify_command(reader, &secret, &wire, monday_morning())
             .expect("a valid signed command");
         assert_eq!(command, reply.command);
@@ -66,7 +58,7 @@ impl Rig {
     }
 
     fn events(&self) -> Vec<gatehouse::store::rows::EventRow> {
-        gatehouse::event_log::recent(&mut self.app.db(), &EventFilter::default(), 1000).unwrap()
+        self.app.events(None)
     }
 }
 
@@ -221,23 +213,9 @@ fn a_reader_that_must_sign_cannot_be_impersonated() {
         json!({"reader_id": "side-in", "door_id": f.main_door}),
     );
     let b_secret = b.body["secret"].as_str().unwrap().to_owned();
-    let readers = app.get("/api/v1/readers?q=main-in").body;
-    let a_id = readers["items"][0]["id"].as_i64().unwrap();
-    let r = app.put(
-        &format!("/api/v1/readers/{a_id}"),
-        json!({"reader_id": "main-in", "door_id": f.main_door, "require_signed_events": true}),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    app.require_signed_events("main-in", f.main_door);
     let rig = Rig::new(app, monday_morning());
-    let a_secret = rig
-        .app
-        .state
-        .live
-        .readers()
-        .get("main-in")
-        .unwrap()
-        .secret
-        .clone();
+    let a_secret = rig.app.reader_secret("main-in");
     let body = |seq: u64, mac: Option<String>| {
         let mut v = json!({"type": "swipe", "seq": seq, "ts": "2026-11-23T09:00:00.000Z", "credential": {"kind": "card", "uid": f.card}});
         if let Some(m) = mac {

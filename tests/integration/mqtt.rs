@@ -105,14 +105,7 @@ fn rand_suffix() -> u32 {
 
 impl Site {
     fn secret(&self, reader: &str) -> String {
-        self.app
-            .state
-            .live
-            .readers()
-            .get(reader)
-            .unwrap()
-            .secret
-            .clone()
+        self.app.reader_secret(reader)
     }
 
     fn settings(&self, reader: &str, secret: &str, sign: bool) -> SimSettings {
@@ -199,15 +192,7 @@ fn a_swipe_over_mqtt_opens_the_door_once() {
             ),
             "{unknown:?}"
         );
-        let swipes = gatehouse::event_log::recent(
-            &mut site.app.db(),
-            &EventFilter {
-                kind: Some("swipe".into()),
-                ..EventFilter::default()
-            },
-            10,
-        )
-        .unwrap();
+        let swipes = site.app.events(Some("swipe"));
         assert_eq!(swipes.len(), 2, "the resend was not recorded again");
     }
 }
@@ -222,10 +207,7 @@ fn forged_commands_and_impersonation_do_not_open_doors() {
             json!({"reader_id": "side-in", "door_id": site.f.main_door}),
         );
         assert_eq!(b.status, 201);
-        let readers = site.app.get("/api/v1/readers?q=main-in").body;
-        let a_id = readers["items"][0]["id"].as_i64().unwrap();
-        let r = site.app.put(&format!("/api/v1/readers/{a_id}"), json!({"reader_id": "main-in", "door_id": site.f.main_door, "require_signed_events": true}));
-        assert_eq!(r.status, 200);
+        site.app.require_signed_events("main-in", site.f.main_door);
         let mut a = site.reader("main-in", true);
         let b = site.reader("side-in", false);
         // B, holding only its own secret, forges a grant for A: A does not believe it.
@@ -287,15 +269,7 @@ fn forged_commands_and_impersonation_do_not_open_doors() {
             .block_on(a.swipe(site.card(), None, WAIT))
             .unwrap();
         assert!(matches!(answer, Command::Grant { .. }), "{answer:?}");
-        let swipes = gatehouse::event_log::recent(
-            &mut site.app.db(),
-            &EventFilter {
-                kind: Some("swipe".into()),
-                ..EventFilter::default()
-            },
-            10,
-        )
-        .unwrap();
+        let swipes = site.app.events(Some("swipe"));
         assert_eq!(swipes.len(), 1, "only the genuine swipe was decided");
     }
 }
@@ -366,15 +340,7 @@ fn bad_input_over_mqtt_is_a_fault_and_the_reader_keeps_being_served() {
         // Every fault is on record (they may land just after the grant).
         let deadline = std::time::Instant::now() + WAIT;
         loop {
-            let faults = gatehouse::event_log::recent(
-                &mut site.app.db(),
-                &EventFilter {
-                    kind: Some("reader_fault".into()),
-                    ..EventFilter::default()
-                },
-                10,
-            )
-            .unwrap();
+            let faults = site.app.events(Some("reader_fault"));
             if faults.len() == 4 {
                 assert!(
                     faults
@@ -505,14 +471,6 @@ fn simulate_plays_readers_against_a_running_appliance() {
     assert!(stdout.contains("unanswered 0"), "{stdout}");
     assert!(stdout.contains("not as planned 0"), "{stdout}");
     assert!(stdout.contains("p99"), "{stdout}");
-    let swipes = gatehouse::event_log::recent(
-        &mut site.app.db(),
-        &EventFilter {
-            kind: Some("swipe".into()),
-            ..EventFilter::default()
-        },
-        100,
-    )
-    .unwrap();
+    let swipes = site.app.events(Some("swipe"));
     assert_eq!(swipes.len(), 30);
 }
