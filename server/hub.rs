@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use gatehouse_drivers::message::{
     self, BadEvent, Command, DenyCode as WireDenyCode, ErrorCode, EventBody, EventMac, ReaderEvent,
-    WireCredential,
+    ReaderMode, WireCredential,
 };
 
 use crate::clock::Clock;
@@ -172,6 +172,30 @@ impl Hub {
             // Heartbeats keep a reader's health current; they are not worth a row each.
             EventBody::Heartbeat { .. } => None,
         }
+    }
+
+    /// The mode each registered reader should be in now: `locked` while its site is in
+    /// lockdown, otherwise its door's mode.
+    pub fn reader_modes(&self) -> Vec<(String, ReaderMode)> {
+        let snapshot = self.live.snapshot();
+        snapshot
+            .readers()
+            .iter()
+            .filter_map(|r| {
+                let view = snapshot.door_view(r.door_id)?;
+                let mode = if view.site.lockdown {
+                    ReaderMode::Locked
+                } else {
+                    match view.door.mode {
+                        policy::DoorMode::Normal => ReaderMode::Normal,
+                        policy::DoorMode::CardAndPin => ReaderMode::CardAndPin,
+                        policy::DoorMode::Locked => ReaderMode::Locked,
+                        policy::DoorMode::Unlocked => ReaderMode::Unlocked,
+                    }
+                };
+                Some((r.reader_id.clone(), mode))
+            })
+            .collect()
     }
 
     /// Records a registered reader's retained status (its last will says `offline`).

@@ -72,6 +72,8 @@ pub struct LivePolicy {
     version: AtomicI64,
     /// The stored version the last rebuild attempt read, successful or not.
     attempted: AtomicI64,
+    /// Tells watchers (the reader drivers) that a new snapshot is in force.
+    swapped: tokio::sync::watch::Sender<i64>,
 }
 
 impl LivePolicy {
@@ -80,6 +82,7 @@ impl LivePolicy {
         let (snapshot, readers, version) = compile_from(db, now)?;
         Ok(LivePolicy {
             readers: ArcSwap::from_pointee(readers),
+            swapped: tokio::sync::watch::Sender::new(version),
             version: AtomicI64::new(version),
             attempted: AtomicI64::new(version),
             current: ArcSwap::from_pointee(snapshot),
@@ -93,6 +96,11 @@ impl LivePolicy {
     /// The snapshot in force now. Cheap: an atomic load of an Arc.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.current.load_full()
+    }
+
+    /// Wakes whenever a new snapshot is swapped in (its value: the policy version).
+    pub fn watch_swaps(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.swapped.subscribe()
     }
 
     /// The registered readers in force now.
@@ -140,6 +148,7 @@ impl LivePolicy {
                 self.readers.store(Arc::new(readers));
                 self.version.store(version, Ordering::SeqCst);
                 self.attempted.store(version, Ordering::SeqCst);
+                self.swapped.send_replace(version);
                 *loaded = target;
                 None
             }

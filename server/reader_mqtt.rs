@@ -8,8 +8,9 @@ use gatehouse_drivers::mqtt::{self, Incoming, MqttEvents, MqttLink, MqttSettings
 use rand::Rng;
 
 use crate::config::{BrokerChoice, MqttConfig};
-use crate::hub::Hub;
+use crate::hub::{Hub, Reply};
 use crate::live::LivePolicy;
+use gatehouse_drivers::message::{Command, ReaderMode};
 
 /// The appliance's own username at the embedded broker. '@' is not allowed in reader ids,
 /// so no reader can take this name.
@@ -23,6 +24,7 @@ pub struct MqttStarted {
 /// Starts the broker (embedded) and the appliance's connection, and spawns the loop that
 /// feeds the hub. Returns once the broker listens; the connection comes up in the loop.
 pub fn start(config: &MqttConfig, live: Arc<LivePolicy>, hub: Hub) -> anyhow::Result<MqttStarted> {
+    let live_for_auth = live.clone();
     let (settings, broker) = match config.broker {
         BrokerChoice::Off => return Ok(MqttStarted { broker: None }),
         BrokerChoice::External => {
@@ -46,7 +48,7 @@ pub fn start(config: &MqttConfig, live: Arc<LivePolicy>, hub: Hub) -> anyhow::Re
                     if user == APPLIANCE_USER {
                         return pass == appliance_password;
                     }
-                    live.readers().authenticates(user, pass)
+                    live_for_auth.readers().authenticates(user, pass)
                 });
             let addr = gatehouse_drivers::broker::start(listen, authenticate)?;
             let host = if addr.ip().is_unspecified() {
@@ -67,7 +69,14 @@ pub fn start(config: &MqttConfig, live: Arc<LivePolicy>, hub: Hub) -> anyhow::Re
         }
     };
     let (link, events) = mqtt::connect(&settings);
-    tokio::spawn(serve_readers(events, link, hub));
+    let modes = ModeSender::default();
+    tokio::spawn(send_modes_on_policy_change(
+        live.watch_swaps(),
+        link.clone(),
+        hub.clone(),
+        modes.clone(),
+    ));
+    tokio::spawn(serve_readers(events, link, hub, modes));
     Ok(MqttStarted { broker })
 }
 
@@ -75,7 +84,7 @@ pub fn start(config: &MqttConfig, live: Arc<LivePolicy>, hub: Hub) -> anyhow::Re
 /// their records share group commits), but acknowledged strictly in the order they arrived,
 /// as MQTT requires, and each only after the hub has recorded it: a crash before that
 /// makes the broker deliver it again.
-async fn serve_readers(mut events: MqttEvents, link: MqttLink, hub: Hub) {
+async fn serve_readers(mut events: MqttEvents, link: MqttLink, hub: Hub, modes: ModeSender) {
     let (ack_tx, mut ack_rx) = tokio::sync::mpsc::unbounded_channel::<(
         gatehouse_drivers::mqtt::Delivery,
         tokio::sync::oneshot::Receiver<()>,
@@ -118,6 +127,10 @@ async fn serve_readers(mut events: MqttEvents, link: MqttLink, hub: Hub) {
                 let _ = ack_tx.send((delivery, handled));
                 hub.reader_status(&reader_id, online).await;
                 let _ = done.send(());
+                if online {
+                    // A reader that (re)connects is told its mode: it may have missed a change.
+                    modes.send(&link, &hub, Some(&reader_id)).await;
+                }
             }
             Incoming::Stray { topic, delivery } => {
                 tracing::debug!(%topic, "ignoring a publish outside the reader topics");
@@ -125,10 +138,61 @@ async fn serve_readers(mut events: MqttEvents, link: MqttLink, hub: Hub) {
                 let _ = ack_tx.send((delivery, handled));
                 let _ = done.send(());
             }
-            Incoming::Connected => tracing::info!("connected to the MQTT broker"),
+            Incoming::Connected => {
+                tracing::info!("connected to the MQTT broker");
+                modes.send(&link, &hub, None).await;
+            }
             Incoming::Disconnected { error } => {
                 tracing::warn!(%error, "MQTT connection lost; reconnecting")
             }
         }
+    }
+}
+
+/// The mode last sent to each reader, so that a policy change sends `mode` only to the
+/// readers whose mode it changed, all at once (a lockdown reaches every reader of the site).
+#[derive(Clone, Default)]
+struct ModeSender {
+    sent: Arc<tokio::sync::Mutex<std::collections::HashMap<String, ReaderMode>>>,
+}
+
+impl ModeSender {
+    /// Sends modes that changed since last sent; `only` one reader, unconditionally.
+    async fn send(&self, link: &MqttLink, hub: &Hub, only: Option<&str>) {
+        let mut sent = self.sent.lock().await;
+        for (reader_id, mode) in hub.reader_modes() {
+            let wanted = match only {
+                Some(one) => one == reader_id,
+                None => sent.get(&reader_id) != Some(&mode),
+            };
+            if !wanted {
+                continue;
+            }
+            let reply = Reply {
+                reader_id: reader_id.clone(),
+                command: Command::Mode { mode },
+            };
+            if let Some(bytes) = hub.encode(&reply) {
+                match link.publish_command(&reader_id, bytes).await {
+                    Ok(()) => {
+                        sent.insert(reader_id, mode);
+                    }
+                    Err(e) => {
+                        tracing::error!(reader = %reader_id, error = %e, "mode not published")
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn send_modes_on_policy_change(
+    mut swaps: tokio::sync::watch::Receiver<i64>,
+    link: MqttLink,
+    hub: Hub,
+    modes: ModeSender,
+) {
+    while swaps.changed().await.is_ok() {
+        modes.send(&link, &hub, None).await;
     }
 }

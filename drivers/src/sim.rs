@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use rumqttc::{AsyncClient, ConnectionError, Event, MqttOptions, Packet, QoS};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::message::{self, Command, EventBody, RejectedCommand, WireCredential};
+use crate::message::{self, Command, EventBody, ReaderMode, RejectedCommand, WireCredential};
 
 #[derive(Debug, Clone)]
 pub struct SimSettings {
@@ -42,6 +42,8 @@ pub struct SimReader {
     client: AsyncClient,
     commands: mpsc::Receiver<(Vec<u8>, DateTime<Utc>)>,
     next_seq: u64,
+    /// The mode the appliance last set (a verified `mode` command).
+    mode: Option<ReaderMode>,
 }
 
 impl SimReader {
@@ -130,6 +132,7 @@ impl SimReader {
             client,
             commands,
             next_seq: first_seq,
+            mode: None,
         })
     }
 
@@ -211,6 +214,40 @@ impl SimReader {
         }
     }
 
+    /// The mode the appliance last set for this reader.
+    pub fn mode(&self) -> Option<ReaderMode> {
+        self.mode
+    }
+
+    /// The next command that is not a `mode` change (those are taken in, as a reader
+    /// would); waits at most `timeout`.
+    pub async fn next_answer(&mut self, timeout: Duration) -> Result<Received, SimError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_command(left).await? {
+                Ok(Command::Mode { mode }) => self.mode = Some(mode),
+                other => return Ok(other),
+            }
+        }
+    }
+
+    /// Waits until the appliance has set this reader's mode to `mode`.
+    pub async fn wait_for_mode(
+        &mut self,
+        mode: ReaderMode,
+        timeout: Duration,
+    ) -> Result<(), SimError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.mode != Some(mode) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if let Ok(Command::Mode { mode }) = self.next_command(left).await? {
+                self.mode = Some(mode);
+            }
+        }
+        Ok(())
+    }
+
     /// Swipes and waits for the verified answer to that swipe, ignoring anything else.
     pub async fn swipe(
         &mut self,
@@ -226,10 +263,10 @@ impl SimReader {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if let Ok(command) = self.next_command(left).await?
-                && answers(&command, seq)
-            {
-                return Ok((seq, command));
+            match self.next_command(left).await? {
+                Ok(Command::Mode { mode }) => self.mode = Some(mode),
+                Ok(command) if answers(&command, seq) => return Ok((seq, command)),
+                _ => {}
             }
         }
     }

@@ -166,7 +166,7 @@ fn a_swipe_over_mqtt_opens_the_door_once() {
                     .unwrap();
             let ts = rows[0].reader_ts.unwrap().and_utc();
             reader.resend(seq, &body, ts).await.unwrap();
-            reader.next_command(WAIT).await.unwrap().unwrap()
+            reader.next_answer(WAIT).await.unwrap().unwrap()
         });
         assert!(
             matches!(&again, Command::Grant { decision_id: d, .. } if *d == decision_id),
@@ -220,7 +220,7 @@ fn forged_commands_and_impersonation_do_not_open_doors() {
         site.runtime
             .block_on(b.publish_command_to("main-in", forged))
             .unwrap();
-        let received = site.runtime.block_on(a.next_command(WAIT)).unwrap();
+        let received = site.runtime.block_on(a.next_answer(WAIT)).unwrap();
         assert!(
             received.is_err(),
             "a forged grant was accepted: {received:?}"
@@ -250,11 +250,7 @@ fn forged_commands_and_impersonation_do_not_open_doors() {
             site.runtime
                 .block_on(b.publish_as("main-in", payload))
                 .unwrap();
-            let answer = site
-                .runtime
-                .block_on(a.next_command(WAIT))
-                .unwrap()
-                .unwrap();
+            let answer = site.runtime.block_on(a.next_answer(WAIT)).unwrap().unwrap();
             assert_eq!(
                 answer,
                 Command::Error {
@@ -312,7 +308,7 @@ fn bad_input_over_mqtt_is_a_fault_and_the_reader_keeps_being_served() {
             .unwrap();
         let answer = site
             .runtime
-            .block_on(reader.next_command(WAIT))
+            .block_on(reader.next_answer(WAIT))
             .unwrap()
             .unwrap();
         assert_eq!(
@@ -473,4 +469,64 @@ fn simulate_plays_readers_against_a_running_appliance() {
     assert!(stdout.contains("p99"), "{stdout}");
     let swipes = site.app.events(Some("swipe"));
     assert_eq!(swipes.len(), 30);
+}
+
+#[test]
+fn lockdown_reaches_every_reader_at_once() {
+    use gatehouse_drivers::message::ReaderMode;
+    let site = site(Broker::Embedded);
+    let side = site.app.post(
+        "/api/v1/readers",
+        json!({"reader_id": "side-in", "door_id": site.f.server_door}),
+    );
+    assert_eq!(side.status, 201);
+    let mut main = site.reader("main-in", false);
+    let mut other = site.reader("side-in", false);
+    // On connecting, each reader is told its mode.
+    site.runtime
+        .block_on(main.wait_for_mode(ReaderMode::Normal, WAIT))
+        .unwrap();
+    site.runtime
+        .block_on(other.wait_for_mode(ReaderMode::Normal, WAIT))
+        .unwrap();
+    let lock = |on: bool| {
+        let r = site.app.put(
+            &format!("/api/v1/sites/{}", site.f.site),
+            json!({"name": "HQ", "timezone": "Europe/Berlin", "lockdown": on}),
+        );
+        assert_eq!(r.status, 200);
+    };
+    lock(true);
+    site.runtime
+        .block_on(main.wait_for_mode(ReaderMode::Locked, WAIT))
+        .unwrap();
+    site.runtime
+        .block_on(other.wait_for_mode(ReaderMode::Locked, WAIT))
+        .unwrap();
+    let (_, answer) = site
+        .runtime
+        .block_on(main.swipe(site.card(), None, WAIT))
+        .unwrap();
+    assert!(
+        matches!(
+            answer,
+            Command::Deny {
+                code: DenyCode::Lockdown,
+                ..
+            }
+        ),
+        "{answer:?}"
+    );
+    lock(false);
+    site.runtime
+        .block_on(main.wait_for_mode(ReaderMode::Normal, WAIT))
+        .unwrap();
+    site.runtime
+        .block_on(other.wait_for_mode(ReaderMode::Normal, WAIT))
+        .unwrap();
+    let (_, answer) = site
+        .runtime
+        .block_on(main.swipe(site.card(), None, WAIT))
+        .unwrap();
+    assert!(matches!(answer, Command::Grant { .. }), "{answer:?}");
 }
