@@ -530,3 +530,73 @@ fn lockdown_reaches_every_reader_at_once() {
         .unwrap();
     assert!(matches!(answer, Command::Grant { .. }), "{answer:?}");
 }
+
+#[test]
+fn card_and_pin_asks_for_the_pin_then_checks_it() {
+    let site = site(Broker::Embedded);
+    let f = &site.f;
+    // The server room door wants card and PIN; Ada's card gets a PIN and the IT level.
+    let r = site.app.put(
+        &format!("/api/v1/doors/{}", f.server_door),
+        json!({"zone_id": f.server_room, "name": "Server Room Door", "mode": "card_and_pin"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let cards = site
+        .app
+        .get(&format!("/api/v1/credentials?person_id={}", f.person))
+        .body;
+    let card_id = cards["items"][0]["id"].as_i64().unwrap();
+    let r = site.app.put(
+        &format!("/api/v1/credentials/{card_id}"),
+        json!({"person_id": f.person, "card_uid": f.card, "pin": "4821"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["has_pin"], true);
+    let always = site.app.get("/api/v1/schedules?q=Always").body["items"][0]["id"]
+        .as_i64()
+        .unwrap();
+    let it = site.app.create(
+        "access-levels",
+        json!({"name": "IT", "items": [{"door_id": f.server_door, "schedule_id": always}]}),
+    );
+    site.app.create(
+        "entitlements",
+        json!({"person_id": f.person, "level_id": it}),
+    );
+    let r = site.app.post(
+        "/api/v1/readers",
+        json!({"reader_id": "server-in", "door_id": f.server_door}),
+    );
+    assert_eq!(r.status, 201);
+    let mut reader = site.reader("server-in", false);
+    let (_, first) = site
+        .runtime
+        .block_on(reader.swipe(site.card(), None, WAIT))
+        .unwrap();
+    assert!(matches!(first, Command::PinRequired { .. }), "{first:?}");
+    let (_, wrong) = site
+        .runtime
+        .block_on(reader.swipe(site.card(), Some("0000"), WAIT))
+        .unwrap();
+    assert!(
+        matches!(
+            wrong,
+            Command::Deny {
+                code: DenyCode::PinWrong,
+                ..
+            }
+        ),
+        "{wrong:?}"
+    );
+    let (_, right) = site
+        .runtime
+        .block_on(reader.swipe(site.card(), Some("4821"), WAIT))
+        .unwrap();
+    assert!(matches!(right, Command::Grant { .. }), "{right:?}");
+    // The PIN typed is on no record.
+    let swipes = site.app.events(Some("swipe"));
+    assert!(
+        swipes.iter().all(|e| !format!("{e:?}").contains("4821")),
+        "{swipes:?}"
+    );
+}
