@@ -23,6 +23,22 @@ pub struct Config {
     pub http: HttpConfig,
     pub database: DatabaseConfig,
     pub mqtt: MqttConfig,
+    pub events: EventsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Events older than this many days are deleted (daily); 0 keeps them forever.
+    pub retention_days: u32,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            retention_days: 365,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -111,6 +127,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             database: DatabaseConfig::default(),
             mqtt: MqttConfig::default(),
+            events: EventsConfig::default(),
         }
     }
 }
@@ -232,6 +249,15 @@ impl Config {
                 message: format!("'{root}' must be a plain topic such as gatehouse/v1 (no + or #)"),
             });
         }
+        if self.events.retention_days > 36_500 {
+            return Err(ConfigError::Invalid {
+                key: "events.retention_days",
+                message: format!(
+                    "{} days is over 100 years; use 0 to keep events forever",
+                    self.events.retention_days
+                ),
+            });
+        }
         if !(1..=64).contains(&self.database.pool_size) {
             return Err(ConfigError::Invalid {
                 key: "database.pool_size",
@@ -274,7 +300,7 @@ impl Config {
 }
 
 /// Sections of the config file; a variable GATEHOUSE_{SECTION}_{KEY} sets `[section] key`.
-const SECTIONS: &[&str] = &["http", "database", "mqtt"];
+const SECTIONS: &[&str] = &["http", "database", "mqtt", "events"];
 
 fn apply_env_override(table: &mut toml::Table, var: &str, raw: &str) -> Result<(), ConfigError> {
     let name = var[ENV_PREFIX.len()..].to_ascii_lowercase();
@@ -412,6 +438,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("database.url"), "{err}");
+        let err = load_str("[events]\nretention_days = 40000\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("events.retention_days"), "{err}");
         let err = load_str("[database]\npool_size = 0\n", &[])
             .unwrap_err()
             .to_string();

@@ -19,6 +19,9 @@ use crate::web::{AppState, routes};
 /// How often the snapshot is rebuilt even without changes, so that precomputed schedule
 /// windows always reach days ahead of the clock.
 const SCHEDULE_REFRESH: Duration = Duration::from_secs(3600);
+/// How often old events are deleted, when a retention is set.
+const RETENTION_SWEEP: Duration = Duration::from_secs(24 * 3600);
+
 /// How often the stored policy version is checked for changes made elsewhere (the CLI,
 /// another instance): one indexed query.
 const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
@@ -118,6 +121,30 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
                 .await;
         }
     });
+    if let Some(days) = std::num::NonZeroU32::new(state.config.events.retention_days) {
+        let sweeper = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(RETENTION_SWEEP);
+            loop {
+                tick.tick().await;
+                let cutoff = sweeper.clock.now() - chrono::TimeDelta::days(i64::from(days.get()));
+                let db = sweeper.db.clone();
+                let swept = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
+                    let mut conn = db.get()?;
+                    Ok(crate::event_log::delete_before(&mut conn, cutoff)?)
+                })
+                .await;
+                match swept {
+                    Ok(Ok(n)) if n > 0 => {
+                        tracing::info!(deleted = n, %cutoff, "old events deleted (events.retention_days)")
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "old events could not be deleted"),
+                    Err(e) => tracing::error!(error = %e, "the retention sweep failed"),
+                }
+            }
+        });
+    }
     tracing::info!(%addr, "gatehouse is serving the admin API");
     Ok(Running {
         addr,

@@ -133,6 +133,7 @@ impl TestApp {
                 broker: gatehouse::config::BrokerChoice::Off,
                 ..Default::default()
             }),
+            events: Default::default(),
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
