@@ -44,6 +44,14 @@ pub struct SimReader {
     next_seq: u64,
     /// The mode the appliance last set (a verified `mode` command).
     mode: Option<ReaderMode>,
+    /// The connection's task: it reconnects forever, so it ends with the reader.
+    connection: tokio::task::AbortHandle,
+}
+
+impl Drop for SimReader {
+    fn drop(&mut self) {
+        self.connection.abort();
+    }
 }
 
 impl SimReader {
@@ -71,7 +79,7 @@ impl SimReader {
             QoS::AtLeastOnce,
             true,
         ));
-        let (client, mut eventloop) = AsyncClient::new(options, 64);
+        let (client, mut eventloop) = AsyncClient::new(options, 1024);
         eventloop.set_network_options(crate::mqtt::low_latency());
         let commands_topic = format!(
             "{}/readers/{}/commands",
@@ -81,7 +89,7 @@ impl SimReader {
         let (ready_tx, ready_rx) = oneshot::channel::<Result<(), String>>();
         let subscriber = client.clone();
         let topic = commands_topic.clone();
-        tokio::spawn(async move {
+        let connection = tokio::spawn(async move {
             let mut ready = Some(ready_tx);
             loop {
                 match eventloop.poll().await {
@@ -118,11 +126,16 @@ impl SimReader {
                 }
             }
         });
+        let connection = connection.abort_handle();
+        let failed = |e: SimError| {
+            connection.abort();
+            Err(e)
+        };
         match tokio::time::timeout(Duration::from_secs(10), ready_rx).await {
             Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => return Err(SimError::Connection(e)),
-            Ok(Err(_)) => return Err(SimError::Connection("the connection task ended".into())),
-            Err(_) => return Err(SimError::Timeout(Duration::from_secs(10))),
+            Ok(Ok(Err(e))) => return failed(SimError::Connection(e)),
+            Ok(Err(_)) => return failed(SimError::Connection("the connection task ended".into())),
+            Err(_) => return failed(SimError::Timeout(Duration::from_secs(10))),
         }
         client
             .publish(&status_topic, QoS::AtLeastOnce, true, "online")
@@ -133,6 +146,7 @@ impl SimReader {
             commands,
             next_seq: first_seq,
             mode: None,
+            connection,
         })
     }
 
@@ -169,18 +183,20 @@ impl SimReader {
             "{}/readers/{}/events",
             self.settings.topic_root, self.settings.reader_id
         );
+        // Never waits: while the broker is away the client's queue fills, and a reader
+        // that blocked there would hang instead of sending again later.
         self.client
-            .publish(topic, QoS::AtLeastOnce, false, payload)
-            .await?;
+            .try_publish(topic, QoS::AtLeastOnce, false, payload)?;
         Ok(())
     }
 
     /// Publishes on another reader's topic, as a misbehaving client would.
     pub async fn publish_as(&self, other_reader: &str, payload: Vec<u8>) -> Result<(), SimError> {
         let topic = format!("{}/readers/{other_reader}/events", self.settings.topic_root);
+        // Never waits: while the broker is away the client's queue fills, and a reader
+        // that blocked there would hang instead of sending again later.
         self.client
-            .publish(topic, QoS::AtLeastOnce, false, payload)
-            .await?;
+            .try_publish(topic, QoS::AtLeastOnce, false, payload)?;
         Ok(())
     }
 
@@ -194,9 +210,10 @@ impl SimReader {
             "{}/readers/{other_reader}/commands",
             self.settings.topic_root
         );
+        // Never waits: while the broker is away the client's queue fills, and a reader
+        // that blocked there would hang instead of sending again later.
         self.client
-            .publish(topic, QoS::AtLeastOnce, false, payload)
-            .await?;
+            .try_publish(topic, QoS::AtLeastOnce, false, payload)?;
         Ok(())
     }
 

@@ -1,0 +1,241 @@
+//! kill -9 of the appliance while readers swipe: every swipe a reader got an answer to is
+//! on record exactly once, with the decision the reader was told, and swipes left
+//! unanswered by a crash are answered once when the reader sends them again.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::TcpListener;
+use std::process::{Child, Command as Process, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use gatehouse_drivers::message::{Command, EventBody, WireCredential};
+use gatehouse_drivers::sim::{SimReader, SimSettings, answers};
+
+use crate::site_file::SMALL_SITE;
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+struct Appliance {
+    dir: std::path::PathBuf,
+    mqtt_port: u16,
+}
+
+impl Appliance {
+    fn command(&self) -> Process {
+        let mut c = Process::new(env!("CARGO_BIN_EXE_gatehouse"));
+        c.current_dir(&self.dir)
+            .env_remove("GATEHOUSE_CONFIG")
+            .env("GATEHOUSE_DATA_DIR", self.dir.join("data"))
+            .env("GATEHOUSE_HTTP_LISTEN", "127.0.0.1:0")
+            .env(
+                "GATEHOUSE_MQTT_LISTEN",
+                format!("127.0.0.1:{}", self.mqtt_port),
+            )
+            .env("GATEHOUSE_LOG", "off")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    }
+
+    fn start(&self) -> Child {
+        let child = self.command().arg("serve").spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.mqtt_port)).is_err() {
+            assert!(Instant::now() < deadline, "the appliance did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child
+    }
+}
+
+/// What one simulated reader sent and was told.
+#[derive(Default)]
+struct Ledger {
+    /// seq → the event's time (a resend repeats both).
+    sent: BTreeMap<u64, DateTime<Utc>>,
+    /// seq → the first answer received.
+    answered: HashMap<u64, Command>,
+}
+
+async fn connect(port: u16) -> SimReader {
+    let settings = SimSettings {
+        host: "127.0.0.1".into(),
+        port,
+        reader_id: "main-in".into(),
+        secret: SECRET.into(),
+        username: Some("main-in".into()),
+        password: Some(SECRET.into()),
+        topic_root: "gatehouse/v1".into(),
+        sign_events: false,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match SimReader::connect(settings.clone(), 1).await {
+            Ok(r) => return r,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "the reader cannot connect: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+fn body() -> EventBody {
+    EventBody::Swipe {
+        credential: WireCredential::Card {
+            uid: "04A1B2C3".into(),
+        },
+        pin: None,
+    }
+}
+
+/// Takes in whatever answers arrive within `wait`.
+async fn collect(reader: &mut SimReader, ledger: &mut Ledger, wait: Duration) {
+    while let Ok(Ok(command)) = reader.next_answer(wait).await {
+        if let Some(seq) = ledger.sent.keys().copied().find(|s| answers(&command, *s)) {
+            ledger.answered.entry(seq).or_insert(command);
+        }
+    }
+}
+
+#[test]
+fn kill_9_loses_no_answered_swipe_and_answers_resends_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mqtt_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let appliance = Appliance {
+        dir: dir.path().to_path_buf(),
+        mqtt_port,
+    };
+    std::fs::write(dir.path().join("site.toml"), SMALL_SITE).unwrap();
+    let import = appliance
+        .command()
+        .args(["import", "site.toml"])
+        .status()
+        .unwrap();
+    assert!(import.success());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut ledger = Ledger::default();
+    let mut next_seq = 1u64;
+    let mut cut_short = 0;
+    for round in 0..5u64 {
+        let child = std::sync::Arc::new(std::sync::Mutex::new(appliance.start()));
+        // The crash comes at a moment of its own, while swipes are in flight.
+        let killer = {
+            let child = child.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(60 + 37 * round));
+                let mut child = child.lock().unwrap();
+                child.kill().unwrap(); // SIGKILL: no shutdown, no flush
+                child.wait().unwrap();
+            })
+        };
+        runtime.block_on(async {
+            let mut reader = connect(mqtt_port).await;
+            // First, what the last crash left unanswered is sent again, exactly as before.
+            let pending: Vec<(u64, DateTime<Utc>)> = ledger
+                .sent
+                .iter()
+                .filter(|(seq, _)| !ledger.answered.contains_key(seq))
+                .map(|(s, t)| (*s, *t))
+                .collect();
+            for (seq, ts) in pending {
+                let _ = reader.resend(seq, &body(), ts).await;
+            }
+            for _ in 0..60 {
+                let ts = Utc::now();
+                ledger.sent.insert(next_seq, ts);
+                let _ = reader.resend(next_seq, &body(), ts).await;
+                next_seq += 1;
+                collect(&mut reader, &mut ledger, Duration::from_millis(4)).await;
+            }
+            collect(&mut reader, &mut ledger, Duration::from_millis(200)).await;
+        });
+        killer.join().unwrap();
+        cut_short += ledger.sent.len() - ledger.answered.len();
+    }
+    assert!(
+        cut_short > 0,
+        "no crash ever caught a swipe in flight; the test proves nothing"
+    );
+    // A last start: the reader resends everything still unanswered until all is answered.
+    let mut child = appliance.start();
+    runtime.block_on(async {
+        let mut reader = connect(mqtt_port).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while ledger.answered.len() < ledger.sent.len() {
+            assert!(
+                Instant::now() < deadline,
+                "swipes never answered: {}",
+                ledger.sent.len() - ledger.answered.len()
+            );
+            let pending: Vec<(u64, DateTime<Utc>)> = ledger
+                .sent
+                .iter()
+                .filter(|(seq, _)| !ledger.answered.contains_key(seq))
+                .map(|(s, t)| (*s, *t))
+                .collect();
+            for (seq, ts) in pending {
+                reader.resend(seq, &body(), ts).await.unwrap();
+            }
+            collect(&mut reader, &mut ledger, Duration::from_millis(500)).await;
+        }
+        // Answers given before a crash are given again, unchanged, to a resend.
+        for (seq, first) in ledger.answered.iter().take(10) {
+            reader
+                .resend(*seq, &body(), ledger.sent[seq])
+                .await
+                .unwrap();
+            let again = loop {
+                let c = reader
+                    .next_answer(Duration::from_secs(5))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                if answers(&c, *seq) {
+                    break c;
+                }
+            };
+            assert_eq!(
+                &again, first,
+                "seq {seq} got another answer after a restart"
+            );
+        }
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The record: every swipe exactly once, with the decision the reader was told.
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join("data/gatehouse.db").display()
+    );
+    let pool = gatehouse::store::open(&url, 1).unwrap();
+    let filter = gatehouse::event_log::EventFilter {
+        kind: Some("swipe".into()),
+        ..Default::default()
+    };
+    let rows = gatehouse::event_log::recent(&mut pool.get().unwrap(), &filter, 100_000).unwrap();
+    let mut per_seq: HashMap<i64, usize> = HashMap::new();
+    for r in &rows {
+        *per_seq.entry(r.seq.unwrap()).or_default() += 1;
+    }
+    assert_eq!(rows.len(), ledger.sent.len(), "one row per swipe");
+    assert!(per_seq.values().all(|n| *n == 1), "a swipe recorded twice");
+    for r in &rows {
+        let seq = u64::try_from(r.seq.unwrap()).unwrap();
+        let told = match &ledger.answered[&seq] {
+            Command::Grant { decision_id, .. }
+            | Command::Deny { decision_id, .. }
+            | Command::PinRequired { decision_id, .. } => decision_id.clone(),
+            other => panic!("seq {seq} was answered with {other:?}"),
+        };
+        assert_eq!(r.decision_id.as_deref(), Some(told.as_str()), "seq {seq}");
+    }
+}
