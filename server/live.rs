@@ -38,10 +38,8 @@ impl ReaderDirectory {
 
     /// True when `secret` is this reader's secret (constant time in the secret's bytes).
     pub fn authenticates(&self, reader_id: &str, secret: &str) -> bool {
-        self.get(reader_id).is_some_and(|r| {
-            let (a, b) = (r.secret.as_bytes(), secret.as_bytes());
-            a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-        })
+        self.get(reader_id)
+            .is_some_and(|r| crate::secret::constant_time_eq(&r.secret, secret))
     }
 }
 

@@ -43,12 +43,16 @@ pub fn start(config: &MqttConfig, live: Arc<LivePolicy>, hub: Hub) -> anyhow::Re
             let listen: SocketAddr = config.listen.parse()?;
             let password = hex::encode(rand::rng().random::<[u8; 32]>());
             let appliance_password = password.clone();
+            let appliance_client = config.client_id.clone();
             let authenticate: gatehouse_drivers::broker::Authenticate =
-                Arc::new(move |_client_id, user, pass| {
+                Arc::new(move |client_id, user, pass| {
                     if user == APPLIANCE_USER {
-                        return pass == appliance_password;
+                        return crate::secret::constant_time_eq(pass, &appliance_password);
                     }
-                    live_for_auth.readers().authenticates(user, pass)
+                    // A broker drops the older of two connections with one client id: no
+                    // reader may take the appliance's and so cut it off.
+                    client_id != appliance_client
+                        && live_for_auth.readers().authenticates(user, pass)
                 });
             let addr = gatehouse_drivers::broker::start(listen, authenticate)?;
             let host = if addr.ip().is_unspecified() {

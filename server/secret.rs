@@ -34,6 +34,13 @@ pub fn hash_secret(plain: &str) -> Result<String, SecretError> {
     Ok(hash.to_string())
 }
 
+/// Compares two secrets in time that depends only on their lengths, not on where they
+/// first differ.
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// The most memory (KiB) and passes a stored hash may ask for. Verification reads the cost
 /// from the hash itself, and PINs are checked on the swipe path: a hash imported or edited
 /// with a huge cost must not be able to stall or exhaust the appliance.

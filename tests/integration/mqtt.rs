@@ -285,6 +285,18 @@ fn the_embedded_broker_refuses_strangers() {
             .is_err(),
         "an anonymous client was let in"
     );
+    // A reader may not take the appliance's client id (that would cut the appliance off).
+    let secret = site.secret("main-in");
+    let stolen_id = site.runtime.block_on(async {
+        let mut options = rumqttc::MqttOptions::new("gatehouse-appliance", &site.host, site.port);
+        options.set_credentials("main-in", secret.as_str());
+        let (_client, mut eventloop) = rumqttc::AsyncClient::new(options, 10);
+        eventloop.poll().await
+    });
+    assert!(
+        stolen_id.is_err(),
+        "a reader took the appliance's client id: {stolen_id:?}"
+    );
     let unknown = site.settings("ghost", "whatever-secret-1234", false);
     assert!(
         site.runtime
