@@ -56,6 +56,23 @@ fn new_decision_id(now: DateTime<Utc>) -> String {
     )
 }
 
+/// The decision for one swipe against the live policy.
+fn decide_now(
+    live: &LivePolicy,
+    reader_id: &str,
+    credential: &CredentialKey,
+    pin: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<policy::Decision, policy::DecideError> {
+    let snapshot = live.snapshot();
+    let request = Request {
+        reader_id,
+        credential,
+        pin,
+    };
+    live.read_presence(|presence| policy::decide(&snapshot, presence, &request, now))
+}
+
 fn wire_code(code: policy::DenyCode) -> WireDenyCode {
     // Both enums spell PROTOCOL.md's codes; `risk` is the protocol's catch-all.
     WireDenyCode::parse(code.as_str()).unwrap_or(WireDenyCode::Risk)
@@ -264,16 +281,21 @@ impl Hub {
                 number: *number,
             },
         };
-        let snapshot = self.live.snapshot();
-        let request = Request {
-            reader_id,
-            credential: &key,
-            pin,
+        let decided = match pin {
+            // A PIN is checked with argon2id (tens of milliseconds of CPU): off the async
+            // threads, so that other readers' swipes are not held up behind it.
+            Some(pin) => {
+                let (live, reader, pin) = (self.live.clone(), reader_id.to_owned(), pin.to_owned());
+                let key = key.clone();
+                tokio::task::spawn_blocking(move || {
+                    decide_now(&live, &reader, &key, Some(&pin), now)
+                })
+                .await
+                .unwrap_or(Err(policy::DecideError::UnknownReader))
+            }
+            None => decide_now(&self.live, reader_id, &key, None, now),
         };
-        let decision = match self
-            .live
-            .read_presence(|presence| policy::decide(&snapshot, presence, &request, now))
-        {
+        let decision = match decided {
             Ok(decision) => decision,
             Err(e) => {
                 self.fault(reader_id, Some(event.seq), &e.to_string(), now)
