@@ -249,9 +249,10 @@ impl EventLogWriter {
     }
 }
 
+/// A `NewEvent` as the row it is stored as.
 #[derive(Insertable)]
 #[diesel(table_name = events)]
-struct EventInsert<'a> {
+pub struct EventInsert<'a> {
     at: chrono::NaiveDateTime,
     reader_id: Option<&'a str>,
     seq: Option<i64>,
@@ -266,6 +267,27 @@ struct EventInsert<'a> {
     decision_id: Option<&'a str>,
     command: Option<&'a str>,
     detail: &'a str,
+}
+
+impl<'a> EventInsert<'a> {
+    pub fn of(e: &'a NewEvent) -> EventInsert<'a> {
+        EventInsert {
+            at: stored(e.at),
+            reader_id: e.reader_id.as_deref(),
+            seq: e.seq,
+            reader_ts: e.reader_ts.map(stored),
+            kind: e.kind.as_str(),
+            door_id: e.door_id,
+            person_id: e.person_id,
+            credential_id: e.credential_id,
+            presented: e.presented.as_deref(),
+            result: e.result.as_deref(),
+            deny_code: e.deny_code.as_deref(),
+            decision_id: e.decision_id.as_deref(),
+            command: e.command.as_deref(),
+            detail: &e.detail,
+        }
+    }
 }
 
 /// Writes a batch in one transaction; resends of recorded events are reported, not written.
@@ -288,22 +310,7 @@ pub fn write_batch(conn: &mut DbConnection, batch: &[NewEvent]) -> QueryResult<V
                 }
             }
             let id = diesel::insert_into(events::table)
-                .values(EventInsert {
-                    at: stored(e.at),
-                    reader_id: e.reader_id.as_deref(),
-                    seq: e.seq,
-                    reader_ts,
-                    kind: e.kind.as_str(),
-                    door_id: e.door_id,
-                    person_id: e.person_id,
-                    credential_id: e.credential_id,
-                    presented: e.presented.as_deref(),
-                    result: e.result.as_deref(),
-                    deny_code: e.deny_code.as_deref(),
-                    decision_id: e.decision_id.as_deref(),
-                    command: e.command.as_deref(),
-                    detail: &e.detail,
-                })
+                .values(EventInsert::of(e))
                 .returning(events::id)
                 .get_result(conn)?;
             outcomes.push(Appended::New(id));

@@ -57,6 +57,17 @@ struct Ledger {
     answered: HashMap<u64, Command>,
 }
 
+impl Ledger {
+    /// Swipes sent but not answered yet, with their original times.
+    fn unanswered(&self) -> Vec<(u64, DateTime<Utc>)> {
+        self.sent
+            .iter()
+            .filter(|(seq, _)| !self.answered.contains_key(seq))
+            .map(|(s, t)| (*s, *t))
+            .collect()
+    }
+}
+
 async fn connect(port: u16) -> SimReader {
     let settings = SimSettings {
         host: "127.0.0.1".into(),
@@ -140,13 +151,7 @@ fn kill_9_loses_no_answered_swipe_and_answers_resends_once() {
         runtime.block_on(async {
             let mut reader = connect(mqtt_port).await;
             // First, what the last crash left unanswered is sent again, exactly as before.
-            let pending: Vec<(u64, DateTime<Utc>)> = ledger
-                .sent
-                .iter()
-                .filter(|(seq, _)| !ledger.answered.contains_key(seq))
-                .map(|(s, t)| (*s, *t))
-                .collect();
-            for (seq, ts) in pending {
+            for (seq, ts) in ledger.unanswered() {
                 let _ = reader.resend(seq, &body(), ts).await;
             }
             for _ in 0..60 {
@@ -176,13 +181,7 @@ fn kill_9_loses_no_answered_swipe_and_answers_resends_once() {
                 "swipes never answered: {}",
                 ledger.sent.len() - ledger.answered.len()
             );
-            let pending: Vec<(u64, DateTime<Utc>)> = ledger
-                .sent
-                .iter()
-                .filter(|(seq, _)| !ledger.answered.contains_key(seq))
-                .map(|(s, t)| (*s, *t))
-                .collect();
-            for (seq, ts) in pending {
+            for (seq, ts) in ledger.unanswered() {
                 reader.resend(seq, &body(), ts).await.unwrap();
             }
             collect(&mut reader, &mut ledger, Duration::from_millis(500)).await;

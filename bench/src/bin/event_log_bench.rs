@@ -9,7 +9,9 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::Parser;
 use diesel::prelude::*;
-use gatehouse::event_log::{BatchPolicy, EventFilter, EventKind, EventLog, NewEvent, recent};
+use gatehouse::event_log::{
+    BatchPolicy, EventFilter, EventInsert, EventKind, EventLog, NewEvent, recent,
+};
 use gatehouse::store::schema::events;
 use gatehouse_bench::measure::{Stats, fmt_duration, machine};
 use rand::{Rng, SeedableRng};
@@ -57,42 +59,6 @@ fn event(rng: &mut impl Rng, i: usize, t0: DateTime<Utc>) -> NewEvent {
     }
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = events)]
-struct Raw<'a> {
-    at: chrono::NaiveDateTime,
-    reader_id: Option<&'a str>,
-    seq: Option<i64>,
-    reader_ts: Option<chrono::NaiveDateTime>,
-    kind: &'a str,
-    door_id: Option<i64>,
-    person_id: Option<i64>,
-    credential_id: Option<i64>,
-    result: Option<&'a str>,
-    deny_code: Option<&'a str>,
-    decision_id: Option<&'a str>,
-    command: Option<&'a str>,
-    detail: &'a str,
-}
-
-fn raw(e: &NewEvent) -> Raw<'_> {
-    Raw {
-        at: gatehouse::entities::stored(e.at),
-        reader_id: e.reader_id.as_deref(),
-        seq: e.seq,
-        reader_ts: e.reader_ts.map(gatehouse::entities::stored),
-        kind: e.kind.as_str(),
-        door_id: e.door_id,
-        person_id: e.person_id,
-        credential_id: e.credential_id,
-        result: e.result.as_deref(),
-        deny_code: e.deny_code.as_deref(),
-        decision_id: e.decision_id.as_deref(),
-        command: e.command.as_deref(),
-        detail: &e.detail,
-    }
-}
-
 fn fresh_database(dir: &std::path::Path, name: &str) -> Result<gatehouse::store::DbPool> {
     let url = format!("sqlite://{}", dir.join(name).display());
     let pool = gatehouse::store::open(&url, 4)?;
@@ -117,7 +83,7 @@ fn raw_insert(
         conn.immediate_transaction(|conn| {
             for e in chunk {
                 diesel::insert_into(events::table)
-                    .values(raw(e))
+                    .values(EventInsert::of(e))
                     .execute(conn)?;
             }
             Ok::<_, diesel::result::Error>(())
