@@ -1,6 +1,7 @@
 //! The event log: the append-only record of every swipe, door change, alarm and reader
 //! fault. One writer task group-commits batches, so a burst of events costs one fsync.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -166,6 +167,37 @@ pub struct EventLogWriter {
     db: DbPool,
     policy: BatchPolicy,
     live: broadcast::Sender<Arc<Recorded>>,
+    marks: SeqMarks,
+}
+
+/// The highest `seq` recorded per reader. A reader numbers its events upwards, so an event
+/// above its mark cannot be a resend and needs no lookup; only events at or below it (a
+/// resend, or a reader that restarted its numbering) are looked up. (With several
+/// instances on one database, a mark another instance overtook costs one failed batch, the
+/// readers resend, and the marks are read afresh.)
+#[derive(Debug, Default)]
+pub struct SeqMarks {
+    highest: HashMap<String, i64>,
+}
+
+impl SeqMarks {
+    fn highest(&mut self, conn: &mut DbConnection, reader: &str) -> QueryResult<i64> {
+        if let Some(h) = self.highest.get(reader) {
+            return Ok(*h);
+        }
+        let stored: Option<i64> = events::table
+            .filter(events::reader_id.eq(reader))
+            .select(diesel::dsl::max(events::seq))
+            .first(conn)?;
+        let h = stored.unwrap_or(i64::MIN);
+        self.highest.insert(reader.to_owned(), h);
+        Ok(h)
+    }
+
+    fn record(&mut self, reader: &str, seq: i64) {
+        let h = self.highest.entry(reader.to_owned()).or_insert(seq);
+        *h = (*h).max(seq);
+    }
 }
 
 impl EventLog {
@@ -183,6 +215,7 @@ impl EventLog {
                 db,
                 policy,
                 live,
+                marks: SeqMarks::default(),
             },
         )
     }
@@ -218,14 +251,30 @@ impl EventLogWriter {
             let (events, waiters): (Vec<NewEvent>, Vec<_>) =
                 batch.into_iter().map(|p| (p.event, p.done)).unzip();
             let db = self.db.clone();
-            let result = tokio::task::spawn_blocking(move || {
-                let mut conn = db.get().map_err(|e| LogError::Write(e.to_string()))?;
-                write_batch(&mut conn, &events)
-                    .map(|outcomes| (events, outcomes))
+            let mut marks = std::mem::take(&mut self.marks);
+            let written = tokio::task::spawn_blocking(move || {
+                let result = db
+                    .get()
                     .map_err(|e| LogError::Write(e.to_string()))
+                    .and_then(|mut conn| {
+                        write_batch(&mut conn, &events, &mut marks)
+                            .map_err(|e| LogError::Write(e.to_string()))
+                    });
+                (result.map(|outcomes| (events, outcomes)), marks)
             })
-            .await
-            .unwrap_or_else(|e| Err(LogError::Write(e.to_string())));
+            .await;
+            let result = match written {
+                Ok((result, marks)) => {
+                    // A batch that failed rolled back: marks it moved are no longer true.
+                    self.marks = if result.is_ok() {
+                        marks
+                    } else {
+                        SeqMarks::default()
+                    };
+                    result
+                }
+                Err(e) => Err(LogError::Write(e.to_string())),
+            };
             match result {
                 Ok((events, outcomes)) => {
                     for (event, outcome) in events.into_iter().zip(&outcomes) {
@@ -291,12 +340,18 @@ impl<'a> EventInsert<'a> {
 }
 
 /// Writes a batch in one transaction; resends of recorded events are reported, not written.
-pub fn write_batch(conn: &mut DbConnection, batch: &[NewEvent]) -> QueryResult<Vec<Appended>> {
+pub fn write_batch(
+    conn: &mut DbConnection,
+    batch: &[NewEvent],
+    marks: &mut SeqMarks,
+) -> QueryResult<Vec<Appended>> {
     write_transaction(conn, |conn| {
         let mut outcomes = Vec::with_capacity(batch.len());
         for e in batch {
             let reader_ts = e.reader_ts.map(stored);
-            if let (Some(reader), Some(seq), Some(ts)) = (&e.reader_id, e.seq, reader_ts) {
+            if let (Some(reader), Some(seq), Some(ts)) = (&e.reader_id, e.seq, reader_ts)
+                && seq <= marks.highest(conn, reader)?
+            {
                 let existing: Option<(i64, Option<String>)> = events::table
                     .filter(events::reader_id.eq(reader))
                     .filter(events::seq.eq(seq))
@@ -313,6 +368,9 @@ pub fn write_batch(conn: &mut DbConnection, batch: &[NewEvent]) -> QueryResult<V
                 .values(EventInsert::of(e))
                 .returning(events::id)
                 .get_result(conn)?;
+            if let (Some(reader), Some(seq)) = (&e.reader_id, e.seq) {
+                marks.record(reader, seq);
+            }
             outcomes.push(Appended::New(id));
         }
         Ok(outcomes)
