@@ -238,3 +238,119 @@ fn kill_9_loses_no_answered_swipe_and_answers_resends_once() {
         assert_eq!(r.decision_id.as_deref(), Some(told.as_str()), "seq {seq}");
     }
 }
+
+/// A private Mosquitto on a port of its own, killed and restarted by the test.
+struct Mosquitto {
+    child: Child,
+}
+
+impl Mosquitto {
+    fn binary() -> Option<std::path::PathBuf> {
+        [
+            "/usr/sbin/mosquitto",
+            "/usr/bin/mosquitto",
+            "/usr/local/sbin/mosquitto",
+        ]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+    }
+
+    fn start(binary: &std::path::Path, config: &std::path::Path, port: u16) -> Mosquitto {
+        let child = Process::new(binary)
+            .arg("-c")
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "mosquitto did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Mosquitto { child }
+    }
+
+    fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_broker_crash_loses_nothing_and_doubles_nothing() {
+    let Some(binary) = Mosquitto::binary() else {
+        eprintln!("skipping the broker restart test: no mosquitto binary installed");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("mosquitto.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence false\n"
+        ),
+    )
+    .unwrap();
+    let mut broker = Mosquitto::start(&binary, &config, port);
+    let site = crate::mqtt::site(crate::mqtt::Broker::External(format!(
+        "mqtt://127.0.0.1:{port}"
+    )));
+    let mut ledger = Ledger::default();
+    let mut reader = site.reader("main-in", false);
+    let body = EventBody::Swipe {
+        credential: site.card(),
+        pin: None,
+    };
+    let mut next_seq = 1u64;
+    for _round in 0..3 {
+        site.runtime.block_on(async {
+            for _ in 0..30 {
+                let ts = Utc::now();
+                ledger.sent.insert(next_seq, ts);
+                let _ = reader.resend(next_seq, &body, ts).await;
+                next_seq += 1;
+                collect(&mut reader, &mut ledger, Duration::from_millis(3)).await;
+            }
+        });
+        // The broker dies mid-traffic and comes back; everyone reconnects.
+        broker.kill();
+        broker = Mosquitto::start(&binary, &config, port);
+        site.runtime.block_on(async {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while ledger.answered.len() < ledger.sent.len() {
+                assert!(
+                    Instant::now() < deadline,
+                    "swipes never answered after the restart"
+                );
+                for (seq, ts) in ledger.unanswered() {
+                    let _ = reader.resend(seq, &body, ts).await;
+                }
+                collect(&mut reader, &mut ledger, Duration::from_millis(300)).await;
+            }
+        });
+    }
+    let rows = site.app.events(Some("swipe"));
+    assert_eq!(
+        rows.len(),
+        ledger.sent.len(),
+        "one row per swipe, none lost, none doubled"
+    );
+    let mut seqs: Vec<i64> = rows.iter().map(|r| r.seq.unwrap()).collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), rows.len());
+}

@@ -16,7 +16,7 @@ pub const MQTT_ENV: &str = "GATEHOUSE_TEST_MQTT_URL";
 
 /// The brokers this run can test, with how readers log in to each.
 #[derive(Clone)]
-enum Broker {
+pub enum Broker {
     Embedded,
     /// An external broker that lets clients in without credentials (the CI's Mosquitto).
     External(String),
@@ -32,17 +32,17 @@ fn brokers() -> Vec<Broker> {
     }
 }
 
-struct Site {
-    app: TestApp,
-    f: Fixture,
+pub struct Site {
+    pub app: TestApp,
+    pub f: Fixture,
     broker: Broker,
     host: String,
     port: u16,
     topic_root: String,
-    runtime: tokio::runtime::Runtime,
+    pub runtime: tokio::runtime::Runtime,
 }
 
-fn site(broker: Broker) -> Site {
+pub fn site(broker: Broker) -> Site {
     // A topic root and client id of its own, so tests sharing Mosquitto do not cross.
     let unique = format!("{}-{}", std::process::id(), rand_suffix());
     let topic_root = format!("gatehouse-test/{unique}/v1");
@@ -122,14 +122,14 @@ impl Site {
         }
     }
 
-    fn reader(&self, reader: &str, sign: bool) -> SimReader {
+    pub fn reader(&self, reader: &str, sign: bool) -> SimReader {
         let settings = self.settings(reader, &self.secret(reader), sign);
         self.runtime
             .block_on(SimReader::connect(settings, 1))
             .expect("the reader connects")
     }
 
-    fn card(&self) -> WireCredential {
+    pub fn card(&self) -> WireCredential {
         WireCredential::Card {
             uid: self.f.card.to_owned(),
         }
