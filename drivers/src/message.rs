@@ -140,6 +140,31 @@ enum RawEvent {
     },
 }
 
+/// A reason fit for logs and records: runs of four or more digits, which could be a PIN or
+/// a card number echoed back by the JSON parser, are replaced by `…`.
+pub fn redacted(reason: &str) -> String {
+    let mut out = String::with_capacity(reason.len());
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        if digits.len() >= 4 {
+            out.push('…');
+        } else {
+            out.push_str(digits);
+        }
+        digits.clear();
+    };
+    for c in reason.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            flush(&mut digits, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut digits, &mut out);
+    out
+}
+
 /// A card UID is 1 to 16 bytes of hex.
 pub fn valid_uid(uid: &str) -> bool {
     (2..=32).contains(&uid.len())
@@ -165,11 +190,11 @@ pub fn parse_event(payload: &[u8]) -> Result<ReaderEvent, BadEvent> {
     }
     let value: Value = serde_json::from_slice(payload).map_err(|e| BadEvent {
         seq: None,
-        reason: format!("not JSON: {e}"),
+        reason: redacted(&format!("not JSON: {e}")),
     })?;
     let seq = value.get("seq").and_then(Value::as_u64);
     let bad = |reason: String| BadEvent { seq, reason };
-    let raw: RawEvent = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
+    let raw: RawEvent = serde_json::from_value(value).map_err(|e| bad(redacted(&e.to_string())))?;
     let (seq, ts_raw, body, mac) = match raw {
         RawEvent::Swipe {
             seq,
@@ -181,10 +206,7 @@ pub fn parse_event(payload: &[u8]) -> Result<ReaderEvent, BadEvent> {
             let credential = match credential {
                 RawCredential::Card { uid } => {
                     if !valid_uid(&uid) {
-                        return Err(bad(format!(
-                            "credential uid '{}' is not 1 to 16 bytes of hex",
-                            uid.chars().take(40).collect::<String>()
-                        )));
+                        return Err(bad("credential uid is not 1 to 16 bytes of hex".to_owned()));
                     }
                     WireCredential::Card { uid }
                 }
@@ -718,6 +740,20 @@ mod tests {
         assert_eq!(check_event_mac("r1", "s", &event), EventMac::Valid);
         let unsigned = parse_event(&encode_event("r1", None, 78, now, &EventBody::Rex)).unwrap();
         assert_eq!(check_event_mac("r1", "s", &unsigned), EventMac::Absent);
+    }
+
+    #[test]
+    fn bad_event_reasons_never_echo_a_pin_or_card_number() {
+        let with_numeric_pin = br#"{"type":"swipe","seq":9,"ts":"2026-11-24T08:00:00Z","credential":{"kind":"card","uid":"04A1"},"pin":48213}"#;
+        let err = parse_event(with_numeric_pin).unwrap_err();
+        assert!(!err.reason.contains("48213"), "{}", err.reason);
+        let bad_uid = br#"{"type":"swipe","seq":9,"ts":"2026-11-24T08:00:00Z","credential":{"kind":"card","uid":"0412345678ZZ"}}"#;
+        let err = parse_event(bad_uid).unwrap_err();
+        assert!(!err.reason.contains("12345678"), "{}", err.reason);
+        assert_eq!(
+            redacted("seq 12: pin 4821 at line 1 column 120"),
+            "seq 12: pin … at line 1 column 120"
+        );
     }
 
     #[test]
