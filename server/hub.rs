@@ -14,6 +14,7 @@ use crate::door_state::{Alarm, DoorStates};
 use crate::event_log::{Appended, EventKind, EventLog, NewEvent};
 use crate::live::LivePolicy;
 use crate::policy::{self, CredentialKey, Outcome, Request};
+use crate::reader_health::HealthBoard;
 
 /// An answer for one reader.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +30,7 @@ pub struct Hub {
     log: EventLog,
     clock: Clock,
     doors: Arc<Mutex<DoorStates>>,
+    health: HealthBoard,
 }
 
 /// A reader id as received, made safe to record: ids of registered readers are plain, and
@@ -85,7 +87,13 @@ impl Hub {
             log,
             clock,
             doors: Arc::default(),
+            health: HealthBoard::default(),
         }
+    }
+
+    /// The readers' health, as the hub sees their traffic.
+    pub fn health(&self) -> HealthBoard {
+        self.health.clone()
     }
 
     /// Handles one message from `reader_id` (as the transport names it) and returns the
@@ -135,6 +143,7 @@ impl Hub {
                 return Some(self.error(reader_id, event.seq, ErrorCode::BadMac));
             }
         }
+        self.health.seen(reader_id, now);
         let Ok(seq) = i64::try_from(event.seq) else {
             self.fault(
                 reader_id,
@@ -187,7 +196,10 @@ impl Hub {
                 None
             }
             // Heartbeats keep a reader's health current; they are not worth a row each.
-            EventBody::Heartbeat { .. } => None,
+            EventBody::Heartbeat { uptime_s } => {
+                self.health.heartbeat(reader_id, *uptime_s, now);
+                None
+            }
         }
     }
 
@@ -221,6 +233,7 @@ impl Hub {
             return;
         }
         let now = self.clock.now();
+        self.health.status(reader_id, online, now);
         let kind = if online {
             EventKind::ReaderOnline
         } else {
@@ -464,6 +477,9 @@ impl Hub {
         .take(300)
         .collect();
         tracing::warn!(reader = %reader, fault = %detail, "reader fault");
+        if self.live.readers().get(reader_id).is_some() {
+            self.health.fault(reader_id);
+        }
         let door_id = self.live.snapshot().reader(reader_id).map(|r| r.door_id());
         let record = NewEvent {
             reader_id: Some(reader),

@@ -13,6 +13,7 @@ pub mod explain;
 pub mod hub;
 pub mod live;
 pub mod policy;
+pub mod reader_health;
 pub mod reader_mqtt;
 pub mod secret;
 pub mod serve;

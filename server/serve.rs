@@ -56,6 +56,7 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
     let (log, writer) = EventLog::new(pool.clone(), BatchPolicy::default());
     tokio::spawn(writer.run());
     let hub = Hub::new(live.clone(), log.clone(), clock);
+    let health = hub.health();
     let mqtt = crate::reader_mqtt::start(&config.mqtt, live.clone(), hub.clone())?;
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -65,7 +66,7 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
         }
     });
     let addr = config.listen_addr()?;
-    let state = web::Data::new(AppState::new(config, pool, live, clock, log));
+    let state = web::Data::new(AppState::new(config, pool, live, clock, log, health));
     let app_state = state.clone();
     let server = HttpServer::new(move || {
         App::new()

@@ -35,6 +35,8 @@ pub struct AppState {
     pub tokens: TokenCache,
     /// The event log, for the event stream.
     pub events: crate::event_log::EventLog,
+    /// The readers' health, as the hub sees it.
+    pub health: crate::reader_health::HealthBoard,
     /// Serialises admin write transactions in this process: SQLite allows one writer, and
     /// the audit chain needs its entries appended one after another.
     write_lock: Arc<Mutex<()>>,
@@ -47,6 +49,7 @@ impl AppState {
         live: Arc<LivePolicy>,
         clock: Clock,
         events: crate::event_log::EventLog,
+        health: crate::reader_health::HealthBoard,
     ) -> AppState {
         AppState {
             config,
@@ -54,6 +57,7 @@ impl AppState {
             live,
             clock,
             events,
+            health,
             tokens: TokenCache::default(),
             write_lock: Arc::new(Mutex::new(())),
         }
@@ -111,6 +115,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/explain", web::get().to(explain_routes::explain))
             .route("/events", web::get().to(event_routes::list))
             .route("/events/stream", web::get().to(event_routes::stream))
+            // Before the readers collection, whose `/readers/{id}` would take "health".
+            .route("/readers/health", web::get().to(reader_health))
             .route("/audit", web::get().to(admin_routes::audit_list))
             .route("/audit/verify", web::get().to(admin_routes::audit_verify))
             .route("/admin-users", web::get().to(admin_routes::list_admins))
@@ -145,6 +151,14 @@ pub fn entity_collections() -> [&'static str; 10] {
         Levels::COLLECTION,
         Entitlements::COLLECTION,
     ]
+}
+
+/// GET /api/v1/readers/health: every registered reader, online or not, last heard.
+async fn reader_health(state: web::Data<AppState>, _auth: auth::Authenticated) -> HttpResponse {
+    let readers = state.live.readers();
+    let mut ids: Vec<&str> = readers.iter().map(|r| r.reader_id.as_str()).collect();
+    ids.sort_unstable();
+    HttpResponse::Ok().json(state.health.of(ids.into_iter()))
 }
 
 #[derive(Serialize)]

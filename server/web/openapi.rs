@@ -157,8 +157,22 @@ fn entity<E: Entity>(doc: &mut DocBuilder) {
     );
 }
 
-/// The event log and its live stream.
+/// The event log, its live stream, and the readers' health.
 fn event_paths(doc: &mut DocBuilder) {
+    let health = doc.schema_ref::<crate::reader_health::ReaderHealth>();
+    doc.route(
+        "/api/v1/readers/health",
+        HttpMethod::Get,
+        operation(
+            "readers",
+            "Every registered reader: online, last heard from, last heartbeat, faults".to_owned(),
+        )
+        .response(
+            "200",
+            json_response("the readers", ArrayBuilder::new().items(health).build()),
+        )
+        .build(),
+    );
     use super::event_routes::{EventPage, EventQuery};
     let page = doc.schema_ref::<EventPage>();
     let mut list = operation("events", "Search the event log, newest first".to_owned());

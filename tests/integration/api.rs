@@ -319,6 +319,7 @@ fn openapi_document_and_health() {
         ("/api/v1/audit/verify", "get"),
         ("/api/v1/events", "get"),
         ("/api/v1/events/stream", "get"),
+        ("/api/v1/readers/health", "get"),
     ] {
         assert!(
             doc.body["paths"][path][method].is_object(),

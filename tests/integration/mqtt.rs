@@ -612,3 +612,56 @@ fn card_and_pin_asks_for_the_pin_then_checks_it() {
         "{swipes:?}"
     );
 }
+
+#[test]
+fn reader_health_follows_status_heartbeats_and_the_last_will() {
+    for broker in brokers() {
+        let site = site(broker);
+        let health = |site: &Site| {
+            let r = site.app.get("/api/v1/readers/health");
+            assert_eq!(r.status, 200, "{}", r.body);
+            r.body
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|h| h["reader_id"] == "main-in")
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(
+            health(&site)["online"],
+            serde_json::Value::Null,
+            "not heard from yet"
+        );
+        let mut reader = site.reader("main-in", false);
+        site.runtime
+            .block_on(reader.send(
+                &EventBody::Heartbeat { uptime_s: 86_400 },
+                chrono::Utc::now(),
+            ))
+            .unwrap();
+        let deadline = std::time::Instant::now() + WAIT;
+        while !(health(&site)["online"] == true && health(&site)["uptime_s"] == 86_400) {
+            assert!(std::time::Instant::now() < deadline, "{}", health(&site));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // The reader loses power: its last will says offline.
+        drop(reader);
+        while health(&site)["online"] != false {
+            assert!(
+                std::time::Instant::now() < deadline + WAIT,
+                "{}",
+                health(&site)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // ... and it is on record (just after the health board heard it).
+        while site.app.events(Some("reader_offline")).len() != 1 {
+            assert!(
+                std::time::Instant::now() < deadline + WAIT,
+                "no reader_offline event"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
