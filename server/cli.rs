@@ -238,6 +238,26 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             println!("  data_dir      {}", config.data_dir.display());
             println!("  http.listen   {}", config.http.listen);
             println!("  database      {}", redact_url(&config.database_url()));
+            let mqtt = match config.mqtt.broker {
+                config::BrokerChoice::Embedded => {
+                    format!("embedded broker on {}", config.mqtt.listen)
+                }
+                config::BrokerChoice::External => {
+                    format!("external broker {}", redact_url(&config.mqtt.url))
+                }
+                config::BrokerChoice::Off => "off".to_owned(),
+            };
+            println!(
+                "  mqtt          {mqtt}, topics under {}",
+                config.mqtt.topic_root
+            );
+            println!(
+                "  events        {}",
+                match config.events.retention_days {
+                    0 => "kept forever".to_owned(),
+                    days => format!("kept {days} days"),
+                }
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
