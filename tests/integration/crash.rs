@@ -15,6 +15,23 @@ use crate::site_file::SMALL_SITE;
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
+/// A running appliance process, killed with SIGKILL when dropped, so that a failing
+/// assertion never leaves one behind.
+struct Running(Child);
+
+impl Running {
+    fn kill(&mut self) {
+        let _ = self.0.kill(); // SIGKILL: no shutdown, no flush
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 struct Appliance {
     dir: std::path::PathBuf,
     mqtt_port: u16,
@@ -37,8 +54,8 @@ impl Appliance {
         c
     }
 
-    fn start(&self) -> Child {
-        let child = self.command().arg("serve").spawn().unwrap();
+    fn start(&self) -> Running {
+        let child = Running(self.command().arg("serve").spawn().unwrap());
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", self.mqtt_port)).is_err() {
             assert!(Instant::now() < deadline, "the appliance did not come up");
@@ -143,9 +160,7 @@ fn kill_9_loses_no_answered_swipe_and_answers_resends_once() {
             let child = child.clone();
             std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_millis(60 + 37 * round));
-                let mut child = child.lock().unwrap();
-                child.kill().unwrap(); // SIGKILL: no shutdown, no flush
-                child.wait().unwrap();
+                child.lock().unwrap().kill();
             })
         };
         runtime.block_on(async {
@@ -208,8 +223,7 @@ fn kill_9_loses_no_answered_swipe_and_answers_resends_once() {
             );
         }
     });
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     // The record: every swipe exactly once, with the decision the reader was told.
     let url = format!(
         "sqlite://{}",
