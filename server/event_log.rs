@@ -425,7 +425,23 @@ pub fn recent(
 
 /// Deletes events older than `cutoff` (the retention setting); returns how many.
 pub fn delete_before(conn: &mut DbConnection, cutoff: DateTime<Utc>) -> QueryResult<usize> {
-    write_transaction(conn, |conn| {
-        diesel::delete(events::table.filter(events::at.lt(stored(cutoff)))).execute(conn)
-    })
+    // In chunks, each its own transaction: a year's backlog deleted at once would hold the
+    // write lock long enough to stall the event writer (and so the doors' answers).
+    const CHUNK: i64 = 5_000;
+    let mut deleted = 0;
+    loop {
+        let n = write_transaction(conn, |conn| {
+            let oldest: Vec<i64> = events::table
+                .filter(events::at.lt(stored(cutoff)))
+                .select(events::id)
+                .order(events::id)
+                .limit(CHUNK)
+                .load(conn)?;
+            diesel::delete(events::table.filter(events::id.eq_any(&oldest))).execute(conn)
+        })?;
+        deleted += n;
+        if n == 0 {
+            return Ok(deleted);
+        }
+    }
 }
