@@ -5,6 +5,8 @@
 pub mod broker;
 pub mod mac;
 pub mod message;
+pub mod modbus;
 pub mod modbus_map;
 pub mod mqtt;
 pub mod sim;
+pub mod sim_modbus;
