@@ -252,6 +252,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 config.mqtt.topic_root
             );
             println!(
+                "  modbus        {}",
+                if config.modbus.enabled {
+                    format!(
+                        "polls every {} ms, timeout {} ms",
+                        config.modbus.poll_interval_ms, config.modbus.timeout_ms
+                    )
+                } else {
+                    "off".to_owned()
+                }
+            );
+            println!(
                 "  events        {}",
                 match config.events.retention_days {
                     0 => "kept forever".to_owned(),

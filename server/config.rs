@@ -23,7 +23,32 @@ pub struct Config {
     pub http: HttpConfig,
     pub database: DatabaseConfig,
     pub mqtt: MqttConfig,
+    pub modbus: ModbusConfig,
     pub events: EventsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModbusConfig {
+    /// Poll the registered Modbus readers at all.
+    pub enabled: bool,
+    /// Time between two polls of one device, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// How long one request may take before the device counts as offline.
+    pub timeout_ms: u64,
+    /// The longest wait between reconnection attempts to a device that is down.
+    pub backoff_max_ms: u64,
+}
+
+impl Default for ModbusConfig {
+    fn default() -> Self {
+        ModbusConfig {
+            enabled: true,
+            poll_interval_ms: 50,
+            timeout_ms: 250,
+            backoff_max_ms: 5_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -127,6 +152,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             database: DatabaseConfig::default(),
             mqtt: MqttConfig::default(),
+            modbus: ModbusConfig::default(),
             events: EventsConfig::default(),
         }
     }
@@ -249,6 +275,30 @@ impl Config {
                 message: format!("'{root}' must be a plain topic such as gatehouse/v1 (no + or #)"),
             });
         }
+        for (key, value, range) in [
+            (
+                "modbus.poll_interval_ms",
+                self.modbus.poll_interval_ms,
+                10..=60_000,
+            ),
+            ("modbus.timeout_ms", self.modbus.timeout_ms, 10..=60_000),
+            (
+                "modbus.backoff_max_ms",
+                self.modbus.backoff_max_ms,
+                100..=3_600_000,
+            ),
+        ] {
+            if !range.contains(&value) {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: format!(
+                        "{value} ms is outside {}..={} ms",
+                        range.start(),
+                        range.end()
+                    ),
+                });
+            }
+        }
         if self.events.retention_days > 36_500 {
             return Err(ConfigError::Invalid {
                 key: "events.retention_days",
@@ -300,7 +350,7 @@ impl Config {
 }
 
 /// Sections of the config file; a variable GATEHOUSE_{SECTION}_{KEY} sets `[section] key`.
-const SECTIONS: &[&str] = &["http", "database", "mqtt", "events"];
+const SECTIONS: &[&str] = &["http", "database", "mqtt", "events", "modbus"];
 
 fn apply_env_override(table: &mut toml::Table, var: &str, raw: &str) -> Result<(), ConfigError> {
     let name = var[ENV_PREFIX.len()..].to_ascii_lowercase();

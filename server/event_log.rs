@@ -185,11 +185,7 @@ impl SeqMarks {
         if let Some(h) = self.highest.get(reader) {
             return Ok(*h);
         }
-        let stored: Option<i64> = events::table
-            .filter(events::reader_id.eq(reader))
-            .select(diesel::dsl::max(events::seq))
-            .first(conn)?;
-        let h = stored.unwrap_or(i64::MIN);
+        let h = highest_seq(conn, reader)?.unwrap_or(i64::MIN);
         self.highest.insert(reader.to_owned(), h);
         Ok(h)
     }
@@ -337,6 +333,14 @@ impl<'a> EventInsert<'a> {
             detail: &e.detail,
         }
     }
+}
+
+/// The highest event number recorded for a reader, if any.
+pub fn highest_seq(conn: &mut DbConnection, reader: &str) -> QueryResult<Option<i64>> {
+    events::table
+        .filter(events::reader_id.eq(reader))
+        .select(diesel::dsl::max(events::seq))
+        .first(conn)
 }
 
 /// Writes a batch in one transaction; resends of recorded events are reported, not written.

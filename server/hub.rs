@@ -96,7 +96,7 @@ impl Hub {
         self.health.clone()
     }
 
-    /// Handles one message from `reader_id` (as the transport names it) and returns the
+    /// Handles one MQTT message from `reader_id` (as the topic names it) and returns the
     /// answer to send, if any. An answer is returned only once the event is durable.
     pub async fn handle(&self, reader_id: &str, payload: &[u8]) -> Option<Reply> {
         let now = self.clock.now();
@@ -112,6 +112,16 @@ impl Hub {
             .await;
             return None;
         };
+        if wire.protocol != "mqtt" {
+            self.fault(
+                reader_id,
+                None,
+                "an MQTT message in the name of a reader registered for Modbus",
+                now,
+            )
+            .await;
+            return None;
+        }
         let event = match message::parse_event(payload) {
             Ok(event) => event,
             Err(BadEvent { seq, reason }) => {
@@ -143,6 +153,18 @@ impl Hub {
                 return Some(self.error(reader_id, event.seq, ErrorCode::BadMac));
             }
         }
+        self.handle_event(reader_id, &event).await
+    }
+
+    /// Handles one event of a registered reader whose transport has vouched for it (an
+    /// MQTT message that passed its checks, or a Modbus poll) and returns the answer.
+    pub async fn handle_event(&self, reader_id: &str, event: &ReaderEvent) -> Option<Reply> {
+        let now = self.clock.now();
+        if self.live.readers().get(reader_id).is_none() {
+            self.fault(reader_id, None, "an event from an unregistered reader", now)
+                .await;
+            return None;
+        }
         self.health.seen(reader_id, now);
         let Ok(seq) = i64::try_from(event.seq) else {
             self.fault(
@@ -156,7 +178,7 @@ impl Hub {
         };
         match &event.body {
             EventBody::Swipe { credential, pin } => {
-                self.swipe(reader_id, seq, &event, credential, pin.as_deref(), now)
+                self.swipe(reader_id, seq, event, credential, pin.as_deref(), now)
                     .await
             }
             EventBody::Door { open } => {
@@ -166,7 +188,7 @@ impl Hub {
                     EventKind::DoorClosed
                 };
                 if let Some(door_id) = self
-                    .record_reader_event(reader_id, seq, &event, kind, now)
+                    .record_reader_event(reader_id, seq, event, kind, now)
                     .await
                 {
                     let alarm = self.with_doors(|d| d.contact(door_id, *open, now));
@@ -178,7 +200,7 @@ impl Hub {
             }
             EventBody::Rex => {
                 if let Some(door_id) = self
-                    .record_reader_event(reader_id, seq, &event, EventKind::Rex, now)
+                    .record_reader_event(reader_id, seq, event, EventKind::Rex, now)
                     .await
                 {
                     self.with_doors(|d| d.rex(door_id, now));
@@ -191,7 +213,7 @@ impl Hub {
                 } else {
                     EventKind::TamperCleared
                 };
-                self.record_reader_event(reader_id, seq, &event, kind, now)
+                self.record_reader_event(reader_id, seq, event, kind, now)
                     .await;
                 None
             }
@@ -464,6 +486,12 @@ impl Hub {
         for alarm in alarms {
             self.record_alarm(alarm, None, now).await;
         }
+    }
+
+    /// Records a fault a driver saw on a registered reader (a Modbus device that answers
+    /// garbage, a swipe it could not deliver).
+    pub async fn driver_fault(&self, reader_id: &str, what: &str) {
+        self.fault(reader_id, None, what, self.clock.now()).await;
     }
 
     /// Records a reader fault; the reader's own words are kept short and never parsed.

@@ -14,6 +14,7 @@ pub mod hub;
 pub mod live;
 pub mod policy;
 pub mod reader_health;
+pub mod reader_modbus;
 pub mod reader_mqtt;
 pub mod secret;
 pub mod serve;

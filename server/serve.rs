@@ -58,6 +58,7 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
     let hub = Hub::new(live.clone(), log.clone(), clock);
     let health = hub.health();
     let mqtt = crate::reader_mqtt::start(&config.mqtt, live.clone(), hub.clone())?;
+    crate::reader_modbus::start(&config.modbus, live.clone(), hub.clone(), pool.clone());
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {

@@ -163,6 +163,10 @@ pub fn device(settings: DeviceSettings, first_seq: u64) -> (DeviceHandle, Device
 /// Why a request failed, in words for the fault record.
 fn describe(error: tokio_modbus::Error) -> String {
     match error {
+        // The codec reports frames it cannot parse as invalid data.
+        tokio_modbus::Error::Transport(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            format!("answered garbage: {e}")
+        }
         tokio_modbus::Error::Transport(e) => format!("connection failed: {e}"),
         tokio_modbus::Error::Protocol(e) => format!("answered garbage: {e}"),
     }
@@ -193,6 +197,13 @@ impl DevicePoller {
                 return event;
             }
             if self.context.is_none() {
+                // Modes queued before (re)connecting are applied by the connection itself.
+                while let Ok(command) = self.commands.try_recv() {
+                    self.execute(command).await;
+                }
+                if let Some(event) = self.queue.pop_front() {
+                    return event;
+                }
                 if let Some(at) = self.retry_at {
                     tokio::select! {
                         biased;
@@ -217,6 +228,19 @@ impl DevicePoller {
                 _ = self.ticker.tick() => self.poll_once().await,
             }
         }
+    }
+
+    /// Locks the relay and turns the LED off, for a device the appliance stops driving
+    /// (its reader was removed or moved): a door must not stay unlocked by a poller that is
+    /// gone.
+    pub async fn release(&mut self) {
+        if self.context.is_some() {
+            let _ = self.write_relay(false).await;
+            let _ = self
+                .write(Request::WriteSingleRegister(HR_LED, Led::Off as u16))
+                .await;
+        }
+        self.context = None;
     }
 
     async fn connect(&mut self) {
@@ -441,7 +465,9 @@ impl DevicePoller {
             .call(Request::ReadInputRegisters(0, SWIPE_REGISTERS))
             .await
         {
-            Ok(Response::ReadInputRegisters(words)) if words.len() == usize::from(SWIPE_REGISTERS) => {
+            Ok(Response::ReadInputRegisters(words))
+                if words.len() == usize::from(SWIPE_REGISTERS) =>
+            {
                 words
             }
             Ok(other) => {
@@ -455,7 +481,9 @@ impl DevicePoller {
             .call(Request::ReadDiscreteInputs(0, DISCRETE_INPUTS))
             .await
         {
-            Ok(Response::ReadDiscreteInputs(bits)) if bits.len() >= usize::from(DISCRETE_INPUTS) => {
+            Ok(Response::ReadDiscreteInputs(bits))
+                if bits.len() >= usize::from(DISCRETE_INPUTS) =>
+            {
                 Inputs {
                     door_open: bits[usize::from(DI_DOOR_OPEN)],
                     rex: bits[usize::from(DI_REX)],
@@ -566,9 +594,7 @@ impl DevicePoller {
                     });
                 }
                 if now.tamper != before.tamper {
-                    bodies.push(EventBody::Tamper {
-                        active: now.tamper,
-                    });
+                    bodies.push(EventBody::Tamper { active: now.tamper });
                 }
             }
         }
@@ -690,7 +716,10 @@ mod tests {
         assert_eq!(sim.led(), Some(Led::Green));
         let relocked = sim.next_write(WAIT).await.unwrap();
         assert_eq!(relocked.output, Output::Relay { unlocked: false });
-        assert_eq!(sim.next_write(WAIT).await.unwrap().output, Output::Led(Led::Off));
+        assert_eq!(
+            sim.next_write(WAIT).await.unwrap().output,
+            Output::Led(Led::Off)
+        );
         assert!(!sim.relay_unlocked());
         assert!(events.try_recv().is_err(), "nothing else to report");
     }
@@ -797,9 +826,8 @@ mod tests {
         sim.swipe_after_missed("0C0D", None, 2).unwrap();
         let seen = until(&mut poller, |e| body(e).is_some()).await;
         assert!(
-            seen.iter().any(
-                |e| matches!(e, DeviceEvent::Fault { reason } if reason.contains("missed"))
-            ),
+            seen.iter()
+                .any(|e| matches!(e, DeviceEvent::Fault { reason } if reason.contains("missed"))),
             "{seen:?}"
         );
         assert_eq!(
@@ -840,7 +868,10 @@ mod tests {
         let (sim, handle, mut poller) = pair(1).await;
         assert_eq!(next(&mut poller).await, DeviceEvent::Online);
         sim.set_behaviour(Behaviour::Silent);
-        assert!(matches!(next(&mut poller).await, DeviceEvent::Offline { .. }));
+        assert!(matches!(
+            next(&mut poller).await,
+            DeviceEvent::Offline { .. }
+        ));
         sim.swipe("0A0B", None).unwrap();
         handle.send(Command::Grant {
             reference: 5,

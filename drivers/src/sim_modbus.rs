@@ -183,7 +183,9 @@ impl tokio_modbus::server::Service for DeviceService {
     }
 }
 
-/// Answers a new connection with noise, or never, for the fault behaviours.
+/// Answers a new connection with noise, or never, for the fault behaviours. The noise is
+/// shaped like a short frame with a wrong protocol id, so that a client can tell it is
+/// garbage at once (noise that declares a long frame is, to a client, silence).
 async fn misbehave(mut stream: TcpStream, behaviour: Behaviour) {
     let mut buf = [0u8; 512];
     let mut noise: u32 = 0x9E37_79B9;
@@ -192,14 +194,11 @@ async fn misbehave(mut stream: TcpStream, behaviour: Behaviour) {
             return;
         }
         if behaviour == Behaviour::Garbage {
-            let junk: Vec<u8> = (0..n + 7)
-                .map(|_| {
-                    noise ^= noise << 13;
-                    noise ^= noise >> 17;
-                    noise ^= noise << 5;
-                    noise.to_le_bytes()[0]
-                })
-                .collect();
+            noise ^= noise << 13;
+            noise ^= noise >> 17;
+            noise ^= noise << 5;
+            let [a, b, ..] = noise.to_le_bytes();
+            let junk = [buf[0], buf[1], 0xDE, 0xAD, 0x00, 0x03, buf[6], a, b];
             if stream.write_all(&junk).await.is_err() {
                 return;
             }

@@ -223,6 +223,12 @@ impl Entity for Readers {
             {
                 errors.add("modbus_unit", "must be between 0 and 255");
             }
+            if input.require_signed_events {
+                errors.add(
+                    "require_signed_events",
+                    "Modbus has no message authentication: only MQTT readers can sign events",
+                );
+            }
         }
         let door_exists =
             diesel::select(exists(doors::table.find(input.door_id))).get_result(conn)?;

@@ -133,6 +133,14 @@ impl TestApp {
                 broker: gatehouse::config::BrokerChoice::Off,
                 ..Default::default()
             }),
+            // Polled briskly and given up on quickly, so that tests of Modbus faults
+            // and recoveries take well under a second each.
+            modbus: gatehouse::config::ModbusConfig {
+                enabled: true,
+                poll_interval_ms: 20,
+                timeout_ms: 200,
+                backoff_max_ms: 500,
+            },
             events: Default::default(),
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()

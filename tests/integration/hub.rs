@@ -204,6 +204,27 @@ fn bad_input_is_a_reader_fault_and_changes_nothing_else() {
 }
 
 #[test]
+fn a_modbus_reader_is_not_heard_over_mqtt() {
+    let app = TestApp::new(crate::app::Backend::Sqlite);
+    let f = build_site(&app);
+    app.create(
+        "readers",
+        json!({"reader_id": "door-mb", "door_id": f.main_door, "protocol": "modbus", "modbus_host": "127.0.0.1", "modbus_port": 9}),
+    );
+    let rig = Rig::new(app, monday_morning());
+    // Someone who learnt the Modbus reader's id (and secret) publishes a swipe as it.
+    assert_eq!(rig.swipe("door-mb", 1, f.card), None);
+    let events = rig.events();
+    assert!(events.iter().all(|e| e.kind != "swipe"), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == "reader_fault" && e.detail.contains("registered for Modbus")),
+        "{events:?}"
+    );
+}
+
+#[test]
 fn a_reader_that_must_sign_cannot_be_impersonated() {
     let app = TestApp::new(crate::app::Backend::Sqlite);
     let f = build_site(&app);

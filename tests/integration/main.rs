@@ -9,6 +9,7 @@ mod cli;
 mod crash;
 mod event_log;
 mod hub;
+mod modbus;
 mod mqtt;
 mod policy_live;
 mod site_file;

@@ -1,0 +1,472 @@
+//! Readers over Modbus TCP end to end: the appliance polls simulated devices (real
+//! tokio-modbus servers on loopback) and answers through their relay, LED and beeper.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use gatehouse_drivers::modbus_map::{Beeper, Led};
+use gatehouse_drivers::sim_modbus::{Behaviour, Output, SimDevice};
+use serde_json::{Value, json};
+
+use crate::app::{Backend, Fixture, TestApp, backends, build_site};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Rig {
+    app: TestApp,
+    f: Fixture,
+    runtime: tokio::runtime::Runtime,
+}
+
+fn rig(backend: Backend) -> Rig {
+    let app = TestApp::new(backend);
+    let f = build_site(&app);
+    // The fixture's business hours must not decide these tests: open the door all the time.
+    let always = app.create("schedules", json!({"name": "Always", "holidays": "ignore", "windows": [{"cron": "0 0 * * *", "duration_min": 1440}]}));
+    let level = app.create(
+        "access-levels",
+        json!({"name": "Always", "items": [{"door_id": f.main_door, "schedule_id": always}, {"door_id": f.server_door, "schedule_id": always}]}),
+    );
+    app.create(
+        "entitlements",
+        json!({"person_id": f.person, "level_id": level}),
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    Rig { app, f, runtime }
+}
+
+/// Waits until `done` holds, failing with `what` after WAIT.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Rig {
+    fn start_device(&self, bind: SocketAddr) -> SimDevice {
+        self.runtime
+            .block_on(SimDevice::start(bind, 1))
+            .expect("the simulated device listens")
+    }
+
+    /// A simulated device on a free loopback port, registered as `reader_id` at `door_id`.
+    fn device(&self, reader_id: &str, door_id: i64) -> SimDevice {
+        let device = self.start_device("127.0.0.1:0".parse().unwrap());
+        self.app.create(
+            "readers",
+            json!({
+                "reader_id": reader_id,
+                "door_id": door_id,
+                "protocol": "modbus",
+                "modbus_host": "127.0.0.1",
+                "modbus_port": device.addr().port(),
+                "modbus_unit": 1,
+            }),
+        );
+        device
+    }
+
+    fn health(&self, reader_id: &str) -> Value {
+        let r = self.app.get("/api/v1/readers/health");
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["reader_id"] == reader_id)
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+
+    fn wait_online(&self, reader_id: &str, online: bool) {
+        eventually(&format!("{reader_id} online = {online}"), || {
+            self.health(reader_id)["online"] == online
+        });
+    }
+
+    fn answer(&self, device: &mut SimDevice) -> Beeper {
+        self.runtime
+            .block_on(device.answer(WAIT))
+            .expect("the appliance answered the swipe")
+            .0
+    }
+
+    /// This reader's recorded events of one kind, oldest first.
+    fn events_of(&self, reader_id: &str, kind: &str) -> Vec<gatehouse::store::rows::EventRow> {
+        let mut events: Vec<_> = self
+            .app
+            .events(Some(kind))
+            .into_iter()
+            .filter(|e| e.reader_id.as_deref() == Some(reader_id))
+            .collect();
+        events.reverse();
+        events
+    }
+
+    fn wait_events(&self, reader_id: &str, kind: &str, count: usize) {
+        eventually(&format!("{count} {kind} event(s) of {reader_id}"), || {
+            self.events_of(reader_id, kind).len() >= count
+        });
+    }
+
+    fn door(&self, door_id: i64, zone_id: i64, name: &str, extra: Value) {
+        let mut body = json!({"zone_id": zone_id, "name": name});
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        let r = self.app.put(&format!("/api/v1/doors/{door_id}"), body);
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+
+    fn wait_relay(&self, device: &mut SimDevice, unlocked: bool) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let written = self
+                .runtime
+                .block_on(device.next_write(left))
+                .unwrap_or_else(|| panic!("the relay was not set to unlocked = {unlocked}"));
+            if written.output == (Output::Relay { unlocked }) {
+                return;
+            }
+        }
+    }
+}
+
+#[test]
+fn a_swipe_over_modbus_unlocks_the_door_for_its_time_and_is_recorded_once() {
+    for backend in backends() {
+        let rig = rig(backend);
+        let f = &rig.f;
+        rig.door(
+            f.main_door,
+            f.building,
+            "Main Entrance",
+            json!({"unlock_ms": 300}),
+        );
+        let mut device = rig.device("main-mb", f.main_door);
+        rig.wait_online("main-mb", true);
+        device.clear_writes();
+
+        let swiped = device.swipe(f.card, None).unwrap();
+        let (beeper, unlocked_at) = rig.runtime.block_on(device.answer(WAIT)).unwrap();
+        assert_eq!(beeper, Beeper::Grant);
+        assert!(device.relay_unlocked());
+        assert_eq!(device.led(), Some(Led::Green));
+        assert!(unlocked_at >= swiped);
+        // The relay goes back after the door's unlock time, and the LED to idle.
+        rig.wait_relay(&mut device, false);
+        eventually("the LED back to off", || device.led() == Some(Led::Off));
+
+        device.swipe("DEADBEEF", None).unwrap();
+        assert_eq!(rig.answer(&mut device), Beeper::Deny);
+        assert_eq!(device.led(), Some(Led::Red));
+        assert!(!device.relay_unlocked());
+
+        rig.wait_events("main-mb", "swipe", 2);
+        // Polls go on; nothing is answered or recorded twice.
+        std::thread::sleep(Duration::from_millis(200));
+        let swipes = rig.events_of("main-mb", "swipe");
+        assert_eq!(swipes.len(), 2, "{swipes:?}");
+        assert_eq!(swipes[0].result.as_deref(), Some("granted"));
+        assert_eq!(swipes[0].person_id, Some(f.person));
+        assert_eq!(swipes[0].door_id, Some(f.main_door));
+        assert_eq!(swipes[1].result.as_deref(), Some("denied"));
+        assert_eq!(swipes[1].deny_code.as_deref(), Some("unknown_credential"));
+        assert_eq!(
+            swipes.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![Some(1), Some(2)],
+            "a Modbus reader's events are numbered by the appliance"
+        );
+        assert_eq!(rig.events_of("main-mb", "reader_online").len(), 1);
+        assert!(
+            rig.runtime
+                .block_on(device.next_write(Duration::from_millis(100)))
+                .is_none_or(|w| w.output != Output::Relay { unlocked: true }),
+            "no second unlock"
+        );
+        let poll = &rig.health("main-mb")["poll"];
+        assert!(poll["polls"].as_u64().unwrap() > 5, "{poll}");
+        assert_eq!(poll["failures"], 0, "{poll}");
+    }
+}
+
+#[test]
+fn door_contact_rex_and_tamper_raise_the_right_events_and_alarms() {
+    let rig = rig(Backend::Sqlite);
+    let f = &rig.f;
+    rig.door(
+        f.main_door,
+        f.building,
+        "Main Entrance",
+        json!({"held_open_s": 1, "unlock_ms": 300}),
+    );
+    let device = rig.device("main-mb", f.main_door);
+    rig.wait_online("main-mb", true);
+
+    // The door opens with no grant and no REX: forced open.
+    device.set_door_open(true);
+    rig.wait_events("main-mb", "door_open", 1);
+    eventually("a forced-open alarm", || {
+        rig.app.events(Some("forced_open")).len() == 1
+    });
+    device.set_door_open(false);
+    rig.wait_events("main-mb", "door_closed", 1);
+
+    // Someone leaves: REX, then the door opens. Not forced; but left open it is held open.
+    device.set_rex_pressed(true);
+    rig.wait_events("main-mb", "rex", 1);
+    device.set_door_open(true);
+    rig.wait_events("main-mb", "door_open", 2);
+    device.set_rex_pressed(false);
+    eventually("a held-open alarm", || {
+        rig.app.events(Some("held_open")).len() == 1
+    });
+    assert_eq!(
+        rig.app.events(Some("forced_open")).len(),
+        1,
+        "REX made the second opening legitimate"
+    );
+    device.set_door_open(false);
+    rig.wait_events("main-mb", "door_closed", 2);
+
+    device.set_tamper(true);
+    rig.wait_events("main-mb", "tamper", 1);
+    device.set_tamper(false);
+    rig.wait_events("main-mb", "tamper_cleared", 1);
+    let held = &rig.app.events(Some("held_open"))[0];
+    assert_eq!(held.door_id, Some(f.main_door));
+}
+
+#[test]
+fn card_and_pin_over_modbus_asks_for_the_pin_then_checks_it() {
+    let rig = rig(Backend::Sqlite);
+    let f = &rig.f;
+    rig.door(
+        f.server_door,
+        f.server_room,
+        "Server Room Door",
+        json!({"mode": "card_and_pin"}),
+    );
+    let cards = rig
+        .app
+        .get(&format!("/api/v1/credentials?person_id={}", f.person))
+        .body;
+    let card_id = cards["items"][0]["id"].as_i64().unwrap();
+    let r = rig.app.put(
+        &format!("/api/v1/credentials/{card_id}"),
+        json!({"person_id": f.person, "card_uid": f.card, "pin": "0482"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut device = rig.device("server-mb", f.server_door);
+    rig.wait_online("server-mb", true);
+    device.clear_writes();
+
+    device.swipe(f.card, None).unwrap();
+    assert_eq!(rig.answer(&mut device), Beeper::PinNeeded);
+    assert_eq!(device.led(), Some(Led::Amber));
+    device.swipe(f.card, Some("0000")).unwrap();
+    assert_eq!(rig.answer(&mut device), Beeper::Deny);
+    assert!(!device.relay_unlocked());
+    // A leading zero survives the register map (digit count beside the value).
+    device.swipe(f.card, Some("0482")).unwrap();
+    assert_eq!(rig.answer(&mut device), Beeper::Grant);
+    assert!(device.relay_unlocked());
+
+    rig.wait_events("server-mb", "swipe", 3);
+    let swipes = rig.events_of("server-mb", "swipe");
+    let results: Vec<_> = swipes
+        .iter()
+        .map(|e| (e.result.clone(), e.deny_code.clone()))
+        .collect();
+    assert_eq!(
+        results,
+        vec![
+            (Some("pin_required".into()), None),
+            (Some("denied".into()), Some("pin_wrong".into())),
+            (Some("granted".into()), None),
+        ]
+    );
+    assert!(
+        swipes.iter().all(|e| !format!("{e:?}").contains("0482")),
+        "the PIN typed is on no record: {swipes:?}"
+    );
+}
+
+#[test]
+fn lockdown_and_door_modes_reach_every_modbus_device() {
+    let rig = rig(Backend::Sqlite);
+    let f = &rig.f;
+    let mut main = rig.device("main-mb", f.main_door);
+    let server = rig.device("server-mb", f.server_door);
+    rig.wait_online("main-mb", true);
+    rig.wait_online("server-mb", true);
+    let lock = |on: bool| {
+        let r = rig.app.put(
+            &format!("/api/v1/sites/{}", f.site),
+            json!({"name": "HQ", "timezone": "Europe/Berlin", "lockdown": on}),
+        );
+        assert_eq!(r.status, 200);
+    };
+    lock(true);
+    eventually("every LED red in lockdown", || {
+        main.led() == Some(Led::Red) && server.led() == Some(Led::Red)
+    });
+    main.clear_writes();
+    main.swipe(f.card, None).unwrap();
+    assert_eq!(rig.answer(&mut main), Beeper::Deny);
+    assert!(!main.relay_unlocked());
+    rig.wait_events("main-mb", "swipe", 1);
+    assert_eq!(
+        rig.events_of("main-mb", "swipe")[0].deny_code.as_deref(),
+        Some("lockdown")
+    );
+    lock(false);
+    eventually("the LEDs back to normal", || {
+        main.led() == Some(Led::Off) && server.led() == Some(Led::Off)
+    });
+
+    // A door in unlocked mode holds its relay on until it goes back to normal.
+    rig.door(
+        f.main_door,
+        f.building,
+        "Main Entrance",
+        json!({"mode": "unlocked"}),
+    );
+    eventually("the relay held unlocked and the LED green", || {
+        main.relay_unlocked() && main.led() == Some(Led::Green)
+    });
+    assert!(!server.relay_unlocked(), "other doors keep their mode");
+    rig.door(
+        f.main_door,
+        f.building,
+        "Main Entrance",
+        json!({"mode": "normal"}),
+    );
+    eventually("the relay locked again", || !main.relay_unlocked());
+}
+
+#[test]
+fn devices_that_answer_garbage_or_nothing_are_faults_and_the_others_keep_being_served() {
+    let rig = rig(Backend::Sqlite);
+    let f = &rig.f;
+    let mut good = rig.device("good-mb", f.main_door);
+    let noisy = rig.start_device("127.0.0.1:0".parse().unwrap());
+    noisy.set_behaviour(Behaviour::Garbage);
+    rig.app.create(
+        "readers",
+        json!({"reader_id": "noisy-mb", "door_id": f.main_door, "protocol": "modbus",
+               "modbus_host": "127.0.0.1", "modbus_port": noisy.addr().port()}),
+    );
+    let quiet = rig.device("quiet-mb", f.server_door);
+    rig.wait_online("good-mb", true);
+    rig.wait_online("quiet-mb", true);
+    quiet.set_behaviour(Behaviour::Silent);
+
+    // Each misbehaving device is one fault (with the reason) and offline, not a flood.
+    rig.wait_events("noisy-mb", "reader_fault", 1);
+    rig.wait_events("quiet-mb", "reader_fault", 1);
+    rig.wait_online("noisy-mb", false);
+    rig.wait_online("quiet-mb", false);
+    let noisy_fault = &rig.events_of("noisy-mb", "reader_fault")[0];
+    assert!(
+        noisy_fault.detail.contains("garbage"),
+        "{}",
+        noisy_fault.detail
+    );
+    let quiet_fault = &rig.events_of("quiet-mb", "reader_fault")[0];
+    assert!(
+        quiet_fault.detail.contains("no answer within 200 ms"),
+        "{}",
+        quiet_fault.detail
+    );
+    rig.wait_events("quiet-mb", "reader_offline", 1);
+
+    // Meanwhile the good device is served as ever.
+    good.clear_writes();
+    for _ in 0..3 {
+        good.swipe(f.card, None).unwrap();
+        assert_eq!(rig.answer(&mut good), Beeper::Grant);
+    }
+    // A swipe counter that moves over registers that make no sense: a fault, and the
+    // person gets the deny signal rather than silence.
+    good.swipe_garbage();
+    assert_eq!(rig.answer(&mut good), Beeper::Deny);
+    rig.wait_events("good-mb", "reader_fault", 1);
+    assert!(
+        rig.events_of("good-mb", "reader_fault")[0]
+            .detail
+            .contains("do not decode")
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(
+        rig.events_of("noisy-mb", "reader_fault").len() <= 2,
+        "retries back off and are not recorded one by one"
+    );
+    assert!(rig.health("quiet-mb")["poll"]["failures"].as_u64().unwrap() >= 2);
+
+    // The quiet device comes back: online again, and on record.
+    quiet.set_behaviour(Behaviour::Normal);
+    rig.wait_online("quiet-mb", true);
+    rig.wait_events("quiet-mb", "reader_online", 2);
+
+    // The good device power-cycles on the same address: the appliance reconnects.
+    let addr = good.addr();
+    drop(good);
+    rig.wait_online("good-mb", false);
+    let mut good = rig.start_device(addr);
+    rig.wait_online("good-mb", true);
+    good.clear_writes();
+    good.swipe(f.card, None).unwrap();
+    assert_eq!(rig.answer(&mut good), Beeper::Grant);
+    rig.wait_events("good-mb", "swipe", 4);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        rig.events_of("good-mb", "swipe").len(),
+        4,
+        "nothing lost or doubled"
+    );
+}
+
+#[test]
+fn a_removed_modbus_reader_is_no_longer_polled_and_its_door_is_locked() {
+    let rig = rig(Backend::Sqlite);
+    let f = &rig.f;
+    let mut device = rig.device("main-mb", f.main_door);
+    rig.wait_online("main-mb", true);
+    device.clear_writes();
+    device.swipe(f.card, None).unwrap();
+    assert_eq!(rig.answer(&mut device), Beeper::Grant);
+    assert!(device.relay_unlocked());
+    let found = rig.app.get("/api/v1/readers?q=main-mb").body;
+    let id = found["items"][0]["id"].as_i64().unwrap();
+    assert_eq!(rig.app.delete(&format!("/api/v1/readers/{id}")).status, 204);
+    eventually("the relay locked by the departing driver", || {
+        !device.relay_unlocked()
+    });
+    let polls = device.polls();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(device.polls(), polls, "no longer polled");
+}
+
+#[test]
+fn a_modbus_reader_cannot_require_signed_events() {
+    let rig = rig(Backend::Sqlite);
+    let r = rig.app.post(
+        "/api/v1/readers",
+        json!({"reader_id": "x-mb", "door_id": rig.f.main_door, "protocol": "modbus",
+               "modbus_host": "10.0.0.9", "require_signed_events": true}),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.body.to_string().contains("require_signed_events"),
+        "{}",
+        r.body
+    );
+}
