@@ -98,9 +98,13 @@ pub struct ExplainArgs {
 
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
-    /// How many of the site's MQTT readers to play.
+    /// How many of the site's readers to play.
     #[arg(long, default_value_t = 10)]
     pub readers: usize,
+    /// Which readers: all, mqtt, or modbus (simulated devices listen on the addresses the
+    /// readers are registered with, so those must be addresses of this machine).
+    #[arg(long, value_enum, default_value = "all")]
+    pub protocol: crate::simulate::Protocols,
     /// How many swipes in all.
     #[arg(long, default_value_t = 200)]
     pub swipes: usize,
@@ -309,6 +313,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     readers: args.readers.max(1),
                     swipes: args.swipes,
                     rate: args.rate,
+                    protocols: args.protocol,
                     broker: args.broker,
                     sign_events: args.sign,
                     seed: args.seed,

@@ -1,19 +1,32 @@
-//! `gatehouse simulate`: virtual MQTT readers swiping the cards of an imported site against
-//! a running appliance, mostly people at doors they may open now, some who may not, a few
-//! unknown cards; prints counts and the swipe-to-answer latency.
+//! `gatehouse simulate`: virtual readers (MQTT clients, and Modbus TCP devices that the
+//! appliance polls) playing traffic from an imported site against a running appliance:
+//! people at their own doors, some refused, doors opening and closing, people leaving by
+//! request-to-exit. Prints counts and the swipe-to-answer latency.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use chrono::Utc;
-use gatehouse_drivers::message::{Command, WireCredential};
+use gatehouse_drivers::message::{Command, EventBody, WireCredential};
+use gatehouse_drivers::modbus_map::Beeper;
 use gatehouse_drivers::sim::{SimReader, SimSettings};
-use rand::seq::IndexedRandom;
+use gatehouse_drivers::sim_modbus::SimDevice;
+use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 
 use crate::config::{BrokerChoice, Config};
 use crate::policy::{CredentialKey, Outcome, PolicyData, Presence, Request, Snapshot, decide};
 use crate::store::load::{ReaderWire, load_policy};
+
+/// Which of the site's readers to play.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocols {
+    All,
+    Mqtt,
+    Modbus,
+}
 
 #[derive(Debug, Clone)]
 pub struct SimulateOptions {
@@ -21,16 +34,27 @@ pub struct SimulateOptions {
     pub swipes: usize,
     /// Swipes per second across all readers.
     pub rate: f64,
+    pub protocols: Protocols,
     /// mqtt://HOST:PORT of the broker; default: the appliance's own from the config.
     pub broker: Option<String>,
     pub sign_events: bool,
     pub seed: u64,
 }
 
-/// One planned swipe: which reader, which card, and what the appliance should answer.
+/// What the appliance should answer, by the policy as it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Expected {
+    Grant,
+    Deny,
+    PinRequired,
+}
+
+/// One planned swipe, and what follows it at the door.
 struct Planned {
     credential: WireCredential,
-    expect_grant: bool,
+    expected: Expected,
+    /// Someone leaves first: REX, the door opens and closes.
+    exit_before: bool,
 }
 
 fn wire(key: &CredentialKey) -> WireCredential {
@@ -43,77 +67,196 @@ fn wire(key: &CredentialKey) -> WireCredential {
     }
 }
 
-/// Picks swipes for a reader: about 80% granted cards (tried against the policy now), 15%
-/// known cards that are refused, 5% cards nobody holds.
+/// How many of the site's credentials are tried against each reader to find the people
+/// who use its door; enough to find them on sites of any size in milliseconds.
+const SAMPLE: usize = 4_000;
+
+/// Plans a reader's swipes. About 85% come from people entitled to its door now (their own
+/// door, in their schedule), 10% from people who are refused there (another team's door,
+/// outside their hours, a withdrawn card), 5% from cards nobody holds.
 fn plan(
     data: &PolicyData,
     snapshot: &Snapshot,
-    reader: &str,
+    reader: &ReaderWire,
     count: usize,
     rng: &mut impl Rng,
 ) -> Vec<Planned> {
     let presence = Presence::new();
     let now = Utc::now();
-    let outcome = |key: &CredentialKey| {
+    // The Modbus register map carries card UIDs only.
+    let cards_only = reader.protocol == "modbus";
+    let mut own = Vec::new();
+    let mut refused = Vec::new();
+    let candidates: Vec<_> = data
+        .credentials
+        .choose_multiple(rng, SAMPLE)
+        .filter(|c| !cards_only || matches!(c.key, CredentialKey::Card { .. }))
+        .collect();
+    for c in candidates {
         let request = Request {
-            reader_id: reader,
-            credential: key,
+            reader_id: &reader.reader_id,
+            credential: &c.key,
             pin: None,
         };
-        decide(snapshot, &presence, &request, now).map(|d| d.outcome)
-    };
-    let mut granted = Vec::new();
-    let mut refused = Vec::new();
-    for _ in 0..(count * 40).min(20_000) {
-        let Some(c) = data.credentials.choose(rng) else {
-            break;
-        };
-        match outcome(&c.key) {
-            Ok(Outcome::Grant { .. }) if granted.len() < count => granted.push(c.key.clone()),
-            Ok(Outcome::Deny(_)) if refused.len() < count => refused.push(c.key.clone()),
-            _ => {}
-        }
-        if granted.len() >= count && refused.len() >= count {
-            break;
+        match decide(snapshot, &presence, &request, now).map(|d| d.outcome) {
+            Ok(Outcome::Grant { .. }) => own.push((c.key.clone(), Expected::Grant)),
+            Ok(Outcome::PinRequired) => own.push((c.key.clone(), Expected::PinRequired)),
+            Ok(Outcome::Deny(_)) => refused.push((c.key.clone(), Expected::Deny)),
+            Err(_) => {}
         }
     }
     (0..count)
         .map(|_| {
             let roll: f64 = rng.random();
-            if roll < 0.8 && !granted.is_empty() {
-                let key = granted.choose(rng).cloned();
-                key.map(|k| Planned {
-                    credential: wire(&k),
-                    expect_grant: true,
-                })
+            let pick = if roll < 0.85 && !own.is_empty() {
+                own.choose(rng)
             } else if roll < 0.95 && !refused.is_empty() {
-                let key = refused.choose(rng).cloned();
-                key.map(|k| Planned {
-                    credential: wire(&k),
-                    expect_grant: false,
-                })
+                refused.choose(rng)
             } else {
                 None
+            };
+            let (credential, expected) = match pick {
+                Some((key, expected)) => (wire(key), expected.clone()),
+                None => (
+                    WireCredential::Card {
+                        uid: format!("FE{:012X}", rng.random::<u64>() & 0xFFFF_FFFF_FFFF),
+                    },
+                    Expected::Deny,
+                ),
+            };
+            Planned {
+                credential,
+                expected,
+                exit_before: rng.random::<f64>() < 0.1,
             }
-            .unwrap_or_else(|| Planned {
-                credential: WireCredential::Card {
-                    uid: format!("FE{:012X}", rng.random::<u64>() & 0xFFFF_FFFF_FFFF),
-                },
-                expect_grant: false,
-            })
         })
         .collect()
+}
+
+/// What the reader was told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Grant,
+    Deny,
+    PinRequired,
+    Error,
+}
+
+impl Answer {
+    fn of_command(command: &Command) -> Answer {
+        match command {
+            Command::Grant { .. } => Answer::Grant,
+            Command::Deny { .. } => Answer::Deny,
+            Command::PinRequired { .. } => Answer::PinRequired,
+            _ => Answer::Error,
+        }
+    }
+
+    fn of_beeper(beeper: Beeper) -> Answer {
+        match beeper {
+            Beeper::Grant => Answer::Grant,
+            Beeper::Deny => Answer::Deny,
+            Beeper::PinNeeded => Answer::PinRequired,
+            Beeper::Silent => Answer::Error,
+        }
+    }
+
+    fn as_planned(self, expected: &Expected) -> bool {
+        matches!(
+            (self, expected),
+            (Answer::Grant, Expected::Grant)
+                | (Answer::Deny, Expected::Deny)
+                | (Answer::PinRequired, Expected::PinRequired)
+        )
+    }
+}
+
+/// A virtual reader of either kind.
+enum Player {
+    Mqtt(Box<SimReader>),
+    /// A Modbus device is seen only when polled: inputs are held for a few polls.
+    Modbus {
+        device: SimDevice,
+        hold: Duration,
+    },
+}
+
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Player {
+    async fn swipe(&mut self, credential: &WireCredential) -> Option<(Answer, Duration)> {
+        match self {
+            Player::Mqtt(reader) => {
+                let started = Instant::now();
+                let (_, command) = reader
+                    .swipe(credential.clone(), None, ANSWER_TIMEOUT)
+                    .await
+                    .ok()?;
+                Some((Answer::of_command(&command), started.elapsed()))
+            }
+            Player::Modbus { device, .. } => {
+                let WireCredential::Card { uid } = credential else {
+                    return None;
+                };
+                device.clear_writes();
+                let swiped = device.swipe(uid, None)?;
+                let (beeper, at) = device.answer(ANSWER_TIMEOUT).await?;
+                Some((
+                    Answer::of_beeper(beeper),
+                    at.saturating_duration_since(swiped),
+                ))
+            }
+        }
+    }
+
+    async fn door(&mut self, open: bool) -> bool {
+        match self {
+            Player::Mqtt(reader) => reader
+                .send(&EventBody::Door { open }, Utc::now())
+                .await
+                .is_ok(),
+            Player::Modbus { device, hold } => {
+                device.set_door_open(open);
+                tokio::time::sleep(*hold).await;
+                true
+            }
+        }
+    }
+
+    async fn rex(&mut self) -> bool {
+        match self {
+            Player::Mqtt(reader) => reader.send(&EventBody::Rex, Utc::now()).await.is_ok(),
+            Player::Modbus { device, hold } => {
+                device.set_rex_pressed(true);
+                tokio::time::sleep(*hold).await;
+                device.set_rex_pressed(false);
+                true
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]
 struct Tally {
     latencies: Vec<Duration>,
-    granted: usize,
-    denied: usize,
-    pin_required: usize,
-    errors: usize,
+    answers: BTreeMap<&'static str, usize>,
     unanswered: usize,
     unexpected: usize,
+    door_events: usize,
+    exits: usize,
+}
+
+impl Tally {
+    fn add(&mut self, other: Tally) {
+        self.latencies.extend(other.latencies);
+        for (k, v) in other.answers {
+            *self.answers.entry(k).or_default() += v;
+        }
+        self.unanswered += other.unanswered;
+        self.unexpected += other.unexpected;
+        self.door_events += other.door_events;
+        self.exits += other.exits;
+    }
 }
 
 fn broker_address(config: &Config, explicit: Option<&str>) -> Result<(String, u16)> {
@@ -126,7 +269,7 @@ fn broker_address(config: &Config, explicit: Option<&str>) -> Result<(String, u1
     }
     match config.mqtt.broker {
         BrokerChoice::Embedded => {
-            let addr: std::net::SocketAddr = config.mqtt.listen.parse()?;
+            let addr: SocketAddr = config.mqtt.listen.parse()?;
             let host = if addr.ip().is_unspecified() {
                 "127.0.0.1".to_owned()
             } else {
@@ -141,7 +284,56 @@ fn broker_address(config: &Config, explicit: Option<&str>) -> Result<(String, u1
     }
 }
 
-/// Runs the simulation and prints the report; fails if no reader could connect.
+/// Plays one reader's plan: swipes at its pace; after a grant the door opens and closes.
+async fn play(mut player: Player, planned: Vec<Planned>, interval: Duration) -> Tally {
+    let mut tally = Tally::default();
+    let mut tick = tokio::time::interval(interval);
+    // The door stays open for a moment, well inside the interval between swipes.
+    let dwell = (interval / 3).min(Duration::from_millis(1500));
+    for swipe in planned {
+        tick.tick().await;
+        if swipe.exit_before && player.rex().await {
+            tally.exits += 1;
+            tally.door_events += 1;
+            if player.door(true).await && player.door(false).await {
+                tally.door_events += 2;
+            }
+        }
+        match player.swipe(&swipe.credential).await {
+            Some((answer, latency)) => {
+                tally.latencies.push(latency);
+                let name = match answer {
+                    Answer::Grant => "granted",
+                    Answer::Deny => "denied",
+                    Answer::PinRequired => "pin required",
+                    Answer::Error => "errors",
+                };
+                *tally.answers.entry(name).or_default() += 1;
+                if !answer.as_planned(&swipe.expected) {
+                    tally.unexpected += 1;
+                }
+                if answer == Answer::Grant && player.door(true).await {
+                    tokio::time::sleep(dwell).await;
+                    tally.door_events += 1;
+                    if player.door(false).await {
+                        tally.door_events += 1;
+                    }
+                }
+            }
+            None => tally.unanswered += 1,
+        }
+    }
+    tally
+}
+
+/// Whether this machine can listen on `host` (a simulated device takes the registered
+/// address of its reader).
+fn local_address(host: &str, port: u16) -> Option<SocketAddr> {
+    let addr: SocketAddr = format!("{host}:{port}").parse().ok()?;
+    std::net::TcpListener::bind(addr).ok().map(|_| addr)
+}
+
+/// Runs the simulation and prints the report; fails if no swipe was answered.
 pub async fn run(
     config: &Config,
     db: &crate::store::DbPool,
@@ -152,92 +344,119 @@ pub async fn run(
         load_policy(&mut conn)?
     };
     let snapshot = Snapshot::compile(&loaded.data, Utc::now())?;
-    let mqtt_readers: Vec<ReaderWire> = loaded
+    let mut rng = rand::rngs::StdRng::seed_from_u64(options.seed);
+    let mut readers: Vec<ReaderWire> = loaded
         .readers
         .iter()
-        .filter(|r| r.protocol == "mqtt")
-        .take(options.readers)
+        .filter(|r| match options.protocols {
+            Protocols::All => true,
+            Protocols::Mqtt => r.protocol == "mqtt",
+            Protocols::Modbus => r.protocol == "modbus",
+        })
         .cloned()
         .collect();
-    if mqtt_readers.is_empty() {
-        bail!("the site has no MQTT readers: import a site first (gatehouse import FILE)");
+    readers.shuffle(&mut rng);
+    readers.truncate(options.readers);
+    if readers.is_empty() {
+        bail!(
+            "the site has no readers to play ({:?}): import a site first (gatehouse import FILE)",
+            options.protocols
+        );
     }
-    let (host, port) = broker_address(config, options.broker.as_deref())?;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(options.seed);
-    let per_reader = options.swipes.div_ceil(mqtt_readers.len());
-    let interval = Duration::from_secs_f64(mqtt_readers.len() as f64 / options.rate.max(0.001));
-    eprintln!(
-        "simulating {} readers, {} swipes at {:.0}/s against mqtt://{host}:{port}",
-        mqtt_readers.len(),
-        per_reader * mqtt_readers.len(),
-        options.rate
-    );
+    let per_reader = options.swipes.div_ceil(readers.len());
+    let interval = Duration::from_secs_f64(readers.len() as f64 / options.rate.max(0.001));
     let first_seq = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(1) * 1000;
-    let mut tasks = Vec::new();
-    for r in mqtt_readers {
-        let planned = plan(&loaded.data, &snapshot, &r.reader_id, per_reader, &mut rng);
-        let settings = SimSettings {
-            host: host.clone(),
-            port,
-            reader_id: r.reader_id.clone(),
-            secret: r.secret.clone(),
-            username: Some(r.reader_id.clone()),
-            password: Some(r.secret.clone()),
-            topic_root: config.mqtt.topic_root.clone(),
-            sign_events: options.sign_events || r.require_signed_events,
-        };
-        let start_delay = Duration::from_secs_f64(rng.random::<f64>() * interval.as_secs_f64());
-        tasks.push(tokio::spawn(async move {
-            let mut tally = Tally::default();
-            let mut reader = match SimReader::connect(settings, first_seq).await {
-                Ok(reader) => reader,
-                Err(e) => {
-                    eprintln!("reader {}: {e}", r.reader_id);
-                    tally.unanswered = planned.len();
-                    return tally;
-                }
+    let mqtt_broker = if readers.iter().any(|r| r.protocol == "mqtt") {
+        Some(broker_address(config, options.broker.as_deref())?)
+    } else {
+        None
+    };
+    let poll = Duration::from_millis(config.modbus.poll_interval_ms);
+    let mut players = Vec::new();
+    let mut skipped = 0;
+    for r in &readers {
+        let player = if r.protocol == "modbus" {
+            let host = r.modbus_host.as_deref().unwrap_or_default();
+            let port = u16::try_from(r.modbus_port.unwrap_or(502)).unwrap_or(502);
+            let unit = u8::try_from(r.modbus_unit.unwrap_or(1)).unwrap_or(1);
+            let Some(addr) = local_address(host, port) else {
+                eprintln!(
+                    "reader {}: cannot listen on {host}:{port} here (not an address of this machine, or taken); skipped",
+                    r.reader_id
+                );
+                skipped += 1;
+                continue;
             };
-            tokio::time::sleep(start_delay).await;
-            let mut tick = tokio::time::interval(interval);
-            for swipe in planned {
-                tick.tick().await;
-                let started = Instant::now();
-                match reader
-                    .swipe(swipe.credential, None, Duration::from_secs(5))
-                    .await
-                {
-                    Ok((_, command)) => {
-                        tally.latencies.push(started.elapsed());
-                        let granted = matches!(command, Command::Grant { .. });
-                        match command {
-                            Command::Grant { .. } => tally.granted += 1,
-                            Command::Deny { .. } => tally.denied += 1,
-                            Command::PinRequired { .. } => tally.pin_required += 1,
-                            _ => tally.errors += 1,
-                        }
-                        if granted != swipe.expect_grant {
-                            tally.unexpected += 1;
-                        }
-                    }
-                    Err(_) => tally.unanswered += 1,
+            match SimDevice::start(addr, unit).await {
+                Ok(device) => Player::Modbus {
+                    device,
+                    // Three polls: the appliance sees every input change.
+                    hold: poll * 3,
+                },
+                Err(e) => {
+                    eprintln!("reader {}: cannot listen on {addr}: {e}", r.reader_id);
+                    skipped += 1;
+                    continue;
                 }
             }
-            tally
+        } else {
+            let Some((host, port)) = &mqtt_broker else {
+                continue;
+            };
+            let settings = SimSettings {
+                host: host.clone(),
+                port: *port,
+                reader_id: r.reader_id.clone(),
+                secret: r.secret.clone(),
+                username: Some(r.reader_id.clone()),
+                password: Some(r.secret.clone()),
+                topic_root: config.mqtt.topic_root.clone(),
+                sign_events: options.sign_events || r.require_signed_events,
+            };
+            match SimReader::connect(settings, first_seq).await {
+                Ok(reader) => Player::Mqtt(Box::new(reader)),
+                Err(e) => {
+                    eprintln!("reader {}: {e}", r.reader_id);
+                    skipped += 1;
+                    continue;
+                }
+            }
+        };
+        let planned = plan(&loaded.data, &snapshot, r, per_reader, &mut rng);
+        players.push((r.protocol.clone(), player, planned));
+    }
+    let modbus = players.iter().filter(|p| p.0 == "modbus").count();
+    eprintln!(
+        "simulating {} readers ({} MQTT, {modbus} Modbus), {} swipes at {:.0}/s{}",
+        players.len(),
+        players.len() - modbus,
+        per_reader * players.len(),
+        options.rate,
+        match &mqtt_broker {
+            Some((host, port)) => format!(" (MQTT via mqtt://{host}:{port})"),
+            None => String::new(),
+        }
+    );
+    if modbus > 0 {
+        // The appliance finds new devices when it polls: give it a moment to connect.
+        tokio::time::sleep(poll * 4 + Duration::from_millis(200)).await;
+    }
+    let mut tasks = Vec::new();
+    for (_, player, planned) in players {
+        let start_delay = Duration::from_secs_f64(rng.random::<f64>() * interval.as_secs_f64());
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(start_delay).await;
+            play(player, planned, interval).await
         }));
     }
-    let mut total = Tally::default();
-    let mut done = 0;
-    for task in tasks {
-        let t = task.await.context("a simulated reader failed")?;
-        total.latencies.extend(t.latencies);
-        total.granted += t.granted;
-        total.denied += t.denied;
-        total.pin_required += t.pin_required;
-        total.errors += t.errors;
-        total.unanswered += t.unanswered;
-        total.unexpected += t.unexpected;
-        done += 1;
-        eprint!("\r  {done} readers finished");
+    let mut total = Tally {
+        unanswered: skipped * per_reader,
+        ..Tally::default()
+    };
+    let count = tasks.len();
+    for (done, task) in tasks.into_iter().enumerate() {
+        total.add(task.await.context("a simulated reader failed")?);
+        eprint!("\r  {}/{count} readers finished", done + 1);
     }
     eprintln!();
     print!("{}", report(&mut total));
@@ -246,6 +465,9 @@ pub async fn run(
     }
     Ok(())
 }
+
+/// Latency buckets of the histogram, in milliseconds (upper bounds).
+const BUCKETS_MS: [f64; 9] = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 500.0, f64::INFINITY];
 
 fn report(t: &mut Tally) -> String {
     t.latencies.sort();
@@ -257,19 +479,44 @@ fn report(t: &mut Tally) -> String {
         t.latencies[i.min(t.latencies.len() - 1)]
     };
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    format!(
+    let count = |name: &str| t.answers.get(name).copied().unwrap_or(0);
+    let mut out = format!(
         "answered   {}\n  granted        {}\n  denied         {}\n  pin required   {}\n  errors         {}\nunanswered {}\nnot as planned {} (the policy or the clock moved since planning)\n\
+         door events sent {} (including {} exits by request-to-exit)\n\
          swipe → answer latency: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms\n",
         t.latencies.len(),
-        t.granted,
-        t.denied,
-        t.pin_required,
-        t.errors,
+        count("granted"),
+        count("denied"),
+        count("pin required"),
+        count("errors"),
         t.unanswered,
         t.unexpected,
+        t.door_events,
+        t.exits,
         ms(pick(0.5)),
         ms(pick(0.9)),
         ms(pick(0.99)),
         ms(pick(1.0)),
-    )
+    );
+    let total = t.latencies.len().max(1);
+    let mut lower = 0.0;
+    for upper in BUCKETS_MS {
+        let n = t
+            .latencies
+            .iter()
+            .filter(|d| {
+                let v = ms(**d);
+                v >= lower && v < upper
+            })
+            .count();
+        let label = if upper.is_infinite() {
+            format!("≥ {lower} ms")
+        } else {
+            format!("{lower}–{upper} ms")
+        };
+        let bar = "#".repeat((n * 50).div_ceil(total).min(50));
+        out.push_str(&format!("  {label:>14} {n:>8}  {bar}\n"));
+        lower = upper;
+    }
+    out
 }

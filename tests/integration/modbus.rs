@@ -470,3 +470,58 @@ fn a_modbus_reader_cannot_require_signed_events() {
         r.body
     );
 }
+
+#[test]
+fn simulate_plays_modbus_devices_that_the_appliance_polls() {
+    let rig = rig(Backend::Sqlite);
+    for (reader, door) in [
+        ("main-mb", rig.f.main_door),
+        ("server-mb", rig.f.server_door),
+    ] {
+        // A free port for the simulated device, which `simulate` will listen on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        rig.app.create(
+            "readers",
+            json!({"reader_id": reader, "door_id": door, "protocol": "modbus",
+                   "modbus_host": "127.0.0.1", "modbus_port": port}),
+        );
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["simulate", "--protocol", "modbus", "--readers", "2"])
+        .args(["--swipes", "20", "--rate", "10"])
+        .env(
+            "GATEHOUSE_DATABASE_URL",
+            rig.app.state.config.database_url(),
+        )
+        // The appliance under test polls every 20 ms; the devices hold inputs for 3 polls.
+        .env("GATEHOUSE_MODBUS_POLL_INTERVAL_MS", "20")
+        .env("GATEHOUSE_LOG", "off")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("answered   20"), "{stdout}");
+    assert!(stdout.contains("unanswered 0"), "{stdout}");
+    assert!(stdout.contains("not as planned 0"), "{stdout}");
+    assert!(stdout.contains("p99"), "{stdout}");
+    let swipes = rig.app.events(Some("swipe"));
+    assert_eq!(swipes.len(), 20);
+    let granted = swipes
+        .iter()
+        .filter(|e| e.result.as_deref() == Some("granted"))
+        .count();
+    assert!(granted > 0, "{stdout}");
+    // Every grant was followed by the door opening and closing, and none of it is an alarm.
+    eventually("the doors' openings on record", || {
+        rig.app.events(Some("door_closed")).len() >= granted
+    });
+    assert!(rig.app.events(Some("forced_open")).is_empty());
+}
