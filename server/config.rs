@@ -98,10 +98,18 @@ pub enum BrokerChoice {
 #[serde(deny_unknown_fields, default)]
 pub struct MqttConfig {
     pub broker: BrokerChoice,
-    /// Where the embedded broker listens.
+    /// Where the embedded broker listens for plain MQTT; empty: readers must use TLS.
     pub listen: String,
-    /// The external broker: mqtt://HOST[:PORT].
+    /// Where the embedded broker listens for MQTT over TLS; empty: no TLS listener.
+    pub tls_listen: String,
+    /// PEM certificate chain of the TLS listener (the server's certificate first).
+    pub tls_cert: PathBuf,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: PathBuf,
+    /// The external broker: mqtt://HOST[:PORT] or mqtts://HOST[:PORT].
     pub url: String,
+    /// PEM CA certificates to trust for an mqtts:// broker; empty: the system's.
+    pub tls_ca: PathBuf,
     /// Credentials at the external broker (the embedded one needs none).
     pub username: String,
     pub password: String,
@@ -116,7 +124,11 @@ impl Default for MqttConfig {
         MqttConfig {
             broker: BrokerChoice::Embedded,
             listen: "0.0.0.0:1883".to_owned(),
+            tls_listen: String::new(),
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
             url: String::new(),
+            tls_ca: PathBuf::new(),
             username: String::new(),
             password: String::new(),
             topic_root: "gatehouse/v1".to_owned(),
@@ -126,23 +138,163 @@ impl Default for MqttConfig {
 }
 
 impl MqttConfig {
-    /// Host and port of `url` (mqtt://HOST[:PORT], port 1883 by default).
+    /// Host and port of `url` (mqtt://HOST[:PORT], port 1883 by default, or
+    /// mqtts://HOST[:PORT], port 8883 by default).
     pub fn external_address(&self) -> Result<(String, u16), String> {
-        let rest = self
+        let (rest, default_port) = if let Some(rest) = self
             .url
             .strip_prefix("mqtt://")
             .or_else(|| self.url.strip_prefix("tcp://"))
-            .ok_or_else(|| format!("'{}' is not an mqtt://HOST[:PORT] URL", self.url))?;
+        {
+            (rest, 1883)
+        } else if let Some(rest) = self
+            .url
+            .strip_prefix("mqtts://")
+            .or_else(|| self.url.strip_prefix("ssl://"))
+        {
+            (rest, 8883)
+        } else {
+            return Err(format!(
+                "'{}' is not an mqtt://HOST[:PORT] or mqtts://HOST[:PORT] URL",
+                self.url
+            ));
+        };
         let rest = rest.trim_end_matches('/');
         match rest.rsplit_once(':') {
             Some((host, port)) if !host.is_empty() => port
                 .parse::<u16>()
                 .map(|p| (host.to_owned(), p))
                 .map_err(|_| format!("'{port}' in '{}' is not a port", self.url)),
-            _ if !rest.is_empty() => Ok((rest.to_owned(), 1883)),
+            _ if !rest.is_empty() => Ok((rest.to_owned(), default_port)),
             _ => Err(format!("'{}' names no host", self.url)),
         }
     }
+
+    /// True when `url` asks for MQTT over TLS (mqtts://).
+    pub fn external_tls(&self) -> bool {
+        self.url.starts_with("mqtts://") || self.url.starts_with("ssl://")
+    }
+
+    /// The plain listener of the embedded broker, if any (`listen` not empty).
+    pub fn plain_listen(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        parse_listen("mqtt.listen", &self.listen, "0.0.0.0:1883")
+    }
+
+    /// The TLS listener of the embedded broker, if any (`tls_listen` not empty).
+    pub fn tls_listen_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        parse_listen("mqtt.tls_listen", &self.tls_listen, "0.0.0.0:8883")
+    }
+
+    /// The embedded broker's listeners in words, for `check-config`: "plain MQTT on
+    /// 0.0.0.0:1883, MQTT over TLS on 0.0.0.0:8883 (certificate /etc/…)".
+    pub fn listeners_summary(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.listen.is_empty() {
+            parts.push(format!("plain MQTT on {}", self.listen));
+        }
+        if !self.tls_listen.is_empty() {
+            parts.push(format!(
+                "MQTT over TLS on {} (certificate {})",
+                self.tls_listen,
+                self.tls_cert.display()
+            ));
+        }
+        parts.join(", ")
+    }
+
+    /// The embedded broker's TLS certificate and key, read and checked (they must belong
+    /// together); `None` without a TLS listener.
+    pub fn server_tls(&self) -> Result<Option<gatehouse_drivers::broker::ServerTls>, ConfigError> {
+        use gatehouse_drivers::broker::{BrokerError, ServerTls};
+        if self.tls_listen.is_empty() {
+            for (key, path) in [
+                ("mqtt.tls_cert", &self.tls_cert),
+                ("mqtt.tls_key", &self.tls_key),
+            ] {
+                if !path.as_os_str().is_empty() {
+                    // Almost certainly meant to turn TLS on: say so rather than serve plain.
+                    return Err(ConfigError::Invalid {
+                        key: "mqtt.tls_listen",
+                        message: format!(
+                            "{key} is set but tls_listen is empty, so nothing would use it; \
+                             set tls_listen (for example 0.0.0.0:8883) or remove {key}"
+                        ),
+                    });
+                }
+            }
+            return Ok(None);
+        }
+        for (key, path) in [
+            ("mqtt.tls_cert", &self.tls_cert),
+            ("mqtt.tls_key", &self.tls_key),
+        ] {
+            if path.as_os_str().is_empty() {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: "must name a PEM file: the TLS listener (mqtt.tls_listen) needs a \
+                              certificate and its private key"
+                        .to_owned(),
+                });
+            }
+        }
+        ServerTls::load(&self.tls_cert, &self.tls_key)
+            .map(Some)
+            .map_err(|e| match e {
+                BrokerError::TlsKey { .. } => ConfigError::Invalid {
+                    key: "mqtt.tls_key",
+                    message: e.to_string(),
+                },
+                _ => ConfigError::Invalid {
+                    key: "mqtt.tls_cert",
+                    message: e.to_string(),
+                },
+            })
+    }
+
+    /// The trust for an external mqtts:// broker: `tls_ca`, or the system's CAs; `None`
+    /// for plain mqtt://.
+    pub fn client_tls(&self) -> Result<Option<gatehouse_drivers::mqtt::ClientTls>, ConfigError> {
+        use gatehouse_drivers::mqtt::ClientTls;
+        if !self.external_tls() {
+            if !self.tls_ca.as_os_str().is_empty() {
+                return Err(ConfigError::Invalid {
+                    key: "mqtt.tls_ca",
+                    message: format!(
+                        "is set but url '{}' is plain MQTT; use mqtts://HOST[:PORT] for TLS",
+                        self.url
+                    ),
+                });
+            }
+            return Ok(None);
+        }
+        let tls = if self.tls_ca.as_os_str().is_empty() {
+            ClientTls::system_roots()
+        } else {
+            ClientTls::from_ca_file(&self.tls_ca)
+        };
+        tls.map(Some).map_err(|e| ConfigError::Invalid {
+            key: "mqtt.tls_ca",
+            message: e.to_string(),
+        })
+    }
+}
+
+/// An optional listen address: empty is none.
+fn parse_listen(
+    key: &'static str,
+    value: &str,
+    example: &str,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    value
+        .parse::<SocketAddr>()
+        .map(Some)
+        .map_err(|e| ConfigError::Invalid {
+            key,
+            message: format!("'{value}' is not an address like {example} ({e})"),
+        })
 }
 
 impl Default for Config {
@@ -249,16 +401,31 @@ impl Config {
                 ),
             })?;
         if self.mqtt.broker == BrokerChoice::Embedded {
-            self.mqtt
-                .listen
-                .parse::<SocketAddr>()
-                .map_err(|e| ConfigError::Invalid {
-                    key: "mqtt.listen",
-                    message: format!(
-                        "'{}' is not an address like 0.0.0.0:1883 ({e})",
-                        self.mqtt.listen
-                    ),
-                })?;
+            let plain = self.mqtt.plain_listen()?;
+            let tls = self.mqtt.tls_listen_addr()?;
+            match (plain, tls) {
+                (None, None) => {
+                    return Err(ConfigError::Invalid {
+                        key: "mqtt.listen",
+                        message: "the embedded broker needs a listener: set listen (plain \
+                                  MQTT), tls_listen (MQTT over TLS) or both"
+                            .to_owned(),
+                    });
+                }
+                (Some(plain), Some(tls)) if plain == tls && plain.port() != 0 => {
+                    return Err(ConfigError::Invalid {
+                        key: "mqtt.tls_listen",
+                        message: format!(
+                            "'{tls}' is also the plain listener (mqtt.listen); TLS needs a port \
+                             of its own, usually 8883"
+                        ),
+                    });
+                }
+                _ => {}
+            }
+            // The files are read now, so that a wrong path or a key that does not match
+            // stops the start with the setting's name, not later at every reader.
+            self.mqtt.server_tls()?;
         }
         if self.mqtt.broker == BrokerChoice::External {
             self.mqtt
@@ -267,6 +434,7 @@ impl Config {
                     key: "mqtt.url",
                     message,
                 })?;
+            self.mqtt.client_tls()?;
         }
         let root = &self.mqtt.topic_root;
         if root.is_empty() || root.contains(['+', '#']) || root.starts_with('/') {
@@ -476,6 +644,125 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("mqtt.topic_root"), "{err}");
+    }
+
+    /// A self-signed certificate for localhost and its key, as PEM files in `dir`.
+    fn cert_and_key(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let cert = dir.join(format!("{name}.pem"));
+        let key = dir.join(format!("{name}.key"));
+        std::fs::write(&cert, made.cert.pem()).unwrap();
+        std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+        (cert, key)
+    }
+
+    fn tls_config(cert: &Path, key: &Path) -> String {
+        format!(
+            "[mqtt]\ntls_listen = \"127.0.0.1:8883\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            cert.display(),
+            key.display()
+        )
+    }
+
+    #[test]
+    fn mqtt_tls_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = cert_and_key(dir.path(), "server");
+        let c = load_str(&tls_config(&cert, &key), &[]).unwrap();
+        assert_eq!(
+            c.mqtt.tls_listen_addr().unwrap(),
+            "127.0.0.1:8883".parse().ok()
+        );
+        assert!(
+            c.mqtt.plain_listen().unwrap().is_some(),
+            "plain stays on beside TLS"
+        );
+        // TLS only, set from the environment.
+        let c = load_str(
+            "",
+            &[
+                ("GATEHOUSE_MQTT_LISTEN", ""),
+                ("GATEHOUSE_MQTT_TLS_LISTEN", "0.0.0.0:8883"),
+                ("GATEHOUSE_MQTT_TLS_CERT", &cert.display().to_string()),
+                ("GATEHOUSE_MQTT_TLS_KEY", &key.display().to_string()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.mqtt.plain_listen().unwrap(), None);
+        // An external broker over TLS, trusting a given CA (here the self-signed cert).
+        let c = load_str(
+            &format!(
+                "[mqtt]\nbroker = \"external\"\nurl = \"mqtts://broker.lan\"\ntls_ca = \"{}\"\n",
+                cert.display()
+            ),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            c.mqtt.external_address(),
+            Ok(("broker.lan".to_owned(), 8883))
+        );
+        assert!(c.mqtt.client_tls().unwrap().is_some());
+    }
+
+    #[test]
+    fn bad_tls_files_name_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = cert_and_key(dir.path(), "server");
+        let (_, other_key) = cert_and_key(dir.path(), "other");
+        let err_of = |text: String| load_str(&text, &[]).unwrap_err().to_string();
+
+        let missing = dir.path().join("missing.pem");
+        let err = err_of(tls_config(&missing, &key));
+        assert!(
+            err.starts_with("setting mqtt.tls_cert:")
+                && err.contains("missing.pem")
+                && err.contains("no such file"),
+            "{err}"
+        );
+        let not_pem = dir.path().join("notes.txt");
+        std::fs::write(&not_pem, "hello").unwrap();
+        let err = err_of(tls_config(&not_pem, &key));
+        assert!(
+            err.starts_with("setting mqtt.tls_cert:") && err.contains("not a PEM file"),
+            "{err}"
+        );
+        let err = err_of(tls_config(&cert, &not_pem));
+        assert!(
+            err.starts_with("setting mqtt.tls_key:") && err.contains("not a PEM file"),
+            "{err}"
+        );
+        let err = err_of(tls_config(&cert, &other_key));
+        assert!(
+            err.starts_with("setting mqtt.tls_key:") && err.contains("does not belong"),
+            "{err}"
+        );
+        let err = err_of("[mqtt]\ntls_listen = \"0.0.0.0:8883\"\n".to_owned());
+        assert!(err.starts_with("setting mqtt.tls_cert:"), "{err}");
+        let err = err_of(format!("[mqtt]\ntls_cert = \"{}\"\n", cert.display()));
+        assert!(err.starts_with("setting mqtt.tls_listen:"), "{err}");
+        let err = err_of("[mqtt]\nlisten = \"\"\n".to_owned());
+        assert!(err.starts_with("setting mqtt.listen:"), "{err}");
+        let err = err_of(format!(
+            "[mqtt]\nlisten = \"0.0.0.0:8883\"\n{}",
+            tls_config(&cert, &key)
+                .replace("[mqtt]\n", "")
+                .replace("127.0.0.1:8883", "0.0.0.0:8883")
+        ));
+        assert!(err.starts_with("setting mqtt.tls_listen:"), "{err}");
+        let err = err_of(format!(
+            "[mqtt]\nbroker = \"external\"\nurl = \"mqtts://b\"\ntls_ca = \"{}\"\n",
+            missing.display()
+        ));
+        assert!(err.starts_with("setting mqtt.tls_ca:"), "{err}");
+        let err = err_of(format!(
+            "[mqtt]\nbroker = \"external\"\nurl = \"mqtt://b\"\ntls_ca = \"{}\"\n",
+            cert.display()
+        ));
+        assert!(
+            err.starts_with("setting mqtt.tls_ca:") && err.contains("mqtts://"),
+            "{err}"
+        );
     }
 
     #[test]

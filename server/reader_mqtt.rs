@@ -16,17 +16,25 @@ use gatehouse_drivers::message::{Command, ReaderMode};
 /// so no reader can take this name.
 const APPLIANCE_USER: &str = "@gatehouse";
 
-/// What was started: the embedded broker's address, if any.
+/// What was started: the embedded broker's listeners, if it runs.
 pub struct MqttStarted {
+    /// The plain listener for readers (none when readers must use TLS).
     pub broker: Option<SocketAddr>,
+    /// The TLS listener for readers.
+    pub broker_tls: Option<SocketAddr>,
 }
 
 /// Starts the broker (embedded) and the appliance's connection, and spawns the loop that
 /// feeds the hub. Returns once the broker listens; the connection comes up in the loop.
 pub fn start(config: &MqttConfig, live: Arc<LivePolicy>, hub: Hub) -> anyhow::Result<MqttStarted> {
     let live_for_auth = live.clone();
-    let (settings, broker) = match config.broker {
-        BrokerChoice::Off => return Ok(MqttStarted { broker: None }),
+    let (settings, started) = match config.broker {
+        BrokerChoice::Off => {
+            return Ok(MqttStarted {
+                broker: None,
+                broker_tls: None,
+            });
+        }
         BrokerChoice::External => {
             let (host, port) = config.external_address().map_err(anyhow::Error::msg)?;
             let settings = MqttSettings {
@@ -36,11 +44,22 @@ pub fn start(config: &MqttConfig, live: Arc<LivePolicy>, hub: Hub) -> anyhow::Re
                 username: (!config.username.is_empty()).then(|| config.username.clone()),
                 password: (!config.password.is_empty()).then(|| config.password.clone()),
                 topic_root: config.topic_root.clone(),
+                tls: config.client_tls()?,
             };
-            (settings, None)
+            let started = MqttStarted {
+                broker: None,
+                broker_tls: None,
+            };
+            (settings, started)
         }
         BrokerChoice::Embedded => {
-            let listen: SocketAddr = config.listen.parse()?;
+            let listeners = gatehouse_drivers::broker::Listeners {
+                plain: config.plain_listen()?,
+                tls: match (config.tls_listen_addr()?, config.server_tls()?) {
+                    (Some(addr), Some(tls)) => Some((addr, tls)),
+                    _ => None,
+                },
+            };
             let password = hex::encode(rand::rng().random::<[u8; 32]>());
             let appliance_password = password.clone();
             let appliance_client = config.client_id.clone();
@@ -54,22 +73,29 @@ pub fn start(config: &MqttConfig, live: Arc<LivePolicy>, hub: Hub) -> anyhow::Re
                     client_id != appliance_client
                         && live_for_auth.readers().authenticates(user, pass)
                 });
-            let addr = gatehouse_drivers::broker::start(listen, authenticate)?;
-            let host = if addr.ip().is_unspecified() {
-                "127.0.0.1".to_owned()
-            } else {
-                addr.ip().to_string()
-            };
-            tracing::info!(%addr, "embedded MQTT broker is listening");
+            let bound = gatehouse_drivers::broker::start(listeners, authenticate)?;
+            if let Some(addr) = bound.plain {
+                tracing::info!(%addr, "embedded MQTT broker is listening");
+            }
+            if let Some(addr) = bound.tls {
+                tracing::info!(%addr, "embedded MQTT broker is listening for TLS");
+            }
+            // The appliance itself always talks plain MQTT to its broker on this host: it
+            // would otherwise need a certificate valid for 127.0.0.1.
             let settings = MqttSettings {
-                host,
-                port: addr.port(),
+                host: bound.local.ip().to_string(),
+                port: bound.local.port(),
                 client_id: config.client_id.clone(),
                 username: Some(APPLIANCE_USER.to_owned()),
                 password: Some(password),
                 topic_root: config.topic_root.clone(),
+                tls: None,
             };
-            (settings, Some(addr))
+            let started = MqttStarted {
+                broker: bound.plain,
+                broker_tls: bound.tls,
+            };
+            (settings, started)
         }
     };
     let (link, events) = mqtt::connect(&settings);
@@ -81,7 +107,7 @@ pub fn start(config: &MqttConfig, live: Arc<LivePolicy>, hub: Hub) -> anyhow::Re
         modes.clone(),
     ));
     tokio::spawn(serve_readers(events, link, hub, modes));
-    Ok(MqttStarted { broker })
+    Ok(started)
 }
 
 /// Handles deliveries until the process ends. Events are handled concurrently (so that

@@ -29,8 +29,10 @@ const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
 /// A started appliance: where it listens and the server to await or stop.
 pub struct Running {
     pub addr: SocketAddr,
-    /// The embedded MQTT broker's address, when it runs.
+    /// The embedded MQTT broker's plain listener, when it runs with one.
     pub mqtt_broker: Option<SocketAddr>,
+    /// The embedded MQTT broker's TLS listener, when it runs with one.
+    pub mqtt_broker_tls: Option<SocketAddr>,
     pub server: actix_web::dev::Server,
     pub state: web::Data<AppState>,
 }
@@ -151,6 +153,7 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
     Ok(Running {
         addr,
         mqtt_broker: mqtt.broker,
+        mqtt_broker_tls: mqtt.broker_tls,
         server,
         state,
     })

@@ -9,6 +9,7 @@ use rumqttc::{AsyncClient, ConnectionError, Event, MqttOptions, Packet, QoS};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::message::{self, Command, EventBody, ReaderMode, RejectedCommand, WireCredential};
+use crate::mqtt::ClientTls;
 
 #[derive(Debug, Clone)]
 pub struct SimSettings {
@@ -57,6 +58,25 @@ impl Drop for SimReader {
 impl SimReader {
     /// Connects, subscribes to its command topic, and returns once the broker accepted both.
     pub async fn connect(settings: SimSettings, first_seq: u64) -> Result<SimReader, SimError> {
+        Self::open(settings, None, first_seq).await
+    }
+
+    /// As `connect`, over TLS: the broker's certificate must chain to a CA that `tls`
+    /// trusts and be valid for `settings.host`. (A separate constructor rather than a
+    /// field of `SimSettings`, so that plain readers are written as before.)
+    pub async fn connect_tls(
+        settings: SimSettings,
+        tls: ClientTls,
+        first_seq: u64,
+    ) -> Result<SimReader, SimError> {
+        Self::open(settings, Some(tls), first_seq).await
+    }
+
+    async fn open(
+        settings: SimSettings,
+        tls: Option<ClientTls>,
+        first_seq: u64,
+    ) -> Result<SimReader, SimError> {
         let mut options = MqttOptions::new(
             format!("sim-{}", settings.reader_id),
             &settings.host,
@@ -68,6 +88,9 @@ impl SimReader {
             .set_max_packet_size(64 << 10, 4 << 20);
         if let Some(user) = &settings.username {
             options.set_credentials(user, settings.password.clone().unwrap_or_default());
+        }
+        if let Some(tls) = &tls {
+            options.set_transport(tls.transport());
         }
         let status_topic = format!(
             "{}/readers/{}/status",

@@ -84,6 +84,8 @@ pub struct Response {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub mqtt_broker: Option<SocketAddr>,
+    /// The embedded broker's TLS listener, when the config asks for one.
+    pub mqtt_broker_tls: Option<SocketAddr>,
     pub state: web::Data<AppState>,
     _dir: tempfile::TempDir,
     /// A token of the admin `root` (role admin).
@@ -160,6 +162,7 @@ impl TestApp {
         let mut app = TestApp {
             addr: running.addr,
             mqtt_broker: running.mqtt_broker,
+            mqtt_broker_tls: running.mqtt_broker_tls,
             state: running.state,
             _dir: dir,
             token: String::new(),

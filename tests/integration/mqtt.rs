@@ -1,11 +1,14 @@
 //! Readers over MQTT end to end, on real sockets: the embedded broker always, Mosquitto
 //! when GATEHOUSE_TEST_MQTT_URL is set (CI sets it).
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use gatehouse::config::{BrokerChoice, MqttConfig};
 use gatehouse::event_log::EventFilter;
 use gatehouse_drivers::message::{Command, DenyCode, ErrorCode, EventBody, WireCredential};
+use gatehouse_drivers::mqtt::ClientTls;
 use gatehouse_drivers::sim::{SimReader, SimSettings};
 use serde_json::json;
 
@@ -70,6 +73,11 @@ pub fn site(broker: Broker) -> Site {
         Some(addr) => (addr.ip().to_string(), addr.port()),
         None => (host, port),
     };
+    open_site(app, broker, host, port, topic_root)
+}
+
+/// The fixture site on a started appliance, with the main door open all the time.
+fn open_site(app: TestApp, broker: Broker, host: String, port: u16, topic_root: String) -> Site {
     let f = build_site(&app);
     // The fixture's business hours must not decide these tests: open the door all the time.
     let always = app.create("schedules", json!({"name": "Always", "holidays": "ignore", "windows": [{"cron": "0 0 * * *", "duration_min": 1440}]}));
@@ -664,4 +672,219 @@ fn reader_health_follows_status_heartbeats_and_the_last_will() {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Throwaway PEM files made for each test: a CA, a server certificate it signed for
+/// localhost and 127.0.0.1 with the server's key, and a second CA that signed nothing.
+struct Pki {
+    /// Holds the files until the test ends.
+    _dir: tempfile::TempDir,
+    ca: PathBuf,
+    other_ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let dir = tempfile::tempdir().unwrap();
+        let ca = |name: &str| {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.distinguished_name.push(DnType::CommonName, name);
+            let cert = params.self_signed(&key).unwrap();
+            (cert.pem(), Issuer::new(params, key))
+        };
+        let (ca_pem, issuer) = ca("Gatehouse test CA");
+        let (other_pem, _) = ca("Somebody else's CA");
+        let key = KeyPair::generate().unwrap();
+        let params =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        let path = |name: &str| dir.path().join(name);
+        let pki = Pki {
+            ca: path("ca.pem"),
+            other_ca: path("other-ca.pem"),
+            cert: path("server.pem"),
+            key: path("server.key"),
+            _dir: dir,
+        };
+        std::fs::write(&pki.ca, ca_pem).unwrap();
+        std::fs::write(&pki.other_ca, other_pem).unwrap();
+        std::fs::write(&pki.cert, cert.pem()).unwrap();
+        std::fs::write(&pki.key, key.serialize_pem()).unwrap();
+        pki
+    }
+
+    fn trust(&self) -> ClientTls {
+        ClientTls::from_ca_file(&self.ca).unwrap()
+    }
+}
+
+/// The fixture site on an appliance whose embedded broker listens for TLS on a free port,
+/// and for plain MQTT too when `plain` is set. Returns the site (its host and port are the
+/// plain listener's, if any) and the TLS listener's address.
+fn tls_site(pki: &Pki, plain: bool) -> (Site, SocketAddr) {
+    let unique = format!("{}-{}", std::process::id(), rand_suffix());
+    let topic_root = format!("gatehouse-test/{unique}/v1");
+    let config = MqttConfig {
+        broker: BrokerChoice::Embedded,
+        listen: if plain { "127.0.0.1:0" } else { "" }.to_owned(),
+        tls_listen: "127.0.0.1:0".to_owned(),
+        tls_cert: pki.cert.clone(),
+        tls_key: pki.key.clone(),
+        topic_root: topic_root.clone(),
+        ..MqttConfig::default()
+    };
+    let app = TestApp::with_mqtt(Backend::Sqlite, Some(config));
+    let tls = app
+        .mqtt_broker_tls
+        .expect("the broker reports its TLS listener");
+    assert_ne!(tls.port(), 0, "the real port, not the one asked for");
+    assert_eq!(app.mqtt_broker.is_some(), plain);
+    let (host, port) = match app.mqtt_broker {
+        Some(addr) => (addr.ip().to_string(), addr.port()),
+        None => (String::new(), 0),
+    };
+    (
+        open_site(app, Broker::Embedded, host, port, topic_root),
+        tls,
+    )
+}
+
+impl Site {
+    /// A reader's settings for the TLS listener at `tls`.
+    fn tls_settings(&self, tls: SocketAddr, reader: &str) -> SimSettings {
+        SimSettings {
+            host: tls.ip().to_string(),
+            port: tls.port(),
+            ..self.settings(reader, &self.secret(reader), false)
+        }
+    }
+}
+
+#[test]
+fn a_swipe_over_tls_gets_a_verified_grant() {
+    let pki = Pki::new();
+    let (site, tls) = tls_site(&pki, false);
+    let settings = site.tls_settings(tls, "main-in");
+    site.runtime.block_on(async {
+        // A client that connects and never starts its handshake must hold up nobody.
+        let _silent = tokio::net::TcpStream::connect(tls).await.unwrap();
+        let mut reader = SimReader::connect_tls(settings.clone(), pki.trust(), 1)
+            .await
+            .expect("a reader that trusts the CA connects over TLS with its id and secret");
+        // `swipe` returns only an answer whose mac verified under the reader's secret.
+        let (_, answer) = reader.swipe(site.card(), None, WAIT).await.unwrap();
+        assert!(
+            matches!(
+                answer,
+                Command::Grant {
+                    unlock_ms: 5000,
+                    ..
+                }
+            ),
+            "{answer:?}"
+        );
+    });
+    assert_eq!(site.app.events(Some("swipe")).len(), 1);
+
+    // A client that does not trust the CA fails the handshake.
+    let stranger = ClientTls::from_ca_file(&pki.other_ca).unwrap();
+    let untrusted = site
+        .runtime
+        .block_on(SimReader::connect_tls(settings.clone(), stranger, 1))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(untrusted.contains("certificate"), "{untrusted:?}");
+    // Over TLS, the broker still wants the reader's own secret.
+    let wrong = SimSettings {
+        password: Some("not-the-secret-at-all".to_owned()),
+        ..settings.clone()
+    };
+    assert!(
+        site.runtime
+            .block_on(SimReader::connect_tls(wrong, pki.trust(), 1))
+            .is_err(),
+        "a wrong secret was let in over TLS"
+    );
+    // Plain MQTT on the TLS port gets nowhere.
+    assert!(
+        site.runtime
+            .block_on(SimReader::connect(settings, 1))
+            .is_err()
+    );
+}
+
+#[test]
+fn plain_and_tls_readers_are_served_side_by_side() {
+    let pki = Pki::new();
+    let (site, tls) = tls_site(&pki, true);
+    site.app.create(
+        "readers",
+        json!({"reader_id": "side-in", "door_id": site.f.main_door}),
+    );
+    let mut plain = site.reader("main-in", false);
+    let mut secure = site
+        .runtime
+        .block_on(SimReader::connect_tls(
+            site.tls_settings(tls, "side-in"),
+            pki.trust(),
+            1,
+        ))
+        .unwrap();
+    site.runtime.block_on(async {
+        let (_, granted) = plain.swipe(site.card(), None, WAIT).await.unwrap();
+        assert!(matches!(granted, Command::Grant { .. }), "{granted:?}");
+        let stranger = WireCredential::Card {
+            uid: "DEADBEEF".into(),
+        };
+        let (_, denied) = secure.swipe(stranger, None, WAIT).await.unwrap();
+        assert!(
+            matches!(
+                denied,
+                Command::Deny {
+                    code: DenyCode::UnknownCredential,
+                    ..
+                }
+            ),
+            "{denied:?}"
+        );
+    });
+}
+
+#[test]
+fn a_busy_tls_port_stops_the_start_and_names_the_setting() {
+    let pki = Pki::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().to_string();
+    let data = tempfile::tempdir().unwrap();
+    let env = [
+        ("GATEHOUSE_DATA_DIR", data.path().display().to_string()),
+        ("GATEHOUSE_HTTP_LISTEN", "127.0.0.1:0".to_owned()),
+        ("GATEHOUSE_MQTT_LISTEN", "127.0.0.1:0".to_owned()),
+        ("GATEHOUSE_MQTT_TLS_LISTEN", busy.clone()),
+        ("GATEHOUSE_MQTT_TLS_CERT", pki.cert.display().to_string()),
+        ("GATEHOUSE_MQTT_TLS_KEY", pki.key.display().to_string()),
+    ];
+    let config =
+        gatehouse::config::Config::load(None, env.iter().map(|(k, v)| (k.to_string(), v.clone())))
+            .expect("the settings are valid");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let started = runtime.block_on(gatehouse::serve::start(
+        config,
+        gatehouse::clock::Clock::System,
+    ));
+    let err = format!("{:#}", started.err().expect("the port is taken"));
+    assert!(
+        err.contains(&busy) && err.contains("GATEHOUSE_MQTT_TLS_LISTEN"),
+        "{err}"
+    );
 }
