@@ -111,9 +111,13 @@ pub struct SimulateArgs {
     /// Swipes per second across all readers.
     #[arg(long, default_value_t = 20.0)]
     pub rate: f64,
-    /// The broker, mqtt://HOST:PORT (default: the appliance's own, from the config).
+    /// The broker, mqtt://HOST:PORT or mqtts://HOST:PORT (default: the appliance's own,
+    /// from the config).
     #[arg(long)]
     pub broker: Option<String>,
+    /// The CA certificate (PEM) to trust for a broker over TLS.
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
     /// Sign every event (readers that must sign always do).
     #[arg(long)]
     pub sign: bool,
@@ -244,7 +248,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             println!("  database      {}", redact_url(&config.database_url()));
             let mqtt = match config.mqtt.broker {
                 config::BrokerChoice::Embedded => {
-                    format!("embedded broker on {}", config.mqtt.listen)
+                    format!("embedded broker: {}", config.mqtt.listeners_summary())
                 }
                 config::BrokerChoice::External => {
                     format!("external broker {}", redact_url(&config.mqtt.url))
@@ -315,6 +319,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     rate: args.rate,
                     protocols: args.protocol,
                     broker: args.broker,
+                    ca: args.ca,
                     sign_events: args.sign,
                     seed: args.seed,
                 },

@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 use chrono::Utc;
 use gatehouse_drivers::message::{Command, EventBody, WireCredential};
 use gatehouse_drivers::modbus_map::Beeper;
+use gatehouse_drivers::mqtt::ClientTls;
 use gatehouse_drivers::sim::{SimReader, SimSettings};
 use gatehouse_drivers::sim_modbus::SimDevice;
 use rand::seq::{IndexedRandom, SliceRandom};
@@ -35,8 +36,11 @@ pub struct SimulateOptions {
     /// Swipes per second across all readers.
     pub rate: f64,
     pub protocols: Protocols,
-    /// mqtt://HOST:PORT of the broker; default: the appliance's own from the config.
+    /// mqtt://HOST:PORT or mqtts://HOST:PORT of the broker; default: the appliance's own
+    /// from the config.
     pub broker: Option<String>,
+    /// The CA to trust for a broker over TLS (default: [mqtt] tls_ca, or the system's).
+    pub ca: Option<std::path::PathBuf>,
     pub sign_events: bool,
     pub seed: u64,
 }
@@ -259,25 +263,72 @@ impl Tally {
     }
 }
 
-fn broker_address(config: &Config, explicit: Option<&str>) -> Result<(String, u16)> {
-    if let Some(url) = explicit {
+/// Where simulated MQTT readers connect, and over TLS with which trust (None: plain).
+struct BrokerTarget {
+    host: String,
+    port: u16,
+    tls: Option<ClientTls>,
+}
+
+fn broker_address(
+    config: &Config,
+    explicit: Option<&str>,
+    ca: Option<&std::path::Path>,
+) -> Result<BrokerTarget> {
+    let trust = |url: &str| -> Result<BrokerTarget> {
         let probe = crate::config::MqttConfig {
             url: url.to_owned(),
+            tls_ca: ca.map(std::path::Path::to_path_buf).unwrap_or_default(),
             ..Default::default()
         };
-        return probe.external_address().map_err(anyhow::Error::msg);
+        let (host, port) = probe.external_address().map_err(anyhow::Error::msg)?;
+        let tls = probe.client_tls()?;
+        Ok(BrokerTarget { host, port, tls })
+    };
+    if let Some(url) = explicit {
+        return trust(url);
     }
+    let local_host = |addr: SocketAddr| {
+        if addr.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            addr.ip().to_string()
+        }
+    };
     match config.mqtt.broker {
         BrokerChoice::Embedded => {
-            let addr: SocketAddr = config.mqtt.listen.parse()?;
-            let host = if addr.ip().is_unspecified() {
-                "127.0.0.1".to_owned()
-            } else {
-                addr.ip().to_string()
+            if let Some(addr) = config.mqtt.plain_listen()? {
+                return Ok(BrokerTarget {
+                    host: local_host(addr),
+                    port: addr.port(),
+                    tls: None,
+                });
+            }
+            let Some(addr) = config.mqtt.tls_listen_addr()? else {
+                bail!("the embedded broker has no listener in this configuration");
             };
-            Ok((host, addr.port()))
+            let Some(ca) = ca else {
+                bail!(
+                    "the embedded broker listens only over TLS ({addr}): pass --ca FILE, the CA that signed [mqtt] tls_cert"
+                );
+            };
+            Ok(BrokerTarget {
+                host: local_host(addr),
+                port: addr.port(),
+                tls: Some(ClientTls::from_ca_file(ca)?),
+            })
         }
-        BrokerChoice::External => config.mqtt.external_address().map_err(anyhow::Error::msg),
+        BrokerChoice::External => match ca {
+            Some(_) => trust(&config.mqtt.url),
+            None => {
+                let (host, port) = config.mqtt.external_address().map_err(anyhow::Error::msg)?;
+                Ok(BrokerTarget {
+                    host,
+                    port,
+                    tls: config.mqtt.client_tls()?,
+                })
+            }
+        },
         BrokerChoice::Off => {
             bail!("MQTT is off in this configuration: pass --broker mqtt://HOST:PORT")
         }
@@ -367,7 +418,11 @@ pub async fn run(
     let interval = Duration::from_secs_f64(readers.len() as f64 / options.rate.max(0.001));
     let first_seq = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(1) * 1000;
     let mqtt_broker = if readers.iter().any(|r| r.protocol == "mqtt") {
-        Some(broker_address(config, options.broker.as_deref())?)
+        Some(broker_address(
+            config,
+            options.broker.as_deref(),
+            options.ca.as_deref(),
+        )?)
     } else {
         None
     };
@@ -400,12 +455,12 @@ pub async fn run(
                 }
             }
         } else {
-            let Some((host, port)) = &mqtt_broker else {
+            let Some(broker) = &mqtt_broker else {
                 continue;
             };
             let settings = SimSettings {
-                host: host.clone(),
-                port: *port,
+                host: broker.host.clone(),
+                port: broker.port,
                 reader_id: r.reader_id.clone(),
                 secret: r.secret.clone(),
                 username: Some(r.reader_id.clone()),
@@ -413,7 +468,11 @@ pub async fn run(
                 topic_root: config.mqtt.topic_root.clone(),
                 sign_events: options.sign_events || r.require_signed_events,
             };
-            match SimReader::connect(settings, first_seq).await {
+            let connected = match &broker.tls {
+                Some(tls) => SimReader::connect_tls(settings, tls.clone(), first_seq).await,
+                None => SimReader::connect(settings, first_seq).await,
+            };
+            match connected {
                 Ok(reader) => Player::Mqtt(Box::new(reader)),
                 Err(e) => {
                     eprintln!("reader {}: {e}", r.reader_id);
@@ -433,7 +492,12 @@ pub async fn run(
         per_reader * players.len(),
         options.rate,
         match &mqtt_broker {
-            Some((host, port)) => format!(" (MQTT via mqtt://{host}:{port})"),
+            Some(b) => format!(
+                " (MQTT via {}://{}:{})",
+                if b.tls.is_some() { "mqtts" } else { "mqtt" },
+                b.host,
+                b.port
+            ),
             None => String::new(),
         }
     );

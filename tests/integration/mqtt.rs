@@ -888,3 +888,42 @@ fn a_busy_tls_port_stops_the_start_and_names_the_setting() {
         "{err}"
     );
 }
+
+#[test]
+fn simulate_reaches_a_broker_that_listens_only_over_tls() {
+    let pki = Pki::new();
+    let (site, tls) = tls_site(&pki, false);
+    let run = |ca: Option<&std::path::Path>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+        command
+            .args(["simulate", "--protocol", "mqtt", "--readers", "1"])
+            .args(["--swipes", "5", "--rate", "50"])
+            .args(["--broker", &format!("mqtts://127.0.0.1:{}", tls.port())])
+            .env(
+                "GATEHOUSE_DATABASE_URL",
+                site.app.state.config.database_url(),
+            )
+            .env("GATEHOUSE_MQTT_TOPIC_ROOT", &site.topic_root)
+            .env("GATEHOUSE_LOG", "off");
+        if let Some(ca) = ca {
+            command.arg("--ca").arg(ca);
+        }
+        command.output().unwrap()
+    };
+    let out = run(Some(&pki.ca));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("answered   5"), "{stdout}");
+    // Without the site's CA the simulated readers cannot trust the broker, and say so.
+    let refused = run(Some(&pki.other_ca));
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("certificate"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
