@@ -545,7 +545,7 @@ fn report(t: &mut Tally) -> String {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let count = |name: &str| t.answers.get(name).copied().unwrap_or(0);
     let mut out = format!(
-        "answered   {}\n  granted        {}\n  denied         {}\n  pin required   {}\n  errors         {}\nunanswered {}\nnot as planned {} (the policy or the clock moved since planning)\n\
+        "answered   {}\n  granted        {}\n  denied         {}\n  pin required   {}\n  errors         {}\nunanswered {}\nnot as planned {} (anti-passback after an earlier swipe, or the policy or the clock moved since planning)\n\
          door events sent {} (including {} exits by request-to-exit)\n\
          swipe → answer latency: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms\n",
         t.latencies.len(),

@@ -245,6 +245,16 @@ pub fn start(listeners: Listeners, authenticate: Authenticate) -> Result<Bound, 
     // broker listens can connect at once, and so that a port taken in the meantime is an
     // error here rather than a line in rumqttd's log.
     wait_until_listening(local, BROKER_START_TIMEOUT)?;
+    match disable_nagle_on_listener(rumqttd_listen) {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            "the embedded broker's listening socket was not found; answers through it take about 40 ms longer (Mosquitto with set_tcp_nodelay avoids this)"
+        ),
+        Err(e) => tracing::warn!(
+            error = %e,
+            "cannot turn Nagle's algorithm off on the embedded broker's listener (pidfd_getfd needs Linux 5.6 or later and may be blocked by a seccomp filter); answers through it take about 40 ms longer (Mosquitto with set_tcp_nodelay avoids this)"
+        ),
+    }
 
     let mut tls_addr = None;
     if let (Some((listener, bound)), Some((_, tls)), Some(runtime)) =
@@ -265,6 +275,48 @@ pub fn start(listeners: Listeners, authenticate: Authenticate) -> Result<Bound, 
         tls: tls_addr,
         local,
     })
+}
+
+/// rumqttd 0.20 leaves Nagle's algorithm on for the connections it accepts, so it holds a
+/// small write (a command right after a PUBACK) until the reader acknowledges the previous
+/// one, which a reader's delayed ACK puts off by about 40 ms: every answer would wait that
+/// long. rumqttd has no setting for it and takes no listener of ours, but Linux copies
+/// TCP_NODELAY from a listening socket to each socket accepted from it, and rumqttd's
+/// listener is in this process. So: find it among our descriptors by its address, and set
+/// the option through a duplicate (which refers to the same socket). The duplicate comes
+/// from `pidfd_getfd` on our own process, which needs no unsafe code. Returns whether the
+/// listener was found.
+fn disable_nagle_on_listener(addr: SocketAddr) -> std::io::Result<bool> {
+    for dup in own_sockets()? {
+        let listening = rustix::net::sockopt::socket_acceptconn(&dup).unwrap_or(false);
+        if listening && local_address(&dup) == Some(addr) {
+            rustix::net::sockopt::set_tcp_nodelay(&dup, true)?;
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Duplicates of this process's socket descriptors.
+fn own_sockets() -> std::io::Result<Vec<std::os::fd::OwnedFd>> {
+    use rustix::process::{PidfdFlags, PidfdGetfdFlags, getpid, pidfd_getfd, pidfd_open};
+    let me = pidfd_open(getpid(), PidfdFlags::empty())?;
+    let mut sockets = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd")?.flatten() {
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        let is_socket = std::fs::read_link(entry.path())
+            .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
+        if is_socket && let Ok(dup) = pidfd_getfd(&me, fd, PidfdGetfdFlags::empty()) {
+            sockets.push(dup);
+        }
+    }
+    Ok(sockets)
+}
+
+fn local_address(socket: &std::os::fd::OwnedFd) -> Option<SocketAddr> {
+    rustix::net::getsockname(socket).ok()?.try_into().ok()
 }
 
 /// Returns once something accepts connections at `addr`.
@@ -519,6 +571,42 @@ pub(crate) mod tests {
         let over_tls =
             SimReader::connect_tls(reader(bound.tls.unwrap(), "secret-r1"), tls, 1).await;
         assert!(over_tls.is_ok());
+    }
+
+    #[tokio::test]
+    async fn connections_the_broker_accepts_have_nagle_off() {
+        let bound = start(
+            Listeners {
+                plain: Some(loopback()),
+                tls: None,
+            },
+            only_r1(),
+        )
+        .unwrap();
+        let plain = bound.plain.unwrap();
+        let client = tokio::net::TcpStream::connect(plain).await.unwrap();
+        let ours = client.local_addr().unwrap();
+        // The broker's end of this connection: the socket whose peer is our client.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let accepted = loop {
+            let found = own_sockets().unwrap().into_iter().find(|s| {
+                rustix::net::getpeername(s)
+                    .ok()
+                    .flatten()
+                    .and_then(|a| SocketAddr::try_from(a).ok())
+                    == Some(ours)
+            });
+            if let Some(socket) = found {
+                break socket;
+            }
+            assert!(std::time::Instant::now() < deadline, "not accepted");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert_eq!(local_address(&accepted), Some(plain));
+        assert!(
+            rustix::net::sockopt::tcp_nodelay(&accepted).unwrap(),
+            "rumqttd's accepted socket still holds small writes back"
+        );
     }
 
     #[tokio::test]
