@@ -91,6 +91,11 @@ impl Hub {
         }
     }
 
+    /// Whether `reader_id` is a registered reader.
+    pub fn knows_reader(&self, reader_id: &str) -> bool {
+        self.live.readers().get(reader_id).is_some()
+    }
+
     /// The readers' health, as the hub sees their traffic.
     pub fn health(&self) -> HealthBoard {
         self.health.clone()

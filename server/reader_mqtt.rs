@@ -1,6 +1,7 @@
 //! Connects MQTT readers to the hub: starts the embedded broker when configured, connects
 //! the appliance's client, and turns each delivery into `Hub::handle` and its answer.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -128,6 +129,7 @@ async fn serve_readers(mut events: MqttEvents, link: MqttLink, hub: Hub, modes: 
             let _ = acker.ack(delivery).await;
         }
     });
+    let mut queues: HashMap<String, tokio::sync::mpsc::UnboundedSender<Job>> = HashMap::new();
     loop {
         match events.next().await {
             Incoming::Event {
@@ -137,16 +139,20 @@ async fn serve_readers(mut events: MqttEvents, link: MqttLink, hub: Hub, modes: 
             } => {
                 let (done, handled) = tokio::sync::oneshot::channel();
                 let _ = ack_tx.send((delivery, handled));
-                let (hub, link) = (hub.clone(), link.clone());
-                tokio::spawn(async move {
-                    if let Some(reply) = hub.handle(&reader_id, &payload).await
-                        && let Some(bytes) = hub.encode(&reply)
-                        && let Err(e) = link.publish_command(&reply.reader_id, bytes).await
-                    {
-                        tracing::error!(reader = %reply.reader_id, error = %e, "answer not published");
-                    }
-                    let _ = done.send(());
-                });
+                let job = Job { payload, done };
+                if !hub.knows_reader(&reader_id) {
+                    // Strangers get no queue of their own: their messages are faults.
+                    tokio::spawn(answer(hub.clone(), link.clone(), reader_id, job));
+                    continue;
+                }
+                let queue = queues
+                    .entry(reader_id.clone())
+                    .or_insert_with(|| reader_queue(reader_id.clone(), hub.clone(), link.clone()));
+                if let Err(tokio::sync::mpsc::error::SendError(job)) = queue.send(job) {
+                    let fresh = reader_queue(reader_id.clone(), hub.clone(), link.clone());
+                    let _ = fresh.send(job);
+                    queues.insert(reader_id, fresh);
+                }
             }
             Incoming::Status {
                 reader_id,
@@ -179,11 +185,46 @@ async fn serve_readers(mut events: MqttEvents, link: MqttLink, hub: Hub, modes: 
     }
 }
 
+/// One event as delivered, and the signal that it was handled (so it may be acknowledged).
+struct Job {
+    payload: bytes::Bytes,
+    done: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Handles one event and publishes its answer, if any.
+async fn answer(hub: Hub, link: MqttLink, reader_id: String, job: Job) {
+    if let Some(reply) = hub.handle(&reader_id, &job.payload).await
+        && let Some(bytes) = hub.encode(&reply)
+        && let Err(e) = link.publish_command(&reply.reader_id, bytes).await
+    {
+        tracing::error!(reader = %reply.reader_id, error = %e, "answer not published");
+    }
+    let _ = job.done.send(());
+}
+
+/// A registered reader's events, handled one after another in the order they arrived: a
+/// door that opens just after a request-to-exit must not be judged before the REX (it would
+/// look forced). Different readers are handled side by side, so their records still share
+/// group commits.
+fn reader_queue(
+    reader_id: String,
+    hub: Hub,
+    link: MqttLink,
+) -> tokio::sync::mpsc::UnboundedSender<Job> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
+    tokio::spawn(async move {
+        while let Some(job) = rx.recv().await {
+            answer(hub.clone(), link.clone(), reader_id.clone(), job).await;
+        }
+    });
+    tx
+}
+
 /// The mode last sent to each reader, so that a policy change sends `mode` only to the
 /// readers whose mode it changed, all at once (a lockdown reaches every reader of the site).
 #[derive(Clone, Default)]
 struct ModeSender {
-    sent: Arc<tokio::sync::Mutex<std::collections::HashMap<String, ReaderMode>>>,
+    sent: Arc<tokio::sync::Mutex<HashMap<String, ReaderMode>>>,
 }
 
 impl ModeSender {

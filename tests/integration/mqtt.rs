@@ -927,3 +927,32 @@ fn simulate_reaches_a_broker_that_listens_only_over_tls() {
         String::from_utf8_lossy(&refused.stderr)
     );
 }
+
+#[test]
+fn a_readers_events_are_judged_in_the_order_it_sent_them() {
+    let site = site(Broker::Embedded);
+    let mut reader = site.reader("main-in", false);
+    // People leaving: REX, the door opens, the door closes, sent back to back. Judged out
+    // of order, an opening would come before its REX and look forced.
+    site.runtime.block_on(async {
+        for _ in 0..30 {
+            for body in [
+                EventBody::Rex,
+                EventBody::Door { open: true },
+                EventBody::Door { open: false },
+            ] {
+                reader.send(&body, chrono::Utc::now()).await.unwrap();
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + WAIT;
+    while site.app.events(Some("door_closed")).len() < 30 {
+        assert!(std::time::Instant::now() < deadline, "events not recorded");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(site.app.events(Some("rex")).len(), 30);
+    assert!(
+        site.app.events(Some("forced_open")).is_empty(),
+        "a REX was judged after its door opened"
+    );
+}
