@@ -294,9 +294,10 @@ impl EventLogWriter {
     }
 }
 
-/// A `NewEvent` as the row it is stored as.
+/// A `NewEvent` as the row it is stored as. `None` is written as NULL (rather than the
+/// column's default), which lets SQLite take many rows in one INSERT.
 #[derive(Insertable)]
-#[diesel(table_name = events)]
+#[diesel(table_name = events, treat_none_as_null = true)]
 pub struct EventInsert<'a> {
     at: chrono::NaiveDateTime,
     reader_id: Option<&'a str>,
@@ -350,35 +351,92 @@ pub fn write_batch(
     marks: &mut SeqMarks,
 ) -> QueryResult<Vec<Appended>> {
     write_transaction(conn, |conn| {
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for e in batch {
+        // First, which events are resends: of one on record, or of one earlier in this batch.
+        let mut outcomes: Vec<Option<Appended>> = vec![None; batch.len()];
+        let mut same_as: Vec<(usize, usize)> = Vec::new();
+        let mut first_in_batch: HashMap<(&str, i64, chrono::NaiveDateTime), usize> = HashMap::new();
+        let mut fresh = Vec::with_capacity(batch.len());
+        for (i, e) in batch.iter().enumerate() {
             let reader_ts = e.reader_ts.map(stored);
-            if let (Some(reader), Some(seq), Some(ts)) = (&e.reader_id, e.seq, reader_ts)
-                && seq <= marks.highest(conn, reader)?
-            {
-                let existing: Option<(i64, Option<String>)> = events::table
-                    .filter(events::reader_id.eq(reader))
-                    .filter(events::seq.eq(seq))
-                    .filter(events::reader_ts.eq(ts))
-                    .select((events::id, events::command))
-                    .first(conn)
-                    .optional()?;
-                if let Some((id, command)) = existing {
-                    outcomes.push(Appended::Duplicate { id, command });
+            if let (Some(reader), Some(seq), Some(ts)) = (&e.reader_id, e.seq, reader_ts) {
+                if let Some(&first) = first_in_batch.get(&(reader.as_str(), seq, ts)) {
+                    same_as.push((i, first));
                     continue;
                 }
+                if seq <= marks.highest(conn, reader)? {
+                    let existing: Option<(i64, Option<String>)> = events::table
+                        .filter(events::reader_id.eq(reader))
+                        .filter(events::seq.eq(seq))
+                        .filter(events::reader_ts.eq(ts))
+                        .select((events::id, events::command))
+                        .first(conn)
+                        .optional()?;
+                    if let Some((id, command)) = existing {
+                        outcomes[i] = Some(Appended::Duplicate { id, command });
+                        continue;
+                    }
+                }
+                first_in_batch.insert((reader.as_str(), seq, ts), i);
             }
-            let id = diesel::insert_into(events::table)
-                .values(EventInsert::of(e))
-                .returning(events::id)
-                .get_result(conn)?;
-            if let (Some(reader), Some(seq)) = (&e.reader_id, e.seq) {
+            fresh.push(i);
+        }
+        // Then the new ones, many rows to a statement.
+        let rows: Vec<EventInsert<'_>> =
+            fresh.iter().map(|&i| EventInsert::of(&batch[i])).collect();
+        let ids = insert_rows(conn, &rows)?;
+        for (&i, id) in fresh.iter().zip(ids) {
+            outcomes[i] = Some(Appended::New(id));
+            if let (Some(reader), Some(seq)) = (&batch[i].reader_id, batch[i].seq) {
                 marks.record(reader, seq);
             }
-            outcomes.push(Appended::New(id));
         }
-        Ok(outcomes)
+        for (i, first) in same_as {
+            if let Some(Appended::New(id)) = outcomes[first] {
+                outcomes[i] = Some(Appended::Duplicate {
+                    id,
+                    command: batch[first].command.clone(),
+                });
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.ok_or(diesel::result::Error::NotFound))
+            .collect()
     })
+}
+
+/// Rows in one statement: 14 values each, far below SQLite's limit of 32,766 per statement.
+const ROWS_PER_INSERT: usize = 256;
+
+/// Inserts rows in multi-row statements and returns their ids in order. On SQLite, which
+/// holds the write lock for the whole transaction, one statement's rows take consecutive
+/// ids ending at `last_insert_rowid()`; PostgreSQL returns them.
+fn insert_rows(conn: &mut DbConnection, rows: &[EventInsert<'_>]) -> QueryResult<Vec<i64>> {
+    let mut ids = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        match conn {
+            DbConnection::Sqlite(conn) => {
+                let inserted = diesel::insert_into(events::table)
+                    .values(chunk)
+                    .execute(conn)?;
+                let last: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                    "last_insert_rowid()",
+                ))
+                .get_result(conn)?;
+                let first = last - i64::try_from(inserted).unwrap_or(i64::MAX) + 1;
+                ids.extend(first..=last);
+            }
+            #[cfg(feature = "postgres")]
+            DbConnection::Postgres(conn) => {
+                let returned: Vec<i64> = diesel::insert_into(events::table)
+                    .values(chunk)
+                    .returning(events::id)
+                    .get_results(conn)?;
+                ids.extend(returned);
+            }
+        }
+    }
+    Ok(ids)
 }
 
 /// Which events to list; every field narrows the list.

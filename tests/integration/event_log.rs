@@ -97,3 +97,40 @@ fn appended_events_are_durable_and_resends_are_recorded_once() {
         drop(log);
     }
 }
+
+#[test]
+fn a_batch_gets_the_ids_of_its_rows_and_a_resend_within_it_is_recorded_once() {
+    for backend in backends() {
+        let app = TestApp::new(backend);
+        let t0 = DateTime::parse_from_rfc3339("2026-11-24T08:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        // More rows than one INSERT statement takes, with a resend in the middle of them.
+        let mut batch: Vec<NewEvent> = (0..600i64)
+            .map(|i| swipe("r1", i, t0 + TimeDelta::seconds(i), Some(i)))
+            .collect();
+        batch.insert(300, swipe("r1", 7, t0 + TimeDelta::seconds(7), Some(7)));
+        let mut conn = app.db();
+        let mut marks = gatehouse::event_log::SeqMarks::default();
+        let outcomes = gatehouse::event_log::write_batch(&mut conn, &batch, &mut marks).unwrap();
+        assert_eq!(outcomes.len(), 601);
+        let stored =
+            gatehouse::event_log::recent(&mut conn, &EventFilter::default(), 1000).unwrap();
+        assert_eq!(stored.len(), 600, "the resend is not a second row");
+        for (event, outcome) in batch.iter().zip(&outcomes) {
+            let id = match outcome {
+                Appended::New(id) | Appended::Duplicate { id, .. } => *id,
+            };
+            let row = stored
+                .iter()
+                .find(|r| r.id == id)
+                .expect("the id of a stored row");
+            assert_eq!(row.seq, event.seq, "each event is told its own row's id");
+            assert_eq!(row.person_id, event.person_id);
+        }
+        assert!(matches!(
+            &outcomes[300],
+            Appended::Duplicate { command: Some(c), .. } if c.contains("\"ref\":7")
+        ));
+    }
+}

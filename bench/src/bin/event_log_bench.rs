@@ -68,7 +68,7 @@ fn fresh_database(dir: &std::path::Path, name: &str) -> Result<gatehouse::store:
 }
 
 /// The floor: the same rows in transactions of the writer's batch size (one fsync each),
-/// one prepared INSERT per row straight on the SQLite connection, no resend check.
+/// in multi-row INSERTs of 256 straight on the SQLite connection, no resend check.
 fn raw_insert(
     pool: &gatehouse::store::DbPool,
     rows: &[NewEvent],
@@ -81,9 +81,11 @@ fn raw_insert(
     let started = Instant::now();
     for chunk in rows.chunks(batch) {
         conn.immediate_transaction(|conn| {
-            for e in chunk {
+            // Multi-row INSERTs, as the event log writes them: the fastest way in.
+            for rows in chunk.chunks(256) {
+                let rows: Vec<EventInsert<'_>> = rows.iter().map(EventInsert::of).collect();
                 diesel::insert_into(events::table)
-                    .values(EventInsert::of(e))
+                    .values(&rows)
                     .execute(conn)?;
             }
             Ok::<_, diesel::result::Error>(())
