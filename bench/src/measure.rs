@@ -165,3 +165,20 @@ pub fn thread_cpu(prefixes: &[&str]) -> (Duration, Duration) {
     }
     (matching, others)
 }
+
+/// CPU time used so far by another process (all its threads), from
+/// `/proc/PID/task/*/schedstat`, in nanoseconds: for a broker that runs beside the
+/// appliance as a process of its own. `None` when the process is gone or `/proc` is not
+/// available.
+pub fn process_cpu(pid: u32) -> Option<Duration> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = Duration::ZERO;
+    for task in tasks.flatten() {
+        let ns = std::fs::read_to_string(task.path().join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        total += Duration::from_nanos(ns);
+    }
+    Some(total)
+}

@@ -1,0 +1,1325 @@
+//! Swipe → command over MQTT on loopback at building scale: 1,000 simulated readers (one per
+//! door, all connected throughout) swiping 1,000 times a second in total, every swipe
+//! decided, recorded durably (SQLite, WAL, `synchronous = FULL`) and answered with a signed
+//! command that the reader verifies. Run through the embedded broker and through a private
+//! Mosquitto started with the shipped options, each beside the floor measured in the same
+//! run on the same broker: its own round trip (a client publishes QoS 1, an echo client
+//! republishes QoS 1, as a swipe and its answer travel) plus one durable commit of one
+//! event row. Also printed, to show where the time goes: the broker's round trip under the
+//! load, the event log alone at the same rate, and each swipe split at the moment the
+//! appliance began handling it (from the time it recorded).
+//!
+//! cargo run --release -p gatehouse-bench --bin mqtt-bench -- --readers 1000 --rate 1000 --seconds 20
+//!
+//! Readers connect in waves of `--connect-batch` before the load, after `--settle` seconds:
+//! `--connect-batch 1000` (all at once), or `--readers 1100` (more readers than the
+//! appliance's MQTT request queue holds), shows the appliance's MQTT loop stalling for good.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as Process, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, TimeDelta, Utc};
+use clap::Parser;
+use diesel::prelude::*;
+use gatehouse::clock::Clock;
+use gatehouse::config::{BrokerChoice, Config, MqttConfig};
+use gatehouse::entities::ChangeContext;
+use gatehouse::event_log::{BatchPolicy, EventInsert, EventKind, EventLog, NewEvent};
+use gatehouse::store::schema::events;
+use gatehouse_bench::measure::{
+    Stats, fmt_duration, load_average, machine, process_cpu, ratio, thread_cpu,
+};
+use gatehouse_drivers::message::{Command, WireCredential};
+use gatehouse_drivers::sim::{SimReader, SimSettings};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use tokio::sync::{mpsc, oneshot};
+
+#[derive(Parser)]
+struct Args {
+    /// Simulated MQTT readers, one per door, all connected at once.
+    #[arg(long, default_value_t = 1000)]
+    readers: usize,
+    /// Swipes per second across all readers: each reader swipes every readers/rate
+    /// seconds, the readers staggered evenly over that period.
+    #[arg(long, default_value_t = 1000.0)]
+    rate: f64,
+    /// Length of the measured window, in seconds.
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// Seconds of the same load before the window, not measured.
+    #[arg(long, default_value_t = 5)]
+    warmup: u64,
+    /// Round trips through each broker for its floor, one at a time.
+    #[arg(long, default_value_t = 2000)]
+    echo_samples: usize,
+    /// Pause after each floor round trip, in milliseconds (paced, not flooded).
+    #[arg(long, default_value_t = 3)]
+    echo_pace_ms: u64,
+    /// Durable single-event commits for each floor.
+    #[arg(long, default_value_t = 2000)]
+    commit_samples: usize,
+    /// Which brokers to run.
+    #[arg(long, value_enum, default_value_t = Brokers::Both)]
+    brokers: Brokers,
+    /// The Mosquitto binary (default: the first of /usr/sbin, /usr/bin, /usr/local/sbin).
+    #[arg(long)]
+    mosquitto: Option<PathBuf>,
+    /// Readers connected at a time before the load; each wave is seen online by the
+    /// appliance before the next connects. (All 1,000 at once stalls the appliance: its
+    /// MQTT loop blocks on its own full request queue; see BENCHMARKS.md.)
+    #[arg(long, default_value_t = 50)]
+    connect_batch: usize,
+    /// Seconds between the appliance's start and the first reader's connection.
+    #[arg(long, default_value_t = 5)]
+    settle: u64,
+    /// Worker threads of the simulated readers' runtime.
+    #[arg(long, default_value_t = 1)]
+    reader_threads: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Brokers {
+    Both,
+    Embedded,
+    Mosquitto,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Embedded,
+    Mosquitto,
+}
+
+impl Kind {
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Embedded => "embedded broker (rumqttd, in the appliance)",
+            Kind::Mosquitto => "Mosquitto (private, shipped options)",
+        }
+    }
+}
+
+/// Thread names. Everything that is neither the simulated readers nor the echo clients is
+/// the appliance: its runtime, its blocking pool, its HTTP workers, the r2d2 pool and, in
+/// the embedded run, the broker.
+const READERS: &str = "readers";
+const ECHO: &str = "echo";
+const APPLIANCE: &str = "appliance";
+/// The embedded broker's threads: broker.rs names the one that starts it "mqtt-broker";
+/// rumqttd names its router "router-0" and its listener thread after the server
+/// ("gatehouse" in broker.rs), which serves every connection.
+const EMBEDDED_BROKER: [&str; 3] = ["mqtt-broker", "router-", "gatehouse"];
+
+/// The floor's echo clients log in as readers of their own (registered in the site, so the
+/// embedded broker lets them in; granted their own topics in Mosquitto's ACL).
+const ECHO_PING: &str = "echo-ping";
+const ECHO_PONG: &str = "echo-pong";
+const ECHO_SECRET: &str = "bench-echo-secret-0123456789";
+
+/// How long a reader waits for the answer to a swipe before counting it unanswered.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// People on the site, each with one card, entitled everywhere at all times.
+const PEOPLE: usize = 1000;
+
+const SHIPPED_CONF: &str = include_str!("../../../packaging/mosquitto/gatehouse.conf");
+const SHIPPED_ACL: &str = include_str!("../../../packaging/mosquitto/gatehouse.acl");
+
+fn runtime(name: &str, threads: usize) -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name(name)
+        .enable_all()
+        .build()?)
+}
+
+fn reader_id(i: usize) -> String {
+    format!("r-{i}")
+}
+
+fn secret(i: usize) -> String {
+    format!("bench-reader-secret-{i:06}")
+}
+
+fn card(p: usize) -> String {
+    format!("0C{p:08X}")
+}
+
+/// The site: one door and one MQTT reader per simulated reader, a door for the echo
+/// clients, and people entitled everywhere ("Always"), so that every swipe is granted.
+fn site_file(readers: usize, people: usize) -> String {
+    let mut s = String::from(
+        "version = 1\n\n[[sites]]\nname = \"Bench\"\ntimezone = \"UTC\"\n\n\
+         [[schedules]]\nname = \"Always\"\nholidays = \"ignore\"\nwindows = [{ cron = \"0 0 * * *\", duration_min = 1440 }]\n\n\
+         [[zones]]\nsite = \"Bench\"\nname = \"Floor\"\n\n\
+         [[levels]]\nname = \"Everyone\"\nitems = [{ site = \"Bench\", zone = \"Floor\", schedule = \"Always\" }]\n\n",
+    );
+    for i in 0..readers {
+        s.push_str(&format!(
+            "[[doors]]\nname = \"Door {i}\"\nsite = \"Bench\"\nzone = \"Floor\"\n\n\
+             [[readers]]\nreader_id = \"{}\"\ndoor = \"Door {i}\"\nprotocol = \"mqtt\"\nsecret = \"{}\"\n\n",
+            reader_id(i),
+            secret(i)
+        ));
+    }
+    s.push_str("[[doors]]\nname = \"Echo\"\nsite = \"Bench\"\nzone = \"Floor\"\n\n");
+    for id in [ECHO_PING, ECHO_PONG] {
+        s.push_str(&format!(
+            "[[readers]]\nreader_id = \"{id}\"\ndoor = \"Echo\"\nprotocol = \"mqtt\"\nsecret = \"{ECHO_SECRET}\"\n\n"
+        ));
+    }
+    for p in 0..people {
+        s.push_str(&format!(
+            "[[people]]\nemployee_id = \"E{p}\"\nname = \"Person {p}\"\n\n\
+             [[credentials]]\nemployee_id = \"E{p}\"\ncard_uid = \"{}\"\n\n\
+             [[entitlements]]\nemployee_id = \"E{p}\"\nlevel = \"Everyone\"\n\n",
+            card(p)
+        ));
+    }
+    s
+}
+
+/// 1,000 readers connected to an in-process broker hold two descriptors each (both ends
+/// of every connection live in this process), more than a default soft limit of 1,024.
+/// Raises the soft limit up to the hard one; fails, saying what to do, if that is short.
+fn raise_fd_limit(needed: u64) -> Result<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    // None is "unlimited".
+    let current = limit.current.unwrap_or(u64::MAX);
+    if current >= needed {
+        return Ok(current);
+    }
+    let hard = limit.maximum.unwrap_or(u64::MAX);
+    if hard < needed {
+        bail!(
+            "{needed} file descriptors are needed but the hard limit is {hard}: raise it \
+             (ulimit -Hn {needed} as root) or run fewer --readers"
+        );
+    }
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(needed),
+            maximum: limit.maximum,
+        },
+    )
+    .context("raising the file descriptor limit")?;
+    Ok(needed)
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A private Mosquitto, killed when dropped.
+struct Mosquitto {
+    child: Child,
+}
+
+impl Mosquitto {
+    fn find(explicit: Option<&Path>) -> Option<PathBuf> {
+        if let Some(p) = explicit {
+            return p.exists().then(|| p.to_path_buf());
+        }
+        [
+            "/usr/sbin/mosquitto",
+            "/usr/bin/mosquitto",
+            "/usr/local/sbin/mosquitto",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+    }
+
+    fn start(binary: &Path, config: &Path, port: u16) -> Result<Mosquitto> {
+        let child = Process::new(binary)
+            .arg("-c")
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let mosquitto = Mosquitto { child };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("mosquitto did not listen on port {port} within 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(mosquitto)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// packaging/mosquitto/gatehouse.conf as shipped, but for what a benchmark on a private
+/// port must change: the listener (a free port on loopback), the password file (there is
+/// none: clients are let in without a password, but still give their username, so the
+/// shipped ACL's `%u` patterns apply to every reader exactly as in production), the ACL's
+/// path, the persistence folder, and no cap on connections (1,000 readers).
+fn mosquitto_conf(port: u16, dir: &Path) -> String {
+    let mut out = String::from("# packaging/mosquitto/gatehouse.conf, rewritten by mqtt-bench\n");
+    for line in SHIPPED_CONF.lines() {
+        let key = line.split_whitespace().next().unwrap_or("");
+        match key {
+            "listener" => out.push_str(&format!("listener {port} 127.0.0.1\n")),
+            "allow_anonymous" => out.push_str("allow_anonymous true\n"),
+            "password_file" => out.push_str("# password_file: none in the benchmark\n"),
+            "acl_file" => out.push_str(&format!("acl_file {}\n", dir.join("bench.acl").display())),
+            _ => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out.push_str(&format!(
+        "persistence_location {}/\nmax_connections -1\n",
+        dir.display()
+    ));
+    out
+}
+
+/// The shipped ACL plus the echo clients' own topics.
+fn mosquitto_acl() -> String {
+    format!(
+        "{SHIPPED_ACL}\n# mqtt-bench: the floor's echo clients\n\
+         user {ECHO_PING}\ntopic readwrite bench/echo/#\n\
+         user {ECHO_PONG}\ntopic readwrite bench/echo/#\n"
+    )
+}
+
+/// What an echo client does with a message on the topic it listens to.
+enum OnMessage {
+    /// Publish it again, QoS 1, on this topic: the broker's half of the round trip.
+    Reply(String),
+    /// Hand it to whoever measures.
+    Forward(mpsc::UnboundedSender<Vec<u8>>),
+}
+
+/// An MQTT client like the readers' (rumqttc, TCP_NODELAY, QoS 1), subscribed to `listen`.
+/// Returns once the broker acknowledged the subscription.
+async fn echo_client(
+    host: &str,
+    port: u16,
+    user: &str,
+    client_id: String,
+    listen: String,
+    on_message: OnMessage,
+) -> Result<(AsyncClient, tokio::task::AbortHandle)> {
+    let mut options = MqttOptions::new(client_id, host, port);
+    options
+        .set_keep_alive(Duration::from_secs(10))
+        .set_credentials(user, ECHO_SECRET);
+    let (client, mut eventloop) = AsyncClient::new(options, 1024);
+    eventloop.set_network_options(gatehouse_drivers::mqtt::low_latency());
+    let (ready_tx, ready_rx) = oneshot::channel::<Result<(), String>>();
+    let me = client.clone();
+    let task = tokio::spawn(async move {
+        let mut ready = Some(ready_tx);
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    let _ = me.try_subscribe(listen.clone(), QoS::AtLeastOnce);
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    if let Some(r) = ready.take() {
+                        let _ = r.send(Ok(()));
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) if p.topic == listen => match &on_message {
+                    OnMessage::Reply(topic) => {
+                        let _ = me.try_publish(
+                            topic.clone(),
+                            QoS::AtLeastOnce,
+                            false,
+                            p.payload.to_vec(),
+                        );
+                    }
+                    OnMessage::Forward(tx) => {
+                        let _ = tx.send(p.payload.to_vec());
+                    }
+                },
+                Ok(_) => {}
+                Err(e) => {
+                    if let Some(r) = ready.take() {
+                        let _ = r.send(Err(e.to_string()));
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    });
+    let handle = task.abort_handle();
+    match tokio::time::timeout(Duration::from_secs(10), ready_rx).await {
+        Ok(Ok(Ok(()))) => Ok((client, handle)),
+        Ok(Ok(Err(e))) => {
+            handle.abort();
+            bail!("echo client {user}: {e}")
+        }
+        _ => {
+            handle.abort();
+            bail!("echo client {user}: not subscribed within 10 s")
+        }
+    }
+}
+
+/// A pair of echo clients: `ping` publishes, the other sends each message back.
+struct Echo {
+    ping: AsyncClient,
+    ping_topic: String,
+    replies: mpsc::UnboundedReceiver<Vec<u8>>,
+    tasks: Vec<tokio::task::AbortHandle>,
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Echo {
+    async fn connect(host: &str, port: u16, tag: &str) -> Result<Echo> {
+        let ping_topic = format!("bench/echo/{tag}/ping");
+        let pong_topic = format!("bench/echo/{tag}/pong");
+        let (_pong, pong_task) = echo_client(
+            host,
+            port,
+            ECHO_PONG,
+            format!("bench-echo-pong-{tag}"),
+            ping_topic.clone(),
+            OnMessage::Reply(pong_topic.clone()),
+        )
+        .await?;
+        let (tx, replies) = mpsc::unbounded_channel();
+        let (ping, ping_task) = echo_client(
+            host,
+            port,
+            ECHO_PING,
+            format!("bench-echo-ping-{tag}"),
+            pong_topic,
+            OnMessage::Forward(tx),
+        )
+        .await?;
+        Ok(Echo {
+            ping,
+            ping_topic,
+            replies,
+            tasks: vec![pong_task, ping_task],
+        })
+    }
+
+    /// `samples` round trips, one at a time with `pace` between them. Timed as a swipe
+    /// is: from just before the publish to the moment the waiting task has the reply.
+    /// Returns the round trips and how many got no reply within 2 s.
+    async fn round_trips(&mut self, samples: usize, pace: Duration) -> Result<(Stats, usize)> {
+        let mut times = Vec::with_capacity(samples);
+        let mut lost = 0;
+        for i in 0..samples as u64 {
+            let payload = i.to_be_bytes().to_vec();
+            let started = Instant::now();
+            self.ping.try_publish(
+                self.ping_topic.clone(),
+                QoS::AtLeastOnce,
+                false,
+                payload.clone(),
+            )?;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+            loop {
+                match tokio::time::timeout_at(deadline, self.replies.recv()).await {
+                    Ok(Some(reply)) if reply == payload => {
+                        times.push(started.elapsed());
+                        break;
+                    }
+                    // A late reply to an earlier message.
+                    Ok(Some(_)) => {}
+                    Ok(None) => bail!("the echo client's connection ended"),
+                    Err(_) => {
+                        lost += 1;
+                        break;
+                    }
+                }
+            }
+            tokio::time::sleep(pace).await;
+        }
+        Ok((Stats::of(times), lost))
+    }
+}
+
+/// A swipe event row as the appliance records one for a grant.
+fn swipe_row(i: usize, t0: DateTime<Utc>) -> NewEvent {
+    let at = t0 + TimeDelta::milliseconds(i64::try_from(i).unwrap_or(0));
+    NewEvent {
+        reader_id: Some(reader_id(i % 1000)),
+        seq: Some(i64::try_from(i).unwrap_or(i64::MAX)),
+        reader_ts: Some(at),
+        door_id: Some(i64::try_from(i % 1000).unwrap_or(0) + 1),
+        person_id: Some(i64::try_from(i % PEOPLE).unwrap_or(0) + 1),
+        credential_id: Some(i64::try_from(i % PEOPLE).unwrap_or(0) + 1),
+        result: Some("granted".to_owned()),
+        decision_id: Some(format!("d-{i:019x}")),
+        command: Some(format!(
+            "{{\"type\":\"grant\",\"ref\":{i},\"decision_id\":\"d-{i:019x}\",\"unlock_ms\":5000}}"
+        )),
+        detail:
+            r#"{"kind":"entitled","entitlement_id":1,"level_id":1,"schedule_id":1,"via_zone":null}"#
+                .to_owned(),
+        ..NewEvent::new(EventKind::Swipe, at)
+    }
+}
+
+/// The floor's other half: one event row per transaction (`BEGIN IMMEDIATE`, as the
+/// appliance's writes), each commit durable, on a fresh SQLite file opened as the appliance
+/// opens its own (`store::open`: WAL, `synchronous = FULL`) on the same disk.
+fn commit_floor(dir: &Path, samples: usize) -> Result<Stats> {
+    let url = format!("sqlite://{}", dir.join("floor.db").display());
+    let pool = gatehouse::store::open(&url, 1)?;
+    let mut pooled = pool.get()?;
+    gatehouse::store::migrate(&mut pooled)?;
+    let gatehouse::store::DbConnection::Sqlite(conn) = &mut *pooled else {
+        bail!("the floor is measured on SQLite");
+    };
+    let t0 = Utc::now();
+    let mut times = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let row = swipe_row(i, t0);
+        let started = Instant::now();
+        conn.immediate_transaction(|conn| {
+            diesel::insert_into(events::table)
+                .values(EventInsert::of(&row))
+                .execute(conn)
+        })?;
+        times.push(started.elapsed());
+    }
+    Ok(Stats::of(times))
+}
+
+/// Not part of the floor, but where the time goes: the appliance's event log alone
+/// (`EventLog::append`, group commit with its default batching) on a fresh file, fed
+/// appends at the load's rate (each in a task of its own, as the hub's are) for a few
+/// seconds, each timed to durable.
+fn event_log_alone(dir: &Path, rate: f64, seconds: u64) -> Result<Stats> {
+    let url = format!("sqlite://{}", dir.join("log-alone.db").display());
+    let pool = gatehouse::store::open(&url, 4)?;
+    {
+        let mut conn = pool.get()?;
+        gatehouse::store::migrate(&mut conn)?;
+    }
+    let rt = runtime("log-alone", 2)?;
+    rt.block_on(async move {
+        let (log, writer) = EventLog::new(pool, BatchPolicy::default());
+        tokio::spawn(writer.run());
+        let count = (rate * seconds as f64) as usize;
+        let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
+        let start = tokio::time::Instant::now();
+        let t0 = Utc::now();
+        let mut tasks = Vec::with_capacity(count);
+        for i in 0..count {
+            tokio::time::sleep_until(start + period.mul_f64(i as f64)).await;
+            let log = log.clone();
+            let row = swipe_row(i, t0);
+            tasks.push(tokio::spawn(async move {
+                let started = Instant::now();
+                log.append(row).await.map(|_| started.elapsed())
+            }));
+        }
+        let mut times = Vec::with_capacity(count);
+        for task in tasks {
+            times.push(task.await??);
+        }
+        Ok(Stats::of(times))
+    })
+}
+
+/// What one reader saw during the load.
+#[derive(Default)]
+struct Played {
+    /// Swipes scheduled inside the window and granted.
+    granted: Vec<Timed>,
+    /// Swipes scheduled inside the window.
+    in_window: usize,
+    unanswered: usize,
+    /// Answered, but not with a grant (every card is entitled everywhere).
+    not_granted: usize,
+}
+
+/// One granted swipe: which, when it was sent, and how long until the reader had the
+/// verified grant.
+struct Timed {
+    reader: usize,
+    seq: u64,
+    sent_at: DateTime<Utc>,
+    latency: Duration,
+}
+
+/// Swipes at `first`, then every `period`, until `end`; measures those scheduled from
+/// `window_start` on. Latency runs from the moment the swipe is sent (a swipe sent late
+/// because the previous one took longer than `period` is timed from when it was sent).
+async fn play(
+    mut reader: SimReader,
+    index: usize,
+    first: tokio::time::Instant,
+    period: Duration,
+    window_start: tokio::time::Instant,
+    end: tokio::time::Instant,
+) -> (SimReader, Played) {
+    let mut played = Played::default();
+    let mut scheduled = first;
+    let mut person = index * 7;
+    while scheduled < end {
+        tokio::time::sleep_until(scheduled).await;
+        person = (person + 1) % PEOPLE;
+        let credential = WireCredential::Card { uid: card(person) };
+        let sent_at = Utc::now();
+        let started = Instant::now();
+        let answer = reader.swipe(credential, None, ANSWER_TIMEOUT).await;
+        let latency = started.elapsed();
+        if scheduled >= window_start {
+            played.in_window += 1;
+            match answer {
+                Ok((seq, Command::Grant { .. })) => played.granted.push(Timed {
+                    reader: index,
+                    seq,
+                    sent_at,
+                    latency,
+                }),
+                Ok(_) => played.not_granted += 1,
+                Err(_) => played.unanswered += 1,
+            }
+        }
+        scheduled += period;
+    }
+    (reader, played)
+}
+
+/// Latency buckets, in milliseconds (upper bounds).
+const BUCKETS_MS: [u64; 8] = [1, 2, 5, 10, 20, 100, 500, u64::MAX];
+
+fn histogram(granted: &[Timed]) -> Vec<usize> {
+    let mut counts = vec![0; BUCKETS_MS.len()];
+    for t in granted {
+        let ms = u64::try_from(t.latency.as_millis()).unwrap_or(u64::MAX);
+        if let Some(i) = BUCKETS_MS.iter().position(|upper| ms < *upper) {
+            counts[i] += 1;
+        }
+    }
+    counts
+}
+
+/// Where a swipe's time goes, from the appliance's own record of it: `at` is when the hub
+/// began handling the event (its clock, the same system clock as the readers').
+struct Legs {
+    /// Reader sends → the appliance begins handling (broker in, the appliance's MQTT
+    /// client, its per-reader queue).
+    inbound: Stats,
+    /// The appliance begins handling → the reader has the verified grant (decide, durable
+    /// record, answer out through the broker).
+    rest: Stats,
+    /// Swipes over 10 ms, and the median of their inbound legs and of their totals.
+    slow: usize,
+    slow_inbound_p50: Duration,
+    slow_total_p50: Duration,
+    /// Swipes not found in the log (should be none).
+    missing: usize,
+}
+
+fn legs(db: &gatehouse::store::DbPool, granted: &[Timed]) -> Result<Legs> {
+    let Some(first) = granted.iter().map(|t| t.sent_at).min() else {
+        bail!("no swipe was granted");
+    };
+    let mut pooled = db.get()?;
+    let gatehouse::store::DbConnection::Sqlite(conn) = &mut *pooled else {
+        bail!("the appliance runs on SQLite here");
+    };
+    let since = gatehouse::entities::stored(first - TimeDelta::seconds(1));
+    let rows: Vec<(Option<String>, Option<i64>, chrono::NaiveDateTime)> = events::table
+        .filter(events::kind.eq("swipe"))
+        .filter(events::at.ge(since))
+        .select((events::reader_id, events::seq, events::at))
+        .load(conn)?;
+    let at: std::collections::HashMap<(String, i64), DateTime<Utc>> = rows
+        .into_iter()
+        .filter_map(|(r, seq, at)| Some(((r?, seq?), at.and_utc())))
+        .collect();
+    let mut inbound = Vec::with_capacity(granted.len());
+    let mut rest = Vec::with_capacity(granted.len());
+    let mut slow = Vec::new();
+    let mut missing = 0;
+    for t in granted {
+        let key = (
+            reader_id(t.reader),
+            i64::try_from(t.seq).unwrap_or(i64::MAX),
+        );
+        let Some(handled) = at.get(&key) else {
+            missing += 1;
+            continue;
+        };
+        // Never negative: the record's time is truncated to microseconds.
+        let leg = (*handled - t.sent_at)
+            .to_std()
+            .unwrap_or_default()
+            .min(t.latency);
+        inbound.push(leg);
+        rest.push(t.latency - leg);
+        if t.latency > Duration::from_millis(10) {
+            slow.push((leg, t.latency));
+        }
+    }
+    let slow_inbound = Stats::of(slow.iter().map(|s| s.0).collect());
+    let slow_total = Stats::of(slow.iter().map(|s| s.1).collect());
+    Ok(Legs {
+        inbound: Stats::of(inbound),
+        rest: Stats::of(rest),
+        slow: slow.len(),
+        slow_inbound_p50: slow_inbound.p50,
+        slow_total_p50: slow_total.p50,
+        missing,
+    })
+}
+
+/// A stretch of the window in which swipes took over 20 ms: a stall of everything in
+/// flight, or slow swipes spread over the run.
+struct Stall {
+    /// Seconds into the window of its first slow swipe.
+    at_s: f64,
+    /// From its first slow swipe sent to its last.
+    span: Duration,
+    swipes: usize,
+    worst: Duration,
+}
+
+/// Groups the swipes over 20 ms by when they were sent; a gap of more than a second
+/// between two of them starts a new group.
+fn stalls(granted: &[Timed]) -> Vec<Stall> {
+    let Some(first) = granted.iter().map(|t| t.sent_at).min() else {
+        return Vec::new();
+    };
+    let mut slow: Vec<(DateTime<Utc>, Duration)> = granted
+        .iter()
+        .filter(|t| t.latency > Duration::from_millis(20))
+        .map(|t| (t.sent_at, t.latency))
+        .collect();
+    slow.sort_by_key(|s| s.0);
+    let mut out: Vec<(DateTime<Utc>, DateTime<Utc>, usize, Duration)> = Vec::new();
+    for (at, latency) in slow {
+        match out.last_mut() {
+            Some(last) if at - last.1 <= TimeDelta::seconds(1) => {
+                last.1 = at;
+                last.2 += 1;
+                last.3 = last.3.max(latency);
+            }
+            _ => out.push((at, at, 1, latency)),
+        }
+    }
+    out.into_iter()
+        .map(|(from, to, swipes, worst)| Stall {
+            at_s: (from - first).num_milliseconds() as f64 / 1000.0,
+            span: (to - from).to_std().unwrap_or_default(),
+            swipes,
+            worst,
+        })
+        .collect()
+}
+
+/// The figures of one broker's run.
+struct RunResult {
+    kind: Kind,
+    echo: Stats,
+    echo_lost: usize,
+    commit: Stats,
+    echo_loaded: Stats,
+    log_alone: Stats,
+    swipes: Stats,
+    buckets: Vec<usize>,
+    legs: Legs,
+    stalls: Vec<Stall>,
+    in_window: usize,
+    unanswered: usize,
+    not_granted: usize,
+    window: Duration,
+    /// Everything but the readers and echo clients (the embedded broker included).
+    appliance_cpu: Duration,
+    /// The embedded broker's threads, or the Mosquitto process.
+    broker_cpu: Duration,
+    readers_cpu: Duration,
+}
+
+impl RunResult {
+    fn floor_p50(&self) -> Duration {
+        self.echo.p50 + self.commit.p50
+    }
+
+    fn floor_p99(&self) -> Duration {
+        self.echo.p99 + self.commit.p99
+    }
+
+    fn within_twice_floor(&self) -> bool {
+        self.swipes.p99 <= self.floor_p99() * 2
+    }
+
+    fn within_10ms(&self) -> bool {
+        self.swipes.p99 <= Duration::from_millis(10)
+    }
+
+    fn cpu_pct(&self, cpu: Duration) -> f64 {
+        cpu.as_secs_f64() / self.window.as_secs_f64().max(1e-9) * 100.0
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "NOT met" }
+}
+
+fn run(
+    args: &Args,
+    kind: Kind,
+    mosquitto_binary: Option<&Path>,
+    readers_rt: &tokio::runtime::Runtime,
+    echo_rt: &tokio::runtime::Runtime,
+) -> Result<RunResult> {
+    println!("\n== {} ==", kind.label());
+    if let Some(load) = load_average() {
+        println!("load average before the run: {load}");
+    }
+    let dir = tempfile::tempdir()?;
+
+    // The broker (Mosquitto) first, then the appliance, as on a real host.
+    let mut mosquitto = None;
+    let mqtt = match kind {
+        Kind::Embedded => MqttConfig {
+            broker: BrokerChoice::Embedded,
+            listen: "127.0.0.1:0".to_owned(),
+            ..MqttConfig::default()
+        },
+        Kind::Mosquitto => {
+            let Some(binary) = mosquitto_binary else {
+                bail!("no mosquitto binary");
+            };
+            let port = free_port()?;
+            let conf = dir.path().join("mosquitto.conf");
+            std::fs::write(&conf, mosquitto_conf(port, dir.path()))?;
+            std::fs::write(dir.path().join("bench.acl"), mosquitto_acl())?;
+            println!("mosquitto options in force (packaging/mosquitto/gatehouse.conf, rewritten):");
+            for line in mosquitto_conf(port, dir.path()).lines() {
+                if !line.trim().is_empty() && !line.starts_with('#') {
+                    println!("  {line}");
+                }
+            }
+            mosquitto = Some(Mosquitto::start(binary, &conf, port)?);
+            MqttConfig {
+                broker: BrokerChoice::External,
+                url: format!("mqtt://127.0.0.1:{port}"),
+                username: "gatehouse-appliance".to_owned(),
+                // Not checked: the benchmark's Mosquitto has no password file.
+                password: "unused".to_owned(),
+                ..MqttConfig::default()
+            }
+        }
+    };
+    let config = Config {
+        data_dir: dir.path().join("data"),
+        http: gatehouse::config::HttpConfig {
+            listen: "127.0.0.1:0".to_owned(),
+        },
+        mqtt,
+        ..Config::default()
+    };
+    {
+        let pool = gatehouse::cli::open_database(&config)?;
+        let mut conn = pool.get()?;
+        let ctx = ChangeContext {
+            actor: "bench",
+            now: Utc::now(),
+        };
+        let started = Instant::now();
+        gatehouse::site_file::import(
+            &mut conn,
+            &site_file(args.readers, PEOPLE),
+            &ctx,
+            false,
+            &|_, _| {},
+        )
+        .map_err(|e| anyhow::anyhow!("site import: {e:?}"))?;
+        println!(
+            "site imported: {} doors and MQTT readers, {PEOPLE} people ({})",
+            args.readers,
+            fmt_duration(started.elapsed())
+        );
+    }
+    // Two workers, as `gatehouse serve` has on this 2-core machine.
+    let appliance_rt = runtime(APPLIANCE, 2)?;
+    let running = appliance_rt
+        .block_on(gatehouse::serve::start(config, Clock::System))
+        .context("the appliance starts")?;
+    let server_handle = running.server.handle();
+    appliance_rt.spawn(running.server);
+    let health = running.state.health.clone();
+    let (host, port) = match kind {
+        Kind::Embedded => {
+            let Some(addr) = running.mqtt_broker else {
+                bail!("the embedded broker has no plain listener");
+            };
+            (addr.ip().to_string(), addr.port())
+        }
+        Kind::Mosquitto => {
+            let addr = running.state.config.mqtt.external_address();
+            addr.map_err(anyhow::Error::msg)?
+        }
+    };
+
+    // Every reader connected before any swipe, in waves of `connect_batch`, each wave seen
+    // online by the appliance before the next connects: a thousand readers coming online
+    // at once stall the appliance's MQTT loop (see `--connect-batch`).
+    // On connecting to its broker the appliance sends every registered reader its mode
+    // (1,002 commands here): let that drain first.
+    std::thread::sleep(Duration::from_secs(args.settle));
+    let started = Instant::now();
+    let mut readers = Vec::with_capacity(args.readers);
+    let batch = args.connect_batch.max(1);
+    while readers.len() < args.readers {
+        let from = readers.len();
+        let to = (from + batch).min(args.readers);
+        readers.extend(readers_rt.block_on(connect_readers(&host, port, from..to))?);
+        let ids: Vec<String> = (0..to).map(reader_id).collect();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let online = health
+                .of(ids.iter().map(String::as_str))
+                .iter()
+                .filter(|h| h.online == Some(true))
+                .count();
+            if online == to {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{to} readers are connected to the broker, but after 60 s the appliance \
+                     has seen only {online} of them online: its MQTT connection has stalled \
+                     (try a smaller --connect-batch)"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    println!(
+        "{} readers connected (in waves of {batch}) and seen online by the appliance in {}",
+        args.readers,
+        fmt_duration(started.elapsed())
+    );
+    // Let the `mode` commands sent to readers coming online drain.
+    std::thread::sleep(Duration::from_secs(2));
+
+    // The floor, on the same broker, with the readers connected and idle.
+    let (echo, echo_lost) = echo_rt.block_on(async {
+        let mut echo = Echo::connect(&host, port, "idle").await?;
+        echo.round_trips(args.echo_samples, Duration::from_millis(args.echo_pace_ms))
+            .await
+    })?;
+    println!(
+        "floor: echo round trip through the broker: p50 {}, p99 {}, max {} ({} samples{})",
+        fmt_duration(echo.p50),
+        fmt_duration(echo.p99),
+        fmt_duration(echo.max),
+        echo.n,
+        if echo_lost > 0 {
+            format!(", {echo_lost} with no reply")
+        } else {
+            String::new()
+        }
+    );
+    let commit = commit_floor(dir.path(), args.commit_samples)?;
+    println!(
+        "floor: durable commit of one event: p50 {}, p99 {}, max {} ({} samples)",
+        fmt_duration(commit.p50),
+        fmt_duration(commit.p99),
+        fmt_duration(commit.max),
+        commit.n
+    );
+
+    let log_alone = event_log_alone(dir.path(), args.rate, 5)?;
+    println!(
+        "(not the floor) the event log alone, fed {} appends/s: p50 {}, p99 {}, max {}",
+        args.rate,
+        fmt_duration(log_alone.p50),
+        fmt_duration(log_alone.p99),
+        fmt_duration(log_alone.max)
+    );
+
+    // The load: each reader swipes every `period`, the readers staggered evenly.
+    let period = Duration::from_secs_f64(args.readers as f64 / args.rate.max(0.001));
+    let window = Duration::from_secs(args.seconds);
+    let start = Instant::now() + Duration::from_secs(1);
+    let window_start = start + Duration::from_secs(args.warmup);
+    let end = window_start + window;
+    let to_tokio = tokio::time::Instant::from_std;
+    let count = readers.len();
+    let mut tasks = Vec::with_capacity(count);
+    for (i, reader) in readers.into_iter().enumerate() {
+        let first = start + period.mul_f64(i as f64 / count as f64);
+        tasks.push(readers_rt.spawn(play(
+            reader,
+            i,
+            to_tokio(first),
+            period,
+            to_tokio(window_start),
+            to_tokio(end),
+        )));
+    }
+    // The broker's round trip under the same load, at a trickle (20/s), to tell the
+    // broker's share of any queueing from the appliance's.
+    let loaded_samples = usize::try_from(args.seconds * 20).unwrap_or(usize::MAX);
+    let echo_under_load = echo_rt.spawn({
+        let host = host.clone();
+        async move {
+            let mut echo = Echo::connect(&host, port, "loaded").await?;
+            tokio::time::sleep_until(to_tokio(window_start)).await;
+            echo.round_trips(loaded_samples, Duration::from_millis(50))
+                .await
+        }
+    });
+    let pid = mosquitto.as_ref().map(Mosquitto::pid);
+    let read_cpu = || {
+        let (_, appliance) = thread_cpu(&[READERS, ECHO]);
+        let (readers, _) = thread_cpu(&[READERS]);
+        let broker = match pid {
+            Some(pid) => process_cpu(pid).unwrap_or_default(),
+            None => thread_cpu(&EMBEDDED_BROKER).0,
+        };
+        (appliance, broker, readers)
+    };
+    std::thread::sleep(window_start.saturating_duration_since(Instant::now()));
+    let cpu0 = read_cpu();
+    let measured_from = Instant::now();
+    std::thread::sleep(end.saturating_duration_since(Instant::now()));
+    let cpu1 = read_cpu();
+    let measured = measured_from.elapsed();
+
+    let mut granted = Vec::new();
+    let mut in_window = 0;
+    let mut unanswered = 0;
+    let mut not_granted = 0;
+    let mut readers = Vec::with_capacity(count);
+    for task in tasks {
+        let (reader, played) = readers_rt.block_on(task)?;
+        granted.extend(played.granted);
+        in_window += played.in_window;
+        unanswered += played.unanswered;
+        not_granted += played.not_granted;
+        readers.push(reader);
+    }
+    let (echo_loaded, _) = echo_rt.block_on(echo_under_load)??;
+    let legs = legs(&running.state.db, &granted)?;
+    let result = RunResult {
+        kind,
+        echo,
+        echo_lost,
+        commit,
+        echo_loaded,
+        log_alone,
+        swipes: Stats::of(granted.iter().map(|t| t.latency).collect()),
+        buckets: histogram(&granted),
+        stalls: stalls(&granted),
+        legs,
+        in_window,
+        unanswered,
+        not_granted,
+        window: measured,
+        appliance_cpu: cpu1.0.saturating_sub(cpu0.0),
+        broker_cpu: cpu1.1.saturating_sub(cpu0.1),
+        readers_cpu: cpu1.2.saturating_sub(cpu0.2),
+    };
+    report(&result);
+
+    // Readers leave only now: one that left early would send its last will into the
+    // window of the others.
+    drop(readers);
+    appliance_rt.block_on(server_handle.stop(false));
+    appliance_rt.shutdown_timeout(Duration::from_secs(2));
+    drop(mosquitto);
+    Ok(result)
+}
+
+/// Connects the readers of `range`, 64 at a time, retrying a reader that fails (the broker may
+/// refuse connections that arrive faster than it accepts them).
+async fn connect_readers(
+    host: &str,
+    port: u16,
+    range: std::ops::Range<usize>,
+) -> Result<Vec<SimReader>> {
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(64));
+    let mut tasks = Vec::with_capacity(range.len());
+    for i in range {
+        let settings = SimSettings {
+            host: host.to_owned(),
+            port,
+            reader_id: reader_id(i),
+            secret: secret(i),
+            username: Some(reader_id(i)),
+            password: Some(secret(i)),
+            topic_root: "gatehouse/v1".to_owned(),
+            sign_events: false,
+        };
+        let gate = gate.clone();
+        tasks.push(tokio::spawn(async move {
+            let _permit = gate.acquire_owned().await;
+            let mut tries = 0;
+            loop {
+                match SimReader::connect(settings.clone(), 1).await {
+                    Ok(reader) => return Ok(reader),
+                    Err(e) if tries >= 5 => {
+                        return Err(anyhow::anyhow!("reader {}: {e}", settings.reader_id));
+                    }
+                    Err(_) => {
+                        tries += 1;
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        }));
+    }
+    let mut readers = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        readers.push(task.await??);
+    }
+    Ok(readers)
+}
+
+fn report(r: &RunResult) {
+    let rate = r.in_window as f64 / r.window.as_secs_f64().max(1e-9);
+    println!(
+        "floor (echo + commit at the same percentile): p50 {}, p99 {}",
+        fmt_duration(r.floor_p50()),
+        fmt_duration(r.floor_p99())
+    );
+    println!(
+        "echo under the load (20/s beside it): p50 {}, p99 {}, max {} ({} samples)",
+        fmt_duration(r.echo_loaded.p50),
+        fmt_duration(r.echo_loaded.p99),
+        fmt_duration(r.echo_loaded.max),
+        r.echo_loaded.n
+    );
+    println!(
+        "Gatehouse swipe → verified grant: {} swipes in {:.1} s ({rate:.0}/s), p50 {}, p99 {}, max {}; unanswered {}, not granted {}",
+        r.in_window,
+        r.window.as_secs_f64(),
+        fmt_duration(r.swipes.p50),
+        fmt_duration(r.swipes.p99),
+        fmt_duration(r.swipes.max),
+        r.unanswered,
+        r.not_granted
+    );
+    let mut lower = 0;
+    let mut histogram = Vec::new();
+    for (upper, n) in BUCKETS_MS.iter().zip(&r.buckets) {
+        histogram.push(if *upper == u64::MAX {
+            format!("≥ {lower} ms: {n}")
+        } else {
+            format!("{lower}–{upper} ms: {n}")
+        });
+        lower = *upper;
+    }
+    println!("  {}", histogram.join(", "));
+    let l = &r.legs;
+    println!(
+        "  reader sends → appliance begins handling: p50 {}, p99 {}, max {}; → reader has the grant: p50 {}, p99 {}, max {}",
+        fmt_duration(l.inbound.p50),
+        fmt_duration(l.inbound.p99),
+        fmt_duration(l.inbound.max),
+        fmt_duration(l.rest.p50),
+        fmt_duration(l.rest.p99),
+        fmt_duration(l.rest.max)
+    );
+    if l.slow > 0 {
+        println!(
+            "  {} swipes over 10 ms: median {} in all, of which {} before the appliance began handling them",
+            l.slow,
+            fmt_duration(l.slow_total_p50),
+            fmt_duration(l.slow_inbound_p50)
+        );
+    }
+    for st in &r.stalls {
+        println!(
+            "  swipes over 20 ms at {:.1} s into the window: {} within {}, the worst {}",
+            st.at_s,
+            st.swipes,
+            fmt_duration(st.span),
+            fmt_duration(st.worst)
+        );
+    }
+    if l.missing > 0 {
+        println!("  {} granted swipes not found in the event log", l.missing);
+    }
+    println!(
+        "p99 / floor p99 = {:.2}; p99 ≤ 2× floor ({}): {}; p99 ≤ 10 ms: {}",
+        ratio(r.swipes.p99, r.floor_p99()),
+        fmt_duration(r.floor_p99() * 2),
+        verdict(r.within_twice_floor()),
+        verdict(r.within_10ms())
+    );
+    let broker = match r.kind {
+        Kind::Embedded => format!(
+            "of which the embedded broker {:.1} %",
+            r.cpu_pct(r.broker_cpu)
+        ),
+        Kind::Mosquitto => format!(
+            "Mosquitto (its own process) {:.1} %",
+            r.cpu_pct(r.broker_cpu)
+        ),
+    };
+    println!(
+        "CPU (% of one core) over the window: appliance {:.1} % ({broker}); simulated readers {:.1} %",
+        r.cpu_pct(r.appliance_cpu),
+        r.cpu_pct(r.readers_cpu)
+    );
+}
+
+fn summary(results: &[RunResult]) {
+    if results.is_empty() {
+        return;
+    }
+    println!(
+        "\n| broker | floor: echo p50 / p99 | floor: commit p50 / p99 | floor p50 / p99 | Gatehouse p50 / p99 / max | p99 ÷ floor p99 | unanswered | CPU: appliance / broker / readers |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for r in results {
+        let (appliance, broker) = match r.kind {
+            // The embedded broker's threads are part of the appliance.
+            Kind::Embedded => (
+                format!(
+                    "{:.0} % (broker {:.0} % of it)",
+                    r.cpu_pct(r.appliance_cpu),
+                    r.cpu_pct(r.broker_cpu)
+                ),
+                "–".to_owned(),
+            ),
+            Kind::Mosquitto => (
+                format!("{:.0} %", r.cpu_pct(r.appliance_cpu)),
+                format!("{:.0} %", r.cpu_pct(r.broker_cpu)),
+            ),
+        };
+        println!(
+            "| {} | {} / {} ms | {} / {} ms | {} / {} ms | {} / {} / {} ms | {:.2} | {} of {} | {appliance} / {broker} / {:.0} % |",
+            match r.kind {
+                Kind::Embedded => "embedded",
+                Kind::Mosquitto => "Mosquitto",
+            },
+            ms(r.echo.p50),
+            ms(r.echo.p99),
+            ms(r.commit.p50),
+            ms(r.commit.p99),
+            ms(r.floor_p50()),
+            ms(r.floor_p99()),
+            ms(r.swipes.p50),
+            ms(r.swipes.p99),
+            ms(r.swipes.max),
+            ratio(r.swipes.p99, r.floor_p99()),
+            r.unanswered,
+            r.in_window,
+            r.cpu_pct(r.readers_cpu)
+        );
+    }
+    println!(
+        "\n| broker | echo under the load p50 / p99 | event log alone p50 / p99 | reader → appliance handles it p50 / p99 | → reader has the grant p50 / p99 | swipes over 10 ms |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    for r in results {
+        println!(
+            "| {} | {} / {} ms | {} / {} ms | {} / {} ms | {} / {} ms | {} |",
+            match r.kind {
+                Kind::Embedded => "embedded",
+                Kind::Mosquitto => "Mosquitto",
+            },
+            ms(r.echo_loaded.p50),
+            ms(r.echo_loaded.p99),
+            ms(r.log_alone.p50),
+            ms(r.log_alone.p99),
+            ms(r.legs.inbound.p50),
+            ms(r.legs.inbound.p99),
+            ms(r.legs.rest.p50),
+            ms(r.legs.rest.p99),
+            r.legs.slow
+        );
+    }
+    for r in results {
+        println!(
+            "{}: p99 ≤ 2× floor: {}; p99 ≤ 10 ms: {}{}",
+            r.kind.label(),
+            verdict(r.within_twice_floor()),
+            verdict(r.within_10ms()),
+            if r.echo_lost > 0 {
+                format!(" ({} floor round trips got no reply)", r.echo_lost)
+            } else {
+                String::new()
+            }
+        );
+    }
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    println!("machine: {}", machine());
+    println!(
+        "{} MQTT readers, {} swipes/s in total (each reader every {:.2} s), {} s warm-up, {} s measured",
+        args.readers,
+        args.rate,
+        args.readers as f64 / args.rate.max(0.001),
+        args.warmup,
+        args.seconds
+    );
+    let needed = u64::try_from(args.readers).unwrap_or(u64::MAX) * 2 + 512;
+    println!("open files limit: {}", raise_fd_limit(needed)?);
+
+    let mut kinds = Vec::new();
+    if args.brokers != Brokers::Mosquitto {
+        kinds.push(Kind::Embedded);
+    }
+    let mosquitto = Mosquitto::find(args.mosquitto.as_deref());
+    if args.brokers != Brokers::Embedded {
+        match &mosquitto {
+            Some(_) => kinds.push(Kind::Mosquitto),
+            None => match &args.mosquitto {
+                Some(path) => println!(
+                    "Mosquitto run skipped: no mosquitto binary at {}",
+                    path.display()
+                ),
+                None => println!(
+                    "Mosquitto run skipped: no mosquitto binary (looked in /usr/sbin, /usr/bin, /usr/local/sbin; install mosquitto or pass --mosquitto PATH)"
+                ),
+            },
+        }
+    }
+    let readers_rt = runtime(READERS, args.reader_threads)?;
+    let echo_rt = runtime(ECHO, 1)?;
+    let mut results = Vec::new();
+    for kind in kinds {
+        results.push(run(
+            &args,
+            kind,
+            mosquitto.as_deref(),
+            &readers_rt,
+            &echo_rt,
+        )?);
+    }
+    summary(&results);
+    Ok(())
+}
