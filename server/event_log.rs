@@ -126,7 +126,9 @@ pub enum LogError {
 }
 
 /// How the writer batches: at most `max_batch` events, waiting at most `linger` for more
-/// after the first one arrives.
+/// after the first one arrives. The default waits not at all: a batch is what queued up
+/// while the previous one was being committed, so an event reaching an idle writer is
+/// committed at once, and under load the batches grow by themselves.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchPolicy {
     pub max_batch: usize,
@@ -137,7 +139,7 @@ impl Default for BatchPolicy {
     fn default() -> Self {
         BatchPolicy {
             max_batch: 512,
-            linger: Duration::from_millis(2),
+            linger: Duration::ZERO,
         }
     }
 }
@@ -237,8 +239,14 @@ impl EventLogWriter {
     pub async fn run(mut self) {
         while let Some(first) = self.rx.recv().await {
             let mut batch = vec![first];
-            let deadline = tokio::time::Instant::now() + self.policy.linger;
             while batch.len() < self.policy.max_batch {
+                match self.rx.try_recv() {
+                    Ok(p) => batch.push(p),
+                    Err(_) => break,
+                }
+            }
+            let deadline = tokio::time::Instant::now() + self.policy.linger;
+            while batch.len() < self.policy.max_batch && !self.policy.linger.is_zero() {
                 match tokio::time::timeout_at(deadline, self.rx.recv()).await {
                     Ok(Some(p)) => batch.push(p),
                     Ok(None) | Err(_) => break,

@@ -130,94 +130,124 @@ async fn serve_readers(mut events: MqttEvents, link: MqttLink, hub: Hub, modes: 
         }
     });
     let mut queues: HashMap<String, tokio::sync::mpsc::UnboundedSender<Job>> = HashMap::new();
+    // This loop is the only thing that drives the MQTT client, so it never waits on a
+    // publish (or on the database): the client's request queue is freed only by this loop,
+    // and a loop that waited for room in it would stop for good. Work goes to tasks.
     loop {
-        match events.next().await {
+        let (reader_id, work, delivery) = match events.next().await {
             Incoming::Event {
                 reader_id,
                 payload,
                 delivery,
-            } => {
-                let (done, handled) = tokio::sync::oneshot::channel();
-                let _ = ack_tx.send((delivery, handled));
-                let job = Job { payload, done };
-                if !hub.knows_reader(&reader_id) {
-                    // Strangers get no queue of their own: their messages are faults.
-                    tokio::spawn(answer(hub.clone(), link.clone(), reader_id, job));
-                    continue;
-                }
-                let queue = queues
-                    .entry(reader_id.clone())
-                    .or_insert_with(|| reader_queue(reader_id.clone(), hub.clone(), link.clone()));
-                if let Err(tokio::sync::mpsc::error::SendError(job)) = queue.send(job) {
-                    let fresh = reader_queue(reader_id.clone(), hub.clone(), link.clone());
-                    let _ = fresh.send(job);
-                    queues.insert(reader_id, fresh);
-                }
-            }
+            } => (reader_id, Work::Event(payload), delivery),
             Incoming::Status {
                 reader_id,
                 online,
                 delivery,
-            } => {
-                let (done, handled) = tokio::sync::oneshot::channel();
-                let _ = ack_tx.send((delivery, handled));
-                hub.reader_status(&reader_id, online).await;
-                let _ = done.send(());
-                if online {
-                    // A reader that (re)connects is told its mode: it may have missed a change.
-                    modes.send(&link, &hub, Some(&reader_id)).await;
-                }
-            }
+            } => (reader_id, Work::Status(online), delivery),
             Incoming::Stray { topic, delivery } => {
                 tracing::debug!(%topic, "ignoring a publish outside the reader topics");
                 let (done, handled) = tokio::sync::oneshot::channel();
                 let _ = ack_tx.send((delivery, handled));
                 let _ = done.send(());
+                continue;
             }
             Incoming::Connected => {
                 tracing::info!("connected to the MQTT broker");
-                modes.send(&link, &hub, None).await;
+                let (modes, link, hub) = (modes.clone(), link.clone(), hub.clone());
+                tokio::spawn(async move { modes.send(&link, &hub, None).await });
+                continue;
             }
             Incoming::Disconnected { error } => {
-                tracing::warn!(%error, "MQTT connection lost; reconnecting")
+                tracing::warn!(%error, "MQTT connection lost; reconnecting");
+                continue;
             }
+        };
+        let (done, handled) = tokio::sync::oneshot::channel();
+        let _ = ack_tx.send((delivery, handled));
+        let job = Job { work, done };
+        let handler = Handler {
+            reader_id: reader_id.clone(),
+            hub: hub.clone(),
+            link: link.clone(),
+            modes: modes.clone(),
+        };
+        if !hub.knows_reader(&reader_id) {
+            // Strangers get no queue of their own: their messages are faults.
+            tokio::spawn(async move { handler.run(job).await });
+            continue;
+        }
+        let queue = queues
+            .entry(reader_id.clone())
+            .or_insert_with(|| handler.clone().queue());
+        if let Err(tokio::sync::mpsc::error::SendError(job)) = queue.send(job) {
+            let fresh = handler.queue();
+            let _ = fresh.send(job);
+            queues.insert(reader_id, fresh);
         }
     }
 }
 
-/// One event as delivered, and the signal that it was handled (so it may be acknowledged).
+/// What a reader sent.
+enum Work {
+    Event(bytes::Bytes),
+    /// Its retained status: `online`, or `offline` (its last will).
+    Status(bool),
+}
+
+/// One delivery, and the signal that it was handled (so it may be acknowledged).
 struct Job {
-    payload: bytes::Bytes,
+    work: Work,
     done: tokio::sync::oneshot::Sender<()>,
 }
 
-/// Handles one event and publishes its answer, if any.
-async fn answer(hub: Hub, link: MqttLink, reader_id: String, job: Job) {
-    if let Some(reply) = hub.handle(&reader_id, &job.payload).await
-        && let Some(bytes) = hub.encode(&reply)
-        && let Err(e) = link.publish_command(&reply.reader_id, bytes).await
-    {
-        tracing::error!(reader = %reply.reader_id, error = %e, "answer not published");
-    }
-    let _ = job.done.send(());
-}
-
-/// A registered reader's events, handled one after another in the order they arrived: a
-/// door that opens just after a request-to-exit must not be judged before the REX (it would
-/// look forced). Different readers are handled side by side, so their records still share
-/// group commits.
-fn reader_queue(
+/// Handles one reader's deliveries.
+#[derive(Clone)]
+struct Handler {
     reader_id: String,
     hub: Hub,
     link: MqttLink,
-) -> tokio::sync::mpsc::UnboundedSender<Job> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
-    tokio::spawn(async move {
-        while let Some(job) = rx.recv().await {
-            answer(hub.clone(), link.clone(), reader_id.clone(), job).await;
+    modes: ModeSender,
+}
+
+impl Handler {
+    async fn run(&self, job: Job) {
+        match job.work {
+            Work::Event(payload) => {
+                if let Some(reply) = self.hub.handle(&self.reader_id, &payload).await
+                    && let Some(bytes) = self.hub.encode(&reply)
+                    && let Err(e) = self.link.publish_command(&reply.reader_id, bytes).await
+                {
+                    tracing::error!(reader = %reply.reader_id, error = %e, "answer not published");
+                }
+                let _ = job.done.send(());
+            }
+            Work::Status(online) => {
+                self.hub.reader_status(&self.reader_id, online).await;
+                let _ = job.done.send(());
+                if online {
+                    // A reader that (re)connects is told its mode: it may have missed a change.
+                    self.modes
+                        .send(&self.link, &self.hub, Some(&self.reader_id))
+                        .await;
+                }
+            }
         }
-    });
-    tx
+    }
+
+    /// A registered reader's deliveries, handled one after another in the order they
+    /// arrived: a door that opens just after a request-to-exit must not be judged before
+    /// the REX (it would look forced). Different readers are handled side by side, so their
+    /// records still share group commits.
+    fn queue(self) -> tokio::sync::mpsc::UnboundedSender<Job> {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
+        tokio::spawn(async move {
+            while let Some(job) = rx.recv().await {
+                self.run(job).await;
+            }
+        });
+        tx
+    }
 }
 
 /// The mode last sent to each reader, so that a policy change sends `mode` only to the

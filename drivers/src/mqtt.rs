@@ -252,6 +252,11 @@ pub fn connect(settings: &MqttSettings) -> (MqttLink, MqttEvents) {
         .set_keep_alive(Duration::from_secs(10))
         .set_clean_session(false)
         .set_manual_acks(true)
+        // Commands awaiting the broker's PUBACK. At the default of 100, a burst of `mode`
+        // commands (a thousand readers coming online) fills it, the client stops taking
+        // requests, and the acknowledgements of incoming events wait behind them: the
+        // broker then stops delivering, and everything stalls.
+        .set_inflight(4096)
         .set_max_packet_size(MAX_INCOMING_PACKET, 64 << 10);
     if let Some(user) = &settings.username {
         options.set_credentials(user, settings.password.clone().unwrap_or_default());

@@ -956,3 +956,64 @@ fn a_readers_events_are_judged_in_the_order_it_sent_them() {
         "a REX was judged after its door opened"
     );
 }
+
+#[test]
+fn a_thousand_readers_coming_online_at_once_do_not_stall_the_appliance() {
+    let site = site(Broker::Embedded);
+    // 1,100 more readers: more than the MQTT client's queue of 1,024 requests holds.
+    let mut file = String::from("version = 1\n");
+    for i in 0..1100 {
+        file.push_str(&format!(
+            "[[readers]]\nreader_id = \"bulk-{i}\"\ndoor = \"Main Entrance\"\n\n"
+        ));
+    }
+    let ctx = gatehouse::entities::ChangeContext {
+        actor: "test-setup",
+        now: chrono::Utc::now(),
+    };
+    gatehouse::site_file::import(&mut site.app.db(), &file, &ctx, false, &|_, _| {}).unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while site.app.state.live.readers().get("bulk-1099").is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the readers never went live"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // All of them say `online` at once (a power cut ends): each is recorded and sent its
+    // mode. The embedded broker lets any reader publish on any topic, so one client can.
+    let secret = site.secret("main-in");
+    site.runtime.block_on(async {
+        let mut options = rumqttc::MqttOptions::new("bulk-status", &site.host, site.port);
+        options.set_credentials("main-in", &secret);
+        let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 2048);
+        tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+        for i in 0..1100 {
+            client
+                .publish(
+                    format!("{}/readers/bulk-{i}/status", site.topic_root),
+                    rumqttc::QoS::AtLeastOnce,
+                    true,
+                    "online",
+                )
+                .await
+                .unwrap();
+        }
+    });
+    let deadline = std::time::Instant::now() + WAIT * 3;
+    while site.app.events(Some("reader_online")).len() < 1000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} readers seen online",
+            site.app.events(Some("reader_online")).len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // And the appliance still answers swipes.
+    let mut reader = site.reader("main-in", false);
+    let (_, answer) = site
+        .runtime
+        .block_on(reader.swipe(site.card(), None, WAIT))
+        .unwrap();
+    assert!(matches!(answer, Command::Grant { .. }), "{answer:?}");
+}
