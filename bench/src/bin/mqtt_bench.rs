@@ -11,9 +11,9 @@
 //!
 //! cargo run --release -p gatehouse-bench --bin mqtt-bench -- --readers 1000 --rate 1000 --seconds 20
 //!
-//! Readers connect in waves of `--connect-batch` before the load, after `--settle` seconds:
-//! `--connect-batch 1000` (all at once), or `--readers 1100` (more readers than the
-//! appliance's MQTT request queue holds), shows the appliance's MQTT loop stalling for good.
+//! Readers connect in waves of `--connect-batch` (all at once by default) before the load,
+//! after `--settle` seconds. (Before commit "MQTT no longer stalls when a thousand readers
+//! come online at once", all at once stalled the appliance's MQTT loop for good.)
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -68,9 +68,8 @@ struct Args {
     #[arg(long)]
     mosquitto: Option<PathBuf>,
     /// Readers connected at a time before the load; each wave is seen online by the
-    /// appliance before the next connects. (All 1,000 at once stalls the appliance: its
-    /// MQTT loop blocks on its own full request queue; see BENCHMARKS.md.)
-    #[arg(long, default_value_t = 50)]
+    /// appliance before the next connects.
+    #[arg(long, default_value_t = 1000)]
     connect_batch: usize,
     /// Seconds between the appliance's start and the first reader's connection.
     #[arg(long, default_value_t = 5)]
