@@ -57,7 +57,11 @@ fn check_config_reports_the_bad_setting() {
     let install = Install::new();
     let valid = install.ok(&["check-config"], None);
     assert!(valid.contains("configuration is valid"), "{valid}");
-    assert!(valid.contains("embedded broker on 0.0.0.0:1883"), "{valid}");
+    assert!(
+        valid.contains("embedded broker: plain MQTT on 0.0.0.0:1883"),
+        "{valid}"
+    );
+    assert!(valid.contains("modbus        polls every 50 ms"), "{valid}");
     assert!(valid.contains("kept 365 days"), "{valid}");
     let path = install.dir.path().join("g.toml");
     std::fs::write(
