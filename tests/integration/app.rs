@@ -294,6 +294,19 @@ impl TestApp {
         assert_eq!(r.status, 200, "{}", r.body);
     }
 
+    /// Runs `gatehouse simulate` with `args` against this appliance's database (and the
+    /// environment `env`), as an installer would.
+    pub fn simulate(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .arg("simulate")
+            .args(args)
+            .env("GATEHOUSE_DATABASE_URL", self.state.config.database_url())
+            .env("GATEHOUSE_LOG", "off")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    }
+
     /// Creates an entity through the API, asserting 201, and returns its id.
     pub fn create(&self, collection: &str, body: Value) -> i64 {
         let r = self.post(&format!("/api/v1/{collection}"), body);
@@ -379,4 +392,23 @@ pub fn build_site(app: &TestApp) -> Fixture {
         person,
         card: "04A1B2C3",
     }
+}
+
+/// Checks a `simulate` run that should have gone to plan: it succeeded, every one of
+/// `swipes` was answered as planned, and it reported latency. Returns its report.
+pub fn assert_simulated(out: &std::process::Output, swipes: usize) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("answered   {swipes}\n")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("unanswered 0"), "{stdout}");
+    assert!(stdout.contains("not as planned 0"), "{stdout}");
+    assert!(stdout.contains("p99"), "{stdout}");
+    stdout
 }

@@ -8,7 +8,7 @@ use gatehouse_drivers::modbus_map::{Beeper, Led};
 use gatehouse_drivers::sim_modbus::{Behaviour, Output, SimDevice};
 use serde_json::{Value, json};
 
-use crate::app::{Backend, Fixture, TestApp, backends, build_site};
+use crate::app::{Backend, Fixture, TestApp, assert_simulated, backends, build_site};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -490,28 +490,21 @@ fn simulate_plays_modbus_devices_that_the_appliance_polls() {
                    "modbus_host": "127.0.0.1", "modbus_port": port}),
         );
     }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .args(["simulate", "--protocol", "modbus", "--readers", "2"])
-        .args(["--swipes", "20", "--rate", "10"])
-        .env(
-            "GATEHOUSE_DATABASE_URL",
-            rig.app.state.config.database_url(),
-        )
+    let out = rig.app.simulate(
+        &[
+            "--protocol",
+            "modbus",
+            "--readers",
+            "2",
+            "--swipes",
+            "20",
+            "--rate",
+            "10",
+        ],
         // The appliance under test polls every 20 ms; the devices hold inputs for 3 polls.
-        .env("GATEHOUSE_MODBUS_POLL_INTERVAL_MS", "20")
-        .env("GATEHOUSE_LOG", "off")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
+        &[("GATEHOUSE_MODBUS_POLL_INTERVAL_MS", "20")],
     );
-    assert!(stdout.contains("answered   20"), "{stdout}");
-    assert!(stdout.contains("unanswered 0"), "{stdout}");
-    assert!(stdout.contains("not as planned 0"), "{stdout}");
-    assert!(stdout.contains("p99"), "{stdout}");
+    let stdout = assert_simulated(&out, 20);
     let swipes = rig.app.events(Some("swipe"));
     assert_eq!(swipes.len(), 20);
     let granted = swipes

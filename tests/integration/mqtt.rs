@@ -12,7 +12,7 @@ use gatehouse_drivers::mqtt::ClientTls;
 use gatehouse_drivers::sim::{SimReader, SimSettings};
 use serde_json::json;
 
-use crate::app::{Backend, Fixture, TestApp, build_site};
+use crate::app::{Backend, Fixture, TestApp, assert_simulated, build_site};
 
 const WAIT: Duration = Duration::from_secs(10);
 pub const MQTT_ENV: &str = "GATEHOUSE_TEST_MQTT_URL";
@@ -458,35 +458,21 @@ fn simulate_plays_readers_against_a_running_appliance() {
         );
         assert_eq!(r.status, 201);
     }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .args([
-            "simulate",
+    let broker = format!("mqtt://{}:{}", site.host, site.port);
+    let out = site.app.simulate(
+        &[
             "--readers",
             "3",
             "--swipes",
             "30",
             "--rate",
             "200",
-        ])
-        .args(["--broker", &format!("mqtt://{}:{}", site.host, site.port)])
-        .env(
-            "GATEHOUSE_DATABASE_URL",
-            site.app.state.config.database_url(),
-        )
-        .env("GATEHOUSE_MQTT_TOPIC_ROOT", &site.topic_root)
-        .env("GATEHOUSE_LOG", "off")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
+            "--broker",
+            &broker,
+        ],
+        &[("GATEHOUSE_MQTT_TOPIC_ROOT", &site.topic_root)],
     );
-    assert!(stdout.contains("answered   30"), "{stdout}");
-    assert!(stdout.contains("unanswered 0"), "{stdout}");
-    assert!(stdout.contains("not as planned 0"), "{stdout}");
-    assert!(stdout.contains("p99"), "{stdout}");
+    assert_simulated(&out, 30);
     let swipes = site.app.events(Some("swipe"));
     assert_eq!(swipes.len(), 30);
 }
@@ -893,33 +879,30 @@ fn a_busy_tls_port_stops_the_start_and_names_the_setting() {
 fn simulate_reaches_a_broker_that_listens_only_over_tls() {
     let pki = Pki::new();
     let (site, tls) = tls_site(&pki, false);
-    let run = |ca: Option<&std::path::Path>| {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"));
-        command
-            .args(["simulate", "--protocol", "mqtt", "--readers", "1"])
-            .args(["--swipes", "5", "--rate", "50"])
-            .args(["--broker", &format!("mqtts://127.0.0.1:{}", tls.port())])
-            .env(
-                "GATEHOUSE_DATABASE_URL",
-                site.app.state.config.database_url(),
-            )
-            .env("GATEHOUSE_MQTT_TOPIC_ROOT", &site.topic_root)
-            .env("GATEHOUSE_LOG", "off");
-        if let Some(ca) = ca {
-            command.arg("--ca").arg(ca);
-        }
-        command.output().unwrap()
+    let broker = format!("mqtts://127.0.0.1:{}", tls.port());
+    let run = |ca: &std::path::Path| {
+        let ca = ca.to_string_lossy();
+        site.app.simulate(
+            &[
+                "--protocol",
+                "mqtt",
+                "--readers",
+                "1",
+                "--swipes",
+                "5",
+                "--rate",
+                "50",
+                "--broker",
+                &broker,
+                "--ca",
+                &ca,
+            ],
+            &[("GATEHOUSE_MQTT_TOPIC_ROOT", &site.topic_root)],
+        )
     };
-    let out = run(Some(&pki.ca));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("answered   5"), "{stdout}");
+    assert_simulated(&run(&pki.ca), 5);
     // Without the site's CA the simulated readers cannot trust the broker, and say so.
-    let refused = run(Some(&pki.other_ca));
+    let refused = run(&pki.other_ca);
     assert!(!refused.status.success());
     assert!(
         String::from_utf8_lossy(&refused.stderr).contains("certificate"),
