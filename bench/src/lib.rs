@@ -3,8 +3,10 @@
 //! * [`building`]: a generated building ([`building::generate`]), reusable by any benchmark.
 //! * [`requests`]: the decision benchmark's request mix.
 //! * [`cedar`]: the same policy in the `cedar-policy` crate, in two forms.
-//! * [`run`], [`measure`]: the timed passes, statistics and process memory.
+//! * [`run`], [`measure`]: the timed passes, statistics, process memory and thread CPU.
+//! * [`appliance`]: the appliance inside a benchmark's process.
 
+pub mod appliance;
 pub mod building;
 pub mod cedar;
 pub mod measure;

@@ -9,10 +9,9 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::Parser;
 use diesel::prelude::*;
-use gatehouse::event_log::{
-    BatchPolicy, EventFilter, EventInsert, EventKind, EventLog, NewEvent, recent,
-};
+use gatehouse::event_log::{BatchPolicy, EventFilter, EventInsert, EventLog, NewEvent, recent};
 use gatehouse::store::schema::events;
+use gatehouse_bench::appliance::recorded_swipe;
 use gatehouse_bench::measure::{Stats, fmt_duration, machine};
 use rand::{Rng, SeedableRng};
 
@@ -36,27 +35,9 @@ const PEOPLE: i64 = 100_000;
 fn event(rng: &mut impl Rng, i: usize, t0: DateTime<Utc>) -> NewEvent {
     let person = rng.random_range(1..=PEOPLE);
     let denied = rng.random_bool(0.1);
-    NewEvent {
-        reader_id: Some(format!("reader-{}", i % 1000)),
-        seq: Some(i64::try_from(i).unwrap_or(i64::MAX)),
-        reader_ts: Some(t0 + TimeDelta::milliseconds(i64::try_from(i).unwrap_or(0))),
-        door_id: Some(rng.random_range(1..=1000)),
-        person_id: Some(person),
-        credential_id: Some(person * 2),
-        result: Some(if denied { "denied" } else { "granted" }.to_owned()),
-        deny_code: denied.then(|| "schedule".to_owned()),
-        decision_id: Some(format!("d-{i:019x}")),
-        command: Some(format!(
-            "{{\"type\":\"grant\",\"ref\":{i},\"decision_id\":\"d-{i:019x}\",\"unlock_ms\":5000}}"
-        )),
-        detail:
-            r#"{"kind":"entitled","entitlement_id":1,"level_id":1,"schedule_id":1,"via_zone":null}"#
-                .to_owned(),
-        ..NewEvent::new(
-            EventKind::Swipe,
-            t0 + TimeDelta::milliseconds(i64::try_from(i).unwrap_or(0)),
-        )
-    }
+    let door = rng.random_range(1..=1000);
+    let at = t0 + TimeDelta::milliseconds(i64::try_from(i).unwrap_or(0));
+    recorded_swipe(i, at, format!("reader-{}", i % 1000), door, person, denied)
 }
 
 fn fresh_database(dir: &std::path::Path, name: &str) -> Result<gatehouse::store::DbPool> {

@@ -11,12 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use chrono::Utc;
 use clap::Parser;
 use gatehouse::clock::Clock;
 use gatehouse::config::{BrokerChoice, Config, ModbusConfig};
 use gatehouse::entities::ChangeContext;
+use gatehouse_bench::appliance::{runtime, wait_online};
 use gatehouse_bench::measure::{Stats, fmt_duration, machine, thread_cpu};
 use gatehouse_drivers::modbus_map::{Beeper, DISCRETE_INPUTS, SWIPE_REGISTERS};
 use gatehouse_drivers::sim_modbus::SimDevice;
@@ -42,14 +43,6 @@ struct Args {
 /// the process is the appliance's (its runtime, its HTTP workers, the blocking pool).
 const DEVICES: &str = "devices";
 const FLOOR: &str = "floor";
-
-fn runtime(name: &str, threads: usize) -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .thread_name(name)
-        .enable_all()
-        .build()?)
-}
 
 /// The floor: two reads per device per interval, as the appliance's poller makes them.
 async fn bare_poll(
@@ -193,21 +186,7 @@ fn main() -> Result<()> {
     appliance_rt.spawn(server);
     let health = running.state.health.clone();
     let ids: Vec<String> = (0..args.devices).map(|i| format!("mb-{i}")).collect();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let online = health
-            .of(ids.iter().map(String::as_str))
-            .iter()
-            .filter(|h| h.online == Some(true))
-            .count();
-        if online == args.devices {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("only {online} of {} devices came online", args.devices);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_online(&health, &ids, Duration::from_secs(60))?;
     std::thread::sleep(Duration::from_secs(2));
 
     // Swipes: every device on its own staggered clock, for the window.

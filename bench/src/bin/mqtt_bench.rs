@@ -27,8 +27,9 @@ use diesel::prelude::*;
 use gatehouse::clock::Clock;
 use gatehouse::config::{BrokerChoice, Config, MqttConfig};
 use gatehouse::entities::ChangeContext;
-use gatehouse::event_log::{BatchPolicy, EventInsert, EventKind, EventLog, NewEvent};
+use gatehouse::event_log::{BatchPolicy, EventInsert, EventLog, NewEvent};
 use gatehouse::store::schema::events;
+use gatehouse_bench::appliance::{recorded_swipe, runtime, wait_online};
 use gatehouse_bench::measure::{
     Stats, fmt_duration, load_average, machine, process_cpu, ratio, thread_cpu,
 };
@@ -126,14 +127,6 @@ const PEOPLE: usize = 1000;
 
 const SHIPPED_CONF: &str = include_str!("../../../packaging/mosquitto/gatehouse.conf");
 const SHIPPED_ACL: &str = include_str!("../../../packaging/mosquitto/gatehouse.acl");
-
-fn runtime(name: &str, threads: usize) -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .thread_name(name)
-        .enable_all()
-        .build()?)
-}
 
 fn reader_id(i: usize) -> String {
     format!("r-{i}")
@@ -464,23 +457,15 @@ impl Echo {
 /// A swipe event row as the appliance records one for a grant.
 fn swipe_row(i: usize, t0: DateTime<Utc>) -> NewEvent {
     let at = t0 + TimeDelta::milliseconds(i64::try_from(i).unwrap_or(0));
-    NewEvent {
-        reader_id: Some(reader_id(i % 1000)),
-        seq: Some(i64::try_from(i).unwrap_or(i64::MAX)),
-        reader_ts: Some(at),
-        door_id: Some(i64::try_from(i % 1000).unwrap_or(0) + 1),
-        person_id: Some(i64::try_from(i % PEOPLE).unwrap_or(0) + 1),
-        credential_id: Some(i64::try_from(i % PEOPLE).unwrap_or(0) + 1),
-        result: Some("granted".to_owned()),
-        decision_id: Some(format!("d-{i:019x}")),
-        command: Some(format!(
-            "{{\"type\":\"grant\",\"ref\":{i},\"decision_id\":\"d-{i:019x}\",\"unlock_ms\":5000}}"
-        )),
-        detail:
-            r#"{"kind":"entitled","entitlement_id":1,"level_id":1,"schedule_id":1,"via_zone":null}"#
-                .to_owned(),
-        ..NewEvent::new(EventKind::Swipe, at)
-    }
+    let index = |n: usize| i64::try_from(n).unwrap_or(0) + 1;
+    recorded_swipe(
+        i,
+        at,
+        reader_id(i % 1000),
+        index(i % 1000),
+        index(i % PEOPLE),
+        false,
+    )
 }
 
 /// The floor's other half: one event row per transaction (`BEGIN IMMEDIATE`, as the
@@ -900,25 +885,9 @@ fn run(
         let to = (from + batch).min(args.readers);
         readers.extend(readers_rt.block_on(connect_readers(&host, port, from..to))?);
         let ids: Vec<String> = (0..to).map(reader_id).collect();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let online = health
-                .of(ids.iter().map(String::as_str))
-                .iter()
-                .filter(|h| h.online == Some(true))
-                .count();
-            if online == to {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "{to} readers are connected to the broker, but after 60 s the appliance \
-                     has seen only {online} of them online: its MQTT connection has stalled \
-                     (try a smaller --connect-batch)"
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_online(&health, &ids, Duration::from_secs(60)).with_context(|| {
+            format!("{to} readers are connected to the broker, but the appliance's MQTT connection has stalled")
+        })?;
     }
     println!(
         "{} readers connected (in waves of {batch}) and seen online by the appliance in {}",
