@@ -170,6 +170,9 @@ pub struct EventLogWriter {
     policy: BatchPolicy,
     live: broadcast::Sender<Arc<Recorded>>,
     marks: SeqMarks,
+    /// The connection kept between batches (taken from the pool once, and again after a
+    /// failed batch).
+    conn: Option<crate::store::PooledDb>,
 }
 
 /// The highest `seq` recorded per reader. A reader numbers its events upwards, so an event
@@ -214,6 +217,7 @@ impl EventLog {
                 policy,
                 live,
                 marks: SeqMarks::default(),
+                conn: None,
             },
         )
     }
@@ -256,19 +260,30 @@ impl EventLogWriter {
                 batch.into_iter().map(|p| (p.event, p.done)).unzip();
             let db = self.db.clone();
             let mut marks = std::mem::take(&mut self.marks);
+            // The writer keeps its connection between batches: a checkout from the pool
+            // costs a validity query, on the path of every door's answer.
+            let held = self.conn.take();
             let written = tokio::task::spawn_blocking(move || {
-                let result = db
-                    .get()
-                    .map_err(|e| LogError::Write(e.to_string()))
-                    .and_then(|mut conn| {
-                        write_batch(&mut conn, &events, &mut marks)
-                            .map_err(|e| LogError::Write(e.to_string()))
-                    });
-                (result.map(|outcomes| (events, outcomes)), marks)
+                let conn = match held {
+                    Some(conn) => Ok(conn),
+                    None => db.get().map_err(|e| LogError::Write(e.to_string())),
+                };
+                let mut kept = None;
+                let result = conn.and_then(|mut conn| {
+                    let outcomes = write_batch(&mut conn, &events, &mut marks)
+                        .map_err(|e| LogError::Write(e.to_string()));
+                    // After a failure, the next batch starts on a fresh connection.
+                    if outcomes.is_ok() {
+                        kept = Some(conn);
+                    }
+                    outcomes
+                });
+                (result.map(|outcomes| (events, outcomes)), marks, kept)
             })
             .await;
             let result = match written {
-                Ok((result, marks)) => {
+                Ok((result, marks, kept)) => {
+                    self.conn = kept;
                     // A batch that failed rolled back: marks it moved are no longer true.
                     self.marks = if result.is_ok() {
                         marks
