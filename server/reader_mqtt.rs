@@ -111,10 +111,10 @@ pub fn start(config: &MqttConfig, live: Arc<LivePolicy>, hub: Hub) -> anyhow::Re
     Ok(started)
 }
 
-/// Handles deliveries until the process ends. Events are handled concurrently (so that
-/// their records share group commits), but acknowledged strictly in the order they arrived,
-/// as MQTT requires, and each only after the hub has recorded it: a crash before that
-/// makes the broker deliver it again.
+/// Handles deliveries until the process ends. Each reader's are handled in the order they
+/// arrived, different readers' side by side (so that their records share group commits);
+/// all are acknowledged strictly in arrival order, as MQTT requires, and each only after
+/// the hub has recorded it: a crash before that makes the broker deliver it again.
 async fn serve_readers(mut events: MqttEvents, link: MqttLink, hub: Hub, modes: ModeSender) {
     let (ack_tx, mut ack_rx) = tokio::sync::mpsc::unbounded_channel::<(
         gatehouse_drivers::mqtt::Delivery,
