@@ -12,6 +12,7 @@ use gatehouse_drivers::message::{
 use crate::clock::Clock;
 use crate::door_state::{Alarm, DoorStates};
 use crate::event_log::{Appended, EventKind, EventLog, NewEvent};
+use crate::fault_budget::{Admission, FaultBudget, IN_ALL, PER_READER, Suppressed};
 use crate::live::LivePolicy;
 use crate::policy::{self, CredentialKey, Outcome, Request};
 use crate::reader_health::HealthBoard;
@@ -31,6 +32,7 @@ pub struct Hub {
     clock: Clock,
     doors: Arc<Mutex<DoorStates>>,
     health: HealthBoard,
+    faults: Arc<Mutex<FaultBudget>>,
 }
 
 /// A reader id as received, made safe to record: ids of registered readers are plain, and
@@ -88,6 +90,7 @@ impl Hub {
             clock,
             doors: Arc::default(),
             health: HealthBoard::default(),
+            faults: Arc::default(),
         }
     }
 
@@ -499,7 +502,40 @@ impl Hub {
         self.fault(reader_id, None, what, self.clock.now()).await;
     }
 
-    /// Records a reader fault; the reader's own words are kept short and never parsed.
+    /// Records what a minute of faults over budget counted, now that it is over; `serve`
+    /// asks every second, so that the count of a flood that stopped is told too.
+    pub async fn report_suppressed_faults(&self, now: DateTime<Utc>) {
+        let closed = match self.faults.lock() {
+            Ok(mut budget) => budget.close(now),
+            Err(poisoned) => poisoned.into_inner().close(now),
+        };
+        if let Some(closed) = closed {
+            self.record_suppressed(closed, now).await;
+        }
+    }
+
+    async fn record_suppressed(&self, closed: Suppressed, now: DateTime<Utc>) {
+        for (reader, count) in closed.by_reader {
+            let detail = format!(
+                "{count} more fault(s) since {} were counted, not recorded one by one (over {PER_READER} a minute from this reader, or {IN_ALL} from all)",
+                closed.since.format("%Y-%m-%dT%H:%M:%SZ")
+            );
+            tracing::warn!(reader = %reader, count, "reader faults over budget");
+            let door_id = self.live.snapshot().reader(&reader).map(|r| r.door_id());
+            let record = NewEvent {
+                reader_id: Some(reader),
+                door_id,
+                detail,
+                ..NewEvent::new(EventKind::ReaderFault, now)
+            };
+            if let Err(e) = self.log.append(record).await {
+                tracing::error!(error = %e, "reader fault summary not recorded");
+            }
+        }
+    }
+
+    /// Records a reader fault; the reader's own words are kept short and never parsed. A
+    /// reader id's faults beyond its budget are counted and recorded as one summary.
     async fn fault(&self, reader_id: &str, seq: Option<u64>, what: &str, now: DateTime<Utc>) {
         let reader = sanitized(reader_id);
         let detail: String = match seq {
@@ -509,10 +545,21 @@ impl Hub {
         .chars()
         .take(300)
         .collect();
-        tracing::warn!(reader = %reader, fault = %detail, "reader fault");
         if self.live.readers().get(reader_id).is_some() {
             self.health.fault(reader_id);
         }
+        let (admission, closed) = match self.faults.lock() {
+            Ok(mut budget) => budget.admit(&reader, now),
+            Err(poisoned) => poisoned.into_inner().admit(&reader, now),
+        };
+        if let Some(closed) = closed {
+            self.record_suppressed(closed, now).await;
+        }
+        if admission == Admission::Count {
+            tracing::debug!(reader = %reader, fault = %detail, "reader fault (counted, not recorded)");
+            return;
+        }
+        tracing::warn!(reader = %reader, fault = %detail, "reader fault");
         let door_id = self.live.snapshot().reader(reader_id).map(|r| r.door_id());
         let record = NewEvent {
             reader_id: Some(reader),

@@ -10,6 +10,7 @@ pub mod door_state;
 pub mod entities;
 pub mod event_log;
 pub mod explain;
+pub mod fault_budget;
 pub mod hub;
 pub mod live;
 pub mod policy;

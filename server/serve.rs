@@ -66,6 +66,7 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
         loop {
             tick.tick().await;
             hub.check_held_open(clock.now()).await;
+            hub.report_suppressed_faults(clock.now()).await;
         }
     });
     let addr = config.listen_addr()?;

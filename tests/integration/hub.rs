@@ -225,6 +225,43 @@ fn a_modbus_reader_is_not_heard_over_mqtt() {
 }
 
 #[test]
+fn a_flood_of_bad_messages_is_recorded_up_to_a_budget_then_counted() {
+    let app = TestApp::new(crate::app::Backend::Sqlite);
+    let f = build_site(&app);
+    let rig = Rig::new(app, monday_morning());
+    for _ in 0..100 {
+        rig.send("main-in", "{not json");
+    }
+    let faults = |rig: &Rig| {
+        rig.events()
+            .into_iter()
+            .filter(|e| e.kind == "reader_fault")
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(faults(&rig).len(), 20, "a minute's budget of rows, not 100");
+    // The reader is still served, and its health counts every fault.
+    assert!(matches!(
+        rig.swipe("main-in", 1, f.card),
+        Some(Command::Grant { .. })
+    ));
+    let health = rig.hub.health().of(["main-in"].into_iter());
+    assert_eq!(health[0].faults, 100);
+    // Once the minute is over, what was counted is on record as one row.
+    rig.runtime.block_on(
+        rig.hub
+            .report_suppressed_faults(monday_morning() + TimeDelta::seconds(61)),
+    );
+    let faults = faults(&rig);
+    assert_eq!(faults.len(), 21);
+    assert!(
+        faults
+            .iter()
+            .any(|e| e.detail.starts_with("80 more fault(s)")),
+        "{faults:?}"
+    );
+}
+
+#[test]
 fn a_reader_that_must_sign_cannot_be_impersonated() {
     let app = TestApp::new(crate::app::Backend::Sqlite);
     let f = build_site(&app);
