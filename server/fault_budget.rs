@@ -10,6 +10,11 @@ pub const PER_READER: u32 = 20;
 /// Fault rows all reader ids together may add in a minute (a flood of made-up ids).
 pub const IN_ALL: u32 = 600;
 const WINDOW: TimeDelta = TimeDelta::minutes(1);
+/// Reader ids whose counted faults are told apart in a summary; the faults of any more are
+/// told together, so that a flood of made-up ids costs a bounded number of rows and bytes.
+pub const TOLD_APART: usize = 100;
+/// The summary key of the ids beyond `TOLD_APART` (reader ids as recorded have no spaces).
+pub const OTHER_IDS: &str = "other reader ids";
 
 /// What to do with one fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +51,12 @@ impl FaultBudget {
             self.recorded_in_all += 1;
             Admission::Record
         } else {
-            *self.counted.entry(reader.to_owned()).or_default() += 1;
+            let key = if self.counted.len() < TOLD_APART || self.counted.contains_key(reader) {
+                reader
+            } else {
+                OTHER_IDS
+            };
+            *self.counted.entry(key.to_owned()).or_default() += 1;
             Admission::Count
         };
         (admission, closed)
@@ -115,6 +125,14 @@ mod tests {
             .count();
         assert_eq!(recorded, IN_ALL as usize);
         let closed = budget.close(t(60)).unwrap();
-        assert_eq!(closed.by_reader.len(), 400);
+        assert_eq!(closed.by_reader.len(), TOLD_APART + 1, "a bounded summary");
+        let total: u64 = closed.by_reader.iter().map(|(_, n)| n).sum();
+        assert_eq!(total, 400, "every fault counted");
+        assert!(
+            closed
+                .by_reader
+                .iter()
+                .any(|(id, n)| id == OTHER_IDS && *n == 300)
+        );
     }
 }
