@@ -521,16 +521,22 @@ impl Hub {
                 closed.since.format("%Y-%m-%dT%H:%M:%SZ")
             );
             tracing::warn!(reader = %reader, count, "reader faults over budget");
-            let door_id = self.live.snapshot().reader(&reader).map(|r| r.door_id());
-            let record = NewEvent {
-                reader_id: Some(reader),
-                door_id,
-                detail,
-                ..NewEvent::new(EventKind::ReaderFault, now)
-            };
-            if let Err(e) = self.log.append(record).await {
-                tracing::error!(error = %e, "reader fault summary not recorded");
-            }
+            self.append_fault_row(reader, detail, now).await;
+        }
+    }
+
+    /// One `reader_fault` row; `reader` as made safe to record (registered ids are plain,
+    /// so their door is found).
+    async fn append_fault_row(&self, reader: String, detail: String, now: DateTime<Utc>) {
+        let door_id = self.live.snapshot().reader(&reader).map(|r| r.door_id());
+        let record = NewEvent {
+            reader_id: Some(reader),
+            door_id,
+            detail,
+            ..NewEvent::new(EventKind::ReaderFault, now)
+        };
+        if let Err(e) = self.log.append(record).await {
+            tracing::error!(error = %e, "reader fault not recorded");
         }
     }
 
@@ -560,16 +566,7 @@ impl Hub {
             return;
         }
         tracing::warn!(reader = %reader, fault = %detail, "reader fault");
-        let door_id = self.live.snapshot().reader(reader_id).map(|r| r.door_id());
-        let record = NewEvent {
-            reader_id: Some(reader),
-            door_id,
-            detail,
-            ..NewEvent::new(EventKind::ReaderFault, now)
-        };
-        if let Err(e) = self.log.append(record).await {
-            tracing::error!(error = %e, "reader fault not recorded");
-        }
+        self.append_fault_row(reader, detail, now).await;
     }
 }
 
