@@ -100,6 +100,14 @@ impl Kind {
             Kind::Mosquitto => "Mosquitto (private, shipped options)",
         }
     }
+
+    /// The label in the summary tables.
+    fn short(self) -> &'static str {
+        match self {
+            Kind::Embedded => "embedded",
+            Kind::Mosquitto => "Mosquitto",
+        }
+    }
 }
 
 /// Thread names. Everything that is neither the simulated readers nor the echo clients is
@@ -1187,10 +1195,7 @@ fn summary(results: &[RunResult]) {
         };
         println!(
             "| {} | {} / {} ms | {} / {} ms | {} / {} ms | {} / {} / {} ms | {:.2} | {} of {} | {appliance} / {broker} / {:.0} % |",
-            match r.kind {
-                Kind::Embedded => "embedded",
-                Kind::Mosquitto => "Mosquitto",
-            },
+            r.kind.short(),
             ms(r.echo.p50),
             ms(r.echo.p99),
             ms(r.commit.p50),
@@ -1213,10 +1218,7 @@ fn summary(results: &[RunResult]) {
     for r in results {
         println!(
             "| {} | {} / {} ms | {} / {} ms | {} / {} ms | {} / {} ms | {} |",
-            match r.kind {
-                Kind::Embedded => "embedded",
-                Kind::Mosquitto => "Mosquitto",
-            },
+            r.kind.short(),
             ms(r.echo_loaded.p50),
             ms(r.echo_loaded.p99),
             ms(r.log_alone.p50),
