@@ -412,3 +412,31 @@ pub fn assert_simulated(out: &std::process::Output, swipes: usize) -> String {
     assert!(stdout.contains("p99"), "{stdout}");
     stdout
 }
+
+/// Asserts that a PIN typed at a reader is on none of `rows`: no `pin` field in the
+/// stored command or detail, and the digits as no stored value. Checked field by field,
+/// not on the whole row's text, because four digits turn up by chance inside timestamps
+/// and decision ids.
+pub fn assert_pin_on_no_record(rows: &[gatehouse::store::rows::EventRow], pin: &str) {
+    fn holds_pin(value: &Value, pin: &str) -> bool {
+        match value {
+            Value::String(s) => s == pin,
+            Value::Array(items) => items.iter().any(|v| holds_pin(v, pin)),
+            Value::Object(map) => map.iter().any(|(key, v)| key == "pin" || holds_pin(v, pin)),
+            _ => false,
+        }
+    }
+    for row in rows {
+        assert_ne!(row.presented.as_deref(), Some(pin), "{row:?}");
+        for text in [Some(&row.detail), row.command.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            let value: Value = serde_json::from_str(text).unwrap();
+            assert!(
+                !holds_pin(&value, pin),
+                "the PIN typed is on a record: {row:?}"
+            );
+        }
+    }
+}

@@ -8,7 +8,9 @@ use gatehouse_drivers::modbus_map::{Beeper, Led};
 use gatehouse_drivers::sim_modbus::{Behaviour, Output, SimDevice};
 use serde_json::{Value, json};
 
-use crate::app::{Backend, Fixture, TestApp, assert_simulated, backends, build_site};
+use crate::app::{
+    Backend, Fixture, TestApp, assert_pin_on_no_record, assert_simulated, backends, build_site,
+};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -293,10 +295,7 @@ fn card_and_pin_over_modbus_asks_for_the_pin_then_checks_it() {
             (Some("granted".into()), None),
         ]
     );
-    assert!(
-        swipes.iter().all(|e| !format!("{e:?}").contains("0482")),
-        "the PIN typed is on no record: {swipes:?}"
-    );
+    assert_pin_on_no_record(&swipes, "0482");
 }
 
 #[test]
