@@ -274,6 +274,9 @@ pub fn set_password(
             .set((
                 admin_users::password_hash.eq(hash),
                 admin_users::updated_at.eq(ctx.stamp()),
+                // A new password is how an admin unlocks a locked-out colleague.
+                admin_users::failed_logins.eq(0),
+                admin_users::locked_until.eq(None::<chrono::NaiveDateTime>),
             ))
             .execute(conn)?;
         audit(
@@ -318,24 +321,78 @@ pub fn set_disabled(
     })
 }
 
-/// Checks a username and password; None for any mismatch (and for disabled admins).
-pub fn verify_password(
+/// Consecutive wrong passwords after which an account is locked for [`LOCKOUT`].
+pub const MAX_FAILED_SIGN_INS: i32 = 5;
+/// How long a locked account refuses even the right password.
+pub const LOCKOUT: chrono::Duration = chrono::Duration::minutes(15);
+
+/// What a sign-in attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignIn {
+    Accepted(Identity),
+    /// Unknown username or wrong password: the two are not told apart.
+    Refused,
+    /// Too many wrong passwords in a row; the account opens again at `until`.
+    Locked {
+        until: DateTime<Utc>,
+    },
+    /// The right password for an account that an admin disabled.
+    Disabled,
+}
+
+/// Checks a username and password, counting wrong passwords: the
+/// [`MAX_FAILED_SIGN_INS`]th in a row locks the account for [`LOCKOUT`]; a right password
+/// resets the count and records the sign-in time.
+pub fn sign_in(
     conn: &mut DbConnection,
     username: &str,
     password: &str,
-) -> QueryResult<Option<Identity>> {
+    now: DateTime<Utc>,
+) -> QueryResult<SignIn> {
     let Some(admin) = admin_by_name(conn, username)? else {
         // Spend the same time as a real check so that timing does not reveal usernames.
         let _ = verify_secret(dummy_hash(), password);
-        return Ok(None);
+        return Ok(SignIn::Refused);
     };
-    if admin.disabled || !verify_secret(&admin.password_hash, password) {
-        return Ok(None);
+    if let Some(until) = admin.locked_until.map(utc).filter(|until| *until > now) {
+        return Ok(SignIn::Locked { until });
     }
-    Ok(admin.role.parse().ok().map(|role| Identity {
-        admin_id: admin.id,
-        username: admin.username,
-        role,
+    let stamp = now.naive_utc();
+    if !verify_secret(&admin.password_hash, password) {
+        // Counting restarts once a lock has run out.
+        let failed = if admin.locked_until.is_some() {
+            1
+        } else {
+            admin.failed_logins + 1
+        };
+        let locked_until = (failed >= MAX_FAILED_SIGN_INS).then(|| stamp + LOCKOUT);
+        diesel::update(admin_users::table.find(admin.id))
+            .set((
+                admin_users::failed_logins.eq(if locked_until.is_some() { 0 } else { failed }),
+                admin_users::locked_until.eq(locked_until),
+            ))
+            .execute(conn)?;
+        return Ok(match locked_until {
+            Some(until) => SignIn::Locked { until: utc(until) },
+            None => SignIn::Refused,
+        });
+    }
+    if admin.disabled {
+        return Ok(SignIn::Disabled);
+    }
+    diesel::update(admin_users::table.find(admin.id))
+        .set((
+            admin_users::failed_logins.eq(0),
+            admin_users::locked_until.eq(None::<chrono::NaiveDateTime>),
+            admin_users::last_login_at.eq(Some(stamp)),
+        ))
+        .execute(conn)?;
+    Ok(admin.role.parse().ok().map_or(SignIn::Refused, |role| {
+        SignIn::Accepted(Identity {
+            admin_id: admin.id,
+            username: admin.username,
+            role,
+        })
     }))
 }
 

@@ -69,8 +69,12 @@ impl Default for EventsConfig {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
-    /// Address the admin API listens on.
+    /// Address the admin console and API listen on.
     pub listen: String,
+    /// A console session ends after this many minutes without a request.
+    pub session_idle_minutes: u32,
+    /// A console session ends this many hours after sign-in, however busy.
+    pub session_max_hours: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -314,6 +318,8 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: "0.0.0.0:8080".to_owned(),
+            session_idle_minutes: 30,
+            session_max_hours: 12,
         }
     }
 }
@@ -400,6 +406,18 @@ impl Config {
                     self.http.listen
                 ),
             })?;
+        if !(1..=24 * 60).contains(&self.http.session_idle_minutes) {
+            return Err(ConfigError::Invalid {
+                key: "http.session_idle_minutes",
+                message: "must be between 1 and 1440 minutes".to_owned(),
+            });
+        }
+        if !(1..=24 * 7).contains(&self.http.session_max_hours) {
+            return Err(ConfigError::Invalid {
+                key: "http.session_max_hours",
+                message: "must be between 1 and 168 hours".to_owned(),
+            });
+        }
         if self.mqtt.broker == BrokerChoice::Embedded {
             let plain = self.mqtt.plain_listen()?;
             let tls = self.mqtt.tls_listen_addr()?;

@@ -27,12 +27,38 @@ pub enum Alarm {
     HeldOpen { door_id: i64, open_for: TimeDelta },
 }
 
+/// A door whose contact says it is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenDoor {
+    pub door_id: i64,
+    pub since: DateTime<Utc>,
+    /// Open past its threshold (a held-open alarm was raised).
+    pub held_open: bool,
+}
+
 #[derive(Debug, Default)]
 pub struct DoorStates {
     doors: HashMap<i64, Door>,
 }
 
 impl DoorStates {
+    /// Every door open now, longest open first.
+    pub fn open_doors(&self) -> Vec<OpenDoor> {
+        let mut open: Vec<OpenDoor> = self
+            .doors
+            .iter()
+            .filter_map(|(door_id, door)| {
+                door.open_since.map(|since| OpenDoor {
+                    door_id: *door_id,
+                    since,
+                    held_open: door.held_open_reported,
+                })
+            })
+            .collect();
+        open.sort_by_key(|d| (d.since, d.door_id));
+        open
+    }
+
     pub fn granted(&mut self, door_id: i64, unlock_ms: u32, now: DateTime<Utc>) {
         let until = now + TimeDelta::milliseconds(i64::from(unlock_ms)) + GRANT_GRACE;
         let door = self.doors.entry(door_id).or_default();

@@ -508,6 +508,18 @@ pub fn recent(
         .load(conn)
 }
 
+/// How many events of each kind and result were recorded from `from` on.
+pub fn counts_since(
+    conn: &mut DbConnection,
+    from: DateTime<Utc>,
+) -> QueryResult<Vec<(String, Option<String>, i64)>> {
+    events::table
+        .filter(events::at.ge(stored(from)))
+        .group_by((events::kind, events::result))
+        .select((events::kind, events::result, diesel::dsl::count_star()))
+        .load(conn)
+}
+
 /// Deletes events older than `cutoff` (the retention setting); returns how many.
 pub fn delete_before(conn: &mut DbConnection, cutoff: DateTime<Utc>) -> QueryResult<usize> {
     // In chunks, each its own transaction: a year's backlog deleted at once would hold the

@@ -99,6 +99,11 @@ impl Hub {
         self.live.readers().get(reader_id).is_some()
     }
 
+    /// What the doors are doing, as their readers report it; the console reads it.
+    pub fn doors(&self) -> Arc<Mutex<DoorStates>> {
+        self.doors.clone()
+    }
+
     /// The readers' health, as the hub sees their traffic.
     pub fn health(&self) -> HealthBoard {
         self.health.clone()

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod door_state;
 pub mod entities;
 pub mod event_log;

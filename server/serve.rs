@@ -58,7 +58,7 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
     let (log, writer) = EventLog::new(pool.clone(), BatchPolicy::default());
     tokio::spawn(writer.run());
     let hub = Hub::new(live.clone(), log.clone(), clock);
-    let health = hub.health();
+    let (health, doors) = (hub.health(), hub.doors());
     let mqtt = crate::reader_mqtt::start(&config.mqtt, live.clone(), hub.clone())?;
     crate::reader_modbus::start(&config.modbus, live.clone(), hub.clone(), pool.clone());
     tokio::spawn(async move {
@@ -70,7 +70,7 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
         }
     });
     let addr = config.listen_addr()?;
-    let state = web::Data::new(AppState::new(config, pool, live, clock, log, health));
+    let state = web::Data::new(AppState::new(config, pool, live, clock, log, health, doors));
     let app_state = state.clone();
     let server = HttpServer::new(move || {
         App::new()
@@ -80,6 +80,17 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
                     .add(("X-Content-Type-Options", "nosniff"))
                     .add(("X-Frame-Options", "DENY"))
                     .add(("Referrer-Policy", "no-referrer"))
+                    // The console runs no inline script or style and loads nothing from
+                    // elsewhere; the API's JSON is not affected.
+                    .add((
+                        "Content-Security-Policy",
+                        crate::console::CONTENT_SECURITY_POLICY,
+                    ))
+                    .add(("Cross-Origin-Opener-Policy", "same-origin"))
+                    .add((
+                        "Permissions-Policy",
+                        "camera=(), microphone=(), geolocation=()",
+                    ))
                     .add(("Cache-Control", "no-store")),
             )
             .configure(routes)

@@ -169,6 +169,8 @@ pub struct AdminUserRow {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub last_login_at: Option<NaiveDateTime>,
+    pub failed_logins: i32,
+    pub locked_until: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

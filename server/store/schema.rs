@@ -163,6 +163,21 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         last_login_at -> Nullable<Timestamp>,
+        failed_logins -> Integer,
+        locked_until -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    admin_sessions (id) {
+        id -> BigInt,
+        token_hash -> Text,
+        admin_user_id -> BigInt,
+        csrf_token -> Text,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        expires_at -> Timestamp,
+        remote_addr -> Text,
     }
 }
 
@@ -210,12 +225,14 @@ diesel::allow_tables_to_appear_in_same_query!(
     access_level_items,
     entitlements,
     admin_users,
+    admin_sessions,
     api_tokens,
     audit_log,
     events,
 );
 
 diesel::joinable!(api_tokens -> admin_users (admin_user_id));
+diesel::joinable!(admin_sessions -> admin_users (admin_user_id));
 diesel::joinable!(zones -> sites (site_id));
 diesel::joinable!(doors -> zones (zone_id));
 diesel::joinable!(readers -> doors (door_id));

@@ -33,10 +33,14 @@ pub struct AppState {
     pub live: Arc<LivePolicy>,
     pub clock: Clock,
     pub tokens: TokenCache,
+    /// Console sign-in sessions.
+    pub sessions: crate::console::session::Sessions,
     /// The event log, for the event stream.
     pub events: crate::event_log::EventLog,
     /// The readers' health, as the hub sees it.
     pub health: crate::reader_health::HealthBoard,
+    /// What the doors are doing, as the hub sees it.
+    pub doors: Arc<Mutex<crate::door_state::DoorStates>>,
     /// Serialises admin write transactions in this process: SQLite allows one writer, and
     /// the audit chain needs its entries appended one after another.
     write_lock: Arc<Mutex<()>>,
@@ -50,7 +54,12 @@ impl AppState {
         clock: Clock,
         events: crate::event_log::EventLog,
         health: crate::reader_health::HealthBoard,
+        doors: Arc<Mutex<crate::door_state::DoorStates>>,
     ) -> AppState {
+        let sessions = crate::console::session::Sessions::new(
+            config.http.session_idle_minutes,
+            config.http.session_max_hours,
+        );
         AppState {
             config,
             db,
@@ -58,7 +67,9 @@ impl AppState {
             clock,
             events,
             health,
+            doors,
             tokens: TokenCache::default(),
+            sessions,
             write_lock: Arc::new(Mutex::new(())),
         }
     }
@@ -77,22 +88,33 @@ impl AppState {
         .await?
     }
 
-    /// Runs an admin change on a pooled connection, one writer at a time, then rebuilds
-    /// the live policy so that the change governs the very next swipe.
-    pub async fn change<T, F>(&self, f: F) -> Result<T, ApiError>
+    /// Runs a write that does not touch policy (a sign-in's audit entry, a session) on a
+    /// pooled connection, one writer at a time: SQLite allows one writer, and the audit
+    /// chain needs its entries appended one after another.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
     {
         let (db, write_lock) = (self.db.clone(), self.write_lock.clone());
-        let result = web::block(move || {
+        web::block(move || {
             let mut conn = db.get()?;
             let _writer = write_lock
                 .lock()
                 .map_err(|_| ApiError::Internal("write lock poisoned".to_owned()))?;
             f(&mut conn)
         })
-        .await??;
+        .await?
+    }
+
+    /// Runs an admin change like [`AppState::write`], then rebuilds the live policy so
+    /// that the change governs the very next swipe.
+    pub async fn change<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+    {
+        let result = self.write(f).await?;
         self.live
             .refresh(&self.db, self.clock.now())
             .await
@@ -103,7 +125,30 @@ impl AppState {
 
 /// The whole URL map of the appliance.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    use crate::console::{dashboard, events, lockdown, people, sign_in, static_files, why};
     cfg.route("/healthz", web::get().to(healthz));
+    // The admin console (HTML).
+    cfg.route("/static/{name}", web::get().to(static_files::serve))
+        .route("/login", web::get().to(sign_in::form))
+        .route("/login", web::post().to(sign_in::submit))
+        .route("/logout", web::post().to(sign_in::sign_out))
+        .route("/", web::get().to(dashboard::show))
+        .route("/dashboard/status", web::get().to(dashboard::status))
+        .route("/live/feed", web::get().to(dashboard::feed))
+        .route("/people", web::get().to(people::list))
+        .route("/people", web::post().to(people::create))
+        .route("/people/new", web::get().to(people::new_form))
+        .route("/people/{id}", web::get().to(people::show))
+        .route("/people/{id}/suspend", web::post().to(people::suspend))
+        .route("/people/{id}/reinstate", web::post().to(people::reinstate))
+        .route("/people/{id}/terminate", web::post().to(people::terminate))
+        .route("/why", web::get().to(why::show))
+        .route("/events", web::get().to(events::list))
+        .route("/events.csv", web::get().to(events::export))
+        .route("/lockdown", web::get().to(lockdown::show))
+        .route("/lockdown/start", web::post().to(lockdown::start))
+        .route("/lockdown/end", web::post().to(lockdown::end));
+    // The JSON API.
     cfg.service(
         web::scope("/api/v1")
             .app_data(web::QueryConfig::default().error_handler(|err, _| {

@@ -130,6 +130,7 @@ impl TestApp {
             },
             http: gatehouse::config::HttpConfig {
                 listen: "127.0.0.1:0".to_owned(),
+                ..Default::default()
             },
             mqtt: mqtt.unwrap_or(gatehouse::config::MqttConfig {
                 broker: gatehouse::config::BrokerChoice::Off,

@@ -150,6 +150,7 @@ fn main() -> Result<()> {
         data_dir: dir.path().to_path_buf(),
         http: gatehouse::config::HttpConfig {
             listen: "127.0.0.1:0".to_owned(),
+            ..Default::default()
         },
         mqtt: gatehouse::config::MqttConfig {
             broker: BrokerChoice::Off,

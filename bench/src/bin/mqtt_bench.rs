@@ -832,6 +832,7 @@ fn run(
         data_dir: dir.path().join("data"),
         http: gatehouse::config::HttpConfig {
             listen: "127.0.0.1:0".to_owned(),
+            ..Default::default()
         },
         mqtt,
         ..Config::default()

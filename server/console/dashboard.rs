@@ -1,0 +1,259 @@
+//! The dashboard: today's counts, open doors, readers offline, and the live event feed
+//! (the newest events at load, then each new one over server-sent events).
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use chrono::{DateTime, Utc};
+use futures_util::stream;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::session::Viewer;
+use super::{Chrome, PageError, Section, page};
+use crate::event_log::{EventFilter, counts_since, recent};
+use crate::policy::Snapshot;
+use crate::web::AppState;
+use crate::web::event_routes::EventView;
+
+/// Events shown in the feed when the dashboard loads.
+const FEED_LENGTH: i64 = 25;
+
+/// One line of an event feed, in words.
+pub struct FeedItem {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    /// What happened: "Card granted", "Door forced open", …
+    pub what: &'static str,
+    pub person: Option<(i64, String)>,
+    pub door: Option<String>,
+    pub reader: Option<String>,
+    /// `granted`, `denied`, `pin_required`, or `alarm`/`info` for non-swipe events.
+    pub tone: &'static str,
+    /// The result word people search for: "granted", "denied", "PIN asked".
+    pub result: Option<&'static str>,
+    /// Why, for a denial: the deny code in words.
+    pub why: Option<String>,
+}
+
+impl FeedItem {
+    /// The event's time of day on the site's clock.
+    pub fn clock(&self, tz: &chrono_tz::Tz) -> String {
+        self.at.with_timezone(tz).format("%H:%M:%S").to_string()
+    }
+
+    pub fn new(event: &EventView, snapshot: &Snapshot) -> FeedItem {
+        let (what, tone) = match (event.kind.as_str(), event.result.as_deref()) {
+            ("swipe", Some("granted")) => ("Card", "granted"),
+            ("swipe", Some("pin_required")) => ("Card", "pin_required"),
+            ("swipe", _) => ("Card", "denied"),
+            ("door_open", _) => ("Door opened", "info"),
+            ("door_closed", _) => ("Door closed", "info"),
+            ("forced_open", _) => ("Door forced open", "alarm"),
+            ("held_open", _) => ("Door held open", "alarm"),
+            ("rex", _) => ("Exit button", "info"),
+            ("tamper", _) => ("Reader tampered with", "alarm"),
+            ("tamper_cleared", _) => ("Tamper cleared", "info"),
+            ("reader_online", _) => ("Reader online", "info"),
+            ("reader_offline", _) => ("Reader offline", "alarm"),
+            ("reader_fault", _) => ("Reader fault", "alarm"),
+            _ => ("Event", "info"),
+        };
+        let result = match (event.kind.as_str(), event.result.as_deref()) {
+            ("swipe", Some("granted")) => Some("granted"),
+            ("swipe", Some("pin_required")) => Some("PIN asked"),
+            ("swipe", _) => Some("denied"),
+            _ => None,
+        };
+        FeedItem {
+            id: event.id,
+            at: event.at,
+            what,
+            person: event.person_id.map(|id| {
+                (
+                    id,
+                    snapshot
+                        .person(id)
+                        .map_or_else(|| format!("person {id}"), |p| p.name.clone()),
+                )
+            }),
+            door: event.door_id.map(|id| {
+                snapshot
+                    .door(id)
+                    .map_or_else(|| format!("door {id}"), |d| d.name.clone())
+            }),
+            reader: event.reader_id.clone(),
+            tone,
+            result,
+            why: event.deny_code.as_deref().map(deny_words),
+        }
+    }
+}
+
+/// A deny code as the person at the desk would say it.
+pub fn deny_words(code: &str) -> String {
+    match code {
+        "unknown_credential" => "card not known".to_owned(),
+        "inactive" => "card or person not active (lost, revoked, suspended)".to_owned(),
+        "expired" => "card or person outside its valid dates".to_owned(),
+        "no_entitlement" => "no access to this door".to_owned(),
+        "schedule" => "outside their schedule".to_owned(),
+        "lockdown" => "lockdown".to_owned(),
+        "antipassback" => "anti-passback".to_owned(),
+        "pin_wrong" => "wrong PIN".to_owned(),
+        "risk" => "refused on risk".to_owned(),
+        "door_mode" => "door locked by its mode".to_owned(),
+        other => other.replace('_', " "),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "partials/feed_item.html")]
+struct FeedItemFragment<'a> {
+    item: &'a FeedItem,
+    chrome_tz: chrono_tz::Tz,
+}
+
+/// The counts and states at the top of the dashboard, refreshed every few seconds.
+#[derive(Template)]
+#[template(path = "partials/dashboard_status.html")]
+pub struct StatusPanel {
+    granted: i64,
+    denied: i64,
+    alarms: i64,
+    readers_total: usize,
+    readers_offline: Vec<String>,
+    /// Door name, open since (site time), held open past its threshold.
+    open_doors: Vec<(String, String, bool)>,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage {
+    chrome: Chrome,
+    status: StatusPanel,
+    feed: Vec<FeedItem>,
+}
+
+fn local_midnight(now: DateTime<Utc>, tz: chrono_tz::Tz) -> DateTime<Utc> {
+    let local = now.with_timezone(&tz).date_naive();
+    local
+        .and_hms_opt(0, 0, 0)
+        .and_then(|midnight| midnight.and_local_timezone(tz).earliest())
+        .map_or(now, |t| t.with_timezone(&Utc))
+}
+
+async fn status_panel(state: &AppState, tz: chrono_tz::Tz) -> Result<StatusPanel, PageError> {
+    let now = state.clock.now();
+    let since = local_midnight(now, tz);
+    let counts = state
+        .read(move |conn| Ok(counts_since(conn, since)?))
+        .await?;
+    let (mut granted, mut denied, mut alarms) = (0, 0, 0);
+    for (kind, result, n) in counts {
+        match (kind.as_str(), result.as_deref()) {
+            ("swipe", Some("granted")) => granted += n,
+            ("swipe", Some("denied")) => denied += n,
+            ("forced_open" | "held_open" | "tamper", _) => alarms += n,
+            _ => {}
+        }
+    }
+    let snapshot = state.live.snapshot();
+    let readers = state.live.readers();
+    let mut ids: Vec<&str> = readers.iter().map(|r| r.reader_id.as_str()).collect();
+    ids.sort_unstable();
+    let health = state.health.of(ids.iter().copied());
+    let readers_offline = health
+        .iter()
+        .filter(|h| h.online != Some(true))
+        .map(|h| h.reader_id.clone())
+        .collect();
+    let open = match state.doors.lock() {
+        Ok(doors) => doors.open_doors(),
+        Err(_) => Vec::new(),
+    };
+    let open_doors = open
+        .into_iter()
+        .map(|d| {
+            let name = snapshot
+                .door(d.door_id)
+                .map_or_else(|| format!("door {}", d.door_id), |door| door.name.clone());
+            let since = d.since.with_timezone(&tz).format("%H:%M:%S").to_string();
+            (name, since, d.held_open)
+        })
+        .collect();
+    Ok(StatusPanel {
+        granted,
+        denied,
+        alarms,
+        readers_total: ids.len(),
+        readers_offline,
+        open_doors,
+    })
+}
+
+/// GET /
+pub async fn show(state: web::Data<AppState>, viewer: Viewer) -> Result<HttpResponse, PageError> {
+    let chrome = Chrome::new(&state, &viewer, Section::Dashboard);
+    let status = status_panel(&state, chrome.timezone).await?;
+    let rows = state
+        .read(|conn| Ok(recent(conn, &EventFilter::default(), FEED_LENGTH)?))
+        .await?;
+    let snapshot = state.live.snapshot();
+    let feed = rows
+        .into_iter()
+        .map(|row| FeedItem::new(&EventView::from(row), &snapshot))
+        .collect();
+    page(&DashboardPage {
+        chrome,
+        status,
+        feed,
+    })
+}
+
+/// GET /dashboard/status: the status panel alone, for htmx to refresh.
+pub async fn status(state: web::Data<AppState>, viewer: Viewer) -> Result<HttpResponse, PageError> {
+    let chrome = Chrome::new(&state, &viewer, Section::Dashboard);
+    page(&status_panel(&state, chrome.timezone).await?)
+}
+
+/// How often an idle feed says it is alive, so proxies and browsers keep it open.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// GET /live/feed: each new event as a rendered feed line, over server-sent events.
+pub async fn feed(state: web::Data<AppState>, viewer: Viewer) -> HttpResponse {
+    let tz = Chrome::new(&state, &viewer, Section::Dashboard).timezone;
+    let receiver = state.events.watch();
+    let live = state.live.clone();
+    let body = stream::unfold((receiver, live), move |(mut receiver, live)| async move {
+        let frame = match tokio::time::timeout(KEEPALIVE, receiver.recv()).await {
+            Ok(Ok(recorded)) => {
+                let view = EventView::from(recorded.as_ref());
+                let item = FeedItem::new(&view, &live.snapshot());
+                let html = FeedItemFragment {
+                    item: &item,
+                    chrome_tz: tz,
+                }
+                .render()
+                .unwrap_or_default();
+                // One line of data per frame: SSE ends a field at a newline.
+                let html = html.replace(['\n', '\r'], " ");
+                format!("id: {}\nevent: feed\ndata: {html}\n\n", view.id)
+            }
+            Ok(Err(RecvError::Lagged(missed))) => {
+                format!("event: lagged\ndata: {missed}\n\n")
+            }
+            Ok(Err(RecvError::Closed)) => return None,
+            Err(_) => ": keepalive\n\n".to_owned(),
+        };
+        Some((
+            Ok::<_, actix_web::Error>(web::Bytes::from(frame)),
+            (receiver, live),
+        ))
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-store"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body)
+}

@@ -1,0 +1,126 @@
+//! Lockdown: every door of the site locks and cards stop opening them until it ends.
+//! Starting it is confirmed; the change reaches every reader at once through the hub.
+
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::session::{Posted, Viewer};
+use super::{Chrome, PageError, Section, page, see_other};
+use crate::entities::sites::{SiteFilter, SiteInput, SiteView, Sites};
+use crate::entities::{self, ChangeContext, Entity, Page};
+use crate::web::AppState;
+use crate::web::error::ApiError;
+
+#[derive(Template)]
+#[template(path = "lockdown.html")]
+struct LockdownPage {
+    chrome: Chrome,
+    sites: Vec<SiteView>,
+    /// Set when the start form came back without its confirmation.
+    unconfirmed: bool,
+}
+
+async fn sites(state: &AppState) -> Result<Vec<SiteView>, PageError> {
+    Ok(state
+        .read(|conn| {
+            let (sites, _) = Sites::list(
+                conn,
+                &SiteFilter::default(),
+                Page {
+                    offset: 0,
+                    limit: 1000,
+                },
+            )?;
+            Ok(sites)
+        })
+        .await?)
+}
+
+/// GET /lockdown
+pub async fn show(state: web::Data<AppState>, viewer: Viewer) -> Result<HttpResponse, PageError> {
+    page(&LockdownPage {
+        chrome: Chrome::new(&state, &viewer, Section::Lockdown),
+        sites: sites(&state).await?,
+        unconfirmed: false,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct LockdownForm {
+    /// One site, or every site when absent.
+    #[serde(default)]
+    site_id: Option<i64>,
+    /// The confirmation checkbox; only starting needs it.
+    #[serde(default)]
+    confirm: Option<String>,
+}
+
+async fn set_lockdown(
+    state: &AppState,
+    actor: String,
+    site_id: Option<i64>,
+    on: bool,
+) -> Result<(), PageError> {
+    let now = state.clock.now();
+    state
+        .change(move |conn| {
+            let ctx = ChangeContext { actor: &actor, now };
+            let (sites, _) = Sites::list(
+                conn,
+                &SiteFilter::default(),
+                Page {
+                    offset: 0,
+                    limit: 1000,
+                },
+            )?;
+            crate::store::write_transaction(conn, |conn| {
+                for site in sites {
+                    if site_id.is_some_and(|id| id != site.id) || site.lockdown == on {
+                        continue;
+                    }
+                    let input = SiteInput {
+                        name: site.name,
+                        timezone: site.timezone,
+                        lockdown: on,
+                    };
+                    entities::update::<Sites>(conn, site.id, input, &ctx)?;
+                }
+                Ok::<(), ApiError>(())
+            })
+        })
+        .await?;
+    Ok(())
+}
+
+/// POST /lockdown/start
+pub async fn start(
+    state: web::Data<AppState>,
+    posted: Posted<LockdownForm>,
+) -> Result<HttpResponse, PageError> {
+    let actor = posted.viewer.may_change_policy()?.username.clone();
+    if posted.form.confirm.is_none() {
+        return super::page_with_status(
+            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+            &LockdownPage {
+                chrome: Chrome::new(&state, &posted.viewer, Section::Lockdown),
+                sites: sites(&state).await?,
+                unconfirmed: true,
+            },
+        );
+    }
+    set_lockdown(&state, actor, posted.form.site_id, true).await?;
+    tracing::warn!("lockdown started from the console");
+    Ok(see_other("/lockdown"))
+}
+
+/// POST /lockdown/end
+pub async fn end(
+    state: web::Data<AppState>,
+    posted: Posted<LockdownForm>,
+) -> Result<HttpResponse, PageError> {
+    let actor = posted.viewer.may_change_policy()?.username.clone();
+    set_lockdown(&state, actor, posted.form.site_id, false).await?;
+    tracing::warn!("lockdown ended from the console");
+    Ok(see_other("/lockdown"))
+}

@@ -1,0 +1,462 @@
+//! People: the searchable, paged list; adding a person with a card and access in one form;
+//! a person's page with their cards, access and recent events; suspend, reinstate, terminate.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+use super::dashboard::FeedItem;
+use super::session::{Posted, Viewer};
+use super::{Chrome, PageError, Problems, Section, page, page_with_status, see_other};
+use crate::entities::credentials::{
+    CredentialFilter, CredentialInput, CredentialView, Credentials,
+};
+use crate::entities::entitlements::{
+    EntitlementFilter, EntitlementInput, EntitlementView, Entitlements,
+};
+use crate::entities::levels::{LevelFilter, Levels};
+use crate::entities::people::{People, PersonFilter, PersonInput, PersonView};
+use crate::entities::{self, ChangeContext, ChangeError, Entity, FieldErrors, Page};
+use crate::event_log::{EventFilter, recent};
+use crate::web::AppState;
+use crate::web::error::ApiError;
+use crate::web::event_routes::EventView;
+
+/// People per page of the list.
+const PAGE_SIZE: i64 = 50;
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    page: Option<i64>,
+}
+
+#[derive(Template)]
+#[template(path = "people/list.html")]
+struct ListPage {
+    chrome: Chrome,
+    q: String,
+    status: String,
+    people: Vec<PersonView>,
+    total: i64,
+    page: i64,
+    pages: i64,
+}
+
+impl ListPage {
+    /// The list's URL for another page, keeping the search.
+    fn page_href(&self, page: &i64) -> String {
+        format!(
+            "/people?q={}&status={}&page={page}",
+            super::percent_encode_query(&self.q),
+            super::percent_encode_query(&self.status)
+        )
+    }
+}
+
+/// GET /people
+pub async fn list(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, PageError> {
+    let ListQuery { q, status, page: n } = query.into_inner();
+    let page_no = n.unwrap_or(1).max(1);
+    let filter = PersonFilter {
+        q: Some(q.trim().to_owned()).filter(|q| !q.is_empty()),
+        status: Some(status.clone()).filter(|s| !s.is_empty()),
+        ..Default::default()
+    };
+    let paging = Page {
+        offset: (page_no - 1).saturating_mul(PAGE_SIZE),
+        limit: PAGE_SIZE,
+    };
+    let (people, total) = state
+        .read(move |conn| Ok(People::list(conn, &filter, paging)?))
+        .await?;
+    let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
+    page(&ListPage {
+        chrome: Chrome::new(&state, &viewer, Section::People),
+        q,
+        status,
+        people,
+        total,
+        page: page_no,
+        pages,
+    })
+}
+
+/// What the "Add person" form holds, as typed.
+#[derive(Deserialize, Default, Clone)]
+pub struct NewPersonForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    employee_id: String,
+    #[serde(default)]
+    department: String,
+    #[serde(default)]
+    person_type: String,
+    #[serde(default)]
+    card: String,
+    #[serde(default)]
+    level_id: String,
+    #[serde(default)]
+    valid_until: String,
+}
+
+#[derive(Template)]
+#[template(path = "people/new.html")]
+struct NewPage {
+    chrome: Chrome,
+    form: NewPersonForm,
+    levels: Vec<(i64, String)>,
+    problems: Problems,
+}
+
+async fn level_choices(state: &AppState) -> Result<Vec<(i64, String)>, PageError> {
+    let levels = state
+        .read(|conn| {
+            let (levels, _) = Levels::list(
+                conn,
+                &LevelFilter::default(),
+                Page {
+                    offset: 0,
+                    limit: 1000,
+                },
+            )?;
+            Ok(levels)
+        })
+        .await?;
+    let mut choices: Vec<(i64, String)> = levels.into_iter().map(|l| (l.id, l.name)).collect();
+    choices.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(choices)
+}
+
+/// GET /people/new
+pub async fn new_form(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+) -> Result<HttpResponse, PageError> {
+    viewer.may_change_policy()?;
+    page(&NewPage {
+        chrome: Chrome::new(&state, &viewer, Section::People),
+        form: NewPersonForm {
+            person_type: "employee".to_owned(),
+            ..Default::default()
+        },
+        levels: level_choices(&state).await?,
+        problems: Problems::default(),
+    })
+}
+
+/// The end of a calendar day on the site's clock: access "until 2027-03-31" lasts all day.
+pub fn end_of_day(date: NaiveDate, tz: Tz) -> Option<DateTime<Utc>> {
+    date.succ_opt()?
+        .and_hms_opt(0, 0, 0)?
+        .and_local_timezone(tz)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Renames the fields of a nested input's errors to the form's own field names.
+fn rename_fields(errors: FieldErrors, renames: &[(&str, &str)]) -> FieldErrors {
+    let mut out = FieldErrors::default();
+    for (field, messages) in errors.0 {
+        let name = renames
+            .iter()
+            .find(|(from, _)| *from == field)
+            .map_or(field.as_str(), |(_, to)| *to)
+            .to_owned();
+        for m in messages {
+            out.add(name.clone(), m);
+        }
+    }
+    out
+}
+
+/// POST /people
+pub async fn create(
+    state: web::Data<AppState>,
+    posted: Posted<NewPersonForm>,
+) -> Result<HttpResponse, PageError> {
+    let actor = posted.viewer.may_change_policy()?.username.clone();
+    let form = posted.form.clone();
+    let tz = Chrome::new(&state, &posted.viewer, Section::People).timezone;
+    let mut problems = FieldErrors::default();
+    let level_id = match form.level_id.trim() {
+        "" => None,
+        text => match text.parse::<i64>() {
+            Ok(id) => Some(id),
+            Err(_) => {
+                problems.add("level_id", "choose an access level from the list");
+                None
+            }
+        },
+    };
+    let valid_until = match form.valid_until.trim() {
+        "" => None,
+        text => match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+            Ok(date) => end_of_day(date, tz),
+            Err(_) => {
+                problems.add("valid_until", "enter a date like 2027-03-31");
+                None
+            }
+        },
+    };
+    if valid_until.is_some() && level_id.is_none() {
+        problems.add("valid_until", "choose an access level for this date to end");
+    }
+    let now = state.clock.now();
+    let result = if problems.is_empty() {
+        let form = form.clone();
+        state
+            .change(move |conn| {
+                let ctx = ChangeContext { actor: &actor, now };
+                crate::store::write_transaction(conn, |conn| {
+                    create_person(conn, &form, level_id, valid_until, &ctx)
+                })
+                .map_err(|e| match e {
+                    ChangeError::Invalid(fields) => ApiError::Invalid(fields),
+                    other => ApiError::from(other),
+                })
+            })
+            .await
+    } else {
+        Err(ApiError::Invalid(problems))
+    };
+    match result {
+        Ok(id) => Ok(see_other(&format!("/people/{id}"))),
+        Err(ApiError::Invalid(fields)) => page_with_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &NewPage {
+                chrome: Chrome::new(&state, &posted.viewer, Section::People),
+                form: posted.form,
+                levels: level_choices(&state).await?,
+                problems: Problems(fields),
+            },
+        ),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// The person, their card and their access, all or nothing.
+fn create_person(
+    conn: &mut crate::store::DbConnection,
+    form: &NewPersonForm,
+    level_id: Option<i64>,
+    valid_until: Option<DateTime<Utc>>,
+    ctx: &ChangeContext<'_>,
+) -> Result<i64, ChangeError> {
+    let person = entities::create::<People>(
+        conn,
+        PersonInput {
+            employee_id: form.employee_id.trim().to_owned(),
+            name: form.name.trim().to_owned(),
+            department: form.department.trim().to_owned(),
+            title: String::new(),
+            manager_id: None,
+            person_type: if form.person_type.is_empty() {
+                "employee".to_owned()
+            } else {
+                form.person_type.clone()
+            },
+            status: "active".to_owned(),
+            valid_from: None,
+            valid_until: None,
+            notes: String::new(),
+        },
+        ctx,
+    )?;
+    let mut errors = FieldErrors::default();
+    if !form.card.trim().is_empty() {
+        let card = entities::create::<Credentials>(
+            conn,
+            CredentialInput {
+                person_id: person.id,
+                kind: "card".to_owned(),
+                card_uid: Some(form.card.trim().to_owned()),
+                facility: None,
+                card_number: None,
+                pin: None,
+                status: "active".to_owned(),
+                valid_until: None,
+            },
+            ctx,
+        );
+        if let Err(ChangeError::Invalid(fields)) = card {
+            errors
+                .0
+                .extend(rename_fields(fields, &[("card_uid", "card"), ("person_id", "card")]).0);
+        } else {
+            card?;
+        }
+    }
+    if let Some(level_id) = level_id {
+        let entitlement = entities::create::<Entitlements>(
+            conn,
+            EntitlementInput {
+                person_id: person.id,
+                level_id,
+                valid_until,
+                justification: "granted when the person was added in the console".to_owned(),
+            },
+            ctx,
+        );
+        if let Err(ChangeError::Invalid(fields)) = entitlement {
+            errors
+                .0
+                .extend(rename_fields(fields, &[("person_id", "level_id")]).0);
+        } else {
+            entitlement?;
+        }
+    }
+    // Any problem undoes the person too: the form comes back with everything typed.
+    errors.into_result()?;
+    Ok(person.id)
+}
+
+#[derive(Template)]
+#[template(path = "people/show.html")]
+struct ShowPage {
+    chrome: Chrome,
+    person: PersonView,
+    cards: Vec<CredentialView>,
+    /// Each entitlement with its level's name.
+    access: Vec<(EntitlementView, String)>,
+    events: Vec<FeedItem>,
+}
+
+/// GET /people/{id}
+pub async fn show(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    let id = id.into_inner();
+    let (person, cards, entitlements, rows) = state
+        .read(move |conn| {
+            let person = People::get(conn, id)?
+                .ok_or_else(|| ApiError::NotFound(format!("There is no person {id}.")))?;
+            let everything = Page {
+                offset: 0,
+                limit: 1000,
+            };
+            let (cards, _) = Credentials::list(
+                conn,
+                &CredentialFilter {
+                    person_id: Some(id),
+                    ..Default::default()
+                },
+                everything,
+            )?;
+            let (entitlements, _) = Entitlements::list(
+                conn,
+                &EntitlementFilter {
+                    person_id: Some(id),
+                    level_id: None,
+                },
+                everything,
+            )?;
+            let rows = recent(
+                conn,
+                &EventFilter {
+                    person_id: Some(id),
+                    ..Default::default()
+                },
+                20,
+            )?;
+            Ok((person, cards, entitlements, rows))
+        })
+        .await?;
+    let snapshot = state.live.snapshot();
+    let access = entitlements
+        .into_iter()
+        .map(|e| {
+            let name = snapshot
+                .level(e.level_id)
+                .map_or_else(|| format!("level {}", e.level_id), |l| l.name.clone());
+            (e, name)
+        })
+        .collect();
+    let events = rows
+        .into_iter()
+        .map(|row| FeedItem::new(&EventView::from(row), &snapshot))
+        .collect();
+    page(&ShowPage {
+        chrome: Chrome::new(&state, &viewer, Section::People),
+        person,
+        cards,
+        access,
+        events,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct NoFields {}
+
+async fn set_status(
+    state: web::Data<AppState>,
+    posted: Posted<NoFields>,
+    id: i64,
+    status: &'static str,
+) -> Result<HttpResponse, PageError> {
+    let actor = posted.viewer.may_change_policy()?.username.clone();
+    let now = state.clock.now();
+    state
+        .change(move |conn| {
+            let ctx = ChangeContext { actor: &actor, now };
+            let person = People::get(conn, id)?
+                .ok_or_else(|| ApiError::NotFound(format!("There is no person {id}.")))?;
+            let input = PersonInput {
+                employee_id: person.employee_id,
+                name: person.name,
+                department: person.department,
+                title: person.title,
+                manager_id: person.manager_id,
+                person_type: person.person_type,
+                status: status.to_owned(),
+                valid_from: person.valid_from,
+                valid_until: person.valid_until,
+                notes: person.notes,
+            };
+            entities::update::<People>(conn, id, input, &ctx)?;
+            Ok(())
+        })
+        .await?;
+    Ok(see_other(&format!("/people/{id}")))
+}
+
+/// POST /people/{id}/suspend: denied at every door from the next swipe on.
+pub async fn suspend(
+    state: web::Data<AppState>,
+    posted: Posted<NoFields>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    set_status(state, posted, id.into_inner(), "suspended").await
+}
+
+/// POST /people/{id}/reinstate
+pub async fn reinstate(
+    state: web::Data<AppState>,
+    posted: Posted<NoFields>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    set_status(state, posted, id.into_inner(), "active").await
+}
+
+/// POST /people/{id}/terminate
+pub async fn terminate(
+    state: web::Data<AppState>,
+    posted: Posted<NoFields>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    set_status(state, posted, id.into_inner(), "terminated").await
+}

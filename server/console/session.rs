@@ -1,0 +1,458 @@
+//! Console sign-in sessions and the guards of every console request: the session cookie
+//! (its secret's SHA-256 stored, idle and absolute timeouts), CSRF tokens, sign-in throttling.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use rand::Rng;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use super::PageError;
+use crate::admins::{Identity, Role};
+use crate::entities::utc;
+use crate::secret::constant_time_eq;
+use crate::store::DbConnection;
+use crate::store::schema::{admin_sessions, admin_users};
+use crate::web::AppState;
+
+/// The session cookie. HttpOnly, SameSite=Strict, Secure unless served over plain HTTP to
+/// an address other than loopback (see `cookie_secure`).
+pub const SESSION_COOKIE: &str = "gatehouse_session";
+/// The sign-in form's CSRF cookie: there is no session yet to hold its token, so the form
+/// and this cookie carry the same random value (a double submit).
+pub const SIGN_IN_COOKIE: &str = "gatehouse_sign_in";
+/// The form field, and the header for htmx requests, that carry a session's CSRF token.
+pub const CSRF_FIELD: &str = "csrf";
+pub const CSRF_HEADER: &str = "X-CSRF-Token";
+
+/// A session is checked against the database again after this long, so that a disabled
+/// admin or a session ended elsewhere (another appliance on the same PostgreSQL, the CLI)
+/// stops working within a minute, without a database read on every page.
+const RECHECK_AFTER: Duration = Duration::from_secs(60);
+
+/// Failed sign-ins from one address within [`THROTTLE_WINDOW`] before that address must wait.
+pub const THROTTLE_FAILURES: usize = 10;
+pub const THROTTLE_WINDOW: Duration = Duration::from_secs(10 * 60);
+
+/// A signed-in admin's session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: i64,
+    pub identity: Identity,
+    pub csrf: String,
+}
+
+struct Cached {
+    session: Session,
+    last_seen: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    checked: Instant,
+}
+
+/// The live sessions of this appliance: rows in `admin_sessions`, cached for a minute.
+pub struct Sessions {
+    idle: chrono::Duration,
+    lifetime: chrono::Duration,
+    cache: Mutex<HashMap<[u8; 32], Cached>>,
+    failures: Mutex<HashMap<IpAddr, Vec<Instant>>>,
+}
+
+fn random_hex() -> String {
+    hex::encode(rand::rng().random::<[u8; 32]>())
+}
+
+fn key_of(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+impl Sessions {
+    pub fn new(idle_minutes: u32, lifetime_hours: u32) -> Sessions {
+        Sessions {
+            idle: chrono::Duration::minutes(i64::from(idle_minutes)),
+            lifetime: chrono::Duration::hours(i64::from(lifetime_hours)),
+            cache: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How long a session lives without requests.
+    pub fn idle(&self) -> chrono::Duration {
+        self.idle
+    }
+
+    /// Starts a session for an admin who just signed in; returns the cookie's secret.
+    pub fn open(
+        &self,
+        conn: &mut DbConnection,
+        identity: Identity,
+        now: DateTime<Utc>,
+        remote: &str,
+    ) -> QueryResult<(String, Session)> {
+        let secret = random_hex();
+        let csrf = random_hex();
+        let stamp = now.naive_utc();
+        // Expired sessions of anyone are swept here, on the rare path, not on every page.
+        diesel::delete(admin_sessions::table.filter(admin_sessions::expires_at.le(stamp)))
+            .execute(conn)?;
+        let id = diesel::insert_into(admin_sessions::table)
+            .values((
+                admin_sessions::token_hash.eq(hex::encode(key_of(&secret))),
+                admin_sessions::admin_user_id.eq(identity.admin_id),
+                admin_sessions::csrf_token.eq(&csrf),
+                admin_sessions::created_at.eq(stamp),
+                admin_sessions::last_seen_at.eq(stamp),
+                admin_sessions::expires_at.eq(stamp + self.lifetime),
+                admin_sessions::remote_addr.eq(remote),
+            ))
+            .returning(admin_sessions::id)
+            .get_result(conn)?;
+        let session = Session { id, identity, csrf };
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(
+                key_of(&secret),
+                Cached {
+                    session: session.clone(),
+                    last_seen: now,
+                    expires_at: now + self.lifetime,
+                    checked: Instant::now(),
+                },
+            );
+        }
+        Ok((secret, session))
+    }
+
+    /// The session a cookie's secret belongs to, if it is still live; marks it seen.
+    pub fn find(
+        &self,
+        conn: &mut DbConnection,
+        secret: &str,
+        now: DateTime<Utc>,
+    ) -> QueryResult<Option<Session>> {
+        let key = key_of(secret);
+        if let Ok(mut cache) = self.cache.lock()
+            && let Some(cached) = cache.get_mut(&key)
+            && cached.checked.elapsed() < RECHECK_AFTER
+        {
+            if now - cached.last_seen > self.idle || now >= cached.expires_at {
+                cache.remove(&key);
+            } else {
+                cached.last_seen = now;
+                return Ok(Some(cached.session.clone()));
+            }
+        }
+        let last_seen_here = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(&key).map(|c| c.last_seen));
+        let row = admin_sessions::table
+            .inner_join(admin_users::table)
+            .filter(admin_sessions::token_hash.eq(hex::encode(key)))
+            .select((
+                admin_sessions::id,
+                admin_sessions::csrf_token,
+                admin_sessions::last_seen_at,
+                admin_sessions::expires_at,
+                admin_users::id,
+                admin_users::username,
+                admin_users::role,
+                admin_users::disabled,
+            ))
+            .first::<(
+                i64,
+                String,
+                chrono::NaiveDateTime,
+                chrono::NaiveDateTime,
+                i64,
+                String,
+                String,
+                bool,
+            )>(conn)
+            .optional()?;
+        let live = row.and_then(
+            |(id, csrf, last_seen, expires_at, admin_id, username, role, disabled)| {
+                let last_seen = last_seen_here.unwrap_or(utc(last_seen)).max(utc(last_seen));
+                let expires_at = utc(expires_at);
+                let role: Role = role.parse().ok()?;
+                let fresh = now - last_seen <= self.idle && now < expires_at && !disabled;
+                fresh.then_some((
+                    Session {
+                        id,
+                        identity: Identity {
+                            admin_id,
+                            username,
+                            role,
+                        },
+                        csrf,
+                    },
+                    expires_at,
+                ))
+            },
+        );
+        let Some((session, expires_at)) = live else {
+            self.forget(conn, &key)?;
+            return Ok(None);
+        };
+        diesel::update(admin_sessions::table.find(session.id))
+            .set(admin_sessions::last_seen_at.eq(now.naive_utc()))
+            .execute(conn)?;
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.retain(|_, c| now - c.last_seen <= self.idle && now < c.expires_at);
+            cache.insert(
+                key,
+                Cached {
+                    session: session.clone(),
+                    last_seen: now,
+                    expires_at,
+                    checked: Instant::now(),
+                },
+            );
+        }
+        Ok(Some(session))
+    }
+
+    /// Ends the session of a cookie's secret (sign-out).
+    pub fn close(&self, conn: &mut DbConnection, secret: &str) -> QueryResult<()> {
+        self.forget(conn, &key_of(secret))
+    }
+
+    fn forget(&self, conn: &mut DbConnection, key: &[u8; 32]) -> QueryResult<()> {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.remove(key);
+        }
+        diesel::delete(
+            admin_sessions::table.filter(admin_sessions::token_hash.eq(hex::encode(key))),
+        )
+        .execute(conn)?;
+        Ok(())
+    }
+
+    /// Ends every session of an admin (disabled, or their password changed).
+    pub fn close_all_of(&self, conn: &mut DbConnection, admin_id: i64) -> QueryResult<()> {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.retain(|_, c| c.session.identity.admin_id != admin_id);
+        }
+        diesel::delete(admin_sessions::table.filter(admin_sessions::admin_user_id.eq(admin_id)))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// Err(how long to wait) when this address failed to sign in too often lately.
+    pub fn throttled(&self, addr: IpAddr) -> Result<(), Duration> {
+        let Ok(mut failures) = self.failures.lock() else {
+            return Ok(());
+        };
+        let Some(times) = failures.get_mut(&addr) else {
+            return Ok(());
+        };
+        times.retain(|t| t.elapsed() < THROTTLE_WINDOW);
+        if times.len() >= THROTTLE_FAILURES {
+            let oldest = times.iter().min().map_or(Duration::ZERO, Instant::elapsed);
+            Err(THROTTLE_WINDOW.saturating_sub(oldest))
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn record_failure(&self, addr: IpAddr) {
+        if let Ok(mut failures) = self.failures.lock() {
+            // Bounded: addresses with no recent failure are dropped as others arrive.
+            if failures.len() > 10_000 {
+                failures.retain(|_, times| times.iter().any(|t| t.elapsed() < THROTTLE_WINDOW));
+            }
+            failures.entry(addr).or_default().push(Instant::now());
+        }
+    }
+
+    pub fn clear_failures(&self, addr: IpAddr) {
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.remove(&addr);
+        }
+    }
+
+    /// A fresh random value for the sign-in form's double-submit CSRF check.
+    pub fn sign_in_token() -> String {
+        random_hex()
+    }
+}
+
+/// Whether cookies may carry `Secure`: browsers drop Secure cookies set over plain HTTP,
+/// except on loopback, so the flag is set over HTTPS (also behind a TLS proxy that says so)
+/// and on loopback, and left off for plain HTTP on the LAN (docs/console.md says to put
+/// the console behind TLS there).
+pub fn cookie_secure(req: &HttpRequest) -> bool {
+    let https = req.connection_info().scheme() == "https";
+    let loopback = req.peer_addr().is_some_and(|a| a.ip().is_loopback());
+    https || loopback
+}
+
+pub fn session_cookie(req: &HttpRequest, value: String) -> actix_web::cookie::Cookie<'static> {
+    actix_web::cookie::Cookie::build(SESSION_COOKIE, value)
+        .path("/")
+        .http_only(true)
+        .secure(cookie_secure(req))
+        .same_site(actix_web::cookie::SameSite::Strict)
+        .finish()
+}
+
+/// Where a request that needs a session was going, for the sign-in page to return to.
+fn wanted_path(req: &HttpRequest) -> String {
+    if req.method() == actix_web::http::Method::GET {
+        req.uri()
+            .path_and_query()
+            .map_or("/".to_owned(), |p| p.as_str().to_owned())
+    } else {
+        "/".to_owned()
+    }
+}
+
+fn is_htmx(req: &HttpRequest) -> bool {
+    req.headers().contains_key("HX-Request")
+}
+
+/// The signed-in admin making a console request. Without a live session the request is
+/// sent to the sign-in page (and told so, for htmx requests).
+pub struct Viewer(pub Session);
+
+impl Viewer {
+    pub fn identity(&self) -> &Identity {
+        &self.0.identity
+    }
+
+    /// Ok when the viewer may change policy (admins and operators; auditors only read).
+    pub fn may_change_policy(&self) -> Result<&Identity, PageError> {
+        if self.0.identity.role.can_change_policy() {
+            Ok(&self.0.identity)
+        } else {
+            Err(PageError::Forbidden(self.0.identity.role))
+        }
+    }
+
+    pub fn may_manage_admins(&self) -> Result<&Identity, PageError> {
+        if self.0.identity.role.can_manage_admins() {
+            Ok(&self.0.identity)
+        } else {
+            Err(PageError::Forbidden(self.0.identity.role))
+        }
+    }
+}
+
+fn session_from(req: &HttpRequest) -> Pin<Box<dyn Future<Output = Result<Session, PageError>>>> {
+    let secret = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let sign_in = PageError::SignIn {
+        next: wanted_path(req),
+        htmx: is_htmx(req),
+    };
+    Box::pin(async move {
+        let (Some(secret), Some(state)) = (secret, state) else {
+            return Err(sign_in);
+        };
+        let now = state.clock.now();
+        let store = state.clone();
+        let found = web::block(move || -> Result<Option<Session>, PageError> {
+            let mut conn = store.db.get()?;
+            Ok(store.sessions.find(&mut conn, &secret, now)?)
+        })
+        .await??;
+        found.ok_or(sign_in)
+    })
+}
+
+impl FromRequest for Viewer {
+    type Error = PageError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, PageError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let session = session_from(req);
+        Box::pin(async move { Ok(Viewer(session.await?)) })
+    }
+}
+
+/// The largest console form accepted.
+const FORM_LIMIT: usize = 256 * 1024;
+
+/// A state-changing console request: a signed-in viewer, a CSRF token that matches their
+/// session (form field `csrf` or header `X-CSRF-Token`), a same-origin `Origin` when the
+/// browser sends one, and the form `T`.
+pub struct Posted<T> {
+    pub viewer: Viewer,
+    pub form: T,
+}
+
+/// True when the request's Origin header, if any, names this host.
+pub fn same_origin(req: &HttpRequest) -> bool {
+    let Some(origin) = req.headers().get("Origin").and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = req.connection_info().host().to_owned();
+    origin
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest.trim_end_matches('/') == host)
+}
+
+/// The value of `field` in a urlencoded body.
+pub fn form_field(body: &[u8], field: &str) -> Option<String> {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == field)
+        .map(|(_, v)| v)
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Posted<T> {
+    type Error = PageError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, PageError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let session = session_from(req);
+        let body = web::Bytes::from_request(req, payload);
+        let header_token = req
+            .headers()
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let same_origin = same_origin(req);
+        let too_big = req
+            .headers()
+            .get("Content-Length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .is_some_and(|n| n > FORM_LIMIT);
+        Box::pin(async move {
+            let session = session.await?;
+            if too_big {
+                return Err(PageError::BadForm(
+                    "the form is larger than 256 KiB".to_owned(),
+                ));
+            }
+            let body = body
+                .await
+                .map_err(|e| PageError::BadForm(format!("the form could not be read: {e}")))?;
+            if body.len() > FORM_LIMIT {
+                return Err(PageError::BadForm(
+                    "the form is larger than 256 KiB".to_owned(),
+                ));
+            }
+            let token = header_token.or_else(|| form_field(&body, CSRF_FIELD));
+            let token_ok = token.is_some_and(|t| constant_time_eq(&t, &session.csrf));
+            if !token_ok || !same_origin {
+                return Err(PageError::Csrf);
+            }
+            let form = serde_urlencoded::from_bytes::<T>(&body)
+                .map_err(|e| PageError::BadForm(e.to_string()))?;
+            Ok(Posted {
+                viewer: Viewer(session),
+                form,
+            })
+        })
+    }
+}

@@ -1,0 +1,256 @@
+//! Signing in and out of the console: the sign-in form (double-submit CSRF, per-address
+//! throttling, per-account lockout with messages a person can act on) and sign-out.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::session::{
+    self, Posted, SESSION_COOKIE, SIGN_IN_COOKIE, Sessions, Viewer, session_cookie,
+};
+use super::{PageError, page_with_status, see_other};
+use crate::admins::{self, SignIn};
+use crate::audit::{self, AuditEntry};
+use crate::secret::constant_time_eq;
+use crate::web::AppState;
+use crate::web::error::ApiError;
+
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+struct SignInPage {
+    csrf: String,
+    next: String,
+    username: String,
+    /// Why the last attempt failed, shown as an alert.
+    problem: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+/// Only paths on this appliance: a sign-in link must not be able to send people elsewhere.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        _ => "/".to_owned(),
+    }
+}
+
+fn sign_in_form(
+    req: &HttpRequest,
+    status: StatusCode,
+    next: String,
+    username: String,
+    problem: Option<String>,
+) -> Result<HttpResponse, PageError> {
+    let csrf = Sessions::sign_in_token();
+    let mut response = page_with_status(
+        status,
+        &SignInPage {
+            csrf: csrf.clone(),
+            next,
+            username,
+            problem,
+        },
+    )?;
+    let cookie = actix_web::cookie::Cookie::build(SIGN_IN_COOKIE, csrf)
+        .path("/login")
+        .http_only(true)
+        .secure(session::cookie_secure(req))
+        .same_site(actix_web::cookie::SameSite::Strict)
+        .finish();
+    response
+        .add_cookie(&cookie)
+        .map_err(|e| PageError::Internal(e.to_string()))?;
+    Ok(response)
+}
+
+/// GET /login
+pub async fn form(
+    req: HttpRequest,
+    query: web::Query<NextQuery>,
+    viewer: Option<Viewer>,
+) -> Result<HttpResponse, PageError> {
+    let next = safe_next(query.next.as_deref());
+    if viewer.is_some() {
+        return Ok(see_other(&next));
+    }
+    sign_in_form(&req, StatusCode::OK, next, String::new(), None)
+}
+
+#[derive(Deserialize)]
+pub struct SignInForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// POST /login
+pub async fn submit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let form: SignInForm =
+        serde_urlencoded::from_bytes(&body).map_err(|e| PageError::BadForm(e.to_string()))?;
+    let cookie = req.cookie(SIGN_IN_COOKIE).map(|c| c.value().to_owned());
+    let csrf_ok = cookie.is_some_and(|c| !c.is_empty() && constant_time_eq(&c, &form.csrf));
+    if !csrf_ok || !session::same_origin(&req) {
+        return Err(PageError::Csrf);
+    }
+    let next = safe_next(Some(&form.next));
+    let username = form.username.trim().to_owned();
+    let peer = req.peer_addr().map(|a| a.ip());
+    if let Some(ip) = peer
+        && let Err(wait) = state.sessions.throttled(ip)
+    {
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        return sign_in_form(
+            &req,
+            StatusCode::TOO_MANY_REQUESTS,
+            next,
+            username,
+            Some(format!(
+                "Too many failed sign-ins from this computer. Try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            )),
+        );
+    }
+    if username.is_empty() || form.password.is_empty() {
+        return sign_in_form(
+            &req,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            next,
+            username,
+            Some("Enter your username and password.".to_owned()),
+        );
+    }
+    let now = state.clock.now();
+    let remote = peer.map(|ip| ip.to_string()).unwrap_or_default();
+    let app = state.clone();
+    let (outcome, secret) = state
+        .write(move |conn| {
+            let outcome = admins::sign_in(conn, &username, &form.password, now)?;
+            let SignIn::Accepted(identity) = &outcome else {
+                if let SignIn::Locked { .. } = outcome {
+                    tracing::warn!(%remote, "an admin account is locked after repeated wrong passwords");
+                }
+                return Ok((outcome, None));
+            };
+            let (secret, _) = app.sessions.open(conn, identity.clone(), now, &remote)?;
+            audit::append(
+                conn,
+                &AuditEntry {
+                    actor: &identity.username,
+                    action: "sign_in",
+                    entity: "session",
+                    entity_id: None,
+                    summary: format!("{} signed in to the console from {remote}", identity.username),
+                    before: None,
+                    after: None,
+                },
+                now,
+            )
+            .map_err(ApiError::from)?;
+            Ok((outcome, Some(secret)))
+        })
+        .await?;
+    let problem = match outcome {
+        SignIn::Accepted(_) => {
+            if let Some(ip) = peer {
+                state.sessions.clear_failures(ip);
+            }
+            let mut response = see_other(&next);
+            if let Some(secret) = secret {
+                response
+                    .add_cookie(&session_cookie(&req, secret))
+                    .map_err(|e| PageError::Internal(e.to_string()))?;
+            }
+            return Ok(response);
+        }
+        SignIn::Refused => "Wrong username or password.".to_owned(),
+        SignIn::Locked { until } => {
+            let chrome_tz = state
+                .live
+                .snapshot()
+                .sites()
+                .first()
+                .and_then(|s| s.timezone.parse::<chrono_tz::Tz>().ok())
+                .unwrap_or(chrono_tz::Tz::UTC);
+            format!(
+                "This account is locked after {} wrong passwords in a row. Try again after {}, \
+                 or ask another admin to set a new password for it.",
+                admins::MAX_FAILED_SIGN_INS,
+                until.with_timezone(&chrome_tz).format("%H:%M")
+            )
+        }
+        SignIn::Disabled => "This account is disabled. Ask an admin to enable it.".to_owned(),
+    };
+    if let Some(ip) = peer {
+        state.sessions.record_failure(ip);
+    }
+    sign_in_form(
+        &req,
+        StatusCode::UNAUTHORIZED,
+        next,
+        form_username(&body),
+        Some(problem),
+    )
+}
+
+fn form_username(body: &[u8]) -> String {
+    session::form_field(body, "username")
+        .map(|u| u.trim().to_owned())
+        .unwrap_or_default()
+}
+
+#[derive(Deserialize)]
+pub struct SignOutForm {}
+
+/// POST /logout
+pub async fn sign_out(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    posted: Posted<SignOutForm>,
+) -> Result<HttpResponse, PageError> {
+    let secret = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
+    let username = posted.viewer.identity().username.clone();
+    let now = state.clock.now();
+    let app = state.clone();
+    state
+        .write(move |conn| {
+            if let Some(secret) = secret {
+                app.sessions.close(conn, &secret)?;
+            }
+            audit::append(
+                conn,
+                &AuditEntry {
+                    actor: &username,
+                    action: "sign_out",
+                    entity: "session",
+                    entity_id: None,
+                    summary: format!("{username} signed out of the console"),
+                    before: None,
+                    after: None,
+                },
+                now,
+            )?;
+            Ok(())
+        })
+        .await?;
+    let mut response = see_other("/login");
+    let mut gone = session_cookie(&req, String::new());
+    gone.make_removal();
+    response
+        .add_cookie(&gone)
+        .map_err(|e| PageError::Internal(e.to_string()))?;
+    Ok(response)
+}
