@@ -79,7 +79,9 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
                 DefaultHeaders::new()
                     .add(("X-Content-Type-Options", "nosniff"))
                     .add(("X-Frame-Options", "DENY"))
-                    .add(("Referrer-Policy", "no-referrer"))
+                    // same-origin, not no-referrer: with no-referrer browsers send `Origin: null`
+                    // on the console's own form posts.
+                    .add(("Referrer-Policy", "same-origin"))
                     // The console runs no inline script or style and loads nothing from
                     // elsewhere; the API's JSON is not affected.
                     .add((

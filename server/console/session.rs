@@ -23,8 +23,7 @@ use crate::store::DbConnection;
 use crate::store::schema::{admin_sessions, admin_users};
 use crate::web::AppState;
 
-/// The session cookie. HttpOnly, SameSite=Strict, Secure unless served over plain HTTP to
-/// an address other than loopback (see `cookie_secure`).
+/// The session cookie: HttpOnly, SameSite=Strict, and Secure over HTTPS (`cookie_secure`).
 pub const SESSION_COOKIE: &str = "gatehouse_session";
 /// The sign-in form's CSRF cookie: there is no session yet to hold its token, so the form
 /// and this cookie carry the same random value (a double submit).
@@ -284,14 +283,12 @@ impl Sessions {
     }
 }
 
-/// Whether cookies may carry `Secure`: browsers drop Secure cookies set over plain HTTP,
-/// except on loopback, so the flag is set over HTTPS (also behind a TLS proxy that says so)
-/// and on loopback, and left off for plain HTTP on the LAN (docs/console.md says to put
-/// the console behind TLS there).
+/// Whether cookies carry `Secure`: when the console is reached over HTTPS (directly or
+/// through a TLS proxy that says so with `X-Forwarded-Proto`/`Forwarded`). Browsers drop
+/// Secure cookies set over plain HTTP, so plain-HTTP consoles get none and docs/console.md
+/// says to put the console behind TLS on a LAN.
 pub fn cookie_secure(req: &HttpRequest) -> bool {
-    let https = req.connection_info().scheme() == "https";
-    let loopback = req.peer_addr().is_some_and(|a| a.ip().is_loopback());
-    https || loopback
+    req.connection_info().scheme() == "https"
 }
 
 pub fn session_cookie(req: &HttpRequest, value: String) -> actix_web::cookie::Cookie<'static> {
@@ -388,9 +385,15 @@ pub struct Posted<T> {
     pub form: T,
 }
 
-/// True when the request's Origin header, if any, names this host.
+/// True unless the browser says the request came from another site: `Sec-Fetch-Site`
+/// must be `same-origin` where the browser sends it, and `Origin`, where sent, must name
+/// this host. (The CSRF token is the main defence; this is a second one.)
 pub fn same_origin(req: &HttpRequest) -> bool {
-    let Some(origin) = req.headers().get("Origin").and_then(|v| v.to_str().ok()) else {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = header("Sec-Fetch-Site") {
+        return site == "same-origin";
+    }
+    let Some(origin) = header("Origin") else {
         return true;
     };
     let host = req.connection_info().host().to_owned();

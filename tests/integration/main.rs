@@ -6,6 +6,7 @@ mod api;
 mod app;
 mod audit_chain;
 mod cli;
+mod console;
 mod crash;
 mod event_log;
 mod hub;

@@ -1,0 +1,553 @@
+//! The admin console over real HTTP, as a browser without JavaScript uses it: sign-in,
+//! sessions, CSRF, roles, forms that validate, and the pages that run the building.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use gatehouse::admins::{self, AdminInput};
+use gatehouse::entities::ChangeContext;
+use gatehouse::event_log::{EventKind, NewEvent};
+use serde_json::json;
+
+use crate::app::{Backend, Fixture, TestApp, build_site};
+
+const PASSWORD: &str = "a long enough password";
+
+/// A page as the browser got it.
+struct Page {
+    status: u16,
+    headers: HashMap<String, String>,
+    body: String,
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers.get("location").map_or("", String::as_str)
+    }
+
+    /// The CSRF token the page's forms carry.
+    fn csrf(&self) -> String {
+        let at = self
+            .body
+            .find("name=\"csrf\" value=\"")
+            .unwrap_or_else(|| panic!("no csrf field in {}", self.body));
+        let rest = &self.body[at + "name=\"csrf\" value=\"".len()..];
+        rest[..rest.find('"').unwrap()].to_owned()
+    }
+}
+
+/// A cookie-keeping HTTP client that does not follow redirects, like a browser's network
+/// layer seen from the server.
+struct Browser<'a> {
+    app: &'a TestApp,
+    agent: ureq::Agent,
+    cookies: HashMap<String, String>,
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp) -> Browser<'a> {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build()
+            .new_agent();
+        Browser {
+            app,
+            agent,
+            cookies: HashMap::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep(&mut self, mut response: ureq::http::Response<ureq::Body>) -> Page {
+        let mut headers = HashMap::new();
+        for (name, value) in response.headers() {
+            let value = value.to_str().unwrap_or_default().to_owned();
+            if name.as_str() == "set-cookie" {
+                let pair = value.split(';').next().unwrap_or_default();
+                let (k, v) = pair.split_once('=').unwrap();
+                if v.is_empty() || value.contains("Max-Age=0") {
+                    self.cookies.remove(k);
+                } else {
+                    self.cookies.insert(k.to_owned(), v.to_owned());
+                }
+            }
+            headers.insert(name.as_str().to_owned(), value);
+        }
+        let status = response.status().as_u16();
+        let body = response.body_mut().read_to_string().unwrap_or_default();
+        Page {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    fn get(&mut self, path: &str) -> Page {
+        let response = self
+            .agent
+            .get(&self.app.url(path))
+            .header("Cookie", &self.cookie_header())
+            .call()
+            .unwrap();
+        self.keep(response)
+    }
+
+    fn post(&mut self, path: &str, fields: &[(&str, &str)], extra: &[(&str, &str)]) -> Page {
+        let body = serde_urlencoded::to_string(fields).unwrap();
+        let mut request = self
+            .agent
+            .post(&self.app.url(path))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("Cookie", &self.cookie_header());
+        for (k, v) in extra {
+            request = request.header(*k, *v);
+        }
+        let response = request.send(body.as_bytes()).unwrap();
+        self.keep(response)
+    }
+
+    fn sign_in_as(&mut self, username: &str, password: &str) -> Page {
+        let form = self.get("/login");
+        assert_eq!(form.status, 200, "{}", form.body);
+        let csrf = form.csrf();
+        self.post(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("next", "/"),
+                ("username", username),
+                ("password", password),
+            ],
+            &[("Sec-Fetch-Site", "same-origin")],
+        )
+    }
+
+    /// Posts a console form with the CSRF token of the page at `from`.
+    fn submit(&mut self, from: &str, action: &str, fields: &[(&str, &str)]) -> Page {
+        let csrf = self.get(from).csrf();
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        self.post(action, &all, &[("Sec-Fetch-Site", "same-origin")])
+    }
+}
+
+fn add_admin(app: &TestApp, username: &str, role: &str) {
+    admins::create_admin(
+        &mut app.db(),
+        &AdminInput {
+            username: username.to_owned(),
+            password: PASSWORD.to_owned(),
+            role: role.to_owned(),
+        },
+        &ChangeContext {
+            actor: "test-setup",
+            now: Utc::now(),
+        },
+    )
+    .unwrap();
+}
+
+fn signed_in<'a>(app: &'a TestApp, role: &str) -> Browser<'a> {
+    add_admin(app, role, role);
+    let mut browser = Browser::new(app);
+    let page = browser.sign_in_as(role, PASSWORD);
+    assert_eq!(page.status, 303, "{}", page.body);
+    browser
+}
+
+fn person_status(app: &TestApp, id: i64) -> String {
+    app.get(&format!("/api/v1/people/{id}")).body["status"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn signing_in_opens_the_dashboard_and_wrong_passwords_lock_the_account() {
+    let app = TestApp::new(Backend::Sqlite);
+    add_admin(&app, "dana", "admin");
+    let mut browser = Browser::new(&app);
+
+    // Pages need a session: the browser is sent to sign in, and comes back after.
+    let page = browser.get("/people?q=ada");
+    assert_eq!(page.status, 303);
+    assert_eq!(page.location(), "/login?next=%2Fpeople%3Fq%3Dada");
+
+    let page = browser.sign_in_as("dana", "not the password");
+    assert_eq!(page.status, 401);
+    assert!(
+        page.body
+            .contains("role=\"alert\">Wrong username or password."),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("value=\"dana\""),
+        "the username stays typed"
+    );
+
+    let page = browser.sign_in_as("dana", PASSWORD);
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.location(), "/");
+    let cookie = &page.headers["set-cookie"];
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let dashboard = browser.get("/");
+    assert_eq!(dashboard.status, 200);
+    assert!(dashboard.body.contains("<h1>Dashboard</h1>"));
+    assert!(dashboard.body.contains("dana"));
+
+    // Signing out ends the session on the server, not only in the browser.
+    let stolen = browser.cookies.clone();
+    let out = browser.submit("/", "/logout", &[]);
+    assert_eq!(out.status, 303);
+    browser.cookies = stolen;
+    assert_eq!(browser.get("/").status, 303, "a signed-out session is dead");
+
+    // Five wrong passwords in a row lock the account, even against the right one.
+    let mut other = Browser::new(&app);
+    for _ in 0..4 {
+        assert_eq!(other.sign_in_as("dana", "wrong wrong wrong").status, 401);
+    }
+    let locked = other.sign_in_as("dana", "wrong wrong wrong");
+    assert!(
+        locked
+            .body
+            .contains("This account is locked after 5 wrong passwords"),
+        "{}",
+        locked.body
+    );
+    let still = other.sign_in_as("dana", PASSWORD);
+    assert_eq!(still.status, 401);
+    assert!(still.body.contains("locked"), "{}", still.body);
+
+    // Another admin unlocks it by setting a new password.
+    admins::set_password(
+        &mut app.db(),
+        "dana",
+        "a brand new long password",
+        &ChangeContext {
+            actor: "root",
+            now: Utc::now(),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        other.sign_in_as("dana", "a brand new long password").status,
+        303
+    );
+
+    // Sign-ins are on the audit log.
+    let audit = app.get("/api/v1/audit?entity=session").body;
+    assert!(
+        audit.to_string().contains("dana signed in to the console"),
+        "{audit}"
+    );
+}
+
+#[test]
+fn forms_without_their_csrf_token_or_from_another_site_change_nothing() {
+    let app = TestApp::new(Backend::Sqlite);
+    let f = build_site(&app);
+    let mut browser = signed_in(&app, "admin");
+    let suspend = format!("/people/{}/suspend", f.person);
+
+    let page = browser.post(&suspend, &[], &[("Sec-Fetch-Site", "same-origin")]);
+    assert_eq!(page.status, 403);
+    assert!(page.body.contains("This form has expired"), "{}", page.body);
+    let page = browser.post(&suspend, &[("csrf", "0000")], &[]);
+    assert_eq!(page.status, 403);
+    // The right token, but the browser says another site sent it.
+    let csrf = browser.get("/people").csrf();
+    let page = browser.post(
+        &suspend,
+        &[("csrf", &csrf)],
+        &[("Sec-Fetch-Site", "cross-site")],
+    );
+    assert_eq!(page.status, 403);
+    // The sign-in form has its own token.
+    let mut stranger = Browser::new(&app);
+    let page = stranger.post(
+        "/login",
+        &[("username", "admin"), ("password", PASSWORD)],
+        &[],
+    );
+    assert_eq!(page.status, 403);
+    assert_eq!(person_status(&app, f.person), "active");
+
+    let page = browser.post(
+        &suspend,
+        &[("csrf", &csrf)],
+        &[("Sec-Fetch-Site", "same-origin")],
+    );
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(person_status(&app, f.person), "suspended");
+}
+
+#[test]
+fn an_auditor_sees_everything_and_changes_nothing() {
+    let app = TestApp::new(Backend::Sqlite);
+    let f = build_site(&app);
+    let mut auditor = signed_in(&app, "auditor");
+    let people = auditor.get("/people");
+    assert_eq!(people.status, 200);
+    assert!(!people.body.contains("Add person"), "{}", people.body);
+    let person = auditor.get(&format!("/people/{}", f.person));
+    assert_eq!(person.status, 200);
+    assert!(!person.body.contains(">Suspend<"));
+    assert_eq!(auditor.get("/people/new").status, 403);
+
+    let page = auditor.submit("/people", &format!("/people/{}/suspend", f.person), &[]);
+    assert_eq!(page.status, 403);
+    assert!(
+        page.body
+            .contains("Your role (auditor) can look but not change this.")
+    );
+    let page = auditor.submit("/lockdown", "/lockdown/start", &[("confirm", "yes")]);
+    assert_eq!(page.status, 403);
+    assert_eq!(person_status(&app, f.person), "active");
+    assert_eq!(
+        app.get("/api/v1/sites").body["items"][0]["lockdown"],
+        json!(false)
+    );
+}
+
+fn level_of_main_door(f: &Fixture) -> i64 {
+    f.staff_level
+}
+
+#[test]
+fn a_person_added_with_a_card_and_access_can_open_the_door_until_suspended() {
+    let app = TestApp::new(Backend::Sqlite);
+    let f = build_site(&app);
+    let level = level_of_main_door(&f).to_string();
+    let mut browser = signed_in(&app, "operator");
+
+    // A mistake brings the form back with what was typed and the message beside the field.
+    let before = app.get("/api/v1/people").body["total"].as_i64().unwrap();
+    let page = browser.submit(
+        "/people/new",
+        "/people",
+        &[
+            ("name", "Grace Hopper"),
+            ("employee_id", ""),
+            ("card", "not hex!"),
+            ("level_id", &level),
+            ("valid_until", "2031-02-30"),
+        ],
+    );
+    assert_eq!(page.status, 422, "{}", page.body);
+    assert!(page.body.contains("value=\"Grace Hopper\""));
+    assert!(page.body.contains("value=\"not hex!\""));
+    assert!(
+        page.body
+            .contains("id=\"valid_until-error\">enter a date like 2027-03-31"),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        app.get("/api/v1/people").body["total"].as_i64().unwrap(),
+        before
+    );
+
+    let page = browser.submit(
+        "/people/new",
+        "/people",
+        &[
+            ("name", "Grace Hopper"),
+            ("employee_id", "E9001"),
+            ("card", "not hex!"),
+            ("level_id", &level),
+        ],
+    );
+    assert_eq!(page.status, 422);
+    assert!(page.body.contains("id=\"card-error\""), "{}", page.body);
+    assert_eq!(
+        app.get("/api/v1/people").body["total"].as_i64().unwrap(),
+        before,
+        "a bad card undoes the whole person"
+    );
+
+    let page = browser.submit(
+        "/people/new",
+        "/people",
+        &[
+            ("name", "Grace Hopper"),
+            ("employee_id", "E9001"),
+            ("card", "04c0ffee"),
+            ("level_id", &level),
+            ("valid_until", "2031-12-31"),
+        ],
+    );
+    assert_eq!(page.status, 303, "{}", page.body);
+    let id: i64 = page
+        .location()
+        .trim_start_matches("/people/")
+        .parse()
+        .unwrap();
+    let shown = browser.get(page.location());
+    assert!(shown.body.contains("<h1>Grace Hopper</h1>"));
+    assert!(shown.body.contains("04C0FFEE"));
+
+    let why = |browser: &mut Browser| {
+        browser
+            .get(&format!(
+                "/why?person=E9001&door={}&when=2026-12-02T10:00",
+                f.main_door
+            ))
+            .body
+    };
+    let answer = why(&mut browser);
+    assert!(answer.contains("id=\"verdict\""), "{answer}");
+    assert!(answer.contains("Granted: Grace Hopper"), "{answer}");
+
+    let page = browser.submit(
+        &format!("/people/{id}"),
+        &format!("/people/{id}/suspend"),
+        &[],
+    );
+    assert_eq!(page.status, 303);
+    assert_eq!(person_status(&app, id), "suspended");
+    assert!(why(&mut browser).contains("Denied: Grace Hopper"));
+    let audit = app.get("/api/v1/audit?entity=person").body.to_string();
+    assert!(
+        audit.contains("operator"),
+        "the change is on record with who made it"
+    );
+}
+
+#[test]
+fn lockdown_needs_confirming_and_shows_on_every_page_until_it_ends() {
+    let app = TestApp::new(Backend::Sqlite);
+    let _f = build_site(&app);
+    let mut browser = signed_in(&app, "admin");
+    let site = app.get("/api/v1/sites").body["items"][0]["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+
+    let page = browser.submit(
+        "/lockdown",
+        "/lockdown/start",
+        &[("site_id", site.as_str())],
+    );
+    assert_eq!(page.status, 422);
+    assert!(page.body.contains("Tick the box to confirm the lockdown."));
+    assert!(!browser.get("/people").body.contains("lockdown-banner"));
+
+    let page = browser.submit(
+        "/lockdown",
+        "/lockdown/start",
+        &[("site_id", site.as_str()), ("confirm", "yes")],
+    );
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert!(
+        browser
+            .get("/people")
+            .body
+            .contains("id=\"lockdown-banner\"")
+    );
+    assert!(
+        browser
+            .get("/events")
+            .body
+            .contains("id=\"lockdown-banner\"")
+    );
+
+    let page = browser.submit("/lockdown", "/lockdown/end", &[("site_id", site.as_str())]);
+    assert_eq!(page.status, 303);
+    assert!(!browser.get("/people").body.contains("lockdown-banner"));
+}
+
+#[test]
+fn pages_carry_security_headers_and_assets_are_served_from_the_appliance() {
+    let app = TestApp::new(Backend::Sqlite);
+    let mut browser = Browser::new(&app);
+    let page = browser.get("/login");
+    let csp = &page.headers["content-security-policy"];
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"));
+    assert_eq!(page.headers["x-frame-options"], "DENY");
+    assert_eq!(page.headers["referrer-policy"], "same-origin");
+    assert!(!page.body.contains("<script>"), "no inline script");
+    for asset in [
+        "/static/htmx.min.js",
+        "/static/console.js",
+        "/static/console.css",
+    ] {
+        let got = browser.get(asset);
+        assert_eq!(got.status, 200, "{asset}");
+        assert!(got.body.len() > 500, "{asset}");
+    }
+    assert_eq!(browser.get("/static/../Cargo.toml").status, 404);
+}
+
+#[test]
+fn the_events_page_filters_pages_and_exports_what_it_shows() {
+    let app = TestApp::new(Backend::Sqlite);
+    let f = build_site(&app);
+    let t0 = Utc::now() - chrono::TimeDelta::minutes(10);
+    let events: Vec<NewEvent> = (0..70i64)
+        .map(|i| NewEvent {
+            reader_id: Some("main-in".to_owned()),
+            seq: Some(i),
+            reader_ts: Some(t0 + chrono::TimeDelta::seconds(i)),
+            door_id: Some(f.main_door),
+            person_id: Some(f.person),
+            result: Some(if i % 7 == 0 { "denied" } else { "granted" }.to_owned()),
+            deny_code: (i % 7 == 0).then(|| "schedule".to_owned()),
+            ..NewEvent::new(EventKind::Swipe, t0 + chrono::TimeDelta::seconds(i))
+        })
+        .chain(std::iter::once(NewEvent {
+            door_id: Some(f.main_door),
+            ..NewEvent::new(EventKind::ForcedOpen, t0)
+        }))
+        .collect();
+    gatehouse::event_log::write_batch(&mut app.db(), &events, &mut Default::default()).unwrap();
+    let mut browser = signed_in(&app, "auditor");
+
+    let page = browser.get("/events?kind=swipe");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(
+        page.body.matches("<tr class=").count(),
+        50,
+        "a page is 50 events"
+    );
+    let older = page.body.split("rel=\"next\" href=\"").nth(1).unwrap();
+    let older = older[..older.find('"').unwrap()].replace("&#38;", "&");
+    let next = browser.get(&older);
+    assert_eq!(
+        next.body.matches("<tr class=").count(),
+        20,
+        "the rest on the next page, {older}"
+    );
+    assert!(!next.body.contains("rel=\"next\""), "and no page after it");
+
+    let denied = browser.get("/events?result=denied");
+    assert_eq!(denied.body.matches("<tr class=\"denied\"").count(), 10);
+    assert!(denied.body.contains("outside their schedule"));
+
+    let bad = browser.get("/events?from=yesterday");
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains("enter a date like 2026-12-01"));
+
+    let csv = browser.get("/events.csv?kind=swipe");
+    assert_eq!(csv.status, 200);
+    assert!(csv.headers["content-type"].starts_with("text/csv"));
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert!(lines[0].starts_with("id,at,kind,result"));
+    assert_eq!(lines.len(), 71, "every swipe and the header");
+}
