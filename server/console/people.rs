@@ -331,16 +331,33 @@ struct ShowPage {
     cards: Vec<CredentialView>,
     /// Each entitlement with its level's name.
     access: Vec<(EntitlementView, String)>,
+    levels: Vec<(i64, String)>,
     events: Vec<FeedItem>,
+    /// What was typed into the add-card and grant-access forms, when they came back.
+    typed: InlineForms,
+    problems: Problems,
 }
 
-/// GET /people/{id}
-pub async fn show(
-    state: web::Data<AppState>,
-    viewer: Viewer,
-    id: web::Path<i64>,
+/// The small forms on a person's page, as typed.
+#[derive(Deserialize, Default, Clone)]
+pub struct InlineForms {
+    #[serde(default)]
+    card: String,
+    #[serde(default)]
+    level_id: String,
+    #[serde(default)]
+    valid_until: String,
+    #[serde(default)]
+    justification: String,
+}
+
+async fn render_person(
+    state: &AppState,
+    viewer: &Viewer,
+    id: i64,
+    typed: InlineForms,
+    problems: Problems,
 ) -> Result<HttpResponse, PageError> {
-    let id = id.into_inner();
     let (person, cards, entitlements, rows) = state
         .read(move |conn| {
             let person = People::get(conn, id)?
@@ -390,13 +407,231 @@ pub async fn show(
         .into_iter()
         .map(|row| FeedItem::new(&EventView::from(row), &snapshot))
         .collect();
-    page(&ShowPage {
-        chrome: Chrome::new(&state, &viewer, Section::People),
-        person,
-        cards,
-        access,
-        events,
-    })
+    let status = if problems.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    page_with_status(
+        status,
+        &ShowPage {
+            chrome: Chrome::new(state, viewer, Section::People),
+            person,
+            cards,
+            access,
+            levels: level_choices(state).await?,
+            events,
+            typed,
+            problems,
+        },
+    )
+}
+
+/// GET /people/{id}
+pub async fn show(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    render_person(
+        &state,
+        &viewer,
+        id.into_inner(),
+        InlineForms::default(),
+        Problems::default(),
+    )
+    .await
+}
+
+/// Runs a change for a person's page: on invalid input the page comes back with the
+/// messages beside the form that was used; otherwise back to the page.
+async fn change_on_person_page<F>(
+    state: web::Data<AppState>,
+    posted: Posted<InlineForms>,
+    person_id: i64,
+    renames: &'static [(&'static str, &'static str)],
+    f: F,
+) -> Result<HttpResponse, PageError>
+where
+    F: FnOnce(
+            &mut crate::store::DbConnection,
+            &ChangeContext<'_>,
+            &InlineForms,
+        ) -> Result<(), ChangeError>
+        + Send
+        + 'static,
+{
+    let actor = posted.viewer.may_change_policy()?.username.clone();
+    let now = state.clock.now();
+    let typed = posted.form.clone();
+    let result = state
+        .change(move |conn| {
+            let ctx = ChangeContext { actor: &actor, now };
+            f(conn, &ctx, &typed).map_err(|e| match e {
+                ChangeError::Invalid(fields) => ApiError::Invalid(fields),
+                other => ApiError::from(other),
+            })
+        })
+        .await;
+    match result {
+        Ok(()) => Ok(see_other(&format!("/people/{person_id}"))),
+        Err(ApiError::Invalid(fields)) => {
+            render_person(
+                &state,
+                &posted.viewer,
+                person_id,
+                posted.form,
+                Problems(rename_fields(fields, renames)),
+            )
+            .await
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// POST /people/{id}/cards: issues a card to the person.
+pub async fn add_card(
+    state: web::Data<AppState>,
+    posted: Posted<InlineForms>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    let person_id = id.into_inner();
+    change_on_person_page(
+        state,
+        posted,
+        person_id,
+        &[("card_uid", "card"), ("person_id", "card")],
+        move |conn, ctx, typed| {
+            if typed.card.trim().is_empty() {
+                return Err(ChangeError::invalid(
+                    "card",
+                    "enter the card's number (its UID in hex)",
+                ));
+            }
+            entities::create::<Credentials>(
+                conn,
+                CredentialInput {
+                    person_id,
+                    kind: "card".to_owned(),
+                    card_uid: Some(typed.card.trim().to_owned()),
+                    facility: None,
+                    card_number: None,
+                    pin: None,
+                    status: "active".to_owned(),
+                    valid_until: None,
+                },
+                ctx,
+            )?;
+            Ok(())
+        },
+    )
+    .await
+}
+
+/// POST /people/{id}/access: grants an access level, perhaps until a day.
+pub async fn grant_access(
+    state: web::Data<AppState>,
+    posted: Posted<InlineForms>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    let person_id = id.into_inner();
+    let tz = Chrome::new(&state, &posted.viewer, Section::People).timezone;
+    change_on_person_page(
+        state,
+        posted,
+        person_id,
+        &[("person_id", "level_id")],
+        move |conn, ctx, typed| {
+            let mut errors = FieldErrors::default();
+            let level_id = typed.level_id.trim().parse::<i64>().ok();
+            if level_id.is_none() {
+                errors.add("level_id", "choose an access level from the list");
+            }
+            let valid_until = match typed.valid_until.trim() {
+                "" => None,
+                text => {
+                    let day = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok();
+                    if day.is_none() {
+                        errors.add("valid_until", "enter a date like 2027-03-31");
+                    }
+                    day.and_then(|d| end_of_day(d, tz))
+                }
+            };
+            errors.into_result()?;
+            entities::create::<Entitlements>(
+                conn,
+                EntitlementInput {
+                    person_id,
+                    level_id: level_id.unwrap_or_default(),
+                    valid_until,
+                    justification: typed.justification.trim().to_owned(),
+                },
+                ctx,
+            )?;
+            Ok(())
+        },
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct CardStatusForm {
+    status: String,
+}
+
+/// POST /cards/{id}/status: marks a card lost or stolen, revokes it, or makes it active.
+pub async fn set_card_status(
+    state: web::Data<AppState>,
+    posted: Posted<CardStatusForm>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    let actor = posted.viewer.may_change_policy()?.username.clone();
+    let id = id.into_inner();
+    let status = posted.form.status.clone();
+    let now = state.clock.now();
+    let person_id = state
+        .change(move |conn| {
+            let ctx = ChangeContext { actor: &actor, now };
+            let card = Credentials::get(conn, id)?
+                .ok_or_else(|| ApiError::NotFound(format!("There is no card {id}.")))?;
+            let person_id = card.person_id;
+            let input = CredentialInput {
+                person_id,
+                kind: card.kind,
+                card_uid: card.card_uid,
+                facility: card.facility,
+                card_number: card.card_number,
+                // Leaves the PIN as it is.
+                pin: None,
+                status,
+                valid_until: card.valid_until,
+            };
+            entities::update::<Credentials>(conn, id, input, &ctx)?;
+            Ok(person_id)
+        })
+        .await?;
+    Ok(see_other(&format!("/people/{person_id}")))
+}
+
+/// POST /access/{id}/remove: takes an access level away.
+pub async fn remove_access(
+    state: web::Data<AppState>,
+    posted: Posted<NoFields>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    let actor = posted.viewer.may_change_policy()?.username.clone();
+    let id = id.into_inner();
+    let now = state.clock.now();
+    let person_id = state
+        .change(move |conn| {
+            let ctx = ChangeContext { actor: &actor, now };
+            let entitlement = Entitlements::get(conn, id)?
+                .ok_or_else(|| ApiError::NotFound(format!("There is no entitlement {id}.")))?;
+            entities::delete::<Entitlements>(conn, id, &ctx)?;
+            Ok(entitlement.person_id)
+        })
+        .await?;
+    Ok(see_other(&format!("/people/{person_id}")))
 }
 
 #[derive(Deserialize)]
@@ -459,4 +694,108 @@ pub async fn terminate(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
     set_status(state, posted, id.into_inner(), "terminated").await
+}
+
+/// What the edit form holds, as typed.
+#[derive(Deserialize, Default, Clone)]
+pub struct EditPersonForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    employee_id: String,
+    #[serde(default)]
+    department: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    person_type: String,
+    #[serde(default)]
+    notes: String,
+}
+
+#[derive(Template)]
+#[template(path = "people/edit.html")]
+struct EditPage {
+    chrome: Chrome,
+    id: i64,
+    form: EditPersonForm,
+    problems: Problems,
+}
+
+/// GET /people/{id}/edit
+pub async fn edit_form(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    viewer.may_change_policy()?;
+    let id = id.into_inner();
+    let person = state
+        .read(move |conn| {
+            People::get(conn, id)?
+                .ok_or_else(|| ApiError::NotFound(format!("There is no person {id}.")))
+        })
+        .await?;
+    page(&EditPage {
+        chrome: Chrome::new(&state, &viewer, Section::People),
+        id,
+        form: EditPersonForm {
+            name: person.name,
+            employee_id: person.employee_id,
+            department: person.department,
+            title: person.title,
+            person_type: person.person_type,
+            notes: person.notes,
+        },
+        problems: Problems::default(),
+    })
+}
+
+/// POST /people/{id}/edit
+pub async fn edit(
+    state: web::Data<AppState>,
+    posted: Posted<EditPersonForm>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    let actor = posted.viewer.may_change_policy()?.username.clone();
+    let id = id.into_inner();
+    let form = posted.form.clone();
+    let now = state.clock.now();
+    let result = state
+        .change(move |conn| {
+            let ctx = ChangeContext { actor: &actor, now };
+            let person = People::get(conn, id)?
+                .ok_or_else(|| ApiError::NotFound(format!("There is no person {id}.")))?;
+            let input = PersonInput {
+                employee_id: form.employee_id.trim().to_owned(),
+                name: form.name.trim().to_owned(),
+                department: form.department.trim().to_owned(),
+                title: form.title.trim().to_owned(),
+                manager_id: person.manager_id,
+                person_type: form.person_type,
+                status: person.status,
+                valid_from: person.valid_from,
+                valid_until: person.valid_until,
+                notes: form.notes,
+            };
+            entities::update::<People>(conn, id, input, &ctx).map_err(|e| match e {
+                ChangeError::Invalid(fields) => ApiError::Invalid(fields),
+                other => ApiError::from(other),
+            })?;
+            Ok(())
+        })
+        .await;
+    match result {
+        Ok(()) => Ok(see_other(&format!("/people/{id}"))),
+        Err(ApiError::Invalid(fields)) => page_with_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &EditPage {
+                chrome: Chrome::new(&state, &posted.viewer, Section::People),
+                id,
+                form: posted.form,
+                problems: Problems(fields),
+            },
+        ),
+        Err(other) => Err(other.into()),
+    }
 }

@@ -142,6 +142,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/people/{id}/suspend", web::post().to(people::suspend))
         .route("/people/{id}/reinstate", web::post().to(people::reinstate))
         .route("/people/{id}/terminate", web::post().to(people::terminate))
+        .route("/people/{id}/edit", web::get().to(people::edit_form))
+        .route("/people/{id}/edit", web::post().to(people::edit))
+        .route("/people/{id}/cards", web::post().to(people::add_card))
+        .route("/people/{id}/access", web::post().to(people::grant_access))
+        .route(
+            "/cards/{id}/status",
+            web::post().to(people::set_card_status),
+        )
+        .route("/access/{id}/remove", web::post().to(people::remove_access))
         .route("/why", web::get().to(why::show))
         .route("/events", web::get().to(events::list))
         .route("/events.csv", web::get().to(events::export))

@@ -551,3 +551,116 @@ fn the_events_page_filters_pages_and_exports_what_it_shows() {
     assert!(lines[0].starts_with("id,at,kind,result"));
     assert_eq!(lines.len(), 71, "every swipe and the header");
 }
+
+#[test]
+fn cards_and_access_are_managed_from_the_persons_page() {
+    let app = TestApp::new(Backend::Sqlite);
+    let f = build_site(&app);
+    let mut browser = signed_in(&app, "operator");
+    let person = format!("/people/{}", f.person);
+    let cards = |app: &TestApp| {
+        app.get(&format!("/api/v1/credentials?person_id={}", f.person))
+            .body["items"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let before = cards(&app).len();
+
+    let page = browser.submit(&person, &format!("{person}/cards"), &[("card", "zz")]);
+    assert_eq!(page.status, 422);
+    assert!(page.body.contains("id=\"card-error\""), "{}", page.body);
+    assert!(page.body.contains("value=\"zz\""));
+    assert_eq!(cards(&app).len(), before);
+
+    let page = browser.submit(&person, &format!("{person}/cards"), &[("card", "0badcafe")]);
+    assert_eq!(page.status, 303, "{}", page.body);
+    let issued = cards(&app);
+    let card = issued
+        .iter()
+        .find(|c| c["card_uid"] == "0BADCAFE")
+        .expect("the new card");
+    let page = browser.submit(
+        &person,
+        &format!("/cards/{}/status", card["id"]),
+        &[("status", "lost")],
+    );
+    assert_eq!(page.status, 303);
+    let lost = cards(&app);
+    assert_eq!(
+        lost.iter().find(|c| c["id"] == card["id"]).unwrap()["status"],
+        "lost"
+    );
+
+    let level = app
+        .create(
+            "access-levels",
+            json!({"name": "Server room", "items": [{"door_id": f.server_door, "schedule_id": f.business_hours}]}),
+        )
+        .to_string();
+    let page = browser.submit(
+        &person,
+        &format!("{person}/access"),
+        &[("level_id", &level), ("valid_until", "soon")],
+    );
+    assert_eq!(page.status, 422);
+    assert!(page.body.contains("id=\"valid_until-error\""));
+    let page = browser.submit(
+        &person,
+        &format!("{person}/access"),
+        &[
+            ("level_id", &level),
+            ("valid_until", "2030-06-30"),
+            ("justification", "summer project"),
+        ],
+    );
+    assert_eq!(page.status, 303, "{}", page.body);
+    let shown = browser.get(&person).body;
+    assert!(shown.contains("summer project"));
+    assert!(
+        shown.contains("2030-07-01 00:00:00"),
+        "until the end of that day: {shown}"
+    );
+    let entitlements = app
+        .get(&format!("/api/v1/entitlements?person_id={}", f.person))
+        .body;
+    let granted = entitlements["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["justification"] == "summer project")
+        .unwrap()["id"]
+        .clone();
+    let page = browser.submit(&person, &format!("/access/{granted}/remove"), &[]);
+    assert_eq!(page.status, 303);
+    assert!(!browser.get(&person).body.contains("summer project"));
+
+    let page = browser.submit(
+        &format!("{person}/edit"),
+        &format!("{person}/edit"),
+        &[
+            ("name", " "),
+            ("employee_id", "E1001"),
+            ("person_type", "employee"),
+        ],
+    );
+    assert_eq!(page.status, 422);
+    assert!(
+        page.body.contains("id=\"name-error\">must not be empty"),
+        "{}",
+        page.body
+    );
+    let page = browser.submit(
+        &format!("{person}/edit"),
+        &format!("{person}/edit"),
+        &[
+            ("name", "Ada King"),
+            ("employee_id", "E1001"),
+            ("person_type", "contractor"),
+        ],
+    );
+    assert_eq!(page.status, 303, "{}", page.body);
+    let api = app.get(&person.replace("/people", "/api/v1/people")).body;
+    assert_eq!(api["name"], "Ada King");
+    assert_eq!(api["person_type"], "contractor");
+}
