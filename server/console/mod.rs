@@ -1,7 +1,9 @@
 //! The admin console: server-rendered askama pages (htmx for the interactive parts) that a
 //! facilities team runs the building from. Route modules own their handlers and forms.
 
+pub mod audit;
 pub mod dashboard;
+pub mod doors;
 pub mod events;
 pub mod lockdown;
 pub mod people;
@@ -212,17 +214,21 @@ pub fn see_other(location: &str) -> HttpResponse {
 pub enum Section {
     Dashboard,
     People,
+    Doors,
     Events,
     Why,
+    Audit,
     Lockdown,
 }
 
 impl Section {
-    const ALL: [Section; 5] = [
+    const ALL: [Section; 7] = [
         Section::Dashboard,
         Section::People,
+        Section::Doors,
         Section::Events,
         Section::Why,
+        Section::Audit,
         Section::Lockdown,
     ];
 
@@ -230,6 +236,8 @@ impl Section {
         match self {
             Section::Dashboard => "/",
             Section::People => "/people",
+            Section::Doors => "/doors",
+            Section::Audit => "/audit",
             Section::Events => "/events",
             Section::Why => "/why",
             Section::Lockdown => "/lockdown",
@@ -240,6 +248,8 @@ impl Section {
         match self {
             Section::Dashboard => "Dashboard",
             Section::People => "People",
+            Section::Doors => "Doors",
+            Section::Audit => "Audit log",
             Section::Events => "Events",
             Section::Why => "Why?",
             Section::Lockdown => "Lockdown",

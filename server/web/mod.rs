@@ -125,7 +125,9 @@ impl AppState {
 
 /// The whole URL map of the appliance.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    use crate::console::{dashboard, events, lockdown, people, sign_in, static_files, why};
+    use crate::console::{
+        audit, dashboard, doors, events, lockdown, people, sign_in, static_files, why,
+    };
     cfg.route("/healthz", web::get().to(healthz));
     // The admin console (HTML).
     cfg.route("/static/{name}", web::get().to(static_files::serve))
@@ -151,6 +153,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(people::set_card_status),
         )
         .route("/access/{id}/remove", web::post().to(people::remove_access))
+        .route("/doors", web::get().to(doors::list))
+        .route("/doors/{id}", web::get().to(doors::show))
+        .route("/doors/{id}/mode", web::post().to(doors::set_mode))
+        .route(
+            "/doors/{id}/readers",
+            web::post().to(doors::register_reader),
+        )
+        .route("/audit", web::get().to(audit::list))
+        .route("/audit/chain", web::get().to(audit::chain))
         .route("/why", web::get().to(why::show))
         .route("/events", web::get().to(events::list))
         .route("/events.csv", web::get().to(events::export))

@@ -664,3 +664,87 @@ fn cards_and_access_are_managed_from_the_persons_page() {
     assert_eq!(api["name"], "Ada King");
     assert_eq!(api["person_type"], "contractor");
 }
+
+#[test]
+fn doors_show_their_state_take_a_mode_and_register_readers_whose_secret_shows_once() {
+    let app = TestApp::new(Backend::Sqlite);
+    let f = build_site(&app);
+    let mut browser = signed_in(&app, "admin");
+    let list = browser.get("/doors");
+    assert_eq!(list.status, 200);
+    assert!(
+        list.body
+            .contains(&format!("href=\"/doors/{}\"", f.main_door))
+    );
+
+    let door = format!("/doors/{}", f.main_door);
+    let page = browser.submit(&door, &format!("{door}/mode"), &[("mode", "locked")]);
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(
+        app.get(&format!("/api/v1/doors/{}", f.main_door)).body["mode"],
+        "locked"
+    );
+    let page = browser.submit(&door, &format!("{door}/mode"), &[("mode", "open sesame")]);
+    // The form only offers real modes: anything else is a tampered request.
+    assert_eq!(page.status, 400, "a mode that does not exist is refused");
+    assert!(page.body.contains("mode:"), "{}", page.body);
+
+    let page = browser.submit(
+        &door,
+        &format!("{door}/readers"),
+        &[
+            ("reader_id", "bad id with spaces"),
+            ("protocol", "mqtt"),
+            ("direction", "in"),
+        ],
+    );
+    assert_eq!(page.status, 422, "{}", page.body);
+    assert!(
+        page.body.contains("id=\"reader_id-error\""),
+        "{}",
+        page.body
+    );
+
+    let page = browser.submit(
+        &door,
+        &format!("{door}/readers"),
+        &[
+            ("reader_id", "lobby-east"),
+            ("protocol", "mqtt"),
+            ("direction", "in"),
+        ],
+    );
+    assert_eq!(page.status, 200, "{}", page.body);
+    let secret = page
+        .body
+        .split("<code id=\"reader-secret\">")
+        .nth(1)
+        .unwrap();
+    let secret = &secret[..secret.find('<').unwrap()];
+    assert!(secret.len() >= 32, "a strong secret: {secret}");
+    let again = browser.get(&door);
+    assert!(again.body.contains("lobby-east"));
+    assert!(
+        !again.body.contains(secret),
+        "the secret is never shown again"
+    );
+    let readers = app.get("/api/v1/readers").body.to_string();
+    assert!(readers.contains("lobby-east"));
+    assert!(!readers.contains(secret));
+
+    // Everything above is on the audit log, with who did it; the chain holds.
+    let audit = browser.get("/audit");
+    assert_eq!(audit.status, 200);
+    assert!(
+        audit
+            .body
+            .contains("mode: &#34;normal&#34; → &#34;locked&#34;"),
+        "{}",
+        audit.body
+    );
+    let chain = browser.get("/audit/chain");
+    assert!(chain.body.contains("The chain is intact"), "{}", chain.body);
+    let readers_only = browser.get("/audit?entity=reader");
+    assert!(readers_only.body.contains("lobby-east"));
+    assert!(!readers_only.body.contains("→ &#34;locked&#34;"));
+}

@@ -1,0 +1,380 @@
+//! Doors and readers: each door's state, mode and readers (online or not); changing a
+//! door's mode; registering a reader, whose secret is shown this once.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::session::{Posted, Viewer};
+use super::{Chrome, PageError, Problems, Section, page, page_with_status, see_other};
+use crate::entities::doors::{DoorFilter, DoorInput, DoorView, Doors};
+use crate::entities::readers::{ReaderFilter, ReaderInput, ReaderView, Readers};
+use crate::entities::{self, ChangeContext, ChangeError, Entity, Page};
+use crate::reader_health::ReaderHealth;
+use crate::web::AppState;
+use crate::web::error::ApiError;
+
+/// One door as the list shows it.
+pub struct DoorLine {
+    pub door: DoorView,
+    pub zone: String,
+    /// "open since 09:12:03", "open since 09:12:03, held open", or "closed".
+    pub state: String,
+    pub alarm: bool,
+    pub readers_online: usize,
+    pub readers: usize,
+}
+
+#[derive(Deserialize, Default)]
+pub struct DoorsQuery {
+    #[serde(default)]
+    q: String,
+}
+
+#[derive(Template)]
+#[template(path = "doors/list.html")]
+struct ListPage {
+    chrome: Chrome,
+    q: String,
+    doors: Vec<DoorLine>,
+}
+
+fn health_of(state: &AppState, reader_ids: &[String]) -> Vec<ReaderHealth> {
+    state.health.of(reader_ids.iter().map(String::as_str))
+}
+
+fn door_state(state: &AppState, door_id: i64, chrome: &Chrome) -> (String, bool) {
+    let open = state.doors.lock().ok().and_then(|doors| {
+        doors
+            .open_doors()
+            .into_iter()
+            .find(|d| d.door_id == door_id)
+    });
+    match open {
+        Some(d) if d.held_open => (
+            format!("open since {}, held open", chrome.clock(&d.since)),
+            true,
+        ),
+        Some(d) => (format!("open since {}", chrome.clock(&d.since)), false),
+        None => ("closed".to_owned(), false),
+    }
+}
+
+/// GET /doors
+pub async fn list(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    query: web::Query<DoorsQuery>,
+) -> Result<HttpResponse, PageError> {
+    let q = query.into_inner().q;
+    let filter = DoorFilter {
+        q: Some(q.trim().to_owned()).filter(|q| !q.is_empty()),
+        ..Default::default()
+    };
+    let (doors, readers) = state
+        .read(move |conn| {
+            let all = Page {
+                offset: 0,
+                limit: 1000,
+            };
+            let (doors, _) = Doors::list(conn, &filter, all)?;
+            let mut readers = Vec::new();
+            let mut offset = 0;
+            // Every reader, however many: a building may have more than one page of them.
+            loop {
+                let (page, total) = Readers::list(
+                    conn,
+                    &ReaderFilter::default(),
+                    Page {
+                        offset,
+                        limit: 1000,
+                    },
+                )?;
+                offset += 1000;
+                readers.extend(page);
+                if offset >= total {
+                    break;
+                }
+            }
+            Ok((doors, readers))
+        })
+        .await?;
+    let chrome = Chrome::new(&state, &viewer, Section::Doors);
+    let snapshot = state.live.snapshot();
+    let ids: Vec<String> = readers.iter().map(|r| r.reader_id.clone()).collect();
+    let health = health_of(&state, &ids);
+    let lines = doors
+        .into_iter()
+        .map(|door| {
+            let (door_state, alarm) = door_state(&state, door.id, &chrome);
+            let mine: Vec<&ReaderView> = readers.iter().filter(|r| r.door_id == door.id).collect();
+            let online = mine
+                .iter()
+                .filter(|r| {
+                    health
+                        .iter()
+                        .any(|h| h.reader_id == r.reader_id && h.online == Some(true))
+                })
+                .count();
+            DoorLine {
+                zone: snapshot
+                    .zone(door.zone_id)
+                    .map_or_else(String::new, |z| z.name.clone()),
+                state: door_state,
+                alarm,
+                readers_online: online,
+                readers: mine.len(),
+                door,
+            }
+        })
+        .collect();
+    page(&ListPage {
+        chrome,
+        q,
+        doors: lines,
+    })
+}
+
+/// The register-a-reader form, as typed.
+#[derive(Deserialize, Default, Clone)]
+pub struct ReaderForm {
+    #[serde(default)]
+    reader_id: String,
+    #[serde(default)]
+    protocol: String,
+    #[serde(default)]
+    direction: String,
+    #[serde(default)]
+    modbus_host: String,
+    #[serde(default)]
+    modbus_port: String,
+    #[serde(default)]
+    modbus_unit: String,
+}
+
+#[derive(Template)]
+#[template(path = "doors/show.html")]
+struct ShowPage {
+    chrome: Chrome,
+    door: DoorView,
+    zone: String,
+    state: String,
+    alarm: bool,
+    readers: Vec<(ReaderView, ReaderHealth)>,
+    typed: ReaderForm,
+    problems: Problems,
+    /// A reader just registered, with its secret: shown on this page only.
+    registered: Option<ReaderView>,
+}
+
+async fn render_door(
+    state: &AppState,
+    viewer: &Viewer,
+    id: i64,
+    typed: ReaderForm,
+    problems: Problems,
+    registered: Option<ReaderView>,
+) -> Result<HttpResponse, PageError> {
+    let (door, readers) = state
+        .read(move |conn| {
+            let door = Doors::get(conn, id)?
+                .ok_or_else(|| ApiError::NotFound(format!("There is no door {id}.")))?;
+            let (readers, _) = Readers::list(
+                conn,
+                &ReaderFilter {
+                    door_id: Some(id),
+                    ..Default::default()
+                },
+                Page {
+                    offset: 0,
+                    limit: 1000,
+                },
+            )?;
+            Ok((door, readers))
+        })
+        .await?;
+    let chrome = Chrome::new(state, viewer, Section::Doors);
+    let ids: Vec<String> = readers.iter().map(|r| r.reader_id.clone()).collect();
+    let health = health_of(state, &ids);
+    let readers = readers
+        .into_iter()
+        .map(|r| {
+            let h = health
+                .iter()
+                .find(|h| h.reader_id == r.reader_id)
+                .cloned()
+                .unwrap_or_default();
+            (r, h)
+        })
+        .collect();
+    let (door_state, alarm) = door_state(state, id, &chrome);
+    let zone = state
+        .live
+        .snapshot()
+        .zone(door.zone_id)
+        .map_or_else(String::new, |z| z.name.clone());
+    let status = if problems.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    page_with_status(
+        status,
+        &ShowPage {
+            chrome,
+            door,
+            zone,
+            state: door_state,
+            alarm,
+            readers,
+            typed,
+            problems,
+            registered,
+        },
+    )
+}
+
+/// GET /doors/{id}
+pub async fn show(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    let typed = ReaderForm {
+        protocol: "mqtt".to_owned(),
+        direction: "in".to_owned(),
+        modbus_port: "502".to_owned(),
+        modbus_unit: "1".to_owned(),
+        ..Default::default()
+    };
+    render_door(
+        &state,
+        &viewer,
+        id.into_inner(),
+        typed,
+        Problems::default(),
+        None,
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct ModeForm {
+    mode: String,
+}
+
+/// POST /doors/{id}/mode: normal, card and PIN, locked or unlocked; every reader of the
+/// door is told at once.
+pub async fn set_mode(
+    state: web::Data<AppState>,
+    posted: Posted<ModeForm>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    let actor = posted.viewer.may_change_policy()?.username.clone();
+    let id = id.into_inner();
+    let mode = posted.form.mode.clone();
+    let now = state.clock.now();
+    state
+        .change(move |conn| {
+            let ctx = ChangeContext { actor: &actor, now };
+            let door = Doors::get(conn, id)?
+                .ok_or_else(|| ApiError::NotFound(format!("There is no door {id}.")))?;
+            let input = DoorInput {
+                zone_id: door.zone_id,
+                name: door.name,
+                unlock_ms: door.unlock_ms,
+                held_open_s: door.held_open_s,
+                mode,
+                free_access_schedule_id: door.free_access_schedule_id,
+                sensitivity: door.sensitivity,
+            };
+            entities::update::<Doors>(conn, id, input, &ctx)?;
+            Ok(())
+        })
+        .await?;
+    Ok(see_other(&format!("/doors/{id}")))
+}
+
+/// A number typed into the form, or a message for the field.
+fn number(problems: &mut crate::entities::FieldErrors, field: &str, text: &str) -> Option<i32> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    match text.parse::<i32>() {
+        Ok(n) => Some(n),
+        Err(_) => {
+            problems.add(field, "enter a whole number");
+            None
+        }
+    }
+}
+
+/// POST /doors/{id}/readers: registers a reader at this door and shows its secret once.
+pub async fn register_reader(
+    state: web::Data<AppState>,
+    posted: Posted<ReaderForm>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    let actor = posted.viewer.may_change_policy()?.username.clone();
+    let door_id = id.into_inner();
+    let form = posted.form.clone();
+    let mut problems = crate::entities::FieldErrors::default();
+    let modbus = form.protocol == "modbus";
+    let port = number(&mut problems, "modbus_port", &form.modbus_port);
+    let unit = number(&mut problems, "modbus_unit", &form.modbus_unit);
+    let input = ReaderInput {
+        reader_id: form.reader_id.trim().to_owned(),
+        door_id,
+        protocol: form.protocol.clone(),
+        direction: form.direction.clone(),
+        secret: None,
+        require_signed_events: false,
+        modbus_host: modbus
+            .then(|| form.modbus_host.trim().to_owned())
+            .filter(|h| !h.is_empty()),
+        modbus_port: if modbus { port } else { None },
+        modbus_unit: if modbus { unit } else { None },
+    };
+    let now = state.clock.now();
+    let result = if problems.is_empty() {
+        state
+            .change(move |conn| {
+                let ctx = ChangeContext { actor: &actor, now };
+                entities::create::<Readers>(conn, input, &ctx).map_err(|e| match e {
+                    ChangeError::Invalid(fields) => ApiError::Invalid(fields),
+                    other => ApiError::from(other),
+                })
+            })
+            .await
+    } else {
+        Err(ApiError::Invalid(problems))
+    };
+    match result {
+        // Rendered, not redirected: the secret must not travel in a URL or be shown again.
+        Ok(reader) => {
+            render_door(
+                &state,
+                &posted.viewer,
+                door_id,
+                ReaderForm::default(),
+                Problems::default(),
+                Some(reader),
+            )
+            .await
+        }
+        Err(ApiError::Invalid(fields)) => {
+            render_door(
+                &state,
+                &posted.viewer,
+                door_id,
+                posted.form,
+                Problems(fields),
+                None,
+            )
+            .await
+        }
+        Err(other) => Err(other.into()),
+    }
+}
