@@ -51,7 +51,8 @@ pub enum Command {
     },
     /// Explain whether a person or card may open a door at a time, and why.
     Explain(ExplainArgs),
-    /// Virtual MQTT readers swiping the site's cards against a running appliance.
+    /// Virtual readers (MQTT, Modbus) swiping the site's cards against a running appliance,
+    /// or one card at one reader (--reader R --card UID).
     Simulate(SimulateArgs),
     /// Manage admin users and API tokens.
     #[command(subcommand)]
@@ -124,6 +125,16 @@ pub struct SimulateArgs {
     /// Seed of the random choices, for repeatable runs.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Present this card (its UID in hex) once at --reader and print the reader's answer;
+    /// --readers, --protocol, --swipes and --rate are then ignored.
+    #[arg(long, requires = "reader")]
+    pub card: Option<String>,
+    /// The reader id at which --card is presented (MQTT or Modbus, as registered).
+    #[arg(long, requires = "card")]
+    pub reader: Option<String>,
+    /// A PIN typed after --card (4 to 12 digits; a Modbus reader holds up to 9).
+    #[arg(long, requires = "card")]
+    pub pin: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -322,6 +333,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     ca: args.ca,
                     sign_events: args.sign,
                     seed: args.seed,
+                    one_swipe: match (args.reader, args.card) {
+                        (Some(reader_id), Some(card)) => Some(crate::simulate::OneSwipe {
+                            reader_id,
+                            card,
+                            pin: args.pin,
+                        }),
+                        _ => None,
+                    },
                 },
             ))?;
             Ok(ExitCode::SUCCESS)

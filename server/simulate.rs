@@ -1,23 +1,26 @@
 //! `gatehouse simulate`: virtual readers (MQTT clients, and Modbus TCP devices that the
 //! appliance polls) playing traffic from an imported site against a running appliance:
 //! people at their own doors, some refused, doors opening and closing, people leaving by
-//! request-to-exit. Prints counts and the swipe-to-answer latency.
+//! request-to-exit. Prints counts and the swipe-to-answer latency. Or plays one card at one
+//! reader and prints what the reader was told (`--reader R --card UID`), for an installer
+//! checking a door.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
-use chrono::Utc;
-use gatehouse_drivers::message::{Command, EventBody, WireCredential};
+use anyhow::{Context, Result, anyhow, bail};
+use chrono::{DateTime, TimeDelta, Utc};
+use gatehouse_drivers::message::{Command, EventBody, WireCredential, valid_pin};
 use gatehouse_drivers::modbus_map::Beeper;
 use gatehouse_drivers::mqtt::ClientTls;
-use gatehouse_drivers::sim::{SimReader, SimSettings};
+use gatehouse_drivers::sim::{SimError, SimReader, SimSettings};
 use gatehouse_drivers::sim_modbus::SimDevice;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 
 use crate::config::{BrokerChoice, Config};
+use crate::event_log::{EventFilter, EventKind};
 use crate::policy::{CredentialKey, Outcome, PolicyData, Presence, Request, Snapshot, decide};
 use crate::store::load::{ReaderWire, load_policy};
 
@@ -43,6 +46,17 @@ pub struct SimulateOptions {
     pub ca: Option<std::path::PathBuf>,
     pub sign_events: bool,
     pub seed: u64,
+    /// Play exactly this swipe instead of the site's traffic.
+    pub one_swipe: Option<OneSwipe>,
+}
+
+/// One card presented at one reader (`gatehouse simulate --reader R --card UID`).
+#[derive(Debug, Clone)]
+pub struct OneSwipe {
+    pub reader_id: String,
+    /// The card's UID in hex, as the installer typed it.
+    pub card: String,
+    pub pin: Option<String>,
 }
 
 /// What the appliance should answer, by the policy as it stands.
@@ -187,28 +201,52 @@ enum Player {
 
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What a virtual reader heard back from one swipe.
+struct Heard {
+    answer: Answer,
+    /// The command itself where the wire carries one (MQTT); a Modbus device hears only
+    /// its beeper.
+    command: Option<Command>,
+    latency: Duration,
+}
+
 impl Player {
-    async fn swipe(&mut self, credential: &WireCredential) -> Option<(Answer, Duration)> {
+    async fn swipe(&mut self, credential: &WireCredential, pin: Option<&str>) -> Result<Heard> {
         match self {
             Player::Mqtt(reader) => {
                 let started = Instant::now();
                 let (_, command) = reader
-                    .swipe(credential.clone(), None, ANSWER_TIMEOUT)
+                    .swipe(credential.clone(), pin, ANSWER_TIMEOUT)
                     .await
-                    .ok()?;
-                Some((Answer::of_command(&command), started.elapsed()))
+                    .map_err(|e| match e {
+                        // Its own figure is what was left of the wait when it ran out.
+                        SimError::Timeout(_) => anyhow!("no answer within {ANSWER_TIMEOUT:?}"),
+                        other => other.into(),
+                    })?;
+                Ok(Heard {
+                    answer: Answer::of_command(&command),
+                    command: Some(command),
+                    latency: started.elapsed(),
+                })
             }
             Player::Modbus { device, .. } => {
                 let WireCredential::Card { uid } = credential else {
-                    return None;
+                    bail!("the Modbus register map carries card UIDs only");
                 };
                 device.clear_writes();
-                let swiped = device.swipe(uid, None)?;
-                let (beeper, at) = device.answer(ANSWER_TIMEOUT).await?;
-                Some((
-                    Answer::of_beeper(beeper),
-                    at.saturating_duration_since(swiped),
-                ))
+                let Some(swiped) = device.swipe(uid, pin) else {
+                    bail!(
+                        "a Modbus reader's registers cannot hold this card or PIN (up to 16 bytes of UID, up to 9 PIN digits)"
+                    );
+                };
+                let Some((beeper, at)) = device.answer(ANSWER_TIMEOUT).await else {
+                    bail!("no answer within {ANSWER_TIMEOUT:?}");
+                };
+                Ok(Heard {
+                    answer: Answer::of_beeper(beeper),
+                    command: None,
+                    latency: at.saturating_duration_since(swiped),
+                })
             }
         }
     }
@@ -350,8 +388,10 @@ async fn play(mut player: Player, planned: Vec<Planned>, interval: Duration) -> 
                 tally.door_events += 2;
             }
         }
-        match player.swipe(&swipe.credential).await {
-            Some((answer, latency)) => {
+        match player.swipe(&swipe.credential, None).await {
+            Ok(Heard {
+                answer, latency, ..
+            }) => {
                 tally.latencies.push(latency);
                 let name = match answer {
                     Answer::Grant => "granted",
@@ -371,7 +411,7 @@ async fn play(mut player: Player, planned: Vec<Planned>, interval: Duration) -> 
                     }
                 }
             }
-            None => tally.unanswered += 1,
+            Err(_) => tally.unanswered += 1,
         }
     }
     tally
@@ -384,12 +424,211 @@ fn local_address(host: &str, port: u16) -> Option<SocketAddr> {
     std::net::TcpListener::bind(addr).ok().map(|_| addr)
 }
 
+/// A virtual reader for a registered reader: an MQTT client connected as that reader, or
+/// a Modbus device listening on the reader's registered address (which must be one of
+/// this machine's).
+async fn start_player(
+    config: &Config,
+    reader: &ReaderWire,
+    mqtt_broker: Option<&BrokerTarget>,
+    sign_events: bool,
+    first_seq: u64,
+) -> Result<Player> {
+    if reader.protocol == "modbus" {
+        let host = reader.modbus_host.as_deref().unwrap_or_default();
+        let port = u16::try_from(reader.modbus_port.unwrap_or(502)).unwrap_or(502);
+        let unit = u8::try_from(reader.modbus_unit.unwrap_or(1)).unwrap_or(1);
+        let Some(addr) = local_address(host, port) else {
+            bail!("cannot listen on {host}:{port} here (not an address of this machine, or taken)");
+        };
+        let device = SimDevice::start(addr, unit)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        return Ok(Player::Modbus {
+            device,
+            // Three polls: the appliance sees every input change.
+            hold: Duration::from_millis(config.modbus.poll_interval_ms) * 3,
+        });
+    }
+    let Some(broker) = mqtt_broker else {
+        bail!("no MQTT broker to connect to");
+    };
+    let settings = SimSettings {
+        host: broker.host.clone(),
+        port: broker.port,
+        reader_id: reader.reader_id.clone(),
+        secret: reader.secret.clone(),
+        username: Some(reader.reader_id.clone()),
+        password: Some(reader.secret.clone()),
+        topic_root: config.mqtt.topic_root.clone(),
+        sign_events: sign_events || reader.require_signed_events,
+    };
+    let connected = match &broker.tls {
+        Some(tls) => SimReader::connect_tls(settings, tls.clone(), first_seq).await,
+        None => SimReader::connect(settings, first_seq).await,
+    };
+    let reader = connected.with_context(|| {
+        format!(
+            "cannot connect to the MQTT broker at {}:{}",
+            broker.host, broker.port
+        )
+    })?;
+    Ok(Player::Mqtt(Box::new(reader)))
+}
+
+/// The first event number of a run's readers: later than any earlier run's, so that the
+/// appliance takes no swipe of this run for a resend of an earlier one.
+fn fresh_first_seq() -> u64 {
+    u64::try_from(Utc::now().timestamp_millis()).unwrap_or(1) * 1000
+}
+
+/// Plays one card at one registered reader and returns what the reader was told, as one
+/// line: `main-entrance-in: granted (unlock 5000 ms), 3.2 ms`. Fails, saying what to
+/// check, when the reader is not registered or no answer came.
+async fn swipe_once(
+    config: &Config,
+    db: &crate::store::DbPool,
+    options: &SimulateOptions,
+    one: &OneSwipe,
+) -> Result<String> {
+    let card = CredentialKey::card(&one.card).context("--card takes the card's UID in hex")?;
+    if let Some(pin) = &one.pin
+        && !valid_pin(pin)
+    {
+        bail!("--pin takes 4 to 12 digits");
+    }
+    let readers = {
+        let mut conn = db.get()?;
+        load_policy(&mut conn)?.readers
+    };
+    let Some(reader) = readers.iter().find(|r| r.reader_id == one.reader_id) else {
+        bail!(
+            "no reader '{}' is registered in this appliance's database (it has {}; `gatehouse export` lists them)",
+            one.reader_id,
+            readers.len()
+        );
+    };
+    let mqtt_broker = if reader.protocol == "modbus" {
+        None
+    } else {
+        Some(broker_address(
+            config,
+            options.broker.as_deref(),
+            options.ca.as_deref(),
+        )?)
+    };
+    let mut player = start_player(
+        config,
+        reader,
+        mqtt_broker.as_ref(),
+        options.sign_events,
+        fresh_first_seq(),
+    )
+    .await
+    .with_context(|| format!("reader {}", reader.reader_id))?;
+    if let Player::Modbus { device, .. } = &player {
+        wait_until_polled(config, device).await?;
+    }
+    let swiped_at = Utc::now();
+    let heard = player
+        .swipe(&wire(&card), one.pin.as_deref())
+        .await
+        .with_context(|| {
+            format!(
+                "reader {} got no answer (is the appliance running, on this database{}?)",
+                reader.reader_id,
+                match &mqtt_broker {
+                    Some(b) => format!(
+                        ", with the broker at {}:{} and topic root '{}'",
+                        b.host, b.port, config.mqtt.topic_root
+                    ),
+                    None => String::new(),
+                }
+            )
+        })?;
+    let command = match heard.command {
+        Some(command) => Some(command),
+        None => recorded_answer(db, &reader.reader_id, swiped_at)
+            .filter(|recorded| Answer::of_command(recorded) == heard.answer),
+    };
+    Ok(format!(
+        "{}: {}, {:.1} ms",
+        reader.reader_id,
+        describe_answer(heard.answer, command.as_ref()),
+        heard.latency.as_secs_f64() * 1000.0
+    ))
+}
+
+/// Waits until the appliance has polled a simulated Modbus device twice: the first read of
+/// a device's swipe counter is taken as its starting value, so a swipe made before it
+/// would go unnoticed.
+async fn wait_until_polled(config: &Config, device: &SimDevice) -> Result<()> {
+    // The appliance may be waiting out its reconnection backoff for this address.
+    let patience = Duration::from_millis(config.modbus.backoff_max_ms + config.modbus.timeout_ms)
+        + ANSWER_TIMEOUT;
+    let deadline = Instant::now() + patience;
+    while device.polls() < 2 {
+        if Instant::now() >= deadline {
+            bail!(
+                "the appliance did not poll the simulated device on {} within {patience:?} (is it running, with [modbus] enabled, on this database?)",
+                device.addr()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+/// The answer the appliance recorded for the newest swipe at `reader_id` since `since`.
+/// A Modbus device hears only a beeper pattern; the event log has the deny code and the
+/// unlock time. None when the log cannot tell (another database, clocks far apart).
+fn recorded_answer(
+    db: &crate::store::DbPool,
+    reader_id: &str,
+    since: DateTime<Utc>,
+) -> Option<Command> {
+    let mut conn = db.get().ok()?;
+    let filter = EventFilter {
+        kind: Some(EventKind::Swipe.as_str().to_owned()),
+        // Room for the appliance's clock to be a little behind this machine's.
+        from: Some(since - TimeDelta::seconds(30)),
+        ..EventFilter::default()
+    };
+    crate::event_log::recent(&mut conn, &filter, 1000)
+        .ok()?
+        .into_iter()
+        .find(|row| row.reader_id.as_deref() == Some(reader_id))?
+        .command
+        .and_then(|text| serde_json::from_str(&text).ok())
+}
+
+/// An answer in words: from the command where there is one, else from the beeper.
+fn describe_answer(answer: Answer, command: Option<&Command>) -> String {
+    match command {
+        Some(Command::Grant { unlock_ms, .. }) => format!("granted (unlock {unlock_ms} ms)"),
+        Some(Command::Deny { code, .. }) => format!("denied: {}", code.as_str()),
+        Some(Command::PinRequired { .. }) => "PIN required (swipe again with --pin)".to_owned(),
+        Some(Command::Error { code, .. }) => format!("refused the event: {}", code.as_str()),
+        Some(Command::Mode { .. }) | None => match answer {
+            Answer::Grant => "granted (relay unlocked)".to_owned(),
+            Answer::Deny => "denied".to_owned(),
+            Answer::PinRequired => "PIN required (swipe again with --pin)".to_owned(),
+            Answer::Error => "refused the event".to_owned(),
+        },
+    }
+}
+
 /// Runs the simulation and prints the report; fails if no swipe was answered.
 pub async fn run(
     config: &Config,
     db: &crate::store::DbPool,
     options: SimulateOptions,
 ) -> Result<()> {
+    if let Some(one) = &options.one_swipe {
+        let line = swipe_once(config, db, &options, one).await?;
+        println!("{line}");
+        return Ok(());
+    }
     let loaded = {
         let mut conn = db.get()?;
         load_policy(&mut conn)?
@@ -416,7 +655,7 @@ pub async fn run(
     }
     let per_reader = options.swipes.div_ceil(readers.len());
     let interval = Duration::from_secs_f64(readers.len() as f64 / options.rate.max(0.001));
-    let first_seq = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(1) * 1000;
+    let first_seq = fresh_first_seq();
     let mqtt_broker = if readers.iter().any(|r| r.protocol == "mqtt") {
         Some(broker_address(
             config,
@@ -430,59 +669,24 @@ pub async fn run(
     let mut players = Vec::new();
     let mut skipped = 0;
     for r in &readers {
-        let player = if r.protocol == "modbus" {
-            let host = r.modbus_host.as_deref().unwrap_or_default();
-            let port = u16::try_from(r.modbus_port.unwrap_or(502)).unwrap_or(502);
-            let unit = u8::try_from(r.modbus_unit.unwrap_or(1)).unwrap_or(1);
-            let Some(addr) = local_address(host, port) else {
-                eprintln!(
-                    "reader {}: cannot listen on {host}:{port} here (not an address of this machine, or taken); skipped",
-                    r.reader_id
-                );
+        match start_player(
+            config,
+            r,
+            mqtt_broker.as_ref(),
+            options.sign_events,
+            first_seq,
+        )
+        .await
+        {
+            Ok(player) => {
+                let planned = plan(&loaded.data, &snapshot, r, per_reader, &mut rng);
+                players.push((r.protocol.clone(), player, planned));
+            }
+            Err(e) => {
+                eprintln!("reader {}: {e:#}; skipped", r.reader_id);
                 skipped += 1;
-                continue;
-            };
-            match SimDevice::start(addr, unit).await {
-                Ok(device) => Player::Modbus {
-                    device,
-                    // Three polls: the appliance sees every input change.
-                    hold: poll * 3,
-                },
-                Err(e) => {
-                    eprintln!("reader {}: cannot listen on {addr}: {e}", r.reader_id);
-                    skipped += 1;
-                    continue;
-                }
             }
-        } else {
-            let Some(broker) = &mqtt_broker else {
-                continue;
-            };
-            let settings = SimSettings {
-                host: broker.host.clone(),
-                port: broker.port,
-                reader_id: r.reader_id.clone(),
-                secret: r.secret.clone(),
-                username: Some(r.reader_id.clone()),
-                password: Some(r.secret.clone()),
-                topic_root: config.mqtt.topic_root.clone(),
-                sign_events: options.sign_events || r.require_signed_events,
-            };
-            let connected = match &broker.tls {
-                Some(tls) => SimReader::connect_tls(settings, tls.clone(), first_seq).await,
-                None => SimReader::connect(settings, first_seq).await,
-            };
-            match connected {
-                Ok(reader) => Player::Mqtt(Box::new(reader)),
-                Err(e) => {
-                    eprintln!("reader {}: {e}", r.reader_id);
-                    skipped += 1;
-                    continue;
-                }
-            }
-        };
-        let planned = plan(&loaded.data, &snapshot, r, per_reader, &mut rng);
-        players.push((r.protocol.clone(), player, planned));
+        }
     }
     let modbus = players.iter().filter(|p| p.0 == "modbus").count();
     eprintln!(

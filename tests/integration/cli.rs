@@ -1,5 +1,5 @@
 //! The `gatehouse` binary as an installer uses it: config checks, migrate, admin, import,
-//! explain and audit verify, with their exit codes and messages.
+//! explain, audit verify and one swipe from `simulate`, with their exit codes and messages.
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -236,4 +236,116 @@ fn bad_site_file_exits_nonzero_and_imports_nothing() {
     assert!(err.contains("nothing was imported"));
     let export = install.ok(&["export"], None);
     assert!(!export.contains("[[sites]]"), "{export}");
+}
+
+#[test]
+fn simulate_one_card_at_one_reader_prints_its_answer() {
+    let site = crate::mqtt::site(crate::mqtt::Broker::Embedded);
+    let broker = format!("mqtt://{}", site.app.mqtt_broker.unwrap());
+    let topic_root = site.app.state.config.mqtt.topic_root.clone();
+    // A Modbus reader at the same door, on a free port where `simulate` will listen.
+    let modbus_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    site.app.create(
+        "readers",
+        serde_json::json!({"reader_id": "main-mb", "door_id": site.f.main_door,
+               "protocol": "modbus", "modbus_host": "127.0.0.1", "modbus_port": modbus_port}),
+    );
+    let once = |reader: &str, card: &str, topic_root: &str| {
+        site.app.simulate(
+            &["--reader", reader, "--card", card, "--broker", &broker],
+            &[("GATEHOUSE_MQTT_TOPIC_ROOT", topic_root)],
+        )
+    };
+    let answered = |out: &Output| {
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(stdout.lines().count(), 1, "one line: {stdout}");
+        assert!(stdout.trim_end().ends_with(" ms"), "{stdout}");
+        stdout
+    };
+
+    // The card as typed by hand, in lower case.
+    let granted = answered(&once("main-in", "04a1b2c3", &topic_root));
+    assert!(
+        granted.starts_with("main-in: granted (unlock 5000 ms), "),
+        "{granted}"
+    );
+    // A Modbus device hears only its beeper; the deny code and unlock time come from the
+    // event log.
+    let granted = answered(&once("main-mb", "04A1B2C3", &topic_root));
+    assert!(
+        granted.starts_with("main-mb: granted (unlock 5000 ms), "),
+        "{granted}"
+    );
+
+    let suspend = site.app.put(
+        &format!("/api/v1/people/{}", site.f.person),
+        serde_json::json!({"employee_id": "E1", "name": "Ada Lovelace", "status": "suspended"}),
+    );
+    assert_eq!(suspend.status, 200, "{}", suspend.body);
+    let denied = answered(&once("main-in", "04A1B2C3", &topic_root));
+    assert!(
+        denied.starts_with("main-in: denied: inactive, "),
+        "{denied}"
+    );
+    let denied = answered(&once("main-mb", "04A1B2C3", &topic_root));
+    assert!(
+        denied.starts_with("main-mb: denied: inactive, "),
+        "{denied}"
+    );
+
+    // Newest first: the four swipes, each at its reader, for the person, as printed.
+    let swipes = site.app.events(Some("swipe"));
+    let recorded: Vec<_> = swipes
+        .iter()
+        .map(|e| {
+            assert_eq!(e.person_id, Some(site.f.person), "{e:?}");
+            (
+                e.reader_id.as_deref().unwrap(),
+                e.result.as_deref().unwrap(),
+                e.deny_code.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        recorded,
+        [
+            ("main-mb", "denied", Some("inactive")),
+            ("main-in", "denied", Some("inactive")),
+            ("main-mb", "granted", None),
+            ("main-in", "granted", None),
+        ]
+    );
+
+    let unknown = once("main-out", "04A1B2C3", &topic_root);
+    assert!(!unknown.status.success());
+    let err = String::from_utf8_lossy(&unknown.stderr);
+    assert!(err.contains("no reader 'main-out' is registered"), "{err}");
+
+    // On a topic root the appliance does not listen to, the swipe is never answered.
+    let unanswered = once("main-in", "04A1B2C3", "nobody-listens/v1");
+    assert!(!unanswered.status.success());
+    assert!(unanswered.stdout.is_empty());
+    let err = String::from_utf8_lossy(&unanswered.stderr);
+    assert!(
+        err.contains("reader main-in got no answer") && err.contains("no answer within 5s"),
+        "{err}"
+    );
+    assert_eq!(site.app.events(Some("swipe")).len(), 4);
+
+    let bad_card = once("main-in", "not-hex", &topic_root);
+    assert!(!bad_card.status.success());
+    let err = String::from_utf8_lossy(&bad_card.stderr);
+    assert!(
+        err.contains("--card") && err.contains("not hexadecimal"),
+        "{err}"
+    );
 }
