@@ -1,0 +1,386 @@
+// The web console's main flows in headless Chromium, against a real appliance running the
+// example site (packaging/examples/office.toml). Locators are the accessible names and
+// roles of the console's page contract (README.md in this folder).
+
+import assert from 'node:assert/strict';
+import { after, afterEach, before, describe, it } from 'node:test';
+
+import { ADMINS, Appliance, launchBrowser, login, screenshot } from './appliance.mjs';
+
+// A reader of the example site whose door the level below opens at any hour, holidays
+// included, with anti-passback off in its zones: the same swipe is granted at any time
+// of the test run, as often as it is repeated.
+const READER = 'floor-3-stair-north-in';
+const DOOR = 'Floor 3 Stair North';
+const LEVEL = 'Server Room';
+
+const LOCKDOWN_CONFIRMATION = 'Every door locks and cards stop working until lockdown ends';
+
+const WAIT_MS = 10_000;
+
+/** The navigation's links, by name, in the console's page contract. */
+const SECTIONS = ['Dashboard', 'People', 'Doors', 'Events', 'Why?', 'Audit log', 'Lockdown'];
+
+let app;
+let browser;
+let openContexts = [];
+let serial = 0;
+
+/** Names, employee ids and card UIDs no other person of the site has. */
+function fresh(label) {
+  serial += 1;
+  const hex = (0xb7e000 + serial).toString(16).toUpperCase();
+  return {
+    name: `${label} ${serial}`,
+    employeeId: `BT-${serial}`,
+    card: `0B${hex}`,
+  };
+}
+
+/** A person with a card and the level, made through the REST API (a test's setup, not its subject). */
+async function personViaApi(label) {
+  const { name, employeeId, card } = fresh(label);
+  const level = await app.findOne('access-levels', LEVEL, 'name', LEVEL);
+  const person = await app.api('POST', '/people', { employee_id: employeeId, name });
+  await app.api('POST', '/credentials', { person_id: person.id, card_uid: card });
+  await app.api('POST', '/entitlements', {
+    person_id: person.id,
+    level_id: level.id,
+    justification: 'browser test',
+  });
+  return { id: person.id, name, employeeId, card };
+}
+
+async function personStatus(id) {
+  return (await app.api('GET', `/people/${id}`)).status;
+}
+
+async function setPersonStatus(person, status) {
+  await app.api('PUT', `/people/${person.id}`, {
+    employee_id: person.employeeId,
+    name: person.name,
+    status,
+  });
+}
+
+/** A fresh browser context signed in as `who` (one of ADMINS), and its page. */
+async function signedIn(who) {
+  const page = await newPage();
+  await login(page, who.username, who.password);
+  return page;
+}
+
+async function newPage() {
+  const context = await browser.newContext({ baseURL: app.baseURL });
+  context.setDefaultTimeout(WAIT_MS);
+  openContexts.push(context);
+  const page = await context.newPage();
+  // A confirmation dialog before a change (hx-confirm) is answered yes, as a person would;
+  // unanswered, Playwright would dismiss it and the change would not happen.
+  page.on('dialog', (dialog) => dialog.accept());
+  return page;
+}
+
+/** Waits until the locator's text satisfies `predicate`; returns the text. */
+async function textWhen(locator, predicate, what) {
+  const deadline = Date.now() + WAIT_MS;
+  let text = null;
+  while (Date.now() < deadline) {
+    text = (await locator.count()) > 0 ? (await locator.first().innerText()).trim() : null;
+    if (text !== null && predicate(text)) return text;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.fail(`${what}: got ${JSON.stringify(text)} after ${WAIT_MS} ms`);
+}
+
+/**
+ * Where the form of `button` posts (its hx-post, else its action), its fields as they
+ * would be sent without the CSRF token, and that token.
+ */
+async function formOf(button) {
+  return button.evaluate((node) => {
+    const form = node.closest('form');
+    if (!form) throw new Error(`the button "${node.textContent.trim()}" is in no form`);
+    const data = new FormData(form);
+    const csrf = data.get('csrf');
+    data.delete('csrf');
+    const target = node.getAttribute('hx-post') ?? form.getAttribute('hx-post');
+    return {
+      action: target ? new URL(target, document.baseURI).href : form.action,
+      fields: Object.fromEntries(data),
+      csrf,
+    };
+  });
+}
+
+/** The live feed's entry for a swipe of `name` with `result`, once it is there. */
+async function feedEntry(page, name, result) {
+  const entry = page
+    .locator('#live-feed li')
+    .filter({ hasText: name })
+    .filter({ hasText: new RegExp(`\\b${result}\\b`, 'i') });
+  await entry.first().waitFor({ state: 'visible' });
+  const text = await entry.first().innerText();
+  assert.match(text, new RegExp(DOOR), `the feed names the door: ${text}`);
+  return entry.first();
+}
+
+describe('the web console', { timeout: 10 * 60_000 }, () => {
+  before(async () => {
+    app = await Appliance.start();
+    browser = await launchBrowser();
+  });
+
+  afterEach(async () => {
+    for (const context of openContexts) await context.close();
+    openContexts = [];
+  });
+
+  after(async () => {
+    await browser?.close();
+    await app?.stop();
+  });
+
+  it('signs in after a wrong password, onto the dashboard with every section linked', async () => {
+    const page = await newPage();
+    await page.goto('/login');
+    await screenshot(page, 'login');
+    await page.getByLabel('Username').fill(ADMINS.admin.username);
+    await page.getByLabel('Password').fill('not the password at all');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').waitFor({ state: 'visible' });
+    assert.equal(new URL(page.url()).pathname, '/login');
+
+    await login(page, ADMINS.admin.username, ADMINS.admin.password);
+    assert.equal(new URL(page.url()).pathname, '/');
+    assert.equal(
+      (await page.getByRole('heading', { level: 1 }).innerText()).trim(),
+      'Dashboard',
+    );
+    await page.locator('#live-feed').waitFor({ state: 'attached' });
+    await screenshot(page, 'dashboard');
+    assert.equal(await page.locator('#lockdown-banner').count(), 0, 'no lockdown yet');
+    const missing = [];
+    for (const name of SECTIONS) {
+      if ((await page.getByRole('link', { name, exact: true }).count()) !== 1) missing.push(name);
+    }
+    assert.deepEqual(missing, [], 'navigation links missing');
+  });
+
+  it('opens every section of the navigation', async () => {
+    const page = await signedIn(ADMINS.admin);
+    // Each section is tried even when one before it fails, so that every page there is
+    // gets its screenshot; the failures are reported together.
+    const problems = [];
+    for (const name of SECTIONS.filter((section) => section !== 'Dashboard')) {
+      try {
+        await page.goto('/');
+        const href = await page.getByRole('link', { name, exact: true }).getAttribute('href', {
+          timeout: 1_000,
+        });
+        const response = await page.goto(href);
+        if (response.status() !== 200) {
+          problems.push(`${name} (${href}): status ${response.status()}`);
+          continue;
+        }
+        await page.getByRole('heading', { level: 1 }).waitFor({ state: 'visible' });
+        await screenshot(page, name.toLowerCase().replace(/[^a-z]+/g, '-').replace(/-$/, ''));
+      } catch (error) {
+        problems.push(`${name}: ${error.message.split('\n')[0]}`);
+      }
+    }
+    assert.deepEqual(problems, []);
+  });
+
+  // Shared by the next two tests: the person the admin adds through the console.
+  let added = null;
+
+  it('adds a person with a card and a level, whose swipe shows in the live feed at once', async () => {
+    const dashboard = await signedIn(ADMINS.admin);
+    await dashboard.evaluate(() => {
+      window.gatehouseNotReloaded = true;
+    });
+
+    const page = await newPage();
+    await login(page, ADMINS.admin.username, ADMINS.admin.password);
+    await page.goto('/people');
+    await page.getByLabel('Search').waitFor({ state: 'visible' });
+    await page.getByRole('link', { name: 'Add person' }).click();
+    await page.waitForURL((url) => url.pathname === '/people/new');
+    const person = fresh('Flora Feedwatcher');
+
+    // A card number that is not hex: refused beside the field, with the form kept.
+    await page.getByLabel('Name').fill(person.name);
+    await page.getByLabel('Employee ID').fill(person.employeeId);
+    await page.getByLabel('Card number').fill('not-a-card');
+    await page.getByLabel('Access level').selectOption({ label: LEVEL });
+    await page.getByRole('button', { name: 'Create person' }).click();
+    await page.locator('.field-error').first().waitFor({ state: 'visible' });
+    assert.notEqual((await page.locator('.field-error').first().innerText()).trim(), '');
+    assert.equal(await page.getByLabel('Name').inputValue(), person.name);
+    assert.equal(await page.getByLabel('Employee ID').inputValue(), person.employeeId);
+    assert.equal(await page.getByLabel('Card number').inputValue(), 'not-a-card');
+    assert.equal(
+      await page.getByLabel('Access level').evaluate((select) => select.selectedOptions[0]?.text),
+      LEVEL,
+    );
+    await screenshot(page, 'person-new-invalid');
+
+    await page.getByLabel('Card number').fill(person.card);
+    const nextYear = new Date(Date.now() + 365 * 24 * 3600 * 1000).toISOString().slice(0, 10);
+    await page.getByLabel('Valid until').fill(nextYear);
+    await page.getByRole('button', { name: 'Create person' }).click();
+    await page.waitForURL((url) => /^\/people\/\d+$/.test(url.pathname));
+    assert.equal((await page.getByRole('heading', { level: 1 }).innerText()).trim(), person.name);
+    await page.getByRole('button', { name: 'Suspend' }).waitFor({ state: 'visible' });
+    await page.getByRole('button', { name: 'Terminate' }).waitFor({ state: 'visible' });
+    await screenshot(page, 'person');
+    added = { ...person, id: Number(new URL(page.url()).pathname.split('/').pop()) };
+
+    const answer = await app.swipe(READER, person.card);
+    assert.match(answer, new RegExp(`^${READER}: granted \\(unlock \\d+ ms\\), `), answer);
+    await feedEntry(dashboard, person.name, 'granted');
+    assert.equal(
+      await dashboard.evaluate(() => window.gatehouseNotReloaded),
+      true,
+      'the dashboard was not reloaded',
+    );
+    await screenshot(dashboard, 'dashboard-live');
+  });
+
+  it('suspends the person: their next swipe is denied, in the feed too', async () => {
+    // On its own (the previous test failed before the person existed), with a person made
+    // through the API.
+    const person = added ?? (await personViaApi('Sam Suspended'));
+    const dashboard = await signedIn(ADMINS.admin);
+    await dashboard.evaluate(() => {
+      window.gatehouseNotReloaded = true;
+    });
+
+    const page = await signedIn(ADMINS.admin);
+    await page.goto(`/people/${person.id}`);
+    await page.getByRole('button', { name: 'Suspend' }).click();
+    await page.getByRole('button', { name: 'Reinstate' }).waitFor({ state: 'visible' });
+    assert.equal(await personStatus(person.id), 'suspended');
+    await screenshot(page, 'person-suspended');
+
+    const answer = await app.swipe(READER, person.card);
+    assert.match(answer, new RegExp(`^${READER}: denied: inactive, `), answer);
+    const denied = await feedEntry(dashboard, person.name, 'denied');
+    if (added) {
+      // Newest first: the denial stands above the previous test's grant, which came with
+      // the page.
+      const granted = await feedEntry(dashboard, person.name, 'granted');
+      const deniedFirst = await denied.evaluate(
+        (node, other) => Boolean(node.compareDocumentPosition(other) & Node.DOCUMENT_POSITION_FOLLOWING),
+        await granted.elementHandle(),
+      );
+      assert.ok(deniedFirst, 'the newest entry comes first');
+    }
+    assert.equal(await dashboard.evaluate(() => window.gatehouseNotReloaded), true);
+  });
+
+  it('explains Granted for an active person and Denied once they are suspended', async () => {
+    const person = await personViaApi('Wanda Why');
+    const page = await signedIn(ADMINS.admin);
+    await page.goto('/why');
+    const ask = async () => {
+      await page.getByLabel('Person').fill(person.employeeId);
+      await page.getByLabel('Door').selectOption({ label: DOOR });
+      assert.notEqual(await page.getByLabel('When').inputValue(), '', 'When defaults to now');
+      await page.getByRole('button', { name: 'Explain' }).click();
+    };
+    await ask();
+    await textWhen(page.locator('#verdict'), (t) => t.startsWith('Granted'), 'the verdict');
+    await screenshot(page, 'why');
+
+    await setPersonStatus(person, 'suspended');
+    await page.goto('/why');
+    await ask();
+    await textWhen(page.locator('#verdict'), (t) => t.startsWith('Denied'), 'the verdict');
+    await screenshot(page, 'why-denied');
+  });
+
+  it('starts a lockdown (a banner on every page, cards refused) and ends it', async () => {
+    const person = await personViaApi('Lola Lockdown');
+    const page = await signedIn(ADMINS.admin);
+    try {
+      await page.goto('/lockdown');
+      await page.getByLabel(LOCKDOWN_CONFIRMATION).check();
+      await page.getByRole('button', { name: 'Start lockdown' }).click();
+      await page.getByRole('button', { name: 'End lockdown' }).waitFor({ state: 'visible' });
+      await screenshot(page, 'lockdown');
+      await page.goto('/people');
+      await page.locator('#lockdown-banner').waitFor({ state: 'visible' });
+      await screenshot(page, 'people-lockdown');
+      const answer = await app.swipe(READER, person.card);
+      assert.match(answer, new RegExp(`^${READER}: denied: lockdown, `), answer);
+
+      await page.goto('/lockdown');
+      await page.getByRole('button', { name: 'End lockdown' }).click();
+      await page.getByRole('button', { name: 'Start lockdown' }).waitFor({ state: 'visible' });
+      await page.goto('/people');
+      await page.getByLabel('Search').waitFor({ state: 'visible' });
+      assert.equal(await page.locator('#lockdown-banner').count(), 0, 'the banner is gone');
+      const after = await app.swipe(READER, person.card);
+      assert.match(after, new RegExp(`^${READER}: granted `), after);
+    } finally {
+      // A lockdown left on would deny every later test's swipes.
+      for (const site of (await app.api('GET', '/sites')).items) {
+        if (site.lockdown) {
+          await app.api('PUT', `/sites/${site.id}`, { name: site.name, timezone: site.timezone });
+        }
+      }
+    }
+  });
+
+  it('shows an auditor no editing controls and refuses their changes', async () => {
+    const person = await personViaApi('Arlo Audited');
+    const page = await signedIn(ADMINS.auditor);
+    await page.goto('/people');
+    await page.getByLabel('Search').waitFor({ state: 'visible' });
+    assert.equal(await page.getByRole('link', { name: 'Add person' }).count(), 0);
+
+    await page.goto(`/people/${person.id}`);
+    assert.equal((await page.getByRole('heading', { level: 1 }).innerText()).trim(), person.name);
+    assert.equal(await page.getByRole('button', { name: 'Suspend' }).count(), 0);
+
+    const csrf = await page.locator('input[name="csrf"]').first().inputValue();
+    assert.notEqual(csrf, '');
+    const response = await page.request.post(`/people/${person.id}/suspend`, {
+      form: { csrf },
+      maxRedirects: 0,
+    });
+    assert.equal(response.status(), 403);
+    assert.equal(await personStatus(person.id), 'active');
+  });
+
+  it('refuses a form post without its CSRF token', async () => {
+    const person = await personViaApi('Cora Csrf');
+    const page = await signedIn(ADMINS.admin);
+    await page.goto(`/people/${person.id}`);
+    const suspend = await formOf(page.getByRole('button', { name: 'Suspend' }));
+    assert.ok(suspend.csrf, 'the Suspend form carries its CSRF token');
+    const post = (fields) => page.request.post(suspend.action, { form: fields, maxRedirects: 0 });
+    assert.equal((await post(suspend.fields)).status(), 403, 'without a token');
+    assert.equal(
+      (await post({ ...suspend.fields, csrf: `${suspend.csrf}x` })).status(),
+      403,
+      'with a wrong token',
+    );
+    assert.equal(await personStatus(person.id), 'active');
+    // The same post with the form's token is accepted: the refusals were the token's.
+    const accepted = await post({ ...suspend.fields, csrf: suspend.csrf });
+    assert.ok(accepted.status() < 400, `with the token: ${accepted.status()}`);
+    assert.equal(await personStatus(person.id), 'suspended');
+
+    await page.goto('/lockdown');
+    await page.getByLabel(LOCKDOWN_CONFIRMATION).check();
+    const start = await formOf(page.getByRole('button', { name: 'Start lockdown' }));
+    assert.ok(start.csrf, 'the lockdown form carries its CSRF token');
+    const refused = await page.request.post(start.action, { form: start.fields, maxRedirects: 0 });
+    assert.equal(refused.status(), 403);
+    const sites = (await app.api('GET', '/sites')).items;
+    assert.ok(sites.every((site) => !site.lockdown), 'no lockdown started');
+  });
+});
