@@ -74,6 +74,8 @@ pub struct AdminView {
     pub disabled: bool,
     pub created_at: DateTime<Utc>,
     pub last_login_at: Option<DateTime<Utc>>,
+    /// Set while wrong passwords keep the account locked.
+    pub locked_until: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -112,6 +114,7 @@ fn admin_view(r: AdminUserRow) -> AdminView {
         disabled: r.disabled,
         created_at: utc(r.created_at),
         last_login_at: r.last_login_at.map(utc),
+        locked_until: r.locked_until.map(utc),
     }
 }
 

@@ -1,7 +1,10 @@
 //! The admin console: server-rendered askama pages (htmx for the interactive parts) that a
 //! facilities team runs the building from. Route modules own their handlers and forms.
 
+pub mod activity;
+pub mod admins;
 pub mod audit;
+pub mod charts;
 pub mod dashboard;
 pub mod doors;
 pub mod events;
@@ -218,17 +221,19 @@ pub enum Section {
     Events,
     Why,
     Audit,
+    Admins,
     Lockdown,
 }
 
 impl Section {
-    const ALL: [Section; 7] = [
+    const ALL: [Section; 8] = [
         Section::Dashboard,
         Section::People,
         Section::Doors,
         Section::Events,
         Section::Why,
         Section::Audit,
+        Section::Admins,
         Section::Lockdown,
     ];
 
@@ -238,6 +243,7 @@ impl Section {
             Section::People => "/people",
             Section::Doors => "/doors",
             Section::Audit => "/audit",
+            Section::Admins => "/admins",
             Section::Events => "/events",
             Section::Why => "/why",
             Section::Lockdown => "/lockdown",
@@ -250,6 +256,7 @@ impl Section {
             Section::People => "People",
             Section::Doors => "Doors",
             Section::Audit => "Audit log",
+            Section::Admins => "Admins",
             Section::Events => "Events",
             Section::Why => "Why?",
             Section::Lockdown => "Lockdown",

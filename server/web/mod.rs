@@ -126,7 +126,7 @@ impl AppState {
 /// The whole URL map of the appliance.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use crate::console::{
-        audit, dashboard, doors, events, lockdown, people, sign_in, static_files, why,
+        admins, audit, dashboard, doors, events, lockdown, people, sign_in, static_files, why,
     };
     cfg.route("/healthz", web::get().to(healthz));
     // The admin console (HTML).
@@ -160,6 +160,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/doors/{id}/readers",
             web::post().to(doors::register_reader),
         )
+        .route("/admins", web::get().to(admins::show))
+        .route("/admins", web::post().to(admins::create))
+        .route(
+            "/admins/{username}/disable",
+            web::post().to(admins::disable),
+        )
+        .route("/admins/{username}/enable", web::post().to(admins::enable))
+        .route(
+            "/admins/{username}/password",
+            web::post().to(admins::set_password),
+        )
+        .route("/tokens", web::post().to(admins::issue_token))
+        .route("/tokens/{id}/revoke", web::post().to(admins::revoke_token))
         .route("/audit", web::get().to(audit::list))
         .route("/audit/chain", web::get().to(audit::chain))
         .route("/why", web::get().to(why::show))

@@ -748,3 +748,91 @@ fn doors_show_their_state_take_a_mode_and_register_readers_whose_secret_shows_on
     assert!(readers_only.body.contains("lobby-east"));
     assert!(!readers_only.body.contains("→ &#34;locked&#34;"));
 }
+
+#[test]
+fn admins_are_managed_by_admins_only_and_disabling_ends_their_sessions() {
+    let app = TestApp::new(Backend::Sqlite);
+    let mut admin = signed_in(&app, "admin");
+
+    let page = admin.submit(
+        "/admins",
+        "/admins",
+        &[
+            ("username", "olga"),
+            ("role", "operator"),
+            ("password", "short"),
+        ],
+    );
+    assert_eq!(page.status, 422);
+    assert!(
+        page.body
+            .contains("id=\"password-error\">must be at least 12 characters")
+    );
+    assert!(page.body.contains("value=\"olga\""));
+    assert!(
+        !page.body.contains("value=\"short\""),
+        "a password is never typed back"
+    );
+
+    let page = admin.submit(
+        "/admins",
+        "/admins",
+        &[
+            ("username", "olga"),
+            ("role", "operator"),
+            ("password", PASSWORD),
+        ],
+    );
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("olga can now sign in as operator."));
+
+    let mut olga = Browser::new(&app);
+    assert_eq!(olga.sign_in_as("olga", PASSWORD).status, 303);
+    assert_eq!(olga.get("/admins").status, 200, "operators may look");
+    let page = olga.submit(
+        "/admins",
+        "/admins",
+        &[
+            ("username", "mallory"),
+            ("role", "admin"),
+            ("password", PASSWORD),
+        ],
+    );
+    assert_eq!(page.status, 403, "but not make admins");
+
+    // A token is shown once, works, and stops when revoked.
+    let page = admin.submit(
+        "/admins",
+        "/tokens",
+        &[("token_name", "HR sync"), ("token_admin", "olga")],
+    );
+    assert_eq!(page.status, 200, "{}", page.body);
+    let token = page
+        .body
+        .split("<code id=\"issued-token\">")
+        .nth(1)
+        .unwrap();
+    let token = token[..token.find('<').unwrap()].to_owned();
+    assert_eq!(app.get_as(Some(&token), "/api/v1/people").status, 200);
+    assert!(!admin.get("/admins").body.contains(&token));
+    let id = app
+        .get("/api/v1/tokens")
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "HR sync")
+        .unwrap()["id"]
+        .clone();
+    let page = admin.submit("/admins", &format!("/tokens/{id}/revoke"), &[]);
+    assert_eq!(page.status, 303);
+    assert_eq!(app.get_as(Some(&token), "/api/v1/people").status, 401);
+
+    // Disabling olga ends the session she has open.
+    let page = admin.submit("/admins", "/admins/olga/disable", &[]);
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(olga.get("/").status, 303, "her session is over");
+    assert_eq!(olga.sign_in_as("olga", PASSWORD).status, 401);
+    let page = admin.submit("/admins", "/admins/admin/disable", &[]);
+    assert_eq!(page.status, 409, "nobody disables themselves");
+}

@@ -1,0 +1,388 @@
+//! Admin users and API tokens: who may sign in with which role, disabling and new
+//! passwords (which end their sessions), and tokens shown once. Changes are for admins only.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use chrono::NaiveDate;
+use serde::Deserialize;
+
+use super::people::end_of_day;
+use super::session::{Posted, Viewer};
+use super::{Chrome, PageError, Problems, Section, page_with_status, see_other};
+use crate::admins::{self, AdminInput, AdminView, IssuedToken, TokenView};
+use crate::entities::{ChangeContext, ChangeError, FieldErrors};
+use crate::web::AppState;
+use crate::web::error::ApiError;
+
+/// The forms of the admins page, as typed (passwords are never typed back).
+#[derive(Deserialize, Default, Clone)]
+pub struct AdminForms {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    token_name: String,
+    #[serde(default)]
+    token_admin: String,
+    #[serde(default)]
+    token_expires: String,
+}
+
+#[derive(Template)]
+#[template(path = "admins.html")]
+struct AdminsPage {
+    chrome: Chrome,
+    admins: Vec<AdminView>,
+    /// Each token with its admin's name.
+    tokens: Vec<(TokenView, String)>,
+    typed: AdminForms,
+    problems: Problems,
+    /// A token just issued: its text is shown on this page only.
+    issued: Option<IssuedToken>,
+    /// What was just done, in words.
+    notice: Option<String>,
+}
+
+async fn render(
+    state: &AppState,
+    viewer: &Viewer,
+    typed: AdminForms,
+    problems: Problems,
+    issued: Option<IssuedToken>,
+    notice: Option<String>,
+) -> Result<HttpResponse, PageError> {
+    let (admins, tokens) = state
+        .read(|conn| {
+            let admins = admins::list_admins(conn)?;
+            let tokens = admins::list_tokens(conn, None)?;
+            Ok((admins, tokens))
+        })
+        .await?;
+    let tokens = tokens
+        .into_iter()
+        .map(|t| {
+            let owner = admins.iter().find(|a| a.id == t.admin_user_id).map_or_else(
+                || format!("admin {}", t.admin_user_id),
+                |a| a.username.clone(),
+            );
+            (t, owner)
+        })
+        .collect();
+    let status = if problems.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    page_with_status(
+        status,
+        &AdminsPage {
+            chrome: Chrome::new(state, viewer, Section::Admins),
+            admins,
+            tokens,
+            typed,
+            problems,
+            issued,
+            notice,
+        },
+    )
+}
+
+/// GET /admins
+pub async fn show(state: web::Data<AppState>, viewer: Viewer) -> Result<HttpResponse, PageError> {
+    let typed = AdminForms {
+        role: "operator".to_owned(),
+        token_admin: viewer.identity().username.clone(),
+        ..Default::default()
+    };
+    render(&state, &viewer, typed, Problems::default(), None, None).await
+}
+
+/// Runs an admin-management change; invalid input brings the page back with messages.
+async fn manage<T, F>(
+    state: &web::Data<AppState>,
+    posted: &Posted<AdminForms>,
+    f: F,
+) -> Result<Result<T, Problems>, PageError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut crate::store::DbConnection, &ChangeContext<'_>) -> Result<T, ChangeError>
+        + Send
+        + 'static,
+{
+    let actor = posted.viewer.may_manage_admins()?.username.clone();
+    let now = state.clock.now();
+    let result = state
+        .write(move |conn| {
+            let ctx = ChangeContext { actor: &actor, now };
+            f(conn, &ctx).map_err(|e| match e {
+                ChangeError::Invalid(fields) => ApiError::Invalid(fields),
+                other => ApiError::from(other),
+            })
+        })
+        .await;
+    match result {
+        Ok(value) => Ok(Ok(value)),
+        Err(ApiError::Invalid(fields)) => Ok(Err(Problems(fields))),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// The typed forms without the password, to show again.
+fn without_password(form: &AdminForms) -> AdminForms {
+    AdminForms {
+        password: String::new(),
+        ..form.clone()
+    }
+}
+
+/// POST /admins: creates an admin user.
+pub async fn create(
+    state: web::Data<AppState>,
+    posted: Posted<AdminForms>,
+) -> Result<HttpResponse, PageError> {
+    let input = AdminInput {
+        username: posted.form.username.trim().to_owned(),
+        password: posted.form.password.clone(),
+        role: posted.form.role.clone(),
+    };
+    let outcome = manage(&state, &posted, move |conn, ctx| {
+        admins::create_admin(conn, &input, ctx)
+    })
+    .await?;
+    match outcome {
+        Ok(view) => {
+            render(
+                &state,
+                &posted.viewer,
+                AdminForms::default(),
+                Problems::default(),
+                None,
+                Some(format!(
+                    "{} can now sign in as {}.",
+                    view.username,
+                    view.role.as_str()
+                )),
+            )
+            .await
+        }
+        Err(problems) => {
+            let typed = without_password(&posted.form);
+            render(&state, &posted.viewer, typed, problems, None, None).await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct AdminAction {
+    #[serde(default)]
+    password: String,
+}
+
+/// The admin named in the path, with their id, for ending their sessions.
+async fn admin_id(state: &AppState, username: String) -> Result<i64, PageError> {
+    let admins = state.read(|conn| Ok(admins::list_admins(conn)?)).await?;
+    admins
+        .iter()
+        .find(|a| a.username == username)
+        .map(|a| a.id)
+        .ok_or_else(|| PageError::NotFound(format!("There is no admin named {username}.")))
+}
+
+async fn set_disabled(
+    state: web::Data<AppState>,
+    posted: Posted<AdminAction>,
+    username: String,
+    disabled: bool,
+) -> Result<HttpResponse, PageError> {
+    let actor = posted.viewer.may_manage_admins()?.username.clone();
+    if disabled && actor == username {
+        return Err(PageError::Conflict(
+            "You cannot disable yourself: ask another admin.".to_owned(),
+        ));
+    }
+    let id = admin_id(&state, username.clone()).await?;
+    let now = state.clock.now();
+    let app = state.clone();
+    state
+        .write(move |conn| {
+            let ctx = ChangeContext { actor: &actor, now };
+            admins::set_disabled(conn, &username, disabled, &ctx)?;
+            if disabled {
+                app.sessions.close_all_of(conn, id)?;
+            }
+            Ok(())
+        })
+        .await?;
+    // Their API tokens stop at once too, not when the token cache expires.
+    state.tokens.clear();
+    Ok(see_other("/admins"))
+}
+
+/// POST /admins/{username}/disable: their sign-ins, sessions and tokens stop working.
+pub async fn disable(
+    state: web::Data<AppState>,
+    posted: Posted<AdminAction>,
+    username: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    set_disabled(state, posted, username.into_inner(), true).await
+}
+
+/// POST /admins/{username}/enable
+pub async fn enable(
+    state: web::Data<AppState>,
+    posted: Posted<AdminAction>,
+    username: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    set_disabled(state, posted, username.into_inner(), false).await
+}
+
+/// POST /admins/{username}/password: a new password, which also unlocks the account and
+/// ends the admin's other sessions.
+pub async fn set_password(
+    state: web::Data<AppState>,
+    posted: Posted<AdminAction>,
+    username: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let actor = posted.viewer.may_manage_admins()?.username.clone();
+    let username = username.into_inner();
+    let id = admin_id(&state, username.clone()).await?;
+    let password = posted.form.password.clone();
+    let now = state.clock.now();
+    let app = state.clone();
+    let who = username.clone();
+    let result = state
+        .write(move |conn| {
+            let ctx = ChangeContext { actor: &actor, now };
+            admins::set_password(conn, &who, &password, &ctx).map_err(|e| match e {
+                ChangeError::Invalid(fields) => ApiError::Invalid(fields),
+                other => ApiError::from(other),
+            })?;
+            app.sessions.close_all_of(conn, id)?;
+            Ok(())
+        })
+        .await;
+    match result {
+        Ok(()) => {
+            render(
+                &state,
+                &posted.viewer,
+                AdminForms::default(),
+                Problems::default(),
+                None,
+                Some(format!(
+                    "{username} has a new password; their sessions have ended."
+                )),
+            )
+            .await
+        }
+        Err(ApiError::Invalid(fields)) => {
+            let mut problems = FieldErrors::default();
+            for (_, messages) in fields.0 {
+                for m in messages {
+                    problems.add(format!("password-{username}"), m);
+                }
+            }
+            render(
+                &state,
+                &posted.viewer,
+                AdminForms::default(),
+                Problems(problems),
+                None,
+                None,
+            )
+            .await
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// POST /tokens: issues an API token, shown once.
+pub async fn issue_token(
+    state: web::Data<AppState>,
+    posted: Posted<AdminForms>,
+) -> Result<HttpResponse, PageError> {
+    let tz = Chrome::new(&state, &posted.viewer, Section::Admins).timezone;
+    let form = posted.form.clone();
+    let outcome = manage(&state, &posted, move |conn, ctx| {
+        let expires = match form.token_expires.trim() {
+            "" => None,
+            text => match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+                Ok(day) => end_of_day(day, tz),
+                Err(_) => {
+                    return Err(ChangeError::invalid(
+                        "token_expires",
+                        "enter a date like 2027-03-31",
+                    ));
+                }
+            },
+        };
+        admins::issue_token(
+            conn,
+            form.token_admin.trim(),
+            form.token_name.trim(),
+            expires,
+            ctx,
+        )
+        .map_err(|e| match e {
+            ChangeError::Invalid(fields) => {
+                let mut renamed = FieldErrors::default();
+                for (field, messages) in fields.0 {
+                    let field = match field.as_str() {
+                        "name" => "token_name".to_owned(),
+                        "username" => "token_admin".to_owned(),
+                        "expires_at" => "token_expires".to_owned(),
+                        _ => field,
+                    };
+                    for m in messages {
+                        renamed.add(field.clone(), m);
+                    }
+                }
+                ChangeError::Invalid(renamed)
+            }
+            other => other,
+        })
+    })
+    .await?;
+    match outcome {
+        // Rendered, not redirected: the token must not travel in a URL or show again.
+        Ok(issued) => {
+            render(
+                &state,
+                &posted.viewer,
+                AdminForms::default(),
+                Problems::default(),
+                Some(issued),
+                None,
+            )
+            .await
+        }
+        Err(problems) => {
+            let typed = without_password(&posted.form);
+            render(&state, &posted.viewer, typed, problems, None, None).await
+        }
+    }
+}
+
+/// POST /tokens/{id}/revoke
+pub async fn revoke_token(
+    state: web::Data<AppState>,
+    posted: Posted<AdminAction>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    let actor = posted.viewer.may_manage_admins()?.username.clone();
+    let id = id.into_inner();
+    let now = state.clock.now();
+    state
+        .write(move |conn| {
+            let ctx = ChangeContext { actor: &actor, now };
+            admins::revoke_token(conn, id, &ctx)?;
+            Ok(())
+        })
+        .await?;
+    state.tokens.clear();
+    Ok(see_other("/admins"))
+}
