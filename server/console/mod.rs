@@ -10,6 +10,7 @@ pub mod doors;
 pub mod events;
 pub mod lockdown;
 pub mod people;
+pub mod policy_pages;
 pub mod session;
 pub mod sign_in;
 pub mod static_files;
@@ -218,6 +219,8 @@ pub enum Section {
     Dashboard,
     People,
     Doors,
+    /// Zones, schedules and holidays, access levels.
+    Policy,
     Events,
     Why,
     Audit,
@@ -226,10 +229,11 @@ pub enum Section {
 }
 
 impl Section {
-    const ALL: [Section; 8] = [
+    const ALL: [Section; 9] = [
         Section::Dashboard,
         Section::People,
         Section::Doors,
+        Section::Policy,
         Section::Events,
         Section::Why,
         Section::Audit,
@@ -242,6 +246,7 @@ impl Section {
             Section::Dashboard => "/",
             Section::People => "/people",
             Section::Doors => "/doors",
+            Section::Policy => "/levels",
             Section::Audit => "/audit",
             Section::Admins => "/admins",
             Section::Events => "/events",
@@ -255,6 +260,7 @@ impl Section {
             Section::Dashboard => "Dashboard",
             Section::People => "People",
             Section::Doors => "Doors",
+            Section::Policy => "Access",
             Section::Audit => "Audit log",
             Section::Admins => "Admins",
             Section::Events => "Events",

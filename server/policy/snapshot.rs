@@ -757,6 +757,10 @@ impl Snapshot {
             .map(|&i| &self.zones[i as usize])
     }
 
+    pub fn zones(&self) -> &[Zone] {
+        &self.zones
+    }
+
     pub fn door(&self, door_id: i64) -> Option<&Door> {
         self.door_index(door_id).map(|i| &self.doors[i as usize])
     }

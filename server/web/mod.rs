@@ -126,7 +126,8 @@ impl AppState {
 /// The whole URL map of the appliance.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use crate::console::{
-        admins, audit, dashboard, doors, events, lockdown, people, sign_in, static_files, why,
+        admins, audit, dashboard, doors, events, lockdown, people, policy_pages, sign_in,
+        static_files, why,
     };
     cfg.route("/healthz", web::get().to(healthz));
     // The admin console (HTML).
@@ -173,6 +174,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/tokens", web::post().to(admins::issue_token))
         .route("/tokens/{id}/revoke", web::post().to(admins::revoke_token))
+        .route("/zones", web::get().to(policy_pages::zones))
+        .route("/schedules", web::get().to(policy_pages::schedules))
+        .route("/levels", web::get().to(policy_pages::levels))
+        .route("/levels/{id}", web::get().to(policy_pages::level))
         .route("/audit", web::get().to(audit::list))
         .route("/audit/chain", web::get().to(audit::chain))
         .route("/why", web::get().to(why::show))

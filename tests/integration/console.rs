@@ -836,3 +836,39 @@ fn admins_are_managed_by_admins_only_and_disabling_ends_their_sessions() {
     let page = admin.submit("/admins", "/admins/admin/disable", &[]);
     assert_eq!(page.status, 409, "nobody disables themselves");
 }
+
+#[test]
+fn the_access_policy_reads_as_zones_schedules_with_their_week_and_levels_with_holders() {
+    let app = TestApp::new(Backend::Sqlite);
+    let f = build_site(&app);
+    let mut browser = signed_in(&app, "auditor");
+
+    let zones = browser.get("/zones");
+    assert_eq!(zones.status, 200);
+    assert!(
+        zones
+            .body
+            .contains(&format!("href=\"/doors/{}\"", f.main_door))
+    );
+
+    let schedules = browser.get("/schedules");
+    assert_eq!(schedules.status, 200, "{}", schedules.body);
+    assert!(schedules.body.contains("<svg class=\"week\""));
+    // The fixture's business hours are weekdays 07:00–18:00 (Europe/Berlin): five open
+    // bars in the coming seven days, fewer if Christmas Day falls inside them.
+    let bars = schedules.body.matches("class=\"open\"").count();
+    assert!((4..=5).contains(&bars), "{bars} open bars");
+    assert!(
+        schedules.body.contains("open 07:00–18:00"),
+        "{}",
+        schedules.body
+    );
+    assert!(schedules.body.contains("Christmas Day"));
+
+    let levels = browser.get("/levels");
+    assert!(levels.body.contains("Staff"));
+    assert!(levels.body.contains("1 person"));
+    let level = browser.get(&format!("/levels/{}", f.staff_level));
+    assert!(level.body.contains("Ada Lovelace"));
+    assert!(level.body.contains("during"), "{}", level.body);
+}

@@ -1,0 +1,441 @@
+//! The policy's shape for reading: zones as a tree with their doors, schedules with a week
+//! view of when each is open (holidays included), and access levels with who holds them.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use chrono::{DateTime, Datelike, Duration, Utc};
+use chrono_tz::Tz;
+
+use super::session::Viewer;
+use super::{Chrome, PageError, Section, page};
+use crate::entities::entitlements::{EntitlementFilter, Entitlements};
+use crate::entities::holidays::{HolidayFilter, HolidayView, Holidays};
+use crate::entities::levels::{LevelFilter, LevelView, Levels};
+use crate::entities::schedules::{ScheduleFilter, ScheduleView, Schedules};
+use crate::entities::{Entity, Page};
+use crate::policy::Snapshot;
+use crate::web::AppState;
+use crate::web::error::ApiError;
+
+const EVERYTHING: Page = Page {
+    offset: 0,
+    limit: 1000,
+};
+
+/// One zone in the tree, indented by its depth, with its doors.
+pub struct ZoneLine {
+    pub depth: usize,
+    pub name: String,
+    pub site: String,
+    pub anti_passback: String,
+    pub doors: Vec<(i64, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "policy/zones.html")]
+struct ZonesPage {
+    chrome: Chrome,
+    zones: Vec<ZoneLine>,
+}
+
+/// GET /zones
+pub async fn zones(state: web::Data<AppState>, viewer: Viewer) -> Result<HttpResponse, PageError> {
+    let snapshot = state.live.snapshot();
+    let zones = snapshot.zones();
+    let mut children: BTreeMap<Option<i64>, Vec<&crate::policy::Zone>> = BTreeMap::new();
+    for z in zones {
+        children.entry(z.parent_id).or_default().push(z);
+    }
+    for list in children.values_mut() {
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    let mut lines = Vec::new();
+    // Depth-first from the roots; a stack, not recursion, so a deep tree cannot overflow.
+    let mut stack: Vec<(&crate::policy::Zone, usize)> = children
+        .get(&None)
+        .map(|roots| roots.iter().rev().map(|z| (*z, 0)).collect())
+        .unwrap_or_default();
+    while let Some((zone, depth)) = stack.pop() {
+        let mut doors: Vec<(i64, String)> = snapshot
+            .doors()
+            .iter()
+            .filter(|d| d.zone_id == zone.id)
+            .map(|d| (d.id, d.name.clone()))
+            .collect();
+        doors.sort_by(|a, b| a.1.cmp(&b.1));
+        lines.push(ZoneLine {
+            depth,
+            name: zone.name.clone(),
+            site: snapshot
+                .site(zone.site_id)
+                .map_or_else(String::new, |s| s.name.clone()),
+            anti_passback: zone.antipassback.as_str().to_owned(),
+            doors,
+        });
+        if let Some(kids) = children.get(&Some(zone.id)) {
+            stack.extend(kids.iter().rev().map(|z| (*z, depth + 1)));
+        }
+    }
+    page(&ZonesPage {
+        chrome: Chrome::new(&state, &viewer, Section::Policy),
+        zones: lines,
+    })
+}
+
+/// A schedule with its week drawn.
+pub struct ScheduleLine {
+    pub schedule: ScheduleView,
+    /// The coming seven days as an SVG (server-rendered; no script).
+    pub week_svg: String,
+    /// In words: "open now, closes 18:00" or "closed now, opens Mon 07:00".
+    pub now: String,
+}
+
+#[derive(Template)]
+#[template(path = "policy/schedules.html")]
+struct SchedulesPage {
+    chrome: Chrome,
+    schedules: Vec<ScheduleLine>,
+    holidays: Vec<(HolidayView, String)>,
+}
+
+/// Minutes per cell of the week view: fine enough for 07:30 to show as 07:30.
+const SLOT_MIN: i64 = 15;
+
+/// Open intervals of a schedule at a site over 7 local days from `start`, per day, in
+/// minutes since that day's midnight.
+fn week_intervals(
+    snapshot: &Snapshot,
+    schedule_id: i64,
+    site_id: i64,
+    start: DateTime<Utc>,
+) -> Vec<Vec<(i64, i64)>> {
+    let slots = 24 * 60 / SLOT_MIN;
+    (0..7)
+        .map(|day| {
+            let mut intervals: Vec<(i64, i64)> = Vec::new();
+            for slot in 0..slots {
+                let at = start + Duration::days(day) + Duration::minutes(slot * SLOT_MIN);
+                if snapshot
+                    .is_schedule_open(schedule_id, site_id, at)
+                    .unwrap_or(false)
+                {
+                    let from = slot * SLOT_MIN;
+                    match intervals.last_mut() {
+                        Some(last) if last.1 == from => last.1 = from + SLOT_MIN,
+                        _ => intervals.push((from, from + SLOT_MIN)),
+                    }
+                }
+            }
+            intervals
+        })
+        .collect()
+}
+
+fn hhmm(minutes: i64) -> String {
+    format!("{:02}:{:02}", minutes / 60, minutes % 60)
+}
+
+/// The week as SVG: one row per day, a bar where the schedule is open, hour ticks.
+fn week_svg(days: &[Vec<(i64, i64)>], labels: &[String], name: &str) -> String {
+    const LEFT: i64 = 90;
+    const WIDTH: i64 = 24 * 30;
+    const ROW: i64 = 22;
+    let height = ROW * days.len() as i64 + 24;
+    let x = |minutes: i64| LEFT + minutes * WIDTH / (24 * 60);
+    let mut svg = String::new();
+    let open_minutes: i64 = days.iter().flatten().map(|(a, b)| b - a).sum();
+    let _ = write!(
+        svg,
+        "<svg class=\"week\" viewBox=\"0 0 {} {height}\" role=\"img\" aria-label=\"{}: open {} hours in the coming week\" xmlns=\"http://www.w3.org/2000/svg\">",
+        LEFT + WIDTH + 10,
+        xml_escape(name),
+        open_minutes / 60
+    );
+    for hour in (0..=24).step_by(3) {
+        let _ = write!(
+            svg,
+            "<line x1=\"{0}\" x2=\"{0}\" y1=\"0\" y2=\"{1}\" class=\"tick\"/><text x=\"{0}\" y=\"{2}\" class=\"hour\" text-anchor=\"middle\">{3:02}</text>",
+            x(hour * 60),
+            height - 18,
+            height - 4,
+            hour
+        );
+    }
+    for (row, (intervals, label)) in days.iter().zip(labels).enumerate() {
+        let y = row as i64 * ROW;
+        let _ = write!(
+            svg,
+            "<text x=\"0\" y=\"{}\" class=\"day\">{}</text><rect x=\"{LEFT}\" y=\"{}\" width=\"{WIDTH}\" height=\"{}\" class=\"closed\"/>",
+            y + 15,
+            xml_escape(label),
+            y + 3,
+            ROW - 6
+        );
+        for (from, to) in intervals {
+            let _ = write!(
+                svg,
+                "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" class=\"open\"><title>{}: open {}–{}</title></rect>",
+                x(*from),
+                y + 3,
+                (x(*to) - x(*from)).max(1),
+                ROW - 6,
+                xml_escape(label),
+                hhmm(*from),
+                hhmm(*to)
+            );
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// Text from the database, made safe inside SVG markup.
+pub fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn local_midnight(now: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
+    now.with_timezone(&tz)
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .and_then(|t| t.and_local_timezone(tz).earliest())
+        .map_or(now, |t| t.with_timezone(&Utc))
+}
+
+/// GET /schedules
+pub async fn schedules(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+) -> Result<HttpResponse, PageError> {
+    let (schedules, holidays) = state
+        .read(|conn| {
+            let (schedules, _) = Schedules::list(conn, &ScheduleFilter::default(), EVERYTHING)?;
+            let (holidays, _) = Holidays::list(conn, &HolidayFilter::default(), EVERYTHING)?;
+            Ok((schedules, holidays))
+        })
+        .await?;
+    let chrome = Chrome::new(&state, &viewer, Section::Policy);
+    let snapshot = state.live.snapshot();
+    let site = snapshot.sites().first().map(|s| s.id);
+    let now = state.clock.now();
+    let start = local_midnight(now, chrome.timezone);
+    let labels: Vec<String> = (0..7)
+        .map(|d| {
+            let day =
+                (start + Duration::days(d) + Duration::hours(12)).with_timezone(&chrome.timezone);
+            let holiday = holidays
+                .iter()
+                .find(|h| h.date == day.date_naive())
+                .map(|_| " ★")
+                .unwrap_or_default();
+            format!("{} {}{holiday}", day.weekday(), day.format("%d %b"))
+        })
+        .collect();
+    let lines = schedules
+        .into_iter()
+        .map(|schedule| {
+            let (week_svg, now_text) = match site {
+                Some(site) => {
+                    let days = week_intervals(&snapshot, schedule.id, site, start);
+                    let open = snapshot
+                        .is_schedule_open(schedule.id, site, now)
+                        .unwrap_or(false);
+                    let change = snapshot
+                        .schedule_next_change(schedule.id, site, now)
+                        .map(|t| {
+                            t.with_timezone(&chrome.timezone)
+                                .format("%a %H:%M")
+                                .to_string()
+                        });
+                    let text = match (open, change) {
+                        (true, Some(at)) => format!("open now, closes {at}"),
+                        (true, None) => "open now".to_owned(),
+                        (false, Some(at)) => format!("closed now, opens {at}"),
+                        (false, None) => "closed now".to_owned(),
+                    };
+                    (week_svg(&days, &labels, &schedule.name), text)
+                }
+                None => (String::new(), "no site to run it at".to_owned()),
+            };
+            ScheduleLine {
+                schedule,
+                week_svg,
+                now: now_text,
+            }
+        })
+        .collect();
+    let holidays = holidays
+        .into_iter()
+        .map(|h| {
+            let site = h
+                .site_id
+                .and_then(|id| snapshot.site(id))
+                .map_or_else(|| "every site".to_owned(), |s| s.name.clone());
+            (h, site)
+        })
+        .collect();
+    page(&SchedulesPage {
+        chrome,
+        schedules: lines,
+        holidays,
+    })
+}
+
+/// An access level with its items in words and how many hold it.
+pub struct LevelLine {
+    pub level: LevelView,
+    /// "Main Entrance (door) during Business hours".
+    pub items: Vec<String>,
+    pub holders: i64,
+}
+
+#[derive(Template)]
+#[template(path = "policy/levels.html")]
+struct LevelsPage {
+    chrome: Chrome,
+    levels: Vec<LevelLine>,
+}
+
+fn describe_items(level: &LevelView, snapshot: &Snapshot) -> Vec<String> {
+    level
+        .items
+        .iter()
+        .map(|item| {
+            let target = match (item.door_id, item.zone_id) {
+                (Some(id), _) => snapshot
+                    .door(id)
+                    .map_or_else(|| format!("door {id}"), |d| format!("{} (door)", d.name)),
+                (None, Some(id)) => snapshot.zone(id).map_or_else(
+                    || format!("zone {id}"),
+                    |z| format!("{} (zone, all its doors)", z.name),
+                ),
+                (None, None) => "nothing".to_owned(),
+            };
+            let schedule = snapshot.schedule(item.schedule_id).map_or_else(
+                || format!("schedule {}", item.schedule_id),
+                |s| s.name.clone(),
+            );
+            format!("{target} during {schedule}")
+        })
+        .collect()
+}
+
+/// GET /levels
+pub async fn levels(state: web::Data<AppState>, viewer: Viewer) -> Result<HttpResponse, PageError> {
+    let rows = state
+        .read(|conn| {
+            let (levels, _) = Levels::list(conn, &LevelFilter::default(), EVERYTHING)?;
+            let mut out = Vec::with_capacity(levels.len());
+            for level in levels {
+                let (_, holders) = Entitlements::list(
+                    conn,
+                    &EntitlementFilter {
+                        person_id: None,
+                        level_id: Some(level.id),
+                    },
+                    Page {
+                        offset: 0,
+                        limit: 1,
+                    },
+                )?;
+                out.push((level, holders));
+            }
+            Ok(out)
+        })
+        .await?;
+    let snapshot = state.live.snapshot();
+    let levels = rows
+        .into_iter()
+        .map(|(level, holders)| LevelLine {
+            items: describe_items(&level, &snapshot),
+            level,
+            holders,
+        })
+        .collect();
+    page(&LevelsPage {
+        chrome: Chrome::new(&state, &viewer, Section::Policy),
+        levels,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "policy/level.html")]
+struct LevelPage {
+    chrome: Chrome,
+    level: LevelView,
+    items: Vec<String>,
+    /// Person id, name, employee id, until, granted by.
+    holders: Vec<(i64, String, String, Option<DateTime<Utc>>, String)>,
+    total: i64,
+}
+
+/// GET /levels/{id}: what the level opens and who holds it.
+pub async fn level(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    let id = id.into_inner();
+    let (level, entitlements, total) = state
+        .read(move |conn| {
+            let level = Levels::get(conn, id)?
+                .ok_or_else(|| ApiError::NotFound(format!("There is no access level {id}.")))?;
+            let (entitlements, total) = Entitlements::list(
+                conn,
+                &EntitlementFilter {
+                    person_id: None,
+                    level_id: Some(id),
+                },
+                EVERYTHING,
+            )?;
+            Ok((level, entitlements, total))
+        })
+        .await?;
+    let snapshot = state.live.snapshot();
+    let holders = entitlements
+        .into_iter()
+        .map(|e| {
+            let (name, employee) = snapshot.person(e.person_id).map_or_else(
+                || (format!("person {}", e.person_id), String::new()),
+                |p| (p.name.clone(), p.employee_id.clone()),
+            );
+            (e.person_id, name, employee, e.valid_until, e.granted_by)
+        })
+        .collect();
+    page(&LevelPage {
+        chrome: Chrome::new(&state, &viewer, Section::Policy),
+        items: describe_items(&level, &snapshot),
+        level,
+        holders,
+        total,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_week_view_draws_each_open_interval_and_escapes_names() {
+        let days = vec![
+            vec![(7 * 60, 18 * 60)],
+            vec![],
+            vec![(0, 30), (22 * 60, 24 * 60)],
+        ];
+        let labels = vec!["Mon".to_owned(), "Tue".to_owned(), "Wed <b>".to_owned()];
+        let svg = week_svg(&days, &labels, "Night & <day>");
+        assert_eq!(svg.matches("class=\"open\"").count(), 3);
+        assert!(svg.contains("Mon: open 07:00–18:00"));
+        assert!(svg.contains("Wed &lt;b&gt;: open 22:00–24:00"));
+        assert!(svg.contains("aria-label=\"Night &amp; &lt;day&gt;: open 13 hours"));
+        assert!(!svg.contains("style="), "the CSP forbids inline style");
+    }
+}
