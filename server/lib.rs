@@ -2,6 +2,7 @@
 //! ARCHITECTURE.md walks through the modules; this file only lists them.
 
 pub mod admins;
+pub mod alarms;
 pub mod audit;
 pub mod cli;
 pub mod clock;

@@ -127,11 +127,42 @@ pub struct StatusPanel {
     open_doors: Vec<(String, String, bool)>,
 }
 
+/// Alarms waiting for someone, with the buttons that acknowledge them.
+#[derive(Template)]
+#[template(path = "partials/alarms.html")]
+pub struct AlarmsPanel {
+    alarms: Vec<FeedItem>,
+    csrf: String,
+    can_change: bool,
+    chrome_tz: chrono_tz::Tz,
+}
+
+/// Open alarms shown at once; more are counted and found on the events page.
+const ALARMS_SHOWN: i64 = 20;
+
+async fn alarms_panel(state: &AppState, chrome: &Chrome) -> Result<AlarmsPanel, PageError> {
+    let now = state.clock.now();
+    let rows = state
+        .read(move |conn| Ok(crate::alarms::open(conn, now, ALARMS_SHOWN)?))
+        .await?;
+    let snapshot = state.live.snapshot();
+    Ok(AlarmsPanel {
+        alarms: rows
+            .into_iter()
+            .map(|row| FeedItem::new(&EventView::from(row), &snapshot))
+            .collect(),
+        csrf: chrome.csrf.clone(),
+        can_change: chrome.can_change(),
+        chrome_tz: chrome.timezone,
+    })
+}
+
 #[derive(Template)]
 #[template(path = "dashboard.html")]
 struct DashboardPage {
     chrome: Chrome,
     status: StatusPanel,
+    alarms: AlarmsPanel,
     feed: Vec<FeedItem>,
 }
 
@@ -196,6 +227,7 @@ async fn status_panel(state: &AppState, tz: chrono_tz::Tz) -> Result<StatusPanel
 pub async fn show(state: web::Data<AppState>, viewer: Viewer) -> Result<HttpResponse, PageError> {
     let chrome = Chrome::new(&state, &viewer, Section::Dashboard);
     let status = status_panel(&state, chrome.timezone).await?;
+    let alarms = alarms_panel(&state, &chrome).await?;
     let rows = state
         .read(|conn| Ok(recent(conn, &EventFilter::default(), FEED_LENGTH)?))
         .await?;
@@ -207,6 +239,7 @@ pub async fn show(state: web::Data<AppState>, viewer: Viewer) -> Result<HttpResp
     page(&DashboardPage {
         chrome,
         status,
+        alarms,
         feed,
     })
 }
@@ -215,6 +248,44 @@ pub async fn show(state: web::Data<AppState>, viewer: Viewer) -> Result<HttpResp
 pub async fn status(state: web::Data<AppState>, viewer: Viewer) -> Result<HttpResponse, PageError> {
     let chrome = Chrome::new(&state, &viewer, Section::Dashboard);
     page(&status_panel(&state, chrome.timezone).await?)
+}
+
+/// GET /dashboard/alarms: the alarms panel alone, for htmx to refresh.
+pub async fn alarms(state: web::Data<AppState>, viewer: Viewer) -> Result<HttpResponse, PageError> {
+    let chrome = Chrome::new(&state, &viewer, Section::Dashboard);
+    page(&alarms_panel(&state, &chrome).await?)
+}
+
+#[derive(serde::Deserialize)]
+pub struct AckForm {
+    /// The alarms to acknowledge (one button posts one id; "all" posts every shown id).
+    #[serde(default)]
+    ids: String,
+}
+
+/// POST /alarms/acknowledge
+pub async fn acknowledge(
+    state: web::Data<AppState>,
+    posted: super::session::Posted<AckForm>,
+) -> Result<HttpResponse, PageError> {
+    let actor = posted.viewer.may_change_policy()?.username.clone();
+    let ids: Vec<i64> = posted
+        .form
+        .ids
+        .split(',')
+        .filter_map(|id| id.trim().parse().ok())
+        .collect();
+    if ids.is_empty() {
+        return Err(PageError::BadForm("no alarm named".to_owned()));
+    }
+    let now = state.clock.now();
+    state
+        .write(move |conn| {
+            let ctx = crate::entities::ChangeContext { actor: &actor, now };
+            Ok(crate::alarms::acknowledge(conn, &ids, &ctx)?)
+        })
+        .await?;
+    Ok(super::see_other("/"))
 }
 
 /// How often an idle feed says it is alive, so proxies and browsers keep it open.

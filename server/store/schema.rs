@@ -169,6 +169,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    alarm_acks (event_id) {
+        event_id -> BigInt,
+        acked_by -> Text,
+        acked_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     admin_sessions (id) {
         id -> BigInt,
         token_hash -> Text,
@@ -226,6 +234,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     entitlements,
     admin_users,
     admin_sessions,
+    alarm_acks,
     api_tokens,
     audit_log,
     events,

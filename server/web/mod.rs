@@ -137,6 +137,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/logout", web::post().to(sign_in::sign_out))
         .route("/", web::get().to(dashboard::show))
         .route("/dashboard/status", web::get().to(dashboard::status))
+        .route("/dashboard/alarms", web::get().to(dashboard::alarms))
+        .route(
+            "/alarms/acknowledge",
+            web::post().to(dashboard::acknowledge),
+        )
         .route("/live/feed", web::get().to(dashboard::feed))
         .route("/people", web::get().to(people::list))
         .route("/people", web::post().to(people::create))

@@ -872,3 +872,65 @@ fn the_access_policy_reads_as_zones_schedules_with_their_week_and_levels_with_ho
     assert!(level.body.contains("Ada Lovelace"));
     assert!(level.body.contains("during"), "{}", level.body);
 }
+
+#[test]
+fn alarms_wait_on_the_dashboard_until_someone_acknowledges_them() {
+    let app = TestApp::new(Backend::Sqlite);
+    let f = build_site(&app);
+    let now = Utc::now();
+    let alarms = vec![
+        NewEvent {
+            door_id: Some(f.main_door),
+            ..NewEvent::new(EventKind::ForcedOpen, now - chrono::TimeDelta::minutes(3))
+        },
+        NewEvent {
+            door_id: Some(f.server_door),
+            ..NewEvent::new(EventKind::HeldOpen, now - chrono::TimeDelta::minutes(2))
+        },
+        // A week and more ago: history, not an open alarm.
+        NewEvent {
+            door_id: Some(f.main_door),
+            ..NewEvent::new(EventKind::ForcedOpen, now - chrono::TimeDelta::days(8))
+        },
+    ];
+    let ids: Vec<i64> =
+        gatehouse::event_log::write_batch(&mut app.db(), &alarms, &mut Default::default())
+            .unwrap()
+            .into_iter()
+            .map(|a| match a {
+                gatehouse::event_log::Appended::New(id) => id,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+
+    let mut auditor = signed_in(&app, "auditor");
+    let panel = auditor.get("/dashboard/alarms").body;
+    assert_eq!(
+        panel.matches("<li class=\"event alarm\"").count(),
+        2,
+        "{panel}"
+    );
+    assert!(panel.contains("Door forced open") && panel.contains("Door held open"));
+    assert!(
+        !panel.contains("Acknowledge"),
+        "auditors cannot acknowledge"
+    );
+    let page = auditor.submit("/", "/alarms/acknowledge", &[("ids", &ids[0].to_string())]);
+    assert_eq!(page.status, 403);
+
+    let mut operator = signed_in(&app, "operator");
+    let page = operator.submit("/", "/alarms/acknowledge", &[("ids", &ids[0].to_string())]);
+    assert_eq!(page.status, 303, "{}", page.body);
+    let panel = operator.get("/dashboard/alarms").body;
+    assert_eq!(panel.matches("<li class=\"event alarm\"").count(), 1);
+    assert!(!panel.contains("Door forced open"));
+    // Acknowledging again, or acknowledging what is not an alarm, changes nothing.
+    operator.submit(
+        "/",
+        "/alarms/acknowledge",
+        &[("ids", &format!("{},{}", ids[0], ids[2]))],
+    );
+    let audit = app.get("/api/v1/audit?entity=alarm").body;
+    assert_eq!(audit.as_array().unwrap().len(), 1, "{audit}");
+    assert_eq!(audit[0]["actor"], "operator");
+}
