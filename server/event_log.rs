@@ -28,10 +28,12 @@ pub enum EventKind {
     ReaderOnline,
     ReaderOffline,
     ReaderFault,
+    /// An admin unlocked the door for a moment from the console.
+    RemoteUnlock,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::Swipe,
         EventKind::DoorOpen,
         EventKind::DoorClosed,
@@ -43,6 +45,7 @@ impl EventKind {
         EventKind::ReaderOnline,
         EventKind::ReaderOffline,
         EventKind::ReaderFault,
+        EventKind::RemoteUnlock,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -58,6 +61,7 @@ impl EventKind {
             EventKind::ReaderOnline => "reader_online",
             EventKind::ReaderOffline => "reader_offline",
             EventKind::ReaderFault => "reader_fault",
+            EventKind::RemoteUnlock => "remote_unlock",
         }
     }
 }

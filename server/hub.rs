@@ -1,6 +1,7 @@
 //! The hub: a reader's message → validation → decision → durable record → answer, once per
 //! event. It knows no transport; the MQTT and Modbus drivers feed it payloads.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -11,7 +12,7 @@ use gatehouse_drivers::message::{
 
 use crate::clock::Clock;
 use crate::door_state::{Alarm, DoorStates};
-use crate::event_log::{Appended, EventKind, EventLog, NewEvent};
+use crate::event_log::{Appended, EventKind, EventLog, LogError, NewEvent};
 use crate::fault_budget::{Admission, FaultBudget, IN_ALL, PER_READER, Suppressed};
 use crate::live::LivePolicy;
 use crate::policy::{self, CredentialKey, Outcome, Request};
@@ -33,6 +34,24 @@ pub struct Hub {
     doors: Arc<Mutex<DoorStates>>,
     health: HealthBoard,
     faults: Arc<Mutex<FaultBudget>>,
+    /// Doors unlocked by an admin's hand until the given instant (momentary unlock).
+    unlocked_until: Arc<Mutex<HashMap<i64, DateTime<Utc>>>>,
+    /// Bumped whenever the mode some reader should be in changes without a policy change
+    /// (a momentary unlock starts or ends); the drivers re-send modes on it.
+    mode_changes: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+/// Why a momentary unlock was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum UnlockError {
+    #[error("there is no door {0}")]
+    UnknownDoor(i64),
+    #[error("the site is in lockdown: end the lockdown to unlock doors")]
+    Lockdown,
+    #[error("the door has no reader to unlock it")]
+    NoReader,
+    #[error("the unlock could not be recorded: {0}")]
+    Log(#[from] LogError),
 }
 
 /// A reader id as received, made safe to record: ids of registered readers are plain, and
@@ -91,6 +110,66 @@ impl Hub {
             doors: Arc::default(),
             health: HealthBoard::default(),
             faults: Arc::default(),
+            unlocked_until: Arc::default(),
+            mode_changes: Arc::new(tokio::sync::watch::channel(0).0),
+        }
+    }
+
+    /// Changes when a momentary unlock starts or ends: readers' modes are to be re-sent.
+    pub fn watch_mode_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.mode_changes.subscribe()
+    }
+
+    fn mode_changed(&self) {
+        self.mode_changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Unlocks a door for `duration` by an admin's hand: its readers are told `unlocked`
+    /// and then their usual mode again; the door opening meanwhile is not forced. Refused
+    /// during a lockdown. Recorded in the event log (the caller records the admin change).
+    pub async fn unlock_for(
+        &self,
+        door_id: i64,
+        duration: chrono::Duration,
+        by: &str,
+    ) -> Result<(), UnlockError> {
+        let now = self.clock.now();
+        let snapshot = self.live.snapshot();
+        let view = snapshot
+            .door_view(door_id)
+            .ok_or(UnlockError::UnknownDoor(door_id))?;
+        if view.site.lockdown {
+            return Err(UnlockError::Lockdown);
+        }
+        if !snapshot.readers().iter().any(|r| r.door_id == door_id) {
+            return Err(UnlockError::NoReader);
+        }
+        let until = now + duration;
+        let mut event = NewEvent::new(EventKind::RemoteUnlock, now);
+        event.door_id = Some(door_id);
+        event.detail = serde_json::json!({"by": by, "seconds": duration.num_seconds()}).to_string();
+        self.log.append(event).await?;
+        if let Ok(mut unlocked) = self.unlocked_until.lock() {
+            unlocked.insert(door_id, until);
+        }
+        let ms = u32::try_from(duration.num_milliseconds()).unwrap_or(u32::MAX);
+        self.with_doors(|d| d.granted(door_id, ms, now));
+        self.mode_changed();
+        Ok(())
+    }
+
+    /// Ends momentary unlocks whose time is up; called every second.
+    pub fn end_unlocks(&self, now: DateTime<Utc>) {
+        let ended = match self.unlocked_until.lock() {
+            Ok(mut unlocked) => {
+                let before = unlocked.len();
+                unlocked.retain(|_, until| *until > now);
+                unlocked.len() != before
+            }
+            Err(_) => false,
+        };
+        if ended {
+            self.mode_changed();
         }
     }
 
@@ -239,9 +318,20 @@ impl Hub {
     }
 
     /// The mode each registered reader should be in now: `locked` while its site is in
-    /// lockdown, otherwise its door's mode.
+    /// lockdown, `unlocked` during a momentary unlock, otherwise its door's mode.
     pub fn reader_modes(&self) -> Vec<(String, ReaderMode)> {
         let snapshot = self.live.snapshot();
+        let now = self.clock.now();
+        let unlocked: Vec<i64> = self
+            .unlocked_until
+            .lock()
+            .map(|u| {
+                u.iter()
+                    .filter(|(_, t)| **t > now)
+                    .map(|(d, _)| *d)
+                    .collect()
+            })
+            .unwrap_or_default();
         snapshot
             .readers()
             .iter()
@@ -249,6 +339,8 @@ impl Hub {
                 let view = snapshot.door_view(r.door_id)?;
                 let mode = if view.site.lockdown {
                     ReaderMode::Locked
+                } else if unlocked.contains(&r.door_id) {
+                    ReaderMode::Unlocked
                 } else {
                     match view.door.mode {
                         policy::DoorMode::Normal => ReaderMode::Normal,

@@ -55,6 +55,7 @@ pub fn start(config: &ModbusConfig, live: Arc<LivePolicy>, hub: Hub, db: DbPool)
 /// Keeps one driver per registered Modbus reader, and each told its door's mode.
 async fn supervise(config: ModbusConfig, live: Arc<LivePolicy>, hub: Hub, db: DbPool) {
     let mut swaps = live.watch_swaps();
+    let mut unlocks = hub.watch_mode_changes();
     let mut running: HashMap<String, Running> = HashMap::new();
     loop {
         let wanted: HashMap<String, Target> = live
@@ -116,7 +117,12 @@ async fn supervise(config: ModbusConfig, live: Arc<LivePolicy>, hub: Hub, db: Db
                 r.handle.send(Command::Mode { mode });
             }
         }
-        if swaps.changed().await.is_err() {
+        // A policy change (readers, modes) or a momentary unlock starting or ending.
+        let changed = tokio::select! {
+            r = swaps.changed() => r.is_ok(),
+            r = unlocks.changed() => r.is_ok(),
+        };
+        if !changed {
             return;
         }
     }

@@ -293,7 +293,16 @@ async fn send_modes_on_policy_change(
     hub: Hub,
     modes: ModeSender,
 ) {
-    while swaps.changed().await.is_ok() {
+    let mut unlocks = hub.watch_mode_changes();
+    loop {
+        // A policy change or a momentary unlock starting or ending: send what changed.
+        let changed = tokio::select! {
+            r = swaps.changed() => r.is_ok(),
+            r = unlocks.changed() => r.is_ok(),
+        };
+        if !changed {
+            return;
+        }
         modes.send(&link, &hub, None).await;
     }
 }

@@ -58,7 +58,7 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
     let (log, writer) = EventLog::new(pool.clone(), BatchPolicy::default());
     tokio::spawn(writer.run());
     let hub = Hub::new(live.clone(), log.clone(), clock);
-    let (health, doors) = (hub.health(), hub.doors());
+    let console_hub = hub.clone();
     let mqtt = crate::reader_mqtt::start(&config.mqtt, live.clone(), hub.clone())?;
     crate::reader_modbus::start(&config.modbus, live.clone(), hub.clone(), pool.clone());
     tokio::spawn(async move {
@@ -66,11 +66,12 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
         loop {
             tick.tick().await;
             hub.check_held_open(clock.now()).await;
+            hub.end_unlocks(clock.now());
             hub.report_suppressed_faults(clock.now()).await;
         }
     });
     let addr = config.listen_addr()?;
-    let state = web::Data::new(AppState::new(config, pool, live, clock, log, health, doors));
+    let state = web::Data::new(AppState::new(config, pool, live, clock, log, console_hub));
     let app_state = state.clone();
     let server = HttpServer::new(move || {
         App::new()

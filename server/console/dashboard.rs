@@ -57,6 +57,7 @@ impl FeedItem {
             ("reader_online", _) => ("Reader online", "info"),
             ("reader_offline", _) => ("Reader offline", "alarm"),
             ("reader_fault", _) => ("Reader fault", "alarm"),
+            ("remote_unlock", _) => ("Unlocked from the console", "info"),
             _ => ("Event", "info"),
         };
         let result = match (event.kind.as_str(), event.result.as_deref()) {

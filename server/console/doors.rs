@@ -296,6 +296,66 @@ pub async fn set_mode(
     Ok(see_other(&format!("/doors/{id}")))
 }
 
+#[derive(Deserialize)]
+pub struct UnlockForm {
+    /// How long; the door's own unlock time when absent.
+    #[serde(default)]
+    seconds: Option<i64>,
+}
+
+/// POST /doors/{id}/unlock: a momentary unlock; refused in lockdown.
+pub async fn unlock(
+    state: web::Data<AppState>,
+    posted: Posted<UnlockForm>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    let actor = posted.viewer.may_change_policy()?.username.clone();
+    let id = id.into_inner();
+    let door = state
+        .live
+        .snapshot()
+        .door(id)
+        .cloned()
+        .ok_or_else(|| PageError::NotFound(format!("There is no door {id}.")))?;
+    let seconds = posted
+        .form
+        .seconds
+        .unwrap_or_else(|| i64::from(door.unlock_ms.div_ceil(1000)));
+    if !(1..=3600).contains(&seconds) {
+        return Err(PageError::BadForm(
+            "an unlock lasts 1 second to 1 hour".to_owned(),
+        ));
+    }
+    state
+        .hub
+        .unlock_for(id, chrono::Duration::seconds(seconds), &actor)
+        .await
+        .map_err(|e| match e {
+            crate::hub::UnlockError::Log(e) => PageError::Internal(e.to_string()),
+            refused => PageError::Conflict(format!("{}: {refused}.", door.name)),
+        })?;
+    let now = state.clock.now();
+    state
+        .write(move |conn| {
+            crate::audit::append(
+                conn,
+                &crate::audit::AuditEntry {
+                    actor: &actor,
+                    action: "unlock",
+                    entity: "door",
+                    entity_id: Some(id.to_string()),
+                    summary: format!("unlock door '{}' for {seconds} s", door.name),
+                    before: None,
+                    after: None,
+                },
+                now,
+            )?;
+            Ok(())
+        })
+        .await?;
+    Ok(see_other(&format!("/doors/{id}")))
+}
+
 /// A number typed into the form, or a message for the field.
 fn number(problems: &mut crate::entities::FieldErrors, field: &str, text: &str) -> Option<i32> {
     let text = text.trim();

@@ -366,14 +366,22 @@ pub async fn levels(state: web::Data<AppState>, viewer: Viewer) -> Result<HttpRe
     })
 }
 
+/// Someone who holds a level.
+pub struct Holder {
+    pub person_id: i64,
+    pub name: String,
+    pub employee_id: String,
+    pub until: Option<DateTime<Utc>>,
+    pub granted_by: String,
+}
+
 #[derive(Template)]
 #[template(path = "policy/level.html")]
 struct LevelPage {
     chrome: Chrome,
     level: LevelView,
     items: Vec<String>,
-    /// Person id, name, employee id, until, granted by.
-    holders: Vec<(i64, String, String, Option<DateTime<Utc>>, String)>,
+    holders: Vec<Holder>,
     total: i64,
 }
 
@@ -407,7 +415,13 @@ pub async fn level(
                 || (format!("person {}", e.person_id), String::new()),
                 |p| (p.name.clone(), p.employee_id.clone()),
             );
-            (e.person_id, name, employee, e.valid_until, e.granted_by)
+            Holder {
+                person_id: e.person_id,
+                name,
+                employee_id: employee,
+                until: e.valid_until,
+                granted_by: e.granted_by,
+            }
         })
         .collect();
     page(&LevelPage {

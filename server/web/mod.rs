@@ -41,6 +41,8 @@ pub struct AppState {
     pub health: crate::reader_health::HealthBoard,
     /// What the doors are doing, as the hub sees it.
     pub doors: Arc<Mutex<crate::door_state::DoorStates>>,
+    /// The hub, for what the console sends readers (a momentary unlock).
+    pub hub: crate::hub::Hub,
     /// Serialises admin write transactions in this process: SQLite allows one writer, and
     /// the audit chain needs its entries appended one after another.
     write_lock: Arc<Mutex<()>>,
@@ -53,8 +55,7 @@ impl AppState {
         live: Arc<LivePolicy>,
         clock: Clock,
         events: crate::event_log::EventLog,
-        health: crate::reader_health::HealthBoard,
-        doors: Arc<Mutex<crate::door_state::DoorStates>>,
+        hub: crate::hub::Hub,
     ) -> AppState {
         let sessions = crate::console::session::Sessions::new(
             config.http.session_idle_minutes,
@@ -66,8 +67,9 @@ impl AppState {
             live,
             clock,
             events,
-            health,
-            doors,
+            health: hub.health(),
+            doors: hub.doors(),
+            hub,
             tokens: TokenCache::default(),
             sessions,
             write_lock: Arc::new(Mutex::new(())),
@@ -162,6 +164,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/doors", web::get().to(doors::list))
         .route("/doors/{id}", web::get().to(doors::show))
         .route("/doors/{id}/mode", web::post().to(doors::set_mode))
+        .route("/doors/{id}/unlock", web::post().to(doors::unlock))
         .route(
             "/doors/{id}/readers",
             web::post().to(doors::register_reader),

@@ -14,10 +14,10 @@ use crate::app::{Backend, Fixture, TestApp, build_site};
 const PASSWORD: &str = "a long enough password";
 
 /// A page as the browser got it.
-struct Page {
-    status: u16,
+pub(crate) struct Page {
+    pub(crate) status: u16,
     headers: HashMap<String, String>,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Page {
@@ -38,7 +38,7 @@ impl Page {
 
 /// A cookie-keeping HTTP client that does not follow redirects, like a browser's network
 /// layer seen from the server.
-struct Browser<'a> {
+pub(crate) struct Browser<'a> {
     app: &'a TestApp,
     agent: ureq::Agent,
     cookies: HashMap<String, String>,
@@ -90,7 +90,7 @@ impl<'a> Browser<'a> {
         }
     }
 
-    fn get(&mut self, path: &str) -> Page {
+    pub(crate) fn get(&mut self, path: &str) -> Page {
         let response = self
             .agent
             .get(&self.app.url(path))
@@ -131,7 +131,7 @@ impl<'a> Browser<'a> {
     }
 
     /// Posts a console form with the CSRF token of the page at `from`.
-    fn submit(&mut self, from: &str, action: &str, fields: &[(&str, &str)]) -> Page {
+    pub(crate) fn submit(&mut self, from: &str, action: &str, fields: &[(&str, &str)]) -> Page {
         let csrf = self.get(from).csrf();
         let mut all = vec![("csrf", csrf.as_str())];
         all.extend_from_slice(fields);
@@ -155,7 +155,7 @@ fn add_admin(app: &TestApp, username: &str, role: &str) {
     .unwrap();
 }
 
-fn signed_in<'a>(app: &'a TestApp, role: &str) -> Browser<'a> {
+pub(crate) fn signed_in<'a>(app: &'a TestApp, role: &str) -> Browser<'a> {
     add_admin(app, role, role);
     let mut browser = Browser::new(app);
     let page = browser.sign_in_as(role, PASSWORD);

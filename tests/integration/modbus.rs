@@ -517,3 +517,43 @@ fn simulate_plays_modbus_devices_that_the_appliance_polls() {
     });
     assert!(rig.app.events(Some("forced_open")).is_empty());
 }
+
+#[test]
+fn a_momentary_unlock_from_the_console_opens_the_relay_for_its_time_but_not_in_lockdown() {
+    let rig = rig(Backend::Sqlite);
+    let f = &rig.f;
+    let main = rig.device("main-mb", f.main_door);
+    rig.wait_online("main-mb", true);
+    let mut operator = crate::console::signed_in(&rig.app, "operator");
+    let door = format!("/doors/{}", f.main_door);
+
+    let page = operator.submit(&door, &format!("{door}/unlock"), &[("seconds", "1")]);
+    assert_eq!(page.status, 303, "{}", page.body);
+    eventually("the relay unlocked", || main.relay_unlocked());
+    eventually("the relay locked again after a second", || {
+        !main.relay_unlocked()
+    });
+    let unlocks = rig.app.events(Some("remote_unlock"));
+    assert_eq!(unlocks.len(), 1);
+    assert!(unlocks[0].detail.contains("\"by\":\"operator\""));
+    // The door opening during the unlock is not forced.
+    main.set_door_open(true);
+    rig.wait_events("main-mb", "door_open", 1);
+    assert!(rig.app.events(Some("forced_open")).is_empty());
+    main.set_door_open(false);
+
+    let r = rig.app.put(
+        &format!("/api/v1/sites/{}", f.site),
+        json!({"name": "HQ", "timezone": "Europe/Berlin", "lockdown": true}),
+    );
+    assert_eq!(r.status, 200);
+    let page = operator.submit(&door, &format!("{door}/unlock"), &[("seconds", "60")]);
+    assert_eq!(page.status, 409);
+    assert!(page.body.contains("lockdown"), "{}", page.body);
+    assert!(!main.relay_unlocked());
+    let audit = rig.app.get("/api/v1/audit?entity=door").body.to_string();
+    assert!(
+        audit.contains("unlock door 'Main Entrance' for 1 s"),
+        "{audit}"
+    );
+}

@@ -107,11 +107,28 @@ fn explain_lists_every_covering_entitlement() {
     assert_eq!(expired["expired"], true);
     assert_eq!(expired["via"]["kind"], "zone");
     // At 10:00 Berlin the staff level grants, and says so.
-    let r = app.get(&format!(
-        "/api/v1/explain?card_uid={}&door_id={}&at=2026-11-23T09:00:00Z",
+    // A Monday inside the live policy's horizon (when the schedule's next change is
+    // known), whenever the test runs.
+    let today = chrono::Utc::now().date_naive();
+    let monday = (1..=7)
+        .map(|d| today + chrono::Days::new(d))
+        .find(|d| chrono::Datelike::weekday(d) == chrono::Weekday::Mon)
+        .unwrap();
+    let mut r = app.get(&format!(
+        "/api/v1/explain?card_uid={}&door_id={}&at={monday}T09:00:00Z",
         f.card, f.main_door
     ));
     assert_eq!(r.body["granted"], true, "{}", r.body);
+    let staff = r.body["entitlements"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|c| c["level"]["name"] == "Staff")
+        .unwrap();
+    assert_eq!(staff["next_closes"], format!("{monday}T17:00:00Z"));
+    // The dates move with the calendar; everything else is pinned by the snapshot.
+    staff["next_closes"] = json!("[Monday]T17:00:00Z");
+    r.body["at"] = json!("[Monday]T09:00:00Z");
     // Sorted keys: serde_json keeps insertion order when another crate of the workspace
     // enables its `preserve_order` feature, and the snapshot must not depend on that.
     insta::with_settings!({ sort_maps => true }, {
