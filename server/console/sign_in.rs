@@ -197,6 +197,8 @@ pub async fn submit(
     if let Some(ip) = peer {
         state.sessions.record_failure(ip);
     }
+    // Neither the username nor the password typed: either may be someone's password.
+    tracing::info!(remote = ?peer, "a console sign-in failed");
     sign_in_form(
         &req,
         StatusCode::UNAUTHORIZED,
