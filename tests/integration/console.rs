@@ -934,3 +934,61 @@ fn alarms_wait_on_the_dashboard_until_someone_acknowledges_them() {
     assert_eq!(audit.as_array().unwrap().len(), 1, "{audit}");
     assert_eq!(audit[0]["actor"], "operator");
 }
+
+/// Replaces what changes from run to run (64-hex tokens) so that a page can be a snapshot.
+fn redacted(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(at) = rest.find(|c: char| c.is_ascii_hexdigit()) {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let run = rest
+            .find(|c: char| !c.is_ascii_hexdigit())
+            .unwrap_or(rest.len());
+        if run == 64 {
+            out.push_str("[token]");
+        } else {
+            out.push_str(&rest[..run]);
+        }
+        rest = &rest[run..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The element that starts with `start` (an opening tag) through its closing `end` tag.
+fn fragment<'b>(html: &'b str, start: &str, end: &str) -> &'b str {
+    let from = html
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start} in {html}"));
+    let to = from + html[from..].find(end).unwrap() + end.len();
+    &html[from..to]
+}
+
+#[test]
+fn the_sign_in_page_and_a_why_answer_render_as_recorded() {
+    let app = TestApp::new(Backend::Sqlite);
+    let f = build_site(&app);
+    let mut browser = Browser::new(&app);
+    let refused = browser.sign_in_as("nobody", "wrong password");
+    insta::assert_snapshot!("sign_in_refused", redacted(&refused.body));
+
+    let mut browser = signed_in(&app, "auditor");
+    // A Monday morning and a Saturday, in the site's time (Europe/Berlin).
+    let granted = browser.get(&format!(
+        "/why?person=E1&door={}&when=2026-11-23T10:00",
+        f.main_door
+    ));
+    insta::assert_snapshot!(
+        "why_granted",
+        fragment(&granted.body, "<section id=\"verdict\"", "</section>")
+    );
+    let denied = browser.get(&format!(
+        "/why?person=Ada&door={}&when=2026-11-28T10:00",
+        f.main_door
+    ));
+    insta::assert_snapshot!(
+        "why_denied_on_a_saturday",
+        fragment(&denied.body, "<section id=\"verdict\"", "</section>")
+    );
+}
