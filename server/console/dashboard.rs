@@ -16,6 +16,9 @@ use crate::policy::Snapshot;
 use crate::web::AppState;
 use crate::web::event_routes::EventView;
 
+/// Offline readers named on the dashboard; the rest are counted.
+const OFFLINE_SHOWN: usize = 12;
+
 /// Events shown in the feed when the dashboard loads.
 const FEED_LENGTH: i64 = 25;
 
@@ -123,6 +126,8 @@ pub struct StatusPanel {
     denied: i64,
     alarms: i64,
     readers_total: usize,
+    readers_offline_total: usize,
+    /// The first few offline readers by id; the doors page has them all.
     readers_offline: Vec<String>,
     /// Door name, open since (site time), held open past its threshold.
     open_doors: Vec<(String, String, bool)>,
@@ -195,11 +200,13 @@ async fn status_panel(state: &AppState, tz: chrono_tz::Tz) -> Result<StatusPanel
     let mut ids: Vec<&str> = readers.iter().map(|r| r.reader_id.as_str()).collect();
     ids.sort_unstable();
     let health = state.health.of(ids.iter().copied());
-    let readers_offline = health
+    let offline: Vec<String> = health
         .iter()
         .filter(|h| h.online != Some(true))
         .map(|h| h.reader_id.clone())
         .collect();
+    let readers_offline_total = offline.len();
+    let readers_offline = offline.into_iter().take(OFFLINE_SHOWN).collect();
     let open = match state.doors.lock() {
         Ok(doors) => doors.open_doors(),
         Err(_) => Vec::new(),
@@ -219,6 +226,7 @@ async fn status_panel(state: &AppState, tz: chrono_tz::Tz) -> Result<StatusPanel
         denied,
         alarms,
         readers_total: ids.len(),
+        readers_offline_total,
         readers_offline,
         open_doors,
     })

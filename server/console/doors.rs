@@ -166,6 +166,9 @@ struct ShowPage {
     problems: Problems,
     /// A reader just registered, with its secret: shown on this page only.
     registered: Option<ReaderView>,
+    /// When the door is used (weekday × hour) and its daily traffic, as SVG.
+    heatmap: String,
+    traffic: String,
 }
 
 async fn render_door(
@@ -209,6 +212,20 @@ async fn render_door(
         })
         .collect();
     let (door_state, alarm) = door_state(state, id, &chrome);
+    let heatmap = super::activity_heatmap(
+        state,
+        super::activity::Scope::Door(id),
+        &format!("When {} is used", door.name),
+        chrome.timezone,
+    )
+    .await?;
+    let traffic = super::daily_traffic(
+        state,
+        Some(id),
+        &format!("{}: swipes per day", door.name),
+        chrome.timezone,
+    )
+    .await?;
     let zone = state
         .live
         .snapshot()
@@ -231,6 +248,8 @@ async fn render_door(
             typed,
             problems,
             registered,
+            heatmap,
+            traffic,
         },
     )
 }

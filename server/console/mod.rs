@@ -12,6 +12,7 @@ pub mod lockdown;
 pub mod people;
 pub mod policy_pages;
 pub mod session;
+pub mod site_activity;
 pub mod sign_in;
 pub mod static_files;
 pub mod why;
@@ -139,6 +140,8 @@ impl From<ApiError> for PageError {
             ApiError::NotFound(m) => PageError::NotFound(m),
             ApiError::Conflict(m) => PageError::Conflict(m),
             ApiError::Invalid(fields) => PageError::BadForm(describe(&fields)),
+            // The detail goes to the log; the page says only that it failed.
+            ApiError::Internal(detail) => PageError::Internal(detail),
             other => PageError::Internal(other.to_string()),
         }
     }
@@ -222,6 +225,7 @@ pub enum Section {
     /// Zones, schedules and holidays, access levels.
     Policy,
     Events,
+    Activity,
     Why,
     Audit,
     Admins,
@@ -229,12 +233,13 @@ pub enum Section {
 }
 
 impl Section {
-    const ALL: [Section; 9] = [
+    const ALL: [Section; 10] = [
         Section::Dashboard,
         Section::People,
         Section::Doors,
         Section::Policy,
         Section::Events,
+        Section::Activity,
         Section::Why,
         Section::Audit,
         Section::Admins,
@@ -250,6 +255,7 @@ impl Section {
             Section::Audit => "/audit",
             Section::Admins => "/admins",
             Section::Events => "/events",
+            Section::Activity => "/activity",
             Section::Why => "/why",
             Section::Lockdown => "/lockdown",
         }
@@ -264,6 +270,7 @@ impl Section {
             Section::Audit => "Audit log",
             Section::Admins => "Admins",
             Section::Events => "Events",
+            Section::Activity => "Activity",
             Section::Why => "Why?",
             Section::Lockdown => "Lockdown",
         }
@@ -367,4 +374,50 @@ impl Problems {
 /// values with the options they offer.
 pub fn same(a: impl AsRef<str>, b: impl AsRef<str>) -> bool {
     a.as_ref() == b.as_ref()
+}
+
+/// Weeks of history the activity charts cover.
+pub const ACTIVITY_WEEKS: i64 = 4;
+
+/// A weekday × hour heatmap of swipes over the last [`ACTIVITY_WEEKS`] weeks, as SVG.
+pub async fn activity_heatmap(
+    state: &AppState,
+    scope: activity::Scope,
+    title: &str,
+    tz: Tz,
+) -> Result<String, PageError> {
+    let until = state.clock.now();
+    let from = until - chrono::TimeDelta::weeks(ACTIVITY_WEEKS);
+    let grid = state
+        .read(move |conn| Ok(activity::activity(conn, scope, from, until, tz)?))
+        .await?;
+    Ok(charts::heatmap(
+        &grid,
+        &format!("{title}, last {ACTIVITY_WEEKS} weeks"),
+    ))
+}
+
+/// Granted and denied swipes per day over the last [`ACTIVITY_WEEKS`] weeks, as SVG;
+/// one door's, or the whole site's.
+pub async fn daily_traffic(
+    state: &AppState,
+    door_id: Option<i64>,
+    title: &str,
+    tz: Tz,
+) -> Result<String, PageError> {
+    let until = state.clock.now();
+    let from = until - chrono::TimeDelta::weeks(ACTIVITY_WEEKS);
+    let points = state
+        .read(move |conn| {
+            Ok(activity::traffic(
+                conn,
+                door_id,
+                from,
+                until,
+                activity::Bucket::Day,
+                tz,
+            )?)
+        })
+        .await?;
+    Ok(charts::traffic(&points, tz, title))
 }

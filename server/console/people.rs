@@ -333,6 +333,8 @@ struct ShowPage {
     access: Vec<(EntitlementView, String)>,
     levels: Vec<(i64, String)>,
     events: Vec<FeedItem>,
+    /// When this person badges: weekday × hour over the last weeks (SVG).
+    heatmap: String,
     /// What was typed into the add-card and grant-access forms, when they came back.
     typed: InlineForms,
     problems: Problems,
@@ -393,6 +395,14 @@ async fn render_person(
             Ok((person, cards, entitlements, rows))
         })
         .await?;
+    let chrome = Chrome::new(state, viewer, Section::People);
+    let heatmap = super::activity_heatmap(
+        state,
+        super::activity::Scope::Person(id),
+        &format!("When {} badges", person.name),
+        chrome.timezone,
+    )
+    .await?;
     let snapshot = state.live.snapshot();
     let access = entitlements
         .into_iter()
@@ -415,12 +425,13 @@ async fn render_person(
     page_with_status(
         status,
         &ShowPage {
-            chrome: Chrome::new(state, viewer, Section::People),
+            chrome,
             person,
             cards,
             access,
             levels: level_choices(state).await?,
             events,
+            heatmap,
             typed,
             problems,
         },

@@ -152,7 +152,7 @@ fn week_svg(days: &[Vec<(i64, i64)>], labels: &[String], name: &str) -> String {
         svg,
         "<svg class=\"week\" viewBox=\"0 0 {} {height}\" role=\"img\" aria-label=\"{}: open {} hours in the coming week\" xmlns=\"http://www.w3.org/2000/svg\">",
         LEFT + WIDTH + 10,
-        xml_escape(name),
+        super::charts::escape(name),
         open_minutes / 60
     );
     for hour in (0..=24).step_by(3) {
@@ -171,7 +171,7 @@ fn week_svg(days: &[Vec<(i64, i64)>], labels: &[String], name: &str) -> String {
             svg,
             "<text x=\"0\" y=\"{}\" class=\"day\">{}</text><rect x=\"{LEFT}\" y=\"{}\" width=\"{WIDTH}\" height=\"{}\" class=\"closed\"/>",
             y + 15,
-            xml_escape(label),
+            super::charts::escape(label),
             y + 3,
             ROW - 6
         );
@@ -183,7 +183,7 @@ fn week_svg(days: &[Vec<(i64, i64)>], labels: &[String], name: &str) -> String {
                 y + 3,
                 (x(*to) - x(*from)).max(1),
                 ROW - 6,
-                xml_escape(label),
+                super::charts::escape(label),
                 hhmm(*from),
                 hhmm(*to)
             );
@@ -191,15 +191,6 @@ fn week_svg(days: &[Vec<(i64, i64)>], labels: &[String], name: &str) -> String {
     }
     svg.push_str("</svg>");
     svg
-}
-
-/// Text from the database, made safe inside SVG markup.
-pub fn xml_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }
 
 fn local_midnight(now: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {

@@ -128,7 +128,7 @@ impl AppState {
 /// The whole URL map of the appliance.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use crate::console::{
-        admins, audit, dashboard, doors, events, lockdown, people, policy_pages, sign_in,
+        admins, audit, dashboard, doors, events, lockdown, people, policy_pages, sign_in, site_activity,
         static_files, why,
     };
     cfg.route("/healthz", web::get().to(healthz));
@@ -190,6 +190,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/audit/chain", web::get().to(audit::chain))
         .route("/why", web::get().to(why::show))
         .route("/events", web::get().to(events::list))
+        .route("/activity", web::get().to(site_activity::show))
         .route("/events.csv", web::get().to(events::export))
         .route("/lockdown", web::get().to(lockdown::show))
         .route("/lockdown/start", web::post().to(lockdown::start))

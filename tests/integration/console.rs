@@ -550,6 +550,17 @@ fn the_events_page_filters_pages_and_exports_what_it_shows() {
     let lines: Vec<&str> = csv.body.lines().collect();
     assert!(lines[0].starts_with("id,at,kind,result"));
     assert_eq!(lines.len(), 71, "every swipe and the header");
+
+    // The same swipes drawn: for the site, the person and the door.
+    for page in [
+        "/activity".to_owned(),
+        format!("/people/{}", f.person),
+        format!("/doors/{}", f.main_door),
+    ] {
+        let body = browser.get(&page).body;
+        assert!(body.contains("role=\"img\""), "{page}: {body}");
+        assert!(body.contains("; 70 in all"), "{page} counts every swipe: {body}");
+    }
 }
 
 #[test]
