@@ -17,10 +17,3 @@ CREATE INDEX admin_sessions_admin ON admin_sessions(admin_user_id);
 ALTER TABLE admin_users ADD COLUMN failed_logins INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE admin_users ADD COLUMN locked_until TIMESTAMP;
 
--- An alarm (forced open, held open, tamper, reader offline) stays on the dashboard until
--- someone acknowledges it; the event itself is never changed.
-CREATE TABLE alarm_acks (
-    event_id BIGINT PRIMARY KEY,
-    acked_by TEXT NOT NULL,
-    acked_at TIMESTAMP NOT NULL
-);

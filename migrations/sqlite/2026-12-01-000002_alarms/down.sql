@@ -1,0 +1,1 @@
+DROP TABLE alarm_acks;
