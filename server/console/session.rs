@@ -52,6 +52,8 @@ pub struct Session {
 struct Cached {
     session: Session,
     last_seen: DateTime<Utc>,
+    /// The last-seen time last written to the database.
+    saved_seen: DateTime<Utc>,
     expires_at: DateTime<Utc>,
     checked: Instant,
 }
@@ -120,6 +122,7 @@ impl Sessions {
                 Cached {
                     session: session.clone(),
                     last_seen: now,
+                    saved_seen: now,
                     expires_at: now + self.lifetime,
                     checked: Instant::now(),
                 },
@@ -136,6 +139,7 @@ impl Sessions {
         now: DateTime<Utc>,
     ) -> QueryResult<Option<Session>> {
         let key = key_of(secret);
+        let mut cached_hit = None;
         if let Ok(mut cache) = self.cache.lock()
             && let Some(cached) = cache.get_mut(&key)
             && cached.checked.elapsed() < RECHECK_AFTER
@@ -144,8 +148,22 @@ impl Sessions {
                 cache.remove(&key);
             } else {
                 cached.last_seen = now;
-                return Ok(Some(cached.session.clone()));
+                // Other appliances on the same database judge idleness by the stored
+                // time: keep it at most a minute behind.
+                let save = now - cached.saved_seen >= chrono::Duration::minutes(1);
+                if save {
+                    cached.saved_seen = now;
+                }
+                cached_hit = Some((cached.session.clone(), save));
             }
+        }
+        if let Some((session, save)) = cached_hit {
+            if save {
+                diesel::update(admin_sessions::table.find(session.id))
+                    .set(admin_sessions::last_seen_at.eq(now.naive_utc()))
+                    .execute(conn)?;
+            }
+            return Ok(Some(session));
         }
         let last_seen_here = self
             .cache
@@ -210,6 +228,7 @@ impl Sessions {
                 Cached {
                     session: session.clone(),
                     last_seen: now,
+                    saved_seen: now,
                     expires_at,
                     checked: Instant::now(),
                 },
@@ -457,5 +476,98 @@ impl<T: DeserializeOwned + 'static> FromRequest for Posted<T> {
                 form,
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admins::{AdminInput, create_admin};
+    use crate::entities::ChangeContext;
+
+    fn db() -> (tempfile::TempDir, crate::store::DbPool) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("g.db").display());
+        let pool = crate::store::open(&url, 1).unwrap();
+        crate::store::migrate(&mut pool.get().unwrap()).unwrap();
+        (dir, pool)
+    }
+
+    fn admin(conn: &mut DbConnection, now: DateTime<Utc>) -> Identity {
+        let view = create_admin(
+            conn,
+            &AdminInput {
+                username: "dana".to_owned(),
+                password: "a long enough password".to_owned(),
+                role: "operator".to_owned(),
+            },
+            &ChangeContext { actor: "test", now },
+        )
+        .unwrap();
+        Identity {
+            admin_id: view.id,
+            username: view.username,
+            role: view.role,
+        }
+    }
+
+    #[test]
+    fn a_session_ends_when_idle_and_at_its_lifetime_however_busy() {
+        let (_dir, pool) = db();
+        let conn = &mut pool.get().unwrap();
+        let t0 = DateTime::parse_from_rfc3339("2026-12-01T08:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let identity = admin(conn, t0);
+        let minutes = |m: i64| t0 + chrono::Duration::minutes(m);
+
+        // 30 minutes idle allowed, 2 hours in all.
+        let sessions = Sessions::new(30, 2);
+        let (secret, _) = sessions
+            .open(conn, identity.clone(), t0, "127.0.0.1")
+            .unwrap();
+        for m in (20..=100).step_by(20) {
+            assert!(
+                sessions.find(conn, &secret, minutes(m)).unwrap().is_some(),
+                "busy at {m}"
+            );
+        }
+        assert!(
+            sessions
+                .find(conn, &secret, minutes(125))
+                .unwrap()
+                .is_none(),
+            "over at two hours, busy or not"
+        );
+
+        // A fresh store (another process, a restart) reads the same rules from the database.
+        let (idle_secret, _) = sessions.open(conn, identity, t0, "127.0.0.1").unwrap();
+        assert!(
+            sessions
+                .find(conn, &idle_secret, minutes(29))
+                .unwrap()
+                .is_some()
+        );
+        let elsewhere = Sessions::new(30, 2);
+        assert!(
+            elsewhere
+                .find(conn, &idle_secret, minutes(58))
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            elsewhere
+                .find(conn, &idle_secret, minutes(89))
+                .unwrap()
+                .is_none(),
+            "31 minutes without a request"
+        );
+        assert!(
+            sessions
+                .find(conn, "not a session", minutes(1))
+                .unwrap()
+                .is_none(),
+            "unknown secrets find nothing"
+        );
     }
 }

@@ -559,7 +559,10 @@ fn the_events_page_filters_pages_and_exports_what_it_shows() {
     ] {
         let body = browser.get(&page).body;
         assert!(body.contains("role=\"img\""), "{page}: {body}");
-        assert!(body.contains("; 70 in all"), "{page} counts every swipe: {body}");
+        assert!(
+            body.contains("; 70 in all"),
+            "{page} counts every swipe: {body}"
+        );
     }
 }
 
@@ -1001,5 +1004,26 @@ fn the_sign_in_page_and_a_why_answer_render_as_recorded() {
     insta::assert_snapshot!(
         "why_denied_on_a_saturday",
         fragment(&denied.body, "<section id=\"verdict\"", "</section>")
+    );
+}
+
+#[test]
+fn an_address_that_keeps_failing_to_sign_in_is_made_to_wait() {
+    let app = TestApp::new(Backend::Sqlite);
+    add_admin(&app, "dana", "admin");
+    let mut browser = Browser::new(&app);
+    for i in 0..10 {
+        let page = browser.sign_in_as(&format!("guess{i}"), "password123456");
+        assert_eq!(page.status, 401);
+    }
+    // Even the right password of a real account waits now: the guesser is throttled, not
+    // the accounts it guessed at.
+    let page = browser.sign_in_as("dana", PASSWORD);
+    assert_eq!(page.status, 429, "{}", page.body);
+    assert!(
+        page.body
+            .contains("Too many failed sign-ins from this computer. Try again in 10 minutes."),
+        "{}",
+        page.body
     );
 }
