@@ -254,40 +254,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::CheckConfig => {
             println!("configuration is valid");
-            println!("  data_dir      {}", config.data_dir.display());
-            println!("  http.listen   {}", config.http.listen);
-            println!("  database      {}", redact_url(&config.database_url()));
-            let mqtt = match config.mqtt.broker {
-                config::BrokerChoice::Embedded => {
-                    format!("embedded broker: {}", config.mqtt.listeners_summary())
-                }
-                config::BrokerChoice::External => {
-                    format!("external broker {}", redact_url(&config.mqtt.url))
-                }
-                config::BrokerChoice::Off => "off".to_owned(),
-            };
-            println!(
-                "  mqtt          {mqtt}, topics under {}",
-                config.mqtt.topic_root
-            );
-            println!(
-                "  modbus        {}",
-                if config.modbus.enabled {
-                    format!(
-                        "polls every {} ms, timeout {} ms",
-                        config.modbus.poll_interval_ms, config.modbus.timeout_ms
-                    )
-                } else {
-                    "off".to_owned()
-                }
-            );
-            println!(
-                "  events        {}",
-                match config.events.retention_days {
-                    0 => "kept forever".to_owned(),
-                    days => format!("kept {days} days"),
-                }
-            );
+            for (setting, value) in config.summary() {
+                println!("  {setting:<13} {value}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
@@ -351,18 +320,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 /// Hides a password in a database URL before it is printed.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
 
 fn import(config: &Config, args: ImportArgs) -> Result<ExitCode> {
     let pool = open_database(config)?;

@@ -535,6 +535,66 @@ impl Config {
     }
 }
 
+/// A URL with its password, if any, replaced by `***`: fit for a log or a page.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Config {
+    /// The settings that matter to an installer, in words, secrets left out: what
+    /// `check-config` prints and the console's settings page shows.
+    pub fn summary(&self) -> Vec<(&'static str, String)> {
+        let mqtt = match self.mqtt.broker {
+            BrokerChoice::Embedded => format!("embedded broker: {}", self.mqtt.listeners_summary()),
+            BrokerChoice::External => format!("external broker {}", redact_url(&self.mqtt.url)),
+            BrokerChoice::Off => "off".to_owned(),
+        };
+        vec![
+            ("data_dir", self.data_dir.display().to_string()),
+            ("http.listen", self.http.listen.clone()),
+            (
+                "sessions",
+                format!(
+                    "end after {} minutes idle, {} hours at most",
+                    self.http.session_idle_minutes, self.http.session_max_hours
+                ),
+            ),
+            ("database", redact_url(&self.database_url())),
+            (
+                "mqtt",
+                format!("{mqtt}, topics under {}", self.mqtt.topic_root),
+            ),
+            (
+                "modbus",
+                if self.modbus.enabled {
+                    format!(
+                        "polls every {} ms, timeout {} ms",
+                        self.modbus.poll_interval_ms, self.modbus.timeout_ms
+                    )
+                } else {
+                    "off".to_owned()
+                },
+            ),
+            (
+                "events",
+                match self.events.retention_days {
+                    0 => "kept forever".to_owned(),
+                    days => format!("kept {days} days"),
+                },
+            ),
+        ]
+    }
+}
+
 /// Sections of the config file; a variable GATEHOUSE_{SECTION}_{KEY} sets `[section] key`.
 const SECTIONS: &[&str] = &["http", "database", "mqtt", "events", "modbus"];
 

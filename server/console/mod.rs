@@ -4,6 +4,7 @@
 pub mod activity;
 pub mod admins;
 pub mod audit;
+pub mod cards;
 pub mod charts;
 pub mod dashboard;
 pub mod doors;
@@ -12,8 +13,9 @@ pub mod lockdown;
 pub mod people;
 pub mod policy_pages;
 pub mod session;
-pub mod site_activity;
+pub mod settings;
 pub mod sign_in;
+pub mod site_activity;
 pub mod static_files;
 pub mod why;
 
@@ -229,11 +231,12 @@ pub enum Section {
     Why,
     Audit,
     Admins,
+    Settings,
     Lockdown,
 }
 
 impl Section {
-    const ALL: [Section; 10] = [
+    const ALL: [Section; 11] = [
         Section::Dashboard,
         Section::People,
         Section::Doors,
@@ -243,6 +246,7 @@ impl Section {
         Section::Why,
         Section::Audit,
         Section::Admins,
+        Section::Settings,
         Section::Lockdown,
     ];
 
@@ -254,6 +258,7 @@ impl Section {
             Section::Policy => "/levels",
             Section::Audit => "/audit",
             Section::Admins => "/admins",
+            Section::Settings => "/settings",
             Section::Events => "/events",
             Section::Activity => "/activity",
             Section::Why => "/why",
@@ -269,6 +274,7 @@ impl Section {
             Section::Policy => "Access",
             Section::Audit => "Audit log",
             Section::Admins => "Admins",
+            Section::Settings => "Settings",
             Section::Events => "Events",
             Section::Activity => "Activity",
             Section::Why => "Why?",

@@ -128,8 +128,8 @@ impl AppState {
 /// The whole URL map of the appliance.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use crate::console::{
-        admins, audit, dashboard, doors, events, lockdown, people, policy_pages, sign_in, site_activity,
-        static_files, why,
+        admins, audit, cards, dashboard, doors, events, lockdown, people, policy_pages, settings,
+        sign_in, site_activity, static_files, why,
     };
     cfg.route("/healthz", web::get().to(healthz));
     // The admin console (HTML).
@@ -186,6 +186,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/schedules", web::get().to(policy_pages::schedules))
         .route("/levels", web::get().to(policy_pages::levels))
         .route("/levels/{id}", web::get().to(policy_pages::level))
+        .route("/cards", web::get().to(cards::list))
+        .route("/settings", web::get().to(settings::show))
         .route("/audit", web::get().to(audit::list))
         .route("/audit/chain", web::get().to(audit::chain))
         .route("/why", web::get().to(why::show))

@@ -1027,3 +1027,33 @@ fn an_address_that_keeps_failing_to_sign_in_is_made_to_wait() {
         page.body
     );
 }
+
+#[test]
+fn a_found_card_leads_to_its_holder_and_settings_show_the_configuration() {
+    let app = TestApp::new(Backend::Sqlite);
+    let f = build_site(&app);
+    let mut browser = signed_in(&app, "auditor");
+    let found = browser.get(&format!("/cards?uid={}", f.card.to_lowercase()));
+    assert_eq!(found.status, 200);
+    assert!(found.body.contains("1 card."), "{}", found.body);
+    assert!(found.body.contains(&format!(
+        "<a href=\"/people/{}\">Ada Lovelace</a>",
+        f.person
+    )));
+    let lost = browser.get("/cards?status=lost");
+    assert!(lost.body.contains("0 cards."));
+
+    let settings = browser.get("/settings");
+    assert_eq!(settings.status, 200);
+    assert!(
+        settings
+            .body
+            .contains("end after 30 minutes idle, 12 hours at most")
+    );
+    assert!(settings.body.contains("sqlite://"));
+    assert!(
+        settings
+            .body
+            .contains("<span class=\"badge active\">current</span>")
+    );
+}
