@@ -16,6 +16,11 @@
       // The server renders each line with the same escaping template as the page itself.
       feed.insertAdjacentHTML("afterbegin", message.data);
       while (feed.children.length > FEED_MAX) feed.lastElementChild.remove();
+      // Today's counts and the open doors follow the feed at once, not at the next tick.
+      for (const id of ["status", "alarms"]) {
+        const panel = document.getElementById(id);
+        if (panel && window.htmx) window.htmx.trigger(panel, "gatehouse:event");
+      }
     });
     source.addEventListener("lagged", () => say("live (some events skipped: reload for all)"));
   }

@@ -19,7 +19,19 @@ const LOCKDOWN_CONFIRMATION = 'Every door locks and cards stop working until loc
 const WAIT_MS = 10_000;
 
 /** The navigation's links, by name, in the console's page contract. */
-const SECTIONS = ['Dashboard', 'People', 'Doors', 'Events', 'Why?', 'Audit log', 'Lockdown'];
+const SECTIONS = [
+  'Dashboard',
+  'People',
+  'Doors',
+  'Access',
+  'Events',
+  'Activity',
+  'Why?',
+  'Audit log',
+  'Admins',
+  'Settings',
+  'Lockdown',
+];
 
 let app;
 let browser;
@@ -189,6 +201,30 @@ describe('the web console', { timeout: 10 * 60_000 }, () => {
         problems.push(`${name}: ${error.message.split('\n')[0]}`);
       }
     }
+    assert.deepEqual(problems, []);
+  });
+
+  it('opens the pages inside the sections', async () => {
+    const page = await signedIn(ADMINS.admin);
+    const problems = [];
+    for (const [link, from, name] of [
+      ['Cards', '/people', 'cards'],
+      ['Schedules and holidays', '/levels', 'schedules'],
+      ['Zones', '/levels', 'zones'],
+    ]) {
+      await page.goto(from);
+      await page.getByRole('link', { name: link, exact: true }).click();
+      await page.getByRole('heading', { level: 1 }).waitFor({ state: 'visible' });
+      await screenshot(page, name);
+    }
+    await page.goto('/doors');
+    await page.getByRole('table').getByRole('link').first().click();
+    await page.getByRole('button', { name: 'Unlock' }).waitFor({ state: 'visible' });
+    await screenshot(page, 'door');
+    await page.goto('/levels');
+    await page.getByRole('table').getByRole('link').first().click();
+    await page.getByRole('heading', { level: 1 }).waitFor({ state: 'visible' });
+    await screenshot(page, 'level');
     assert.deepEqual(problems, []);
   });
 
