@@ -319,8 +319,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// Hides a password in a database URL before it is printed.
-
 fn import(config: &Config, args: ImportArgs) -> Result<ExitCode> {
     let pool = open_database(config)?;
     let mut conn = pool.get()?;

@@ -118,10 +118,7 @@ where
     let result = state
         .write(move |conn| {
             let ctx = ChangeContext { actor: &actor, now };
-            f(conn, &ctx).map_err(|e| match e {
-                ChangeError::Invalid(fields) => ApiError::Invalid(fields),
-                other => ApiError::from(other),
-            })
+            f(conn, &ctx).map_err(ApiError::from)
         })
         .await;
     match result {
@@ -257,10 +254,7 @@ pub async fn set_password(
     let result = state
         .write(move |conn| {
             let ctx = ChangeContext { actor: &actor, now };
-            admins::set_password(conn, &who, &password, &ctx).map_err(|e| match e {
-                ChangeError::Invalid(fields) => ApiError::Invalid(fields),
-                other => ApiError::from(other),
-            })?;
+            admins::set_password(conn, &who, &password, &ctx).map_err(ApiError::from)?;
             app.sessions.close_all_of(conn, id)?;
             Ok(())
         })

@@ -10,7 +10,7 @@ use super::session::{Posted, Viewer};
 use super::{Chrome, PageError, Problems, Section, page, page_with_status, see_other};
 use crate::entities::doors::{DoorFilter, DoorInput, DoorView, Doors};
 use crate::entities::readers::{ReaderFilter, ReaderInput, ReaderView, Readers};
-use crate::entities::{self, ChangeContext, ChangeError, Entity, Page};
+use crate::entities::{self, Entity, Page};
 use crate::reader_health::ReaderHealth;
 use crate::web::AppState;
 use crate::web::error::ApiError;
@@ -290,13 +290,10 @@ pub async fn set_mode(
     posted: Posted<ModeForm>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
-    let actor = posted.viewer.may_change_policy()?.username.clone();
     let id = id.into_inner();
     let mode = posted.form.mode.clone();
-    let now = state.clock.now();
-    state
-        .change(move |conn| {
-            let ctx = ChangeContext { actor: &actor, now };
+    posted
+        .change_policy(&state, move |conn, ctx| {
             let door = Doors::get(conn, id)?
                 .ok_or_else(|| ApiError::NotFound(format!("There is no door {id}.")))?;
             let input = DoorInput {
@@ -308,7 +305,7 @@ pub async fn set_mode(
                 free_access_schedule_id: door.free_access_schedule_id,
                 sensitivity: door.sensitivity,
             };
-            entities::update::<Doors>(conn, id, input, &ctx)?;
+            entities::update::<Doors>(conn, id, input, ctx)?;
             Ok(())
         })
         .await?;
@@ -396,7 +393,6 @@ pub async fn register_reader(
     posted: Posted<ReaderForm>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
-    let actor = posted.viewer.may_change_policy()?.username.clone();
     let door_id = id.into_inner();
     let form = posted.form.clone();
     let mut problems = crate::entities::FieldErrors::default();
@@ -416,15 +412,10 @@ pub async fn register_reader(
         modbus_port: if modbus { port } else { None },
         modbus_unit: if modbus { unit } else { None },
     };
-    let now = state.clock.now();
     let result = if problems.is_empty() {
-        state
-            .change(move |conn| {
-                let ctx = ChangeContext { actor: &actor, now };
-                entities::create::<Readers>(conn, input, &ctx).map_err(|e| match e {
-                    ChangeError::Invalid(fields) => ApiError::Invalid(fields),
-                    other => ApiError::from(other),
-                })
+        posted
+            .change_policy(&state, move |conn, ctx| {
+                entities::create::<Readers>(conn, input, ctx).map_err(ApiError::from)
             })
             .await
     } else {

@@ -140,6 +140,9 @@ impl From<ApiError> for PageError {
     fn from(e: ApiError) -> Self {
         match e {
             ApiError::NotFound(m) => PageError::NotFound(m),
+            ApiError::Forbidden(role) => {
+                PageError::Forbidden(role.parse().unwrap_or(Role::Auditor))
+            }
             ApiError::Conflict(m) => PageError::Conflict(m),
             ApiError::Invalid(fields) => PageError::BadForm(describe(&fields)),
             // The detail goes to the log; the page says only that it failed.

@@ -187,7 +187,8 @@ pub async fn create(
     state: web::Data<AppState>,
     posted: Posted<NewPersonForm>,
 ) -> Result<HttpResponse, PageError> {
-    let actor = posted.viewer.may_change_policy()?.username.clone();
+    // Before validating: a role that may not add people learns nothing from the messages.
+    posted.viewer.may_change_policy()?;
     let form = posted.form.clone();
     let tz = Chrome::new(&state, &posted.viewer, Section::People).timezone;
     let mut problems = FieldErrors::default();
@@ -214,19 +215,14 @@ pub async fn create(
     if valid_until.is_some() && level_id.is_none() {
         problems.add("valid_until", "choose an access level for this date to end");
     }
-    let now = state.clock.now();
     let result = if problems.is_empty() {
         let form = form.clone();
-        state
-            .change(move |conn| {
-                let ctx = ChangeContext { actor: &actor, now };
+        posted
+            .change_policy(&state, move |conn, ctx| {
                 crate::store::write_transaction(conn, |conn| {
-                    create_person(conn, &form, level_id, valid_until, &ctx)
+                    create_person(conn, &form, level_id, valid_until, ctx)
                 })
-                .map_err(|e| match e {
-                    ChangeError::Invalid(fields) => ApiError::Invalid(fields),
-                    other => ApiError::from(other),
-                })
+                .map_err(ApiError::from)
             })
             .await
     } else {
@@ -472,16 +468,10 @@ where
         + Send
         + 'static,
 {
-    let actor = posted.viewer.may_change_policy()?.username.clone();
-    let now = state.clock.now();
     let typed = posted.form.clone();
-    let result = state
-        .change(move |conn| {
-            let ctx = ChangeContext { actor: &actor, now };
-            f(conn, &ctx, &typed).map_err(|e| match e {
-                ChangeError::Invalid(fields) => ApiError::Invalid(fields),
-                other => ApiError::from(other),
-            })
+    let result = posted
+        .change_policy(&state, move |conn, ctx| {
+            f(conn, ctx, &typed).map_err(ApiError::from)
         })
         .await;
     match result {
@@ -596,13 +586,10 @@ pub async fn set_card_status(
     posted: Posted<CardStatusForm>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
-    let actor = posted.viewer.may_change_policy()?.username.clone();
     let id = id.into_inner();
     let status = posted.form.status.clone();
-    let now = state.clock.now();
-    let person_id = state
-        .change(move |conn| {
-            let ctx = ChangeContext { actor: &actor, now };
+    let person_id = posted
+        .change_policy(&state, move |conn, ctx| {
             let card = Credentials::get(conn, id)?
                 .ok_or_else(|| ApiError::NotFound(format!("There is no card {id}.")))?;
             let person_id = card.person_id;
@@ -617,7 +604,7 @@ pub async fn set_card_status(
                 status,
                 valid_until: card.valid_until,
             };
-            entities::update::<Credentials>(conn, id, input, &ctx)?;
+            entities::update::<Credentials>(conn, id, input, ctx)?;
             Ok(person_id)
         })
         .await?;
@@ -630,15 +617,12 @@ pub async fn remove_access(
     posted: Posted<NoFields>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
-    let actor = posted.viewer.may_change_policy()?.username.clone();
     let id = id.into_inner();
-    let now = state.clock.now();
-    let person_id = state
-        .change(move |conn| {
-            let ctx = ChangeContext { actor: &actor, now };
+    let person_id = posted
+        .change_policy(&state, move |conn, ctx| {
             let entitlement = Entitlements::get(conn, id)?
                 .ok_or_else(|| ApiError::NotFound(format!("There is no entitlement {id}.")))?;
-            entities::delete::<Entitlements>(conn, id, &ctx)?;
+            entities::delete::<Entitlements>(conn, id, ctx)?;
             Ok(entitlement.person_id)
         })
         .await?;
@@ -654,11 +638,8 @@ async fn set_status(
     id: i64,
     status: &'static str,
 ) -> Result<HttpResponse, PageError> {
-    let actor = posted.viewer.may_change_policy()?.username.clone();
-    let now = state.clock.now();
-    state
-        .change(move |conn| {
-            let ctx = ChangeContext { actor: &actor, now };
+    posted
+        .change_policy(&state, move |conn, ctx| {
             let person = People::get(conn, id)?
                 .ok_or_else(|| ApiError::NotFound(format!("There is no person {id}.")))?;
             let input = PersonInput {
@@ -673,7 +654,7 @@ async fn set_status(
                 valid_until: person.valid_until,
                 notes: person.notes,
             };
-            entities::update::<People>(conn, id, input, &ctx)?;
+            entities::update::<People>(conn, id, input, ctx)?;
             Ok(())
         })
         .await?;
@@ -768,13 +749,10 @@ pub async fn edit(
     posted: Posted<EditPersonForm>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
-    let actor = posted.viewer.may_change_policy()?.username.clone();
     let id = id.into_inner();
     let form = posted.form.clone();
-    let now = state.clock.now();
-    let result = state
-        .change(move |conn| {
-            let ctx = ChangeContext { actor: &actor, now };
+    let result = posted
+        .change_policy(&state, move |conn, ctx| {
             let person = People::get(conn, id)?
                 .ok_or_else(|| ApiError::NotFound(format!("There is no person {id}.")))?;
             let input = PersonInput {
@@ -789,10 +767,7 @@ pub async fn edit(
                 valid_until: person.valid_until,
                 notes: form.notes,
             };
-            entities::update::<People>(conn, id, input, &ctx).map_err(|e| match e {
-                ChangeError::Invalid(fields) => ApiError::Invalid(fields),
-                other => ApiError::from(other),
-            })?;
+            entities::update::<People>(conn, id, input, ctx).map_err(ApiError::from)?;
             Ok(())
         })
         .await;

@@ -17,11 +17,12 @@ use sha2::{Digest, Sha256};
 
 use super::PageError;
 use crate::admins::{Identity, Role};
-use crate::entities::utc;
+use crate::entities::{ChangeContext, utc};
 use crate::secret::constant_time_eq;
 use crate::store::DbConnection;
 use crate::store::schema::{admin_sessions, admin_users};
 use crate::web::AppState;
+use crate::web::error::ApiError;
 
 /// The session cookie: HttpOnly, SameSite=Strict, and Secure over HTTPS (`cookie_secure`).
 pub const SESSION_COOKIE: &str = "gatehouse_session";
@@ -404,6 +405,31 @@ pub struct Posted<T> {
     pub form: T,
 }
 
+impl<T> Posted<T> {
+    /// Runs a policy change as this viewer: admins and operators only; audited under
+    /// their name; the live policy is rebuilt so that it governs the very next swipe.
+    pub async fn change_policy<R, F>(&self, state: &AppState, f: F) -> Result<R, ApiError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut DbConnection, &ChangeContext<'_>) -> Result<R, ApiError> + Send + 'static,
+    {
+        let identity = self.viewer.identity().clone();
+        if !identity.role.can_change_policy() {
+            return Err(ApiError::Forbidden(identity.role.as_str()));
+        }
+        let now = state.clock.now();
+        state
+            .change(move |conn| {
+                let ctx = ChangeContext {
+                    actor: &identity.username,
+                    now,
+                };
+                f(conn, &ctx)
+            })
+            .await
+    }
+}
+
 /// True unless the browser says the request came from another site: `Sec-Fetch-Site`
 /// must be `same-origin` where the browser sends it, and `Origin`, where sent, must name
 /// this host. (The CSRF token is the main defence; this is a second one.)
@@ -483,7 +509,6 @@ impl<T: DeserializeOwned + 'static> FromRequest for Posted<T> {
 mod tests {
     use super::*;
     use crate::admins::{AdminInput, create_admin};
-    use crate::entities::ChangeContext;
 
     fn db() -> (tempfile::TempDir, crate::store::DbPool) {
         let dir = tempfile::tempdir().unwrap();
