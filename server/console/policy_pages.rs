@@ -9,13 +9,15 @@ use askama::Template;
 use chrono::{DateTime, Datelike, Duration, Utc};
 use chrono_tz::Tz;
 
-use super::session::Viewer;
-use super::{Chrome, PageError, Section, page};
+use serde::Deserialize;
+
+use super::session::{Posted, Viewer};
+use super::{Chrome, PageError, Problems, Section, page, see_other};
 use crate::entities::entitlements::{EntitlementFilter, Entitlements};
-use crate::entities::holidays::{HolidayFilter, HolidayView, Holidays};
+use crate::entities::holidays::{HolidayFilter, HolidayInput, HolidayView, Holidays};
 use crate::entities::levels::{LevelFilter, LevelView, Levels};
 use crate::entities::schedules::{ScheduleFilter, ScheduleView, Schedules};
-use crate::entities::{Entity, Page};
+use crate::entities::{self, Entity, FieldErrors, Page};
 use crate::policy::Snapshot;
 use crate::web::AppState;
 use crate::web::error::ApiError;
@@ -100,6 +102,21 @@ struct SchedulesPage {
     chrome: Chrome,
     schedules: Vec<ScheduleLine>,
     holidays: Vec<(HolidayView, String)>,
+    sites: Vec<(i64, String)>,
+    typed: HolidayForm,
+    problems: Problems,
+}
+
+/// The add-a-holiday form, as typed.
+#[derive(Deserialize, Default, Clone)]
+pub struct HolidayForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    date: String,
+    /// A site's id, or empty for every site.
+    #[serde(default)]
+    site_id: String,
 }
 
 /// Minutes per cell of the week view: fine enough for 07:30 to show as 07:30.
@@ -206,6 +223,15 @@ pub async fn schedules(
     state: web::Data<AppState>,
     viewer: Viewer,
 ) -> Result<HttpResponse, PageError> {
+    render_schedules(&state, &viewer, HolidayForm::default(), Problems::default()).await
+}
+
+async fn render_schedules(
+    state: &AppState,
+    viewer: &Viewer,
+    typed: HolidayForm,
+    problems: Problems,
+) -> Result<HttpResponse, PageError> {
     let (schedules, holidays) = state
         .read(|conn| {
             let (schedules, _) = Schedules::list(conn, &ScheduleFilter::default(), EVERYTHING)?;
@@ -213,7 +239,7 @@ pub async fn schedules(
             Ok((schedules, holidays))
         })
         .await?;
-    let chrome = Chrome::new(&state, &viewer, Section::Policy);
+    let chrome = Chrome::new(state, viewer, Section::Policy);
     let snapshot = state.live.snapshot();
     let site = snapshot.sites().first().map(|s| s.id);
     let now = state.clock.now();
@@ -273,11 +299,91 @@ pub async fn schedules(
             (h, site)
         })
         .collect();
-    page(&SchedulesPage {
-        chrome,
-        schedules: lines,
-        holidays,
-    })
+    let sites = snapshot
+        .sites()
+        .iter()
+        .map(|s| (s.id, s.name.clone()))
+        .collect();
+    let status = if problems.is_empty() {
+        actix_web::http::StatusCode::OK
+    } else {
+        actix_web::http::StatusCode::UNPROCESSABLE_ENTITY
+    };
+    super::page_with_status(
+        status,
+        &SchedulesPage {
+            chrome,
+            schedules: lines,
+            holidays,
+            sites,
+            typed,
+            problems,
+        },
+    )
+}
+
+/// POST /holidays: adds a holiday (a day the doors treat as closed for schedules that
+/// close on holidays), at one site or every site.
+pub async fn add_holiday(
+    state: web::Data<AppState>,
+    posted: Posted<HolidayForm>,
+) -> Result<HttpResponse, PageError> {
+    posted.viewer.may_change_policy()?;
+    let form = posted.form.clone();
+    let mut problems = FieldErrors::default();
+    let date = chrono::NaiveDate::parse_from_str(form.date.trim(), "%Y-%m-%d").ok();
+    if date.is_none() {
+        problems.add("date", "enter a date like 2026-12-26");
+    }
+    let site_id = match form.site_id.trim() {
+        "" => None,
+        id => id.parse::<i64>().ok().or_else(|| {
+            problems.add("site_id", "choose a site from the list");
+            None
+        }),
+    };
+    let result = match date {
+        Some(date) if problems.is_empty() => {
+            let input = HolidayInput {
+                site_id,
+                name: form.name.trim().to_owned(),
+                date,
+            };
+            posted
+                .change_policy(&state, move |conn, ctx| {
+                    entities::create::<Holidays>(conn, input, ctx)?;
+                    Ok(())
+                })
+                .await
+        }
+        _ => Err(ApiError::Invalid(problems)),
+    };
+    match result {
+        Ok(()) => Ok(see_other("/schedules")),
+        Err(ApiError::Invalid(fields)) => {
+            render_schedules(&state, &posted.viewer, posted.form, Problems(fields)).await
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct NoFields {}
+
+/// POST /holidays/{id}/delete
+pub async fn delete_holiday(
+    state: web::Data<AppState>,
+    posted: Posted<NoFields>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    let id = id.into_inner();
+    posted
+        .change_policy(&state, move |conn, ctx| {
+            entities::delete::<Holidays>(conn, id, ctx)?;
+            Ok(())
+        })
+        .await?;
+    Ok(see_other("/schedules"))
 }
 
 /// An access level with its items in words and how many hold it.

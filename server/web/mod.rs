@@ -184,6 +184,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/tokens/{id}/revoke", web::post().to(admins::revoke_token))
         .route("/zones", web::get().to(policy_pages::zones))
         .route("/schedules", web::get().to(policy_pages::schedules))
+        .route("/holidays", web::post().to(policy_pages::add_holiday))
+        .route(
+            "/holidays/{id}/delete",
+            web::post().to(policy_pages::delete_holiday),
+        )
         .route("/levels", web::get().to(policy_pages::levels))
         .route("/levels/{id}", web::get().to(policy_pages::level))
         .route("/cards", web::get().to(cards::list))

@@ -1057,3 +1057,60 @@ fn a_found_card_leads_to_its_holder_and_settings_show_the_configuration() {
             .contains("<span class=\"badge active\">current</span>")
     );
 }
+
+#[test]
+fn holidays_are_added_and_removed_beside_the_schedules_they_close() {
+    let app = TestApp::new(Backend::Sqlite);
+    let _f = build_site(&app);
+    let mut operator = signed_in(&app, "operator");
+    let page = operator.submit(
+        "/schedules",
+        "/holidays",
+        &[
+            ("name", "Boxing Day"),
+            ("date", "26/12/2026"),
+            ("site_id", ""),
+        ],
+    );
+    assert_eq!(page.status, 422);
+    assert!(
+        page.body
+            .contains("id=\"date-error\">enter a date like 2026-12-26")
+    );
+    assert!(page.body.contains("value=\"Boxing Day\""));
+
+    // Tomorrow, so that the week view marks it.
+    let tomorrow = (Utc::now() + chrono::TimeDelta::days(1))
+        .with_timezone(&chrono_tz::Europe::Berlin)
+        .date_naive()
+        .to_string();
+    let page = operator.submit(
+        "/schedules",
+        "/holidays",
+        &[
+            ("name", "Staff party"),
+            ("date", &tomorrow),
+            ("site_id", ""),
+        ],
+    );
+    assert_eq!(page.status, 303, "{}", page.body);
+    let schedules = operator.get("/schedules").body;
+    assert!(schedules.contains("Staff party"));
+    assert!(schedules.contains(" ★"), "the week view marks the holiday");
+    let holidays = app.get("/api/v1/holidays").body;
+    let id = holidays["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == "Staff party")
+        .unwrap()["id"]
+        .clone();
+    let page = operator.submit("/schedules", &format!("/holidays/{id}/delete"), &[]);
+    assert_eq!(page.status, 303);
+    assert!(!operator.get("/schedules").body.contains("Staff party"));
+    let audit = app.get("/api/v1/audit?entity=holiday").body.to_string();
+    assert!(
+        audit.contains("Staff party") && audit.contains("operator"),
+        "{audit}"
+    );
+}
