@@ -15,7 +15,7 @@ use super::session::{Posted, Viewer};
 use super::{Chrome, PageError, Problems, Section, page, see_other};
 use crate::entities::entitlements::{EntitlementFilter, Entitlements};
 use crate::entities::holidays::{HolidayFilter, HolidayInput, HolidayView, Holidays};
-use crate::entities::levels::{LevelFilter, LevelView, Levels};
+use crate::entities::levels::{LevelFilter, LevelInput, LevelItem, LevelView, Levels};
 use crate::entities::schedules::{ScheduleFilter, ScheduleView, Schedules};
 use crate::entities::{self, Entity, FieldErrors, Page};
 use crate::policy::Snapshot;
@@ -477,9 +477,38 @@ pub struct Holder {
 struct LevelPage {
     chrome: Chrome,
     level: LevelView,
-    items: Vec<String>,
+    /// Each item: its form key (`door:ID`), its schedule, and in words.
+    items: Vec<(String, i64, String)>,
     holders: Vec<Holder>,
     total: i64,
+    /// What the add-item form offers: doors and zones ("door:ID", "zone:ID"), schedules.
+    doors: Vec<(i64, String)>,
+    zones: Vec<(i64, String)>,
+    schedules: Vec<(i64, String)>,
+    problems: Problems,
+}
+
+/// The forms of the access-level pages, as typed.
+#[derive(Deserialize, Default, Clone)]
+pub struct LevelForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    description: String,
+    /// `door:ID` or `zone:ID`.
+    #[serde(default)]
+    target: String,
+    #[serde(default)]
+    schedule_id: String,
+}
+
+/// How a level item is named in a form: `door:ID` or `zone:ID`.
+fn target_key(item: &LevelItem) -> String {
+    match (item.door_id, item.zone_id) {
+        (Some(id), _) => format!("door:{id}"),
+        (None, Some(id)) => format!("zone:{id}"),
+        (None, None) => String::new(),
+    }
 }
 
 /// GET /levels/{id}: what the level opens and who holds it.
@@ -488,7 +517,15 @@ pub async fn level(
     viewer: Viewer,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
-    let id = id.into_inner();
+    render_level(&state, &viewer, id.into_inner(), Problems::default()).await
+}
+
+async fn render_level(
+    state: &AppState,
+    viewer: &Viewer,
+    id: i64,
+    problems: Problems,
+) -> Result<HttpResponse, PageError> {
     let (level, entitlements, total) = state
         .read(move |conn| {
             let level = Levels::get(conn, id)?
@@ -521,13 +558,174 @@ pub async fn level(
             }
         })
         .collect();
-    page(&LevelPage {
-        chrome: Chrome::new(&state, &viewer, Section::Policy),
-        items: describe_items(&level, &snapshot),
-        level,
-        holders,
-        total,
+    let sorted = |mut v: Vec<(i64, String)>| {
+        v.sort_by(|a, b| a.1.cmp(&b.1));
+        v
+    };
+    let status = if problems.is_empty() {
+        actix_web::http::StatusCode::OK
+    } else {
+        actix_web::http::StatusCode::UNPROCESSABLE_ENTITY
+    };
+    super::page_with_status(
+        status,
+        &LevelPage {
+            chrome: Chrome::new(state, viewer, Section::Policy),
+            items: level
+                .items
+                .iter()
+                .map(target_key)
+                .zip(level.items.iter().map(|i| i.schedule_id))
+                .zip(describe_items(&level, &snapshot))
+                .map(|((key, schedule), words)| (key, schedule, words))
+                .collect(),
+            level,
+            holders,
+            total,
+            doors: sorted(
+                snapshot
+                    .doors()
+                    .iter()
+                    .map(|d| (d.id, d.name.clone()))
+                    .collect(),
+            ),
+            zones: sorted(
+                snapshot
+                    .zones()
+                    .iter()
+                    .map(|z| (z.id, z.name.clone()))
+                    .collect(),
+            ),
+            schedules: sorted(
+                snapshot
+                    .schedules()
+                    .iter()
+                    .map(|s| (s.id, s.name.clone()))
+                    .collect(),
+            ),
+            problems,
+        },
+    )
+}
+
+/// POST /levels: a new, empty access level; doors are added on its page.
+pub async fn create_level(
+    state: web::Data<AppState>,
+    posted: Posted<LevelForm>,
+) -> Result<HttpResponse, PageError> {
+    let input = LevelInput {
+        name: posted.form.name.trim().to_owned(),
+        description: posted.form.description.trim().to_owned(),
+        items: Vec::new(),
+    };
+    let created = posted
+        .change_policy(&state, move |conn, ctx| {
+            Ok(entities::create::<Levels>(conn, input, ctx)?)
+        })
+        .await;
+    match created {
+        Ok(level) => Ok(see_other(&format!("/levels/{}", level.id))),
+        Err(ApiError::Invalid(fields)) => {
+            Err(PageError::BadForm(Problems(fields).others(&[]).join("; ")))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Replaces a level's items with what `edit` makes of them, keeping its name.
+async fn edit_items(
+    state: &AppState,
+    posted: &Posted<LevelForm>,
+    id: i64,
+    edit: impl FnOnce(&mut Vec<LevelItem>) -> Result<(), FieldErrors> + Send + 'static,
+) -> Result<HttpResponse, PageError> {
+    let result = posted
+        .change_policy(state, move |conn, ctx| {
+            let level = Levels::get(conn, id)?
+                .ok_or_else(|| ApiError::NotFound(format!("There is no access level {id}.")))?;
+            let mut items = level.items;
+            edit(&mut items).map_err(ApiError::Invalid)?;
+            let input = LevelInput {
+                name: level.name,
+                description: level.description,
+                items,
+            };
+            entities::update::<Levels>(conn, id, input, ctx)?;
+            Ok(())
+        })
+        .await;
+    match result {
+        Ok(()) => Ok(see_other(&format!("/levels/{id}"))),
+        Err(ApiError::Invalid(fields)) => {
+            render_level(state, &posted.viewer, id, Problems(fields)).await
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// POST /levels/{id}/items: adds a door or zone, during a schedule, to the level.
+pub async fn add_item(
+    state: web::Data<AppState>,
+    posted: Posted<LevelForm>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    let (target, schedule) = (posted.form.target.clone(), posted.form.schedule_id.clone());
+    edit_items(&state, &posted, id.into_inner(), move |items| {
+        let mut errors = FieldErrors::default();
+        let (door_id, zone_id) = match target.split_once(':') {
+            Some(("door", id)) => (id.parse().ok(), None),
+            Some(("zone", id)) => (None, id.parse().ok()),
+            _ => (None, None),
+        };
+        if door_id.is_none() && zone_id.is_none() {
+            errors.add("target", "choose a door or a zone");
+        }
+        let schedule_id = schedule.parse::<i64>().ok();
+        if schedule_id.is_none() {
+            errors.add("schedule_id", "choose a schedule");
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        items.push(LevelItem {
+            door_id,
+            zone_id,
+            schedule_id: schedule_id.unwrap_or_default(),
+        });
+        Ok(())
     })
+    .await
+}
+
+/// POST /levels/{id}/items/remove: takes one door or zone out of the level.
+pub async fn remove_item(
+    state: web::Data<AppState>,
+    posted: Posted<LevelForm>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    let (target, schedule) = (posted.form.target.clone(), posted.form.schedule_id.clone());
+    edit_items(&state, &posted, id.into_inner(), move |items| {
+        // Named by what it is, not where it stands: another admin may have changed the
+        // list since this page was drawn.
+        let found = items
+            .iter()
+            .position(|i| target_key(i) == target && i.schedule_id.to_string() == schedule);
+        match found {
+            Some(i) => {
+                items.remove(i);
+                Ok(())
+            }
+            None => {
+                let mut errors = FieldErrors::default();
+                errors.add(
+                    "item",
+                    "that item is no longer in the level; reload the page",
+                );
+                Err(errors)
+            }
+        }
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -812,6 +812,10 @@ impl Snapshot {
             .map(|&i| &self.credentials[i as usize])
     }
 
+    pub fn schedules(&self) -> &[Schedule] {
+        &self.schedules
+    }
+
     pub fn schedule(&self, schedule_id: i64) -> Option<&Schedule> {
         self.schedule_index
             .get(&schedule_id)

@@ -190,7 +190,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(policy_pages::delete_holiday),
         )
         .route("/levels", web::get().to(policy_pages::levels))
+        .route("/levels", web::post().to(policy_pages::create_level))
         .route("/levels/{id}", web::get().to(policy_pages::level))
+        .route("/levels/{id}/items", web::post().to(policy_pages::add_item))
+        .route(
+            "/levels/{id}/items/remove",
+            web::post().to(policy_pages::remove_item),
+        )
         .route("/cards", web::get().to(cards::list))
         .route("/settings", web::get().to(settings::show))
         .route("/audit", web::get().to(audit::list))

@@ -1114,3 +1114,61 @@ fn holidays_are_added_and_removed_beside_the_schedules_they_close() {
         "{audit}"
     );
 }
+
+#[test]
+fn an_access_level_is_made_and_its_doors_added_and_removed_in_the_console() {
+    let app = TestApp::new(Backend::Sqlite);
+    let f = build_site(&app);
+    let mut admin = signed_in(&app, "admin");
+    let page = admin.submit(
+        "/levels",
+        "/levels",
+        &[("name", "Night shift"), ("description", "for the cleaners")],
+    );
+    assert_eq!(page.status, 303, "{}", page.body);
+    let level = page.location().to_owned();
+    let id: i64 = level.trim_start_matches("/levels/").parse().unwrap();
+
+    let page = admin.submit(
+        &level,
+        &format!("{level}/items"),
+        &[("target", ""), ("schedule_id", "")],
+    );
+    assert_eq!(page.status, 422);
+    assert!(
+        page.body
+            .contains("id=\"target-error\">choose a door or a zone")
+    );
+
+    let server_door = format!("door:{}", f.server_door);
+    let schedule = f.business_hours.to_string();
+    let page = admin.submit(
+        &level,
+        &format!("{level}/items"),
+        &[("target", &server_door), ("schedule_id", &schedule)],
+    );
+    assert_eq!(page.status, 303, "{}", page.body);
+    let api = app.get(&format!("/api/v1/access-levels/{id}")).body;
+    assert_eq!(api["items"][0]["door_id"], f.server_door, "{api}");
+    assert!(
+        admin
+            .get(&level)
+            .body
+            .contains("Server Room Door (door) during Business hours")
+    );
+
+    let page = admin.submit(
+        &level,
+        &format!("{level}/items/remove"),
+        &[("target", &server_door), ("schedule_id", &schedule)],
+    );
+    assert_eq!(page.status, 303);
+    let api = app.get(&format!("/api/v1/access-levels/{id}")).body;
+    assert_eq!(api["items"], json!([]));
+    let page = admin.submit(
+        &level,
+        &format!("{level}/items/remove"),
+        &[("target", &server_door), ("schedule_id", &schedule)],
+    );
+    assert_eq!(page.status, 422, "what is gone cannot be removed again");
+}
