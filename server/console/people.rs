@@ -341,6 +341,9 @@ struct ShowPage {
 pub struct InlineForms {
     #[serde(default)]
     card: String,
+    /// Never typed back into a page.
+    #[serde(default)]
+    pin: String,
     #[serde(default)]
     level_id: String,
     #[serde(default)]
@@ -477,11 +480,15 @@ where
     match result {
         Ok(()) => Ok(see_other(&format!("/people/{person_id}"))),
         Err(ApiError::Invalid(fields)) => {
+            let typed = InlineForms {
+                pin: String::new(),
+                ..posted.form
+            };
             render_person(
                 &state,
                 &posted.viewer,
                 person_id,
-                posted.form,
+                typed,
                 Problems(rename_fields(fields, renames)),
             )
             .await
@@ -517,7 +524,7 @@ pub async fn add_card(
                     card_uid: Some(typed.card.trim().to_owned()),
                     facility: None,
                     card_number: None,
-                    pin: None,
+                    pin: Some(typed.pin.trim().to_owned()).filter(|p| !p.is_empty()),
                     status: "active".to_owned(),
                     valid_until: None,
                 },
@@ -576,19 +583,23 @@ pub async fn grant_access(
 }
 
 #[derive(Deserialize)]
-pub struct CardStatusForm {
-    status: String,
+pub struct CardForm {
+    /// `active`, `lost`, `stolen` or `revoked`; the card's own when absent.
+    #[serde(default)]
+    status: Option<String>,
+    /// A new PIN; an empty one removes the PIN; absent leaves it.
+    #[serde(default)]
+    pin: Option<String>,
 }
 
-/// POST /cards/{id}/status: marks a card lost or stolen, revokes it, or makes it active.
-pub async fn set_card_status(
+/// Changes a card's status or PIN, leaving the rest as it is.
+async fn change_card(
     state: web::Data<AppState>,
-    posted: Posted<CardStatusForm>,
-    id: web::Path<i64>,
+    posted: Posted<CardForm>,
+    id: i64,
 ) -> Result<HttpResponse, PageError> {
-    let id = id.into_inner();
-    let status = posted.form.status.clone();
-    let person_id = posted
+    let (status, pin) = (posted.form.status.clone(), posted.form.pin.clone());
+    let result = posted
         .change_policy(&state, move |conn, ctx| {
             let card = Credentials::get(conn, id)?
                 .ok_or_else(|| ApiError::NotFound(format!("There is no card {id}.")))?;
@@ -599,16 +610,65 @@ pub async fn set_card_status(
                 card_uid: card.card_uid,
                 facility: card.facility,
                 card_number: card.card_number,
-                // Leaves the PIN as it is.
-                pin: None,
-                status,
+                pin: pin.map(|p| p.trim().to_owned()),
+                status: status.unwrap_or(card.status),
                 valid_until: card.valid_until,
             };
             entities::update::<Credentials>(conn, id, input, ctx)?;
             Ok(person_id)
         })
-        .await?;
-    Ok(see_other(&format!("/people/{person_id}")))
+        .await;
+    match result {
+        Ok(person_id) => Ok(see_other(&format!("/people/{person_id}"))),
+        // A PIN of the wrong shape: said beside the card's PIN field.
+        Err(ApiError::Invalid(fields)) => {
+            let person_id = state
+                .read(move |conn| {
+                    Credentials::get(conn, id)?
+                        .map(|c| c.person_id)
+                        .ok_or_else(|| ApiError::NotFound(format!("There is no card {id}.")))
+                })
+                .await?;
+            let mut problems = FieldErrors::default();
+            for (field, messages) in fields.0 {
+                let field = if field == "pin" {
+                    format!("pin-{id}")
+                } else {
+                    field
+                };
+                for m in messages {
+                    problems.add(field.clone(), m);
+                }
+            }
+            render_person(
+                &state,
+                &posted.viewer,
+                person_id,
+                InlineForms::default(),
+                Problems(problems),
+            )
+            .await
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// POST /cards/{id}/status: marks a card lost or stolen, revokes it, or makes it active.
+pub async fn set_card_status(
+    state: web::Data<AppState>,
+    posted: Posted<CardForm>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    change_card(state, posted, id.into_inner()).await
+}
+
+/// POST /cards/{id}/pin: sets the card's PIN (for card-and-PIN doors), or removes it.
+pub async fn set_card_pin(
+    state: web::Data<AppState>,
+    posted: Posted<CardForm>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    change_card(state, posted, id.into_inner()).await
 }
 
 /// POST /access/{id}/remove: takes an access level away.

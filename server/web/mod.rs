@@ -160,6 +160,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/cards/{id}/status",
             web::post().to(people::set_card_status),
         )
+        .route("/cards/{id}/pin", web::post().to(people::set_card_pin))
         .route("/access/{id}/remove", web::post().to(people::remove_access))
         .route("/doors", web::get().to(doors::list))
         .route("/doors/{id}", web::get().to(doors::show))

@@ -1172,3 +1172,81 @@ fn an_access_level_is_made_and_its_doors_added_and_removed_in_the_console() {
     );
     assert_eq!(page.status, 422, "what is gone cannot be removed again");
 }
+
+#[test]
+fn pins_are_set_in_the_console_and_never_shown_back() {
+    let app = TestApp::new(Backend::Sqlite);
+    let f = build_site(&app);
+    let mut operator = signed_in(&app, "operator");
+    let person = format!("/people/{}", f.person);
+    let page = operator.submit(
+        &person,
+        &format!("{person}/cards"),
+        &[("card", "0a0b0c0d"), ("pin", "12")],
+    );
+    assert_eq!(page.status, 422);
+    assert!(
+        page.body
+            .contains("id=\"pin-error\">must be 4 to 12 digits"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("value=\"0a0b0c0d\""),
+        "the card stays typed"
+    );
+    assert!(!page.body.contains("value=\"12\""), "the PIN does not");
+
+    let page = operator.submit(
+        &person,
+        &format!("{person}/cards"),
+        &[("card", "0a0b0c0d"), ("pin", "738291")],
+    );
+    assert_eq!(page.status, 303, "{}", page.body);
+    let cards = app
+        .get(&format!("/api/v1/credentials?person_id={}", f.person))
+        .body;
+    let issued = cards["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["card_uid"] == "0A0B0C0D")
+        .unwrap()
+        .clone();
+    assert_eq!(issued["has_pin"], true);
+
+    // The fixture's first card gets a PIN afterwards; a wrong shape is said beside it.
+    let first = cards["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["card_uid"] != "0A0B0C0D")
+        .unwrap()["id"]
+        .clone();
+    let page = operator.submit(&person, &format!("/cards/{first}/pin"), &[("pin", "12ab")]);
+    assert_eq!(page.status, 422);
+    assert!(
+        page.body
+            .contains(&format!("id=\"pin-{first}-error\">must be 4 to 12 digits")),
+        "{}",
+        page.body
+    );
+    let page = operator.submit(&person, &format!("/cards/{first}/pin"), &[("pin", "0482")]);
+    assert_eq!(page.status, 303);
+    let card = app.get(&format!("/api/v1/credentials/{first}")).body;
+    assert_eq!(card["has_pin"], true);
+    assert_eq!(
+        card["status"], "active",
+        "setting a PIN keeps the card's status"
+    );
+
+    for text in [
+        operator.get(&person).body,
+        app.get("/api/v1/audit?entity=credential").body.to_string(),
+    ] {
+        assert!(
+            !text.contains("738291") && !text.contains("0482"),
+            "no PIN on a page or a record"
+        );
+    }
+}
