@@ -481,6 +481,8 @@ struct LevelPage {
     items: Vec<(String, i64, String)>,
     holders: Vec<Holder>,
     total: i64,
+    page: i64,
+    pages: i64,
     /// What the add-item form offers: doors and zones ("door:ID", "zone:ID"), schedules.
     doors: Vec<(i64, String)>,
     zones: Vec<(i64, String)>,
@@ -516,14 +518,25 @@ pub async fn level(
     state: web::Data<AppState>,
     viewer: Viewer,
     id: web::Path<i64>,
+    query: web::Query<HoldersQuery>,
 ) -> Result<HttpResponse, PageError> {
-    render_level(&state, &viewer, id.into_inner(), Problems::default()).await
+    let page_no = query.page.unwrap_or(1).max(1);
+    render_level(&state, &viewer, id.into_inner(), page_no, Problems::default()).await
 }
+
+#[derive(Deserialize)]
+pub struct HoldersQuery {
+    page: Option<i64>,
+}
+
+/// Holders listed per page of a level.
+const HOLDERS_PAGE: i64 = 100;
 
 async fn render_level(
     state: &AppState,
     viewer: &Viewer,
     id: i64,
+    page_no: i64,
     problems: Problems,
 ) -> Result<HttpResponse, PageError> {
     let (level, entitlements, total) = state
@@ -536,7 +549,10 @@ async fn render_level(
                     person_id: None,
                     level_id: Some(id),
                 },
-                EVERYTHING,
+                Page {
+                    offset: (page_no - 1).saturating_mul(HOLDERS_PAGE),
+                    limit: HOLDERS_PAGE,
+                },
             )?;
             Ok((level, entitlements, total))
         })
@@ -582,6 +598,8 @@ async fn render_level(
             level,
             holders,
             total,
+            page: page_no,
+            pages: ((total + HOLDERS_PAGE - 1) / HOLDERS_PAGE).max(1),
             doors: sorted(
                 snapshot
                     .doors()
@@ -657,7 +675,7 @@ async fn edit_items(
     match result {
         Ok(()) => Ok(see_other(&format!("/levels/{id}"))),
         Err(ApiError::Invalid(fields)) => {
-            render_level(state, &posted.viewer, id, Problems(fields)).await
+            render_level(state, &posted.viewer, id, 1, Problems(fields)).await
         }
         Err(other) => Err(other.into()),
     }
