@@ -30,7 +30,12 @@ pub struct DoorLine {
 pub struct DoorsQuery {
     #[serde(default)]
     q: String,
+    #[serde(default)]
+    page: Option<i64>,
 }
+
+/// Doors per page of the list.
+const PAGE_SIZE: i64 = 100;
 
 #[derive(Template)]
 #[template(path = "doors/list.html")]
@@ -38,6 +43,14 @@ struct ListPage {
     chrome: Chrome,
     q: String,
     doors: Vec<DoorLine>,
+    page: i64,
+    pages: i64,
+}
+
+impl ListPage {
+    fn page_href(&self, page: &i64) -> String {
+        format!("/doors?q={}&page={page}", super::percent_encode_query(&self.q))
+    }
 }
 
 fn health_of(state: &AppState, reader_ids: &[String]) -> Vec<ReaderHealth> {
@@ -67,18 +80,19 @@ pub async fn list(
     viewer: Viewer,
     query: web::Query<DoorsQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let q = query.into_inner().q;
+    let DoorsQuery { q, page: n } = query.into_inner();
+    let page_no = n.unwrap_or(1).max(1);
     let filter = DoorFilter {
         q: Some(q.trim().to_owned()).filter(|q| !q.is_empty()),
         ..Default::default()
     };
-    let (doors, readers) = state
+    let (doors, total, readers) = state
         .read(move |conn| {
-            let all = Page {
-                offset: 0,
-                limit: 1000,
+            let paging = Page {
+                offset: (page_no - 1).saturating_mul(PAGE_SIZE),
+                limit: PAGE_SIZE,
             };
-            let (doors, _) = Doors::list(conn, &filter, all)?;
+            let (doors, total) = Doors::list(conn, &filter, paging)?;
             let mut readers = Vec::new();
             let mut offset = 0;
             // Every reader, however many: a building may have more than one page of them.
@@ -97,7 +111,7 @@ pub async fn list(
                     break;
                 }
             }
-            Ok((doors, readers))
+            Ok((doors, total, readers))
         })
         .await?;
     let chrome = Chrome::new(&state, &viewer, Section::Doors);
@@ -133,6 +147,8 @@ pub async fn list(
         chrome,
         q,
         doors: lines,
+        page: page_no,
+        pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
     })
 }
 

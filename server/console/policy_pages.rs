@@ -490,6 +490,12 @@ struct LevelPage {
     problems: Problems,
 }
 
+impl LevelPage {
+    fn page_href(&self, page: &i64) -> String {
+        format!("/levels/{}?page={page}", self.level.id)
+    }
+}
+
 /// The forms of the access-level pages, as typed.
 #[derive(Deserialize, Default, Clone)]
 pub struct LevelForm {
