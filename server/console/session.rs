@@ -195,7 +195,15 @@ impl Sessions {
                 bool,
             )>(conn)
             .optional()?;
-        let live = row.and_then(
+        // A cookie that names no session costs one read, never a write: made-up cookies
+        // must not be a way to load the database.
+        let Some(row) = row else {
+            if let Ok(mut cache) = self.cache.lock() {
+                cache.remove(&key);
+            }
+            return Ok(None);
+        };
+        let live = Some(row).and_then(
             |(id, csrf, last_seen, expires_at, admin_id, username, role, disabled)| {
                 let last_seen = last_seen_here.unwrap_or(utc(last_seen)).max(utc(last_seen));
                 let expires_at = utc(expires_at);
