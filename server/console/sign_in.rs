@@ -32,9 +32,18 @@ pub struct NextQuery {
 }
 
 /// Only paths on this appliance: a sign-in link must not be able to send people elsewhere.
+/// Backslashes and control characters are refused too: browsers read `/\evil` and
+/// `/<tab>/evil` as `//evil`, another site.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(char::is_control) =>
+        {
+            n.to_owned()
+        }
         _ => "/".to_owned(),
     }
 }
@@ -255,4 +264,25 @@ pub async fn sign_out(
         .add_cookie(&gone)
         .map_err(|e| PageError::Internal(e.to_string()))?;
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn sign_in_only_returns_to_this_appliance() {
+        assert_eq!(safe_next(Some("/people?q=ada")), "/people?q=ada");
+        for elsewhere in [
+            "https://evil.example/",
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "people",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(elsewhere)), "/", "{elsewhere:?}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
 }
