@@ -49,7 +49,10 @@ struct ListPage {
 
 impl ListPage {
     fn page_href(&self, page: &i64) -> String {
-        format!("/doors?q={}&page={page}", super::percent_encode_query(&self.q))
+        format!(
+            "/doors?q={}&page={page}",
+            super::percent_encode_query(&self.q)
+        )
     }
 }
 

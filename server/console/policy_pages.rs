@@ -527,7 +527,14 @@ pub async fn level(
     query: web::Query<HoldersQuery>,
 ) -> Result<HttpResponse, PageError> {
     let page_no = query.page.unwrap_or(1).max(1);
-    render_level(&state, &viewer, id.into_inner(), page_no, Problems::default()).await
+    render_level(
+        &state,
+        &viewer,
+        id.into_inner(),
+        page_no,
+        Problems::default(),
+    )
+    .await
 }
 
 #[derive(Deserialize)]
