@@ -1,7 +1,6 @@
 //! Admin users and API tokens: who may sign in with which role, disabling and new
 //! passwords (which end their sessions), and tokens shown once. Changes are for admins only.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use chrono::NaiveDate;
@@ -72,11 +71,7 @@ async fn render(
             (t, owner)
         })
         .collect();
-    let status = if problems.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let status = Problems::status(problems.is_empty());
     page_with_status(
         status,
         &AdminsPage {

@@ -1,7 +1,6 @@
 //! Doors and readers: each door's state, mode and readers (online or not); changing a
 //! door's mode; registering a reader, whose secret is shown this once.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
@@ -250,11 +249,7 @@ async fn render_door(
         .snapshot()
         .zone(door.zone_id)
         .map_or_else(String::new, |z| z.name.clone());
-    let status = if problems.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let status = Problems::status(problems.is_empty());
     page_with_status(
         status,
         &ShowPage {

@@ -377,6 +377,15 @@ impl Problems {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// The status of a page that shows these problems: 422 when there are any.
+    pub fn status(problems_empty: bool) -> StatusCode {
+        if problems_empty {
+            StatusCode::OK
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+    }
 }
 
 /// Whether two texts are equal, whatever their reference depth: templates compare form

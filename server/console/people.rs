@@ -416,11 +416,7 @@ async fn render_person(
         .into_iter()
         .map(|row| FeedItem::new(&EventView::from(row), &snapshot))
         .collect();
-    let status = if problems.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let status = Problems::status(problems.is_empty());
     page_with_status(
         status,
         &ShowPage {

@@ -304,11 +304,7 @@ async fn render_schedules(
         .iter()
         .map(|s| (s.id, s.name.clone()))
         .collect();
-    let status = if problems.is_empty() {
-        actix_web::http::StatusCode::OK
-    } else {
-        actix_web::http::StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let status = Problems::status(problems.is_empty());
     super::page_with_status(
         status,
         &SchedulesPage {
@@ -591,11 +587,7 @@ async fn render_level(
         v.sort_by(|a, b| a.1.cmp(&b.1));
         v
     };
-    let status = if problems.is_empty() {
-        actix_web::http::StatusCode::OK
-    } else {
-        actix_web::http::StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let status = Problems::status(problems.is_empty());
     super::page_with_status(
         status,
         &LevelPage {

@@ -1,7 +1,6 @@
 //! The "why?" page: may this person open this door at this time, and exactly why, from the
 //! same pure decision the doors use.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use chrono::{NaiveDateTime, Utc};
@@ -86,11 +85,7 @@ pub async fn show(
             }
         }
     }
-    let status = if problems.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let status = Problems::status(problems.is_empty());
     page_with_status(
         status,
         &WhyPage {
