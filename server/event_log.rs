@@ -505,7 +505,22 @@ pub fn recent(
         q = q.filter(events::at.lt(stored(until)));
     }
     if let Some(before) = filter.before_id {
-        q = q.filter(events::id.lt(before));
+        // Keyset paging in the list's own order (at, id): rows after the last one shown.
+        // Bounding `at` lets the index on it start there instead of at the newest row, so
+        // a page deep in the log costs what the first does.
+        let at: Option<chrono::NaiveDateTime> = events::table
+            .find(before)
+            .select(events::at)
+            .first(conn)
+            .optional()?;
+        q = match at {
+            Some(at) => q.filter(
+                events::at
+                    .le(at)
+                    .and(events::at.lt(at).or(events::id.lt(before))),
+            ),
+            None => q.filter(events::id.lt(before)),
+        };
     }
     q.order((events::at.desc(), events::id.desc()))
         .limit(limit)
@@ -517,11 +532,21 @@ pub fn counts_since(
     conn: &mut DbConnection,
     from: DateTime<Utc>,
 ) -> QueryResult<Vec<(String, Option<String>, i64)>> {
-    events::table
+    // Counted here rather than by GROUP BY: grouping tempts SQLite to walk the whole
+    // table along the (kind, at) index instead of the range of `at` asked for.
+    let rows: Vec<(String, Option<String>)> = events::table
         .filter(events::at.ge(stored(from)))
-        .group_by((events::kind, events::result))
-        .select((events::kind, events::result, diesel::dsl::count_star()))
-        .load(conn)
+        .select((events::kind, events::result))
+        .load(conn)?;
+    let mut counts: std::collections::BTreeMap<(String, Option<String>), i64> =
+        std::collections::BTreeMap::new();
+    for key in rows {
+        *counts.entry(key).or_default() += 1;
+    }
+    Ok(counts
+        .into_iter()
+        .map(|((kind, result), n)| (kind, result, n))
+        .collect())
 }
 
 /// Deletes events older than `cutoff` (the retention setting); returns how many.
