@@ -5,10 +5,15 @@
 //! * [`cedar`]: the same policy in the `cedar-policy` crate, in two forms.
 //! * [`run`], [`measure`]: the timed passes, statistics, process memory and thread CPU.
 //! * [`appliance`]: the appliance inside a benchmark's process.
+//! * [`event_rows`]: event rows in bulk, straight into SQLite.
+//! * [`console_site`]: the console benchmark's database (the example site, 100,000 people,
+//!   10 million events), cached between runs.
 
 pub mod appliance;
 pub mod building;
 pub mod cedar;
+pub mod console_site;
+pub mod event_rows;
 pub mod measure;
 pub mod requests;
 pub mod run;

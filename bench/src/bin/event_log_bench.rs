@@ -8,10 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::Parser;
-use diesel::prelude::*;
-use gatehouse::event_log::{BatchPolicy, EventFilter, EventInsert, EventLog, NewEvent, recent};
-use gatehouse::store::schema::events;
+use gatehouse::event_log::{BatchPolicy, EventFilter, EventLog, NewEvent, recent};
 use gatehouse_bench::appliance::recorded_swipe;
+use gatehouse_bench::event_rows::{fresh_database, raw_insert};
 use gatehouse_bench::measure::{Stats, fmt_duration, machine};
 use rand::{Rng, SeedableRng};
 
@@ -38,41 +37,6 @@ fn event(rng: &mut impl Rng, i: usize, t0: DateTime<Utc>) -> NewEvent {
     let door = rng.random_range(1..=1000);
     let at = t0 + TimeDelta::milliseconds(i64::try_from(i).unwrap_or(0));
     recorded_swipe(i, at, format!("reader-{}", i % 1000), door, person, denied)
-}
-
-fn fresh_database(dir: &std::path::Path, name: &str) -> Result<gatehouse::store::DbPool> {
-    let url = format!("sqlite://{}", dir.join(name).display());
-    let pool = gatehouse::store::open(&url, 4)?;
-    let mut conn = pool.get()?;
-    gatehouse::store::migrate(&mut conn)?;
-    Ok(pool)
-}
-
-/// The floor: the same rows in transactions of the writer's batch size (one fsync each),
-/// in multi-row INSERTs of 256 straight on the SQLite connection, no resend check.
-fn raw_insert(
-    pool: &gatehouse::store::DbPool,
-    rows: &[NewEvent],
-    batch: usize,
-) -> Result<Duration> {
-    let mut pooled = pool.get()?;
-    let gatehouse::store::DbConnection::Sqlite(conn) = &mut *pooled else {
-        anyhow::bail!("the floor is measured on SQLite");
-    };
-    let started = Instant::now();
-    for chunk in rows.chunks(batch) {
-        conn.immediate_transaction(|conn| {
-            // Multi-row INSERTs, as the event log writes them: the fastest way in.
-            for rows in chunk.chunks(256) {
-                let rows: Vec<EventInsert<'_>> = rows.iter().map(EventInsert::of).collect();
-                diesel::insert_into(events::table)
-                    .values(&rows)
-                    .execute(conn)?;
-            }
-            Ok::<_, diesel::result::Error>(())
-        })?;
-    }
-    Ok(started.elapsed())
 }
 
 fn main() -> Result<()> {
