@@ -14,7 +14,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use gatehouse_drivers::message::{Command, EventBody, WireCredential, valid_pin};
 use gatehouse_drivers::modbus_map::Beeper;
 use gatehouse_drivers::mqtt::ClientTls;
-use gatehouse_drivers::sim::{SimError, SimReader, SimSettings};
+use gatehouse_drivers::sim::{SimError, SimPresence, SimReader, SimSettings};
 use gatehouse_drivers::sim_modbus::SimDevice;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
@@ -424,14 +424,15 @@ fn local_address(host: &str, port: u16) -> Option<SocketAddr> {
     std::net::TcpListener::bind(addr).ok().map(|_| addr)
 }
 
-/// A virtual reader for a registered reader: an MQTT client connected as that reader, or
-/// a Modbus device listening on the reader's registered address (which must be one of
-/// this machine's).
+/// A virtual reader for a registered reader: an MQTT client connected as that reader
+/// (showing itself on the broker as `presence` says), or a Modbus device listening on the
+/// reader's registered address (which must be one of this machine's).
 async fn start_player(
     config: &Config,
     reader: &ReaderWire,
     mqtt_broker: Option<&BrokerTarget>,
     sign_events: bool,
+    presence: SimPresence,
     first_seq: u64,
 ) -> Result<Player> {
     if reader.protocol == "modbus" {
@@ -463,10 +464,7 @@ async fn start_player(
         topic_root: config.mqtt.topic_root.clone(),
         sign_events: sign_events || reader.require_signed_events,
     };
-    let connected = match &broker.tls {
-        Some(tls) => SimReader::connect_tls(settings, tls.clone(), first_seq).await,
-        None => SimReader::connect(settings, first_seq).await,
-    };
+    let connected = SimReader::connect_as(settings, broker.tls.clone(), presence, first_seq).await;
     let reader = connected.with_context(|| {
         format!(
             "cannot connect to the MQTT broker at {}:{}",
@@ -517,11 +515,14 @@ async fn swipe_once(
             options.ca.as_deref(),
         )?)
     };
+    // A visitor: the real reader may be connected right now, and checking its door must
+    // neither cut it off nor leave it looking offline afterwards.
     let mut player = start_player(
         config,
         reader,
         mqtt_broker.as_ref(),
         options.sign_events,
+        SimPresence::Visitor,
         fresh_first_seq(),
     )
     .await
@@ -674,6 +675,7 @@ pub async fn run(
             r,
             mqtt_broker.as_ref(),
             options.sign_events,
+            SimPresence::Announced,
             first_seq,
         )
         .await

@@ -2,6 +2,8 @@
 //! (numbered events, optional MACs, commands verified before they are believed). Used by
 //! `gatehouse simulate`, the tests and the benchmarks.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -33,10 +35,27 @@ pub enum SimError {
     Timeout(Duration),
     #[error("the MQTT client is gone: {0}")]
     Client(#[from] rumqttc::ClientError),
+    #[error("the system's random source failed")]
+    Random,
 }
 
 /// What arrived on the reader's command topic.
 pub type Received = Result<Command, RejectedCommand>;
+
+/// How a simulated reader shows itself on the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SimPresence {
+    /// As the reader itself (the many-reader simulation, the tests): client id
+    /// `sim-{reader_id}`, a retained `online` on connecting and a retained `offline` as its
+    /// last will, so the appliance sees it come and go.
+    #[default]
+    Announced,
+    /// A brief visitor under the reader's id (`gatehouse simulate --reader R --card UID`):
+    /// a client id of its own, no status and no last will. A real reader connected at the
+    /// same time is neither cut off (a broker drops the older of two connections sharing a
+    /// client id) nor reported offline when the visitor leaves.
+    Visitor,
+}
 
 pub struct SimReader {
     settings: SimSettings,
@@ -47,6 +66,9 @@ pub struct SimReader {
     mode: Option<ReaderMode>,
     /// The connection's task: it reconnects forever, so it ends with the reader.
     connection: tokio::task::AbortHandle,
+    /// How many times the broker has accepted the connection: more than once means it was
+    /// dropped (or cut off by another client with the same client id) and came back.
+    connects: Arc<AtomicU32>,
 }
 
 impl Drop for SimReader {
@@ -58,7 +80,7 @@ impl Drop for SimReader {
 impl SimReader {
     /// Connects, subscribes to its command topic, and returns once the broker accepted both.
     pub async fn connect(settings: SimSettings, first_seq: u64) -> Result<SimReader, SimError> {
-        Self::open(settings, None, first_seq).await
+        Self::open(settings, None, SimPresence::Announced, first_seq).await
     }
 
     /// As `connect`, over TLS: the broker's certificate must chain to a CA that `tls`
@@ -69,19 +91,39 @@ impl SimReader {
         tls: ClientTls,
         first_seq: u64,
     ) -> Result<SimReader, SimError> {
-        Self::open(settings, Some(tls), first_seq).await
+        Self::open(settings, Some(tls), SimPresence::Announced, first_seq).await
+    }
+
+    /// As `connect` (plain when `tls` is `None`, else as `connect_tls`), showing itself on
+    /// the broker as `presence` says. (A parameter rather than a field of `SimSettings`,
+    /// for the same reason as `connect_tls`.)
+    pub async fn connect_as(
+        settings: SimSettings,
+        tls: Option<ClientTls>,
+        presence: SimPresence,
+        first_seq: u64,
+    ) -> Result<SimReader, SimError> {
+        Self::open(settings, tls, presence, first_seq).await
     }
 
     async fn open(
         settings: SimSettings,
         tls: Option<ClientTls>,
+        presence: SimPresence,
         first_seq: u64,
     ) -> Result<SimReader, SimError> {
-        let mut options = MqttOptions::new(
-            format!("sim-{}", settings.reader_id),
-            &settings.host,
-            settings.port,
-        );
+        let client_id = match presence {
+            SimPresence::Announced => format!("sim-{}", settings.reader_id),
+            // Random, so that two installers checking one reader at once do not cut each
+            // other off either; the broker still authenticates it as the reader (by its
+            // username and secret, not its client id).
+            SimPresence::Visitor => format!(
+                "sim-{}-visit-{}",
+                settings.reader_id,
+                hex::encode(random_bytes::<6>()?)
+            ),
+        };
+        let mut options = MqttOptions::new(client_id, &settings.host, settings.port);
         // Room to send oversized events on purpose: refusing them is the appliance's job.
         options
             .set_keep_alive(Duration::from_secs(10))
@@ -96,12 +138,15 @@ impl SimReader {
             "{}/readers/{}/status",
             settings.topic_root, settings.reader_id
         );
-        options.set_last_will(rumqttc::LastWill::new(
-            &status_topic,
-            "offline",
-            QoS::AtLeastOnce,
-            true,
-        ));
+        let announced = presence == SimPresence::Announced;
+        if announced {
+            options.set_last_will(rumqttc::LastWill::new(
+                &status_topic,
+                "offline",
+                QoS::AtLeastOnce,
+                true,
+            ));
+        }
         let (client, mut eventloop) = AsyncClient::new(options, 1024);
         eventloop.set_network_options(crate::mqtt::low_latency());
         let commands_topic = format!(
@@ -112,11 +157,14 @@ impl SimReader {
         let (ready_tx, ready_rx) = oneshot::channel::<Result<(), String>>();
         let subscriber = client.clone();
         let topic = commands_topic.clone();
+        let connects = Arc::new(AtomicU32::new(0));
+        let counted = connects.clone();
         let connection = tokio::spawn(async move {
             let mut ready = Some(ready_tx);
             loop {
                 match eventloop.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        counted.fetch_add(1, Ordering::Relaxed);
                         if subscriber
                             .subscribe(&topic, QoS::AtLeastOnce)
                             .await
@@ -160,9 +208,11 @@ impl SimReader {
             Ok(Err(_)) => return failed(SimError::Connection("the connection task ended".into())),
             Err(_) => return failed(SimError::Timeout(Duration::from_secs(10))),
         }
-        client
-            .publish(&status_topic, QoS::AtLeastOnce, true, "online")
-            .await?;
+        if announced {
+            client
+                .publish(&status_topic, QoS::AtLeastOnce, true, "online")
+                .await?;
+        }
         Ok(SimReader {
             settings,
             client,
@@ -170,11 +220,18 @@ impl SimReader {
             next_seq: first_seq,
             mode: None,
             connection,
+            connects,
         })
     }
 
     pub fn reader_id(&self) -> &str {
         &self.settings.reader_id
+    }
+
+    /// How many times the broker has accepted this reader's connection (1 while it has
+    /// never been dropped).
+    pub fn connects(&self) -> u32 {
+        self.connects.load(Ordering::Relaxed)
     }
 
     /// Publishes the next event and returns its seq.
@@ -310,6 +367,17 @@ impl SimReader {
             }
         }
     }
+}
+
+/// `N` bytes from the system's secure random source (through the TLS backend, which this
+/// crate has anyway).
+fn random_bytes<const N: usize>() -> Result<[u8; N], SimError> {
+    let mut bytes = [0u8; N];
+    crate::mqtt::crypto_provider()
+        .secure_random
+        .fill(&mut bytes)
+        .map_err(|_| SimError::Random)?;
+    Ok(bytes)
 }
 
 /// True when `command` answers the event `seq`.

@@ -349,3 +349,68 @@ fn simulate_one_card_at_one_reader_prints_its_answer() {
         "{err}"
     );
 }
+
+#[test]
+fn simulate_one_card_leaves_the_real_reader_connected_and_online() {
+    use gatehouse_drivers::message::Command as ReaderCommand;
+    use std::time::{Duration, Instant};
+
+    const WAIT: Duration = Duration::from_secs(10);
+    let site = crate::mqtt::site(crate::mqtt::Broker::Embedded);
+    let broker = format!("mqtt://{}", site.app.mqtt_broker.unwrap());
+    let topic_root = site.app.state.config.mqtt.topic_root.clone();
+    let online = || {
+        let r = site.app.get("/api/v1/readers/health");
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["reader_id"] == "main-in")
+            .unwrap()["online"]
+            .clone()
+    };
+    // The reader at the door is connected, and the appliance shows it online.
+    let mut reader = site.reader("main-in", false);
+    let deadline = Instant::now() + WAIT;
+    while online() != true {
+        assert!(Instant::now() < deadline, "never online: {}", online());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // An installer checks the door with the reader's id while the reader is connected.
+    let out = site.app.simulate(
+        &[
+            "--reader",
+            "main-in",
+            "--card",
+            site.f.card,
+            "--broker",
+            &broker,
+        ],
+        &[("GATEHOUSE_MQTT_TOPIC_ROOT", &topic_root)],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("main-in: granted (unlock 5000 ms), "),
+        "{stdout}"
+    );
+
+    // The real reader is still served, over the connection it had before the check: the
+    // check neither cut it off (a shared client id) nor reported it offline (a last will).
+    // Its answer comes after anything the check left behind for the reader, since the
+    // appliance handles one reader's messages in order.
+    let (_, answer) = site
+        .runtime
+        .block_on(reader.swipe(site.card(), None, WAIT))
+        .unwrap();
+    assert!(matches!(answer, ReaderCommand::Grant { .. }), "{answer:?}");
+    assert_eq!(reader.connects(), 1, "the check cut the reader off");
+    assert_eq!(online(), true, "the check left the reader looking offline");
+    assert!(site.app.events(Some("reader_offline")).is_empty());
+}
