@@ -297,19 +297,99 @@ pub async fn acknowledge(
     Ok(super::see_other("/"))
 }
 
-/// How often an idle feed says it is alive, so proxies and browsers keep it open.
+/// How often a feed says it is alive, so proxies and browsers keep it open, and checks
+/// that its session is still live even when the cache cannot say.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
-/// GET /live/feed: each new event as a rendered feed line, over server-sent events.
-pub async fn feed(state: web::Data<AppState>, viewer: Viewer) -> HttpResponse {
+/// A shorter feed tick than [`KEEPALIVE`] in milliseconds, 0 for none: set by tests, so
+/// that a feed outliving its session is seen to end without waiting 15 s.
+static TICK_OVERRIDE_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// For tests: makes every live feed of this process tick (send a keepalive, check its
+/// session) this often.
+#[doc(hidden)]
+pub fn set_feed_tick_for_tests(tick: Duration) {
+    let ms = u64::try_from(tick.as_millis()).unwrap_or(u64::MAX);
+    TICK_OVERRIDE_MS.store(ms, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn feed_tick() -> Duration {
+    match TICK_OVERRIDE_MS.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => KEEPALIVE,
+        ms => Duration::from_millis(ms),
+    }
+}
+
+/// What a live feed holds while it is open: the event subscription, and the session it was
+/// opened on, which it must not outlive.
+struct FeedWatch {
+    receiver: tokio::sync::broadcast::Receiver<std::sync::Arc<crate::event_log::Recorded>>,
+    state: web::Data<AppState>,
+    /// The session cookie the feed was opened with.
+    secret: String,
+    /// The next keepalive and full session check. A deadline rather than a wait restarted
+    /// by each event, so that a steady trickle of events cannot put the check off.
+    next_tick: tokio::time::Instant,
+}
+
+impl FeedWatch {
+    /// Whether the session is still live. Before every event, from the sessions' cache
+    /// alone (signed out, disabled or given a new password here, idle, past its lifetime);
+    /// at each tick, from the database too when the cache cannot say: at most one read a
+    /// tick, never one per event. A failed read counts as ended: the browser reconnects at
+    /// once and is let in again only on a live session.
+    async fn session_live(&self, ticked: bool) -> bool {
+        use super::session::Standing;
+        let now = self.state.clock.now();
+        match self.state.sessions.standing(&self.secret, now) {
+            Standing::Live => true,
+            Standing::Ended => false,
+            Standing::Unconfirmed if !ticked => true,
+            Standing::Unconfirmed => {
+                let state = self.state.clone();
+                let secret = self.secret.clone();
+                self.state
+                    .read(move |conn| Ok(state.sessions.still_live(conn, &secret, now)?))
+                    .await
+                    .unwrap_or(false)
+            }
+        }
+    }
+}
+
+/// GET /live/feed: each new event as a rendered feed line, over server-sent events, for as
+/// long as the viewer's session lasts.
+pub async fn feed(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    req: actix_web::HttpRequest,
+) -> HttpResponse {
     let tz = Chrome::new(&state, &viewer, Section::Dashboard).timezone;
-    let receiver = state.events.watch();
-    let live = state.live.clone();
-    let body = stream::unfold((receiver, live), move |(mut receiver, live)| async move {
-        let frame = match tokio::time::timeout(KEEPALIVE, receiver.recv()).await {
+    let secret = req
+        .cookie(super::session::SESSION_COOKIE)
+        .map(|c| c.value().to_owned())
+        .unwrap_or_default();
+    let watch = FeedWatch {
+        receiver: state.events.watch(),
+        state: state.clone(),
+        secret,
+        next_tick: tokio::time::Instant::now() + feed_tick(),
+    };
+    let body = stream::unfold(watch, move |mut watch| async move {
+        let received = tokio::time::timeout_at(watch.next_tick, watch.receiver.recv()).await;
+        let ticked = received.is_err();
+        if ticked {
+            watch.next_tick = tokio::time::Instant::now() + feed_tick();
+        }
+        // Before anything is sent: once the session is known to have ended, not one more
+        // event.
+        if !watch.session_live(ticked).await {
+            return None;
+        }
+        let frame = match received {
             Ok(Ok(recorded)) => {
                 let view = EventView::from(recorded.as_ref());
-                let item = FeedItem::new(&view, &live.snapshot());
+                let item = FeedItem::new(&view, &watch.state.live.snapshot());
                 let html = FeedItemFragment {
                     item: &item,
                     chrome_tz: tz,
@@ -326,10 +406,7 @@ pub async fn feed(state: web::Data<AppState>, viewer: Viewer) -> HttpResponse {
             Ok(Err(RecvError::Closed)) => return None,
             Err(_) => ": keepalive\n\n".to_owned(),
         };
-        Some((
-            Ok::<_, actix_web::Error>(web::Bytes::from(frame)),
-            (receiver, live),
-        ))
+        Some((Ok::<_, actix_web::Error>(web::Bytes::from(frame)), watch))
     });
     HttpResponse::Ok()
         .content_type("text/event-stream")

@@ -42,6 +42,49 @@ const RECHECK_AFTER: Duration = Duration::from_secs(60);
 pub const THROTTLE_FAILURES: usize = 10;
 pub const THROTTLE_WINDOW: Duration = Duration::from_secs(10 * 60);
 
+/// Whether a session is still live, as far as the cache knows (`Sessions::standing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    Live,
+    /// Idle too long, or past its lifetime.
+    Ended,
+    /// The cache cannot say: not confirmed against the database lately, or not cached
+    /// (signed out, closed when its admin was disabled or given a new password).
+    Unconfirmed,
+}
+
+/// An `admin_sessions` row joined with its admin: session id, CSRF token, last seen,
+/// expires, admin id, username, role, disabled.
+type SessionRow = (
+    i64,
+    String,
+    chrono::NaiveDateTime,
+    chrono::NaiveDateTime,
+    i64,
+    String,
+    String,
+    bool,
+);
+
+/// The row of the session whose secret hashes to `key`, with its admin.
+fn read_row(conn: &mut DbConnection, key: &[u8; 32]) -> QueryResult<Option<SessionRow>> {
+    admin_sessions::table
+        .inner_join(admin_users::table)
+        .filter(admin_sessions::token_hash.eq(hex::encode(key)))
+        .select((
+            admin_sessions::id,
+            admin_sessions::csrf_token,
+            admin_sessions::last_seen_at,
+            admin_sessions::expires_at,
+            admin_users::id,
+            admin_users::username,
+            admin_users::role,
+            admin_users::disabled,
+        ))
+        .first::<SessionRow>(conn)
+        .optional()
+}
+
 /// A signed-in admin's session.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -166,35 +209,7 @@ impl Sessions {
             }
             return Ok(Some(session));
         }
-        let last_seen_here = self
-            .cache
-            .lock()
-            .ok()
-            .and_then(|cache| cache.get(&key).map(|c| c.last_seen));
-        let row = admin_sessions::table
-            .inner_join(admin_users::table)
-            .filter(admin_sessions::token_hash.eq(hex::encode(key)))
-            .select((
-                admin_sessions::id,
-                admin_sessions::csrf_token,
-                admin_sessions::last_seen_at,
-                admin_sessions::expires_at,
-                admin_users::id,
-                admin_users::username,
-                admin_users::role,
-                admin_users::disabled,
-            ))
-            .first::<(
-                i64,
-                String,
-                chrono::NaiveDateTime,
-                chrono::NaiveDateTime,
-                i64,
-                String,
-                String,
-                bool,
-            )>(conn)
-            .optional()?;
+        let row = read_row(conn, &key)?;
         // A cookie that names no session costs one read, never a write: made-up cookies
         // must not be a way to load the database.
         let Some(row) = row else {
@@ -203,27 +218,7 @@ impl Sessions {
             }
             return Ok(None);
         };
-        let live = Some(row).and_then(
-            |(id, csrf, last_seen, expires_at, admin_id, username, role, disabled)| {
-                let last_seen = last_seen_here.unwrap_or(utc(last_seen)).max(utc(last_seen));
-                let expires_at = utc(expires_at);
-                let role: Role = role.parse().ok()?;
-                let fresh = now - last_seen <= self.idle && now < expires_at && !disabled;
-                fresh.then_some((
-                    Session {
-                        id,
-                        identity: Identity {
-                            admin_id,
-                            username,
-                            role,
-                        },
-                        csrf,
-                    },
-                    expires_at,
-                ))
-            },
-        );
-        let Some((session, expires_at)) = live else {
+        let Some((session, _, expires_at)) = self.judge(row, &key, now) else {
             self.forget(conn, &key)?;
             return Ok(None);
         };
@@ -244,6 +239,98 @@ impl Sessions {
             );
         }
         Ok(Some(session))
+    }
+
+    /// The session a row describes, with its last-seen time and end, if it is live now. The
+    /// last-seen time is the later of the row's and this appliance's (which writes its own
+    /// at most a minute late).
+    fn judge(
+        &self,
+        row: SessionRow,
+        key: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> Option<(Session, DateTime<Utc>, DateTime<Utc>)> {
+        let (id, csrf, last_seen, expires_at, admin_id, username, role, disabled) = row;
+        let last_seen_here = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(key).map(|c| c.last_seen));
+        let last_seen = last_seen_here.unwrap_or(utc(last_seen)).max(utc(last_seen));
+        let expires_at = utc(expires_at);
+        let role: Role = role.parse().ok()?;
+        let fresh = now - last_seen <= self.idle && now < expires_at && !disabled;
+        fresh.then_some((
+            Session {
+                id,
+                identity: Identity {
+                    admin_id,
+                    username,
+                    role,
+                },
+                csrf,
+            },
+            last_seen,
+            expires_at,
+        ))
+    }
+
+    /// Whether the session of a cookie's secret is still live, from the cache alone: for a
+    /// response held open on that session (the dashboard's live feed), which must end with
+    /// the session, must not read the database per event, and is no request of the admin's
+    /// (so it neither marks the session seen nor keeps it from going idle).
+    pub fn standing(&self, secret: &str, now: DateTime<Utc>) -> Standing {
+        let Ok(cache) = self.cache.lock() else {
+            return Standing::Unconfirmed;
+        };
+        match cache.get(&key_of(secret)) {
+            Some(c) if now - c.last_seen > self.idle || now >= c.expires_at => Standing::Ended,
+            Some(c) if c.checked.elapsed() < RECHECK_AFTER => Standing::Live,
+            // Not confirmed lately (it may have been ended elsewhere), or not here at all
+            // (signed out, closed): the row says which.
+            _ => Standing::Unconfirmed,
+        }
+    }
+
+    /// As `standing`, but a session the cache cannot vouch for is looked up (one read, no
+    /// write), and what was read is cached for [`RECHECK_AFTER`] like `find` does. Does
+    /// not mark the session seen.
+    pub fn still_live(
+        &self,
+        conn: &mut DbConnection,
+        secret: &str,
+        now: DateTime<Utc>,
+    ) -> QueryResult<bool> {
+        match self.standing(secret, now) {
+            Standing::Live => return Ok(true),
+            Standing::Ended => return Ok(false),
+            Standing::Unconfirmed => {}
+        }
+        let key = key_of(secret);
+        let live = read_row(conn, &key)?.and_then(|row| self.judge(row, &key, now));
+        let Ok(mut cache) = self.cache.lock() else {
+            return Ok(live.is_some());
+        };
+        let Some((session, last_seen, expires_at)) = live else {
+            // The row stays for `find` (or the next sign-in's sweep) to delete.
+            cache.remove(&key);
+            return Ok(false);
+        };
+        cache
+            .entry(key)
+            .and_modify(|c| {
+                c.session = session.clone();
+                c.expires_at = expires_at;
+                c.checked = Instant::now();
+            })
+            .or_insert_with(|| Cached {
+                session,
+                last_seen,
+                saved_seen: last_seen,
+                expires_at,
+                checked: Instant::now(),
+            });
+        Ok(true)
     }
 
     /// Ends the session of a cookie's secret (sign-out).
@@ -602,5 +689,57 @@ mod tests {
                 .is_none(),
             "unknown secrets find nothing"
         );
+    }
+
+    #[test]
+    fn a_held_open_response_sees_its_session_end_and_does_not_keep_it_alive() {
+        let (_dir, pool) = db();
+        let conn = &mut pool.get().unwrap();
+        let t0 = DateTime::parse_from_rfc3339("2026-12-01T08:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let identity = admin(conn, t0);
+        let minutes = |m: i64| t0 + chrono::Duration::minutes(m);
+        let sessions = Sessions::new(30, 2);
+
+        let (secret, _) = sessions
+            .open(conn, identity.clone(), t0, "127.0.0.1")
+            .unwrap();
+        assert_eq!(sessions.standing(&secret, minutes(29)), Standing::Live);
+        assert!(sessions.still_live(conn, &secret, minutes(29)).unwrap());
+        // Asking is no request: 31 minutes after the last one, the session is idle.
+        assert_eq!(sessions.standing(&secret, minutes(31)), Standing::Ended);
+        assert!(!sessions.still_live(conn, &secret, minutes(31)).unwrap());
+        assert!(sessions.find(conn, &secret, minutes(31)).unwrap().is_none());
+
+        // Signed out: the cache cannot vouch for it, and the row is gone.
+        let (signed_out, _) = sessions
+            .open(conn, identity.clone(), minutes(40), "127.0.0.1")
+            .unwrap();
+        sessions.close(conn, &signed_out).unwrap();
+        assert_eq!(
+            sessions.standing(&signed_out, minutes(41)),
+            Standing::Unconfirmed
+        );
+        assert!(!sessions.still_live(conn, &signed_out, minutes(41)).unwrap());
+
+        // Another process reads the row, and then knows it from its cache.
+        let (secret, _) = sessions
+            .open(conn, identity.clone(), minutes(40), "127.0.0.1")
+            .unwrap();
+        let elsewhere = Sessions::new(30, 2);
+        assert_eq!(
+            elsewhere.standing(&secret, minutes(41)),
+            Standing::Unconfirmed
+        );
+        assert!(elsewhere.still_live(conn, &secret, minutes(41)).unwrap());
+        assert_eq!(elsewhere.standing(&secret, minutes(41)), Standing::Live);
+        // The admin is disabled behind this process's back: a read finds out.
+        diesel::update(admin_users::table.find(identity.admin_id))
+            .set(admin_users::disabled.eq(true))
+            .execute(conn)
+            .unwrap();
+        let fresh = Sessions::new(30, 2);
+        assert!(!fresh.still_live(conn, &secret, minutes(42)).unwrap());
     }
 }

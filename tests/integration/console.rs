@@ -1250,3 +1250,131 @@ fn pins_are_set_in_the_console_and_never_shown_back() {
         );
     }
 }
+
+/// A live feed held open as a browser's EventSource holds it, read on a thread of its own.
+struct OpenFeed {
+    chunks: std::sync::mpsc::Receiver<String>,
+    sent: String,
+}
+
+impl OpenFeed {
+    fn open(browser: &Browser) -> OpenFeed {
+        use std::io::Read;
+        let response = browser
+            .agent
+            .get(&browser.app.url("/live/feed"))
+            .header("Cookie", &browser.cookie_header())
+            .call()
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let (tx, chunks) = std::sync::mpsc::channel();
+        let mut body = response.into_body().into_reader();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            // Ends (dropping the sender) when the appliance ends the stream.
+            while let Ok(n @ 1..) = body.read(&mut buf) {
+                if tx
+                    .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        OpenFeed {
+            chunks,
+            sent: String::new(),
+        }
+    }
+
+    /// Whether the feed sent the event `id` within `wait`.
+    fn sends(&mut self, id: i64, wait: std::time::Duration) -> bool {
+        let frame = format!("id: {id}\nevent: feed\n");
+        let deadline = std::time::Instant::now() + wait;
+        while !self.sent.contains(&frame) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.chunks.recv_timeout(left) {
+                Ok(chunk) => self.sent.push_str(&chunk),
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    /// Whether the appliance ended the feed within `wait`.
+    fn ends_within(&mut self, wait: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.chunks.recv_timeout(left) {
+                Ok(chunk) => self.sent.push_str(&chunk),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return true,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return false,
+            }
+        }
+    }
+}
+
+/// The dashboard's live feed ends once its session does (signed out in another tab, the
+/// admin disabled) and keeps going for everyone else.
+#[test]
+fn the_live_feed_ends_when_its_session_does() {
+    // Feeds check their session at least every tick: a fifth of a second here instead of
+    // 15 s, so the test is quick; the waits below are generous all the same.
+    gatehouse::console::dashboard::set_feed_tick_for_tests(std::time::Duration::from_millis(200));
+    let wait = std::time::Duration::from_secs(10);
+    let app = TestApp::new(Backend::Sqlite);
+    build_site(&app);
+    let mut admin = signed_in(&app, "admin");
+    let auditor = signed_in(&app, "auditor");
+    add_admin(&app, "olga", "operator");
+    let mut olga = Browser::new(&app);
+    assert_eq!(olga.sign_in_as("olga", PASSWORD).status, 303);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let record = || {
+        let appended = runtime
+            .block_on(
+                app.state
+                    .events
+                    .append(NewEvent::new(EventKind::Rex, Utc::now())),
+            )
+            .unwrap();
+        match appended {
+            gatehouse::event_log::Appended::New(id) => id,
+            other => panic!("{other:?}"),
+        }
+    };
+
+    let mut admin_feed = OpenFeed::open(&admin);
+    let mut olga_feed = OpenFeed::open(&olga);
+    let mut auditor_feed = OpenFeed::open(&auditor);
+    let first = record();
+    for feed in [&mut admin_feed, &mut olga_feed, &mut auditor_feed] {
+        assert!(
+            feed.sends(first, wait),
+            "a live session's feed: {}",
+            feed.sent
+        );
+    }
+
+    let page = admin.submit("/admins", "/admins/olga/disable", &[]);
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert!(olga_feed.ends_within(wait), "disabled: {}", olga_feed.sent);
+    // Signed out in another tab of the same browser.
+    let page = admin.submit("/", "/logout", &[]);
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert!(
+        admin_feed.ends_within(wait),
+        "signed out: {}",
+        admin_feed.sent
+    );
+    drop(olga);
+
+    // The auditor's session lives on, and so does their feed.
+    let second = record();
+    assert!(auditor_feed.sends(second, wait), "{}", auditor_feed.sent);
+    assert!(!auditor_feed.ends_within(std::time::Duration::from_secs(1)));
+}
