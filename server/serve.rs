@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::dev::Service;
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, web};
 use anyhow::{Context, Result};
@@ -96,6 +98,22 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
                     ))
                     .add(("Cache-Control", "no-store")),
             )
+            // The handler's time, for the load benchmark and a browser's developer tools:
+            // from the request reaching the app to its response's head being ready.
+            .wrap_fn(|req, srv| {
+                let started = std::time::Instant::now();
+                let response = srv.call(req);
+                async move {
+                    let mut response = response.await?;
+                    let ms = started.elapsed().as_secs_f64() * 1000.0;
+                    if let Ok(value) = HeaderValue::from_str(&format!("app;dur={ms:.2}")) {
+                        response
+                            .headers_mut()
+                            .insert(HeaderName::from_static("server-timing"), value);
+                    }
+                    Ok(response)
+                }
+            })
             .configure(routes)
     })
     .workers(2)

@@ -11,7 +11,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::session::Viewer;
 use super::{Chrome, PageError, Section, page};
-use crate::event_log::{EventFilter, counts_since, recent};
+use crate::event_log::{EventFilter, recent};
 use crate::policy::Snapshot;
 use crate::web::AppState;
 use crate::web::event_routes::EventView;
@@ -183,8 +183,9 @@ fn local_midnight(now: DateTime<Utc>, tz: chrono_tz::Tz) -> DateTime<Utc> {
 async fn status_panel(state: &AppState, tz: chrono_tz::Tz) -> Result<StatusPanel, PageError> {
     let now = state.clock.now();
     let since = local_midnight(now, tz);
+    let tally = state.day_tally.clone();
     let counts = state
-        .read(move |conn| Ok(counts_since(conn, since)?))
+        .read(move |conn| Ok(tally.counts_since(conn, since, now)?))
         .await?;
     let (mut granted, mut denied, mut alarms) = (0, 0, 0);
     for (kind, result, n) in counts {

@@ -21,6 +21,7 @@ use crate::entities::levels::{LevelFilter, Levels};
 use crate::entities::people::{People, PersonFilter, PersonInput, PersonView};
 use crate::entities::{self, ChangeContext, ChangeError, Entity, FieldErrors, Page};
 use crate::event_log::{EventFilter, recent};
+use crate::policy::{PeopleQuery, PersonStatus};
 use crate::web::AppState;
 use crate::web::error::ApiError;
 use crate::web::event_routes::EventView;
@@ -78,8 +79,34 @@ pub async fn list(
         offset: (page_no - 1).saturating_mul(PAGE_SIZE),
         limit: PAGE_SIZE,
     };
+    // The live snapshot holds every person already: searching and paging it in memory
+    // costs the same on the last page of 100,000 as on the first, where SQL would scan the
+    // table for a search and walk the index to an offset. While the snapshot is stale (a
+    // rebuild failed) the database is asked instead, so the list never hides a change.
+    let snapshot = Some(state.live.snapshot()).filter(|_| state.live.stale_because().is_none());
     let (people, total) = state
-        .read(move |conn| Ok(People::list(conn, &filter, paging)?))
+        .read(move |conn| {
+            let status = match filter.status.as_deref().map(str::parse::<PersonStatus>) {
+                None => Some(None),
+                Some(Ok(s)) => Some(Some(s)),
+                Some(Err(_)) => None,
+            };
+            match (snapshot, status) {
+                (Some(snapshot), Some(status)) => {
+                    let found = snapshot.find_people(
+                        PeopleQuery {
+                            text: filter.q.as_deref(),
+                            status,
+                        },
+                        usize::try_from(paging.offset).unwrap_or(usize::MAX),
+                        usize::try_from(paging.limit).unwrap_or(0),
+                    );
+                    let total = i64::try_from(found.total).unwrap_or(i64::MAX);
+                    Ok((People::in_order(conn, &found.ids)?, total))
+                }
+                _ => Ok(People::list(conn, &filter, paging)?),
+            }
+        })
         .await?;
     let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
     page(&ListPage {

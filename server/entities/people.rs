@@ -129,6 +129,24 @@ impl From<PersonRow> for PersonView {
     }
 }
 
+impl People {
+    /// The people with these ids, in the order given (ids not found are left out): the
+    /// rows behind a page the live snapshot's directory chose.
+    pub fn in_order(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<Vec<PersonView>> {
+        let rows: Vec<PersonRow> = people::table
+            .filter(people::id.eq_any(ids))
+            .select(PersonRow::as_select())
+            .load(conn)?;
+        let mut by_id: std::collections::HashMap<i64, PersonRow> =
+            rows.into_iter().map(|r| (r.id, r)).collect();
+        Ok(ids
+            .iter()
+            .filter_map(|id| by_id.remove(id))
+            .map(PersonView::from)
+            .collect())
+    }
+}
+
 impl Entity for People {
     const NAME: &'static str = "person";
     const COLLECTION: &'static str = "people";

@@ -2,6 +2,7 @@
 //! state, the pure `decide` function and its human-readable `explain`.
 
 pub mod decide;
+pub mod directory;
 pub mod explain;
 pub mod model;
 pub mod presence;
@@ -15,6 +16,7 @@ pub use decide::{
     Check, CheckStatus, DecideError, Decision, DenyCode, GrantedBy, Outcome, Reason, Request,
     decide,
 };
+pub use directory::{DirectoryPage, PeopleQuery};
 pub use explain::{
     CheckResult, CoveringEntitlement, ExplainError, Explanation, Named, Subject, Via, explain,
 };

@@ -2,12 +2,14 @@
 //! once per policy change, so that a decision is a few hash lookups and binary searches.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use chrono_tz::Tz;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
+use super::directory::{DirectoryPage, PeopleDirectory, PeopleQuery};
 use super::model::{
     AccessLevel, AntiPassback, Credential, CredentialKey, CredentialKeyError, CredentialStatus,
     Direction, Door, Entitlement, Person, PolicyData, Reader, Schedule, Site, Target, Zone,
@@ -218,6 +220,10 @@ pub struct Snapshot {
 
     timelines: Vec<Timeline>,
     timeline_index: FxHashMap<(u32, u32), u32>,
+
+    /// People in name order for the console's lists; built on first use, since decisions
+    /// never need it.
+    directory: OnceLock<PeopleDirectory>,
 }
 
 impl fmt::Debug for Snapshot {
@@ -697,6 +703,7 @@ impl Snapshot {
             covers,
             timelines: timelines_vec,
             timeline_index: timelines.index,
+            directory: OnceLock::new(),
         })
     }
 
@@ -787,6 +794,20 @@ impl Snapshot {
 
     pub fn readers(&self) -> &[Reader] {
         &self.readers
+    }
+
+    /// People matching `query` in name order, from `offset`, at most `limit`, and how many
+    /// match in all. The first call on a snapshot sorts its people (tens of milliseconds
+    /// for 100,000); later calls scan them in memory.
+    pub fn find_people(
+        &self,
+        query: PeopleQuery<'_>,
+        offset: usize,
+        limit: usize,
+    ) -> DirectoryPage {
+        self.directory
+            .get_or_init(|| PeopleDirectory::build(&self.people))
+            .find(&self.people, query, offset, limit)
     }
 
     pub fn person(&self, person_id: i64) -> Option<&Person> {

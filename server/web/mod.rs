@@ -43,6 +43,8 @@ pub struct AppState {
     pub doors: Arc<Mutex<crate::door_state::DoorStates>>,
     /// The hub, for what the console sends readers (a momentary unlock).
     pub hub: crate::hub::Hub,
+    /// Today's counts on the dashboard, kept between loads.
+    pub day_tally: Arc<crate::event_log::DayTally>,
     /// Serialises admin write transactions in this process: SQLite allows one writer, and
     /// the audit chain needs its entries appended one after another.
     write_lock: Arc<Mutex<()>>,
@@ -72,6 +74,7 @@ impl AppState {
             hub,
             tokens: TokenCache::default(),
             sessions,
+            day_tally: Arc::default(),
             write_lock: Arc::new(Mutex::new(())),
         }
     }

@@ -1251,6 +1251,124 @@ fn pins_are_set_in_the_console_and_never_shown_back() {
     }
 }
 
+/// The names in a people list page, in order.
+fn listed_names(body: &str) -> Vec<String> {
+    body.split("<tr><td><a href=\"/people/")
+        .skip(1)
+        .filter_map(|row| {
+            let name = row.split_once("\">")?.1;
+            Some(name.split_once("</a>")?.0.to_owned())
+        })
+        .collect()
+}
+
+/// The people list searches names and employee ids in any case, filters by status and
+/// pages 50 at a time, from the live policy in memory; a change shows on the next load;
+/// while the live policy cannot be rebuilt, the list reads the database instead and still
+/// shows what changed.
+#[test]
+fn the_people_list_searches_filters_and_pages_and_shows_changes_at_once() {
+    for backend in crate::app::backends() {
+        let app = TestApp::new(backend);
+        build_site(&app);
+        for i in 0..60 {
+            app.create(
+                "people",
+                json!({
+                    "employee_id": format!("P-{i:03}"),
+                    "name": format!("Person {i:03}"),
+                    "status": if i % 10 == 3 { "suspended" } else { "active" },
+                }),
+            );
+        }
+        app.create(
+            "people",
+            json!({"employee_id": "Z-1", "name": "Zoë Öztürk"}),
+        );
+        let mut browser = signed_in(&app, "auditor");
+
+        let first = browser.get("/people?q=PERSON");
+        assert!(first.body.contains("60 people matching"), "{}", first.body);
+        let names = listed_names(&first.body);
+        assert_eq!(names.len(), 50);
+        assert_eq!(names[0], "Person 000");
+        assert_eq!(names[49], "Person 049");
+        let second = browser.get("/people?q=PERSON&page=2");
+        let names = listed_names(&second.body);
+        assert_eq!(names.first().map(String::as_str), Some("Person 050"));
+        assert_eq!(names.len(), 10);
+
+        let by_id = browser.get("/people?q=p-01");
+        assert_eq!(
+            listed_names(&by_id.body),
+            (10..20)
+                .map(|i| format!("Person {i:03}"))
+                .collect::<Vec<_>>()
+        );
+        let suspended = browser.get("/people?q=person&status=suspended");
+        assert_eq!(
+            listed_names(&suspended.body),
+            [
+                "Person 003",
+                "Person 013",
+                "Person 023",
+                "Person 033",
+                "Person 043",
+                "Person 053"
+            ]
+        );
+        let folded = browser.get("/people?q=%C3%96ZT%C3%9C");
+        assert_eq!(listed_names(&folded.body), ["Zoë Öztürk"]);
+        let nobody = browser.get("/people?q=person&status=retired");
+        assert!(nobody.body.contains("0 people matching"), "{}", nobody.body);
+
+        // A person added a moment ago is found on the next load.
+        app.create(
+            "people",
+            json!({"employee_id": "N-1", "name": "Newt Person"}),
+        );
+        let found = browser.get("/people?q=newt");
+        assert_eq!(listed_names(&found.body), ["Newt Person"]);
+
+        // The live policy cannot be rebuilt (a site's timezone was broken behind the
+        // appliance's back): the list reads the database, and a person written since is
+        // still listed.
+        {
+            use diesel::prelude::*;
+            use gatehouse::entities::Entity;
+            use gatehouse::store::schema::sites;
+            let mut conn = app.db();
+            diesel::update(sites::table)
+                .set(sites::timezone.eq("Mars/Olympus_Mons"))
+                .execute(&mut *conn)
+                .unwrap();
+            gatehouse::entities::people::People::write(
+                &mut conn,
+                None,
+                serde_json::from_value(json!({"employee_id": "L-1", "name": "Late Person"}))
+                    .unwrap(),
+                &ChangeContext {
+                    actor: "test-setup",
+                    now: Utc::now(),
+                },
+            )
+            .unwrap();
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let rebuilt = runtime.block_on(app.state.live.refresh(&app.state.db, Utc::now()));
+        assert!(
+            rebuilt.is_err(),
+            "the broken timezone must fail the rebuild"
+        );
+        assert!(app.state.live.stale_because().is_some());
+        let late = browser.get("/people?q=late");
+        assert_eq!(listed_names(&late.body), ["Late Person"]);
+    }
+}
+
 /// A live feed held open as a browser's EventSource holds it, read on a thread of its own.
 struct OpenFeed {
     chunks: std::sync::mpsc::Receiver<String>,

@@ -134,3 +134,88 @@ fn a_batch_gets_the_ids_of_its_rows_and_a_resend_within_it_is_recorded_once() {
         ));
     }
 }
+
+/// The dashboard's "today" counts, kept between reads, always equal a fresh count of the
+/// day: new events are added, yesterday's are not, and an event still settling is counted
+/// once, not again on every read.
+#[test]
+fn the_day_tally_equals_a_fresh_count_as_events_arrive() {
+    use gatehouse::event_log::{DayTally, counts_since};
+    for backend in backends() {
+        let app = TestApp::new(backend);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (log, writer) = EventLog::new(app.state.db.clone(), BatchPolicy::default());
+        runtime.spawn(writer.run());
+        let midnight = DateTime::parse_from_rfc3339("2026-11-24T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let append = |e: NewEvent| runtime.block_on(log.append(e)).unwrap();
+        let denied = |seq: i64, at: DateTime<Utc>| NewEvent {
+            result: Some("denied".to_owned()),
+            ..swipe("r2", seq, at, Some(2))
+        };
+        // Yesterday's, not counted.
+        append(swipe("r1", 1, midnight - TimeDelta::minutes(5), Some(1)));
+        for i in 0..10 {
+            append(swipe(
+                "r1",
+                10 + i,
+                midnight + TimeDelta::minutes(i),
+                Some(1),
+            ));
+        }
+        append(denied(1, midnight + TimeDelta::minutes(30)));
+
+        let tally = DayTally::default();
+        let mut conn = app.db();
+        let fresh =
+            |conn: &mut gatehouse::store::DbConnection| counts_since(conn, midnight).unwrap();
+        let swipes = |counts: &[(String, Option<String>, i64)], result: &str| {
+            counts
+                .iter()
+                .filter(|(k, r, _)| k == "swipe" && r.as_deref() == Some(result))
+                .map(|(_, _, n)| *n)
+                .sum::<i64>()
+        };
+        let mut now = midnight + TimeDelta::hours(1);
+        let first = tally.counts_since(&mut conn, midnight, now).unwrap();
+        assert_eq!(first, fresh(&mut conn));
+        assert_eq!(
+            (swipes(&first, "granted"), swipes(&first, "denied")),
+            (10, 1)
+        );
+
+        // More arrive, some of them seconds ago (not yet settled): each read counts them
+        // once, however often it is asked.
+        for i in 0..5 {
+            append(denied(10 + i, now - TimeDelta::seconds(5 - i)));
+        }
+        for _ in 0..3 {
+            let counts = tally.counts_since(&mut conn, midnight, now).unwrap();
+            assert_eq!(counts, fresh(&mut conn));
+            assert_eq!(swipes(&counts, "denied"), 6);
+        }
+        now += TimeDelta::minutes(2);
+        append(swipe("r1", 100, now - TimeDelta::seconds(1), Some(1)));
+        let later = tally.counts_since(&mut conn, midnight, now).unwrap();
+        assert_eq!(later, fresh(&mut conn));
+        assert_eq!(
+            (swipes(&later, "granted"), swipes(&later, "denied")),
+            (11, 6)
+        );
+
+        // The next day starts from nothing.
+        let next_midnight = midnight + TimeDelta::days(1);
+        let tomorrow = tally
+            .counts_since(
+                &mut conn,
+                next_midnight,
+                next_midnight + TimeDelta::hours(1),
+            )
+            .unwrap();
+        assert!(tomorrow.is_empty(), "{tomorrow:?}");
+    }
+}
