@@ -599,20 +599,21 @@ impl DayTally {
                 settled: Counts::new(),
             },
         };
-        let rows: Vec<(i64, chrono::NaiveDateTime, String, Option<String>)> = {
+        let mut rows: Vec<(i64, chrono::NaiveDateTime, String, Option<String>)> = {
             let query = events::table
                 .select((events::id, events::at, events::kind, events::result))
-                .order(events::id)
                 .into_boxed();
             // The first read takes the range of `at` (an index range); later ones only
-            // the ids past the floor (a rowid range): both filters at once could let
-            // SQLite pick the day's whole range again.
+            // the ids past the floor (a rowid range). Neither is ordered in SQL: with
+            // `ORDER BY id` SQLite walked all 10 million rows in id order to honour it
+            // (3 s) instead of sorting the day's few thousand.
             if tally.settled_id == 0 {
                 query.filter(events::at.ge(stored(from))).load(conn)?
             } else {
                 query.filter(events::id.gt(tally.settled_id)).load(conn)?
             }
         };
+        rows.sort_unstable_by_key(|row| row.0);
         let (mut tally, mut pending) = (tally, Counts::new());
         let settle_before = stored(now - Self::SETTLE);
         let mut settling = true;

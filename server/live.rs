@@ -142,7 +142,11 @@ impl LivePolicy {
             .and_then(|r| r);
         let stale = match result {
             Ok((snapshot, readers, version)) => {
-                self.current.store(Arc::new(snapshot));
+                let snapshot = Arc::new(snapshot);
+                self.current.store(snapshot.clone());
+                // The console's people list sorts a new snapshot's people on first use (tens
+                // of milliseconds at 100,000): done now, off the request path.
+                tokio::task::spawn_blocking(move || snapshot.find_people(Default::default(), 0, 0));
                 self.readers.store(Arc::new(readers));
                 self.version.store(version, Ordering::SeqCst);
                 self.attempted.store(version, Ordering::SeqCst);

@@ -182,6 +182,28 @@ impl Sessions {
         secret: &str,
         now: DateTime<Utc>,
     ) -> QueryResult<Option<Session>> {
+        self.look_up(conn, secret, now, Attended::Yes)
+    }
+
+    /// As `find`, for a request a page makes by itself (a dashboard panel refreshing every
+    /// few seconds): no sign that anyone is at the screen, so it does not mark the session
+    /// seen. A dashboard left open still goes idle.
+    pub fn find_unattended(
+        &self,
+        conn: &mut DbConnection,
+        secret: &str,
+        now: DateTime<Utc>,
+    ) -> QueryResult<Option<Session>> {
+        self.look_up(conn, secret, now, Attended::No)
+    }
+
+    fn look_up(
+        &self,
+        conn: &mut DbConnection,
+        secret: &str,
+        now: DateTime<Utc>,
+        attended: Attended,
+    ) -> QueryResult<Option<Session>> {
         let key = key_of(secret);
         let mut cached_hit = None;
         if let Ok(mut cache) = self.cache.lock()
@@ -190,6 +212,8 @@ impl Sessions {
         {
             if now - cached.last_seen > self.idle || now >= cached.expires_at {
                 cache.remove(&key);
+            } else if attended == Attended::No {
+                cached_hit = Some((cached.session.clone(), false));
             } else {
                 cached.last_seen = now;
                 // Other appliances on the same database judge idleness by the stored
@@ -218,21 +242,27 @@ impl Sessions {
             }
             return Ok(None);
         };
-        let Some((session, _, expires_at)) = self.judge(row, &key, now) else {
+        let Some((session, last_seen, expires_at)) = self.judge(row, &key, now) else {
             self.forget(conn, &key)?;
             return Ok(None);
         };
-        diesel::update(admin_sessions::table.find(session.id))
-            .set(admin_sessions::last_seen_at.eq(now.naive_utc()))
-            .execute(conn)?;
+        let last_seen = match attended {
+            Attended::Yes => {
+                diesel::update(admin_sessions::table.find(session.id))
+                    .set(admin_sessions::last_seen_at.eq(now.naive_utc()))
+                    .execute(conn)?;
+                now
+            }
+            Attended::No => last_seen,
+        };
         if let Ok(mut cache) = self.cache.lock() {
             cache.retain(|_, c| now - c.last_seen <= self.idle && now < c.expires_at);
             cache.insert(
                 key,
                 Cached {
                     session: session.clone(),
-                    last_seen: now,
-                    saved_seen: now,
+                    last_seen,
+                    saved_seen: last_seen,
                     expires_at,
                     checked: Instant::now(),
                 },
@@ -457,9 +487,24 @@ impl Viewer {
     }
 }
 
+/// Whether a request comes from someone at the screen, or from the page by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attended {
+    Yes,
+    No,
+}
+
+/// The header the console's self-refreshing panels send (`hx-headers` in their templates).
+pub const AUTO_REFRESH_HEADER: &str = "X-Gatehouse-Refresh";
+
 fn session_from(req: &HttpRequest) -> Pin<Box<dyn Future<Output = Result<Session, PageError>>>> {
     let secret = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
     let state = req.app_data::<web::Data<AppState>>().cloned();
+    let attended = if req.headers().contains_key(AUTO_REFRESH_HEADER) {
+        Attended::No
+    } else {
+        Attended::Yes
+    };
     let sign_in = PageError::SignIn {
         next: wanted_path(req),
         htmx: is_htmx(req),
@@ -472,7 +517,7 @@ fn session_from(req: &HttpRequest) -> Pin<Box<dyn Future<Output = Result<Session
         let store = state.clone();
         let found = web::block(move || -> Result<Option<Session>, PageError> {
             let mut conn = store.db.get()?;
-            Ok(store.sessions.find(&mut conn, &secret, now)?)
+            Ok(store.sessions.look_up(&mut conn, &secret, now, attended)?)
         })
         .await??;
         found.ok_or(sign_in)
@@ -689,6 +734,46 @@ mod tests {
                 .is_none(),
             "unknown secrets find nothing"
         );
+    }
+
+    #[test]
+    fn a_page_refreshing_itself_does_not_keep_its_session_alive() {
+        let (_dir, pool) = db();
+        let conn = &mut pool.get().unwrap();
+        let t0 = DateTime::parse_from_rfc3339("2026-12-01T08:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let identity = admin(conn, t0);
+        let minutes = |m: i64| t0 + chrono::Duration::minutes(m);
+        let sessions = Sessions::new(30, 2);
+        let (secret, _) = sessions.open(conn, identity, t0, "127.0.0.1").unwrap();
+        // A dashboard polling every few minutes, nobody at the screen: served until the
+        // idle time is up, then not.
+        for m in (2..=28).step_by(2) {
+            assert!(
+                sessions
+                    .find_unattended(conn, &secret, minutes(m))
+                    .unwrap()
+                    .is_some(),
+                "live at {m}"
+            );
+        }
+        // Another process (its cache empty) agrees: nothing was stored as activity.
+        let elsewhere = Sessions::new(30, 2);
+        assert!(
+            elsewhere
+                .find_unattended(conn, &secret, minutes(29))
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            sessions
+                .find_unattended(conn, &secret, minutes(31))
+                .unwrap()
+                .is_none(),
+            "idle however often the page refreshed"
+        );
+        assert!(elsewhere.find(conn, &secret, minutes(31)).unwrap().is_none());
     }
 
     #[test]

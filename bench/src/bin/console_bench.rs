@@ -19,9 +19,10 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use clap::{Parser, Subcommand};
 use diesel::prelude::*;
-use gatehouse::entities::people::{People, PersonFilter};
-use gatehouse::entities::{Entity, Page};
-use gatehouse::event_log::{EventFilter, counts_since, recent};
+use gatehouse::entities::people::People;
+use gatehouse::event_log::{DayTally, EventFilter, counts_since, recent};
+use gatehouse::policy::{PeopleQuery, Snapshot};
+use gatehouse::store::load::load_policy;
 use gatehouse::store::DbConnection;
 use gatehouse::store::schema::{doors, events, people, sites};
 use gatehouse_bench::console_site::{self, ADMIN_PASSWORD, SURNAMES, Spec, admin_name};
@@ -319,21 +320,26 @@ impl Request {
         }
     }
 
-    /// The page's own database work, as its handler does it (same library functions, same
-    /// filters and page sizes), on `conn`.
-    fn run_queries(&self, conn: &mut DbConnection, tz: Tz, now: DateTime<Utc>) -> Result<usize> {
-        const PEOPLE_PAGE: i64 = 50;
+    /// The page's own data work, as its handler does it (same library functions, same
+    /// filters and page sizes), on `conn` and the live policy `snapshot`; `tally` is the
+    /// dashboard's, kept from one run to the next as the appliance keeps it.
+    fn run_queries(&self, on: &mut Reference<'_>, now: DateTime<Utc>) -> Result<usize> {
+        const PEOPLE_PAGE: usize = 50;
         const EVENTS_PAGE: i64 = 51; // a page and one more, to know whether there is a next
-        let people_page = |conn: &mut DbConnection, filter: PersonFilter, page: i64| {
-            People::list(
-                conn,
-                &filter,
-                Page {
-                    offset: (page - 1) * PEOPLE_PAGE,
-                    limit: PEOPLE_PAGE,
-                },
-            )
-            .map(|(rows, _)| rows.len())
+        let Reference {
+            conn,
+            snapshot,
+            tally,
+            tz,
+        } = on;
+        let conn: &mut DbConnection = conn;
+        let people_page = |conn: &mut DbConnection, text: Option<&str>, page: usize| {
+            let found = snapshot.find_people(
+                PeopleQuery { text, status: None },
+                (page - 1) * PEOPLE_PAGE,
+                PEOPLE_PAGE,
+            );
+            People::in_order(conn, &found.ids).map(|rows| rows.len())
         };
         let events = |conn: &mut DbConnection, filter: EventFilter| {
             recent(conn, &filter, EVENTS_PAGE).map(|rows| rows.len())
@@ -341,20 +347,15 @@ impl Request {
         Ok(match self {
             Request::Floor => 0,
             Request::Dashboard => {
-                let counts = counts_since(conn, local_midnight(now, tz))?;
+                let counts = tally.counts_since(conn, local_midnight(now, *tz), now)?;
                 let feed = recent(conn, &EventFilter::default(), 25)?;
                 counts.len() + feed.len()
             }
-            Request::People => people_page(conn, PersonFilter::default(), 1)?,
-            Request::PeopleSearch(q) => people_page(
-                conn,
-                PersonFilter {
-                    q: Some(q.clone()),
-                    ..PersonFilter::default()
-                },
-                1,
-            )?,
-            Request::PeopleDeep(page) => people_page(conn, PersonFilter::default(), *page)?,
+            Request::People => people_page(conn, None, 1)?,
+            Request::PeopleSearch(q) => people_page(conn, Some(q), 1)?,
+            Request::PeopleDeep(page) => {
+                people_page(conn, None, usize::try_from(*page).unwrap_or(1).max(1))?
+            }
             Request::Events => events(conn, EventFilter::default())?,
             Request::EventsPerson(_, id) => events(
                 conn,
@@ -510,13 +511,31 @@ fn run(args: &Args) -> Result<()> {
 
     // Reference 1: each page's queries alone, one at a time, on the same file.
     eprintln!("timing each page's queries alone …");
+    let mut conn = pool.get()?;
+    let snapshot = {
+        let loaded = load_policy(&mut conn)?;
+        Snapshot::compile(&loaded.data, Utc::now())?
+    };
+    // The first people page after every policy change sorts the new snapshot's people.
+    let t = Instant::now();
+    let first = snapshot.find_people(PeopleQuery::default(), 0, 50);
+    println!(
+        "the people directory's build on a new snapshot ({} people): {}",
+        first.total,
+        fmt_duration(t.elapsed())
+    );
     let sql = sql_alone(
-        &mut *pool.get()?,
+        &mut Reference {
+            conn: &mut conn,
+            snapshot,
+            tally: DayTally::default(),
+            tz: facts.tz,
+        },
         &facts.params,
-        facts.tz,
         args.sql_samples,
         args.seed,
     )?;
+    drop(conn);
     // The dashboard counts the events since midnight on the site's clock, so its cost grows
     // through the day: the same count over a whole day is its cost just before midnight.
     let full_day = {
@@ -850,18 +869,26 @@ impl Drop for Server {
     }
 }
 
+/// What a page's data work runs on, outside the appliance.
+struct Reference<'a> {
+    conn: &'a mut DbConnection,
+    /// The live policy as the appliance compiles it from the same file.
+    snapshot: Snapshot,
+    tally: DayTally,
+    tz: Tz,
+}
+
 /// Per page: its queries alone, one at a time (after one untimed run of each).
 fn sql_alone(
-    conn: &mut DbConnection,
+    on: &mut Reference<'_>,
     params: &Params,
-    tz: Tz,
     samples: usize,
     seed: u64,
 ) -> Result<BTreeMap<Kind, Stats>> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5017);
     let now = Utc::now();
     for kind in Kind::PAGES {
-        Request::draw(kind, params, &mut rng).run_queries(conn, tz, now)?;
+        Request::draw(kind, params, &mut rng).run_queries(on, now)?;
     }
     let mut out = BTreeMap::new();
     for kind in Kind::PAGES {
@@ -872,7 +899,7 @@ fn sql_alone(
         {
             let request = Request::draw(kind, params, &mut rng);
             let t = Instant::now();
-            let rows = request.run_queries(conn, tz, Utc::now())?;
+            let rows = request.run_queries(on, Utc::now())?;
             times.push(t.elapsed());
             std::hint::black_box(rows);
         }
