@@ -300,24 +300,11 @@ fn create_person(
     )?;
     let mut errors = FieldErrors::default();
     if !form.card.trim().is_empty() {
-        let card = entities::create::<Credentials>(
-            conn,
-            CredentialInput {
-                person_id: person.id,
-                kind: "card".to_owned(),
-                card_uid: Some(form.card.trim().to_owned()),
-                facility: None,
-                card_number: None,
-                pin: None,
-                status: "active".to_owned(),
-                valid_until: None,
-            },
-            ctx,
-        );
+        let card = typed_card(&form.card).and_then(|card| {
+            entities::create::<Credentials>(conn, card.input(person.id, None), ctx)
+        });
         if let Err(ChangeError::Invalid(fields)) = card {
-            errors
-                .0
-                .extend(rename_fields(fields, &[("card_uid", "card"), ("person_id", "card")]).0);
+            errors.0.extend(rename_fields(fields, CARD_FIELDS).0);
         } else {
             card?;
         }
@@ -531,28 +518,18 @@ pub async fn add_card(
         state,
         posted,
         person_id,
-        &[("card_uid", "card"), ("person_id", "card")],
+        CARD_FIELDS,
         move |conn, ctx, typed| {
             if typed.card.trim().is_empty() {
                 return Err(ChangeError::invalid(
                     "card",
-                    "enter the card's number (its UID in hex)",
+                    "enter the card's number: its UID in hex, or facility:number for a \
+                     Wiegand card",
                 ));
             }
-            entities::create::<Credentials>(
-                conn,
-                CredentialInput {
-                    person_id,
-                    kind: "card".to_owned(),
-                    card_uid: Some(typed.card.trim().to_owned()),
-                    facility: None,
-                    card_number: None,
-                    pin: Some(typed.pin.trim().to_owned()).filter(|p| !p.is_empty()),
-                    status: "active".to_owned(),
-                    valid_until: None,
-                },
-                ctx,
-            )?;
+            let pin = Some(typed.pin.trim().to_owned()).filter(|p| !p.is_empty());
+            let card = typed_card(&typed.card)?;
+            entities::create::<Credentials>(conn, card.input(person_id, pin), ctx)?;
             Ok(())
         },
     )
@@ -603,6 +580,67 @@ pub async fn grant_access(
         },
     )
     .await
+}
+
+/// The credential fields that the console's one "Card number" field stands for.
+const CARD_FIELDS: &[(&str, &str)] = &[
+    ("card_uid", "card"),
+    ("facility", "card"),
+    ("card_number", "card"),
+    ("kind", "card"),
+    ("person_id", "card"),
+];
+
+/// A card as typed in the console: a UID in hex (`04A1B2C3`) or a Wiegand card as
+/// `facility:number` (`12:34567`), the way card lists show them.
+enum TypedCard {
+    Uid(String),
+    Wiegand { facility: i32, number: i64 },
+}
+
+fn typed_card(text: &str) -> Result<TypedCard, ChangeError> {
+    let text = text.trim();
+    let Some((facility, number)) = text.split_once(':') else {
+        return Ok(TypedCard::Uid(text.to_owned()));
+    };
+    // Ranges checked here too, so that the message says which half is wrong.
+    match (facility.trim().parse::<u16>(), number.trim().parse::<u32>()) {
+        (Ok(facility), Ok(number)) => Ok(TypedCard::Wiegand {
+            facility: i32::from(facility),
+            number: i64::from(number),
+        }),
+        (Err(_), _) => Err(ChangeError::invalid(
+            "card",
+            "a Wiegand card is facility:number, like 12:34567; the facility code is a \
+             whole number from 0 to 65535",
+        )),
+        (_, Err(_)) => Err(ChangeError::invalid(
+            "card",
+            "a Wiegand card is facility:number, like 12:34567; the card number is a whole \
+             number from 0 to 4294967295",
+        )),
+    }
+}
+
+impl TypedCard {
+    fn input(self, person_id: i64, pin: Option<String>) -> CredentialInput {
+        let (kind, card_uid, facility, card_number) = match self {
+            TypedCard::Uid(uid) => ("card", Some(uid), None, None),
+            TypedCard::Wiegand { facility, number } => {
+                ("wiegand", None, Some(facility), Some(number))
+            }
+        };
+        CredentialInput {
+            person_id,
+            kind: kind.to_owned(),
+            card_uid,
+            facility,
+            card_number,
+            pin,
+            status: "active".to_owned(),
+            valid_until: None,
+        }
+    }
 }
 
 #[derive(Deserialize)]

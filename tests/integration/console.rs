@@ -594,6 +594,32 @@ fn cards_and_access_are_managed_from_the_persons_page() {
         .iter()
         .find(|c| c["card_uid"] == "0BADCAFE")
         .expect("the new card");
+    // A Wiegand card, typed as card lists show it; a facility code out of range is
+    // refused with a message that says which half is wrong.
+    let page = browser.submit(&person, &format!("{person}/cards"), &[("card", "70000:12")]);
+    assert_eq!(page.status, 422);
+    assert!(
+        page.body
+            .contains("facility code is a whole number from 0 to 65535"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("value=\"70000:12\""));
+    let page = browser.submit(
+        &person,
+        &format!("{person}/cards"),
+        &[("card", " 12:34567 ")],
+    );
+    assert_eq!(page.status, 303, "{}", page.body);
+    let wiegand = cards(&app);
+    assert!(
+        wiegand
+            .iter()
+            .any(|c| c["kind"] == "wiegand" && c["facility"] == 12 && c["card_number"] == 34567),
+        "{wiegand:?}"
+    );
+    assert!(browser.get(&person).body.contains("12:34567"));
+
     let page = browser.submit(
         &person,
         &format!("/cards/{}/status", card["id"]),
