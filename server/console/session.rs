@@ -658,6 +658,14 @@ mod tests {
         (dir, pool)
     }
 
+    /// `m` minutes into the tests' day (08:00 UTC on 2026-12-01).
+    fn minutes(m: i64) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-12-01T08:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+            + chrono::Duration::minutes(m)
+    }
+
     fn admin(conn: &mut DbConnection, now: DateTime<Utc>) -> Identity {
         let view = create_admin(
             conn,
@@ -680,11 +688,8 @@ mod tests {
     fn a_session_ends_when_idle_and_at_its_lifetime_however_busy() {
         let (_dir, pool) = db();
         let conn = &mut pool.get().unwrap();
-        let t0 = DateTime::parse_from_rfc3339("2026-12-01T08:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
+        let t0 = minutes(0);
         let identity = admin(conn, t0);
-        let minutes = |m: i64| t0 + chrono::Duration::minutes(m);
 
         // 30 minutes idle allowed, 2 hours in all.
         let sessions = Sessions::new(30, 2);
@@ -740,11 +745,8 @@ mod tests {
     fn a_page_refreshing_itself_does_not_keep_its_session_alive() {
         let (_dir, pool) = db();
         let conn = &mut pool.get().unwrap();
-        let t0 = DateTime::parse_from_rfc3339("2026-12-01T08:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
+        let t0 = minutes(0);
         let identity = admin(conn, t0);
-        let minutes = |m: i64| t0 + chrono::Duration::minutes(m);
         let sessions = Sessions::new(30, 2);
         let (secret, _) = sessions.open(conn, identity, t0, "127.0.0.1").unwrap();
         // A dashboard polling every few minutes, nobody at the screen: served until the
@@ -773,18 +775,20 @@ mod tests {
                 .is_none(),
             "idle however often the page refreshed"
         );
-        assert!(elsewhere.find(conn, &secret, minutes(31)).unwrap().is_none());
+        assert!(
+            elsewhere
+                .find(conn, &secret, minutes(31))
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
     fn a_held_open_response_sees_its_session_end_and_does_not_keep_it_alive() {
         let (_dir, pool) = db();
         let conn = &mut pool.get().unwrap();
-        let t0 = DateTime::parse_from_rfc3339("2026-12-01T08:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
+        let t0 = minutes(0);
         let identity = admin(conn, t0);
-        let minutes = |m: i64| t0 + chrono::Duration::minutes(m);
         let sessions = Sessions::new(30, 2);
 
         let (secret, _) = sessions

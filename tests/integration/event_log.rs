@@ -17,19 +17,29 @@ fn swipe(reader: &str, seq: i64, at: DateTime<Utc>, person: Option<i64>) -> NewE
     }
 }
 
+/// A runtime of its own with an event log writing to the app's database.
+fn log_on(app: &TestApp) -> (tokio::runtime::Runtime, EventLog) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (log, writer) = EventLog::new(app.state.db.clone(), BatchPolicy::default());
+    runtime.spawn(writer.run());
+    (runtime, log)
+}
+
+fn utc(rfc3339: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(rfc3339)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
 #[test]
 fn appended_events_are_durable_and_resends_are_recorded_once() {
     for backend in backends() {
         let app = TestApp::new(backend);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let (log, writer) = EventLog::new(app.state.db.clone(), BatchPolicy::default());
-        runtime.spawn(writer.run());
-        let t0 = DateTime::parse_from_rfc3339("2026-11-24T08:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
+        let (runtime, log) = log_on(&app);
+        let t0 = utc("2026-11-24T08:00:00Z");
         // 500 events at once from 5 readers: they are group-committed, and every one lands.
         let outcomes = runtime.block_on(async {
             let mut tasks = Vec::new();
@@ -143,15 +153,8 @@ fn the_day_tally_equals_a_fresh_count_as_events_arrive() {
     use gatehouse::event_log::{DayTally, counts_since};
     for backend in backends() {
         let app = TestApp::new(backend);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let (log, writer) = EventLog::new(app.state.db.clone(), BatchPolicy::default());
-        runtime.spawn(writer.run());
-        let midnight = DateTime::parse_from_rfc3339("2026-11-24T00:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
+        let (runtime, log) = log_on(&app);
+        let midnight = utc("2026-11-24T00:00:00Z");
         let append = |e: NewEvent| runtime.block_on(log.append(e)).unwrap();
         let denied = |seq: i64, at: DateTime<Utc>| NewEvent {
             result: Some("denied".to_owned()),
