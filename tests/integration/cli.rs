@@ -359,17 +359,7 @@ fn simulate_one_card_leaves_the_real_reader_connected_and_online() {
     let site = crate::mqtt::site(crate::mqtt::Broker::Embedded);
     let broker = format!("mqtt://{}", site.app.mqtt_broker.unwrap());
     let topic_root = site.app.state.config.mqtt.topic_root.clone();
-    let online = || {
-        let r = site.app.get("/api/v1/readers/health");
-        assert_eq!(r.status, 200, "{}", r.body);
-        r.body
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|h| h["reader_id"] == "main-in")
-            .unwrap()["online"]
-            .clone()
-    };
+    let online = || crate::mqtt::reader_health(&site.app, "main-in")["online"].clone();
     // The reader at the door is connected, and the appliance shows it online.
     let mut reader = site.reader("main-in", false);
     let deadline = Instant::now() + WAIT;

@@ -606,21 +606,24 @@ fn card_and_pin_asks_for_the_pin_then_checks_it() {
     assert_pin_on_no_record(&swipes, "4821");
 }
 
+/// A reader's health as the API reports it.
+pub(crate) fn reader_health(app: &crate::app::TestApp, reader_id: &str) -> serde_json::Value {
+    let r = app.get("/api/v1/readers/health");
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["reader_id"] == reader_id)
+        .cloned()
+        .unwrap()
+}
+
 #[test]
 fn reader_health_follows_status_heartbeats_and_the_last_will() {
     for broker in brokers() {
         let site = site(broker);
-        let health = |site: &Site| {
-            let r = site.app.get("/api/v1/readers/health");
-            assert_eq!(r.status, 200, "{}", r.body);
-            r.body
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|h| h["reader_id"] == "main-in")
-                .cloned()
-                .unwrap()
-        };
+        let health = |site: &Site| reader_health(&site.app, "main-in");
         assert_eq!(
             health(&site)["online"],
             serde_json::Value::Null,
