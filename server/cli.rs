@@ -561,12 +561,3 @@ fn audit_command(config: &Config, cmd: AuditCommand) -> Result<ExitCode> {
         }
     }
 }
-
-/// Tells the installer how to create the first admin when there is none.
-pub fn first_run_hint(pool: &DbPool) -> Result<Option<String>> {
-    let mut conn = pool.get()?;
-    Ok((admins::count_admins(&mut conn)? == 0).then(|| {
-        "no admin user exists yet: create the first one with `gatehouse admin create NAME --role admin`"
-            .to_owned()
-    }))
-}

@@ -45,8 +45,17 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
         let config = config.clone();
         tokio::task::spawn_blocking(move || crate::cli::open_database(&config)).await??
     };
-    if let Some(hint) = crate::cli::first_run_hint(&pool)? {
-        tracing::warn!("{hint}");
+    let setup_code = {
+        let (config, pool) = (config.clone(), pool.clone());
+        tokio::task::spawn_blocking(move || crate::console::setup::prepare(&config, &pool))
+            .await??
+    };
+    if let Some(code_file) = setup_code {
+        tracing::warn!(
+            "no admin user exists yet: open the console's /setup page and enter the one-time \
+             code from {} (or run `gatehouse admin create NAME --role admin`)",
+            code_file.display()
+        );
     }
     let live = {
         let pool = pool.clone();

@@ -13,6 +13,7 @@ pub mod lockdown;
 pub mod people;
 pub mod policy_pages;
 pub mod session;
+pub mod setup;
 pub mod settings;
 pub mod sign_in;
 pub mod site_activity;

@@ -24,6 +24,8 @@ struct SignInPage {
     username: String,
     /// Why the last attempt failed, shown as an alert.
     problem: Option<String>,
+    /// No admin exists yet: point to the first-admin setup.
+    setup: bool,
 }
 
 #[derive(Deserialize)]
@@ -48,8 +50,9 @@ fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-fn sign_in_form(
+async fn sign_in_form(
     req: &HttpRequest,
+    state: &AppState,
     status: StatusCode,
     next: String,
     username: String,
@@ -63,6 +66,7 @@ fn sign_in_form(
             next,
             username,
             problem,
+            setup: super::setup::needed(state).await,
         },
     )?;
     let cookie = actix_web::cookie::Cookie::build(SIGN_IN_COOKIE, csrf)
@@ -80,6 +84,7 @@ fn sign_in_form(
 /// GET /login
 pub async fn form(
     req: HttpRequest,
+    state: web::Data<AppState>,
     query: web::Query<NextQuery>,
     viewer: Option<Viewer>,
 ) -> Result<HttpResponse, PageError> {
@@ -87,7 +92,7 @@ pub async fn form(
     if viewer.is_some() {
         return Ok(see_other(&next));
     }
-    sign_in_form(&req, StatusCode::OK, next, String::new(), None)
+    sign_in_form(&req, &state, StatusCode::OK, next, String::new(), None).await
 }
 
 #[derive(Deserialize)]
@@ -124,6 +129,7 @@ pub async fn submit(
         let minutes = wait.as_secs().div_ceil(60).max(1);
         return sign_in_form(
             &req,
+            &state,
             StatusCode::TOO_MANY_REQUESTS,
             next,
             username,
@@ -131,16 +137,19 @@ pub async fn submit(
                 "Too many failed sign-ins from this computer. Try again in {minutes} minute{}.",
                 if minutes == 1 { "" } else { "s" }
             )),
-        );
+        )
+        .await;
     }
     if username.is_empty() || form.password.is_empty() {
         return sign_in_form(
             &req,
+            &state,
             StatusCode::UNPROCESSABLE_ENTITY,
             next,
             username,
             Some("Enter your username and password.".to_owned()),
-        );
+        )
+        .await;
     }
     let now = state.clock.now();
     let remote = peer.map(|ip| ip.to_string()).unwrap_or_default();
@@ -210,11 +219,13 @@ pub async fn submit(
     tracing::info!(remote = ?peer, "a console sign-in failed");
     sign_in_form(
         &req,
+        &state,
         StatusCode::UNAUTHORIZED,
         next,
         form_username(&body),
         Some(problem),
     )
+    .await
 }
 
 fn form_username(body: &[u8]) -> String {

@@ -139,6 +139,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/static/{name}", web::get().to(static_files::serve))
         .route("/login", web::get().to(sign_in::form))
         .route("/login", web::post().to(sign_in::submit))
+        .route("/setup", web::get().to(crate::console::setup::form))
+        .route("/setup", web::post().to(crate::console::setup::submit))
         .route("/logout", web::post().to(sign_in::sign_out))
         .route("/", web::get().to(dashboard::show))
         .route("/dashboard/status", web::get().to(dashboard::status))

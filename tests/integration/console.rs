@@ -1522,3 +1522,102 @@ fn the_live_feed_ends_when_its_session_does() {
     assert!(auditor_feed.sends(second, wait), "{}", auditor_feed.sent);
     assert!(!auditor_feed.ends_within(std::time::Duration::from_secs(1)));
 }
+
+/// With no admin, the installer makes the first one in the browser with the one-time
+/// code that `serve` wrote to the data folder; a wrong code, differing passwords or a
+/// short password change nothing; once an admin exists the page is gone.
+#[test]
+fn the_first_admin_is_made_in_the_browser_with_the_setup_code() {
+    use diesel::prelude::*;
+    use gatehouse::store::schema::{admin_users, api_tokens, audit_log};
+    let app = TestApp::new(Backend::Sqlite);
+    // TestApp makes an admin `root` after the appliance started with none: take it away
+    // again, as on a fresh install.
+    {
+        let mut conn = app.db();
+        diesel::delete(api_tokens::table).execute(&mut *conn).unwrap();
+        diesel::delete(admin_users::table).execute(&mut *conn).unwrap();
+    }
+    let code_file = app.state.config.data_dir.join("first-admin-code");
+    let code = std::fs::read_to_string(&code_file).unwrap().trim().to_owned();
+    assert_eq!(code.len(), 64, "a 256-bit code");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&code_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "only the appliance's user may read the code");
+    }
+    let admins = |app: &TestApp| -> i64 {
+        admin_users::table
+            .count()
+            .get_result(&mut *app.db())
+            .unwrap()
+    };
+
+    let mut browser = Browser::new(&app);
+    let login = browser.get("/login");
+    assert!(login.body.contains("href=\"/setup\""), "{}", login.body);
+    let form = browser.get("/setup");
+    assert_eq!(form.status, 200);
+    assert!(form.body.contains(&code_file.display().to_string()));
+    assert!(!form.body.contains(&code), "the page never shows the code");
+
+    let attempt = |browser: &mut Browser, code: &str, password: &str, again: &str| {
+        browser.submit(
+            "/setup",
+            "/setup",
+            &[
+                ("code", code),
+                ("username", "facilities"),
+                ("password", password),
+                ("password_again", again),
+            ],
+        )
+    };
+    let long = "correct horse battery staple";
+    let wrong = attempt(&mut browser, "not-the-code", long, long);
+    assert_eq!(wrong.status, 403);
+    assert!(wrong.body.contains("That is not the setup code"), "{}", wrong.body);
+    assert!(wrong.body.contains("value=\"facilities\""), "the username stays typed");
+    let differ = attempt(&mut browser, &code, long, "correct horse battery stapler");
+    assert_eq!(differ.status, 422);
+    assert!(differ.body.contains("The two passwords differ"));
+    let short = attempt(&mut browser, &code, "short", "short");
+    assert_eq!(short.status, 422);
+    assert!(short.body.contains("password"), "{}", short.body);
+    assert_eq!(admins(&app), 0, "nothing was made");
+
+    let made = attempt(&mut browser, &format!(" {code} "), long, long);
+    assert_eq!(made.status, 303, "{}", made.body);
+    assert_eq!(made.location(), "/");
+    let dashboard = browser.get("/");
+    assert_eq!(dashboard.status, 200, "signed in as the new admin");
+    assert!(dashboard.body.contains("facilities"));
+    assert!(browser.get("/admins").status == 200, "with the admin role");
+    assert_eq!(admins(&app), 1);
+    assert!(!code_file.exists(), "the code works once");
+    let actors: Vec<String> = audit_log::table
+        .select(audit_log::actor)
+        .load(&mut *app.db())
+        .unwrap();
+    assert!(actors.iter().any(|a| a == "first-admin setup"), "{actors:?}");
+
+    // Done: the page sends people to sign in, and the old code makes no second admin.
+    let mut stranger = Browser::new(&app);
+    assert_eq!(stranger.get("/setup").status, 303);
+    assert!(!stranger.get("/login").body.contains("href=\"/setup\""));
+    let again = stranger.post(
+        "/setup",
+        &[
+            ("csrf", "any"),
+            ("code", &code),
+            ("username", "intruder"),
+            ("password", long),
+            ("password_again", long),
+        ],
+        &[("Sec-Fetch-Site", "same-origin")],
+    );
+    assert_eq!(again.status, 303);
+    assert_eq!(again.location(), "/login");
+    assert_eq!(admins(&app), 1);
+}
