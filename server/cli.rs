@@ -135,6 +135,26 @@ pub struct SimulateArgs {
     /// A PIN typed after --card (4 to 12 digits; a Modbus reader holds up to 9).
     #[arg(long, requires = "card")]
     pub pin: Option<String>,
+    /// Play a working day (YYYY-MM-DD) of the site, sped up, on a private appliance
+    /// running on a copy of the database (SQLite) with a clock as fast: arrivals, lunch,
+    /// visits, exits, late and unknown cards, at the MQTT readers.
+    #[arg(long, conflicts_with = "card")]
+    pub day: Option<chrono::NaiveDate>,
+    /// With --day: the part of the day to play, from (HH:MM on the site's clock).
+    #[arg(long, requires = "day", default_value = "06:00")]
+    pub from: chrono::NaiveTime,
+    /// With --day: until (HH:MM, not included).
+    #[arg(long, requires = "day", default_value = "22:00")]
+    pub to: chrono::NaiveTime,
+    /// With --day: how many times faster than real time (120: a 16-hour day in 8 minutes).
+    #[arg(long, requires = "day", default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub speed: u32,
+    /// With --day: how many of the site's card holders come in, at most.
+    #[arg(long, requires = "day", default_value_t = 300)]
+    pub people: usize,
+    /// With --day: keep the day's database at this path, to look at the day in the console.
+    #[arg(long, requires = "day")]
+    pub keep: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -310,6 +330,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                         }),
                         _ => None,
                     },
+                    day: args.day.map(|date| crate::simulate::DayOptions {
+                        date,
+                        from: args.from,
+                        to: args.to,
+                        speed: args.speed,
+                        people: args.people,
+                        seed: args.seed,
+                        keep: args.keep,
+                    }),
                 },
             ))?;
             Ok(ExitCode::SUCCESS)

@@ -2,11 +2,15 @@
 //! be run at any instant instead of reading the system clock deep inside.
 
 use chrono::{DateTime, Utc};
+use gatehouse_drivers::sim::ScaledClock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Clock {
     System,
     Fixed(DateTime<Utc>),
+    /// A simulated day running faster than the wall clock (`gatehouse simulate --day`
+    /// runs a private appliance on it; `serve` never does).
+    Scaled(ScaledClock),
 }
 
 impl Clock {
@@ -14,6 +18,7 @@ impl Clock {
         match self {
             Clock::System => Utc::now(),
             Clock::Fixed(t) => *t,
+            Clock::Scaled(clock) => clock.now(),
         }
     }
 }

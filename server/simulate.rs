@@ -19,6 +19,10 @@ use gatehouse_drivers::sim_modbus::SimDevice;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 
+mod day;
+
+pub use day::DayOptions;
+
 use crate::config::{BrokerChoice, Config};
 use crate::event_log::{EventFilter, EventKind};
 use crate::policy::{CredentialKey, Outcome, PolicyData, Presence, Request, Snapshot, decide};
@@ -48,6 +52,8 @@ pub struct SimulateOptions {
     pub seed: u64,
     /// Play exactly this swipe instead of the site's traffic.
     pub one_swipe: Option<OneSwipe>,
+    /// Play a day of the site on a private appliance instead.
+    pub day: Option<DayOptions>,
 }
 
 /// One card presented at one reader (`gatehouse simulate --reader R --card UID`).
@@ -253,10 +259,10 @@ impl Player {
 
     async fn door(&mut self, open: bool) -> bool {
         match self {
-            Player::Mqtt(reader) => reader
-                .send(&EventBody::Door { open }, Utc::now())
-                .await
-                .is_ok(),
+            Player::Mqtt(reader) => {
+                let now = reader.now();
+                reader.send(&EventBody::Door { open }, now).await.is_ok()
+            }
             Player::Modbus { device, hold } => {
                 device.set_door_open(open);
                 tokio::time::sleep(*hold).await;
@@ -267,7 +273,10 @@ impl Player {
 
     async fn rex(&mut self) -> bool {
         match self {
-            Player::Mqtt(reader) => reader.send(&EventBody::Rex, Utc::now()).await.is_ok(),
+            Player::Mqtt(reader) => {
+                let now = reader.now();
+                reader.send(&EventBody::Rex, now).await.is_ok()
+            }
             Player::Modbus { device, hold } => {
                 device.set_rex_pressed(true);
                 tokio::time::sleep(*hold).await;
@@ -625,6 +634,9 @@ pub async fn run(
     db: &crate::store::DbPool,
     options: SimulateOptions,
 ) -> Result<()> {
+    if let Some(day) = options.day {
+        return day::run(config, day).await;
+    }
     if let Some(one) = &options.one_swipe {
         let line = swipe_once(config, db, &options, one).await?;
         println!("{line}");

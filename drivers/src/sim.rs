@@ -69,6 +69,50 @@ pub struct SimReader {
     /// How many times the broker has accepted the connection: more than once means it was
     /// dropped (or cut off by another client with the same client id) and came back.
     connects: Arc<AtomicU32>,
+    /// The reader's clock when it is not the wall clock (a simulated day).
+    clock: Option<ScaledClock>,
+}
+
+/// A clock that runs `speed` times faster than the wall clock from `origin` (at the wall
+/// clock's `real_origin`): a simulated day, which the appliance and its simulated readers
+/// must keep alike, since readers believe only commands within 30 s of their own time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScaledClock {
+    pub real_origin: DateTime<Utc>,
+    pub origin: DateTime<Utc>,
+    pub speed: u32,
+}
+
+impl ScaledClock {
+    /// Starts now (on the wall clock) at `origin`.
+    pub fn starting_at(origin: DateTime<Utc>, speed: u32) -> ScaledClock {
+        ScaledClock {
+            real_origin: Utc::now(),
+            origin,
+            speed: speed.max(1),
+        }
+    }
+
+    /// This clock's time at the wall clock's `real`.
+    pub fn at(&self, real: DateTime<Utc>) -> DateTime<Utc> {
+        let speed = i32::try_from(self.speed).unwrap_or(i32::MAX);
+        self.origin + (real - self.real_origin) * speed
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.at(Utc::now())
+    }
+
+    /// How long on the wall clock until this clock shows `t` (zero once it has).
+    pub fn wall_time_until(&self, t: DateTime<Utc>) -> Duration {
+        let ahead = (t - self.now()).to_std().unwrap_or_default();
+        ahead / self.speed.max(1)
+    }
+
+    /// A span of this clock's time, on the wall clock.
+    pub fn wall_span(&self, span: Duration) -> Duration {
+        span / self.speed.max(1)
+    }
 }
 
 impl Drop for SimReader {
@@ -221,6 +265,7 @@ impl SimReader {
             mode: None,
             connection,
             connects,
+            clock: None,
         })
     }
 
@@ -304,7 +349,7 @@ impl SimReader {
                 &self.settings.reader_id,
                 &self.settings.secret,
                 &payload,
-                received_at,
+                self.clock.map_or(received_at, |c| c.at(received_at)),
             )),
             Ok(None) => Err(SimError::Connection("the connection task ended".into())),
             Err(_) => Err(SimError::Timeout(timeout)),
@@ -345,6 +390,17 @@ impl SimReader {
         Ok(())
     }
 
+    /// Keeps `clock` instead of the wall clock: its events carry that time, and commands are
+    /// judged against it.
+    pub fn set_clock(&mut self, clock: ScaledClock) {
+        self.clock = Some(clock);
+    }
+
+    /// The reader's time now.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.map_or_else(Utc::now, |c| c.now())
+    }
+
     /// Swipes and waits for the verified answer to that swipe, ignoring anything else.
     pub async fn swipe(
         &mut self,
@@ -356,7 +412,7 @@ impl SimReader {
             credential,
             pin: pin.map(str::to_owned),
         };
-        let seq = self.send(&body, Utc::now()).await?;
+        let seq = self.send(&body, self.now()).await?;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());

@@ -404,3 +404,90 @@ fn simulate_one_card_leaves_the_real_reader_connected_and_online() {
     assert_eq!(online(), true, "the check left the reader looking offline");
     assert!(site.app.events(Some("reader_offline")).is_empty());
 }
+
+/// `simulate --day` plays part of a day of the example office on a private appliance whose
+/// clock runs as fast: on a Monday morning people come in and are let in; on a Sunday
+/// morning the few who try are refused; every swipe is answered as planned; the kept
+/// database holds the day's events at the day's times, and the installer's own database
+/// gets none of them.
+#[test]
+fn simulate_a_day_plays_the_site_on_its_own_clock() {
+    let install = Install::new();
+    let office = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/packaging/examples/office.toml"
+    );
+    install.ok(&["import", office], None);
+    let kept = install.dir.path().join("monday.db");
+    let day = |date: &str, keep: Option<&str>| {
+        let mut args = vec![
+            "simulate", "--day", date, "--from", "07:30", "--to", "09:00", "--speed", "600",
+            "--people", "80",
+        ];
+        if let Some(path) = keep {
+            args.extend(["--keep", path]);
+        }
+        install.ok(&args, None)
+    };
+    let hour_counts = |report: &str| -> (u64, u64) {
+        report
+            .lines()
+            .filter(|l| l.len() > 5 && l.as_bytes()[2] == b':' && l.starts_with('0'))
+            .map(|l| {
+                let n: Vec<u64> = l
+                    .split_whitespace()
+                    .skip(1)
+                    .map(|w| w.parse().unwrap())
+                    .collect();
+                (n[0], n[1])
+            })
+            .fold((0, 0), |(g, d), (g2, d2)| (g + g2, d + d2))
+    };
+
+    let monday = day("2026-12-07", Some(kept.to_str().unwrap()));
+    assert!(monday.contains("unanswered 0"), "{monday}");
+    assert!(monday.contains("not as planned 0"), "{monday}");
+    assert!(
+        monday.contains("07:00") && monday.contains("08:00"),
+        "{monday}"
+    );
+    let (granted, denied) = hour_counts(&monday);
+    assert!(
+        granted > 30 && granted > denied * 5,
+        "a working morning: {monday}"
+    );
+
+    let sunday = day("2026-12-06", None);
+    assert!(sunday.contains("not as planned 0"), "{sunday}");
+    let (sunday_granted, sunday_denied) = hour_counts(&sunday);
+    assert!(
+        (sunday_granted + sunday_denied) * 4 < granted + denied,
+        "a quiet Sunday morning: {sunday}"
+    );
+
+    // The kept database holds the morning at its own times; the real one is untouched.
+    let count = |db: &std::path::Path, from: &str, to: &str| -> i64 {
+        use diesel::prelude::*;
+        let mut conn = diesel::SqliteConnection::establish(db.to_str().unwrap()).unwrap();
+        diesel::sql_query(format!(
+            "SELECT count(*) AS n FROM events WHERE kind = 'swipe' AND at >= '{from}' AND at < '{to}'"
+        ))
+        .get_result::<Count>(&mut conn)
+        .unwrap()
+        .n
+    };
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    // 07:30–09:00 in Europe/Berlin is 06:30–08:00 UTC in December.
+    let swipes = count(&kept, "2026-12-07 06:30:00", "2026-12-07 08:00:00");
+    assert!(swipes as u64 >= granted, "{swipes} swipes kept");
+    let real = install.dir.path().join("data").join("gatehouse.db");
+    assert_eq!(
+        count(&real, "2000-01-01", "2100-01-01"),
+        0,
+        "the site's own log is untouched"
+    );
+}
