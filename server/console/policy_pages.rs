@@ -1,9 +1,13 @@
-//! The policy's shape for reading: zones as a tree with their doors, schedules with a week
-//! view of when each is open (holidays included), and access levels with who holds them.
+//! The policy's shape, to read and to change: zones as a tree with their doors (add, edit,
+//! delete), schedules with a week view of when each is open, holidays included (add, edit
+//! with a row per window, delete), and access levels with who holds them. Every change
+//! goes through the same `entities` functions as the API, so validation and the audit log
+//! are shared.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use chrono::{DateTime, Datelike, Duration, Utc};
@@ -13,14 +17,20 @@ use serde::Deserialize;
 
 use super::session::{Posted, Viewer};
 use super::{Chrome, PageError, Problems, Section, page, see_other};
+use crate::entities::doors::{DoorFilter, Doors};
 use crate::entities::entitlements::{EntitlementFilter, Entitlements};
 use crate::entities::holidays::{HolidayFilter, HolidayInput, HolidayView, Holidays};
 use crate::entities::levels::{LevelFilter, LevelInput, LevelItem, LevelView, Levels};
-use crate::entities::schedules::{ScheduleFilter, ScheduleView, Schedules};
-use crate::entities::{self, Entity, FieldErrors, Page};
-use crate::policy::Snapshot;
+use crate::entities::schedules::{ScheduleFilter, ScheduleInput, ScheduleView, Schedules};
+use crate::entities::zones::{ZoneFilter, ZoneInput, ZoneView, Zones};
+use crate::entities::{self, ChangeError, Entity, FieldErrors, Page};
+use crate::policy::{Snapshot, Zone};
 use crate::web::AppState;
 use crate::web::error::ApiError;
+
+mod windows;
+
+use windows::{RowForm, RowKind, ScheduleForm};
 
 const EVERYTHING: Page = Page {
     offset: 0,
@@ -29,6 +39,7 @@ const EVERYTHING: Page = Page {
 
 /// One zone in the tree, indented by its depth, with its doors.
 pub struct ZoneLine {
+    pub id: i64,
     pub depth: usize,
     pub name: String,
     pub site: String,
@@ -36,60 +47,491 @@ pub struct ZoneLine {
     pub doors: Vec<(i64, String)>,
 }
 
+/// What the zone form offers: sites, the zones a zone can be put inside (by their path),
+/// and the anti-passback settings in words.
+pub struct ZoneChoices {
+    pub sites: Vec<(i64, String)>,
+    pub parents: Vec<(i64, String)>,
+    pub antipassback: [(&'static str, &'static str); 3],
+}
+
+/// The add-a-zone and edit-a-zone form, as typed.
+#[derive(Deserialize, Default, Clone)]
+pub struct ZoneForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    site_id: String,
+    /// A zone's id, or empty for a top-level zone.
+    #[serde(default)]
+    parent_id: String,
+    #[serde(default)]
+    antipassback: String,
+}
+
 #[derive(Template)]
 #[template(path = "policy/zones.html")]
 struct ZonesPage {
     chrome: Chrome,
     zones: Vec<ZoneLine>,
+    form: ZoneForm,
+    choices: ZoneChoices,
+    problems: Problems,
 }
 
-/// GET /zones
-pub async fn zones(state: web::Data<AppState>, viewer: Viewer) -> Result<HttpResponse, PageError> {
-    let snapshot = state.live.snapshot();
-    let zones = snapshot.zones();
-    let mut children: BTreeMap<Option<i64>, Vec<&crate::policy::Zone>> = BTreeMap::new();
-    for z in zones {
+#[derive(Template)]
+#[template(path = "policy/zone.html")]
+struct ZonePage {
+    chrome: Chrome,
+    zone: ZoneView,
+    /// "Building › Server Room".
+    path: String,
+    site: String,
+    antipassback: &'static str,
+    doors: Vec<(i64, String)>,
+    children: Vec<(i64, String)>,
+    levels: Vec<(i64, String)>,
+    form: ZoneForm,
+    choices: ZoneChoices,
+    problems: Problems,
+    /// Why a delete was refused, in words a person can act on.
+    refused: Option<String>,
+}
+
+impl ZonePage {
+    fn edit_action(&self) -> String {
+        format!("/zones/{}/edit", self.zone.id)
+    }
+}
+
+const ANTIPASSBACK: [(&str, &str); 3] = [
+    ("off", "Off: not tracked"),
+    ("soft", "Soft: let through, but flagged"),
+    ("hard", "Hard: refused"),
+];
+
+fn antipassback_words(value: &str) -> &'static str {
+    ANTIPASSBACK
+        .iter()
+        .find(|(v, _)| *v == value)
+        .map_or("unknown", |(_, words)| words)
+}
+
+/// The snapshot's zones depth-first from the roots, by name, each with its depth.
+fn zone_tree(snapshot: &Snapshot) -> Vec<(&Zone, usize)> {
+    let mut children: BTreeMap<Option<i64>, Vec<&Zone>> = BTreeMap::new();
+    for z in snapshot.zones() {
         children.entry(z.parent_id).or_default().push(z);
     }
     for list in children.values_mut() {
         list.sort_by(|a, b| a.name.cmp(&b.name));
     }
-    let mut lines = Vec::new();
-    // Depth-first from the roots; a stack, not recursion, so a deep tree cannot overflow.
-    let mut stack: Vec<(&crate::policy::Zone, usize)> = children
+    let mut out = Vec::new();
+    // A stack, not recursion, so a deep tree cannot overflow.
+    let mut stack: Vec<(&Zone, usize)> = children
         .get(&None)
         .map(|roots| roots.iter().rev().map(|z| (*z, 0)).collect())
         .unwrap_or_default();
     while let Some((zone, depth)) = stack.pop() {
-        let mut doors: Vec<(i64, String)> = snapshot
-            .doors()
-            .iter()
-            .filter(|d| d.zone_id == zone.id)
-            .map(|d| (d.id, d.name.clone()))
-            .collect();
-        doors.sort_by(|a, b| a.1.cmp(&b.1));
-        lines.push(ZoneLine {
-            depth,
-            name: zone.name.clone(),
-            site: snapshot
-                .site(zone.site_id)
-                .map_or_else(String::new, |s| s.name.clone()),
-            anti_passback: zone.antipassback.as_str().to_owned(),
-            doors,
-        });
+        out.push((zone, depth));
         if let Some(kids) = children.get(&Some(zone.id)) {
             stack.extend(kids.iter().rev().map(|z| (*z, depth + 1)));
         }
     }
-    page(&ZonesPage {
-        chrome: Chrome::new(&state, &viewer, Section::Policy),
-        zones: lines,
-    })
+    out
+}
+
+/// A zone and the zones it lies in, innermost first (bounded: a corrupted cycle in the
+/// database must not hang a page).
+fn ancestry(snapshot: &Snapshot, zone_id: i64) -> Vec<&Zone> {
+    let mut out = Vec::new();
+    let mut current = snapshot.zone(zone_id);
+    while let Some(zone) = current {
+        if out.len() >= 1000 {
+            break;
+        }
+        out.push(zone);
+        current = zone.parent_id.and_then(|p| snapshot.zone(p));
+    }
+    out
+}
+
+/// "Building › Server Room".
+fn zone_path(snapshot: &Snapshot, zone_id: i64) -> String {
+    let names: Vec<&str> = ancestry(snapshot, zone_id)
+        .iter()
+        .rev()
+        .map(|z| z.name.as_str())
+        .collect();
+    names.join(" › ")
+}
+
+/// The choices of the zone form. A zone cannot go inside itself or one of its own
+/// zones, so the edit form does not offer those (`editing`).
+fn zone_choices(snapshot: &Snapshot, editing: Option<i64>) -> ZoneChoices {
+    let several_sites = snapshot.sites().len() > 1;
+    let parents = zone_tree(snapshot)
+        .into_iter()
+        .filter(|(z, _)| {
+            editing.is_none_or(|id| !ancestry(snapshot, z.id).iter().any(|a| a.id == id))
+        })
+        .map(|(z, _)| {
+            let path = zone_path(snapshot, z.id);
+            let label = match snapshot.site(z.site_id) {
+                Some(site) if several_sites => format!("{} › {path}", site.name),
+                _ => path,
+            };
+            (z.id, label)
+        })
+        .collect();
+    ZoneChoices {
+        sites: snapshot
+            .sites()
+            .iter()
+            .map(|s| (s.id, s.name.clone()))
+            .collect(),
+        parents,
+        antipassback: ANTIPASSBACK,
+    }
+}
+
+/// The entity input a zone form asks for, or what is wrong with it (only a form that was
+/// not sent by this page's selects has anything wrong here; the entity checks the rest).
+fn zone_input(form: &ZoneForm) -> Result<ZoneInput, FieldErrors> {
+    let mut problems = FieldErrors::default();
+    let site_id = form.site_id.trim().parse::<i64>().ok();
+    if site_id.is_none() {
+        problems.add("site_id", "choose a site");
+    }
+    let parent_id = match form.parent_id.trim() {
+        "" => None,
+        text => text.parse::<i64>().ok().or_else(|| {
+            problems.add("parent_id", "choose a zone from the list, or none");
+            None
+        }),
+    };
+    match site_id {
+        Some(site_id) if problems.is_empty() => Ok(ZoneInput {
+            site_id,
+            parent_id,
+            name: form.name.trim().to_owned(),
+            antipassback: form.antipassback.trim().to_owned(),
+        }),
+        _ => Err(problems),
+    }
+}
+
+/// GET /zones
+pub async fn zones(state: web::Data<AppState>, viewer: Viewer) -> Result<HttpResponse, PageError> {
+    let snapshot = state.live.snapshot();
+    let form = ZoneForm {
+        site_id: snapshot
+            .sites()
+            .first()
+            .map(|s| s.id.to_string())
+            .unwrap_or_default(),
+        antipassback: "off".to_owned(),
+        ..ZoneForm::default()
+    };
+    render_zones(&state, &viewer, form, Problems::default())
+}
+
+fn render_zones(
+    state: &AppState,
+    viewer: &Viewer,
+    form: ZoneForm,
+    problems: Problems,
+) -> Result<HttpResponse, PageError> {
+    let snapshot = state.live.snapshot();
+    let lines = zone_tree(&snapshot)
+        .into_iter()
+        .map(|(zone, depth)| {
+            let mut doors: Vec<(i64, String)> = snapshot
+                .doors()
+                .iter()
+                .filter(|d| d.zone_id == zone.id)
+                .map(|d| (d.id, d.name.clone()))
+                .collect();
+            doors.sort_by(|a, b| a.1.cmp(&b.1));
+            ZoneLine {
+                id: zone.id,
+                depth,
+                name: zone.name.clone(),
+                site: snapshot
+                    .site(zone.site_id)
+                    .map_or_else(String::new, |s| s.name.clone()),
+                anti_passback: zone.antipassback.as_str().to_owned(),
+                doors,
+            }
+        })
+        .collect();
+    super::page_with_status(
+        Problems::status(problems.is_empty()),
+        &ZonesPage {
+            chrome: Chrome::new(state, viewer, Section::Policy),
+            zones: lines,
+            form,
+            choices: zone_choices(&snapshot, None),
+            problems,
+        },
+    )
+}
+
+/// POST /zones: adds a zone, at the top of its site or inside another zone.
+pub async fn create_zone(
+    state: web::Data<AppState>,
+    posted: Posted<ZoneForm>,
+) -> Result<HttpResponse, PageError> {
+    // Before validating: a role that may not change zones learns nothing from messages.
+    posted.viewer.may_change_policy()?;
+    let result = match zone_input(&posted.form) {
+        Ok(input) => {
+            posted
+                .change_policy(&state, move |conn, ctx| {
+                    Ok(entities::create::<Zones>(conn, input, ctx)?.id)
+                })
+                .await
+        }
+        Err(problems) => Err(ApiError::Invalid(problems)),
+    };
+    match result {
+        Ok(id) => Ok(see_other(&format!("/zones/{id}"))),
+        Err(ApiError::Invalid(fields)) => render_zones(
+            &state,
+            &posted.viewer,
+            posted.form.clone(),
+            Problems(fields),
+        ),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// GET /zones/{id}: a zone, what is in it, and (for those who may) its form.
+pub async fn zone(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    render_zone(
+        &state,
+        &viewer,
+        id.into_inner(),
+        None,
+        Problems::default(),
+        None,
+    )
+    .await
+}
+
+async fn render_zone(
+    state: &AppState,
+    viewer: &Viewer,
+    id: i64,
+    typed: Option<ZoneForm>,
+    problems: Problems,
+    refused: Option<String>,
+) -> Result<HttpResponse, PageError> {
+    let (zone, doors, children, levels) = state
+        .read(move |conn| {
+            let zone = Zones::get(conn, id)?
+                .ok_or_else(|| ApiError::NotFound(format!("There is no zone {id}.")))?;
+            let (doors, _) = Doors::list(
+                conn,
+                &DoorFilter {
+                    zone_id: Some(id),
+                    ..DoorFilter::default()
+                },
+                EVERYTHING,
+            )?;
+            let (children, _) = Zones::list(
+                conn,
+                &ZoneFilter {
+                    parent_id: Some(id),
+                    ..ZoneFilter::default()
+                },
+                EVERYTHING,
+            )?;
+            let (levels, _) = Levels::list(
+                conn,
+                &LevelFilter {
+                    zone_id: Some(id),
+                    ..LevelFilter::default()
+                },
+                EVERYTHING,
+            )?;
+            Ok((zone, doors, children, levels))
+        })
+        .await?;
+    let snapshot = state.live.snapshot();
+    let doors: Vec<(i64, String)> = doors.into_iter().map(|d| (d.id, d.name)).collect();
+    let children: Vec<(i64, String)> = children.into_iter().map(|z| (z.id, z.name)).collect();
+    let levels: Vec<(i64, String)> = levels.into_iter().map(|l| (l.id, l.name)).collect();
+    let refused = refused
+        .map(|entity_says| zone_refusal(&zone.name, &entity_says, &doors, &children, &levels));
+    let form = typed.unwrap_or_else(|| ZoneForm {
+        name: zone.name.clone(),
+        site_id: zone.site_id.to_string(),
+        parent_id: zone.parent_id.map(|p| p.to_string()).unwrap_or_default(),
+        antipassback: zone.antipassback.clone(),
+    });
+    let status = if refused.is_some() {
+        StatusCode::CONFLICT
+    } else {
+        Problems::status(problems.is_empty())
+    };
+    super::page_with_status(
+        status,
+        &ZonePage {
+            chrome: Chrome::new(state, viewer, Section::Policy),
+            path: zone_path(&snapshot, id),
+            site: snapshot
+                .site(zone.site_id)
+                .map_or_else(String::new, |s| s.name.clone()),
+            antipassback: antipassback_words(&zone.antipassback),
+            zone,
+            doors,
+            children,
+            levels,
+            form,
+            choices: zone_choices(&snapshot, Some(id)),
+            problems,
+            refused,
+        },
+    )
+}
+
+/// Names a list: "Main Entrance", "Main Entrance and Lobby", "A, B and C".
+fn and_list(items: &[(i64, String)]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.1.clone(),
+        [init @ .., last] => format!(
+            "{} and {}",
+            init.iter()
+                .map(|(_, n)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            last.1
+        ),
+    }
+}
+
+/// Why something could not be deleted, naming what keeps it and what to do about each:
+/// (what they are, which, the remedy). The entity layer decided; this only says it in
+/// the building's terms, or repeats the entity's words when the console finds nothing.
+fn refusal(name: &str, entity_says: &str, reasons: &[(&str, &[(i64, String)], &str)]) -> String {
+    let named: Vec<String> = reasons
+        .iter()
+        .filter(|(_, items, _)| !items.is_empty())
+        .map(|(what, items, remedy)| format!("{what}: {}; {remedy}.", and_list(items)))
+        .collect();
+    if named.is_empty() {
+        return format!("{name} was not deleted: {entity_says}.");
+    }
+    format!("{name} was not deleted. {}", named.join(" "))
+}
+
+fn zone_refusal(
+    name: &str,
+    entity_says: &str,
+    doors: &[(i64, String)],
+    children: &[(i64, String)],
+    levels: &[(i64, String)],
+) -> String {
+    refusal(
+        name,
+        entity_says,
+        &[
+            (
+                "Doors still in it",
+                doors,
+                "move them to another zone (in the site file or the API) or delete them",
+            ),
+            (
+                "Zones inside it",
+                children,
+                "put them elsewhere on their own pages, or delete them",
+            ),
+            (
+                "Access levels that open it",
+                levels,
+                "take it out of them on each level's page",
+            ),
+        ],
+    )
+}
+
+/// POST /zones/{id}/edit: renames a zone, moves it, or changes its anti-passback.
+pub async fn edit_zone(
+    state: web::Data<AppState>,
+    posted: Posted<ZoneForm>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    posted.viewer.may_change_policy()?;
+    let id = id.into_inner();
+    let result = match zone_input(&posted.form) {
+        Ok(input) => {
+            posted
+                .change_policy(&state, move |conn, ctx| {
+                    entities::update::<Zones>(conn, id, input, ctx)?;
+                    Ok(())
+                })
+                .await
+        }
+        Err(problems) => Err(ApiError::Invalid(problems)),
+    };
+    match result {
+        Ok(()) => Ok(see_other(&format!("/zones/{id}"))),
+        Err(ApiError::Invalid(fields)) => {
+            render_zone(
+                &state,
+                &posted.viewer,
+                id,
+                Some(posted.form.clone()),
+                Problems(fields),
+                None,
+            )
+            .await
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// POST /zones/{id}/delete: deletes a zone that nothing is in and nothing refers to.
+pub async fn delete_zone(
+    state: web::Data<AppState>,
+    posted: Posted<NoFields>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    let id = id.into_inner();
+    let result = posted
+        .change_policy(&state, move |conn, ctx| {
+            entities::delete::<Zones>(conn, id, ctx)?;
+            Ok(())
+        })
+        .await;
+    match result {
+        Ok(()) => Ok(see_other("/zones")),
+        Err(ApiError::Conflict(message)) => {
+            render_zone(
+                &state,
+                &posted.viewer,
+                id,
+                None,
+                Problems::default(),
+                Some(message),
+            )
+            .await
+        }
+        Err(other) => Err(other.into()),
+    }
 }
 
 /// A schedule with its week drawn.
 pub struct ScheduleLine {
     pub schedule: ScheduleView,
+    /// Its windows in words ("Mon–Fri 07:00–18:00"; empty for a window only cron can say).
+    pub windows: Vec<WindowLine>,
     /// The coming seven days as an SVG (server-rendered; no script).
     pub week_svg: String,
     /// In words: "open now, closes 18:00" or "closed now, opens Mon 07:00".
@@ -105,6 +547,13 @@ struct SchedulesPage {
     sites: Vec<(i64, String)>,
     typed: HolidayForm,
     problems: Problems,
+}
+
+/// A stored window: in words where days and times can say it, and as stored.
+pub struct WindowLine {
+    pub words: String,
+    pub cron: String,
+    pub duration_min: i32,
 }
 
 /// The add-a-holiday form, as typed.
@@ -226,6 +675,81 @@ pub async fn schedules(
     render_schedules(&state, &viewer, HolidayForm::default(), Problems::default()).await
 }
 
+/// What the week views of a page share: the first local midnight, each day's label
+/// (holidays starred), the site whose clock and holidays they follow, and now.
+struct Week {
+    start: DateTime<Utc>,
+    labels: Vec<String>,
+    site: Option<i64>,
+    now: DateTime<Utc>,
+    tz: Tz,
+}
+
+impl Week {
+    fn new(state: &AppState, snapshot: &Snapshot, tz: Tz, holidays: &[HolidayView]) -> Week {
+        let now = state.clock.now();
+        let start = local_midnight(now, tz);
+        let labels = (0..7)
+            .map(|d| {
+                let day = (start + Duration::days(d) + Duration::hours(12)).with_timezone(&tz);
+                let holiday = holidays
+                    .iter()
+                    .find(|h| h.date == day.date_naive())
+                    .map(|_| " ★")
+                    .unwrap_or_default();
+                format!("{} {}{holiday}", day.weekday(), day.format("%d %b"))
+            })
+            .collect();
+        Week {
+            start,
+            labels,
+            site: snapshot.sites().first().map(|s| s.id),
+            now,
+            tz,
+        }
+    }
+
+    /// A schedule with its coming week drawn and its state now in words.
+    fn line(&self, snapshot: &Snapshot, schedule: ScheduleView) -> ScheduleLine {
+        let (week_svg, now_text) = match self.site {
+            Some(site) => {
+                let days = week_intervals(snapshot, schedule.id, site, self.start);
+                let open = snapshot
+                    .is_schedule_open(schedule.id, site, self.now)
+                    .unwrap_or(false);
+                let change = snapshot
+                    .schedule_next_change(schedule.id, site, self.now)
+                    .map(|t| t.with_timezone(&self.tz).format("%a %H:%M").to_string());
+                let text = match (open, change) {
+                    (true, Some(at)) => format!("open now, closes {at}"),
+                    (true, None) => "open now".to_owned(),
+                    (false, Some(at)) => format!("closed now, opens {at}"),
+                    (false, None) => "closed now".to_owned(),
+                };
+                (week_svg(&days, &self.labels, &schedule.name), text)
+            }
+            None => (String::new(), "no site to run it at".to_owned()),
+        };
+        let windows = schedule
+            .windows
+            .iter()
+            .map(|w| WindowLine {
+                words: windows::simple_of(&w.cron, w.duration_min)
+                    .map(|s| s.words())
+                    .unwrap_or_default(),
+                cron: w.cron.clone(),
+                duration_min: w.duration_min,
+            })
+            .collect();
+        ScheduleLine {
+            schedule,
+            windows,
+            week_svg,
+            now: now_text,
+        }
+    }
+}
+
 async fn render_schedules(
     state: &AppState,
     viewer: &Viewer,
@@ -241,53 +765,10 @@ async fn render_schedules(
         .await?;
     let chrome = Chrome::new(state, viewer, Section::Policy);
     let snapshot = state.live.snapshot();
-    let site = snapshot.sites().first().map(|s| s.id);
-    let now = state.clock.now();
-    let start = local_midnight(now, chrome.timezone);
-    let labels: Vec<String> = (0..7)
-        .map(|d| {
-            let day =
-                (start + Duration::days(d) + Duration::hours(12)).with_timezone(&chrome.timezone);
-            let holiday = holidays
-                .iter()
-                .find(|h| h.date == day.date_naive())
-                .map(|_| " ★")
-                .unwrap_or_default();
-            format!("{} {}{holiday}", day.weekday(), day.format("%d %b"))
-        })
-        .collect();
+    let week = Week::new(state, &snapshot, chrome.timezone, &holidays);
     let lines = schedules
         .into_iter()
-        .map(|schedule| {
-            let (week_svg, now_text) = match site {
-                Some(site) => {
-                    let days = week_intervals(&snapshot, schedule.id, site, start);
-                    let open = snapshot
-                        .is_schedule_open(schedule.id, site, now)
-                        .unwrap_or(false);
-                    let change = snapshot
-                        .schedule_next_change(schedule.id, site, now)
-                        .map(|t| {
-                            t.with_timezone(&chrome.timezone)
-                                .format("%a %H:%M")
-                                .to_string()
-                        });
-                    let text = match (open, change) {
-                        (true, Some(at)) => format!("open now, closes {at}"),
-                        (true, None) => "open now".to_owned(),
-                        (false, Some(at)) => format!("closed now, opens {at}"),
-                        (false, None) => "closed now".to_owned(),
-                    };
-                    (week_svg(&days, &labels, &schedule.name), text)
-                }
-                None => (String::new(), "no site to run it at".to_owned()),
-            };
-            ScheduleLine {
-                schedule,
-                week_svg,
-                now: now_text,
-            }
-        })
+        .map(|schedule| week.line(&snapshot, schedule))
         .collect();
     let holidays = holidays
         .into_iter()
@@ -316,6 +797,394 @@ async fn render_schedules(
             problems,
         },
     )
+}
+
+/// One day's tick box of a window row.
+pub struct DayBox {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub checked: bool,
+}
+
+/// A window row of the schedule form as drawn: its field names (`windows[N].FIELD`), what
+/// was typed, and each field's message.
+pub struct RowView {
+    /// 1-based, for labels people read.
+    pub number: usize,
+    /// `windows[N]`, the prefix of the row's field names.
+    pub prefix: String,
+    /// `wN`, the prefix of the row's element ids.
+    pub id: String,
+    /// A raw cron row (cron and minutes) rather than days and times.
+    pub cron_row: bool,
+    /// An empty row to fill in; left out of the schedule when left empty.
+    pub spare: bool,
+    pub days: Vec<DayBox>,
+    pub start: String,
+    pub end: String,
+    pub next_day: bool,
+    pub cron: String,
+    pub duration_min: String,
+    pub was: String,
+    /// What a days-and-times row is stored as: "0 7 * * Mon-Fri, 660 min".
+    pub stored: String,
+    pub days_error: Option<String>,
+    pub start_error: Option<String>,
+    pub end_error: Option<String>,
+    pub cron_error: Option<String>,
+    pub duration_error: Option<String>,
+}
+
+/// The rows as typed, then a spare row of each kind to add a window with.
+fn row_views(rows: &[RowForm], problems: &Problems) -> Vec<RowView> {
+    let spare_simple = RowForm::default();
+    let spare_cron = RowForm {
+        kind: RowKind::Cron,
+        ..RowForm::default()
+    };
+    rows.iter()
+        .map(|r| (r, false))
+        .chain([(&spare_simple, true), (&spare_cron, true)])
+        .enumerate()
+        .map(|(i, (row, spare))| {
+            let prefix = format!("windows[{i}]");
+            let error = |field: &str| problems.of(&format!("{prefix}.{field}"));
+            let stored = match (row.kind, spare, row.to_window()) {
+                (RowKind::Simple, false, Ok(w)) => format!("{}, {} min", w.cron, w.duration_min),
+                _ => String::new(),
+            };
+            RowView {
+                number: i + 1,
+                id: format!("w{i}"),
+                cron_row: row.kind == RowKind::Cron,
+                spare,
+                days: windows::DAYS
+                    .iter()
+                    .zip(row.days)
+                    .map(|(&(key, label), checked)| DayBox {
+                        key,
+                        label,
+                        checked,
+                    })
+                    .collect(),
+                start: row.start.clone(),
+                end: row.end.clone(),
+                next_day: row.next_day,
+                cron: row.cron.clone(),
+                duration_min: row.duration_min.clone(),
+                was: row.was.clone(),
+                stored,
+                days_error: error("days"),
+                start_error: error("start"),
+                end_error: error("end"),
+                cron_error: error("cron"),
+                duration_error: error("duration_min"),
+                prefix,
+            }
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "policy/schedule.html")]
+struct SchedulePage {
+    chrome: Chrome,
+    /// The schedule as saved, with its week; None on the new-schedule page.
+    saved: Option<ScheduleLine>,
+    /// What uses it: (link, words).
+    used_by: Vec<(String, String)>,
+    form: ScheduleForm,
+    rows: Vec<RowView>,
+    problems: Problems,
+    /// Why a delete was refused, in words a person can act on.
+    refused: Option<String>,
+}
+
+impl SchedulePage {
+    fn action(&self) -> String {
+        match &self.saved {
+            Some(line) => format!("/schedules/{}/edit", line.schedule.id),
+            None => "/schedules".to_owned(),
+        }
+    }
+
+    fn cancel(&self) -> String {
+        match &self.saved {
+            Some(line) => format!("/schedules/{}", line.schedule.id),
+            None => "/schedules".to_owned(),
+        }
+    }
+
+    /// Messages about no field the form shows, so that none goes unsaid.
+    fn other_problems(&self) -> Vec<String> {
+        self.problems
+            .0
+            .0
+            .iter()
+            .filter(|(field, _)| {
+                !["name", "description", "holidays", "windows"].contains(&field.as_str())
+                    && !self
+                        .rows
+                        .iter()
+                        .any(|r| field.starts_with(&format!("{}.", r.prefix)))
+            })
+            .map(|(field, messages)| format!("{field}: {}", messages.join("; ")))
+            .collect()
+    }
+}
+
+/// GET /schedules/new
+pub async fn new_schedule(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+) -> Result<HttpResponse, PageError> {
+    viewer.may_change_policy()?;
+    render_schedule(&state, &viewer, None, None, Problems::default(), None).await
+}
+
+/// GET /schedules/{id}: a schedule's week, its windows, what uses it, and (for those who
+/// may) its form.
+pub async fn schedule(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    render_schedule(
+        &state,
+        &viewer,
+        Some(id.into_inner()),
+        None,
+        Problems::default(),
+        None,
+    )
+    .await
+}
+
+async fn render_schedule(
+    state: &AppState,
+    viewer: &Viewer,
+    id: Option<i64>,
+    typed: Option<ScheduleForm>,
+    problems: Problems,
+    refused: Option<String>,
+) -> Result<HttpResponse, PageError> {
+    let (saved, holidays, levels) = state
+        .read(move |conn| {
+            let saved = match id {
+                Some(id) => Some(
+                    Schedules::get(conn, id)?
+                        .ok_or_else(|| ApiError::NotFound(format!("There is no schedule {id}.")))?,
+                ),
+                None => None,
+            };
+            let (holidays, _) = Holidays::list(conn, &HolidayFilter::default(), EVERYTHING)?;
+            let levels = match id {
+                Some(_) => Levels::list(conn, &LevelFilter::default(), EVERYTHING)?.0,
+                None => Vec::new(),
+            };
+            Ok((saved, holidays, levels))
+        })
+        .await?;
+    let chrome = Chrome::new(state, viewer, Section::Policy);
+    let snapshot = state.live.snapshot();
+    let form = typed.unwrap_or_else(|| match &saved {
+        Some(view) => ScheduleForm::from_view(view),
+        None => ScheduleForm {
+            holidays: "closed".to_owned(),
+            ..ScheduleForm::default()
+        },
+    });
+    let mut using_levels: Vec<(i64, String)> = Vec::new();
+    let mut using_doors: Vec<(i64, String)> = Vec::new();
+    let mut used_by = Vec::new();
+    if let Some(id) = id {
+        for level in levels {
+            if level.items.iter().any(|i| i.schedule_id == id) {
+                let opens: Vec<String> = describe_items(&level, &snapshot)
+                    .into_iter()
+                    .zip(&level.items)
+                    .filter(|(_, item)| item.schedule_id == id)
+                    .map(|(words, _)| words)
+                    .collect();
+                used_by.push((
+                    format!("/levels/{}", level.id),
+                    format!("Access level {}: {}", level.name, opens.join("; ")),
+                ));
+                using_levels.push((level.id, level.name));
+            }
+        }
+        for door in snapshot.doors() {
+            if door.free_access_schedule_id == Some(id) {
+                used_by.push((
+                    format!("/doors/{}", door.id),
+                    format!("Door {}: open to anyone during it (free access)", door.name),
+                ));
+                using_doors.push((door.id, door.name.clone()));
+            }
+        }
+    }
+    let refused = match (refused, &saved) {
+        (Some(entity_says), Some(view)) => Some(refusal(
+            &view.name,
+            &entity_says,
+            &[
+                (
+                    "Access levels that use it",
+                    using_levels.as_slice(),
+                    "choose another schedule for those doors on each level's page",
+                ),
+                (
+                    "Doors open to anyone during it",
+                    using_doors.as_slice(),
+                    "give them another free-access schedule, or none, in the site file or the API",
+                ),
+            ],
+        )),
+        (refused, _) => refused,
+    };
+    let saved = saved
+        .map(|view| Week::new(state, &snapshot, chrome.timezone, &holidays).line(&snapshot, view));
+    let status = if refused.is_some() {
+        StatusCode::CONFLICT
+    } else {
+        Problems::status(problems.is_empty())
+    };
+    super::page_with_status(
+        status,
+        &SchedulePage {
+            chrome,
+            saved,
+            used_by,
+            rows: row_views(&form.rows, &problems),
+            form,
+            problems,
+            refused,
+        },
+    )
+}
+
+/// POST /schedules: adds a schedule with its windows.
+pub async fn create_schedule(
+    state: web::Data<AppState>,
+    posted: Posted<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    // Before validating: a role that may not change schedules learns nothing from messages.
+    posted.viewer.may_change_policy()?;
+    save_schedule(&state, &posted, None).await
+}
+
+/// POST /schedules/{id}/edit: replaces a schedule's name, windows and holiday rule.
+pub async fn edit_schedule(
+    state: web::Data<AppState>,
+    posted: Posted<Vec<(String, String)>>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    posted.viewer.may_change_policy()?;
+    save_schedule(&state, &posted, Some(id.into_inner())).await
+}
+
+async fn save_schedule(
+    state: &AppState,
+    posted: &Posted<Vec<(String, String)>>,
+    id: Option<i64>,
+) -> Result<HttpResponse, PageError> {
+    let form = ScheduleForm::from_pairs(posted.form.clone());
+    if form.more {
+        // "Add another window": the same form again, with a fresh spare row; nothing saved.
+        return render_schedule(
+            state,
+            &posted.viewer,
+            id,
+            Some(form),
+            Problems::default(),
+            None,
+        )
+        .await;
+    }
+    let (windows, rows_of, row_problems) = form.windows();
+    let input = ScheduleInput {
+        name: form.name.trim().to_owned(),
+        description: form.description.trim().to_owned(),
+        holidays: form.holidays.trim().to_owned(),
+        windows,
+    };
+    let rows = form.clone();
+    let result = posted
+        .change_policy(state, move |conn, ctx| {
+            // The entity validates what the rows could say, so that every message comes
+            // back at once; a row that could not be read undoes the save.
+            crate::store::write_transaction(conn, |conn| {
+                let saved = match id {
+                    None => entities::create::<Schedules>(conn, input, ctx).map(|v| v.id),
+                    Some(id) => entities::update::<Schedules>(conn, id, input, ctx).map(|_| id),
+                };
+                match saved {
+                    Ok(id) if row_problems.is_empty() => Ok(id),
+                    Ok(_) => Err(ChangeError::Invalid(row_problems)),
+                    Err(ChangeError::Invalid(fields)) => {
+                        let mut all = rows.to_rows(fields, &rows_of);
+                        if !row_problems.is_empty() {
+                            // "needs at least one window": it has one, with a problem.
+                            all.0.remove("windows");
+                        }
+                        for (field, messages) in row_problems.0 {
+                            for m in messages {
+                                all.add(field.clone(), m);
+                            }
+                        }
+                        Err(ChangeError::Invalid(all))
+                    }
+                    Err(other) => Err(other),
+                }
+            })
+            .map_err(ApiError::from)
+        })
+        .await;
+    match result {
+        Ok(id) => Ok(see_other(&format!("/schedules/{id}"))),
+        Err(ApiError::Invalid(fields)) => {
+            render_schedule(
+                state,
+                &posted.viewer,
+                id,
+                Some(form),
+                Problems(fields),
+                None,
+            )
+            .await
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// POST /schedules/{id}/delete: deletes a schedule that no level or door uses.
+pub async fn delete_schedule(
+    state: web::Data<AppState>,
+    posted: Posted<NoFields>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    let id = id.into_inner();
+    let result = posted
+        .change_policy(&state, move |conn, ctx| {
+            entities::delete::<Schedules>(conn, id, ctx)?;
+            Ok(())
+        })
+        .await;
+    match result {
+        Ok(()) => Ok(see_other("/schedules")),
+        Err(ApiError::Conflict(message)) => {
+            render_schedule(
+                &state,
+                &posted.viewer,
+                Some(id),
+                None,
+                Problems::default(),
+                Some(message),
+            )
+            .await
+        }
+        Err(other) => Err(other.into()),
+    }
 }
 
 /// POST /holidays: adds a holiday (a day the doors treat as closed for schedules that

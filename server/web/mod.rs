@@ -189,7 +189,26 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/tokens", web::post().to(admins::issue_token))
         .route("/tokens/{id}/revoke", web::post().to(admins::revoke_token))
         .route("/zones", web::get().to(policy_pages::zones))
+        .route("/zones", web::post().to(policy_pages::create_zone))
+        .route("/zones/{id}", web::get().to(policy_pages::zone))
+        .route("/zones/{id}/edit", web::post().to(policy_pages::edit_zone))
+        .route(
+            "/zones/{id}/delete",
+            web::post().to(policy_pages::delete_zone),
+        )
         .route("/schedules", web::get().to(policy_pages::schedules))
+        .route("/schedules", web::post().to(policy_pages::create_schedule))
+        // Before `/schedules/{id}`, which would take "new" for an id.
+        .route("/schedules/new", web::get().to(policy_pages::new_schedule))
+        .route("/schedules/{id}", web::get().to(policy_pages::schedule))
+        .route(
+            "/schedules/{id}/edit",
+            web::post().to(policy_pages::edit_schedule),
+        )
+        .route(
+            "/schedules/{id}/delete",
+            web::post().to(policy_pages::delete_schedule),
+        )
         .route("/holidays", web::post().to(policy_pages::add_holiday))
         .route(
             "/holidays/{id}/delete",

@@ -1621,3 +1621,555 @@ fn the_first_admin_is_made_in_the_browser_with_the_setup_code() {
     assert_eq!(again.location(), "/login");
     assert_eq!(admins(&app), 1);
 }
+
+/// The fields a browser would send from the form whose action is `action`, as the page
+/// drew it: inputs with their values (checkboxes only when ticked) and each select's
+/// selected option. Enough HTML reading for the console's own forms.
+fn form_fields(html: &str, action: &str) -> Vec<(String, String)> {
+    fn attribute(tag: &str, name: &str) -> Option<String> {
+        let at = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+        let value = &tag[at..at + tag[at..].find('"')?];
+        Some(
+            value
+                .replace("&quot;", "\"")
+                .replace("&#34;", "\"")
+                .replace("&#39;", "'")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&"),
+        )
+    }
+    let start = html
+        .find(&format!("action=\"{action}\""))
+        .unwrap_or_else(|| panic!("no form to {action} in {html}"));
+    let form = &html[start..start + html[start..].find("</form>").unwrap()];
+    let mut fields = Vec::new();
+    for piece in form.split("<input").skip(1) {
+        let tag = &piece[..piece.find('>').unwrap()];
+        let Some(name) = attribute(tag, "name") else {
+            continue;
+        };
+        let kind = attribute(tag, "type").unwrap_or_default();
+        if kind == "checkbox" && !tag.contains(" checked") {
+            continue;
+        }
+        fields.push((name, attribute(tag, "value").unwrap_or_default()));
+    }
+    for piece in form.split("<select").skip(1) {
+        let tag = &piece[..piece.find('>').unwrap()];
+        let options = &piece[..piece.find("</select>").unwrap()];
+        let chosen = options
+            .split("<option")
+            .skip(1)
+            .find(|o| o[..o.find('>').unwrap()].contains(" selected"))
+            .or_else(|| options.split("<option").nth(1))
+            .unwrap();
+        let value = attribute(&chosen[..chosen.find('>').unwrap()], "value").unwrap();
+        fields.push((attribute(tag, "name").unwrap(), value));
+    }
+    fields
+}
+
+/// Whether the page answers "may Ada open the main door then" with a grant.
+fn why_grants(browser: &mut Browser<'_>, f: &Fixture, when: &str) -> bool {
+    let page = browser.get(&format!("/why?person=E1&door={}&when={when}", f.main_door));
+    assert_eq!(page.status, 200, "{}", page.body);
+    let verdict = fragment(&page.body, "<section id=\"verdict\"", "</section>");
+    assert!(
+        verdict.contains("class=\"verdict granted\"")
+            || verdict.contains("class=\"verdict denied\""),
+        "{verdict}"
+    );
+    verdict.contains("class=\"verdict granted\"")
+}
+
+#[test]
+fn zones_are_added_moved_and_deleted_in_the_console_unless_something_is_in_them() {
+    let app = TestApp::new(Backend::Sqlite);
+    let f = build_site(&app);
+    let mut admin = signed_in(&app, "admin");
+    let (site, building, server_room) = (
+        f.site.to_string(),
+        f.building.to_string(),
+        f.server_room.to_string(),
+    );
+
+    // Under the server room: the tree shows it two levels down, below its parent.
+    let page = admin.submit(
+        "/zones",
+        "/zones",
+        &[
+            ("name", "Cage 1"),
+            ("site_id", &site),
+            ("parent_id", &server_room),
+            ("antipassback", "hard"),
+        ],
+    );
+    assert_eq!(page.status, 303, "{}", page.body);
+    let cage: i64 = page
+        .location()
+        .strip_prefix("/zones/")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let tree = admin.get("/zones").body;
+    let row = format!("<td class=\"depth-2\"><a href=\"/zones/{cage}\">Cage 1</a></td>");
+    assert!(tree.contains(&row), "{tree}");
+    assert!(
+        tree.find(">Server Room<").unwrap() < tree.find(&row).unwrap(),
+        "a zone is listed under its parent"
+    );
+    let zone = admin.get(&format!("/zones/{cage}")).body;
+    assert!(
+        zone.contains("HQ › Building › Server Room › Cage 1"),
+        "{zone}"
+    );
+    assert!(zone.contains("<dt>Anti-passback</dt><dd>Hard: refused</dd>"));
+
+    // Refused, with each message beside its field and what was typed kept.
+    let page = admin.submit(
+        "/zones",
+        "/zones",
+        &[
+            ("name", "Cage 1"),
+            ("site_id", &site),
+            ("parent_id", &building),
+            ("antipassback", "soft"),
+        ],
+    );
+    assert_eq!(page.status, 422, "{}", page.body);
+    assert!(
+        page.body
+            .contains("id=\"name-error\">this site already has a zone named &#39;Cage 1&#39;"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("value=\"Cage 1\""));
+    assert!(
+        page.body
+            .contains(&format!("<option value=\"{building}\" selected>"))
+    );
+    assert!(page.body.contains("<option value=\"soft\" selected>"));
+
+    // Renamed and moved under the building; then the building cannot go inside it.
+    let page = admin.submit(
+        &format!("/zones/{cage}"),
+        &format!("/zones/{cage}/edit"),
+        &[
+            ("name", "Cage A"),
+            ("site_id", &site),
+            ("parent_id", &building),
+            ("antipassback", "soft"),
+        ],
+    );
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.location(), format!("/zones/{cage}"));
+    let api = app.get(&format!("/api/v1/zones/{cage}")).body;
+    assert_eq!(
+        (&api["name"], &api["parent_id"], &api["antipassback"]),
+        (&json!("Cage A"), &json!(f.building), &json!("soft")),
+        "{api}"
+    );
+    let page = admin.submit(
+        &format!("/zones/{}", f.building),
+        &format!("/zones/{}/edit", f.building),
+        &[
+            ("name", "Building"),
+            ("site_id", &site),
+            ("parent_id", &cage.to_string()),
+            ("antipassback", "off"),
+        ],
+    );
+    assert_eq!(page.status, 422);
+    assert!(
+        page.body.contains(
+            "id=\"parent_id-error\">a zone cannot be placed inside itself or one of its own zones"
+        ),
+        "{}",
+        page.body
+    );
+
+    // The building has a door and zones in it: it stays, and the page says what keeps it.
+    let page = admin.submit(
+        &format!("/zones/{}", f.building),
+        &format!("/zones/{}/delete", f.building),
+        &[],
+    );
+    assert_eq!(page.status, 409, "{}", page.body);
+    let refused = fragment(
+        &page.body,
+        "<p class=\"alert\" role=\"alert\" id=\"refused\">",
+        "</p>",
+    );
+    assert!(
+        refused.contains("Doors still in it: Main Entrance;")
+            && refused.contains("Zones inside it: Cage A and Server Room;"),
+        "{refused}"
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/zones/{}", f.building)).status,
+        200
+    );
+
+    // An empty zone goes.
+    let page = admin.submit(
+        &format!("/zones/{cage}"),
+        &format!("/zones/{cage}/delete"),
+        &[],
+    );
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.location(), "/zones");
+    assert_eq!(app.get(&format!("/api/v1/zones/{cage}")).status, 404);
+    assert!(!admin.get("/zones").body.contains("Cage A"));
+
+    let audit = app.get("/api/v1/audit?entity=zone").body;
+    let summaries: Vec<(&str, &str)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor"] == "admin")
+        .map(|e| (e["summary"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .collect();
+    for expected in [
+        "create zone 'Cage 1'",
+        "update zone 'Cage A'",
+        "delete zone 'Cage A'",
+    ] {
+        assert!(
+            summaries.iter().any(|(s, _)| *s == expected),
+            "{expected}: {audit}"
+        );
+    }
+    assert_eq!(
+        summaries.len(),
+        3,
+        "refused changes leave no entry: {audit}"
+    );
+}
+
+#[test]
+fn a_schedule_made_of_days_and_times_governs_the_doors_that_use_it() {
+    let app = TestApp::new(Backend::Sqlite);
+    let f = build_site(&app);
+    let mut operator = signed_in(&app, "operator");
+    // 2026-11-23 is a Monday, 2026-11-22 a Sunday (Europe/Berlin, the site's clock).
+    let (monday_8, monday_10, sunday_8) =
+        ("2026-11-23T08:00", "2026-11-23T10:00", "2026-11-22T08:00");
+    let weekdays = |start: &'static str, end: &'static str| {
+        vec![
+            ("name", "Office hours"),
+            ("description", ""),
+            ("holidays", "closed"),
+            ("windows[0].kind", "simple"),
+            ("windows[0].mon", "1"),
+            ("windows[0].tue", "1"),
+            ("windows[0].wed", "1"),
+            ("windows[0].thu", "1"),
+            ("windows[0].fri", "1"),
+            ("windows[0].start", start),
+            ("windows[0].end", end),
+            ("windows[1].kind", "cron"),
+            ("windows[1].cron", ""),
+            ("windows[1].duration_min", ""),
+        ]
+    };
+
+    let form = operator.get("/schedules/new");
+    assert_eq!(form.status, 200);
+    assert!(
+        form.body.contains("name=\"windows[0].mon\""),
+        "{}",
+        form.body
+    );
+    let page = operator.submit("/schedules/new", "/schedules", &weekdays("07:00", "18:00"));
+    assert_eq!(page.status, 303, "{}", page.body);
+    let at = page.location().to_owned();
+    let id: i64 = at.strip_prefix("/schedules/").unwrap().parse().unwrap();
+    let api = app.get(&format!("/api/v1/schedules/{id}")).body;
+    assert_eq!(
+        api["windows"],
+        json!([{"cron": "0 7 * * Mon-Fri", "duration_min": 660}]),
+        "{api}"
+    );
+    // Where it was saved: its week, its window in words and as stored.
+    let saved = operator.get(&at).body;
+    assert!(saved.contains("<svg class=\"week\""), "{saved}");
+    assert!(saved.contains("open 07:00–18:00"));
+    assert!(saved.contains("Mon–Fri 07:00–18:00"));
+    assert!(saved.contains("<code>0 7 * * Mon-Fri</code>"));
+
+    // The main door now opens for Ada during this schedule only.
+    let r = app.put(
+        &format!("/api/v1/access-levels/{}", f.staff_level),
+        json!({"name": "Staff", "items": [{"door_id": f.main_door, "schedule_id": id}]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(why_grants(&mut operator, &f, monday_8));
+    assert!(!why_grants(&mut operator, &f, sunday_8));
+    assert!(
+        operator
+            .get(&at)
+            .body
+            .contains("Access level Staff: Main Entrance (door) during Office hours")
+    );
+
+    // Later mornings, and a night shift on Fridays that ends on Saturday.
+    let mut edit = weekdays("09:00", "17:00");
+    edit.extend([
+        ("windows[2].kind", "simple"),
+        ("windows[2].fri", "1"),
+        ("windows[2].start", "22:00"),
+        ("windows[2].end", "06:00"),
+        ("windows[2].next_day", "1"),
+    ]);
+    let page = operator.submit(&at, &format!("{at}/edit"), &edit);
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.location(), at);
+    let api = app.get(&format!("/api/v1/schedules/{id}")).body;
+    assert_eq!(
+        api["windows"],
+        json!([
+            {"cron": "0 9 * * Mon-Fri", "duration_min": 480},
+            {"cron": "0 22 * * Fri", "duration_min": 480},
+        ]),
+        "{api}"
+    );
+    assert!(!why_grants(&mut operator, &f, monday_8));
+    assert!(why_grants(&mut operator, &f, monday_10));
+    assert!(
+        why_grants(&mut operator, &f, "2026-11-28T05:30"),
+        "Saturday 05:30, the night shift"
+    );
+
+    // What cannot be saved comes back with the message beside the field and the typed
+    // values, and changes nothing.
+    let backwards = operator.submit(&at, &format!("{at}/edit"), &weekdays("18:00", "07:00"));
+    assert_eq!(backwards.status, 422, "{}", backwards.body);
+    assert!(
+        backwards
+            .body
+            .contains("id=\"w0-end-error\">it closes at 07:00 before it opens at 18:00"),
+        "{}",
+        backwards.body
+    );
+    assert!(
+        backwards
+            .body
+            .contains("name=\"windows[0].start\" value=\"18:00\"")
+    );
+    assert!(
+        backwards
+            .body
+            .contains("name=\"windows[0].end\" value=\"07:00\"")
+    );
+    assert!(
+        backwards
+            .body
+            .contains("name=\"windows[0].mon\" value=\"1\" checked")
+    );
+    assert!(backwards.body.contains("value=\"Office hours\""));
+
+    // The first window alone would save: the second, with no day ticked, undoes it.
+    let no_days = operator.submit(
+        &at,
+        &format!("{at}/edit"),
+        &[
+            ("name", "Office hours"),
+            ("holidays", "closed"),
+            ("windows[0].kind", "simple"),
+            ("windows[0].mon", "1"),
+            ("windows[0].start", "07:00"),
+            ("windows[0].end", "08:00"),
+            ("windows[1].kind", "simple"),
+            ("windows[1].start", "12:00"),
+            ("windows[1].end", "13:00"),
+        ],
+    );
+    assert_eq!(no_days.status, 422);
+    assert!(
+        no_days
+            .body
+            .contains("id=\"w1-days-error\">tick at least one day"),
+        "{}",
+        no_days.body
+    );
+    assert!(
+        no_days
+            .body
+            .contains("name=\"windows[1].start\" value=\"12:00\"")
+    );
+    for fine in ["w0-days-error", "w0-start-error", "w0-end-error"] {
+        assert!(!no_days.body.contains(fine), "the first row was fine");
+    }
+
+    let mut bad_cron = weekdays("07:00", "18:00");
+    bad_cron.retain(|(k, _)| !k.starts_with("windows[1]"));
+    bad_cron.extend([
+        ("windows[1].kind", "cron"),
+        ("windows[1].cron", "0 25 * * *"),
+        ("windows[1].duration_min", "60"),
+    ]);
+    let page = operator.submit(&at, &format!("{at}/edit"), &bad_cron);
+    assert_eq!(page.status, 422);
+    assert!(
+        page.body.contains(
+            "id=\"w1-cron-error\">the time window &#39;0 25 * * *&#39; is not a valid cron expression"
+        ),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("name=\"windows[1].cron\" value=\"0 25 * * *\"")
+    );
+    assert!(
+        page.body
+            .contains("name=\"windows[1].duration_min\" value=\"60\"")
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/schedules/{id}")).body["windows"][0]["cron"],
+        "0 9 * * Mon-Fri",
+        "nothing refused was saved"
+    );
+
+    let audit = app.get("/api/v1/audit?entity=schedule").body;
+    let mine: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor"] == "operator")
+        .map(|e| e["summary"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        mine,
+        [
+            "update schedule 'Office hours'",
+            "create schedule 'Office hours'"
+        ],
+        "{audit}"
+    );
+}
+
+#[test]
+fn a_window_days_and_times_cannot_say_stays_as_it_was_stored() {
+    let app = TestApp::new(Backend::Sqlite);
+    let f = build_site(&app);
+    let windows = json!([
+        {"cron": "0 22 * * 5", "duration_min": 600},
+        {"cron": "0 0 1 * *", "duration_min": 1440},
+        {"cron": "0 7 * * 1-5", "duration_min": 660},
+    ]);
+    let id = app.create(
+        "schedules",
+        json!({"name": "Odd hours", "holidays": "ignore", "windows": windows}),
+    );
+    let mut admin = signed_in(&app, "admin");
+    let at = format!("/schedules/{id}");
+    let page = admin.get(&at).body;
+    // The night shift reads as days and times; the first of the month only as cron.
+    assert!(
+        page.contains("name=\"windows[0].fri\" value=\"1\" checked"),
+        "{page}"
+    );
+    assert!(page.contains("name=\"windows[0].start\" value=\"22:00\""));
+    assert!(page.contains("name=\"windows[0].end\" value=\"08:00\""));
+    assert!(page.contains("name=\"windows[0].next_day\" value=\"1\" checked"));
+    assert!(
+        page.contains("name=\"windows[1].cron\" value=\"0 0 1 * *\""),
+        "{page}"
+    );
+    assert!(page.contains("name=\"windows[1].duration_min\" value=\"1440\""));
+    assert!(page.contains("Fri 22:00–08:00 next day"));
+
+    // Saved as the page shows it, every window is stored exactly as before.
+    let fields = form_fields(&page, &format!("{at}/edit"));
+    let fields: Vec<(&str, &str)> = fields
+        .iter()
+        .filter(|(k, _)| k != "csrf")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let saved = admin.submit(&at, &format!("{at}/edit"), &fields);
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let api = app.get(&format!("/api/v1/schedules/{id}")).body;
+    assert_eq!(api["windows"], windows);
+    assert_eq!(api["holidays"], "ignore");
+
+    // A schedule in use stays, and says by what; one nobody uses goes.
+    let business = format!("/schedules/{}", f.business_hours);
+    let page = admin.submit(&business, &format!("{business}/delete"), &[]);
+    assert_eq!(page.status, 409, "{}", page.body);
+    assert!(
+        page.body.contains("Access levels that use it: Staff;"),
+        "{}",
+        page.body
+    );
+    let page = admin.submit(&at, &format!("{at}/delete"), &[]);
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(app.get(&format!("/api/v1/schedules/{id}")).status, 404);
+    let audit = app.get("/api/v1/audit?entity=schedule").body.to_string();
+    assert!(audit.contains("delete schedule 'Odd hours'"), "{audit}");
+}
+
+#[test]
+fn auditors_read_zones_and_schedules_without_their_forms_and_cannot_post_them() {
+    let app = TestApp::new(Backend::Sqlite);
+    let f = build_site(&app);
+    let mut auditor = signed_in(&app, "auditor");
+    let zones = auditor.get("/zones");
+    assert_eq!(zones.status, 200);
+    assert!(!zones.body.contains("action=\"/zones\""), "{}", zones.body);
+    let zone = auditor.get(&format!("/zones/{}", f.building));
+    assert_eq!(zone.status, 200);
+    assert!(zone.body.contains("Main Entrance"));
+    assert!(!zone.body.contains("/edit\"") && !zone.body.contains("Delete zone"));
+    let schedules = auditor.get("/schedules");
+    assert!(!schedules.body.contains("/schedules/new"));
+    let schedule = auditor.get(&format!("/schedules/{}", f.business_hours));
+    assert_eq!(schedule.status, 200);
+    assert!(schedule.body.contains("<svg class=\"week\""));
+    assert!(
+        !schedule
+            .body
+            .contains("<form method=\"post\" action=\"/schedules")
+    );
+    assert_eq!(auditor.get("/schedules/new").status, 403);
+
+    let site = f.site.to_string();
+    let zone_fields = [
+        ("name", "Loading Bay"),
+        ("site_id", site.as_str()),
+        ("parent_id", ""),
+        ("antipassback", "off"),
+    ];
+    let schedule_fields = [
+        ("name", "Night"),
+        ("holidays", "closed"),
+        ("windows[0].kind", "simple"),
+        ("windows[0].mon", "1"),
+        ("windows[0].start", "22:00"),
+        ("windows[0].end", "06:00"),
+        ("windows[0].next_day", "1"),
+    ];
+    let bh = f.business_hours;
+    for (action, fields) in [
+        ("/zones".to_owned(), &zone_fields[..]),
+        (format!("/zones/{}/edit", f.server_room), &zone_fields[..]),
+        (format!("/zones/{}/delete", f.server_room), &[][..]),
+        ("/schedules".to_owned(), &schedule_fields[..]),
+        (format!("/schedules/{bh}/edit"), &schedule_fields[..]),
+        (format!("/schedules/{bh}/delete"), &[][..]),
+    ] {
+        let page = auditor.submit("/zones", &action, fields);
+        assert_eq!(page.status, 403, "{action}: {}", page.body);
+        assert!(
+            page.body
+                .contains("Your role (auditor) can look but not change this.")
+        );
+    }
+    assert_eq!(app.get("/api/v1/zones").body["total"], 2);
+    assert_eq!(app.get("/api/v1/schedules").body["total"], 1);
+    assert_eq!(
+        app.get(&format!("/api/v1/zones/{}", f.server_room)).body["name"],
+        "Server Room"
+    );
+}
