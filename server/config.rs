@@ -75,6 +75,53 @@ pub struct HttpConfig {
     pub session_idle_minutes: u32,
     /// A console session ends this many hours after sign-in, however busy.
     pub session_max_hours: u32,
+    /// PEM certificate chain for HTTPS (the server's certificate first). With `tls_key`
+    /// the listener speaks only HTTPS; with neither, plain HTTP.
+    pub tls_cert: PathBuf,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: PathBuf,
+}
+
+impl HttpConfig {
+    /// True when the listener speaks HTTPS (only meaningful once validated: both files
+    /// or neither).
+    pub fn https(&self) -> bool {
+        !self.tls_cert.as_os_str().is_empty()
+    }
+
+    /// The HTTPS certificate and key, read and checked (they must belong together);
+    /// `None` for plain HTTP.
+    pub fn server_tls(&self) -> Result<Option<gatehouse_drivers::broker::ServerTls>, ConfigError> {
+        match (
+            self.tls_cert.as_os_str().is_empty(),
+            self.tls_key.as_os_str().is_empty(),
+        ) {
+            (true, true) => Ok(None),
+            // One without the other is a half-finished setup: refuse it rather than serve
+            // plain HTTP to someone who meant HTTPS.
+            (false, true) => Err(ConfigError::Invalid {
+                key: "http.tls_key",
+                message: format!(
+                    "is empty, but http.tls_cert is set ({}): HTTPS needs the certificate \
+                     and its private key; set both, or neither for plain HTTP",
+                    self.tls_cert.display()
+                ),
+            }),
+            (true, false) => Err(ConfigError::Invalid {
+                key: "http.tls_cert",
+                message: format!(
+                    "is empty, but http.tls_key is set ({}): HTTPS needs the certificate \
+                     and its private key; set both, or neither for plain HTTP",
+                    self.tls_key.display()
+                ),
+            }),
+            (false, false) => load_server_tls(
+                ("http.tls_cert", &self.tls_cert),
+                ("http.tls_key", &self.tls_key),
+            )
+            .map(Some),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -209,7 +256,6 @@ impl MqttConfig {
     /// The embedded broker's TLS certificate and key, read and checked (they must belong
     /// together); `None` without a TLS listener.
     pub fn server_tls(&self) -> Result<Option<gatehouse_drivers::broker::ServerTls>, ConfigError> {
-        use gatehouse_drivers::broker::{BrokerError, ServerTls};
         if self.tls_listen.is_empty() {
             for (key, path) in [
                 ("mqtt.tls_cert", &self.tls_cert),
@@ -241,18 +287,11 @@ impl MqttConfig {
                 });
             }
         }
-        ServerTls::load(&self.tls_cert, &self.tls_key)
-            .map(Some)
-            .map_err(|e| match e {
-                BrokerError::TlsKey { .. } => ConfigError::Invalid {
-                    key: "mqtt.tls_key",
-                    message: e.to_string(),
-                },
-                _ => ConfigError::Invalid {
-                    key: "mqtt.tls_cert",
-                    message: e.to_string(),
-                },
-            })
+        load_server_tls(
+            ("mqtt.tls_cert", &self.tls_cert),
+            ("mqtt.tls_key", &self.tls_key),
+        )
+        .map(Some)
     }
 
     /// The trust for an external mqtts:// broker: `tls_ca`, or the system's CAs; `None`
@@ -281,6 +320,26 @@ impl MqttConfig {
             message: e.to_string(),
         })
     }
+}
+
+/// A TLS listener's certificate chain and key, read and checked by the one loader the
+/// broker's TLS listener and the HTTPS listener share; an error names the setting of the
+/// file at fault (`cert_setting` or `key_setting`).
+fn load_server_tls(
+    (cert_setting, cert): (&'static str, &Path),
+    (key_setting, key): (&'static str, &Path),
+) -> Result<gatehouse_drivers::broker::ServerTls, ConfigError> {
+    use gatehouse_drivers::broker::{BrokerError, ServerTls};
+    ServerTls::load(cert, key).map_err(|e| match e {
+        BrokerError::TlsKey { .. } => ConfigError::Invalid {
+            key: key_setting,
+            message: e.to_string(),
+        },
+        _ => ConfigError::Invalid {
+            key: cert_setting,
+            message: e.to_string(),
+        },
+    })
 }
 
 /// An optional listen address: empty is none.
@@ -320,6 +379,8 @@ impl Default for HttpConfig {
             listen: "0.0.0.0:8080".to_owned(),
             session_idle_minutes: 30,
             session_max_hours: 12,
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
         }
     }
 }
@@ -406,6 +467,9 @@ impl Config {
                     self.http.listen
                 ),
             })?;
+        // Read now, like the broker's files: a wrong path or a key that does not match
+        // stops the start (and check-config) with the setting's name.
+        self.http.server_tls()?;
         if !(1..=24 * 60).contains(&self.http.session_idle_minutes) {
             return Err(ConfigError::Invalid {
                 key: "http.session_idle_minutes",
@@ -560,7 +624,18 @@ impl Config {
         };
         vec![
             ("data_dir", self.data_dir.display().to_string()),
-            ("http.listen", self.http.listen.clone()),
+            (
+                "http.listen",
+                if self.http.https() {
+                    format!(
+                        "{}, HTTPS only (certificate {})",
+                        self.http.listen,
+                        self.http.tls_cert.display()
+                    )
+                } else {
+                    format!("{}, plain HTTP", self.http.listen)
+                },
+            ),
             (
                 "sessions",
                 format!(
@@ -841,6 +916,76 @@ mod tests {
             err.starts_with("setting mqtt.tls_ca:") && err.contains("mqtts://"),
             "{err}"
         );
+    }
+
+    fn https_config(cert: &Path, key: &Path) -> String {
+        format!(
+            "[http]\nlisten = \"127.0.0.1:8443\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            cert.display(),
+            key.display()
+        )
+    }
+
+    #[test]
+    fn https_needs_a_certificate_and_its_own_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = cert_and_key(dir.path(), "console");
+        let (_, other_key) = cert_and_key(dir.path(), "other");
+        let c = load_str(&https_config(&cert, &key), &[]).unwrap();
+        assert!(c.http.https());
+        assert!(c.http.server_tls().unwrap().is_some());
+        let summary = c.summary();
+        let (_, listen) = summary.iter().find(|(k, _)| *k == "http.listen").unwrap();
+        assert!(listen.contains("HTTPS only"), "{listen}");
+        // The same from the environment, as the other settings.
+        let c = load_str(
+            "",
+            &[
+                ("GATEHOUSE_HTTP_TLS_CERT", &cert.display().to_string()),
+                ("GATEHOUSE_HTTP_TLS_KEY", &key.display().to_string()),
+            ],
+        )
+        .unwrap();
+        assert!(c.http.https());
+        let plain = load_str("", &[]).unwrap();
+        assert!(!plain.http.https());
+        assert_eq!(plain.http.server_tls().unwrap().map(|_| ()), None);
+
+        let err_of = |text: String| load_str(&text, &[]).unwrap_err().to_string();
+        let err = err_of(https_config(&cert, &other_key));
+        assert!(
+            err.starts_with("setting http.tls_key:") && err.contains("does not belong"),
+            "{err}"
+        );
+        let missing = dir.path().join("missing.pem");
+        let err = err_of(https_config(&missing, &key));
+        assert!(
+            err.starts_with("setting http.tls_cert:") && err.contains("no such file"),
+            "{err}"
+        );
+        let err = err_of(https_config(&cert, &missing));
+        assert!(
+            err.starts_with("setting http.tls_key:") && err.contains("no such file"),
+            "{err}"
+        );
+        // A key where the certificate belongs, and the other way round.
+        let err = err_of(https_config(&key, &key));
+        assert!(
+            err.starts_with("setting http.tls_cert:") && err.contains("CERTIFICATE"),
+            "{err}"
+        );
+        let err = err_of(https_config(&cert, &cert));
+        assert!(
+            err.starts_with("setting http.tls_key:") && err.contains("PRIVATE KEY"),
+            "{err}"
+        );
+        let err = err_of(format!("[http]\ntls_cert = \"{}\"\n", cert.display()));
+        assert!(
+            err.starts_with("setting http.tls_key:") && err.contains("neither"),
+            "{err}"
+        );
+        let err = err_of(format!("[http]\ntls_key = \"{}\"\n", key.display()));
+        assert!(err.starts_with("setting http.tls_cert:"), "{err}");
     }
 
     #[test]

@@ -82,13 +82,26 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
         }
     });
     let addr = config.listen_addr()?;
+    // Read again here (Config::load checked them) because a Config built in code, as the
+    // tests build theirs, has not been through load.
+    let tls = config.http.server_tls()?;
+    let https = tls.is_some();
     let state = web::Data::new(AppState::new(config, pool, live, clock, log, console_hub));
     let app_state = state.clone();
     let server = HttpServer::new(move || {
+        let headers = DefaultHeaders::new();
+        // Only when this listener is HTTPS itself: behind a proxy the proxy decides, and
+        // over plain HTTP browsers ignore the header anyway. A year, as usual; browsers
+        // honour it only from a certificate they trust.
+        let headers = if https {
+            headers.add(("Strict-Transport-Security", "max-age=31536000"))
+        } else {
+            headers
+        };
         App::new()
             .app_data(app_state.clone())
             .wrap(
-                DefaultHeaders::new()
+                headers
                     .add(("X-Content-Type-Options", "nosniff"))
                     .add(("X-Frame-Options", "DENY"))
                     // same-origin, not no-referrer: with no-referrer browsers send `Origin: null`
@@ -125,8 +138,13 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
             })
             .configure(routes)
     })
-    .workers(2)
-    .bind(addr)
+    .workers(2);
+    // With a certificate the port speaks only HTTPS: a plain-HTTP request to it fails its
+    // TLS handshake and gets no answer (one port cannot offer both, so no redirect either).
+    let server = match tls {
+        Some(tls) => server.bind_rustls_0_23(addr, tls.rustls_config()),
+        None => server.bind(addr),
+    }
     .map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
             anyhow::anyhow!(
@@ -191,7 +209,8 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
             }
         });
     }
-    tracing::info!(%addr, "gatehouse is serving the admin API");
+    let scheme = if https { "https" } else { "http" };
+    tracing::info!(%addr, scheme, "gatehouse is serving the admin console and API");
     Ok(Running {
         addr,
         mqtt_broker: mqtt.broker,

@@ -58,8 +58,10 @@ pub enum BrokerError {
 /// Decides whether a client may connect: (client id, username, password) → allowed.
 pub type Authenticate = Arc<dyn Fn(&str, &str, &str) -> bool + Send + Sync>;
 
-/// The server side of MQTT over TLS: a certificate chain and its private key, loaded and
-/// checked (they must belong together) before anything listens.
+/// The server side of TLS: a certificate chain and its private key, loaded and checked
+/// (they must belong together) before anything listens. The broker's MQTT over TLS
+/// listener uses it, and through `rustls_config` any other TLS listener that should load
+/// and check its files the same way (the appliance's HTTPS listener).
 #[derive(Clone)]
 pub struct ServerTls {
     acceptor: tokio_rustls::TlsAcceptor,
@@ -109,6 +111,13 @@ impl ServerTls {
         Ok(ServerTls {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
         })
+    }
+
+    /// The checked rustls configuration (on ring, like every TLS connection here), for a
+    /// listener that runs its own TLS acceptor. A copy: a listener may add its ALPN
+    /// protocols without changing this one.
+    pub fn rustls_config(&self) -> rustls::ServerConfig {
+        self.acceptor.config().as_ref().clone()
     }
 }
 

@@ -428,12 +428,15 @@ impl Sessions {
     }
 }
 
-/// Whether cookies carry `Secure`: when the console is reached over HTTPS (directly or
-/// through a TLS proxy that says so with `X-Forwarded-Proto`/`Forwarded`). Browsers drop
-/// Secure cookies set over plain HTTP, so plain-HTTP consoles get none and docs/console.md
-/// says to put the console behind TLS on a LAN.
+/// Whether cookies carry `Secure`: always when the listener itself is HTTPS (`[http]
+/// tls_cert`), and behind a TLS proxy that says the console was reached over HTTPS
+/// (`X-Forwarded-Proto`/`Forwarded`). The listener is asked first because actix's scheme
+/// believes those headers over the connection, so a client sending `X-Forwarded-Proto:
+/// http` would otherwise get its session cookie without `Secure` over native HTTPS.
+/// Browsers drop Secure cookies set over plain HTTP, so plain-HTTP consoles get none and
+/// docs/console.md says to serve the console over HTTPS on a LAN.
 pub fn cookie_secure(req: &HttpRequest) -> bool {
-    req.connection_info().scheme() == "https"
+    req.app_config().secure() || req.connection_info().scheme() == "https"
 }
 
 pub fn session_cookie(req: &HttpRequest, value: String) -> actix_web::cookie::Cookie<'static> {

@@ -2,6 +2,7 @@
 //! small JSON client for it.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use actix_web::web;
@@ -93,7 +94,17 @@ pub struct TestApp {
     handle: actix_web::dev::ServerHandle,
     runtime: Option<tokio::runtime::Runtime>,
     agent: ureq::Agent,
+    /// Over HTTPS, the client side: the test CA trusted, on the ring provider.
+    tls: Option<ureq::tls::TlsConfig>,
     _pg: Option<PgDatabase>,
+}
+
+/// HTTPS for a TestApp: the listener's certificate and key (`[http] tls_cert`,
+/// `tls_key`), and the CA that signed the certificate, for the test's clients to trust.
+pub struct Https<'a> {
+    pub cert: &'a Path,
+    pub key: &'a Path,
+    pub ca: &'a Path,
 }
 
 impl TestApp {
@@ -103,6 +114,20 @@ impl TestApp {
 
     /// A TestApp whose readers talk MQTT as configured (TestApp::new has MQTT off).
     pub fn with_mqtt(backend: Backend, mqtt: Option<gatehouse::config::MqttConfig>) -> TestApp {
+        TestApp::start(backend, mqtt, None)
+    }
+
+    /// A TestApp whose console and API listen for HTTPS only; `url`, `get` and the other
+    /// requests go over HTTPS, trusting `https.ca`.
+    pub fn with_https(backend: Backend, https: &Https) -> TestApp {
+        TestApp::start(backend, None, Some(https))
+    }
+
+    fn start(
+        backend: Backend,
+        mqtt: Option<gatehouse::config::MqttConfig>,
+        https: Option<&Https>,
+    ) -> TestApp {
         // GATEHOUSE_LOG=debug shows the appliance's log lines beside a failing test.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
@@ -130,6 +155,8 @@ impl TestApp {
             },
             http: gatehouse::config::HttpConfig {
                 listen: "127.0.0.1:0".to_owned(),
+                tls_cert: https.map(|h| h.cert.to_path_buf()).unwrap_or_default(),
+                tls_key: https.map(|h| h.key.to_path_buf()).unwrap_or_default(),
                 ..Default::default()
             },
             mqtt: mqtt.unwrap_or(gatehouse::config::MqttConfig {
@@ -156,10 +183,17 @@ impl TestApp {
             .expect("appliance starts");
         let handle = running.server.handle();
         runtime.spawn(running.server);
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .new_agent();
+        let tls = https.map(|h| {
+            let pem = std::fs::read(h.ca).unwrap();
+            let ca = ureq::tls::Certificate::from_pem(&pem).unwrap();
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&[ca]))
+                .unversioned_rustls_crypto_provider(std::sync::Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .build()
+        });
+        let agent = agent_config(tls.as_ref()).build().new_agent();
         let mut app = TestApp {
             addr: running.addr,
             mqtt_broker: running.mqtt_broker,
@@ -170,6 +204,7 @@ impl TestApp {
             handle,
             runtime: Some(runtime),
             agent,
+            tls,
             _pg: pg,
         };
         app.token = app.token_for("root", "admin");
@@ -203,7 +238,14 @@ impl TestApp {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}{}", self.addr, path)
+    }
+
+    /// A client config for this appliance, to build agents of other shapes from: statuses
+    /// are answers, not errors, and over HTTPS the test CA is trusted.
+    pub fn agent_config(&self) -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
+        agent_config(self.tls.as_ref())
     }
 
     fn finish(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Response {
@@ -313,6 +355,16 @@ impl TestApp {
         let r = self.post(&format!("/api/v1/{collection}"), body);
         assert_eq!(r.status, 201, "create {collection}: {}", r.body);
         r.body["id"].as_i64().unwrap()
+    }
+}
+
+fn agent_config(
+    tls: Option<&ureq::tls::TlsConfig>,
+) -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
+    let config = ureq::Agent::config_builder().http_status_as_error(false);
+    match tls {
+        Some(tls) => config.tls_config(tls.clone()),
+        None => config,
     }
 }
 

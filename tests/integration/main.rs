@@ -9,6 +9,7 @@ mod cli;
 mod console;
 mod crash;
 mod event_log;
+mod https;
 mod hub;
 mod modbus;
 mod mqtt;

@@ -664,17 +664,18 @@ fn reader_health_follows_status_heartbeats_and_the_last_will() {
 
 /// Throwaway PEM files made for each test: a CA, a server certificate it signed for
 /// localhost and 127.0.0.1 with the server's key, and a second CA that signed nothing.
-struct Pki {
+/// (The HTTPS tests use it too.)
+pub(crate) struct Pki {
     /// Holds the files until the test ends.
     _dir: tempfile::TempDir,
-    ca: PathBuf,
-    other_ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
+    pub(crate) ca: PathBuf,
+    pub(crate) other_ca: PathBuf,
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
 }
 
 impl Pki {
-    fn new() -> Pki {
+    pub(crate) fn new() -> Pki {
         use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
         let dir = tempfile::tempdir().unwrap();
         let ca = |name: &str| {
