@@ -416,14 +416,22 @@ fn and_list(items: &[(i64, String)]) -> String {
     }
 }
 
-/// Why something could not be deleted, naming what keeps it and what to do about each:
-/// (what they are, which, the remedy). The entity layer decided; this only says it in
-/// the building's terms, or repeats the entity's words when the console finds nothing.
-fn refusal(name: &str, entity_says: &str, reasons: &[(&str, &[(i64, String)], &str)]) -> String {
+/// One kind of thing that keeps something from being deleted: what they are, which
+/// (id and name), and what to do about them.
+struct Keeping<'a> {
+    what: &'a str,
+    items: &'a [(i64, String)],
+    remedy: &'a str,
+}
+
+/// Why something could not be deleted, naming what keeps it and what to do about each.
+/// The entity layer decided; this only says it in the building's terms, or repeats the
+/// entity's words when the console finds nothing.
+fn refusal(name: &str, entity_says: &str, reasons: &[Keeping<'_>]) -> String {
     let named: Vec<String> = reasons
         .iter()
-        .filter(|(_, items, _)| !items.is_empty())
-        .map(|(what, items, remedy)| format!("{what}: {}; {remedy}.", and_list(items)))
+        .filter(|k| !k.items.is_empty())
+        .map(|k| format!("{}: {}; {}.", k.what, and_list(k.items), k.remedy))
         .collect();
     if named.is_empty() {
         return format!("{name} was not deleted: {entity_says}.");
@@ -442,21 +450,21 @@ fn zone_refusal(
         name,
         entity_says,
         &[
-            (
-                "Doors still in it",
-                doors,
-                "move them to another zone (in the site file or the API) or delete them",
-            ),
-            (
-                "Zones inside it",
-                children,
-                "put them elsewhere on their own pages, or delete them",
-            ),
-            (
-                "Access levels that open it",
-                levels,
-                "take it out of them on each level's page",
-            ),
+            Keeping {
+                what: "Doors still in it",
+                items: doors,
+                remedy: "move them to another zone (in the site file or the API) or delete them",
+            },
+            Keeping {
+                what: "Zones inside it",
+                items: children,
+                remedy: "put them elsewhere on their own pages, or delete them",
+            },
+            Keeping {
+                what: "Access levels that open it",
+                items: levels,
+                remedy: "take it out of them on each level's page",
+            },
         ],
     )
 }
@@ -1028,16 +1036,16 @@ async fn render_schedule(
             &view.name,
             &entity_says,
             &[
-                (
-                    "Access levels that use it",
-                    using_levels.as_slice(),
-                    "choose another schedule for those doors on each level's page",
-                ),
-                (
-                    "Doors open to anyone during it",
-                    using_doors.as_slice(),
-                    "give them another free-access schedule, or none, in the site file or the API",
-                ),
+                Keeping {
+                    what: "Access levels that use it",
+                    items: &using_levels,
+                    remedy: "choose another schedule for those doors on each level's page",
+                },
+                Keeping {
+                    what: "Doors open to anyone during it",
+                    items: &using_doors,
+                    remedy: "give them another free-access schedule, or none, in the site file or the API",
+                },
             ],
         )),
         (refused, _) => refused,
