@@ -1271,7 +1271,32 @@ pub struct LevelLine {
 #[template(path = "policy/levels.html")]
 struct LevelsPage {
     chrome: Chrome,
+    q: String,
     levels: Vec<LevelLine>,
+    total: i64,
+    page: i64,
+    pages: i64,
+}
+
+impl LevelsPage {
+    /// The list's URL for another page, keeping the search.
+    fn page_href(&self, page: &i64) -> String {
+        format!(
+            "/levels?q={}&page={page}",
+            super::percent_encode_query(&self.q)
+        )
+    }
+}
+
+/// Access levels per page of the list.
+const LEVELS_PAGE: i64 = 50;
+
+#[derive(Deserialize, Default)]
+pub struct LevelsQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    page: Option<i64>,
 }
 
 fn describe_items(level: &LevelView, snapshot: &Snapshot) -> Vec<String> {
@@ -1299,26 +1324,43 @@ fn describe_items(level: &LevelView, snapshot: &Snapshot) -> Vec<String> {
 }
 
 /// GET /levels
-pub async fn levels(state: web::Data<AppState>, viewer: Viewer) -> Result<HttpResponse, PageError> {
-    let rows = state
-        .read(|conn| {
-            let (levels, _) = Levels::list(conn, &LevelFilter::default(), EVERYTHING)?;
-            let mut out = Vec::with_capacity(levels.len());
-            for level in levels {
-                let (_, holders) = Entitlements::list(
-                    conn,
-                    &EntitlementFilter {
-                        person_id: None,
-                        level_id: Some(level.id),
-                    },
-                    Page {
-                        offset: 0,
-                        limit: 1,
-                    },
-                )?;
-                out.push((level, holders));
-            }
-            Ok(out)
+pub async fn levels(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    query: web::Query<LevelsQuery>,
+) -> Result<HttpResponse, PageError> {
+    let LevelsQuery { q, page: n } = query.into_inner();
+    let page_no = n.unwrap_or(1).max(1);
+    let filter = LevelFilter {
+        q: Some(q.trim().to_owned()).filter(|q| !q.is_empty()),
+        ..LevelFilter::default()
+    };
+    let paging = Page {
+        offset: (page_no - 1).saturating_mul(LEVELS_PAGE),
+        limit: LEVELS_PAGE,
+    };
+    let (rows, total) = state
+        .read(move |conn| {
+            use crate::store::schema::entitlements;
+            use diesel::prelude::*;
+            let (levels, total) = Levels::list(conn, &filter, paging)?;
+            // How many hold each level on this page, in one query rather than one each.
+            let ids: Vec<i64> = levels.iter().map(|l| l.id).collect();
+            let holders: std::collections::HashMap<i64, i64> = entitlements::table
+                .filter(entitlements::level_id.eq_any(&ids))
+                .group_by(entitlements::level_id)
+                .select((entitlements::level_id, diesel::dsl::count_star()))
+                .load::<(i64, i64)>(conn)?
+                .into_iter()
+                .collect();
+            let rows: Vec<(LevelView, i64)> = levels
+                .into_iter()
+                .map(|level| {
+                    let n = holders.get(&level.id).copied().unwrap_or(0);
+                    (level, n)
+                })
+                .collect();
+            Ok((rows, total))
         })
         .await?;
     let snapshot = state.live.snapshot();
@@ -1332,7 +1374,11 @@ pub async fn levels(state: web::Data<AppState>, viewer: Viewer) -> Result<HttpRe
         .collect();
     page(&LevelsPage {
         chrome: Chrome::new(&state, &viewer, Section::Policy),
+        q,
         levels,
+        total,
+        page: page_no,
+        pages: ((total + LEVELS_PAGE - 1) / LEVELS_PAGE).max(1),
     })
 }
 

@@ -1535,17 +1535,28 @@ fn the_first_admin_is_made_in_the_browser_with_the_setup_code() {
     // again, as on a fresh install.
     {
         let mut conn = app.db();
-        diesel::delete(api_tokens::table).execute(&mut *conn).unwrap();
-        diesel::delete(admin_users::table).execute(&mut *conn).unwrap();
+        diesel::delete(api_tokens::table)
+            .execute(&mut *conn)
+            .unwrap();
+        diesel::delete(admin_users::table)
+            .execute(&mut *conn)
+            .unwrap();
     }
     let code_file = app.state.config.data_dir.join("first-admin-code");
-    let code = std::fs::read_to_string(&code_file).unwrap().trim().to_owned();
+    let code = std::fs::read_to_string(&code_file)
+        .unwrap()
+        .trim()
+        .to_owned();
     assert_eq!(code.len(), 64, "a 256-bit code");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&code_file).unwrap().permissions().mode();
-        assert_eq!(mode & 0o077, 0, "only the appliance's user may read the code");
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "only the appliance's user may read the code"
+        );
     }
     let admins = |app: &TestApp| -> i64 {
         admin_users::table
@@ -1577,8 +1588,15 @@ fn the_first_admin_is_made_in_the_browser_with_the_setup_code() {
     let long = "correct horse battery staple";
     let wrong = attempt(&mut browser, "not-the-code", long, long);
     assert_eq!(wrong.status, 403);
-    assert!(wrong.body.contains("That is not the setup code"), "{}", wrong.body);
-    assert!(wrong.body.contains("value=\"facilities\""), "the username stays typed");
+    assert!(
+        wrong.body.contains("That is not the setup code"),
+        "{}",
+        wrong.body
+    );
+    assert!(
+        wrong.body.contains("value=\"facilities\""),
+        "the username stays typed"
+    );
     let differ = attempt(&mut browser, &code, long, "correct horse battery stapler");
     assert_eq!(differ.status, 422);
     assert!(differ.body.contains("The two passwords differ"));
@@ -1600,7 +1618,10 @@ fn the_first_admin_is_made_in_the_browser_with_the_setup_code() {
         .select(audit_log::actor)
         .load(&mut *app.db())
         .unwrap();
-    assert!(actors.iter().any(|a| a == "first-admin setup"), "{actors:?}");
+    assert!(
+        actors.iter().any(|a| a == "first-admin setup"),
+        "{actors:?}"
+    );
 
     // Done: the page sends people to sign in, and the old code makes no second admin.
     let mut stranger = Browser::new(&app);
@@ -2172,4 +2193,41 @@ fn auditors_read_zones_and_schedules_without_their_forms_and_cannot_post_them() 
         app.get(&format!("/api/v1/zones/{}", f.server_room)).body["name"],
         "Server Room"
     );
+}
+
+/// The access levels list is searched by name and paged 50 at a time, each level with how
+/// many hold it.
+#[test]
+fn the_access_levels_list_searches_and_pages() {
+    let app = TestApp::new(Backend::Sqlite);
+    let f = build_site(&app);
+    for i in 0..55 {
+        app.create(
+            "access-levels",
+            json!({"name": format!("Team {i:02}"), "items": [{"door_id": f.main_door, "schedule_id": f.business_hours}]}),
+        );
+    }
+    let mut browser = signed_in(&app, "auditor");
+    let names = |body: &str| -> Vec<String> {
+        body.split("<td><a href=\"/levels/")
+            .skip(1)
+            .filter_map(|row| Some(row.split_once("\">")?.1.split_once("</a>")?.0.to_owned()))
+            .collect()
+    };
+    let first = browser.get("/levels?q=team");
+    assert!(
+        first.body.contains("55 access levels matching"),
+        "{}",
+        first.body
+    );
+    assert_eq!(names(&first.body).len(), 50);
+    let second = browser.get("/levels?q=team&page=2");
+    assert_eq!(
+        names(&second.body),
+        ["Team 50", "Team 51", "Team 52", "Team 53", "Team 54"]
+    );
+    let staff = browser.get("/levels?q=STAFF");
+    assert_eq!(names(&staff.body), ["Staff"]);
+    // Staff is held by the fixture's one person.
+    assert!(staff.body.contains("1 person"), "{}", staff.body);
 }
