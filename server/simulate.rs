@@ -257,6 +257,43 @@ impl Player {
         }
     }
 
+    /// Swipes, counts the answer in `tally` (against `expected`, when there is one), and
+    /// after a grant opens the door for `dwell` and closes it. Returns the answer.
+    async fn swipe_and_pass(
+        &mut self,
+        credential: &WireCredential,
+        expected: Option<&Expected>,
+        dwell: Duration,
+        tally: &mut Tally,
+    ) -> Option<Answer> {
+        let Ok(Heard {
+            answer, latency, ..
+        }) = self.swipe(credential, None).await
+        else {
+            tally.unanswered += 1;
+            return None;
+        };
+        tally.latencies.push(latency);
+        let name = match answer {
+            Answer::Grant => "granted",
+            Answer::Deny => "denied",
+            Answer::PinRequired => "pin required",
+            Answer::Error => "errors",
+        };
+        *tally.answers.entry(name).or_default() += 1;
+        if expected.is_some_and(|e| !answer.as_planned(e)) {
+            tally.unexpected += 1;
+        }
+        if answer == Answer::Grant && self.door(true).await {
+            tokio::time::sleep(dwell).await;
+            tally.door_events += 1;
+            if self.door(false).await {
+                tally.door_events += 1;
+            }
+        }
+        Some(answer)
+    }
+
     async fn door(&mut self, open: bool) -> bool {
         match self {
             Player::Mqtt(reader) => {
@@ -397,31 +434,9 @@ async fn play(mut player: Player, planned: Vec<Planned>, interval: Duration) -> 
                 tally.door_events += 2;
             }
         }
-        match player.swipe(&swipe.credential, None).await {
-            Ok(Heard {
-                answer, latency, ..
-            }) => {
-                tally.latencies.push(latency);
-                let name = match answer {
-                    Answer::Grant => "granted",
-                    Answer::Deny => "denied",
-                    Answer::PinRequired => "pin required",
-                    Answer::Error => "errors",
-                };
-                *tally.answers.entry(name).or_default() += 1;
-                if !answer.as_planned(&swipe.expected) {
-                    tally.unexpected += 1;
-                }
-                if answer == Answer::Grant && player.door(true).await {
-                    tokio::time::sleep(dwell).await;
-                    tally.door_events += 1;
-                    if player.door(false).await {
-                        tally.door_events += 1;
-                    }
-                }
-            }
-            Err(_) => tally.unanswered += 1,
-        }
+        player
+            .swipe_and_pass(&swipe.credential, Some(&swipe.expected), dwell, &mut tally)
+            .await;
     }
     tally
 }

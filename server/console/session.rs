@@ -389,6 +389,16 @@ impl Sessions {
         Ok(())
     }
 
+    /// "Try again in 3 minutes." when `peer` failed too often lately (sign-ins, setup codes).
+    pub fn wait_words(&self, peer: Option<IpAddr>) -> Option<String> {
+        let wait = self.throttled(peer?).err()?;
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        Some(format!(
+            "Try again in {minutes} minute{}.",
+            if minutes == 1 { "" } else { "s" }
+        ))
+    }
+
     /// Err(how long to wait) when this address failed to sign in too often lately.
     pub fn throttled(&self, addr: IpAddr) -> Result<(), Duration> {
         let Ok(mut failures) = self.failures.lock() else {
@@ -487,6 +497,38 @@ impl Viewer {
         } else {
             Err(PageError::Forbidden(self.0.identity.role))
         }
+    }
+}
+
+/// Adds the cookie of a form shown before anyone is signed in (sign-in, first-admin setup):
+/// the form's `token` goes both in the page and in this cookie for the form's own `path`
+/// (double submit), which a page on another site can neither read nor set.
+pub fn with_form_cookie(
+    req: &HttpRequest,
+    path: &'static str,
+    token: String,
+    mut response: actix_web::HttpResponse,
+) -> Result<actix_web::HttpResponse, PageError> {
+    let cookie = actix_web::cookie::Cookie::build(SIGN_IN_COOKIE, token)
+        .path(path)
+        .http_only(true)
+        .secure(cookie_secure(req))
+        .same_site(actix_web::cookie::SameSite::Strict)
+        .finish();
+    response
+        .add_cookie(&cookie)
+        .map_err(|e| PageError::Internal(e.to_string()))?;
+    Ok(response)
+}
+
+/// Ok when a form posted before sign-in carries the token of its cookie, from this site.
+pub fn check_form_cookie(req: &HttpRequest, token: &str) -> Result<(), PageError> {
+    let cookie = req.cookie(SIGN_IN_COOKIE).map(|c| c.value().to_owned());
+    let matches = cookie.is_some_and(|c| !c.is_empty() && constant_time_eq(&c, token));
+    if matches && same_origin(req) {
+        Ok(())
+    } else {
+        Err(PageError::Csrf)
     }
 }
 

@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::session::{self, SIGN_IN_COOKIE, Sessions, session_cookie};
+use super::session::{self, Sessions, session_cookie};
 use super::{PageError, page_with_status, see_other};
 use crate::admins::{self, AdminInput, Role};
 use crate::config::Config;
@@ -96,7 +96,7 @@ fn setup_form(
     problems: Vec<String>,
 ) -> Result<HttpResponse, PageError> {
     let csrf = Sessions::sign_in_token();
-    let mut response = page_with_status(
+    let response = page_with_status(
         status,
         &SetupPage {
             csrf: csrf.clone(),
@@ -105,16 +105,7 @@ fn setup_form(
             problems,
         },
     )?;
-    let cookie = actix_web::cookie::Cookie::build(SIGN_IN_COOKIE, csrf)
-        .path("/setup")
-        .http_only(true)
-        .secure(session::cookie_secure(req))
-        .same_site(actix_web::cookie::SameSite::Strict)
-        .finish();
-    response
-        .add_cookie(&cookie)
-        .map_err(|e| PageError::Internal(e.to_string()))?;
-    Ok(response)
+    session::with_form_cookie(req, "/setup", csrf, response)
 }
 
 async fn admins_exist(state: &AppState) -> Result<bool, PageError> {
@@ -169,26 +160,18 @@ pub async fn submit(
     }
     let form: SetupForm =
         serde_urlencoded::from_bytes(&body).map_err(|e| PageError::BadForm(e.to_string()))?;
-    let cookie = req.cookie(SIGN_IN_COOKIE).map(|c| c.value().to_owned());
-    let csrf_ok = cookie.is_some_and(|c| !c.is_empty() && constant_time_eq(&c, &form.csrf));
-    if !csrf_ok || !session::same_origin(&req) {
-        return Err(PageError::Csrf);
-    }
+    session::check_form_cookie(&req, &form.csrf)?;
     let username = form.username.trim().to_owned();
     let peer = req.peer_addr().map(|a| a.ip());
     // Wrong codes count as failed sign-ins: the same per-address wait applies.
-    if let Some(ip) = peer
-        && let Err(wait) = state.sessions.throttled(ip)
-    {
-        let minutes = wait.as_secs().div_ceil(60).max(1);
+    if let Some(wait) = state.sessions.wait_words(peer) {
         return setup_form(
             &req,
             &state,
             StatusCode::TOO_MANY_REQUESTS,
             username,
             vec![format!(
-                "Too many wrong setup codes from this computer. Try again in {minutes} minute{}.",
-                if minutes == 1 { "" } else { "s" }
+                "Too many wrong setup codes from this computer. {wait}"
             )],
         );
     }

@@ -6,13 +6,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::session::{
-    self, Posted, SESSION_COOKIE, SIGN_IN_COOKIE, Sessions, Viewer, session_cookie,
-};
+use super::session::{self, Posted, SESSION_COOKIE, Sessions, Viewer, session_cookie};
 use super::{PageError, page_with_status, see_other};
 use crate::admins::{self, SignIn};
 use crate::audit::{self, AuditEntry};
-use crate::secret::constant_time_eq;
 use crate::web::AppState;
 use crate::web::error::ApiError;
 
@@ -59,7 +56,7 @@ async fn sign_in_form(
     problem: Option<String>,
 ) -> Result<HttpResponse, PageError> {
     let csrf = Sessions::sign_in_token();
-    let mut response = page_with_status(
+    let response = page_with_status(
         status,
         &SignInPage {
             csrf: csrf.clone(),
@@ -69,16 +66,7 @@ async fn sign_in_form(
             setup: super::setup::needed(state).await,
         },
     )?;
-    let cookie = actix_web::cookie::Cookie::build(SIGN_IN_COOKIE, csrf)
-        .path("/login")
-        .http_only(true)
-        .secure(session::cookie_secure(req))
-        .same_site(actix_web::cookie::SameSite::Strict)
-        .finish();
-    response
-        .add_cookie(&cookie)
-        .map_err(|e| PageError::Internal(e.to_string()))?;
-    Ok(response)
+    session::with_form_cookie(req, "/login", csrf, response)
 }
 
 /// GET /login
@@ -115,18 +103,11 @@ pub async fn submit(
 ) -> Result<HttpResponse, PageError> {
     let form: SignInForm =
         serde_urlencoded::from_bytes(&body).map_err(|e| PageError::BadForm(e.to_string()))?;
-    let cookie = req.cookie(SIGN_IN_COOKIE).map(|c| c.value().to_owned());
-    let csrf_ok = cookie.is_some_and(|c| !c.is_empty() && constant_time_eq(&c, &form.csrf));
-    if !csrf_ok || !session::same_origin(&req) {
-        return Err(PageError::Csrf);
-    }
+    session::check_form_cookie(&req, &form.csrf)?;
     let next = safe_next(Some(&form.next));
     let username = form.username.trim().to_owned();
     let peer = req.peer_addr().map(|a| a.ip());
-    if let Some(ip) = peer
-        && let Err(wait) = state.sessions.throttled(ip)
-    {
-        let minutes = wait.as_secs().div_ceil(60).max(1);
+    if let Some(wait) = state.sessions.wait_words(peer) {
         return sign_in_form(
             &req,
             &state,
@@ -134,8 +115,7 @@ pub async fn submit(
             next,
             username,
             Some(format!(
-                "Too many failed sign-ins from this computer. Try again in {minutes} minute{}.",
-                if minutes == 1 { "" } else { "s" }
+                "Too many failed sign-ins from this computer. {wait}"
             )),
         )
         .await;

@@ -17,8 +17,7 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 
 use super::{
-    Answer, BrokerTarget, Expected, Heard, Player, Tally, fresh_first_seq, report, start_player,
-    wire,
+    Answer, BrokerTarget, Expected, Player, Tally, fresh_first_seq, report, start_player, wire,
 };
 use crate::clock::Clock;
 use crate::config::{BrokerChoice, Config};
@@ -526,36 +525,16 @@ async fn play_day(
             Act::Swipe {
                 credential,
                 expected,
-            } => match player.swipe(credential, None).await {
-                Ok(Heard {
-                    answer, latency, ..
-                }) => {
-                    tally.latencies.push(latency);
-                    let name = match answer {
-                        Answer::Grant => "granted",
-                        Answer::Deny => "denied",
-                        Answer::PinRequired => "pin required",
-                        Answer::Error => "errors",
-                    };
-                    *tally.answers.entry(name).or_default() += 1;
-                    match answer {
-                        Answer::Grant => hours.entry(hour).or_default().0 += 1,
-                        Answer::Deny => hours.entry(hour).or_default().1 += 1,
-                        _ => {}
-                    }
-                    if expected.as_ref().is_some_and(|e| !answer.as_planned(e)) {
-                        tally.unexpected += 1;
-                    }
-                    if answer == Answer::Grant && player.door(true).await {
-                        tokio::time::sleep(dwell).await;
-                        tally.door_events += 1;
-                        if player.door(false).await {
-                            tally.door_events += 1;
-                        }
-                    }
+            } => {
+                let answer = player
+                    .swipe_and_pass(credential, expected.as_ref(), dwell, &mut tally)
+                    .await;
+                match answer {
+                    Some(Answer::Grant) => hours.entry(hour).or_default().0 += 1,
+                    Some(Answer::Deny) => hours.entry(hour).or_default().1 += 1,
+                    _ => {}
                 }
-                Err(_) => tally.unanswered += 1,
-            },
+            }
         }
     }
     (tally, hours)
