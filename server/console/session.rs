@@ -703,6 +703,19 @@ mod tests {
         (dir, pool)
     }
 
+    /// Whether the session is live at minute `m`, asked by a request of the admin's.
+    fn seen(sessions: &Sessions, conn: &mut DbConnection, secret: &str, m: i64) -> bool {
+        sessions.find(conn, secret, minutes(m)).unwrap().is_some()
+    }
+
+    /// The same, asked by a page refreshing itself.
+    fn polled(sessions: &Sessions, conn: &mut DbConnection, secret: &str, m: i64) -> bool {
+        sessions
+            .find_unattended(conn, secret, minutes(m))
+            .unwrap()
+            .is_some()
+    }
+
     /// `m` minutes into the tests' day (08:00 UTC on 2026-12-01).
     fn minutes(m: i64) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-12-01T08:00:00Z")
@@ -748,40 +761,21 @@ mod tests {
             );
         }
         assert!(
-            sessions
-                .find(conn, &secret, minutes(125))
-                .unwrap()
-                .is_none(),
+            !seen(&sessions, conn, &secret, 125),
             "over at two hours, busy or not"
         );
 
         // A fresh store (another process, a restart) reads the same rules from the database.
         let (idle_secret, _) = sessions.open(conn, identity, t0, "127.0.0.1").unwrap();
-        assert!(
-            sessions
-                .find(conn, &idle_secret, minutes(29))
-                .unwrap()
-                .is_some()
-        );
+        assert!(seen(&sessions, conn, &idle_secret, 29));
         let elsewhere = Sessions::new(30, 2);
+        assert!(seen(&elsewhere, conn, &idle_secret, 58));
         assert!(
-            elsewhere
-                .find(conn, &idle_secret, minutes(58))
-                .unwrap()
-                .is_some()
-        );
-        assert!(
-            elsewhere
-                .find(conn, &idle_secret, minutes(89))
-                .unwrap()
-                .is_none(),
+            !seen(&elsewhere, conn, &idle_secret, 89),
             "31 minutes without a request"
         );
         assert!(
-            sessions
-                .find(conn, "not a session", minutes(1))
-                .unwrap()
-                .is_none(),
+            !seen(&sessions, conn, "not a session", 1),
             "unknown secrets find nothing"
         );
     }
@@ -807,25 +801,12 @@ mod tests {
         }
         // Another process (its cache empty) agrees: nothing was stored as activity.
         let elsewhere = Sessions::new(30, 2);
+        assert!(polled(&elsewhere, conn, &secret, 29));
         assert!(
-            elsewhere
-                .find_unattended(conn, &secret, minutes(29))
-                .unwrap()
-                .is_some()
-        );
-        assert!(
-            sessions
-                .find_unattended(conn, &secret, minutes(31))
-                .unwrap()
-                .is_none(),
+            !polled(&sessions, conn, &secret, 31),
             "idle however often the page refreshed"
         );
-        assert!(
-            elsewhere
-                .find(conn, &secret, minutes(31))
-                .unwrap()
-                .is_none()
-        );
+        assert!(!seen(&elsewhere, conn, &secret, 31));
     }
 
     #[test]
@@ -844,7 +825,7 @@ mod tests {
         // Asking is no request: 31 minutes after the last one, the session is idle.
         assert_eq!(sessions.standing(&secret, minutes(31)), Standing::Ended);
         assert!(!sessions.still_live(conn, &secret, minutes(31)).unwrap());
-        assert!(sessions.find(conn, &secret, minutes(31)).unwrap().is_none());
+        assert!(!seen(&sessions, conn, &secret, 31));
 
         // Signed out: the cache cannot vouch for it, and the row is gone.
         let (signed_out, _) = sessions
