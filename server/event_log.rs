@@ -10,9 +10,10 @@ use diesel::prelude::*;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::entities::stored;
+use crate::store::checkpoint::{Checkpointer, WalPolicy, WalShared, WalStats};
 use crate::store::rows::EventRow;
-use crate::store::schema::events;
-use crate::store::{DbConnection, DbPool, write_transaction};
+use crate::store::schema::{event_reader_marks, events};
+use crate::store::{DbConnection, DbPool, PooledDb, write_transaction};
 
 /// What happened. Stored as its `as_str()`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -132,18 +133,28 @@ pub enum LogError {
 /// How the writer batches: at most `max_batch` events, waiting at most `linger` for more
 /// after the first one arrives. The default waits not at all: a batch is what queued up
 /// while the previous one was being committed, so an event reaching an idle writer is
-/// committed at once, and under load the batches grow by themselves.
+/// committed at once, and under load the batches grow by themselves (after a batch of
+/// `under_load` events or more, the next also takes in the appends of the callers that
+/// batch answered, see `EventLogWriter::gather`). On SQLite the writer has a connection of
+/// its own with `cache_kib` of page cache, and `wal` says when its checkpoint thread copies
+/// the log back (`store::checkpoint`).
 #[derive(Debug, Clone, Copy)]
 pub struct BatchPolicy {
     pub max_batch: usize,
     pub linger: Duration,
+    pub under_load: usize,
+    pub cache_kib: i64,
+    pub wal: WalPolicy,
 }
 
 impl Default for BatchPolicy {
     fn default() -> Self {
         BatchPolicy {
-            max_batch: 512,
+            max_batch: 2048,
             linger: Duration::ZERO,
+            under_load: 64,
+            cache_kib: 32_768,
+            wal: WalPolicy::default(),
         }
     }
 }
@@ -165,6 +176,7 @@ pub struct Recorded {
 pub struct EventLog {
     tx: mpsc::Sender<Pending>,
     live: broadcast::Sender<Arc<Recorded>>,
+    wal: Arc<WalShared>,
 }
 
 /// The writer task's state; its owner drives it with `run`.
@@ -174,9 +186,27 @@ pub struct EventLogWriter {
     policy: BatchPolicy,
     live: broadcast::Sender<Arc<Recorded>>,
     marks: SeqMarks,
-    /// The connection kept between batches (taken from the pool once, and again after a
-    /// failed batch).
-    conn: Option<crate::store::PooledDb>,
+    /// The connection kept between batches (opened once, and again after a failed batch).
+    conn: Option<WriterConnection>,
+    wal: Arc<WalShared>,
+    /// The SQLite file and its checkpoint thread, once started (never on PostgreSQL).
+    checkpoints: Option<(std::path::PathBuf, Checkpointer)>,
+}
+
+/// The writer's connection: on a SQLite file one of its own, which never checkpoints (its
+/// checkpoint thread does), else one taken from the pool.
+enum WriterConnection {
+    Own(Box<DbConnection>),
+    Pooled(PooledDb),
+}
+
+impl WriterConnection {
+    fn get(&mut self) -> &mut DbConnection {
+        match self {
+            WriterConnection::Own(conn) => conn,
+            WriterConnection::Pooled(conn) => conn,
+        }
+    }
 }
 
 /// The highest `seq` recorded per reader. A reader numbers its events upwards, so an event
@@ -210,10 +240,12 @@ impl EventLog {
         let (tx, rx) = mpsc::channel(policy.max_batch.max(1) * 8);
         // Watchers that fall this far behind miss events (and are told so).
         let (live, _) = broadcast::channel(4096);
+        let wal = Arc::new(WalShared::default());
         (
             EventLog {
                 tx,
                 live: live.clone(),
+                wal: wal.clone(),
             },
             EventLogWriter {
                 rx,
@@ -222,8 +254,15 @@ impl EventLog {
                 live,
                 marks: SeqMarks::default(),
                 conn: None,
+                wal,
+                checkpoints: None,
             },
         )
+    }
+
+    /// What the writer's checkpoint thread has done (SQLite; `running` is false otherwise).
+    pub fn wal_stats(&self) -> WalStats {
+        self.wal.stats()
     }
 
     /// Every event recorded from now on, as it is committed.
@@ -243,16 +282,45 @@ impl EventLog {
 }
 
 impl EventLogWriter {
-    /// Writes batches until every `EventLog` handle is dropped.
-    pub async fn run(mut self) {
+    /// Writes batches until every `EventLog` handle is dropped, on a thread of its own.
+    ///
+    /// The thread runs a single-threaded runtime for the channel and the timers and commits
+    /// on it directly: an append wakes the writer, and the writer's answer wakes the caller,
+    /// with no hop through the caller's runtime or its blocking pool in between (two
+    /// thread hand-offs per batch, on the path of every door's answer).
+    pub async fn run(self) {
+        let (finished, done) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("event-writer".to_owned())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                {
+                    Ok(runtime) => runtime.block_on(self.write_batches()),
+                    // Dropping the writer closes its channel: every append is refused.
+                    Err(e) => tracing::error!(error = %e, "the event writer cannot start"),
+                }
+                let _ = finished.send(());
+            });
+        match thread {
+            Ok(_) => {
+                let _ = done.await;
+            }
+            Err(e) => tracing::error!(error = %e, "the event writer thread cannot start"),
+        }
+    }
+
+    async fn write_batches(mut self) {
+        self.start_checkpoints();
+        let mut last_batch = 0;
         while let Some(first) = self.rx.recv().await {
             let mut batch = vec![first];
-            while batch.len() < self.policy.max_batch {
-                match self.rx.try_recv() {
-                    Ok(p) => batch.push(p),
-                    Err(_) => break,
-                }
+            self.take_queued(&mut batch);
+            if last_batch >= self.policy.under_load {
+                self.gather(&mut batch, last_batch).await;
             }
+            last_batch = batch.len();
             let deadline = tokio::time::Instant::now() + self.policy.linger;
             while batch.len() < self.policy.max_batch && !self.policy.linger.is_zero() {
                 match tokio::time::timeout_at(deadline, self.rx.recv()).await {
@@ -262,52 +330,17 @@ impl EventLogWriter {
             }
             let (events, waiters): (Vec<NewEvent>, Vec<_>) =
                 batch.into_iter().map(|p| (p.event, p.done)).unzip();
-            let db = self.db.clone();
-            let mut marks = std::mem::take(&mut self.marks);
-            // The writer keeps its connection between batches: a checkout from the pool
-            // costs a validity query, on the path of every door's answer.
-            let held = self.conn.take();
-            let written = tokio::task::spawn_blocking(move || {
-                let conn = match held {
-                    Some(conn) => Ok(conn),
-                    None => db.get().map_err(|e| LogError::Write(e.to_string())),
-                };
-                let mut kept = None;
-                let result = conn.and_then(|mut conn| {
-                    let outcomes = write_batch(&mut conn, &events, &mut marks)
-                        .map_err(|e| LogError::Write(e.to_string()));
-                    // After a failure, the next batch starts on a fresh connection.
-                    if outcomes.is_ok() {
-                        kept = Some(conn);
+            match self.commit(&events) {
+                Ok(outcomes) => {
+                    // The callers first: a door is waiting for its answer.
+                    for (done, outcome) in waiters.into_iter().zip(&outcomes) {
+                        let _ = done.send(Ok(outcome.clone()));
                     }
-                    outcomes
-                });
-                (result.map(|outcomes| (events, outcomes)), marks, kept)
-            })
-            .await;
-            let result = match written {
-                Ok((result, marks, kept)) => {
-                    self.conn = kept;
-                    // A batch that failed rolled back: marks it moved are no longer true.
-                    self.marks = if result.is_ok() {
-                        marks
-                    } else {
-                        SeqMarks::default()
-                    };
-                    result
-                }
-                Err(e) => Err(LogError::Write(e.to_string())),
-            };
-            match result {
-                Ok((events, outcomes)) => {
-                    for (event, outcome) in events.into_iter().zip(&outcomes) {
+                    for (event, outcome) in events.into_iter().zip(outcomes) {
                         if let Appended::New(id) = outcome {
                             // No watcher is fine: the event is on record either way.
-                            let _ = self.live.send(Arc::new(Recorded { id: *id, event }));
+                            let _ = self.live.send(Arc::new(Recorded { id, event }));
                         }
-                    }
-                    for (done, outcome) in waiters.into_iter().zip(outcomes) {
-                        let _ = done.send(Ok(outcome));
                     }
                 }
                 Err(e) => {
@@ -319,6 +352,104 @@ impl EventLogWriter {
             }
         }
     }
+
+    /// Writes one batch in one transaction on the writer's connection.
+    fn commit(&mut self, events: &[NewEvent]) -> Result<Vec<Appended>, LogError> {
+        // The writer keeps its connection between batches: a checkout from the pool
+        // costs a validity query, on the path of every door's answer.
+        let mut conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => {
+                let file = self.checkpoints.as_ref().map(|(file, _)| file.as_path());
+                open_writer(&self.db, file, self.policy.cache_kib)?
+            }
+        };
+        let marks = &mut self.marks;
+        let outcomes = if matches!(conn, WriterConnection::Own(_)) {
+            // Never while its checkpoint thread restarts the log.
+            self.wal.write(|| write_batch(conn.get(), events, marks))
+        } else {
+            write_batch(conn.get(), events, marks)
+        };
+        match outcomes {
+            Ok(outcomes) => {
+                self.conn = Some(conn);
+                Ok(outcomes)
+            }
+            Err(e) => {
+                // The batch rolled back: the marks it moved are no longer true, and the
+                // next batch starts on a fresh connection.
+                self.marks = SeqMarks::default();
+                Err(LogError::Write(e.to_string()))
+            }
+        }
+    }
+
+    fn take_queued(&mut self, batch: &mut Vec<Pending>) {
+        while batch.len() < self.policy.max_batch {
+            match self.rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Under load, gives the callers the last batch answered (`answered` of them) a moment
+    /// to append again before this batch is closed: without it they form a batch of their
+    /// own behind this one, and under steady load the batches settle into two halves (500
+    /// and 500 with 1,000 appends in flight). One batch of N events commits faster than
+    /// two of N/2: a commit writes each page it changed whole, and the indexes with
+    /// scattered keys (person, door) change about a page per event in a small batch, fewer
+    /// per event in a large one. Stops once a step brings nothing new and the batch is as
+    /// large as the last, or after `GATHER_AT_MOST`; never when the writer is not under
+    /// load, so an event reaching an idle writer is still committed at once.
+    async fn gather(&mut self, batch: &mut Vec<Pending>, answered: usize) {
+        // Tokio's timer rounds the step up to its tick (1 ms).
+        const GATHER_STEP: Duration = Duration::from_micros(250);
+        const GATHER_AT_MOST: Duration = Duration::from_millis(5);
+        let started = std::time::Instant::now();
+        while batch.len() < self.policy.max_batch && started.elapsed() < GATHER_AT_MOST {
+            let before = batch.len();
+            tokio::time::sleep(GATHER_STEP).await;
+            self.take_queued(batch);
+            if batch.len() == before && batch.len() >= answered {
+                break;
+            }
+        }
+    }
+
+    /// On a SQLite file, starts the checkpoint thread; the writer then opens a connection
+    /// of its own that leaves checkpoints to it. Without one (PostgreSQL, or a thread that
+    /// could not start) the writer uses a pooled connection, which checkpoints itself.
+    fn start_checkpoints(&mut self) {
+        let started = crate::store::sqlite_file(&self.db).and_then(|file| match file {
+            Some(file) => Checkpointer::start(&file, self.policy.wal, self.wal.clone())
+                .map(|checkpointer| Some((file, checkpointer))),
+            None => Ok(None),
+        });
+        match started {
+            Ok(checkpoints) => self.checkpoints = checkpoints,
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint thread not started"),
+        }
+    }
+}
+
+/// The writer's connection: its own on a SQLite file with a checkpoint thread, else the
+/// pool's.
+fn open_writer(
+    db: &DbPool,
+    file: Option<&std::path::Path>,
+    cache_kib: i64,
+) -> Result<WriterConnection, LogError> {
+    match file {
+        Some(file) => crate::store::sqlite_writer(file, cache_kib)
+            .map(|conn| WriterConnection::Own(Box::new(conn))),
+        None => db
+            .get()
+            .map(WriterConnection::Pooled)
+            .map_err(crate::store::OpenError::from),
+    }
+    .map_err(|e| LogError::Write(e.to_string()))
 }
 
 /// A `NewEvent` as the row it is stored as. `None` is written as NULL (rather than the
@@ -363,12 +494,53 @@ impl<'a> EventInsert<'a> {
     }
 }
 
-/// The highest event number recorded for a reader, if any.
+/// The highest event number recorded for a reader, if any (kept in `event_reader_marks`
+/// by `write_batch`: the resend key is ordered by time, so it cannot answer this).
 pub fn highest_seq(conn: &mut DbConnection, reader: &str) -> QueryResult<Option<i64>> {
-    events::table
-        .filter(events::reader_id.eq(reader))
-        .select(diesel::dsl::max(events::seq))
+    event_reader_marks::table
+        .find(reader)
+        .select(event_reader_marks::highest_seq)
         .first(conn)
+        .optional()
+}
+
+/// Raises each reader's highest event number to the batch's, where it is higher.
+fn raise_marks(
+    conn: &mut DbConnection,
+    highest: &std::collections::BTreeMap<&str, i64>,
+) -> QueryResult<()> {
+    use diesel::dsl::case_when;
+    use diesel::upsert::excluded;
+    use event_reader_marks::{highest_seq, reader_id};
+    let rows: Vec<_> = highest
+        .iter()
+        .map(|(reader, seq)| (reader_id.eq(*reader), highest_seq.eq(*seq)))
+        .collect();
+    // Never lowered: another instance on the same database may have gone higher.
+    let higher = case_when(excluded(highest_seq).gt(highest_seq), excluded(highest_seq))
+        .otherwise(highest_seq);
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        match conn {
+            DbConnection::Sqlite(conn) => {
+                diesel::insert_into(event_reader_marks::table)
+                    .values(chunk)
+                    .on_conflict(reader_id)
+                    .do_update()
+                    .set(highest_seq.eq(higher))
+                    .execute(conn)?;
+            }
+            #[cfg(feature = "postgres")]
+            DbConnection::Postgres(conn) => {
+                diesel::insert_into(event_reader_marks::table)
+                    .values(chunk)
+                    .on_conflict(reader_id)
+                    .do_update()
+                    .set(highest_seq.eq(higher))
+                    .execute(conn)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes a batch in one transaction; resends of recorded events are reported, not written.
@@ -411,11 +583,21 @@ pub fn write_batch(
         let rows: Vec<EventInsert<'_>> =
             fresh.iter().map(|&i| EventInsert::of(&batch[i])).collect();
         let ids = insert_rows(conn, &rows)?;
+        // In reader order: instances sharing a PostgreSQL database then lock the readers'
+        // rows in the same order, and cannot deadlock on them.
+        let mut highest: std::collections::BTreeMap<&str, i64> = Default::default();
         for (&i, id) in fresh.iter().zip(ids) {
             outcomes[i] = Some(Appended::New(id));
             if let (Some(reader), Some(seq)) = (&batch[i].reader_id, batch[i].seq) {
-                marks.record(reader, seq);
+                let h = highest.entry(reader.as_str()).or_insert(seq);
+                *h = (*h).max(seq);
             }
+        }
+        // Only the readers that went past their mark (as far as this writer knows it).
+        highest.retain(|reader, seq| marks.highest.get(*reader).is_none_or(|h| *seq > *h));
+        raise_marks(conn, &highest)?;
+        for (reader, seq) in highest {
+            marks.record(reader, seq);
         }
         for (i, first) in same_as {
             if let Some(Appended::New(id)) = outcomes[first] {

@@ -3,11 +3,14 @@
 //! use to fill a log with millions of rows.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use gatehouse::event_log::{EventInsert, NewEvent};
+use gatehouse::store::checkpoint::{Checkpointer, WalPolicy, WalShared, WalStats};
 use gatehouse::store::schema::events;
 use gatehouse::store::{DbConnection, DbPool};
 
@@ -37,16 +40,85 @@ pub fn insert_rows(conn: &mut SqliteConnection, rows: &[NewEvent]) -> QueryResul
     Ok(())
 }
 
-/// The same rows in transactions of `batch` (one fsync each, as the pool's connections
-/// are set up), in multi-row INSERTs straight on the SQLite connection; returns the time.
-pub fn raw_insert(pool: &DbPool, rows: &[NewEvent], batch: usize) -> Result<Duration> {
-    let mut pooled = pool.get()?;
-    let DbConnection::Sqlite(conn) = &mut *pooled else {
+/// Who checkpoints the WAL during a raw insert.
+#[derive(Debug, Clone, Copy)]
+pub enum Checkpoints {
+    /// SQLite's default: the connection whose commit takes the log past 1,000 pages
+    /// checkpoints it before the commit returns.
+    Sqlite,
+    /// As the event log does it: the rows go in on a connection set up like the event
+    /// writer's (`store::sqlite_writer`: no automatic checkpoint, statement journals in
+    /// memory, `cache_kib` of cache), and a checkpoint thread with its own connection
+    /// checkpoints (`store::checkpoint`).
+    Thread { wal: WalPolicy, cache_kib: i64 },
+}
+
+/// The same rows in transactions of `batch` (one fsync each: `synchronous = FULL`), in
+/// multi-row INSERTs straight on a SQLite connection; returns the time and, with a
+/// checkpoint thread, what it did.
+pub fn raw_insert(
+    pool: &DbPool,
+    rows: &[NewEvent],
+    batch: usize,
+    checkpoints: Checkpoints,
+) -> Result<(Duration, Option<WalStats>)> {
+    let wal = Arc::new(WalShared::default());
+    let (mut conn, thread) = match checkpoints {
+        Checkpoints::Sqlite => {
+            let mut pooled = pool.get()?;
+            if let DbConnection::Sqlite(conn) = &mut *pooled {
+                // SQLite's default, which the pool's connections no longer have.
+                conn.batch_execute("PRAGMA wal_autocheckpoint = 1000")?;
+            }
+            (Connection::Pooled(pooled), None)
+        }
+        Checkpoints::Thread {
+            wal: policy,
+            cache_kib,
+        } => {
+            let file = gatehouse::store::sqlite_file(pool)?.context("a database file")?;
+            let own = gatehouse::store::sqlite_writer(&file, cache_kib)?;
+            let thread = Checkpointer::start(&file, policy, wal.clone())?;
+            (Connection::Own(Box::new(own)), Some(thread))
+        }
+    };
+    let DbConnection::Sqlite(conn) = conn.get() else {
         anyhow::bail!("raw inserts are made on SQLite");
     };
     let started = Instant::now();
     for chunk in rows.chunks(batch.max(1)) {
-        conn.immediate_transaction(|conn| insert_rows(conn, chunk))?;
+        if thread.is_some() {
+            wal.write(|| conn.immediate_transaction(|conn| insert_rows(conn, chunk)))?;
+        } else {
+            conn.immediate_transaction(|conn| insert_rows(conn, chunk))?;
+        }
     }
-    Ok(started.elapsed())
+    let elapsed = started.elapsed();
+    if thread.is_none() {
+        // The pool's own setting again, for whoever gets this connection next.
+        conn.batch_execute(&format!(
+            "PRAGMA wal_autocheckpoint = {}",
+            gatehouse::store::checkpoint::POOL_AUTOCHECKPOINT_PAGES
+        ))?;
+    }
+    let stats = thread.map(|t| {
+        let stats = wal.stats();
+        t.stop();
+        stats
+    });
+    Ok((elapsed, stats))
+}
+
+enum Connection {
+    Pooled(gatehouse::store::PooledDb),
+    Own(Box<DbConnection>),
+}
+
+impl Connection {
+    fn get(&mut self) -> &mut DbConnection {
+        match self {
+            Connection::Pooled(conn) => conn,
+            Connection::Own(conn) => conn,
+        }
+    }
 }

@@ -270,3 +270,11 @@ diesel::table! {
         detail -> Text,
     }
 }
+
+diesel::table! {
+    /// The highest `seq` recorded per reader (the event log raises it with each batch).
+    event_reader_marks (reader_id) {
+        reader_id -> Text,
+        highest_seq -> BigInt,
+    }
+}

@@ -222,3 +222,200 @@ fn the_day_tally_equals_a_fresh_count_as_events_arrive() {
         assert!(tomorrow.is_empty(), "{tomorrow:?}");
     }
 }
+
+/// A SQLite file of its own with the event log's schema, and an event log on it whose
+/// checkpoint thread restarts the log past 64 pages (and copies it back only then, so that
+/// the restarts are what keeps it bounded).
+fn small_wal_log(
+    dir: &std::path::Path,
+) -> (
+    gatehouse::store::DbPool,
+    EventLog,
+    gatehouse::event_log::EventLogWriter,
+) {
+    let url = format!("sqlite://{}", dir.join("g.db").display());
+    let pool = gatehouse::store::open(&url, 4).unwrap();
+    gatehouse::store::migrate(&mut pool.get().unwrap()).unwrap();
+    let policy = BatchPolicy {
+        wal: gatehouse::store::checkpoint::WalPolicy {
+            passive_pages: 1_000_000,
+            restart_pages: 64,
+            restart_wait: std::time::Duration::from_millis(100),
+            idle: std::time::Duration::from_millis(200),
+        },
+        ..BatchPolicy::default()
+    };
+    let (log, writer) = EventLog::new(pool.clone(), policy);
+    (pool, log, writer)
+}
+
+/// Appends `n` swipes from 50 readers, 200 at a time, numbered after `first`; returns the
+/// longest an append took.
+fn append_many(
+    runtime: &tokio::runtime::Runtime,
+    log: &EventLog,
+    first: i64,
+    n: i64,
+) -> std::time::Duration {
+    let t0 = DateTime::parse_from_rfc3339("2026-11-24T08:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    runtime.block_on(async {
+        let mut longest = std::time::Duration::ZERO;
+        for wave in (first..first + n).collect::<Vec<_>>().chunks(200) {
+            let tasks: Vec<_> = wave
+                .iter()
+                .map(|&i| {
+                    let log = log.clone();
+                    // People scattered, as swipes are: each commit changes many pages.
+                    let e = swipe(
+                        &format!("r{}", i % 50),
+                        i,
+                        t0 + TimeDelta::milliseconds(i),
+                        Some(i * 7919 % 5000),
+                    );
+                    tokio::spawn(async move {
+                        let started = std::time::Instant::now();
+                        let outcome = log.append(e).await.unwrap();
+                        assert!(matches!(outcome, Appended::New(_)), "{outcome:?}");
+                        started.elapsed()
+                    })
+                })
+                .collect();
+            for t in tasks {
+                longest = longest.max(t.await.unwrap());
+            }
+        }
+        longest
+    })
+}
+
+fn multi_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The writer's checkpoints run on a thread of their own, and the log is restarted
+/// whenever it passes its bound, so it stays bounded while appends keep coming; every
+/// event is on record.
+#[test]
+fn the_wal_is_checkpointed_beside_the_writer_and_stays_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pool, log, writer) = small_wal_log(dir.path());
+    let runtime = multi_thread_runtime();
+    runtime.spawn(writer.run());
+    append_many(&runtime, &log, 0, 6000);
+    let stats = log.wal_stats();
+    assert!(stats.running, "{stats:?}");
+    assert!(stats.passive > 0, "{stats:?}");
+    assert!(stats.restarts >= 2, "{stats:?}");
+    assert_eq!((stats.errors, stats.restarts_busy), (0, 0), "{stats:?}");
+    // Past the bound of 64 pages by what was committed while a restart was under way.
+    assert!(stats.largest_log_pages < 4 * 64, "{stats:?}");
+    let wal_file = std::fs::metadata(dir.path().join("g.db-wal"))
+        .unwrap()
+        .len();
+    assert!(
+        wal_file < 4 * 64 * (4096 + 24),
+        "WAL file of {wal_file} bytes"
+    );
+    let all =
+        gatehouse::event_log::recent(&mut pool.get().unwrap(), &EventFilter::default(), 10_000)
+            .unwrap();
+    assert_eq!(all.len(), 6000);
+}
+
+/// A reader in the middle of a long read needs the log's older pages: the restart waits
+/// for it instead of holding the writer, and happens once the reader is done.
+#[test]
+fn a_reader_of_an_old_snapshot_puts_off_the_restart_without_stalling_appends() {
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let (_pool, log, writer) = small_wal_log(dir.path());
+    let runtime = multi_thread_runtime();
+    runtime.spawn(writer.run());
+    append_many(&runtime, &log, 0, 500);
+    let mut reader =
+        diesel::SqliteConnection::establish(&dir.path().join("g.db").to_string_lossy()).unwrap();
+    reader
+        .batch_execute("BEGIN; SELECT count(*) FROM events;")
+        .unwrap();
+    let longest = append_many(&runtime, &log, 500, 4000);
+    let held = log.wal_stats();
+    assert!(held.restarts_deferred > 0, "{held:?}");
+    assert!(held.largest_log_pages > 64, "{held:?}");
+    // The writer is held for a restart at most `restart_wait` (100 ms) at a time, then
+    // left alone for `idle` (200 ms).
+    assert!(
+        held.longest_hold < std::time::Duration::from_secs(1),
+        "{held:?}"
+    );
+    assert!(longest < std::time::Duration::from_secs(2), "{longest:?}");
+
+    reader.batch_execute("COMMIT;").unwrap();
+    append_many(&runtime, &log, 4500, 1500);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let after = log.wal_stats();
+    assert!(after.restarts > held.restarts, "{held:?} then {after:?}");
+    assert!(after.log_pages < held.largest_log_pages, "{after:?}");
+}
+
+/// Each reader's highest event number outlives the writer that recorded it: a new writer
+/// recognises a resend of an old event, and a Modbus reader's numbering continues after it.
+#[test]
+fn a_new_writer_knows_each_readers_highest_number() {
+    use gatehouse::event_log::highest_seq;
+    for backend in backends() {
+        let app = TestApp::new(backend);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let t0 = DateTime::parse_from_rfc3339("2026-11-24T08:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let at = |seq: i64| t0 + TimeDelta::seconds(seq);
+        {
+            let (log, writer) = EventLog::new(app.state.db.clone(), BatchPolicy::default());
+            runtime.spawn(writer.run());
+            for seq in 1..=10 {
+                runtime
+                    .block_on(log.append(swipe("mark-1", seq, at(seq), None)))
+                    .unwrap();
+            }
+            for seq in 1..=5 {
+                runtime
+                    .block_on(log.append(swipe("mark-2", seq, at(seq), None)))
+                    .unwrap();
+            }
+        }
+        let mut conn = app.db();
+        assert_eq!(highest_seq(&mut conn, "mark-1").unwrap(), Some(10));
+        assert_eq!(highest_seq(&mut conn, "mark-2").unwrap(), Some(5));
+        assert_eq!(highest_seq(&mut conn, "mark-3").unwrap(), None);
+
+        let (log, writer) = EventLog::new(app.state.db.clone(), BatchPolicy::default());
+        runtime.spawn(writer.run());
+        let append = |e: NewEvent| runtime.block_on(log.append(e)).unwrap();
+        match append(swipe("mark-1", 7, at(7), None)) {
+            Appended::Duplicate { command, .. } => {
+                assert_eq!(command.as_deref(), Some("{\"type\":\"grant\",\"ref\":7}"))
+            }
+            other => panic!("a resend was recorded again: {other:?}"),
+        }
+        assert!(matches!(
+            append(swipe("mark-1", 11, at(11), None)),
+            Appended::New(_)
+        ));
+        // A reader that restarted its numbering does not lower its mark.
+        assert!(matches!(
+            append(swipe("mark-1", 2, at(100), None)),
+            Appended::New(_)
+        ));
+        assert_eq!(highest_seq(&mut conn, "mark-1").unwrap(), Some(11));
+    }
+}
