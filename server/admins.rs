@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::audit::{self, AuditEntry};
-use crate::entities::{ChangeContext, ChangeError, FieldErrors, utc};
+use crate::entities::{ChangeContext, ChangeError, FieldErrors, Page, like_pattern, lower, utc};
 use crate::secret::{hash_secret, verify_secret};
 use crate::store::DbConnection;
 use crate::store::rows::{AdminUserRow, ApiTokenRow};
@@ -240,6 +240,34 @@ pub fn list_admins(conn: &mut DbConnection) -> QueryResult<Vec<AdminView>> {
         .into_iter()
         .map(admin_view)
         .collect())
+}
+
+/// One page of the admins whose username contains `q` (any case), by username, and how
+/// many match in all.
+pub fn search_admins(
+    conn: &mut DbConnection,
+    q: Option<&str>,
+    page: Page,
+) -> QueryResult<(Vec<AdminView>, i64)> {
+    let query = || {
+        let mut query = admin_users::table.into_boxed();
+        if let Some(text) = q {
+            query = query.filter(
+                lower(admin_users::username)
+                    .like(like_pattern(text))
+                    .escape('\\'),
+            );
+        }
+        query
+    };
+    let total = query().count().get_result(conn)?;
+    let rows = query()
+        .order(admin_users::username)
+        .offset(page.offset)
+        .limit(page.limit)
+        .select(AdminUserRow::as_select())
+        .load(conn)?;
+    Ok((rows.into_iter().map(admin_view).collect(), total))
 }
 
 fn admin_by_name(conn: &mut DbConnection, username: &str) -> QueryResult<Option<AdminUserRow>> {

@@ -6,6 +6,7 @@ use askama::Template;
 use chrono::NaiveDate;
 use serde::Deserialize;
 
+use super::listing::{ListQuery, Paged};
 use super::people::end_of_day;
 use super::session::{Posted, Viewer};
 use super::{Chrome, PageError, Problems, Section, page_with_status, see_other};
@@ -35,7 +36,12 @@ pub struct AdminForms {
 #[template(path = "admins.html")]
 struct AdminsPage {
     chrome: Chrome,
+    /// The admins list's search and page.
+    list: Paged,
+    /// The page of admins the list shows.
     admins: Vec<AdminView>,
+    /// Every admin who may hold a token, for the issue-a-token form.
+    token_holders: Vec<AdminView>,
     /// Each token with its admin's name.
     tokens: Vec<(TokenView, String)>,
     typed: AdminForms,
@@ -46,37 +52,79 @@ struct AdminsPage {
     notice: Option<String>,
 }
 
-async fn render(
-    state: &AppState,
-    viewer: &Viewer,
+/// Admins per page of the list.
+const ADMINS_PAGE: i64 = 50;
+
+/// What the admins page shows besides its list's position: the forms as typed, their
+/// messages, a token just issued, and what was just done.
+struct Shown {
     typed: AdminForms,
     problems: Problems,
     issued: Option<IssuedToken>,
     notice: Option<String>,
+}
+
+impl Shown {
+    fn form(typed: AdminForms, problems: Problems) -> Shown {
+        Shown {
+            typed,
+            problems,
+            issued: None,
+            notice: None,
+        }
+    }
+
+    fn notice(text: String) -> Shown {
+        Shown {
+            notice: Some(text),
+            ..Shown::form(AdminForms::default(), Problems::default())
+        }
+    }
+}
+
+async fn render(
+    state: &AppState,
+    viewer: &Viewer,
+    query: ListQuery,
+    shown: Shown,
 ) -> Result<HttpResponse, PageError> {
-    let (admins, tokens) = state
-        .read(|conn| {
-            let admins = admins::list_admins(conn)?;
+    let search = query.search();
+    let paging = query.rows(ADMINS_PAGE);
+    let (listed, total, everyone, tokens) = state
+        .read(move |conn| {
+            let (listed, total) = admins::search_admins(conn, search.as_deref(), paging)?;
+            let everyone = admins::list_admins(conn)?;
             let tokens = admins::list_tokens(conn, None)?;
-            Ok((admins, tokens))
+            Ok((listed, total, everyone, tokens))
         })
         .await?;
     let tokens = tokens
         .into_iter()
         .map(|t| {
-            let owner = admins.iter().find(|a| a.id == t.admin_user_id).map_or_else(
-                || format!("admin {}", t.admin_user_id),
-                |a| a.username.clone(),
-            );
+            let owner = everyone
+                .iter()
+                .find(|a| a.id == t.admin_user_id)
+                .map_or_else(
+                    || format!("admin {}", t.admin_user_id),
+                    |a| a.username.clone(),
+                );
             (t, owner)
         })
         .collect();
+    let Shown {
+        typed,
+        problems,
+        issued,
+        notice,
+    } = shown;
     let status = Problems::status(problems.is_empty());
     page_with_status(
         status,
         &AdminsPage {
             chrome: Chrome::new(state, viewer, Section::Admins),
-            admins,
+            list: Paged::new("/admins", &query, total, ADMINS_PAGE),
+            admins: listed,
+            token_holders: everyone.into_iter().filter(|a| !a.disabled).collect(),
             tokens,
             typed,
             problems,
@@ -87,13 +135,23 @@ async fn render(
 }
 
 /// GET /admins
-pub async fn show(state: web::Data<AppState>, viewer: Viewer) -> Result<HttpResponse, PageError> {
+pub async fn show(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, PageError> {
     let typed = AdminForms {
         role: "operator".to_owned(),
         token_admin: viewer.identity().username.clone(),
         ..Default::default()
     };
-    render(&state, &viewer, typed, Problems::default(), None, None).await
+    render(
+        &state,
+        &viewer,
+        query.into_inner(),
+        Shown::form(typed, Problems::default()),
+    )
+    .await
 }
 
 /// Runs an admin-management change; invalid input brings the page back with messages.
@@ -150,10 +208,8 @@ pub async fn create(
             render(
                 &state,
                 &posted.viewer,
-                AdminForms::default(),
-                Problems::default(),
-                None,
-                Some(format!(
+                ListQuery::default(),
+                Shown::notice(format!(
                     "{} can now sign in as {}.",
                     view.username,
                     view.role.as_str()
@@ -163,7 +219,13 @@ pub async fn create(
         }
         Err(problems) => {
             let typed = without_password(&posted.form);
-            render(&state, &posted.viewer, typed, problems, None, None).await
+            render(
+                &state,
+                &posted.viewer,
+                ListQuery::default(),
+                Shown::form(typed, problems),
+            )
+            .await
         }
     }
 }
@@ -259,10 +321,8 @@ pub async fn set_password(
             render(
                 &state,
                 &posted.viewer,
-                AdminForms::default(),
-                Problems::default(),
-                None,
-                Some(format!(
+                ListQuery::default(),
+                Shown::notice(format!(
                     "{username} has a new password; their sessions have ended."
                 )),
             )
@@ -278,10 +338,8 @@ pub async fn set_password(
             render(
                 &state,
                 &posted.viewer,
-                AdminForms::default(),
-                Problems(problems),
-                None,
-                None,
+                ListQuery::default(),
+                Shown::form(AdminForms::default(), Problems(problems)),
             )
             .await
         }
@@ -342,16 +400,23 @@ pub async fn issue_token(
             render(
                 &state,
                 &posted.viewer,
-                AdminForms::default(),
-                Problems::default(),
-                Some(issued),
-                None,
+                ListQuery::default(),
+                Shown {
+                    issued: Some(issued),
+                    ..Shown::form(AdminForms::default(), Problems::default())
+                },
             )
             .await
         }
         Err(problems) => {
             let typed = without_password(&posted.form);
-            render(&state, &posted.viewer, typed, problems, None, None).await
+            render(
+                &state,
+                &posted.viewer,
+                ListQuery::default(),
+                Shown::form(typed, problems),
+            )
+            .await
         }
     }
 }

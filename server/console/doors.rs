@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
+use super::listing::{ListQuery, Paged};
 use super::session::{Posted, Viewer};
 use super::{Chrome, PageError, Problems, Section, page, page_with_status, see_other};
 use crate::entities::doors::{DoorFilter, DoorInput, DoorView, Doors};
@@ -25,14 +26,6 @@ pub struct DoorLine {
     pub readers: usize,
 }
 
-#[derive(Deserialize, Default)]
-pub struct DoorsQuery {
-    #[serde(default)]
-    q: String,
-    #[serde(default)]
-    page: Option<i64>,
-}
-
 /// Doors per page of the list.
 const PAGE_SIZE: i64 = 100;
 
@@ -40,19 +33,8 @@ const PAGE_SIZE: i64 = 100;
 #[template(path = "doors/list.html")]
 struct ListPage {
     chrome: Chrome,
-    q: String,
+    list: Paged,
     doors: Vec<DoorLine>,
-    page: i64,
-    pages: i64,
-}
-
-impl ListPage {
-    fn page_href(&self, page: &i64) -> String {
-        format!(
-            "/doors?q={}&page={page}",
-            super::percent_encode_query(&self.q)
-        )
-    }
 }
 
 fn health_of(state: &AppState, reader_ids: &[String]) -> Vec<ReaderHealth> {
@@ -80,20 +62,16 @@ fn door_state(state: &AppState, door_id: i64, chrome: &Chrome) -> (String, bool)
 pub async fn list(
     state: web::Data<AppState>,
     viewer: Viewer,
-    query: web::Query<DoorsQuery>,
+    query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let DoorsQuery { q, page: n } = query.into_inner();
-    let page_no = n.unwrap_or(1).max(1);
+    let query = query.into_inner();
     let filter = DoorFilter {
-        q: Some(q.trim().to_owned()).filter(|q| !q.is_empty()),
+        q: query.search(),
         ..Default::default()
     };
+    let paging = query.rows(PAGE_SIZE);
     let (doors, total, readers) = state
         .read(move |conn| {
-            let paging = Page {
-                offset: (page_no - 1).saturating_mul(PAGE_SIZE),
-                limit: PAGE_SIZE,
-            };
             let (doors, total) = Doors::list(conn, &filter, paging)?;
             let mut readers = Vec::new();
             let mut offset = 0;
@@ -147,10 +125,8 @@ pub async fn list(
         .collect();
     page(&ListPage {
         chrome,
-        q,
+        list: Paged::new("/doors", &query, total, PAGE_SIZE),
         doors: lines,
-        page: page_no,
-        pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
     })
 }
 

@@ -9,6 +9,7 @@ pub mod charts;
 pub mod dashboard;
 pub mod doors;
 pub mod events;
+pub mod listing;
 pub mod lockdown;
 pub mod people;
 pub mod policy_pages;

@@ -4,7 +4,7 @@
 //! goes through the same `entities` functions as the API, so validation and the audit log
 //! are shared.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 
 use actix_web::http::StatusCode;
@@ -15,6 +15,7 @@ use chrono_tz::Tz;
 
 use serde::Deserialize;
 
+use super::listing::{ListQuery, Paged};
 use super::session::{Posted, Viewer};
 use super::{Chrome, PageError, Problems, Section, page, see_other};
 use crate::entities::doors::{DoorFilter, Doors};
@@ -45,6 +46,14 @@ pub struct ZoneLine {
     pub site: String,
     pub anti_passback: String,
     pub doors: Vec<(i64, String)>,
+    /// Shown only because a zone or door that matches the search lies inside it.
+    pub context: bool,
+}
+
+/// What a search of the zone tree found: how many zones and doors match.
+pub struct ZoneSearch {
+    pub zones: usize,
+    pub doors: usize,
 }
 
 /// What the zone form offers: sites, the zones a zone can be put inside (by their path),
@@ -73,6 +82,10 @@ pub struct ZoneForm {
 #[template(path = "policy/zones.html")]
 struct ZonesPage {
     chrome: Chrome,
+    /// The search typed; empty for the whole tree.
+    q: String,
+    /// What the search found; None when the whole tree is shown.
+    found: Option<ZoneSearch>,
     zones: Vec<ZoneLine>,
     form: ZoneForm,
     choices: ZoneChoices,
@@ -222,7 +235,11 @@ fn zone_input(form: &ZoneForm) -> Result<ZoneInput, FieldErrors> {
 }
 
 /// GET /zones
-pub async fn zones(state: web::Data<AppState>, viewer: Viewer) -> Result<HttpResponse, PageError> {
+pub async fn zones(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, PageError> {
     let snapshot = state.live.snapshot();
     let form = ZoneForm {
         site_id: snapshot
@@ -233,27 +250,62 @@ pub async fn zones(state: web::Data<AppState>, viewer: Viewer) -> Result<HttpRes
         antipassback: "off".to_owned(),
         ..ZoneForm::default()
     };
-    render_zones(&state, &viewer, form, Problems::default())
+    render_zones(&state, &viewer, query.search(), form, Problems::default())
 }
 
-fn render_zones(
-    state: &AppState,
-    viewer: &Viewer,
-    form: ZoneForm,
-    problems: Problems,
-) -> Result<HttpResponse, PageError> {
-    let snapshot = state.live.snapshot();
-    let lines = zone_tree(&snapshot)
+/// The zone tree with each zone's doors; with a search, only the zones whose name
+/// matches (with all their doors), the zones holding a door whose name matches (with
+/// those doors), and the zones these lie in, marked as context, so that every match is
+/// seen where it is. Names match as the other lists search: any part, in any case.
+fn zone_lines(snapshot: &Snapshot, search: Option<&str>) -> (Vec<ZoneLine>, Option<ZoneSearch>) {
+    let needle = search.map(str::to_lowercase);
+    let matches = |name: &str| {
+        needle
+            .as_ref()
+            .is_some_and(|n| name.to_lowercase().contains(n))
+    };
+    let mut doors_of: BTreeMap<i64, Vec<(i64, String)>> = BTreeMap::new();
+    for d in snapshot.doors() {
+        doors_of
+            .entry(d.zone_id)
+            .or_default()
+            .push((d.id, d.name.clone()));
+    }
+    for list in doors_of.values_mut() {
+        list.sort_by(|a, b| a.1.cmp(&b.1));
+    }
+    let tree = zone_tree(snapshot);
+    let (mut found, mut context) = (HashSet::new(), HashSet::new());
+    let mut found_zones = 0;
+    if needle.is_some() {
+        for (zone, _) in &tree {
+            let name_matches = matches(&zone.name);
+            found_zones += usize::from(name_matches);
+            let door_matches = doors_of
+                .get(&zone.id)
+                .is_some_and(|doors| doors.iter().any(|(_, name)| matches(name)));
+            if name_matches || door_matches {
+                found.insert(zone.id);
+                // Its ancestors, not itself: the first of `ancestry` is the zone.
+                context.extend(ancestry(snapshot, zone.id).iter().skip(1).map(|z| z.id));
+            }
+        }
+    }
+    let lines: Vec<ZoneLine> = tree
         .into_iter()
-        .map(|(zone, depth)| {
-            let mut doors: Vec<(i64, String)> = snapshot
-                .doors()
-                .iter()
-                .filter(|d| d.zone_id == zone.id)
-                .map(|d| (d.id, d.name.clone()))
-                .collect();
-            doors.sort_by(|a, b| a.1.cmp(&b.1));
-            ZoneLine {
+        .filter_map(|(zone, depth)| {
+            let all = doors_of.get(&zone.id).cloned().unwrap_or_default();
+            let (doors, is_context) = match &needle {
+                None => (all, false),
+                Some(_) if matches(&zone.name) => (all, false),
+                Some(_) if found.contains(&zone.id) => (
+                    all.into_iter().filter(|(_, name)| matches(name)).collect(),
+                    false,
+                ),
+                Some(_) if context.contains(&zone.id) => (Vec::new(), true),
+                Some(_) => return None,
+            };
+            Some(ZoneLine {
                 id: zone.id,
                 depth,
                 name: zone.name.clone(),
@@ -262,13 +314,32 @@ fn render_zones(
                     .map_or_else(String::new, |s| s.name.clone()),
                 anti_passback: zone.antipassback.as_str().to_owned(),
                 doors,
-            }
+                context: is_context,
+            })
         })
         .collect();
+    let summary = search.map(|_| ZoneSearch {
+        zones: found_zones,
+        doors: snapshot.doors().iter().filter(|d| matches(&d.name)).count(),
+    });
+    (lines, summary)
+}
+
+fn render_zones(
+    state: &AppState,
+    viewer: &Viewer,
+    search: Option<String>,
+    form: ZoneForm,
+    problems: Problems,
+) -> Result<HttpResponse, PageError> {
+    let snapshot = state.live.snapshot();
+    let (lines, found) = zone_lines(&snapshot, search.as_deref());
     super::page_with_status(
         Problems::status(problems.is_empty()),
         &ZonesPage {
             chrome: Chrome::new(state, viewer, Section::Policy),
+            q: search.unwrap_or_default(),
+            found,
             zones: lines,
             form,
             choices: zone_choices(&snapshot, None),
@@ -299,6 +370,7 @@ pub async fn create_zone(
         Err(ApiError::Invalid(fields)) => render_zones(
             &state,
             &posted.viewer,
+            None,
             posted.form.clone(),
             Problems(fields),
         ),
@@ -550,6 +622,7 @@ pub struct ScheduleLine {
 #[template(path = "policy/schedules.html")]
 struct SchedulesPage {
     chrome: Chrome,
+    list: Paged,
     schedules: Vec<ScheduleLine>,
     holidays: Vec<(HolidayView, String)>,
     sites: Vec<(i64, String)>,
@@ -675,12 +748,23 @@ fn local_midnight(now: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
         .map_or(now, |t| t.with_timezone(&Utc))
 }
 
+/// Schedules per page of the list: each draws its week, so fewer than other lists.
+const SCHEDULES_PAGE: i64 = 20;
+
 /// GET /schedules
 pub async fn schedules(
     state: web::Data<AppState>,
     viewer: Viewer,
+    query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, PageError> {
-    render_schedules(&state, &viewer, HolidayForm::default(), Problems::default()).await
+    render_schedules(
+        &state,
+        &viewer,
+        query.into_inner(),
+        HolidayForm::default(),
+        Problems::default(),
+    )
+    .await
 }
 
 /// What the week views of a page share: the first local midnight, each day's label
@@ -761,14 +845,17 @@ impl Week {
 async fn render_schedules(
     state: &AppState,
     viewer: &Viewer,
+    query: ListQuery,
     typed: HolidayForm,
     problems: Problems,
 ) -> Result<HttpResponse, PageError> {
-    let (schedules, holidays) = state
-        .read(|conn| {
-            let (schedules, _) = Schedules::list(conn, &ScheduleFilter::default(), EVERYTHING)?;
+    let filter = ScheduleFilter { q: query.search() };
+    let paging = query.rows(SCHEDULES_PAGE);
+    let (schedules, total, holidays) = state
+        .read(move |conn| {
+            let (schedules, total) = Schedules::list(conn, &filter, paging)?;
             let (holidays, _) = Holidays::list(conn, &HolidayFilter::default(), EVERYTHING)?;
-            Ok((schedules, holidays))
+            Ok((schedules, total, holidays))
         })
         .await?;
     let chrome = Chrome::new(state, viewer, Section::Policy);
@@ -798,6 +885,7 @@ async fn render_schedules(
         status,
         &SchedulesPage {
             chrome,
+            list: Paged::new("/schedules", &query, total, SCHEDULES_PAGE),
             schedules: lines,
             holidays,
             sites,
@@ -1234,7 +1322,14 @@ pub async fn add_holiday(
     match result {
         Ok(()) => Ok(see_other("/schedules")),
         Err(ApiError::Invalid(fields)) => {
-            render_schedules(&state, &posted.viewer, posted.form, Problems(fields)).await
+            render_schedules(
+                &state,
+                &posted.viewer,
+                ListQuery::default(),
+                posted.form,
+                Problems(fields),
+            )
+            .await
         }
         Err(other) => Err(other.into()),
     }
@@ -1271,33 +1366,12 @@ pub struct LevelLine {
 #[template(path = "policy/levels.html")]
 struct LevelsPage {
     chrome: Chrome,
-    q: String,
+    list: Paged,
     levels: Vec<LevelLine>,
-    total: i64,
-    page: i64,
-    pages: i64,
-}
-
-impl LevelsPage {
-    /// The list's URL for another page, keeping the search.
-    fn page_href(&self, page: &i64) -> String {
-        format!(
-            "/levels?q={}&page={page}",
-            super::percent_encode_query(&self.q)
-        )
-    }
 }
 
 /// Access levels per page of the list.
 const LEVELS_PAGE: i64 = 50;
-
-#[derive(Deserialize, Default)]
-pub struct LevelsQuery {
-    #[serde(default)]
-    q: String,
-    #[serde(default)]
-    page: Option<i64>,
-}
 
 fn describe_items(level: &LevelView, snapshot: &Snapshot) -> Vec<String> {
     level
@@ -1327,18 +1401,14 @@ fn describe_items(level: &LevelView, snapshot: &Snapshot) -> Vec<String> {
 pub async fn levels(
     state: web::Data<AppState>,
     viewer: Viewer,
-    query: web::Query<LevelsQuery>,
+    query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let LevelsQuery { q, page: n } = query.into_inner();
-    let page_no = n.unwrap_or(1).max(1);
+    let query = query.into_inner();
     let filter = LevelFilter {
-        q: Some(q.trim().to_owned()).filter(|q| !q.is_empty()),
+        q: query.search(),
         ..LevelFilter::default()
     };
-    let paging = Page {
-        offset: (page_no - 1).saturating_mul(LEVELS_PAGE),
-        limit: LEVELS_PAGE,
-    };
+    let paging = query.rows(LEVELS_PAGE);
     let (rows, total) = state
         .read(move |conn| {
             use crate::store::schema::entitlements;
@@ -1374,11 +1444,8 @@ pub async fn levels(
         .collect();
     page(&LevelsPage {
         chrome: Chrome::new(&state, &viewer, Section::Policy),
-        q,
+        list: Paged::new("/levels", &query, total, LEVELS_PAGE),
         levels,
-        total,
-        page: page_no,
-        pages: ((total + LEVELS_PAGE - 1) / LEVELS_PAGE).max(1),
     })
 }
 

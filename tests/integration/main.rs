@@ -7,6 +7,7 @@ mod app;
 mod audit_chain;
 mod cli;
 mod console;
+mod console_editing;
 mod crash;
 mod event_log;
 mod https;
