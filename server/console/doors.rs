@@ -1,5 +1,6 @@
 //! Doors and readers: each door's state, mode and readers (online or not); changing a
-//! door's mode; registering a reader, whose secret is shown this once.
+//! door's mode; moving it to another zone of its site; registering a reader, whose secret
+//! is shown this once.
 
 use actix_web::{HttpResponse, web};
 use askama::Template;
@@ -10,7 +11,9 @@ use super::session::{Posted, Viewer};
 use super::{Chrome, PageError, Problems, Section, page, page_with_status, see_other};
 use crate::entities::doors::{DoorFilter, DoorInput, DoorView, Doors};
 use crate::entities::readers::{ReaderFilter, ReaderInput, ReaderView, Readers};
-use crate::entities::{self, Entity, Page};
+use crate::entities::sites::{SiteView, Sites};
+use crate::entities::zones::Zones;
+use crate::entities::{self, Entity, FieldErrors, Page};
 use crate::reader_health::ReaderHealth;
 use crate::web::AppState;
 use crate::web::error::ApiError;
@@ -160,19 +163,57 @@ struct ShowPage {
     problems: Problems,
     /// A reader just registered, with its secret: shown on this page only.
     registered: Option<ReaderView>,
+    /// The zones the door can move to (its site's, by path) and the one chosen: the
+    /// door's own, or what was typed.
+    zones: Vec<(i64, String)>,
+    zone_chosen: String,
+    /// Whether the appliance has other sites, whose zones the form does not offer.
+    other_sites: bool,
     /// When the door is used (weekday × hour) and its daily traffic, as SVG.
     heatmap: String,
     traffic: String,
+}
+
+/// What the door page's forms show besides the door: what was typed into them, their
+/// messages, and a reader just registered.
+struct Shown {
+    reader: ReaderForm,
+    /// The zone chosen in the move form, as typed; the door's own when None.
+    zone_id: Option<String>,
+    problems: Problems,
+    registered: Option<ReaderView>,
+}
+
+impl Shown {
+    /// The forms as a page first shows them.
+    fn fresh() -> Shown {
+        Shown {
+            reader: ReaderForm {
+                protocol: "mqtt".to_owned(),
+                direction: "in".to_owned(),
+                modbus_port: "502".to_owned(),
+                modbus_unit: "1".to_owned(),
+                ..Default::default()
+            },
+            zone_id: None,
+            problems: Problems::default(),
+            registered: None,
+        }
+    }
 }
 
 async fn render_door(
     state: &AppState,
     viewer: &Viewer,
     id: i64,
-    typed: ReaderForm,
-    problems: Problems,
-    registered: Option<ReaderView>,
+    shown: Shown,
 ) -> Result<HttpResponse, PageError> {
+    let Shown {
+        reader: typed,
+        zone_id: zone_typed,
+        problems,
+        registered,
+    } = shown;
     let (door, readers) = state
         .read(move |conn| {
             let door = Doors::get(conn, id)?
@@ -225,6 +266,16 @@ async fn render_door(
         .snapshot()
         .zone(door.zone_id)
         .map_or_else(String::new, |z| z.name.clone());
+    let (zones, other_sites) = {
+        let snapshot = state.live.snapshot();
+        let site = snapshot.zone(door.zone_id).map(|z| z.site_id);
+        (
+            site.map(|site| super::policy_pages::site_zones(&snapshot, site))
+                .unwrap_or_default(),
+            snapshot.sites().len() > 1,
+        )
+    };
+    let zone_chosen = zone_typed.unwrap_or_else(|| door.zone_id.to_string());
     let status = Problems::status(problems.is_empty());
     page_with_status(
         status,
@@ -238,6 +289,9 @@ async fn render_door(
             typed,
             problems,
             registered,
+            zones,
+            zone_chosen,
+            other_sites,
             heatmap,
             traffic,
         },
@@ -250,22 +304,97 @@ pub async fn show(
     viewer: Viewer,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
-    let typed = ReaderForm {
-        protocol: "mqtt".to_owned(),
-        direction: "in".to_owned(),
-        modbus_port: "502".to_owned(),
-        modbus_unit: "1".to_owned(),
-        ..Default::default()
+    render_door(&state, &viewer, id.into_inner(), Shown::fresh()).await
+}
+
+#[derive(Deserialize)]
+pub struct ZoneForm {
+    #[serde(default)]
+    zone_id: String,
+}
+
+/// Why a door may not move to `to`: a zone of another site. The site decides the clock
+/// its schedules and holidays run on and the lockdown that holds it, so moving a door
+/// there is a change of the building's layout, made in the site file or the API.
+fn other_site(door: &str, from: &SiteView, to_zone: &str, to: &SiteView) -> FieldErrors {
+    let mut problems = FieldErrors::default();
+    problems.add(
+        "zone_id",
+        format!(
+            "{to_zone} is at {}, and {door} is at {}. A door moves only between the zones of \
+             its own site, whose clock, holidays and lockdown govern it; to move it to \
+             another site, change it in the site file or the API.",
+            to.name, from.name
+        ),
+    );
+    problems
+}
+
+/// POST /doors/{id}/zone: moves the door to another zone of its site. Levels that open
+/// the new zone open the door from the next swipe on; levels that open the old one no
+/// longer do.
+pub async fn move_to_zone(
+    state: web::Data<AppState>,
+    posted: Posted<ZoneForm>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    // Before validating: a role that may not move doors learns nothing from messages.
+    posted.viewer.may_change_policy()?;
+    let id = id.into_inner();
+    let typed = posted.form.zone_id.trim().to_owned();
+    let result = match typed.parse::<i64>() {
+        Err(_) => {
+            let mut problems = FieldErrors::default();
+            problems.add("zone_id", "choose a zone from the list");
+            Err(ApiError::Invalid(problems))
+        }
+        Ok(zone_id) => {
+            posted
+                .change_policy(&state, move |conn, ctx| {
+                    let door = Doors::get(conn, id)?
+                        .ok_or_else(|| ApiError::NotFound(format!("There is no door {id}.")))?;
+                    // An unknown zone is the entity's to name; a zone of another site is
+                    // refused here, on the same connection as the change.
+                    let from = Zones::get(conn, door.zone_id)?;
+                    let to = Zones::get(conn, zone_id)?;
+                    if let (Some(from), Some(to)) = (from, to)
+                        && from.site_id != to.site_id
+                        && let (Some(from_site), Some(to_site)) = (
+                            Sites::get(conn, from.site_id)?,
+                            Sites::get(conn, to.site_id)?,
+                        )
+                    {
+                        return Err(ApiError::Invalid(other_site(
+                            &door.name, &from_site, &to.name, &to_site,
+                        )));
+                    }
+                    let input = DoorInput {
+                        zone_id,
+                        name: door.name,
+                        unlock_ms: door.unlock_ms,
+                        held_open_s: door.held_open_s,
+                        mode: door.mode,
+                        free_access_schedule_id: door.free_access_schedule_id,
+                        sensitivity: door.sensitivity,
+                    };
+                    entities::update::<Doors>(conn, id, input, ctx)?;
+                    Ok(())
+                })
+                .await
+        }
     };
-    render_door(
-        &state,
-        &viewer,
-        id.into_inner(),
-        typed,
-        Problems::default(),
-        None,
-    )
-    .await
+    match result {
+        Ok(()) => Ok(see_other(&format!("/doors/{id}"))),
+        Err(ApiError::Invalid(fields)) => {
+            let shown = Shown {
+                zone_id: Some(typed),
+                problems: Problems(fields),
+                ..Shown::fresh()
+            };
+            render_door(&state, &posted.viewer, id, shown).await
+        }
+        Err(other) => Err(other.into()),
+    }
 }
 
 #[derive(Deserialize)]
@@ -414,26 +543,20 @@ pub async fn register_reader(
     match result {
         // Rendered, not redirected: the secret must not travel in a URL or be shown again.
         Ok(reader) => {
-            render_door(
-                &state,
-                &posted.viewer,
-                door_id,
-                ReaderForm::default(),
-                Problems::default(),
-                Some(reader),
-            )
-            .await
+            let shown = Shown {
+                reader: ReaderForm::default(),
+                registered: Some(reader),
+                ..Shown::fresh()
+            };
+            render_door(&state, &posted.viewer, door_id, shown).await
         }
         Err(ApiError::Invalid(fields)) => {
-            render_door(
-                &state,
-                &posted.viewer,
-                door_id,
-                posted.form,
-                Problems(fields),
-                None,
-            )
-            .await
+            let shown = Shown {
+                reader: posted.form,
+                problems: Problems(fields),
+                ..Shown::fresh()
+            };
+            render_door(&state, &posted.viewer, door_id, shown).await
         }
         Err(other) => Err(other.into()),
     }

@@ -179,6 +179,16 @@ fn zone_path(snapshot: &Snapshot, zone_id: i64) -> String {
     names.join(" › ")
 }
 
+/// A site's zones as a tree, each named by its path ("Building › Server Room"): where a
+/// door of that site can be moved.
+pub fn site_zones(snapshot: &Snapshot, site_id: i64) -> Vec<(i64, String)> {
+    zone_tree(snapshot)
+        .into_iter()
+        .filter(|(z, _)| z.site_id == site_id)
+        .map(|(z, _)| (z.id, zone_path(snapshot, z.id)))
+        .collect()
+}
+
 /// The choices of the zone form. A zone cannot go inside itself or one of its own
 /// zones, so the edit form does not offer those (`editing`).
 fn zone_choices(snapshot: &Snapshot, editing: Option<i64>) -> ZoneChoices {
@@ -525,7 +535,7 @@ fn zone_refusal(
             Keeping {
                 what: "Doors still in it",
                 items: doors,
-                remedy: "move them to another zone (in the site file or the API) or delete them",
+                remedy: "move each to another zone on its own page, or delete them in the site file or the API",
             },
             Keeping {
                 what: "Zones inside it",

@@ -170,6 +170,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/doors", web::get().to(doors::list))
         .route("/doors/{id}", web::get().to(doors::show))
         .route("/doors/{id}/mode", web::post().to(doors::set_mode))
+        .route("/doors/{id}/zone", web::post().to(doors::move_to_zone))
         .route("/doors/{id}/unlock", web::post().to(doors::unlock))
         .route(
             "/doors/{id}/readers",

@@ -21,7 +21,7 @@ pub(crate) struct Page {
 }
 
 impl Page {
-    fn location(&self) -> &str {
+    pub(crate) fn location(&self) -> &str {
         self.headers.get("location").map_or("", String::as_str)
     }
 
@@ -1646,7 +1646,7 @@ fn the_first_admin_is_made_in_the_browser_with_the_setup_code() {
 /// The fields a browser would send from the form whose action is `action`, as the page
 /// drew it: inputs with their values (checkboxes only when ticked) and each select's
 /// selected option. Enough HTML reading for the console's own forms.
-fn form_fields(html: &str, action: &str) -> Vec<(String, String)> {
+pub(crate) fn form_fields(html: &str, action: &str) -> Vec<(String, String)> {
     fn attribute(tag: &str, name: &str) -> Option<String> {
         let at = tag.find(&format!(" {name}=\""))? + name.len() + 3;
         let value = &tag[at..at + tag[at..].find('"')?];

@@ -1,5 +1,6 @@
 //! The console's remaining lists and forms, as a browser without JavaScript uses them:
-//! schedules and admins searched and paged, the zone tree searched.
+//! schedules and admins searched and paged, the zone tree searched, a door moved to
+//! another zone.
 
 use diesel::connection::SimpleConnection;
 use serde_json::json;
@@ -259,4 +260,192 @@ fn the_zone_tree_is_searched_keeping_each_match_below_its_zones() {
     assert!(tree(&nothing.body).is_empty());
     assert!(nothing.body.contains("0 zones and 0 doors matching"));
     assert!(nothing.body.contains("Show every zone"));
+}
+
+/// Whether the Why? page answers "may Ada (E1) open this door then" with a grant.
+fn why_grants(browser: &mut crate::console::Browser<'_>, door: i64, when: &str) -> bool {
+    let page = browser.get(&format!("/why?person=E1&door={door}&when={when}"));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("class=\"verdict granted\"")
+            || page.body.contains("class=\"verdict denied\""),
+        "{}",
+        page.body
+    );
+    page.body.contains("class=\"verdict granted\"")
+}
+
+/// The message beside the door page's zone field.
+fn zone_error(body: &str) -> String {
+    let rest = body
+        .split_once("<p class=\"field-error\" id=\"zone_id-error\">")
+        .unwrap_or_else(|| panic!("no message beside the zone field in {body}"))
+        .1;
+    rest[..rest.find("</p>").unwrap()].to_owned()
+}
+
+/// A door is moved to another zone of its site on its page: the move is in the audit log
+/// with the zone before and after, and the next decision follows it (a level that opens
+/// the new zone opens the door).
+#[test]
+fn a_door_moves_to_another_zone_of_its_site_audited_and_in_force_at_once() {
+    let app = TestApp::new(Backend::Sqlite);
+    let f = build_site(&app);
+    let side = app.create("doors", json!({"zone_id": f.building, "name": "Side Door"}));
+    let team = app.create(
+        "access-levels",
+        json!({"name": "Server room team", "items": [{"zone_id": f.server_room, "schedule_id": f.business_hours}]}),
+    );
+    app.create(
+        "entitlements",
+        json!({"person_id": f.person, "level_id": team, "justification": "on call"}),
+    );
+    let mut operator = signed_in(&app, "operator");
+    // 2026-11-23 is a Monday: business hours at the site.
+    let monday_10 = "2026-11-23T10:00";
+    assert!(
+        !why_grants(&mut operator, side, monday_10),
+        "not in the zone yet"
+    );
+
+    let door_page = format!("/doors/{side}");
+    let page = operator.get(&door_page);
+    let fields: Vec<(String, String)> =
+        crate::console::form_fields(&page.body, &format!("/doors/{side}/zone"))
+            .into_iter()
+            .filter(|(name, _)| name != "csrf")
+            .collect();
+    assert_eq!(
+        fields,
+        [("zone_id".to_owned(), f.building.to_string())],
+        "the zone form starts at the door's zone"
+    );
+    assert!(page.body.contains("<label for=\"zone_id\">Zone</label>"));
+    assert!(
+        page.body.contains(">Building › Server Room</option>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains("zone_id-hint"),
+        "one site: nothing to say about other sites"
+    );
+
+    let moved = operator.submit(
+        &door_page,
+        &format!("/doors/{side}/zone"),
+        &[("zone_id", &f.server_room.to_string())],
+    );
+    assert_eq!(moved.status, 303, "{}", moved.body);
+    assert_eq!(moved.location(), door_page);
+    let shown = operator.get(&door_page).body;
+    assert!(
+        shown.contains("<dt>Zone</dt><dd>Server Room</dd>"),
+        "{shown}"
+    );
+    assert_eq!(
+        app.state.live.snapshot().door(side).unwrap().zone_id,
+        f.server_room,
+        "the live policy has the door in its new zone"
+    );
+    assert!(
+        why_grants(&mut operator, side, monday_10),
+        "the level that opens the server room opens the door it now holds"
+    );
+
+    let audit = app.get("/api/v1/audit?entity=door&limit=1").body;
+    let entry = &audit[0];
+    assert_eq!(entry["actor"], "operator");
+    assert_eq!(entry["action"], "update");
+    assert_eq!(entry["summary"], "update door 'Side Door'");
+    assert_eq!(entry["before"]["zone_id"], f.building);
+    assert_eq!(entry["after"]["zone_id"], f.server_room);
+    // The zone tree shows it there too.
+    assert!(
+        operator
+            .get("/zones?q=side")
+            .body
+            .contains(&format!("<a href=\"/doors/{side}\">Side Door</a>"))
+    );
+}
+
+/// A move to a zone of another site, to a zone that does not exist, or with no zone is
+/// refused with a message beside the zone field, changes nothing and writes no audit
+/// entry; an auditor cannot move a door at all.
+#[test]
+fn a_door_is_not_moved_to_another_site_or_an_unknown_zone() {
+    let app = TestApp::new(Backend::Sqlite);
+    let f = build_site(&app);
+    let branch = app.create(
+        "sites",
+        json!({"name": "Branch", "timezone": "Europe/London"}),
+    );
+    let lobby = app.create("zones", json!({"site_id": branch, "name": "Branch Lobby"}));
+    let mut admin = signed_in(&app, "admin");
+    let door_page = format!("/doors/{}", f.main_door);
+    let action = format!("/doors/{}/zone", f.main_door);
+    let audit_entries = || {
+        app.get("/api/v1/audit?limit=1000")
+            .body
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let before = audit_entries();
+
+    let page = admin.get(&door_page);
+    assert!(
+        !page.body.contains(">Branch Lobby</option>"),
+        "the form offers only the door's site's zones"
+    );
+    assert!(
+        page.body
+            .contains("a door moves to another site in the site file or the API"),
+        "{}",
+        page.body
+    );
+
+    let refused = admin.submit(&door_page, &action, &[("zone_id", &lobby.to_string())]);
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    let message = zone_error(&refused.body);
+    assert!(
+        message.contains("Branch Lobby is at Branch, and Main Entrance is at HQ"),
+        "{message}"
+    );
+    assert!(message.contains("site file or the API"), "{message}");
+    assert!(refused.body.contains("aria-invalid=\"true\""));
+
+    let unknown = admin.submit(&door_page, &action, &[("zone_id", "999999")]);
+    assert_eq!(unknown.status, 422, "{}", unknown.body);
+    assert_eq!(zone_error(&unknown.body), "zone 999999 does not exist");
+
+    let garbled = admin.submit(&door_page, &action, &[("zone_id", "lobby")]);
+    assert_eq!(garbled.status, 422, "{}", garbled.body);
+    assert_eq!(zone_error(&garbled.body), "choose a zone from the list");
+
+    assert_eq!(
+        app.get(&format!("/api/v1/doors/{}", f.main_door)).body["zone_id"],
+        f.building
+    );
+    assert_eq!(
+        audit_entries(),
+        before,
+        "nothing refused is in the audit log"
+    );
+
+    let mut auditor = signed_in(&app, "auditor");
+    assert!(
+        !auditor.get(&door_page).body.contains(&action),
+        "an auditor sees no zone form"
+    );
+    let forbidden = auditor.submit(
+        &door_page,
+        &action,
+        &[("zone_id", &f.server_room.to_string())],
+    );
+    assert_eq!(forbidden.status, 403);
+    assert_eq!(
+        app.get(&format!("/api/v1/doors/{}", f.main_door)).body["zone_id"],
+        f.building
+    );
 }
