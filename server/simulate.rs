@@ -471,8 +471,7 @@ async fn start_player(
             .with_context(|| format!("cannot listen on {addr}"))?;
         return Ok(Player::Modbus {
             device,
-            // Three polls: the appliance sees every input change.
-            hold: Duration::from_millis(config.modbus.poll_interval_ms) * 3,
+            hold: modbus_hold(config),
         });
     }
     let Some(broker) = mqtt_broker else {
@@ -496,6 +495,12 @@ async fn start_player(
         )
     })?;
     Ok(Player::Mqtt(Box::new(reader)))
+}
+
+/// How long a simulated Modbus device holds an input: three polls, so that the appliance
+/// sees every change.
+fn modbus_hold(config: &Config) -> Duration {
+    Duration::from_millis(config.modbus.poll_interval_ms) * 3
 }
 
 /// The first event number of a run's readers: later than any earlier run's, so that the

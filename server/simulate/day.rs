@@ -13,6 +13,7 @@ use chrono_tz::Tz;
 use diesel::RunQueryDsl;
 use gatehouse_drivers::message::WireCredential;
 use gatehouse_drivers::sim::{ScaledClock, SimPresence};
+use gatehouse_drivers::sim_modbus::SimDevice;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 
@@ -82,7 +83,7 @@ fn local(tz: Tz, date: NaiveDate, hh: u32, mm: u32, minutes: f64) -> Option<Date
     Some(base + TimeDelta::seconds((minutes * 60.0) as i64))
 }
 
-/// The day's plan: each chosen card holder's comings and goings at the MQTT readers.
+/// The day's plan: each chosen card holder's comings and goings at the site's readers.
 fn plan_day(
     snapshot: &Snapshot,
     data: &crate::policy::PolicyData,
@@ -118,7 +119,11 @@ fn plan_day(
                 reader: usize,
                 key: Option<&crate::policy::CredentialKey>,
                 act: Act| {
-        if let Some(at) = at {
+        // The Modbus register map carries a card's UID, not a Wiegand number: such a
+        // card is not presented at a Modbus reader.
+        let unreadable = readers[reader].protocol == "modbus"
+            && matches!(key, Some(crate::policy::CredentialKey::Wiegand { .. }));
+        if let (Some(at), false) = (at, unreadable) {
             plan.push(Planned {
                 at,
                 reader,
@@ -358,29 +363,30 @@ pub async fn run(config: &Config, options: DayOptions) -> Result<()> {
             topic_root: config.mqtt.topic_root.clone(),
             ..Default::default()
         },
+        // Modbus devices are played by simulated devices on this machine, which the
+        // private appliance polls in their place (`stand_in_devices`).
         modbus: crate::config::ModbusConfig {
-            enabled: false,
+            enabled: true,
             ..config.modbus.clone()
         },
         events: crate::config::EventsConfig { retention_days: 0 },
     };
 
-    let loaded = {
+    let (loaded, mut devices) = {
         let pool = crate::cli::open_database(&private)?;
         let mut conn = pool.get()?;
-        load_policy(&mut conn)?
+        let registered = load_policy(&mut conn)?.readers;
+        let devices = stand_in_devices(&mut conn, &registered).await?;
+        (load_policy(&mut conn)?, devices)
     };
     let readers: Vec<ReaderWire> = loaded
         .readers
         .iter()
-        .filter(|r| r.protocol == "mqtt")
+        .filter(|r| r.protocol == "mqtt" || r.protocol == "modbus")
         .cloned()
         .collect();
     if readers.is_empty() {
-        bail!(
-            "the site has no MQTT readers to play a day with (a day plays MQTT readers only; \
-             Modbus devices are polled at their own addresses)"
-        );
+        bail!("the site has no readers to play a day with (register readers, or import a site)");
     }
     let tz: Tz = loaded
         .data
@@ -415,14 +421,15 @@ pub async fn run(config: &Config, options: DayOptions) -> Result<()> {
     let length = at_local(tz, options.date, options.to).unwrap_or(day_start) - day_start;
     eprintln!(
         "a simulated day: {} {}–{} in {tz}, {}× faster ({} of wall time); {} events planned \
-         at {} MQTT readers",
+         at {} readers ({} over Modbus)",
         options.date.format("%A %Y-%m-%d"),
         options.from.format("%H:%M"),
         options.to.format("%H:%M"),
         options.speed,
         words(clock.wall_span(length.to_std().unwrap_or_default())),
         plan.len(),
-        readers.len()
+        readers.len(),
+        devices.len()
     );
 
     let first_seq = fresh_first_seq();
@@ -435,16 +442,25 @@ pub async fn run(config: &Config, options: DayOptions) -> Result<()> {
         if acts.is_empty() {
             continue;
         }
-        let mut player = start_player(
-            &private,
-            &readers[i],
-            Some(&target),
-            false,
-            SimPresence::Announced,
-            first_seq,
-        )
-        .await
-        .with_context(|| format!("reader {}", readers[i].reader_id))?;
+        let mut player = match devices.remove(&readers[i].reader_id) {
+            Some(device) => {
+                super::wait_until_polled(&private, &device).await?;
+                Player::Modbus {
+                    device,
+                    hold: super::modbus_hold(&private),
+                }
+            }
+            None => start_player(
+                &private,
+                &readers[i],
+                Some(&target),
+                false,
+                SimPresence::Announced,
+                first_seq,
+            )
+            .await
+            .with_context(|| format!("reader {}", readers[i].reader_id))?,
+        };
         if let Player::Mqtt(reader) = &mut player {
             reader.set_clock(clock);
         }
@@ -491,6 +507,33 @@ pub async fn run(config: &Config, options: DayOptions) -> Result<()> {
         println!("no swipe in this part of the day (widen --from/--to, or add --people)");
     }
     Ok(())
+}
+
+/// A simulated device for each Modbus reader, on a free loopback port, and the private
+/// copy's reader moved to it: the appliance polls the stand-in instead of the device at
+/// its real address (which may be on a network this machine is not on, or in service).
+async fn stand_in_devices(
+    conn: &mut crate::store::DbConnection,
+    readers: &[ReaderWire],
+) -> Result<BTreeMap<String, SimDevice>> {
+    use crate::store::schema::readers as table;
+    use diesel::prelude::*;
+    let mut devices = BTreeMap::new();
+    for reader in readers.iter().filter(|r| r.protocol == "modbus") {
+        let unit = u8::try_from(reader.modbus_unit.unwrap_or(1)).unwrap_or(1);
+        let device = SimDevice::start(([127, 0, 0, 1], 0).into(), unit)
+            .await
+            .context("cannot listen on loopback for a simulated Modbus device")?;
+        diesel::update(table::table.filter(table::reader_id.eq(&reader.reader_id)))
+            .set((
+                table::modbus_host.eq("127.0.0.1"),
+                table::modbus_port.eq(i32::from(device.addr().port())),
+            ))
+            .execute(conn)
+            .context("cannot point the private copy at the simulated Modbus devices")?;
+        devices.insert(reader.reader_id.clone(), device);
+    }
+    Ok(devices)
 }
 
 /// Plays one reader's part of the day on the day's clock; counts by hour of the site's

@@ -484,6 +484,20 @@ fn simulate_a_day_plays_the_site_on_its_own_clock() {
     // 07:30–09:00 in Europe/Berlin is 06:30–08:00 UTC in December.
     let swipes = count(&kept, "2026-12-07 06:30:00", "2026-12-07 08:00:00");
     assert!(swipes as u64 >= granted, "{swipes} swipes kept");
+    // The loading dock's two Modbus doors were played too (by stand-in devices the
+    // private appliance polled), and answered as planned like every other reader.
+    let at_the_dock = {
+        use diesel::prelude::*;
+        let mut conn = diesel::SqliteConnection::establish(kept.to_str().unwrap()).unwrap();
+        diesel::sql_query(
+            "SELECT count(*) AS n FROM events WHERE kind = 'swipe' \
+             AND reader_id LIKE 'loading-dock-%'",
+        )
+        .get_result::<Count>(&mut conn)
+        .unwrap()
+        .n
+    };
+    assert!(at_the_dock > 0, "no swipe at the Modbus doors: {monday}");
     let real = install.dir.path().join("data").join("gatehouse.db");
     assert_eq!(
         count(&real, "2000-01-01", "2100-01-01"),
