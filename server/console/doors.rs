@@ -7,6 +7,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::listing::{ListQuery, Paged};
+use super::saved::{self, SavedQuery};
 use super::session::{Posted, Viewer};
 use super::{Chrome, PageError, Problems, Section, page, page_with_status, see_other};
 use crate::entities::doors::{DoorFilter, DoorInput, DoorView, Doors};
@@ -169,6 +170,8 @@ struct ShowPage {
     zone_chosen: String,
     /// Whether the appliance has other sites, whose zones the form does not offer.
     other_sites: bool,
+    /// "Nothing changed", after a save that changed nothing.
+    notice: Option<&'static str>,
     /// When the door is used (weekday × hour) and its daily traffic, as SVG.
     heatmap: String,
     traffic: String,
@@ -182,6 +185,7 @@ struct Shown {
     zone_id: Option<String>,
     problems: Problems,
     registered: Option<ReaderView>,
+    notice: Option<&'static str>,
 }
 
 impl Shown {
@@ -198,6 +202,7 @@ impl Shown {
             zone_id: None,
             problems: Problems::default(),
             registered: None,
+            notice: None,
         }
     }
 }
@@ -213,6 +218,7 @@ async fn render_door(
         zone_id: zone_typed,
         problems,
         registered,
+        notice,
     } = shown;
     let (door, readers) = state
         .read(move |conn| {
@@ -292,6 +298,7 @@ async fn render_door(
             zones,
             zone_chosen,
             other_sites,
+            notice,
             heatmap,
             traffic,
         },
@@ -303,8 +310,13 @@ pub async fn show(
     state: web::Data<AppState>,
     viewer: Viewer,
     id: web::Path<i64>,
+    query: web::Query<SavedQuery>,
 ) -> Result<HttpResponse, PageError> {
-    render_door(&state, &viewer, id.into_inner(), Shown::fresh()).await
+    let shown = Shown {
+        notice: query.notice(),
+        ..Shown::fresh()
+    };
+    render_door(&state, &viewer, id.into_inner(), shown).await
 }
 
 #[derive(Deserialize)]
@@ -377,14 +389,13 @@ pub async fn move_to_zone(
                         free_access_schedule_id: door.free_access_schedule_id,
                         sensitivity: door.sensitivity,
                     };
-                    entities::update::<Doors>(conn, id, input, ctx)?;
-                    Ok(())
+                    Ok(saved::update::<Doors>(conn, id, input, ctx)?)
                 })
                 .await
         }
     };
     match result {
-        Ok(()) => Ok(see_other(&format!("/doors/{id}"))),
+        Ok(saved) => Ok(saved::see_page(&format!("/doors/{id}"), saved)),
         Err(ApiError::Invalid(fields)) => {
             let shown = Shown {
                 zone_id: Some(typed),
@@ -411,7 +422,7 @@ pub async fn set_mode(
 ) -> Result<HttpResponse, PageError> {
     let id = id.into_inner();
     let mode = posted.form.mode.clone();
-    posted
+    let saved = posted
         .change_policy(&state, move |conn, ctx| {
             let door = Doors::get(conn, id)?
                 .ok_or_else(|| ApiError::NotFound(format!("There is no door {id}.")))?;
@@ -424,11 +435,10 @@ pub async fn set_mode(
                 free_access_schedule_id: door.free_access_schedule_id,
                 sensitivity: door.sensitivity,
             };
-            entities::update::<Doors>(conn, id, input, ctx)?;
-            Ok(())
+            Ok(saved::update::<Doors>(conn, id, input, ctx)?)
         })
         .await?;
-    Ok(see_other(&format!("/doors/{id}")))
+    Ok(saved::see_page(&format!("/doors/{id}"), saved))
 }
 
 #[derive(Deserialize)]

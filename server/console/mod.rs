@@ -13,6 +13,7 @@ pub mod listing;
 pub mod lockdown;
 pub mod people;
 pub mod policy_pages;
+pub mod saved;
 pub mod session;
 pub mod settings;
 pub mod setup;

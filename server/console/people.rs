@@ -9,6 +9,7 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 
 use super::dashboard::FeedItem;
+use super::saved::{self, SavedQuery};
 use super::session::{Posted, Viewer};
 use super::{Chrome, PageError, Problems, Section, page, page_with_status, see_other};
 use crate::entities::credentials::{
@@ -348,6 +349,8 @@ struct ShowPage {
     /// What was typed into the add-card and grant-access forms, when they came back.
     typed: InlineForms,
     problems: Problems,
+    /// "Nothing changed", after a save that changed nothing.
+    notice: Option<&'static str>,
 }
 
 /// The small forms on a person's page, as typed.
@@ -372,6 +375,7 @@ async fn render_person(
     id: i64,
     typed: InlineForms,
     problems: Problems,
+    notice: Option<&'static str>,
 ) -> Result<HttpResponse, PageError> {
     let (person, cards, entitlements, rows) = state
         .read(move |conn| {
@@ -443,6 +447,7 @@ async fn render_person(
             heatmap,
             typed,
             problems,
+            notice,
         },
     )
 }
@@ -452,6 +457,7 @@ pub async fn show(
     state: web::Data<AppState>,
     viewer: Viewer,
     id: web::Path<i64>,
+    query: web::Query<SavedQuery>,
 ) -> Result<HttpResponse, PageError> {
     render_person(
         &state,
@@ -459,6 +465,7 @@ pub async fn show(
         id.into_inner(),
         InlineForms::default(),
         Problems::default(),
+        query.notice(),
     )
     .await
 }
@@ -500,6 +507,7 @@ where
                 person_id,
                 typed,
                 Problems(rename_fields(fields, renames)),
+                None,
             )
             .await
         }
@@ -707,6 +715,7 @@ async fn change_card(
                 person_id,
                 InlineForms::default(),
                 Problems(problems),
+                None,
             )
             .await
         }
@@ -759,7 +768,7 @@ async fn set_status(
     id: i64,
     status: &'static str,
 ) -> Result<HttpResponse, PageError> {
-    posted
+    let saved = posted
         .change_policy(&state, move |conn, ctx| {
             let person = People::get(conn, id)?
                 .ok_or_else(|| ApiError::NotFound(format!("There is no person {id}.")))?;
@@ -775,11 +784,10 @@ async fn set_status(
                 valid_until: person.valid_until,
                 notes: person.notes,
             };
-            entities::update::<People>(conn, id, input, ctx)?;
-            Ok(())
+            Ok(saved::update::<People>(conn, id, input, ctx)?)
         })
         .await?;
-    Ok(see_other(&format!("/people/{id}")))
+    Ok(saved::see_page(&format!("/people/{id}"), saved))
 }
 
 /// POST /people/{id}/suspend: denied at every door from the next swipe on.
@@ -888,12 +896,11 @@ pub async fn edit(
                 valid_until: person.valid_until,
                 notes: form.notes,
             };
-            entities::update::<People>(conn, id, input, ctx).map_err(ApiError::from)?;
-            Ok(())
+            Ok(saved::update::<People>(conn, id, input, ctx)?)
         })
         .await;
     match result {
-        Ok(()) => Ok(see_other(&format!("/people/{id}"))),
+        Ok(saved) => Ok(saved::see_page(&format!("/people/{id}"), saved)),
         Err(ApiError::Invalid(fields)) => page_with_status(
             StatusCode::UNPROCESSABLE_ENTITY,
             &EditPage {

@@ -16,6 +16,7 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 
 use super::listing::{ListQuery, Paged};
+use super::saved::{self, Saved, SavedQuery};
 use super::session::{Posted, Viewer};
 use super::{Chrome, PageError, Problems, Section, page, see_other};
 use crate::entities::doors::{DoorFilter, Doors};
@@ -109,6 +110,8 @@ struct ZonePage {
     problems: Problems,
     /// Why a delete was refused, in words a person can act on.
     refused: Option<String>,
+    /// "Nothing changed", after a save that changed nothing.
+    notice: Option<&'static str>,
 }
 
 impl ZonePage {
@@ -393,6 +396,7 @@ pub async fn zone(
     state: web::Data<AppState>,
     viewer: Viewer,
     id: web::Path<i64>,
+    query: web::Query<SavedQuery>,
 ) -> Result<HttpResponse, PageError> {
     render_zone(
         &state,
@@ -401,6 +405,7 @@ pub async fn zone(
         None,
         Problems::default(),
         None,
+        query.notice(),
     )
     .await
 }
@@ -412,6 +417,7 @@ async fn render_zone(
     typed: Option<ZoneForm>,
     problems: Problems,
     refused: Option<String>,
+    notice: Option<&'static str>,
 ) -> Result<HttpResponse, PageError> {
     let (zone, doors, children, levels) = state
         .read(move |conn| {
@@ -478,6 +484,7 @@ async fn render_zone(
             choices: zone_choices(&snapshot, Some(id)),
             problems,
             refused,
+            notice,
         },
     )
 }
@@ -563,15 +570,14 @@ pub async fn edit_zone(
         Ok(input) => {
             posted
                 .change_policy(&state, move |conn, ctx| {
-                    entities::update::<Zones>(conn, id, input, ctx)?;
-                    Ok(())
+                    Ok(saved::update::<Zones>(conn, id, input, ctx)?)
                 })
                 .await
         }
         Err(problems) => Err(ApiError::Invalid(problems)),
     };
     match result {
-        Ok(()) => Ok(see_other(&format!("/zones/{id}"))),
+        Ok(saved) => Ok(saved::see_page(&format!("/zones/{id}"), saved)),
         Err(ApiError::Invalid(fields)) => {
             render_zone(
                 &state,
@@ -579,6 +585,7 @@ pub async fn edit_zone(
                 id,
                 Some(posted.form.clone()),
                 Problems(fields),
+                None,
                 None,
             )
             .await
@@ -610,6 +617,7 @@ pub async fn delete_zone(
                 None,
                 Problems::default(),
                 Some(message),
+                None,
             )
             .await
         }
@@ -1004,6 +1012,8 @@ struct SchedulePage {
     problems: Problems,
     /// Why a delete was refused, in words a person can act on.
     refused: Option<String>,
+    /// "Nothing changed", after a save that changed nothing.
+    notice: Option<&'static str>,
 }
 
 impl SchedulePage {
@@ -1045,7 +1055,7 @@ pub async fn new_schedule(
     viewer: Viewer,
 ) -> Result<HttpResponse, PageError> {
     viewer.may_change_policy()?;
-    render_schedule(&state, &viewer, None, None, Problems::default(), None).await
+    render_schedule(&state, &viewer, None, None, Problems::default(), None, None).await
 }
 
 /// GET /schedules/{id}: a schedule's week, its windows, what uses it, and (for those who
@@ -1054,6 +1064,7 @@ pub async fn schedule(
     state: web::Data<AppState>,
     viewer: Viewer,
     id: web::Path<i64>,
+    query: web::Query<SavedQuery>,
 ) -> Result<HttpResponse, PageError> {
     render_schedule(
         &state,
@@ -1062,6 +1073,7 @@ pub async fn schedule(
         None,
         Problems::default(),
         None,
+        query.notice(),
     )
     .await
 }
@@ -1073,6 +1085,7 @@ async fn render_schedule(
     typed: Option<ScheduleForm>,
     problems: Problems,
     refused: Option<String>,
+    notice: Option<&'static str>,
 ) -> Result<HttpResponse, PageError> {
     let (saved, holidays, levels) = state
         .read(move |conn| {
@@ -1165,6 +1178,7 @@ async fn render_schedule(
             form,
             problems,
             refused,
+            notice,
         },
     )
 }
@@ -1204,6 +1218,7 @@ async fn save_schedule(
             Some(form),
             Problems::default(),
             None,
+            None,
         )
         .await;
     }
@@ -1221,11 +1236,14 @@ async fn save_schedule(
             // back at once; a row that could not be read undoes the save.
             crate::store::write_transaction(conn, |conn| {
                 let saved = match id {
-                    None => entities::create::<Schedules>(conn, input, ctx).map(|v| v.id),
-                    Some(id) => entities::update::<Schedules>(conn, id, input, ctx).map(|_| id),
+                    None => entities::create::<Schedules>(conn, input, ctx)
+                        .map(|v| (v.id, Saved::Changed)),
+                    Some(id) => {
+                        saved::update::<Schedules>(conn, id, input, ctx).map(|saved| (id, saved))
+                    }
                 };
                 match saved {
-                    Ok(id) if row_problems.is_empty() => Ok(id),
+                    Ok(saved) if row_problems.is_empty() => Ok(saved),
                     Ok(_) => Err(ChangeError::Invalid(row_problems)),
                     Err(ChangeError::Invalid(fields)) => {
                         let mut all = rows.to_rows(fields, &rows_of);
@@ -1247,7 +1265,7 @@ async fn save_schedule(
         })
         .await;
     match result {
-        Ok(id) => Ok(see_other(&format!("/schedules/{id}"))),
+        Ok((id, saved)) => Ok(saved::see_page(&format!("/schedules/{id}"), saved)),
         Err(ApiError::Invalid(fields)) => {
             render_schedule(
                 state,
@@ -1255,6 +1273,7 @@ async fn save_schedule(
                 id,
                 Some(form),
                 Problems(fields),
+                None,
                 None,
             )
             .await
@@ -1286,6 +1305,7 @@ pub async fn delete_schedule(
                 None,
                 Problems::default(),
                 Some(message),
+                None,
             )
             .await
         }
@@ -1484,6 +1504,8 @@ struct LevelPage {
     zones: Vec<(i64, String)>,
     schedules: Vec<(i64, String)>,
     problems: Problems,
+    /// "Nothing changed", after a save that changed nothing.
+    notice: Option<&'static str>,
 }
 
 impl LevelPage {
@@ -1521,6 +1543,7 @@ pub async fn level(
     viewer: Viewer,
     id: web::Path<i64>,
     query: web::Query<HoldersQuery>,
+    saved: web::Query<SavedQuery>,
 ) -> Result<HttpResponse, PageError> {
     let page_no = query.page.unwrap_or(1).max(1);
     render_level(
@@ -1529,6 +1552,7 @@ pub async fn level(
         id.into_inner(),
         page_no,
         Problems::default(),
+        saved.notice(),
     )
     .await
 }
@@ -1547,6 +1571,7 @@ async fn render_level(
     id: i64,
     page_no: i64,
     problems: Problems,
+    notice: Option<&'static str>,
 ) -> Result<HttpResponse, PageError> {
     let (level, entitlements, total) = state
         .read(move |conn| {
@@ -1627,6 +1652,7 @@ async fn render_level(
                     .collect(),
             ),
             problems,
+            notice,
         },
     )
 }
@@ -1673,14 +1699,13 @@ async fn edit_items(
                 description: level.description,
                 items,
             };
-            entities::update::<Levels>(conn, id, input, ctx)?;
-            Ok(())
+            Ok(saved::update::<Levels>(conn, id, input, ctx)?)
         })
         .await;
     match result {
-        Ok(()) => Ok(see_other(&format!("/levels/{id}"))),
+        Ok(saved) => Ok(saved::see_page(&format!("/levels/{id}"), saved)),
         Err(ApiError::Invalid(fields)) => {
-            render_level(state, &posted.viewer, id, 1, Problems(fields)).await
+            render_level(state, &posted.viewer, id, 1, Problems(fields), None).await
         }
         Err(other) => Err(other.into()),
     }
@@ -1710,11 +1735,15 @@ pub async fn add_item(
         if !errors.is_empty() {
             return Err(errors);
         }
-        items.push(LevelItem {
+        let item = LevelItem {
             door_id,
             zone_id,
             schedule_id: schedule_id.unwrap_or_default(),
-        });
+        };
+        // Already there: the level would only name it twice, so nothing changes.
+        if !items.contains(&item) {
+            items.push(item);
+        }
         Ok(())
     })
     .await

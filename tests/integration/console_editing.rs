@@ -1,6 +1,6 @@
 //! The console's remaining lists and forms, as a browser without JavaScript uses them:
 //! schedules and admins searched and paged, the zone tree searched, a door moved to
-//! another zone.
+//! another zone, and saves that change nothing.
 
 use diesel::connection::SimpleConnection;
 use serde_json::json;
@@ -448,4 +448,152 @@ fn a_door_is_not_moved_to_another_site_or_an_unknown_zone() {
         app.get(&format!("/api/v1/doors/{}", f.main_door)).body["zone_id"],
         f.building
     );
+}
+
+/// How many entries the audit log holds.
+fn audit_entries(app: &TestApp) -> usize {
+    app.get("/api/v1/audit?limit=1000")
+        .body
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+/// Posts the form to `action` on the page at `page` as the page drew it, changing
+/// `changes` (field, value) and adding those it lacks.
+fn post_as_drawn(
+    browser: &mut crate::console::Browser<'_>,
+    page: &str,
+    action: &str,
+    changes: &[(&str, &str)],
+) -> crate::console::Page {
+    let html = browser.get(page).body;
+    let mut fields: Vec<(String, String)> = crate::console::form_fields(&html, action)
+        .into_iter()
+        .filter(|(name, _)| name != "csrf")
+        .collect();
+    for (name, value) in changes {
+        match fields.iter_mut().find(|(n, _)| n == name) {
+            Some(field) => field.1 = (*value).to_owned(),
+            None => fields.push(((*name).to_owned(), (*value).to_owned())),
+        }
+    }
+    let fields: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    browser.submit(page, action, &fields)
+}
+
+/// Saves the form to `action` on `page` unchanged: the browser lands on `lands`, told
+/// that nothing changed, which says so; the audit log has nothing new.
+fn saved_unchanged(
+    app: &TestApp,
+    browser: &mut crate::console::Browser<'_>,
+    (page, action, lands): (&str, &str, &str),
+    changes: &[(&str, &str)],
+) {
+    let before = audit_entries(app);
+    let saved = post_as_drawn(browser, page, action, changes);
+    assert_eq!(saved.status, 303, "{action}: {}", saved.body);
+    assert_eq!(
+        saved.location(),
+        format!("{lands}?saved=unchanged"),
+        "{action}"
+    );
+    let landed = browser.get(saved.location());
+    assert_eq!(landed.status, 200);
+    assert!(
+        landed
+            .body
+            .contains("<p class=\"notice\" role=\"status\">Nothing changed"),
+        "{action}: {}",
+        landed.body
+    );
+    assert_eq!(
+        audit_entries(app),
+        before,
+        "{action}: an unchanged save is not audited"
+    );
+    assert!(
+        !browser.get(lands).body.contains("Nothing changed"),
+        "{action}: the page says it only right after the save"
+    );
+}
+
+/// Every console form that replaces something (a zone, a schedule, an access level's
+/// doors, a door's mode and zone, a person and their status), saved with nothing
+/// changed, writes no audit entry and says "Nothing changed"; a real change after it is
+/// saved and audited as before.
+#[test]
+fn a_save_that_changes_nothing_writes_no_audit_entry_and_says_nothing_changed() {
+    let app = TestApp::new(Backend::Sqlite);
+    let f = build_site(&app);
+    let mut admin = signed_in(&app, "admin");
+
+    let zone = format!("/zones/{}", f.server_room);
+    let edit = format!("{zone}/edit");
+    saved_unchanged(&app, &mut admin, (&zone, &edit, &zone), &[]);
+
+    let schedule = format!("/schedules/{}", f.business_hours);
+    let edit = format!("{schedule}/edit");
+    saved_unchanged(&app, &mut admin, (&schedule, &edit, &schedule), &[]);
+
+    // Adding a door the level already opens during that schedule changes nothing.
+    let level = format!("/levels/{}", f.staff_level);
+    let add = format!("{level}/items");
+    let (door, hours) = (
+        format!("door:{}", f.main_door),
+        f.business_hours.to_string(),
+    );
+    saved_unchanged(
+        &app,
+        &mut admin,
+        (&level, &add, &level),
+        &[("target", &door), ("schedule_id", &hours)],
+    );
+    let items = &app
+        .get(&format!("/api/v1/access-levels/{}", f.staff_level))
+        .body["items"];
+    assert_eq!(
+        items.as_array().unwrap().len(),
+        1,
+        "the door is not named twice"
+    );
+
+    let door_page = format!("/doors/{}", f.main_door);
+    for form in ["mode", "zone"] {
+        let action = format!("{door_page}/{form}");
+        saved_unchanged(&app, &mut admin, (&door_page, &action, &door_page), &[]);
+    }
+
+    // The edit form has a page of its own; the save lands on the person's page.
+    let person = format!("/people/{}", f.person);
+    let edit = format!("{person}/edit");
+    saved_unchanged(&app, &mut admin, (&edit, &edit, &person), &[]);
+
+    // Suspending someone already suspended (a page left open in another tab).
+    let suspend = format!("{person}/suspend");
+    let suspended = admin.submit(&person, &suspend, &[]);
+    assert_eq!(
+        suspended.location(),
+        person,
+        "the first suspend changes something"
+    );
+    let before = audit_entries(&app);
+    let again = admin.submit(&person, &suspend, &[]);
+    assert_eq!(again.location(), format!("{person}?saved=unchanged"));
+    assert!(admin.get(again.location()).body.contains("Nothing changed"));
+    assert_eq!(audit_entries(&app), before);
+
+    // A real change is saved and audited as before, and says nothing of the kind.
+    let before = audit_entries(&app);
+    let zone_edit = format!("{zone}/edit");
+    let renamed = post_as_drawn(&mut admin, &zone, &zone_edit, &[("name", "Server Hall")]);
+    assert_eq!(renamed.status, 303, "{}", renamed.body);
+    assert_eq!(renamed.location(), zone);
+    assert_eq!(audit_entries(&app), before + 1);
+    assert!(!admin.get(&zone).body.contains("Nothing changed"));
+    let entry = &app.get("/api/v1/audit?entity=zone&limit=1").body[0];
+    assert_eq!(entry["summary"], "update zone 'Server Hall'");
 }
