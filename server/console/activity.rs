@@ -10,7 +10,8 @@
 //! - One query counts every bucket: the bucket boundaries go in as one parameter (a JSON
 //!   array on SQLite, a timestamp array on PostgreSQL), and each bucket is a range count on
 //!   an index: `events_result_at` for the whole site (it covers the query, so no table row
-//!   is read), `events_person_at` or `events_door_at` for a person or a door. Range counts
+//!   is read), `events_person_at` or `events_door_at` for a person or a door (one range
+//!   per door for the doors of one site, which reads each swipe's row). Range counts
 //!   per bucket avoid a GROUP BY over a computed hour, whose sort cost several times more
 //!   on a site's month of swipes.
 //! - A swipe counts when it was decided: `granted` or `denied`. A `pin_required` answer is
@@ -36,12 +37,21 @@ const STEP: TimeDelta = TimeDelta::minutes(15);
 const STEP_SECONDS: i64 = 15 * 60;
 
 /// Whose swipes a chart counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
     /// Every door of the appliance.
     Site,
     Person(i64),
     Door(i64),
+    /// Swipes at these doors: one site's, where sites keep different time.
+    Doors(Vec<i64>),
+    /// One person's swipes at these doors (the doors of one timezone), or with `except`,
+    /// at any other door or none (so that a door since deleted is not lost).
+    PersonAt {
+        person: i64,
+        doors: Vec<i64>,
+        except: bool,
+    },
 }
 
 /// How long one bar of a traffic chart is, on the site's wall clock.
@@ -64,6 +74,21 @@ impl WeekGrid {
     /// The largest count of any cell (0 for an empty grid).
     pub fn max(&self) -> u32 {
         self.counts.iter().flatten().copied().max().unwrap_or(0)
+    }
+
+    /// Adds another grid's counts cell by cell: a person's swipes counted on each
+    /// site's clock make one grid of local hours.
+    pub fn add(&mut self, other: &WeekGrid) {
+        for (mine, theirs) in [
+            (&mut self.counts, &other.counts),
+            (&mut self.denied, &other.denied),
+        ] {
+            for (row, other_row) in mine.iter_mut().zip(theirs) {
+                for (cell, n) in row.iter_mut().zip(other_row) {
+                    *cell = cell.saturating_add(*n);
+                }
+            }
+        }
     }
 
     /// Every swipe in the grid.
@@ -120,17 +145,16 @@ pub fn activity(
     Ok(grid)
 }
 
-/// Granted and denied swipes per local hour or day, at one door or (None) the whole site,
-/// with a point for every bucket of the window, empty ones included.
+/// Granted and denied swipes per local hour or day of a scope (a door, a site's doors, the
+/// whole site), with a point for every bucket of the window, empty ones included.
 pub fn traffic(
     conn: &mut DbConnection,
-    door_id: Option<i64>,
+    scope: Scope,
     from: DateTime<Utc>,
     until: DateTime<Utc>,
     bucket: Bucket,
     tz: Tz,
 ) -> QueryResult<Vec<TrafficPoint>> {
-    let scope = door_id.map_or(Scope::Site, Scope::Door);
     let spans = local_spans(from, until, tz, bucket);
     let counted = count_spans(conn, scope, &spans)?;
     Ok(spans
@@ -257,26 +281,65 @@ const SQLITE_SITE: &str = "SELECT bucket, \
         AND at >= buckets.bucket_start AND at < buckets.bucket_stop) AS denied \
      FROM buckets WHERE bucket_stop IS NOT NULL";
 
-// The unary `+` keeps SQLite from choosing the kind or result index over the person's or
-// door's, which narrows far more. Correlated subqueries fix the plan (the buckets outside,
-// an index range inside) whatever statistics the planner has.
-const SQLITE_PERSON: &str = "SELECT bucket, \
-     (SELECT count(*) FROM events WHERE person_id = ?2 \
-        AND at >= buckets.bucket_start AND at < buckets.bucket_stop \
-        AND +kind = 'swipe' AND +result = 'granted') AS granted, \
-     (SELECT count(*) FROM events WHERE person_id = ?2 \
-        AND at >= buckets.bucket_start AND at < buckets.bucket_stop \
-        AND +kind = 'swipe' AND +result = 'denied') AS denied \
-     FROM buckets WHERE bucket_stop IS NOT NULL";
+/// A scope's swipes in each bucket, given the condition that picks them (see
+/// [`scope_condition`]). Correlated subqueries fix the plan (the buckets outside, an index
+/// range inside) whatever statistics the planner has.
+fn sqlite_scoped(condition: &str) -> String {
+    format!(
+        "SELECT bucket, \
+         (SELECT count(*) FROM events WHERE {condition} \
+            AND at >= buckets.bucket_start AND at < buckets.bucket_stop \
+            AND +kind = 'swipe' AND +result = 'granted') AS granted, \
+         (SELECT count(*) FROM events WHERE {condition} \
+            AND at >= buckets.bucket_start AND at < buckets.bucket_stop \
+            AND +kind = 'swipe' AND +result = 'denied') AS denied \
+         FROM buckets WHERE bucket_stop IS NOT NULL"
+    )
+}
 
-const SQLITE_DOOR: &str = "SELECT bucket, \
-     (SELECT count(*) FROM events WHERE door_id = ?2 \
-        AND at >= buckets.bucket_start AND at < buckets.bucket_stop \
-        AND +kind = 'swipe' AND +result = 'granted') AS granted, \
-     (SELECT count(*) FROM events WHERE door_id = ?2 \
-        AND at >= buckets.bucket_start AND at < buckets.bucket_stop \
-        AND +kind = 'swipe' AND +result = 'denied') AS denied \
-     FROM buckets WHERE bucket_stop IS NOT NULL";
+/// What picks a scope's swipes, beside the bucket's time range: the person's or door's
+/// indexed column, then anything else behind `unindexed` (SQLite's unary `+`, which keeps
+/// it from choosing the kind, result or door index over the person's or door's, which
+/// narrow far more). Ids are written into the SQL as the integers they are (nothing to
+/// escape), since a list of doors has no fixed number of parameters. None for the whole
+/// site.
+fn scope_condition(scope: &Scope, unindexed: &str) -> Option<String> {
+    let list = |doors: &[i64]| {
+        doors
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let among = |column: &str, doors: &[i64]| {
+        if doors.is_empty() {
+            "FALSE".to_owned()
+        } else {
+            format!("{column} IN ({})", list(doors))
+        }
+    };
+    Some(match scope {
+        Scope::Site => return None,
+        Scope::Person(id) => format!("person_id = {id}"),
+        Scope::Door(id) => format!("door_id = {id}"),
+        Scope::Doors(doors) => among("door_id", doors),
+        Scope::PersonAt {
+            person,
+            doors,
+            except,
+        } => {
+            let door = format!("{unindexed}door_id");
+            match (except, doors.is_empty()) {
+                (false, _) => format!("person_id = {person} AND {}", among(&door, doors)),
+                (true, true) => format!("person_id = {person}"),
+                (true, false) => format!(
+                    "person_id = {person} AND ({door} IS NULL OR {door} NOT IN ({}))",
+                    list(doors)
+                ),
+            }
+        }
+    })
+}
 
 /// The buckets from the array of their boundaries; PostgreSQL counts both results in one
 /// pass over each bucket's index range.
@@ -292,13 +355,14 @@ const POSTGRES_BUCKETS: &str = "WITH buckets AS (\
 #[cfg(feature = "postgres")]
 const POSTGRES_SITE: &str = " AND result IN ('granted', 'denied')) c WHERE bucket_stop IS NOT NULL";
 
+/// A scope's swipes in each bucket on PostgreSQL, given its [`scope_condition`].
 #[cfg(feature = "postgres")]
-const POSTGRES_PERSON: &str = " AND person_id = $2 AND kind = 'swipe' \
-     AND result IN ('granted', 'denied')) c WHERE bucket_stop IS NOT NULL";
-
-#[cfg(feature = "postgres")]
-const POSTGRES_DOOR: &str = " AND door_id = $2 AND kind = 'swipe' \
-     AND result IN ('granted', 'denied')) c WHERE bucket_stop IS NOT NULL";
+fn postgres_scoped(condition: &str) -> String {
+    format!(
+        "{POSTGRES_BUCKETS} AND {condition} AND kind = 'swipe' \
+         AND result IN ('granted', 'denied')) c WHERE bucket_stop IS NOT NULL"
+    )
+}
 
 /// Granted and denied swipes in each span, in the spans' order.
 fn count_spans(
@@ -327,37 +391,27 @@ fn count_spans(
                 .collect();
             let json = serde_json::to_string(&texts)
                 .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-            let (sql, id) = match scope {
-                Scope::Site => (SQLITE_SITE, None),
-                Scope::Person(id) => (SQLITE_PERSON, Some(id)),
-                Scope::Door(id) => (SQLITE_DOOR, Some(id)),
+            let sql = match scope_condition(&scope, "+") {
+                None => format!("{SQLITE_BUCKETS} {SQLITE_SITE}"),
+                Some(condition) => format!("{SQLITE_BUCKETS} {}", sqlite_scoped(&condition)),
             };
-            let query = diesel::sql_query(format!("{SQLITE_BUCKETS} {sql}")).bind::<Text, _>(json);
-            match id {
-                Some(id) => query.bind::<BigInt, _>(id).load(conn)?,
-                None => query.load(conn)?,
-            }
+            diesel::sql_query(sql).bind::<Text, _>(json).load(conn)?
         }
         #[cfg(feature = "postgres")]
         DbConnection::Postgres(conn) => {
             use diesel::sql_types::{Array, Timestamp};
-            let (sql, id) = match scope {
-                Scope::Site => (POSTGRES_SITE, None),
-                Scope::Person(id) => (POSTGRES_PERSON, Some(id)),
-                Scope::Door(id) => (POSTGRES_DOOR, Some(id)),
+            let sql = match scope_condition(&scope, "") {
+                None => format!("{POSTGRES_BUCKETS}{POSTGRES_SITE}"),
+                Some(condition) => postgres_scoped(&condition),
             };
             use diesel::Connection;
             use diesel::connection::SimpleConnection;
-            let query = diesel::sql_query(format!("{POSTGRES_BUCKETS}{sql}"))
-                .bind::<Array<Timestamp>, _>(boundaries);
+            let query = diesel::sql_query(sql).bind::<Array<Timestamp>, _>(boundaries);
             conn.transaction(|conn| {
                 // The plan's estimated cost passes the JIT threshold, and compiling it took
                 // longer (about 150 ms) than running it over a month of 10 million events.
                 conn.batch_execute("SET LOCAL jit = off")?;
-                match id {
-                    Some(id) => query.bind::<BigInt, _>(id).load(conn),
-                    None => query.load(conn),
-                }
+                query.load(conn)
             })?
         }
     };
@@ -602,16 +656,68 @@ mod tests {
             let door_20 = activity(conn, Scope::Door(20), from, until, Berlin).unwrap();
             assert_eq!(door_20.denied[TUESDAY][9], 2, "{}", db.backend);
 
-            let site = traffic(conn, None, from, until, Bucket::Day, Berlin).unwrap();
+            let site = traffic(conn, Scope::Site, from, until, Bucket::Day, Berlin).unwrap();
             let sums = site
                 .iter()
                 .fold((0, 0), |(g, d), p| (g + p.granted, d + p.denied));
             assert_eq!(sums, (2, 2), "{}", db.backend);
-            let door = traffic(conn, Some(10), from, until, Bucket::Day, Berlin).unwrap();
+            let door = traffic(conn, Scope::Door(10), from, until, Bucket::Day, Berlin).unwrap();
             let sums = door
                 .iter()
                 .fold((0, 0), |(g, d), p| (g + p.granted, d + p.denied));
             assert_eq!(sums, (2, 0), "{}", db.backend);
+        }
+    }
+
+    #[test]
+    fn a_sites_doors_and_a_persons_swipes_at_some_doors_or_elsewhere_are_scopes() {
+        for db in databases() {
+            let conn = &mut db.pool.get().unwrap();
+            let t = utc(2026, 11, 24, 8, 0);
+            let minutes = |m| t + TimeDelta::minutes(m);
+            record(
+                conn,
+                &[
+                    swipe(minutes(1), Some(1), 10, "granted"),
+                    swipe(minutes(2), Some(1), 20, "granted"),
+                    swipe(minutes(3), Some(1), 30, "denied"),
+                    swipe(minutes(4), Some(2), 20, "denied"),
+                    // A swipe with no door: counted where doors are excepted.
+                    NewEvent {
+                        person_id: Some(1),
+                        result: Some("granted".to_owned()),
+                        ..NewEvent::new(EventKind::Swipe, minutes(5))
+                    },
+                ],
+            );
+            let (from, until) = (utc(2026, 11, 23, 0, 0), utc(2026, 11, 30, 0, 0));
+            let total = |conn: &mut DbConnection, scope| {
+                activity(conn, scope, from, until, Berlin).unwrap().total()
+            };
+            let at = |doors: &[i64], except| Scope::PersonAt {
+                person: 1,
+                doors: doors.to_vec(),
+                except,
+            };
+            assert_eq!(total(conn, Scope::Doors(vec![10, 20])), 3, "{}", db.backend);
+            assert_eq!(total(conn, Scope::Doors(vec![])), 0, "{}", db.backend);
+            assert_eq!(total(conn, at(&[20, 30], false)), 2, "{}", db.backend);
+            assert_eq!(total(conn, at(&[20, 30], true)), 2, "{}", db.backend);
+            assert_eq!(total(conn, at(&[], false)), 0, "{}", db.backend);
+            assert_eq!(total(conn, at(&[], true)), 4, "{}", db.backend);
+            let site = traffic(
+                conn,
+                Scope::Doors(vec![20, 30]),
+                from,
+                until,
+                Bucket::Day,
+                Berlin,
+            )
+            .unwrap();
+            let sums = site
+                .iter()
+                .fold((0, 0), |(g, d), p| (g + p.granted, d + p.denied));
+            assert_eq!(sums, (1, 2), "{}", db.backend);
         }
     }
 
@@ -639,7 +745,8 @@ mod tests {
                 "{}",
                 db.backend
             );
-            let points = traffic(conn, Some(10), from, until, Bucket::Hour, Tz::UTC).unwrap();
+            let points =
+                traffic(conn, Scope::Door(10), from, until, Bucket::Hour, Tz::UTC).unwrap();
             let counts: Vec<u32> = points.iter().map(|p| p.granted).collect();
             assert_eq!(counts, [1, 0, 1], "{}", db.backend);
             // Each point starts at its hour, the first too, though the window starts later.
@@ -662,7 +769,7 @@ mod tests {
             );
             let points = traffic(
                 conn,
-                None,
+                Scope::Site,
                 at(Berlin, 2026, 11, 23, 0, 0),
                 at(Berlin, 2026, 11, 28, 0, 0),
                 Bucket::Day,
@@ -697,7 +804,7 @@ mod tests {
             );
             let days = traffic(
                 conn,
-                None,
+                Scope::Site,
                 at(Berlin, 2026, 10, 24, 0, 0),
                 at(Berlin, 2026, 10, 27, 0, 0),
                 Bucket::Day,
@@ -717,7 +824,7 @@ mod tests {
             // From midnight to 04:00 local that night is five hours, 02:00 twice.
             let hours = traffic(
                 conn,
-                None,
+                Scope::Site,
                 at(Berlin, 2026, 10, 25, 0, 0),
                 at(Berlin, 2026, 10, 25, 4, 0),
                 Bucket::Hour,
@@ -755,7 +862,7 @@ mod tests {
                 &[swipe(until - TimeDelta::minutes(1), Some(1), 10, "granted")],
             );
             let from = until - TimeDelta::days(365);
-            let points = traffic(conn, None, from, until, Bucket::Hour, Berlin).unwrap();
+            let points = traffic(conn, Scope::Site, from, until, Bucket::Hour, Berlin).unwrap();
             assert_eq!(points.len(), MAX_BUCKETS, "{}", db.backend);
             assert_eq!(
                 points.last().map(|p| (p.start, p.granted)),
@@ -763,7 +870,7 @@ mod tests {
                 "{}",
                 db.backend
             );
-            let days = traffic(conn, None, from, until, Bucket::Day, Berlin).unwrap();
+            let days = traffic(conn, Scope::Site, from, until, Bucket::Day, Berlin).unwrap();
             assert_eq!(days.len(), 366, "{}", db.backend);
             assert_eq!(
                 activity(conn, Scope::Site, from, until, Berlin)
@@ -784,9 +891,16 @@ mod tests {
                 WeekGrid::default()
             );
             assert!(
-                traffic(conn, None, t, t - TimeDelta::hours(1), Bucket::Day, Berlin)
-                    .unwrap()
-                    .is_empty()
+                traffic(
+                    conn,
+                    Scope::Site,
+                    t,
+                    t - TimeDelta::hours(1),
+                    Bucket::Day,
+                    Berlin
+                )
+                .unwrap()
+                .is_empty()
             );
         }
     }

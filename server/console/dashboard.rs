@@ -6,10 +6,12 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use futures_util::stream;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::session::Viewer;
+use super::site_clock::{DATE_TIME, TIME_OF_DAY, on_clock};
 use super::{Chrome, PageError, Section, page};
 use crate::event_log::{EventFilter, recent};
 use crate::policy::Snapshot;
@@ -37,12 +39,26 @@ pub struct FeedItem {
     pub result: Option<&'static str>,
     /// Why, for a denial: the deny code in words.
     pub why: Option<String>,
+    /// The timezone of the site the event happened at (its door's, or its reader's
+    /// door's); None for one tied to no site, such as a fault of an unknown reader.
+    pub zone: Option<Tz>,
 }
 
 impl FeedItem {
-    /// The event's time of day on the site's clock.
-    pub fn clock(&self, tz: &chrono_tz::Tz) -> String {
-        self.at.with_timezone(tz).format("%H:%M:%S").to_string()
+    /// The clock the event is read on: its site's, else the page's `page`.
+    pub fn zone_or(&self, page: Tz) -> Tz {
+        self.zone.unwrap_or(page)
+    }
+
+    /// The event's time of day on its site's clock, marked with the zone when that is not
+    /// the page's clock `page`.
+    pub fn clock(&self, page: &Tz) -> String {
+        on_clock(&self.at, self.zone_or(*page), *page, TIME_OF_DAY)
+    }
+
+    /// The event's date and time on its site's clock, marked like [`FeedItem::clock`].
+    pub fn time(&self, page: &Tz) -> String {
+        on_clock(&self.at, self.zone_or(*page), *page, DATE_TIME)
     }
 
     pub fn new(event: &EventView, snapshot: &Snapshot) -> FeedItem {
@@ -90,7 +106,19 @@ impl FeedItem {
             tone,
             result,
             why: event.deny_code.as_deref().map(deny_words),
+            zone: event_zone(event, snapshot),
         }
+    }
+}
+
+/// The timezone of the site an event happened at: its door's, else its reader's door's.
+fn event_zone(event: &EventView, snapshot: &Snapshot) -> Option<Tz> {
+    match (event.door_id, event.reader_id.as_deref()) {
+        (Some(door), _) => snapshot.door_timezone(door),
+        (None, Some(reader)) => snapshot
+            .reader(reader)
+            .and_then(|r| snapshot.site_timezone(r.site.id)),
+        (None, None) => None,
     }
 }
 
@@ -115,7 +143,7 @@ pub fn deny_words(code: &str) -> String {
 #[template(path = "partials/feed_item.html")]
 struct FeedItemFragment<'a> {
     item: &'a FeedItem,
-    chrome_tz: chrono_tz::Tz,
+    chrome_tz: Tz,
 }
 
 /// The counts and states at the top of the dashboard, refreshed every few seconds.
@@ -129,7 +157,7 @@ pub struct StatusPanel {
     readers_offline_total: usize,
     /// The first few offline readers by id; the doors page has them all.
     readers_offline: Vec<String>,
-    /// Door name, open since (site time), held open past its threshold.
+    /// Door name, open since (on the door's site's clock), held open past its threshold.
     open_doors: Vec<(String, String, bool)>,
 }
 
@@ -140,7 +168,7 @@ pub struct AlarmsPanel {
     alarms: Vec<FeedItem>,
     csrf: String,
     can_change: bool,
-    chrome_tz: chrono_tz::Tz,
+    chrome_tz: Tz,
 }
 
 /// Open alarms shown at once; more are counted and found on the events page.
@@ -172,7 +200,10 @@ struct DashboardPage {
     feed: Vec<FeedItem>,
 }
 
-fn local_midnight(now: DateTime<Utc>, tz: chrono_tz::Tz) -> DateTime<Utc> {
+/// The midnight that begins today on `tz`'s clock. The dashboard's "today" is the page's
+/// clock's (the first site's): one day for the whole appliance, as its counts are one
+/// tally, even where other sites' days begin hours earlier or later.
+fn local_midnight(now: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
     let local = now.with_timezone(&tz).date_naive();
     local
         .and_hms_opt(0, 0, 0)
@@ -180,7 +211,7 @@ fn local_midnight(now: DateTime<Utc>, tz: chrono_tz::Tz) -> DateTime<Utc> {
         .map_or(now, |t| t.with_timezone(&Utc))
 }
 
-async fn status_panel(state: &AppState, tz: chrono_tz::Tz) -> Result<StatusPanel, PageError> {
+async fn status_panel(state: &AppState, tz: Tz) -> Result<StatusPanel, PageError> {
     let now = state.clock.now();
     let since = local_midnight(now, tz);
     let tally = state.day_tally.clone();
@@ -218,7 +249,8 @@ async fn status_panel(state: &AppState, tz: chrono_tz::Tz) -> Result<StatusPanel
             let name = snapshot
                 .door(d.door_id)
                 .map_or_else(|| format!("door {}", d.door_id), |door| door.name.clone());
-            let since = d.since.with_timezone(&tz).format("%H:%M:%S").to_string();
+            let door_tz = snapshot.door_timezone(d.door_id).unwrap_or(tz);
+            let since = on_clock(&d.since, door_tz, tz, TIME_OF_DAY);
             (name, since, d.held_open)
         })
         .collect();

@@ -4,6 +4,7 @@
 
 use actix_web::{HttpResponse, web};
 use askama::Template;
+use chrono_tz::Tz;
 use serde::Deserialize;
 
 use super::listing::{ListQuery, Paged};
@@ -45,7 +46,8 @@ fn health_of(state: &AppState, reader_ids: &[String]) -> Vec<ReaderHealth> {
     state.health.of(reader_ids.iter().map(String::as_str))
 }
 
-fn door_state(state: &AppState, door_id: i64, chrome: &Chrome) -> (String, bool) {
+/// The door's state in words, with the time it opened on its site's clock `tz`.
+fn door_state(state: &AppState, door_id: i64, chrome: &Chrome, tz: Tz) -> (String, bool) {
     let open = state.doors.lock().ok().and_then(|doors| {
         doors
             .open_doors()
@@ -54,10 +56,13 @@ fn door_state(state: &AppState, door_id: i64, chrome: &Chrome) -> (String, bool)
     });
     match open {
         Some(d) if d.held_open => (
-            format!("open since {}, held open", chrome.clock(&d.since)),
+            format!("open since {}, held open", chrome.clock_in(&d.since, &tz)),
             true,
         ),
-        Some(d) => (format!("open since {}", chrome.clock(&d.since)), false),
+        Some(d) => (
+            format!("open since {}", chrome.clock_in(&d.since, &tz)),
+            false,
+        ),
         None => ("closed".to_owned(), false),
     }
 }
@@ -105,7 +110,8 @@ pub async fn list(
     let lines = doors
         .into_iter()
         .map(|door| {
-            let (door_state, alarm) = door_state(&state, door.id, &chrome);
+            let tz = snapshot.door_timezone(door.id).unwrap_or(chrome.timezone);
+            let (door_state, alarm) = door_state(&state, door.id, &chrome, tz);
             let mine: Vec<&ReaderView> = readers.iter().filter(|r| r.door_id == door.id).collect();
             let online = mine
                 .iter()
@@ -175,6 +181,8 @@ struct ShowPage {
     /// When the door is used (weekday × hour) and its daily traffic, as SVG.
     heatmap: String,
     traffic: String,
+    /// The door's site's timezone: its times, and its charts' hours and days.
+    door_tz: Tz,
 }
 
 /// What the door page's forms show besides the door: what was typed into them, their
@@ -252,24 +260,24 @@ async fn render_door(
             (r, h)
         })
         .collect();
-    let (door_state, alarm) = door_state(state, id, &chrome);
+    let snapshot = state.live.snapshot();
+    let door_tz = snapshot.door_timezone(id).unwrap_or(chrome.timezone);
+    let (door_state, alarm) = door_state(state, id, &chrome, door_tz);
     let heatmap = super::activity_heatmap(
         state,
         super::activity::Scope::Door(id),
         &format!("When {} is used", door.name),
-        chrome.timezone,
+        door_tz,
     )
     .await?;
     let traffic = super::daily_traffic(
         state,
-        Some(id),
+        super::activity::Scope::Door(id),
         &format!("{}: swipes per day", door.name),
-        chrome.timezone,
+        door_tz,
     )
     .await?;
-    let zone = state
-        .live
-        .snapshot()
+    let zone = snapshot
         .zone(door.zone_id)
         .map_or_else(String::new, |z| z.name.clone());
     let (zones, other_sites) = {
@@ -301,6 +309,7 @@ async fn render_door(
             notice,
             heatmap,
             traffic,
+            door_tz,
         },
     )
 }

@@ -33,10 +33,10 @@ pub struct EventsQuery {
     kind: String,
     #[serde(default)]
     result: String,
-    /// First day (site time), inclusive.
+    /// First day (on the door's site's clock, else the page's), inclusive.
     #[serde(default)]
     from: String,
-    /// Last day (site time), inclusive.
+    /// Last day (the same clock), inclusive.
     #[serde(default)]
     until: String,
     #[serde(default)]
@@ -44,8 +44,20 @@ pub struct EventsQuery {
 }
 
 impl EventsQuery {
-    /// The filter these fields select, or what is wrong with them.
-    fn filter(&self, snapshot: &Snapshot, tz: Tz) -> Result<EventFilter, FieldErrors> {
+    /// The clock the from and until days are read on: the chosen door's site's, else the
+    /// page's `page`.
+    fn days_zone(&self, snapshot: &Snapshot, page: Tz) -> Tz {
+        self.door
+            .parse::<i64>()
+            .ok()
+            .and_then(|id| snapshot.door_timezone(id))
+            .unwrap_or(page)
+    }
+
+    /// The filter these fields select, or what is wrong with them; days are whole days on
+    /// [`EventsQuery::days_zone`]'s clock.
+    fn filter(&self, snapshot: &Snapshot, page: Tz) -> Result<EventFilter, FieldErrors> {
+        let tz = self.days_zone(snapshot, page);
         let mut errors = FieldErrors::default();
         let mut filter = EventFilter {
             before_id: self.before_id,
@@ -137,6 +149,8 @@ struct EventsPage {
     next_href: Option<String>,
     export_href: String,
     first_page_href: Option<String>,
+    /// The clock the from and until days are read on.
+    days_zone: Tz,
 }
 
 /// GET /events
@@ -157,6 +171,7 @@ pub async fn list(
     let kinds = EventKind::ALL.iter().map(|k| k.as_str()).collect();
     let export_href = query.href("/events.csv", None);
     let first_page_href = query.before_id.map(|_| query.href("/events", None));
+    let days_zone = query.days_zone(&snapshot, chrome.timezone);
     let filter = match query.filter(&snapshot, chrome.timezone) {
         Ok(filter) => filter,
         Err(problems) => {
@@ -172,6 +187,7 @@ pub async fn list(
                     next_href: None,
                     export_href,
                     first_page_href,
+                    days_zone,
                 },
             );
         }
@@ -203,6 +219,7 @@ pub async fn list(
         next_href,
         export_href,
         first_page_href,
+        days_zone,
     })
 }
 
@@ -221,10 +238,12 @@ fn csv_field(text: &str) -> String {
     }
 }
 
-fn csv_line(item: &FeedItem, event: &EventView, tz: Tz) -> String {
+/// One event as a CSV row; its time in RFC 3339 on its site's clock (else `page`'s), with
+/// the offset, so that each row is unambiguous on its own.
+fn csv_line(item: &FeedItem, event: &EventView, page: Tz) -> String {
     let fields = [
         event.id.to_string(),
-        event.at.with_timezone(&tz).to_rfc3339(),
+        event.at.with_timezone(&item.zone_or(page)).to_rfc3339(),
         event.kind.clone(),
         event.result.clone().unwrap_or_default(),
         event.deny_code.clone().unwrap_or_default(),

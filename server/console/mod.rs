@@ -19,6 +19,7 @@ pub mod settings;
 pub mod setup;
 pub mod sign_in;
 pub mod site_activity;
+pub mod site_clock;
 pub mod static_files;
 pub mod why;
 
@@ -297,7 +298,7 @@ pub struct NavLink {
 }
 
 /// What every console page shows around its content: who is signed in, the navigation,
-/// the lockdown banner, the CSRF token for its forms, and the site's clock.
+/// the lockdown banner, the CSRF token for its forms, and the page's clock.
 pub struct Chrome {
     pub username: String,
     pub role: Role,
@@ -305,7 +306,11 @@ pub struct Chrome {
     pub nav: Vec<NavLink>,
     /// Names of the sites in lockdown; the banner shows while any is.
     pub lockdown: Vec<String>,
+    /// The page's clock: the first site's timezone, for times that belong to no site.
+    /// Times of a door or reader are on its own site's clock ([`site_clock`]).
     pub timezone: Tz,
+    /// The other timezones sites keep, for the footer; empty when all keep one.
+    pub other_clocks: Vec<site_clock::OtherClock>,
 }
 
 impl Chrome {
@@ -334,6 +339,7 @@ impl Chrome {
                 .map(|s| s.name.clone())
                 .collect(),
             timezone,
+            other_clocks: site_clock::other_clocks(&snapshot, timezone, state.clock.now()),
         }
     }
 
@@ -342,18 +348,26 @@ impl Chrome {
         self.role.can_change_policy()
     }
 
-    /// A time on the site's wall clock, as people there read it.
-    pub fn time(&self, at: &DateTime<Utc>) -> String {
-        at.with_timezone(&self.timezone)
-            .format("%Y-%m-%d %H:%M:%S")
-            .to_string()
+    /// Whether sites keep different time, so that times at some carry a mark and forms
+    /// say which clock a typed time is read on.
+    pub fn clocks_differ(&self) -> bool {
+        !self.other_clocks.is_empty()
     }
 
-    /// A time of day on the site's wall clock, for today's lists.
-    pub fn clock(&self, at: &DateTime<Utc>) -> String {
-        at.with_timezone(&self.timezone)
-            .format("%H:%M:%S")
-            .to_string()
+    /// A time on the page's clock, for what belongs to no site.
+    pub fn time(&self, at: &DateTime<Utc>) -> String {
+        self.time_in(at, &self.timezone)
+    }
+
+    /// A time on `tz`'s wall clock (a door's site's), marked with its zone when that is
+    /// not the page's.
+    pub fn time_in(&self, at: &DateTime<Utc>, tz: &Tz) -> String {
+        site_clock::on_clock(at, *tz, self.timezone, site_clock::DATE_TIME)
+    }
+
+    /// A time of day on `tz`'s wall clock, for today's lists; marked like [`Chrome::time_in`].
+    pub fn clock_in(&self, at: &DateTime<Utc>, tz: &Tz) -> String {
+        site_clock::on_clock(at, *tz, self.timezone, site_clock::TIME_OF_DAY)
     }
 }
 
@@ -418,11 +432,59 @@ pub async fn activity_heatmap(
     ))
 }
 
-/// Granted and denied swipes per day over the last [`ACTIVITY_WEEKS`] weeks, as SVG;
-/// one door's, or the whole site's.
+/// When a person badges, as [`activity_heatmap`] draws it, each swipe in the hour of the
+/// clock where it happened: where sites keep different time, the person's swipes at each
+/// timezone's doors are counted on that clock (those at no door, or a door since deleted,
+/// on the page's clock `page`) and added up.
+pub async fn person_heatmap(
+    state: &AppState,
+    person: i64,
+    title: &str,
+    page: Tz,
+) -> Result<String, PageError> {
+    let until = state.clock.now();
+    let from = until - chrono::TimeDelta::weeks(ACTIVITY_WEEKS);
+    let clocks = site_clock::doors_by_clock(&state.live.snapshot());
+    let elsewhere: Vec<i64> = clocks
+        .iter()
+        .filter(|(tz, _)| *tz != page)
+        .flat_map(|(_, doors)| doors.iter().copied())
+        .collect();
+    let grid = state
+        .read(move |conn| {
+            let mut grid = activity::activity(
+                conn,
+                activity::Scope::PersonAt {
+                    person,
+                    doors: elsewhere,
+                    except: true,
+                },
+                from,
+                until,
+                page,
+            )?;
+            for (tz, doors) in clocks.into_iter().filter(|(tz, _)| *tz != page) {
+                let scope = activity::Scope::PersonAt {
+                    person,
+                    doors,
+                    except: false,
+                };
+                grid.add(&activity::activity(conn, scope, from, until, tz)?);
+            }
+            Ok(grid)
+        })
+        .await?;
+    Ok(charts::heatmap(
+        &grid,
+        &format!("{title}, last {ACTIVITY_WEEKS} weeks"),
+    ))
+}
+
+/// Granted and denied swipes per day over the last [`ACTIVITY_WEEKS`] weeks, as SVG: one
+/// door's, one site's doors', or the whole appliance's.
 pub async fn daily_traffic(
     state: &AppState,
-    door_id: Option<i64>,
+    scope: activity::Scope,
     title: &str,
     tz: Tz,
 ) -> Result<String, PageError> {
@@ -432,7 +494,7 @@ pub async fn daily_traffic(
         .read(move |conn| {
             Ok(activity::traffic(
                 conn,
-                door_id,
+                scope,
                 from,
                 until,
                 activity::Bucket::Day,

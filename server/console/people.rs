@@ -22,7 +22,7 @@ use crate::entities::levels::{LevelFilter, Levels};
 use crate::entities::people::{People, PersonFilter, PersonInput, PersonView};
 use crate::entities::{self, ChangeContext, ChangeError, Entity, FieldErrors, Page};
 use crate::event_log::{EventFilter, recent};
-use crate::policy::{PeopleQuery, PersonStatus};
+use crate::policy::{PeopleQuery, PersonStatus, Snapshot};
 use crate::web::AppState;
 use crate::web::error::ApiError;
 use crate::web::event_routes::EventView;
@@ -185,6 +185,14 @@ pub async fn new_form(
     })
 }
 
+/// The clock an access level's days are read on: the site's where all its doors are,
+/// else (doors at sites in different timezones, or no level) the page's `page`.
+fn level_zone(snapshot: &Snapshot, level_id: Option<i64>, page: Tz) -> Tz {
+    level_id
+        .and_then(|id| snapshot.level_timezone(id))
+        .unwrap_or(page)
+}
+
 /// The end of a calendar day on the site's clock: access "until 2027-03-31" lasts all day.
 pub fn end_of_day(date: NaiveDate, tz: Tz) -> Option<DateTime<Utc>> {
     date.succ_opt()?
@@ -218,7 +226,7 @@ pub async fn create(
     // Before validating: a role that may not add people learns nothing from the messages.
     posted.viewer.may_change_policy()?;
     let form = posted.form.clone();
-    let tz = Chrome::new(&state, &posted.viewer, Section::People).timezone;
+    let page_tz = Chrome::new(&state, &posted.viewer, Section::People).timezone;
     let mut problems = FieldErrors::default();
     let level_id = match form.level_id.trim() {
         "" => None,
@@ -230,6 +238,7 @@ pub async fn create(
             }
         },
     };
+    let tz = level_zone(&state.live.snapshot(), level_id, page_tz);
     let valid_until = match form.valid_until.trim() {
         "" => None,
         text => match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
@@ -340,8 +349,8 @@ struct ShowPage {
     chrome: Chrome,
     person: PersonView,
     cards: Vec<CredentialView>,
-    /// Each entitlement with its level's name.
-    access: Vec<(EntitlementView, String)>,
+    /// Each entitlement with its level's name and the clock its end is read on.
+    access: Vec<(EntitlementView, String, Tz)>,
     levels: Vec<(i64, String)>,
     events: Vec<FeedItem>,
     /// When this person badges: weekday × hour over the last weeks (SVG).
@@ -413,9 +422,9 @@ async fn render_person(
         })
         .await?;
     let chrome = Chrome::new(state, viewer, Section::People);
-    let heatmap = super::activity_heatmap(
+    let heatmap = super::person_heatmap(
         state,
-        super::activity::Scope::Person(id),
+        id,
         &format!("When {} badges", person.name),
         chrome.timezone,
     )
@@ -427,7 +436,8 @@ async fn render_person(
             let name = snapshot
                 .level(e.level_id)
                 .map_or_else(|| format!("level {}", e.level_id), |l| l.name.clone());
-            (e, name)
+            let tz = level_zone(&snapshot, Some(e.level_id), chrome.timezone);
+            (e, name, tz)
         })
         .collect();
     let events = rows
@@ -551,7 +561,9 @@ pub async fn grant_access(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
     let person_id = id.into_inner();
-    let tz = Chrome::new(&state, &posted.viewer, Section::People).timezone;
+    let page_tz = Chrome::new(&state, &posted.viewer, Section::People).timezone;
+    let level_id = posted.form.level_id.trim().parse::<i64>().ok();
+    let tz = level_zone(&state.live.snapshot(), level_id, page_tz);
     change_on_person_page(
         state,
         posted,
@@ -559,7 +571,6 @@ pub async fn grant_access(
         &[("person_id", "level_id")],
         move |conn, ctx, typed| {
             let mut errors = FieldErrors::default();
-            let level_id = typed.level_id.trim().parse::<i64>().ok();
             if level_id.is_none() {
                 errors.add("level_id", "choose an access level from the list");
             }

@@ -4,6 +4,7 @@
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use chrono::{NaiveDateTime, Utc};
+use chrono_tz::Tz;
 use serde::Deserialize;
 
 use super::session::Viewer;
@@ -34,6 +35,8 @@ struct WhyPage {
     doors: Vec<(i64, String)>,
     problems: Problems,
     explanation: Option<Explanation>,
+    /// The clock `when` is read on and the answer's times shown on: the door's site's.
+    zone: Tz,
 }
 
 const WHEN_FORMAT: &str = "%Y-%m-%dT%H:%M";
@@ -46,8 +49,11 @@ pub async fn show(
 ) -> Result<HttpResponse, PageError> {
     let WhyQuery { person, door, when } = query.into_inner();
     let chrome = Chrome::new(&state, &viewer, Section::Why);
-    let tz = chrome.timezone;
     let snapshot = state.live.snapshot();
+    let door_id = door.parse::<i64>().ok();
+    let tz = door_id
+        .and_then(|id| snapshot.door_timezone(id))
+        .unwrap_or(chrome.timezone);
     let mut doors: Vec<(i64, String)> = snapshot
         .doors()
         .iter()
@@ -55,7 +61,9 @@ pub async fn show(
         .collect();
     doors.sort_by(|a, b| a.1.cmp(&b.1));
     let now = state.clock.now();
-    let when_text = if when.trim().is_empty() {
+    // Where sites keep different time an empty "when" stays empty and means now: a time
+    // filled in on one site's clock would be read on another's once a door is chosen.
+    let when_text = if when.trim().is_empty() && !chrome.clocks_differ() {
         now.with_timezone(&tz).format(WHEN_FORMAT).to_string()
     } else {
         when.trim().to_owned()
@@ -63,14 +71,17 @@ pub async fn show(
     let mut problems = FieldErrors::default();
     let mut explanation = None;
     if !person.trim().is_empty() || !door.is_empty() {
-        let at = NaiveDateTime::parse_from_str(&when_text, WHEN_FORMAT)
-            .ok()
-            .and_then(|t| t.and_local_timezone(tz).earliest())
-            .map(|t| t.with_timezone(&Utc));
+        let at = if when_text.is_empty() {
+            Some(now)
+        } else {
+            NaiveDateTime::parse_from_str(&when_text, WHEN_FORMAT)
+                .ok()
+                .and_then(|t| t.and_local_timezone(tz).earliest())
+                .map(|t| t.with_timezone(&Utc))
+        };
         if at.is_none() {
             problems.add("when", "enter a date and time like 2026-12-01T09:30");
         }
-        let door_id = door.parse::<i64>().ok();
         if door_id.is_none() {
             problems.add("door", "choose a door");
         }
@@ -96,6 +107,7 @@ pub async fn show(
             doors,
             problems: Problems(problems),
             explanation,
+            zone: tz,
         },
     )
 }

@@ -758,6 +758,34 @@ impl Snapshot {
             .map(|&i| self.site_tz[i as usize])
     }
 
+    /// The timezone of the site a door is at: the clock its events are read on.
+    pub fn door_timezone(&self, door_id: i64) -> Option<Tz> {
+        self.door_index(door_id)
+            .map(|i| self.site_tz[self.door_info[i as usize].site as usize])
+    }
+
+    /// The timezone of the site a zone is in.
+    pub fn zone_timezone(&self, zone_id: i64) -> Option<Tz> {
+        self.zone(zone_id)
+            .and_then(|z| self.site_timezone(z.site_id))
+    }
+
+    /// The one timezone that every door and zone an access level opens is in, so that
+    /// access "until 31 March" can end at midnight there. None when they are at sites
+    /// in different timezones, or the level opens nothing.
+    pub fn level_timezone(&self, level_id: i64) -> Option<Tz> {
+        let mut zones = self
+            .level(level_id)?
+            .items
+            .iter()
+            .map(|item| match item.target {
+                Target::Door(id) => self.door_timezone(id),
+                Target::Zone(id) => self.zone_timezone(id),
+            });
+        let first = zones.next()??;
+        zones.all(|tz| tz == Some(first)).then_some(first)
+    }
+
     pub fn zone(&self, zone_id: i64) -> Option<&Zone> {
         self.zone_index
             .get(&zone_id)
@@ -1058,6 +1086,36 @@ mod tests {
             e,
             "credentials 11 and 12 are both active with the same key AB"
         );
+    }
+
+    #[test]
+    fn doors_zones_and_levels_know_their_sites_timezone() {
+        use chrono_tz::America::New_York;
+        use chrono_tz::Europe::Berlin;
+        let snap = building()
+            .level(
+                9,
+                &[
+                    (Target::Door(MAIN_DOOR), ALWAYS),
+                    (Target::Zone(PLANT_ZONE), ALWAYS),
+                ],
+            )
+            .level(10, &[])
+            .compile(WED_10);
+        assert_eq!(snap.door_timezone(LAB_DOOR), Some(Berlin));
+        assert_eq!(snap.door_timezone(PLANT_DOOR), Some(New_York));
+        assert_eq!(snap.door_timezone(999), None);
+        assert_eq!(snap.zone_timezone(LAB_ZONE), Some(Berlin));
+        assert_eq!(snap.zone_timezone(PLANT_ZONE), Some(New_York));
+        assert_eq!(snap.level_timezone(STAFF), Some(Berlin));
+        assert_eq!(snap.level_timezone(PLANT), Some(New_York));
+        assert_eq!(
+            snap.level_timezone(9),
+            None,
+            "doors at sites in two timezones"
+        );
+        assert_eq!(snap.level_timezone(10), None, "opens nothing");
+        assert_eq!(snap.level_timezone(99), None);
     }
 
     #[test]

@@ -976,7 +976,7 @@ fn alarms_wait_on_the_dashboard_until_someone_acknowledges_them() {
 }
 
 /// Replaces what changes from run to run (64-hex tokens) so that a page can be a snapshot.
-fn redacted(html: &str) -> String {
+pub(crate) fn redacted(html: &str) -> String {
     let mut out = String::with_capacity(html.len());
     let mut rest = html;
     while let Some(at) = rest.find(|c: char| c.is_ascii_hexdigit()) {
@@ -997,7 +997,7 @@ fn redacted(html: &str) -> String {
 }
 
 /// The element that starts with `start` (an opening tag) through its closing `end` tag.
-fn fragment<'b>(html: &'b str, start: &str, end: &str) -> &'b str {
+pub(crate) fn fragment<'b>(html: &'b str, start: &str, end: &str) -> &'b str {
     let from = html
         .find(start)
         .unwrap_or_else(|| panic!("no {start} in {html}"));
@@ -1396,13 +1396,13 @@ fn the_people_list_searches_filters_and_pages_and_shows_changes_at_once() {
 }
 
 /// A live feed held open as a browser's EventSource holds it, read on a thread of its own.
-struct OpenFeed {
+pub(crate) struct OpenFeed {
     chunks: std::sync::mpsc::Receiver<String>,
-    sent: String,
+    pub(crate) sent: String,
 }
 
 impl OpenFeed {
-    fn open(browser: &Browser) -> OpenFeed {
+    pub(crate) fn open(browser: &Browser) -> OpenFeed {
         use std::io::Read;
         let response = browser
             .agent
@@ -1432,7 +1432,7 @@ impl OpenFeed {
     }
 
     /// Whether the feed sent the event `id` within `wait`.
-    fn sends(&mut self, id: i64, wait: std::time::Duration) -> bool {
+    pub(crate) fn sends(&mut self, id: i64, wait: std::time::Duration) -> bool {
         let frame = format!("id: {id}\nevent: feed\n");
         let deadline = std::time::Instant::now() + wait;
         while !self.sent.contains(&frame) {

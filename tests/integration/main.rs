@@ -8,6 +8,7 @@ mod audit_chain;
 mod cli;
 mod console;
 mod console_editing;
+mod console_timezones;
 mod crash;
 mod event_log;
 mod https;
