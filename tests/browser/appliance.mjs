@@ -81,11 +81,15 @@ async function waitForHealthy(baseURL, server, log, timeoutMs) {
 }
 
 export class Appliance {
-  /** Starts an appliance with the example site and one admin of each role. */
-  static async start() {
+  /**
+   * Starts an appliance with the example site and one admin of each role, or with no
+   * admin at all (`{ admins: false }`): then `serve` writes the first-admin setup code to
+   * `setupCodeFile`, and `api()` cannot be used.
+   */
+  static async start({ admins = true } = {}) {
     const appliance = new Appliance();
     try {
-      await appliance.#start();
+      await appliance.#start(admins);
     } catch (error) {
       await appliance.stop();
       throw error;
@@ -96,8 +100,10 @@ export class Appliance {
   #server = null;
   #token = null;
 
-  async #start() {
+  async #start(withAdmins) {
     this.dir = await mkdtemp(path.join(os.tmpdir(), 'gatehouse-browser-'));
+    /** Where `serve` writes the one-time setup code while no admin exists. */
+    this.setupCodeFile = path.join(this.dir, 'data', 'first-admin-code');
     this.httpPort = await freePort();
     // The embedded broker needs its own port: a Mosquitto on this machine may hold 1883.
     this.mqttPort = await freePort();
@@ -120,16 +126,18 @@ export class Appliance {
     );
     await this.gatehouse(['migrate']);
     await this.gatehouse(['import', SITE_FILE]);
-    for (const admin of Object.values(ADMINS)) {
-      await this.gatehouse(
-        ['admin', 'create', admin.username, '--role', admin.role, '--password-stdin'],
-        `${admin.password}\n`,
-      );
+    if (withAdmins) {
+      for (const admin of Object.values(ADMINS)) {
+        await this.gatehouse(
+          ['admin', 'create', admin.username, '--role', admin.role, '--password-stdin'],
+          `${admin.password}\n`,
+        );
+      }
+      const issued = await this.gatehouse([
+        'admin', 'token', 'create', ADMINS.admin.username, '--name', 'browser tests',
+      ]);
+      this.#token = issued.trim();
     }
-    const issued = await this.gatehouse([
-      'admin', 'token', 'create', ADMINS.admin.username, '--name', 'browser tests',
-    ]);
-    this.#token = issued.trim();
 
     this.log = path.join(this.dir, 'serve.log');
     const logStream = createWriteStream(this.log);
@@ -174,6 +182,7 @@ export class Appliance {
 
   /** A call to the REST API as the admin, for setting up what a test is not about. */
   async api(method, urlPath, body) {
+    if (this.#token === null) throw new Error('this appliance was started with no admin');
     const response = await fetch(`${this.baseURL}/api/v1${urlPath}`, {
       method,
       headers: {
@@ -244,6 +253,12 @@ export async function login(page, username, password) {
     page.getByRole('button', { name: 'Sign in' }).click(),
   ]);
 }
+
+/** The sizes screenshots are taken at: a desktop and a tablet held upright. */
+export const VIEWPORTS = {
+  desktop: { width: 1280, height: 800 },
+  tablet: { width: 768, height: 1024 },
+};
 
 /** Saves a full-page screenshot as `<name>.png` in the screenshots folder. */
 export async function screenshot(page, name) {

@@ -5,7 +5,14 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 
-import { ADMINS, Appliance, launchBrowser, login, screenshot } from './appliance.mjs';
+import {
+  ADMINS,
+  Appliance,
+  VIEWPORTS,
+  launchBrowser,
+  login,
+  screenshot,
+} from './appliance.mjs';
 
 // A reader of the example site whose door the level below opens at any hour, holidays
 // included, with anti-passback off in its zones: the same swipe is granted at any time
@@ -76,14 +83,15 @@ async function setPersonStatus(person, status) {
 }
 
 /** A fresh browser context signed in as `who` (one of ADMINS), and its page. */
-async function signedIn(who) {
-  const page = await newPage();
+async function signedIn(who, viewport) {
+  const page = await newPage(viewport);
   await login(page, who.username, who.password);
   return page;
 }
 
-async function newPage() {
-  const context = await browser.newContext({ baseURL: app.baseURL });
+/** A page in a fresh browser context, at `viewport` (Playwright's 1280×720 if none). */
+async function newPage(viewport) {
+  const context = await browser.newContext({ baseURL: app.baseURL, ...(viewport && { viewport }) });
   context.setDefaultTimeout(WAIT_MS);
   openContexts.push(context);
   const page = await context.newPage();
@@ -226,6 +234,81 @@ describe('the web console', { timeout: 10 * 60_000 }, () => {
     await page.getByRole('heading', { level: 1 }).waitFor({ state: 'visible' });
     await screenshot(page, 'level');
     assert.deepEqual(problems, []);
+  });
+
+  it('adds a zone and a schedule, sees the schedule on its week view, and changes it', async () => {
+    const page = await signedIn(ADMINS.admin);
+    const { name } = fresh('Browser Wing');
+
+    // A zone inside the first zone of the site, with soft anti-passback.
+    await page.goto('/zones');
+    await page.getByLabel('Name').fill(name);
+    const parent = await page.getByLabel('Inside').locator('option').nth(1).innerText();
+    await page.getByLabel('Inside').selectOption({ index: 1 });
+    await page.getByLabel(/^Anti-passback/).selectOption('soft');
+    await page.getByRole('button', { name: 'Add zone' }).click();
+    await page.waitForURL((url) => /^\/zones\/\d+$/.test(url.pathname));
+    assert.equal((await page.getByRole('heading', { level: 1 }).innerText()).trim(), name);
+    assert.match(await page.locator('.facts').innerText(), /Soft/);
+    await screenshot(page, 'zone');
+
+    // Typing in the tree's search narrows it as you type, the new zone below its parent.
+    await page.goto('/zones');
+    await page.getByLabel('Search').fill(name);
+    await textWhen(
+      page.locator('#zones-results'),
+      (text) => text.includes(`1 zone and 0 doors matching “${name}”`),
+      'the zone search',
+    );
+    const rows = page.locator('#zones-results tbody tr');
+    assert.equal(await rows.count(), parent.split(' › ').length + 1, 'the zone and the zones above it');
+    assert.match(await rows.last().innerText(), new RegExp(name));
+    assert.match(await rows.first().innerText(), /holds a match/);
+    await screenshot(page, 'zones-search');
+
+    // A schedule open Monday to Friday 07:00–18:00, holidays or not.
+    const schedule = fresh('Browser Shift').name;
+    await page.goto('/schedules');
+    await page.getByRole('link', { name: 'New schedule' }).click();
+    await page.waitForURL((url) => url.pathname === '/schedules/new');
+    await page.getByLabel('Name').fill(schedule);
+    await page.getByLabel('On holidays').selectOption('ignore');
+    const row = page.locator('#w0');
+    for (const day of ['Mon', 'Tue', 'Wed', 'Thu', 'Fri']) {
+      await row.getByLabel(day, { exact: true }).check();
+    }
+    await page.getByLabel('Window 1 opens at').fill('07:00');
+    await page.getByLabel('Window 1 closes at').fill('18:00');
+    await page.getByRole('button', { name: 'Save schedule' }).click();
+    await page.waitForURL((url) => /^\/schedules\/\d+$/.test(url.pathname));
+    const at = new URL(page.url()).pathname;
+    assert.match((await page.getByRole('heading', { level: 1 }).innerText()), new RegExp(schedule));
+
+    // The week view: a bar on each of the five weekdays of the coming seven days.
+    const bars = () => page.locator('svg.week rect.open title').allTextContents();
+    const opened = await bars();
+    assert.equal(opened.length, 5, `one bar per weekday: ${opened}`);
+    for (const bar of opened) assert.match(bar, /^(Mon|Tue|Wed|Thu|Fri) .*: open 07:00–18:00$/);
+    assert.match(await page.locator('main').innerText(), /Mon–Fri 07:00–18:00/);
+    await screenshot(page, 'schedule');
+
+    // Closing at 20:00 instead: the week follows.
+    await page.getByLabel('Window 1 closes at').fill('20:00');
+    await page.getByRole('button', { name: 'Save schedule' }).click();
+    // SVG titles have text but no innerText: waited for by their text content.
+    await page
+      .locator('svg.week rect.open title', { hasText: 'open 07:00–20:00' })
+      .first()
+      .waitFor({ state: 'attached' });
+    assert.equal(new URL(page.url()).pathname, at);
+    const changed = await bars();
+    assert.equal(changed.length, 5);
+    for (const bar of changed) assert.match(bar, /: open 07:00–20:00$/);
+
+    // Saved again as it is: nothing changed, and the page says so.
+    await page.getByRole('button', { name: 'Save schedule' }).click();
+    await page.getByRole('status').filter({ hasText: 'Nothing changed' }).waitFor();
+    await screenshot(page, 'schedule-unchanged');
   });
 
   // Shared by the next two tests: the person the admin adds through the console.
@@ -418,5 +501,63 @@ describe('the web console', { timeout: 10 * 60_000 }, () => {
     assert.equal(refused.status(), 403);
     const sites = (await app.api('GET', '/sites')).items;
     assert.ok(sites.every((site) => !site.lockdown), 'no lockdown started');
+  });
+
+  // Last, so that the lists have the rows the tests before made (events, the feed).
+  it('lays out the main pages at desktop and tablet width without sideways scrolling', async () => {
+    // Where the pages that show one thing are: the first of each list.
+    const probe = await signedIn(ADMINS.admin);
+    const first = async (list, links) => {
+      await probe.goto(list);
+      return probe.locator(links).first().getAttribute('href');
+    };
+    // The person added in the console, with their swipes, when that test got that far.
+    const person = added?.id ?? (await personViaApi('Tablet Tess')).id;
+    const pages = [
+      ['dashboard', '/'],
+      ['people', '/people'],
+      ['person', `/people/${person}`],
+      ['person-new', '/people/new'],
+      ['doors', '/doors'],
+      ['door', await first('/doors', 'main table a[href^="/doors/"]')],
+      ['levels', '/levels'],
+      ['level', await first('/levels', 'main table a[href^="/levels/"]')],
+      ['schedules', '/schedules'],
+      ['schedule', await first('/schedules', 'main h2 a[href^="/schedules/"]')],
+      ['zones', '/zones'],
+      ['events', '/events'],
+      ['activity', '/activity'],
+      ['why', '/why'],
+      ['audit', '/audit'],
+      ['admins', '/admins'],
+      ['settings', '/settings'],
+      ['lockdown', '/lockdown'],
+    ];
+    const problems = [];
+    for (const [size, viewport] of Object.entries(VIEWPORTS)) {
+      const page = await signedIn(ADMINS.admin, viewport);
+      for (const [name, href] of pages) {
+        const response = await page.goto(href);
+        if (response.status() !== 200) {
+          problems.push(`${size} ${href}: status ${response.status()}`);
+          continue;
+        }
+        await page.getByRole('heading', { level: 1 }).waitFor({ state: 'visible' });
+        await screenshot(page, `${size}-${name}`);
+        // Wider than the window: the page would scroll sideways. Name what sticks out.
+        const wide = await page.evaluate(() => {
+          const width = document.documentElement.clientWidth;
+          if (document.documentElement.scrollWidth <= width) return null;
+          const out = [...document.querySelectorAll('main *')]
+            .filter((el) => el.getBoundingClientRect().right > width + 1)
+            .filter((el) => !el.parentElement.closest('main *') || el.parentElement.getBoundingClientRect().right <= width + 1)
+            .slice(0, 3)
+            .map((el) => `${el.tagName.toLowerCase()}${el.className ? `.${String(el.className).split(' ').join('.')}` : ''} (${Math.round(el.getBoundingClientRect().right)} px)`);
+          return `${document.documentElement.scrollWidth} px wide in ${width} px: ${out.join(', ')}`;
+        });
+        if (wide) problems.push(`${size} ${href}: ${wide}`);
+      }
+    }
+    assert.deepEqual(problems, [], 'pages that scroll sideways');
   });
 });
