@@ -13,8 +13,9 @@
 //! * after each of the writer's commits it reads the log's size (a `NOOP` checkpoint,
 //!   which takes no lock and writes nothing);
 //! * past [`WalPolicy::passive_pages`] not yet copied back, or when the writer has gone
-//!   quiet, it runs a `PASSIVE` checkpoint beside the writer (it never blocks it). A page
-//!   that many commits changed is written back once;
+//!   quiet, it runs a `PASSIVE` checkpoint beside the writer (it never blocks it). The
+//!   bound is small (1 MiB): a checkpoint's fsync of the database file delays the
+//!   writer's fsync of the log on the same disk, by as much as it has to flush;
 //! * past [`WalPolicy::restart_pages`] in the log it copies back what it can beside the
 //!   writer, then, holding the writer between two of its transactions, runs a `RESTART`
 //!   checkpoint: the rest (what was committed meanwhile) is copied back and the next
@@ -70,9 +71,12 @@ pub struct WalPolicy {
 impl Default for WalPolicy {
     fn default() -> Self {
         WalPolicy {
-            // 32 MiB: a page that many commits changed is written back once. (Copying back
-            // every 16,384 or 32,768 pages measured the same within the noise.)
-            passive_pages: 8_192,
+            // 1 MiB. A checkpoint ends with an fsync of the database file, and a commit's
+            // fsync of the log waits behind it on the same disk: copying back 32 MiB at a
+            // time held swipes for up to 1.4 s at 1,000 swipes/s, 1 MiB at a time not past
+            // 19 ms (BENCHMARKS.md, "MQTT"). Ingest at saturation measured the same with
+            // 256, 1,024 and 8,192 pages.
+            passive_pages: 256,
             // 128 MiB on disk at most, plus what is committed while a restart waits.
             restart_pages: 32_768,
             restart_wait: Duration::from_millis(100),
