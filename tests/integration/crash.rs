@@ -38,6 +38,38 @@ struct Appliance {
 }
 
 impl Appliance {
+    /// An appliance of its own folder (and MQTT port), with `site` imported.
+    fn with_site(dir: &tempfile::TempDir, site: &str) -> Appliance {
+        let mqtt_port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let appliance = Appliance {
+            dir: dir.path().to_path_buf(),
+            mqtt_port,
+        };
+        std::fs::write(dir.path().join("site.toml"), site).unwrap();
+        let import = appliance
+            .command()
+            .args(["import", "site.toml"])
+            .status()
+            .unwrap();
+        assert!(import.success());
+        appliance
+    }
+
+    /// The appliance's event log, read after it has stopped.
+    fn swipes(&self) -> Vec<gatehouse::store::rows::EventRow> {
+        let url = format!("sqlite://{}", self.dir.join("data/gatehouse.db").display());
+        let pool = gatehouse::store::open(&url, 1).unwrap();
+        let filter = gatehouse::event_log::EventFilter {
+            kind: Some("swipe".into()),
+            ..Default::default()
+        };
+        gatehouse::event_log::recent(&mut pool.get().unwrap(), &filter, 100_000).unwrap()
+    }
+
     fn command(&self) -> Process {
         let mut c = Process::new(env!("CARGO_BIN_EXE_gatehouse"));
         c.current_dir(&self.dir)
@@ -129,22 +161,8 @@ async fn collect(reader: &mut SimReader, ledger: &mut Ledger, wait: Duration) {
 #[test]
 fn kill_9_loses_no_answered_swipe_and_answers_resends_once() {
     let dir = tempfile::tempdir().unwrap();
-    let mqtt_port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let appliance = Appliance {
-        dir: dir.path().to_path_buf(),
-        mqtt_port,
-    };
-    std::fs::write(dir.path().join("site.toml"), SMALL_SITE).unwrap();
-    let import = appliance
-        .command()
-        .args(["import", "site.toml"])
-        .status()
-        .unwrap();
-    assert!(import.success());
+    let appliance = Appliance::with_site(&dir, SMALL_SITE);
+    let mqtt_port = appliance.mqtt_port;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -225,16 +243,7 @@ fn kill_9_loses_no_answered_swipe_and_answers_resends_once() {
     });
     child.kill();
     // The record: every swipe exactly once, with the decision the reader was told.
-    let url = format!(
-        "sqlite://{}",
-        dir.path().join("data/gatehouse.db").display()
-    );
-    let pool = gatehouse::store::open(&url, 1).unwrap();
-    let filter = gatehouse::event_log::EventFilter {
-        kind: Some("swipe".into()),
-        ..Default::default()
-    };
-    let rows = gatehouse::event_log::recent(&mut pool.get().unwrap(), &filter, 100_000).unwrap();
+    let rows = appliance.swipes();
     let mut per_seq: HashMap<i64, usize> = HashMap::new();
     for r in &rows {
         *per_seq.entry(r.seq.unwrap()).or_default() += 1;
@@ -410,16 +419,6 @@ fn kill_9_with_a_modbus_door_unlocked_relocks_it_and_records_each_answer_once() 
     use gatehouse_drivers::sim_modbus::{Output, SimDevice};
     const WAIT: Duration = Duration::from_secs(20);
 
-    let dir = tempfile::tempdir().unwrap();
-    let mqtt_port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let appliance = Appliance {
-        dir: dir.path().to_path_buf(),
-        mqtt_port,
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -428,17 +427,8 @@ fn kill_9_with_a_modbus_door_unlocked_relocks_it_and_records_each_answer_once() 
     let mut device = runtime
         .block_on(SimDevice::start("127.0.0.1:0".parse().unwrap(), 1))
         .unwrap();
-    std::fs::write(
-        dir.path().join("site.toml"),
-        modbus_site(device.addr().port()),
-    )
-    .unwrap();
-    let import = appliance
-        .command()
-        .args(["import", "site.toml"])
-        .status()
-        .unwrap();
-    assert!(import.success());
+    let dir = tempfile::tempdir().unwrap();
+    let appliance = Appliance::with_site(&dir, &modbus_site(device.addr().port()));
     // The next relay write, skipping LED and beeper writes.
     let next_relay = |device: &mut SimDevice, within: Duration| {
         let deadline = Instant::now() + within;
@@ -496,17 +486,8 @@ fn kill_9_with_a_modbus_door_unlocked_relocks_it_and_records_each_answer_once() 
     let mut running = appliance.start();
     assert_eq!(next_relay(&mut device, WAIT), Some(false));
     running.kill();
-    let url = format!(
-        "sqlite://{}",
-        dir.path().join("data/gatehouse.db").display()
-    );
-    let pool = gatehouse::store::open(&url, 1).unwrap();
-    let filter = gatehouse::event_log::EventFilter {
-        kind: Some("swipe".into()),
-        ..Default::default()
-    };
-    let rows: Vec<_> = gatehouse::event_log::recent(&mut pool.get().unwrap(), &filter, 1_000)
-        .unwrap()
+    let rows: Vec<_> = appliance
+        .swipes()
         .into_iter()
         .filter(|r| r.reader_id.as_deref() == Some("dock-io"))
         .collect();
