@@ -656,6 +656,7 @@ impl TypedCard {
             facility,
             card_number,
             pin,
+            pin_hash: None,
             status: "active".to_owned(),
             valid_until: None,
         }
@@ -691,6 +692,7 @@ async fn change_card(
                 facility: card.facility,
                 card_number: card.card_number,
                 pin: pin.map(|p| p.trim().to_owned()),
+                pin_hash: None,
                 status: status.unwrap_or(card.status),
                 valid_until: card.valid_until,
             };

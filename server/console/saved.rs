@@ -21,10 +21,9 @@ pub enum Saved {
 }
 
 /// Replaces entity `id` with `input` and audits it, unless that changes nothing: then
-/// nothing is written and nothing audited. "Nothing" is judged on the entity's view, so
-/// this is only for entities whose view shows everything their input can change: not for
-/// cards, whose PIN is never in a view (a new PIN would look like no change and be
-/// rolled back).
+/// nothing is written and nothing audited. "Nothing" is judged on the entity's view,
+/// with what the view does not show compared by `Entity::unseen_changes` (a card's PIN).
+/// (The card forms, a status or a PIN, save through `entities::update`, audited always.)
 pub fn update<E: Entity>(
     conn: &mut DbConnection,
     id: i64,

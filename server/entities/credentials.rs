@@ -50,6 +50,10 @@ pub struct CredentialInput {
     /// 4 to 12 digits. Leave out to keep the current PIN; an empty string removes it.
     #[serde(default)]
     pub pin: Option<String>,
+    /// A PIN's argon2id hash to store as it is (the site file's `pin_hash`, as export
+    /// writes it); never read from or written to JSON.
+    #[serde(skip)]
+    pub pin_hash: Option<String>,
     #[serde(default = "default_status")]
     pub status: String,
     #[serde(default)]
@@ -212,6 +216,18 @@ impl Entity for Credentials {
         {
             errors.add("pin", "must be 4 to 12 digits");
         }
+        if let Some(hash) = input.pin_hash.as_deref() {
+            if input.pin.is_some() {
+                errors.add("pin_hash", "give a PIN or its hash, not both");
+            }
+            if !crate::secret::is_acceptable_hash(hash) {
+                errors.add(
+                    "pin_hash",
+                    "must be an argon2id PHC string as written by `gatehouse export`, \
+                     with a cost between OWASP's minimum and 256 MiB",
+                );
+            }
+        }
         let person_exists =
             diesel::select(exists(people::table.find(input.person_id))).get_result(conn)?;
         require_ref(
@@ -257,7 +273,7 @@ impl Entity for Credentials {
         }
         errors.into_result()?;
         let pin_hash = match input.pin.as_deref() {
-            None => None,
+            None => input.pin_hash.map(Some),
             Some("") => Some(None),
             Some(pin) => Some(Some(crate::secret::hash_secret(pin).map_err(|e| {
                 ChangeError::invalid("pin", format!("could not be hashed: {e}"))
@@ -292,6 +308,43 @@ impl Entity for Credentials {
                 .execute(conn)?;
         }
         Ok(id)
+    }
+
+    /// A card's PIN is in no view (only `has_pin`): a new PIN is told from the stored one by
+    /// verifying it against the stored hash (re-hashing would give another salt), and a
+    /// PIN that is already the card's is taken out of the input, so it keeps its hash.
+    fn unseen_changes(
+        conn: &mut DbConnection,
+        id: i64,
+        input: &mut CredentialInput,
+    ) -> Result<Vec<&'static str>, ChangeError> {
+        if input.pin.is_none() && input.pin_hash.is_none() {
+            return Ok(Vec::new());
+        }
+        let stored: Option<String> = credentials::table
+            .find(id)
+            .select(credentials::pin_hash)
+            .first::<Option<String>>(conn)
+            .optional()?
+            .flatten();
+        let same = match (input.pin.as_deref(), input.pin_hash.as_deref(), &stored) {
+            (Some(""), None, None) => true,
+            (Some(pin), None, Some(hash)) if !pin.is_empty() => {
+                crate::secret::verify_secret(hash, pin)
+            }
+            (None, Some(new_hash), Some(hash)) => new_hash == hash,
+            _ => false,
+        };
+        if same {
+            input.pin = None;
+            input.pin_hash = None;
+            return Ok(Vec::new());
+        }
+        Ok(vec![match (input.pin.as_deref(), &stored) {
+            (Some(""), _) => "PIN removed",
+            (_, None) => "PIN set",
+            (_, Some(_)) => "PIN changed",
+        }])
     }
 
     fn delete(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {

@@ -206,6 +206,18 @@ pub trait Entity: 'static {
     fn delete(conn: &mut DbConnection, id: i64) -> diesel::QueryResult<usize>;
     /// A short human label for audit summaries: `person E1001 (Ada Lovelace)`.
     fn label(view: &Self::View) -> String;
+    /// Compares what `input` would write over entity `id` that its view does not show (a
+    /// card's PIN, stored only as a hash) with what is stored: takes out of `input` what is
+    /// already there, so that writing it keeps it as it is, and names each such thing that
+    /// would change ("PIN changed"), for `upsert` (the view alone would call the write no
+    /// change and roll it back) and the audit summary. Never the values themselves.
+    fn unseen_changes(
+        _conn: &mut DbConnection,
+        _id: i64,
+        _input: &mut Self::Input,
+    ) -> Result<Vec<&'static str>, ChangeError> {
+        Ok(Vec::new())
+    }
     /// Fills in what is shown once, on creation only (a reader's secret).
     fn reveal_on_create(
         _conn: &mut DbConnection,
@@ -236,7 +248,7 @@ pub fn create<E: Entity>(
     crate::store::write_transaction(conn, |conn| {
         let id = E::write(conn, None, input, ctx)?;
         let mut after = E::get(conn, id)?.ok_or_else(|| not_found::<E>(id))?;
-        record::<E>(conn, ctx, "create", id, None, Some(&after))?;
+        record::<E>(conn, ctx, "create", id, None, Some(&after), &[])?;
         E::reveal_on_create(conn, id, &mut after)?;
         Ok(after)
     })
@@ -251,9 +263,19 @@ pub fn update<E: Entity>(
 ) -> Result<E::View, ChangeError> {
     crate::store::write_transaction(conn, |conn| {
         let before = E::get(conn, id)?.ok_or_else(|| not_found::<E>(id))?;
+        let mut input = input;
+        let unseen = E::unseen_changes(conn, id, &mut input)?;
         E::write(conn, Some(id), input, ctx)?;
         let after = E::get(conn, id)?.ok_or_else(|| not_found::<E>(id))?;
-        record::<E>(conn, ctx, "update", id, Some(&before), Some(&after))?;
+        record::<E>(
+            conn,
+            ctx,
+            "update",
+            id,
+            Some(&before),
+            Some(&after),
+            &unseen,
+        )?;
         Ok(after)
     })
 }
@@ -279,7 +301,7 @@ pub fn delete<E: Entity>(
             }
             Err(e) => return Err(e.into()),
         }
-        record::<E>(conn, ctx, "delete", id, Some(&before), None)?;
+        record::<E>(conn, ctx, "delete", id, Some(&before), None, &[])?;
         Ok(())
     })
 }
@@ -291,11 +313,15 @@ fn record<E: Entity>(
     id: i64,
     before: Option<&E::View>,
     after: Option<&E::View>,
+    unseen: &[&'static str],
 ) -> Result<(), ChangeError> {
-    let label = after
+    let mut label = after
         .or(before)
         .map(E::label)
         .unwrap_or_else(|| format!("{} {id}", E::NAME));
+    if !unseen.is_empty() {
+        label = format!("{label} ({})", unseen.join(", "));
+    }
     audit::append(
         conn,
         &AuditEntry {
@@ -322,6 +348,8 @@ pub enum Upserted {
 
 /// Creates (no id) or replaces (id) an entity, auditing only real changes: rewriting an
 /// entity with what it already holds writes nothing, so re-importing a file is a no-op.
+/// "What it holds" is its view, and what the view does not show (a card's PIN) as
+/// `Entity::unseen_changes` compares it.
 pub fn upsert<E: Entity>(
     conn: &mut DbConnection,
     id: Option<i64>,
@@ -332,20 +360,31 @@ pub fn upsert<E: Entity>(
         let id = crate::store::write_transaction(conn, |conn| {
             let id = E::write(conn, None, input, ctx)?;
             let after = E::get(conn, id)?.ok_or_else(|| not_found::<E>(id))?;
-            record::<E>(conn, ctx, "create", id, None, Some(&after))?;
+            record::<E>(conn, ctx, "create", id, None, Some(&after), &[])?;
             Ok::<_, ChangeError>(id)
         })?;
         return Ok((id, Upserted::Created));
     };
     let outcome = crate::store::write_transaction(conn, |conn| {
         let before = E::get(conn, id)?.ok_or_else(|| not_found::<E>(id))?;
+        // What the views cannot show (a new PIN) is compared on its own.
+        let mut input = input;
+        let unseen = E::unseen_changes(conn, id, &mut input)?;
         E::write(conn, Some(id), input, ctx)?;
         let after = E::get(conn, id)?.ok_or_else(|| not_found::<E>(id))?;
-        if without_update_stamp(&before) == without_update_stamp(&after) {
+        if unseen.is_empty() && without_update_stamp(&before) == without_update_stamp(&after) {
             // Roll the rewrite back: nothing changed, so nothing is written or audited.
             return Err(UpsertAbort::Unchanged);
         }
-        record::<E>(conn, ctx, "update", id, Some(&before), Some(&after))?;
+        record::<E>(
+            conn,
+            ctx,
+            "update",
+            id,
+            Some(&before),
+            Some(&after),
+            &unseen,
+        )?;
         Ok(())
     });
     match outcome {

@@ -1,9 +1,12 @@
 //! The site file: an all-or-nothing, idempotent upsert by natural keys, and an export that
 //! imports back to the same state. Also the HR people CSV.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use gatehouse::entities::ChangeContext;
+use gatehouse::policy::{CredentialKey, Outcome, Presence, Request, Snapshot, decide};
 use gatehouse::site_file::{self, ImportError};
+
+use serde_json::json;
 
 use crate::app::{TestApp, backends};
 
@@ -150,6 +153,140 @@ fn import_is_idempotent_and_export_round_trips() {
         let renamed = SMALL_SITE.replace("name = \"Grace Hopper\"", "name = \"Grace B. Hopper\"");
         let third = import(&app, &renamed).unwrap();
         assert_eq!((third.created(), third.updated()), (0, 1), "{third}");
+    }
+}
+
+/// The Server Room Door (card and PIN) decides a swipe of card 04A1B2C3 with `pin`, on the
+/// policy as stored now, at a time the IT level's "Always" covers.
+fn server_room_swipe(app: &TestApp, pin: &str) -> Outcome {
+    let now = DateTime::parse_from_rfc3339("2026-11-23T09:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let loaded = gatehouse::store::load::load_policy(&mut app.db()).unwrap();
+    let snapshot = Snapshot::compile(&loaded.data, now).unwrap();
+    let key = CredentialKey::card("04a1b2c3").unwrap();
+    let request = Request {
+        reader_id: "server-in",
+        credential: &key,
+        pin: Some(pin),
+    };
+    decide(&snapshot, &Presence::new(), &request, now)
+        .unwrap()
+        .outcome
+}
+
+/// The audit entries about card 04A1B2C3, as the API gives them (newest first).
+fn card_audit(app: &TestApp) -> Vec<serde_json::Value> {
+    let entries = app.get("/api/v1/audit?limit=1000").body;
+    entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["entity"] == "credential")
+        .cloned()
+        .collect()
+}
+
+/// What the audit entries say: their summaries and before and after.
+fn audit_text(entries: &[serde_json::Value]) -> String {
+    entries
+        .iter()
+        .map(|e| format!("{} {} {}", e["summary"], e["before_json"], e["after_json"]))
+        .collect()
+}
+
+#[test]
+fn a_reimported_card_with_a_new_pin_takes_the_new_pin_and_audits_it() {
+    const READER: &str = "\n[[readers]]\nreader_id = \"server-in\"\ndoor = \"Server Room Door\"\nsecret = \"fedcba9876543210fedcba9876543210\"\n";
+    for backend in backends() {
+        let app = TestApp::new(backend);
+        // PINs long enough not to turn up by chance in the audit log's times.
+        let site = format!("{SMALL_SITE}{READER}").replace("pin = \"4821\"", "pin = \"73914682\"");
+        import(&app, &site).unwrap();
+        assert_eq!(
+            server_room_swipe(&app, "73914682"),
+            Outcome::Grant { unlock_ms: 5000 }
+        );
+        let before = card_audit(&app).len();
+
+        // Only the PIN differs: the card's view (has_pin) is the same, the PIN is not.
+        let new_pin = site.replace("pin = \"73914682\"", "pin = \"51840297\"");
+        let summary = import(&app, &new_pin).unwrap();
+        assert_eq!((summary.created(), summary.updated()), (0, 1), "{summary}");
+        assert_eq!(
+            server_room_swipe(&app, "51840297"),
+            Outcome::Grant { unlock_ms: 5000 }
+        );
+        assert!(
+            matches!(server_room_swipe(&app, "73914682"), Outcome::Deny(_)),
+            "the old PIN no longer opens the door"
+        );
+        let audit = card_audit(&app);
+        assert_eq!(audit.len(), before + 1, "{audit:#?}");
+        assert_eq!(audit[0]["action"], "update");
+        assert_eq!(audit[0]["summary"], "update card 04A1B2C3 (PIN changed)");
+        let text = audit_text(&audit);
+        for secret in ["73914682", "51840297", "argon2"] {
+            assert!(!text.contains(secret), "{secret} in the audit log: {text}");
+        }
+
+        // The same PIN again is no change: verified against the stored hash, not re-hashed.
+        let again = import(&app, &new_pin).unwrap();
+        assert_eq!((again.created(), again.updated()), (0, 0), "{again}");
+        assert_eq!(card_audit(&app).len(), before + 1);
+        assert_eq!(
+            server_room_swipe(&app, "51840297"),
+            Outcome::Grant { unlock_ms: 5000 }
+        );
+
+        // An exported hash is a PIN too: importing it back restores that PIN, audited.
+        let exported = site_file::export(&mut app.db()).unwrap();
+        import(&app, &site).unwrap();
+        assert_eq!(
+            server_room_swipe(&app, "73914682"),
+            Outcome::Grant { unlock_ms: 5000 }
+        );
+        let summary = import(&app, &exported).unwrap();
+        assert_eq!(summary.updated(), 1, "{summary}");
+        assert_eq!(
+            server_room_swipe(&app, "51840297"),
+            Outcome::Grant { unlock_ms: 5000 }
+        );
+        assert!(matches!(
+            server_room_swipe(&app, "73914682"),
+            Outcome::Deny(_)
+        ));
+        let audit = card_audit(&app);
+        assert_eq!(audit.len(), before + 3, "{audit:#?}");
+        assert_eq!(audit[0]["summary"], "update card 04A1B2C3 (PIN changed)");
+        let again = import(&app, &exported).unwrap();
+        assert_eq!((again.created(), again.updated()), (0, 0), "{again}");
+
+        // The API's PUT (and the console's Set PIN, the same `entities::update`) always
+        // writes and audits; its summary names the PIN change too.
+        let card = app.get("/api/v1/credentials?card_uid=04A1B2C3").body["items"][0].clone();
+        let r = app.put(
+            &format!("/api/v1/credentials/{}", card["id"]),
+            json!({"person_id": card["person_id"], "card_uid": "04A1B2C3", "pin": "62094718"}),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["has_pin"], true);
+        assert_eq!(
+            server_room_swipe(&app, "62094718"),
+            Outcome::Grant { unlock_ms: 5000 }
+        );
+        assert!(matches!(
+            server_room_swipe(&app, "51840297"),
+            Outcome::Deny(_)
+        ));
+        assert_eq!(
+            card_audit(&app)[0]["summary"],
+            "update card 04A1B2C3 (PIN changed)"
+        );
+        let text = audit_text(&card_audit(&app));
+        for secret in ["73914682", "51840297", "62094718", "argon2"] {
+            assert!(!text.contains(secret), "{secret} in the audit log: {text}");
+        }
     }
 }
 
