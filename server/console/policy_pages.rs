@@ -1,6 +1,6 @@
 //! The policy's shape, to read and to change: zones as a tree with their doors (add, edit,
 //! delete), schedules with a week view of when each is open, holidays included (add, edit
-//! with a row per window, delete), and access levels with who holds them. Every change
+//! with a row per window, delete), holidays (searched and paged; add, remove), and access levels with who holds them. Every change
 //! goes through the same `entities` functions as the API, so validation and the audit log
 //! are shared.
 
@@ -642,6 +642,14 @@ struct SchedulesPage {
     chrome: Chrome,
     list: Paged,
     schedules: Vec<ScheduleLine>,
+}
+
+#[derive(Template)]
+#[template(path = "policy/holidays.html")]
+struct HolidaysPage {
+    chrome: Chrome,
+    list: Paged,
+    /// The page of holidays shown, each with where it applies.
     holidays: Vec<(HolidayView, String)>,
     sites: Vec<(i64, String)>,
     typed: HolidayForm,
@@ -775,14 +783,7 @@ pub async fn schedules(
     viewer: Viewer,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, PageError> {
-    render_schedules(
-        &state,
-        &viewer,
-        query.into_inner(),
-        HolidayForm::default(),
-        Problems::default(),
-    )
-    .await
+    render_schedules(&state, &viewer, query.into_inner()).await
 }
 
 /// What the week views of a page share: the first local midnight, each day's label
@@ -864,8 +865,6 @@ async fn render_schedules(
     state: &AppState,
     viewer: &Viewer,
     query: ListQuery,
-    typed: HolidayForm,
-    problems: Problems,
 ) -> Result<HttpResponse, PageError> {
     let filter = ScheduleFilter { q: query.search() };
     let paging = query.rows(SCHEDULES_PAGE);
@@ -883,6 +882,49 @@ async fn render_schedules(
         .into_iter()
         .map(|schedule| week.line(&snapshot, schedule))
         .collect();
+    page(&SchedulesPage {
+        chrome,
+        list: Paged::new("/schedules", &query, total, SCHEDULES_PAGE),
+        schedules: lines,
+    })
+}
+
+/// Holidays per page of their list.
+const HOLIDAYS_PAGE: i64 = 50;
+
+/// GET /holidays
+pub async fn holidays(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, PageError> {
+    render_holidays(
+        &state,
+        &viewer,
+        query.into_inner(),
+        HolidayForm::default(),
+        Problems::default(),
+    )
+    .await
+}
+
+/// The holidays in date order, searched by name, with the add-a-holiday form.
+async fn render_holidays(
+    state: &AppState,
+    viewer: &Viewer,
+    query: ListQuery,
+    typed: HolidayForm,
+    problems: Problems,
+) -> Result<HttpResponse, PageError> {
+    let filter = HolidayFilter {
+        q: query.search(),
+        ..HolidayFilter::default()
+    };
+    let paging = query.rows(HOLIDAYS_PAGE);
+    let (holidays, total) = state
+        .read(move |conn| Ok(Holidays::list(conn, &filter, paging)?))
+        .await?;
+    let snapshot = state.live.snapshot();
     let holidays = holidays
         .into_iter()
         .map(|h| {
@@ -901,10 +943,9 @@ async fn render_schedules(
     let status = Problems::status(problems.is_empty());
     super::page_with_status(
         status,
-        &SchedulesPage {
-            chrome,
-            list: Paged::new("/schedules", &query, total, SCHEDULES_PAGE),
-            schedules: lines,
+        &HolidaysPage {
+            chrome: Chrome::new(state, viewer, Section::Policy),
+            list: Paged::new("/holidays", &query, total, HOLIDAYS_PAGE),
             holidays,
             sites,
             typed,
@@ -1350,9 +1391,9 @@ pub async fn add_holiday(
         _ => Err(ApiError::Invalid(problems)),
     };
     match result {
-        Ok(()) => Ok(see_other("/schedules")),
+        Ok(()) => Ok(see_other("/holidays")),
         Err(ApiError::Invalid(fields)) => {
-            render_schedules(
+            render_holidays(
                 &state,
                 &posted.viewer,
                 ListQuery::default(),
@@ -1381,7 +1422,7 @@ pub async fn delete_holiday(
             Ok(())
         })
         .await?;
-    Ok(see_other("/schedules"))
+    Ok(see_other("/holidays"))
 }
 
 /// An access level with its items in words and how many hold it.

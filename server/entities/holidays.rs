@@ -7,7 +7,9 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ChangeContext, ChangeError, Entity, FieldErrors, Page, require_ref};
+use super::{
+    ChangeContext, ChangeError, Entity, FieldErrors, Page, like_pattern, lower, require_ref,
+};
 use crate::store::DbConnection;
 use crate::store::rows::HolidayRow;
 use crate::store::schema::{holidays, sites};
@@ -36,6 +38,8 @@ pub struct HolidayInput {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct HolidayFilter {
+    /// Only holidays whose name contains this text (any case).
+    pub q: Option<String>,
     pub site_id: Option<i64>,
     /// Only holidays on or after this day.
     pub from: Option<NaiveDate>,
@@ -68,6 +72,9 @@ impl Entity for Holidays {
     ) -> QueryResult<(Vec<HolidayView>, i64)> {
         let query = || {
             let mut q = holidays::table.into_boxed();
+            if let Some(text) = &filter.q {
+                q = q.filter(lower(holidays::name).like(like_pattern(text)).escape('\\'));
+            }
             if let Some(site) = filter.site_id {
                 q = q.filter(holidays::site_id.eq(site));
             }

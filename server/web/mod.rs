@@ -210,6 +210,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/schedules/{id}/delete",
             web::post().to(policy_pages::delete_schedule),
         )
+        .route("/holidays", web::get().to(policy_pages::holidays))
         .route("/holidays", web::post().to(policy_pages::add_holiday))
         .route(
             "/holidays/{id}/delete",

@@ -217,7 +217,8 @@ describe('the web console', { timeout: 10 * 60_000 }, () => {
     const problems = [];
     for (const [link, from, name] of [
       ['Cards', '/people', 'cards'],
-      ['Schedules and holidays', '/levels', 'schedules'],
+      ['Schedules', '/levels', 'schedules'],
+      ['Holidays', '/levels', 'holidays'],
       ['Zones', '/levels', 'zones'],
     ]) {
       await page.goto(from);

@@ -1,5 +1,5 @@
 //! The console's remaining lists and forms, as a browser without JavaScript uses them:
-//! schedules and admins searched and paged, the zone tree searched, a door moved to
+//! schedules, holidays, admins and API tokens searched and paged, the zone tree searched, a door moved to
 //! another zone, and saves that change nothing.
 
 use diesel::connection::SimpleConnection;
@@ -28,7 +28,7 @@ fn next_href(body: &str) -> Option<String> {
 }
 
 /// The schedules list is searched by name, in any case, and paged 20 at a time (each
-/// schedule draws its week); the holidays below it stay whatever the search.
+/// schedule draws its week).
 #[test]
 fn the_schedules_list_searches_names_and_pages_twenty_at_a_time() {
     let app = TestApp::new(Backend::Sqlite);
@@ -76,13 +76,79 @@ fn the_schedules_list_searches_names_and_pages_twenty_at_a_time() {
 
     let business = browser.get("/schedules?q=business");
     assert_eq!(names(&business.body), ["Business hours"]);
-    assert!(
-        business.body.contains("Christmas Day"),
-        "holidays are listed whatever the search"
-    );
     let none = browser.get("/schedules?q=nightwatch");
     assert!(none.body.contains("0 schedules matching"), "{}", none.body);
     assert!(names(&none.body).is_empty());
+}
+
+/// The holidays list has a page of its own, searched by name and paged 50 at a time in
+/// date order.
+#[test]
+fn the_holidays_list_searches_names_and_pages_fifty_at_a_time() {
+    let app = TestApp::new(Backend::Sqlite);
+    build_site(&app);
+    for i in 0..55 {
+        let date = chrono::NaiveDate::from_ymd_opt(2027, 1, 1).unwrap() + chrono::Days::new(i);
+        app.create(
+            "holidays",
+            json!({"name": format!("Closure {i:02}"), "date": date.to_string()}),
+        );
+    }
+    let mut browser = signed_in(&app, "auditor");
+    let names = |body: &str| -> Vec<String> {
+        body.split("<tr><td>")
+            .skip(1)
+            .filter_map(|row| row.split("</td><td>").nth(1).map(str::to_owned))
+            .collect()
+    };
+
+    let everything = browser.get("/holidays");
+    assert_eq!(everything.status, 200, "{}", everything.body);
+    assert!(
+        everything.body.contains("56 holidays."),
+        "{}",
+        everything.body
+    );
+    assert!(
+        everything.body.contains("<label for=\"q\">Search</label>"),
+        "a labelled search box"
+    );
+    assert_eq!(names(&everything.body)[0], "Christmas Day", "in date order");
+
+    let first = browser.get("/holidays?q=CLOSURE");
+    assert!(
+        first.body.contains("55 holidays matching “CLOSURE”"),
+        "{}",
+        first.body
+    );
+    let shown = names(&first.body);
+    assert_eq!(shown.len(), 50);
+    assert_eq!(shown[0], "Closure 00");
+    assert!(first.body.contains("Page 1 of 2"), "{}", first.body);
+    let next = next_href(&first.body).expect("a Next link");
+    assert_eq!(next, "/holidays?q=CLOSURE&page=2", "the search is kept");
+    let second = browser.get(&next);
+    assert_eq!(
+        names(&second.body),
+        [
+            "Closure 50",
+            "Closure 51",
+            "Closure 52",
+            "Closure 53",
+            "Closure 54"
+        ]
+    );
+    assert!(second.body.contains("rel=\"prev\""), "a Previous link");
+
+    let christmas = browser.get("/holidays?q=christmas");
+    assert_eq!(names(&christmas.body), ["Christmas Day"]);
+    let none = browser.get("/holidays?q=carnival");
+    assert!(none.body.contains("0 holidays matching"), "{}", none.body);
+    assert!(names(&none.body).is_empty());
+    assert!(
+        !none.body.contains("Add holiday"),
+        "an auditor gets no form"
+    );
 }
 
 /// The admins list is searched by username and paged 50 at a time; whoever is not on the
