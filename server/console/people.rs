@@ -187,7 +187,7 @@ pub async fn new_form(
 
 /// The clock an access level's days are read on: the site's where all its doors are,
 /// else (doors at sites in different timezones, or no level) the page's `page`.
-fn level_zone(snapshot: &Snapshot, level_id: Option<i64>, page: Tz) -> Tz {
+pub(super) fn level_zone(snapshot: &Snapshot, level_id: Option<i64>, page: Tz) -> Tz {
     level_id
         .and_then(|id| snapshot.level_timezone(id))
         .unwrap_or(page)

@@ -1537,6 +1537,9 @@ struct LevelPage {
     /// Each item: its form key (`door:ID`), its schedule, and in words.
     items: Vec<(String, i64, String)>,
     holders: Vec<Holder>,
+    /// The clock the holders' ends are on: the level's doors' site's, or the page's
+    /// for a level with doors at sites in different timezones (as on a person's page).
+    zone: Tz,
     total: i64,
     page: i64,
     pages: i64,
@@ -1654,10 +1657,13 @@ async fn render_level(
         v
     };
     let status = Problems::status(problems.is_empty());
+    let chrome = Chrome::new(state, viewer, Section::Policy);
+    let zone = super::people::level_zone(&snapshot, Some(level.id), chrome.timezone);
     super::page_with_status(
         status,
         &LevelPage {
-            chrome: Chrome::new(state, viewer, Section::Policy),
+            chrome,
+            zone,
             items: level
                 .items
                 .iter()

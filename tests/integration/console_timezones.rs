@@ -437,3 +437,58 @@ fn charts_count_each_swipe_in_the_hour_of_its_own_sites_clock() {
     let new_york = activity.split("<h2>New York").nth(1).unwrap();
     assert!(new_york.contains(" 09:00, 1 swipe; 1 in all"), "{new_york}");
 }
+
+/// A schedule's form says that each site applies its times on its own clock, where sites
+/// keep different time (and only the site's clock on a single site); a level's holders'
+/// ends are on the level's clock, marked where that is not the page's.
+#[test]
+fn schedules_and_level_holders_name_the_clocks_they_are_kept_on() {
+    let app = TestApp::new(Backend::Sqlite);
+    let f = build_site(&app);
+    let mut browser = signed_in(&app, "admin");
+    let schedule = format!("/schedules/{}", f.business_hours);
+    let single = browser.get(&schedule).body;
+    assert!(
+        single.contains(
+            "then when it opens and closes, on the site's clock (Europe/Berlin). Closing at"
+        ),
+        "{single}"
+    );
+    let ny = add_new_york(&app, &f);
+    let several = browser.get(&schedule).body;
+    assert!(
+        several.contains(
+            "then when it opens and closes. Sites keep different time, and each applies these \
+             times on its own clock (Europe/Berlin; America/New_York at New York): 08:00 opens \
+             the doors at 08:00 at every site. Closing at"
+        ),
+        "{several}"
+    );
+
+    let ny_only = app.create(
+        "access-levels",
+        json!({"name": "NY visitors", "items": [{"door_id": ny.door, "schedule_id": f.business_hours}]}),
+    );
+    let visitors = app.create(
+        "access-levels",
+        json!({"name": "Visitors", "items": [{"door_id": f.main_door, "schedule_id": f.business_hours}]}),
+    );
+    for level in [ny_only, visitors] {
+        app.create(
+            "entitlements",
+            json!({"person_id": f.person, "level_id": level, "valid_until": "2027-04-01T04:00:00Z"}),
+        );
+    }
+    // Midnight at the end of 2027-03-31 in New York, on New York's clock and marked.
+    let level = browser.get(&format!("/levels/{ny_only}")).body;
+    assert!(
+        level.contains("<td>E1</td><td>2027-04-01 00:00:00 EDT</td>"),
+        "{level}"
+    );
+    // A Berlin level's holders are on the page's clock, unmarked.
+    let level = browser.get(&format!("/levels/{visitors}")).body;
+    assert!(
+        level.contains("<td>E1</td><td>2027-04-01 06:00:00</td>"),
+        "{level}"
+    );
+}
