@@ -6,12 +6,32 @@
 (function () {
   const FEED_MAX = 100;
 
+  const RETRY_MS = 5000;
+
   function startFeed(feed) {
     const status = document.getElementById("live-status");
     const say = (text) => { if (status) status.textContent = text; };
     const source = new EventSource(feed.dataset.stream);
     source.addEventListener("open", () => say("live"));
-    source.addEventListener("error", () => say("reconnecting…"));
+    source.addEventListener("error", () => {
+      // While the browser retries by itself (the appliance restarting, the network gone)
+      // the state is CONNECTING. CLOSED means the appliance answered with something that
+      // is not a stream: the session ended (signed out, timed out), or an error page.
+      if (source.readyState !== EventSource.CLOSED) {
+        say("reconnecting…");
+        return;
+      }
+      say("disconnected");
+      source.close();
+      // Asked as the dashboard's own refreshes ask, so the check keeps no session alive.
+      fetch(window.location.href, { redirect: "manual", headers: { "X-Gatehouse-Refresh": "auto" } })
+        .then((answer) => {
+          // Sent to the sign-in page: reload, and the page itself goes there.
+          if (answer.type === "opaqueredirect" || answer.status === 401) window.location.reload();
+          else window.setTimeout(() => startFeed(feed), RETRY_MS);
+        })
+        .catch(() => window.setTimeout(() => startFeed(feed), RETRY_MS));
+    });
     source.addEventListener("feed", (message) => {
       // The server renders each line with the same escaping template as the page itself.
       feed.insertAdjacentHTML("afterbegin", message.data);

@@ -504,6 +504,22 @@ describe('the web console', { timeout: 10 * 60_000 }, () => {
     assert.ok(sites.every((site) => !site.lockdown), 'no lockdown started');
   });
 
+  it('takes a dashboard whose session ended in another tab to the sign-in page', async () => {
+    const dashboard = await signedIn(ADMINS.admin);
+    await textWhen(dashboard.locator('#live-status'), (text) => text === 'live', 'the feed is live');
+    // Another tab of the same browser signs out: the same session cookie.
+    const other = await dashboard.context().newPage();
+    await other.goto('/');
+    await other.getByRole('button', { name: 'Sign out' }).click();
+    await other.waitForURL((url) => url.pathname === '/login');
+    // The next event ends the dashboard's stream; reconnecting, it is refused, and the
+    // page goes to sign in instead of saying "reconnecting…" for good.
+    const person = await personViaApi('Sid Signedout');
+    await app.swipe(READER, person.card);
+    await dashboard.waitForURL((url) => url.pathname === '/login', { timeout: 30_000 });
+    await dashboard.getByLabel('Username').waitFor({ state: 'visible' });
+  });
+
   // Last, so that the lists have the rows the tests before made (events, the feed).
   it('lays out the main pages at desktop and tablet width without sideways scrolling', async () => {
     // Where the pages that show one thing are: the first of each list.
