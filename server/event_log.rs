@@ -330,7 +330,16 @@ impl EventLogWriter {
             }
             let (events, waiters): (Vec<NewEvent>, Vec<_>) =
                 batch.into_iter().map(|p| (p.event, p.done)).unzip();
-            match self.commit(&events) {
+            // A panic below (a bug, never bad input) fails this batch, not the writer: with
+            // the writer gone, no door would be answered again until a restart.
+            let committed =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.commit(&events)))
+                    .unwrap_or_else(|_| {
+                        self.conn = None;
+                        self.marks = SeqMarks::default();
+                        Err(LogError::Write("the event writer panicked".to_owned()))
+                    });
+            match committed {
                 Ok(outcomes) => {
                     // The callers first: a door is waiting for its answer.
                     for (done, outcome) in waiters.into_iter().zip(&outcomes) {
