@@ -496,6 +496,43 @@ pub fn list_tokens(
     Ok(q.load(conn)?.into_iter().map(token_view).collect())
 }
 
+/// One page of the tokens whose name or admin's username contains `q` (any case), newest
+/// first, each with its admin's username, and how many match in all.
+pub fn search_tokens(
+    conn: &mut DbConnection,
+    q: Option<&str>,
+    page: Page,
+) -> QueryResult<(Vec<(TokenView, String)>, i64)> {
+    let query = || {
+        let mut query = api_tokens::table
+            .inner_join(admin_users::table)
+            .into_boxed();
+        if let Some(text) = q {
+            let pattern = like_pattern(text);
+            query = query.filter(
+                lower(api_tokens::name)
+                    .like(pattern.clone())
+                    .escape('\\')
+                    .or(lower(admin_users::username).like(pattern).escape('\\')),
+            );
+        }
+        query
+    };
+    let total = query().count().get_result(conn)?;
+    let rows: Vec<(ApiTokenRow, String)> = query()
+        .order((api_tokens::created_at.desc(), api_tokens::id.desc()))
+        .offset(page.offset)
+        .limit(page.limit)
+        .select((ApiTokenRow::as_select(), admin_users::username))
+        .load(conn)?;
+    Ok((
+        rows.into_iter()
+            .map(|(row, owner)| (token_view(row), owner))
+            .collect(),
+        total,
+    ))
+}
+
 /// Revokes a token for good.
 pub fn revoke_token(
     conn: &mut DbConnection,

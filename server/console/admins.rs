@@ -1,5 +1,6 @@
-//! Admin users and API tokens: who may sign in with which role, disabling and new
-//! passwords (which end their sessions), and tokens shown once. Changes are for admins only.
+//! Admin users and API tokens, each a searched and paged list on a page of its own
+//! (`/admins`, `/tokens`): who may sign in with which role, disabling and new passwords
+//! (which end their sessions), and tokens shown once. Changes are for admins only.
 
 use actix_web::{HttpResponse, web};
 use askama::Template;
@@ -24,6 +25,11 @@ pub struct AdminForms {
     role: String,
     #[serde(default)]
     password: String,
+}
+
+/// The issue-a-token form of the tokens page, as typed.
+#[derive(Deserialize, Default, Clone)]
+pub struct TokenForm {
     #[serde(default)]
     token_name: String,
     #[serde(default)]
@@ -40,27 +46,39 @@ struct AdminsPage {
     list: Paged,
     /// The page of admins the list shows.
     admins: Vec<AdminView>,
+    typed: AdminForms,
+    problems: Problems,
+    /// What was just done, in words.
+    notice: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "tokens.html")]
+struct TokensPage {
+    chrome: Chrome,
+    /// The tokens list's search and page.
+    list: Paged,
+    /// The page of tokens the list shows, each with its admin's username.
+    tokens: Vec<(TokenView, String)>,
     /// Every admin who may hold a token, for the issue-a-token form.
     token_holders: Vec<AdminView>,
-    /// Each token with its admin's name.
-    tokens: Vec<(TokenView, String)>,
-    typed: AdminForms,
+    typed: TokenForm,
     problems: Problems,
     /// A token just issued: its text is shown on this page only.
     issued: Option<IssuedToken>,
-    /// What was just done, in words.
-    notice: Option<String>,
 }
 
 /// Admins per page of the list.
 const ADMINS_PAGE: i64 = 50;
 
+/// API tokens per page of their list.
+const TOKENS_PAGE: i64 = 50;
+
 /// What the admins page shows besides its list's position: the forms as typed, their
-/// messages, a token just issued, and what was just done.
+/// messages, and what was just done.
 struct Shown {
     typed: AdminForms,
     problems: Problems,
-    issued: Option<IssuedToken>,
     notice: Option<String>,
 }
 
@@ -69,7 +87,6 @@ impl Shown {
         Shown {
             typed,
             problems,
-            issued: None,
             notice: None,
         }
     }
@@ -90,31 +107,12 @@ async fn render(
 ) -> Result<HttpResponse, PageError> {
     let search = query.search();
     let paging = query.rows(ADMINS_PAGE);
-    let (listed, total, everyone, tokens) = state
-        .read(move |conn| {
-            let (listed, total) = admins::search_admins(conn, search.as_deref(), paging)?;
-            let everyone = admins::list_admins(conn)?;
-            let tokens = admins::list_tokens(conn, None)?;
-            Ok((listed, total, everyone, tokens))
-        })
+    let (listed, total) = state
+        .read(move |conn| Ok(admins::search_admins(conn, search.as_deref(), paging)?))
         .await?;
-    let tokens = tokens
-        .into_iter()
-        .map(|t| {
-            let owner = everyone
-                .iter()
-                .find(|a| a.id == t.admin_user_id)
-                .map_or_else(
-                    || format!("admin {}", t.admin_user_id),
-                    |a| a.username.clone(),
-                );
-            (t, owner)
-        })
-        .collect();
     let Shown {
         typed,
         problems,
-        issued,
         notice,
     } = shown;
     let status = Problems::status(problems.is_empty());
@@ -124,11 +122,8 @@ async fn render(
             chrome: Chrome::new(state, viewer, Section::Admins),
             list: Paged::new("/admins", &query, total, ADMINS_PAGE),
             admins: listed,
-            token_holders: everyone.into_iter().filter(|a| !a.disabled).collect(),
-            tokens,
             typed,
             problems,
-            issued,
             notice,
         },
     )
@@ -142,7 +137,6 @@ pub async fn show(
 ) -> Result<HttpResponse, PageError> {
     let typed = AdminForms {
         role: "operator".to_owned(),
-        token_admin: viewer.identity().username.clone(),
         ..Default::default()
     };
     render(
@@ -157,7 +151,7 @@ pub async fn show(
 /// Runs an admin-management change; invalid input brings the page back with messages.
 async fn manage<T, F>(
     state: &web::Data<AppState>,
-    posted: &Posted<AdminForms>,
+    viewer: &Viewer,
     f: F,
 ) -> Result<Result<T, Problems>, PageError>
 where
@@ -166,7 +160,7 @@ where
         + Send
         + 'static,
 {
-    let actor = posted.viewer.may_manage_admins()?.username.clone();
+    let actor = viewer.may_manage_admins()?.username.clone();
     let now = state.clock.now();
     let result = state
         .write(move |conn| {
@@ -199,7 +193,7 @@ pub async fn create(
         password: posted.form.password.clone(),
         role: posted.form.role.clone(),
     };
-    let outcome = manage(&state, &posted, move |conn, ctx| {
+    let outcome = manage(&state, &posted.viewer, move |conn, ctx| {
         admins::create_admin(conn, &input, ctx)
     })
     .await?;
@@ -347,14 +341,69 @@ pub async fn set_password(
     }
 }
 
+/// GET /tokens
+pub async fn tokens(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, PageError> {
+    let typed = TokenForm {
+        token_admin: viewer.identity().username.clone(),
+        ..Default::default()
+    };
+    render_tokens(
+        &state,
+        &viewer,
+        query.into_inner(),
+        typed,
+        Problems::default(),
+        None,
+    )
+    .await
+}
+
+/// The API tokens, newest first, searched by name and by their admin's username, with
+/// the issue-a-token form and a token just issued.
+async fn render_tokens(
+    state: &AppState,
+    viewer: &Viewer,
+    query: ListQuery,
+    typed: TokenForm,
+    problems: Problems,
+    issued: Option<IssuedToken>,
+) -> Result<HttpResponse, PageError> {
+    let search = query.search();
+    let paging = query.rows(TOKENS_PAGE);
+    let (tokens, total, everyone) = state
+        .read(move |conn| {
+            let (tokens, total) = admins::search_tokens(conn, search.as_deref(), paging)?;
+            let everyone = admins::list_admins(conn)?;
+            Ok((tokens, total, everyone))
+        })
+        .await?;
+    let status = Problems::status(problems.is_empty());
+    page_with_status(
+        status,
+        &TokensPage {
+            chrome: Chrome::new(state, viewer, Section::Admins),
+            list: Paged::new("/tokens", &query, total, TOKENS_PAGE),
+            tokens,
+            token_holders: everyone.into_iter().filter(|a| !a.disabled).collect(),
+            typed,
+            problems,
+            issued,
+        },
+    )
+}
+
 /// POST /tokens: issues an API token, shown once.
 pub async fn issue_token(
     state: web::Data<AppState>,
-    posted: Posted<AdminForms>,
+    posted: Posted<TokenForm>,
 ) -> Result<HttpResponse, PageError> {
     let tz = Chrome::new(&state, &posted.viewer, Section::Admins).timezone;
     let form = posted.form.clone();
-    let outcome = manage(&state, &posted, move |conn, ctx| {
+    let outcome = manage(&state, &posted.viewer, move |conn, ctx| {
         let expires = match form.token_expires.trim() {
             "" => None,
             text => match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
@@ -397,24 +446,24 @@ pub async fn issue_token(
     match outcome {
         // Rendered, not redirected: the token must not travel in a URL or show again.
         Ok(issued) => {
-            render(
+            render_tokens(
                 &state,
                 &posted.viewer,
                 ListQuery::default(),
-                Shown {
-                    issued: Some(issued),
-                    ..Shown::form(AdminForms::default(), Problems::default())
-                },
+                TokenForm::default(),
+                Problems::default(),
+                Some(issued),
             )
             .await
         }
         Err(problems) => {
-            let typed = without_password(&posted.form);
-            render(
+            render_tokens(
                 &state,
                 &posted.viewer,
                 ListQuery::default(),
-                Shown::form(typed, problems),
+                posted.form.clone(),
+                problems,
+                None,
             )
             .await
         }
@@ -438,5 +487,5 @@ pub async fn revoke_token(
         })
         .await?;
     state.tokens.clear();
-    Ok(see_other("/admins"))
+    Ok(see_other("/tokens"))
 }

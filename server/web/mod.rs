@@ -187,6 +187,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/admins/{username}/password",
             web::post().to(admins::set_password),
         )
+        .route("/tokens", web::get().to(admins::tokens))
         .route("/tokens", web::post().to(admins::issue_token))
         .route("/tokens/{id}/revoke", web::post().to(admins::revoke_token))
         .route("/zones", web::get().to(policy_pages::zones))

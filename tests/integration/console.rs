@@ -842,7 +842,7 @@ fn admins_are_managed_by_admins_only_and_disabling_ends_their_sessions() {
 
     // A token is shown once, works, and stops when revoked.
     let page = admin.submit(
-        "/admins",
+        "/tokens",
         "/tokens",
         &[("token_name", "HR sync"), ("token_admin", "olga")],
     );
@@ -854,7 +854,7 @@ fn admins_are_managed_by_admins_only_and_disabling_ends_their_sessions() {
         .unwrap();
     let token = token[..token.find('<').unwrap()].to_owned();
     assert_eq!(app.get_as(Some(&token), "/api/v1/people").status, 200);
-    assert!(!admin.get("/admins").body.contains(&token));
+    assert!(!admin.get("/tokens").body.contains(&token));
     let id = app
         .get("/api/v1/tokens")
         .body
@@ -864,8 +864,9 @@ fn admins_are_managed_by_admins_only_and_disabling_ends_their_sessions() {
         .find(|t| t["name"] == "HR sync")
         .unwrap()["id"]
         .clone();
-    let page = admin.submit("/admins", &format!("/tokens/{id}/revoke"), &[]);
+    let page = admin.submit("/tokens", &format!("/tokens/{id}/revoke"), &[]);
     assert_eq!(page.status, 303);
+    assert_eq!(page.location(), "/tokens");
     assert_eq!(app.get_as(Some(&token), "/api/v1/people").status, 401);
 
     // Disabling olga ends the session she has open.

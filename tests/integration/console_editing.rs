@@ -5,7 +5,7 @@
 use diesel::connection::SimpleConnection;
 use serde_json::json;
 
-use crate::app::{Backend, TestApp, build_site};
+use crate::app::{Backend, TestApp, backends, build_site};
 use crate::console::signed_in;
 
 /// The text of each link that follows `opening` (the start of its tag, up to the id), in
@@ -152,7 +152,7 @@ fn the_holidays_list_searches_names_and_pages_fifty_at_a_time() {
 }
 
 /// The admins list is searched by username and paged 50 at a time; whoever is not on the
-/// page shown can still be given a token.
+/// page shown can still be given a token (on the tokens page).
 #[test]
 fn the_admins_list_searches_usernames_and_pages_fifty_at_a_time() {
     let app = TestApp::new(Backend::Sqlite);
@@ -200,7 +200,10 @@ fn the_admins_list_searches_usernames_and_pages_fifty_at_a_time() {
     assert_eq!(names[0], "guard-00");
     assert_eq!(names[49], "guard-49");
     assert!(
-        first.body.contains("<option value=\"guard-54\""),
+        browser
+            .get("/tokens")
+            .body
+            .contains("<option value=\"guard-54\""),
         "the token form offers every active admin, not only those listed"
     );
     let next = next_href(&first.body).expect("a Next link");
@@ -210,6 +213,173 @@ fn the_admins_list_searches_usernames_and_pages_fifty_at_a_time() {
         ["guard-50", "guard-51", "guard-52", "guard-53", "guard-54"]
     );
     assert_eq!(listed(&browser.get("/admins?q=ROO").body), ["root"]);
+}
+
+/// The API tokens have a page of their own, newest first, searched by token name and by
+/// their admin's username and paged 50 at a time; a token issued there is shown once, a
+/// revoked one comes back to the list, and an auditor reads the list without the forms.
+#[test]
+fn the_tokens_list_searches_names_and_admins_and_pages_fifty_at_a_time() {
+    use diesel::prelude::*;
+    use gatehouse::store::schema::{admin_users, api_tokens};
+    for backend in backends() {
+        let app = TestApp::new(backend);
+        let mut admin = signed_in(&app, "admin");
+        // root's token "tests" (the API client's), then kiosk-bot's, issued now: the newest.
+        app.token_for("kiosk-bot", "operator");
+        // 55 more of the admin's, older, a minute apart; no secret works for them.
+        {
+            let mut conn = app.db();
+            let owner: i64 = admin_users::table
+                .filter(admin_users::username.eq("admin"))
+                .select(admin_users::id)
+                .first(&mut *conn)
+                .unwrap();
+            let start = chrono::NaiveDate::from_ymd_opt(2020, 1, 1)
+                .unwrap()
+                .and_hms_opt(8, 0, 0)
+                .unwrap();
+            for i in 0..55 {
+                diesel::insert_into(api_tokens::table)
+                    .values((
+                        api_tokens::admin_user_id.eq(owner),
+                        api_tokens::name.eq(format!("Sync {i:02}")),
+                        api_tokens::token_hash.eq("not a hash"),
+                        api_tokens::created_at.eq(start + chrono::Duration::minutes(i)),
+                        api_tokens::revoked.eq(false),
+                    ))
+                    .execute(&mut *conn)
+                    .unwrap();
+            }
+        }
+        // Name and admin of each row of the list.
+        let rows = |body: &str| -> Vec<(String, String)> {
+            let list = body
+                .split_once("id=\"tokens-results\"")
+                .expect("the tokens list")
+                .1;
+            let list = &list[..list.find("</div>").unwrap_or(list.len())];
+            list.split("<tr>")
+                .skip(1)
+                .filter_map(|row| {
+                    let cells = row.trim_start().strip_prefix("<td>")?;
+                    let (name, rest) = cells.split_once("</td><td>")?;
+                    let (owner, _) = rest.split_once("</td>")?;
+                    Some((name.to_owned(), owner.to_owned()))
+                })
+                .collect()
+        };
+        let names = |body: &str| -> Vec<String> { rows(body).into_iter().map(|r| r.0).collect() };
+
+        let everything = admin.get("/tokens");
+        assert_eq!(everything.status, 200, "{}", everything.body);
+        assert!(
+            everything.body.contains("57 tokens."),
+            "{}",
+            everything.body
+        );
+        assert!(
+            everything.body.contains("<label for=\"q\">Search</label>"),
+            "a labelled search box"
+        );
+        assert_eq!(
+            rows(&everything.body)[0],
+            ("tests".to_owned(), "kiosk-bot".to_owned()),
+            "newest first"
+        );
+        assert!(
+            admin.get("/admins").body.contains("href=\"/tokens\""),
+            "the admins page links to the tokens"
+        );
+
+        let first = admin.get("/tokens?q=SYNC");
+        assert!(
+            first.body.contains("55 tokens matching “SYNC”"),
+            "{}",
+            first.body
+        );
+        let shown = names(&first.body);
+        assert_eq!(shown.len(), 50);
+        assert_eq!(shown[0], "Sync 54");
+        assert_eq!(shown[49], "Sync 05");
+        assert!(first.body.contains("Page 1 of 2"), "{}", first.body);
+        let next = next_href(&first.body).expect("a Next link");
+        assert_eq!(next, "/tokens?q=SYNC&page=2", "the search is kept");
+        let second = admin.get(&next);
+        assert_eq!(
+            names(&second.body),
+            ["Sync 04", "Sync 03", "Sync 02", "Sync 01", "Sync 00"]
+        );
+        assert!(second.body.contains("rel=\"prev\""), "a Previous link");
+        let none = admin.get("/tokens?q=payroll");
+        assert!(none.body.contains("0 tokens matching"), "{}", none.body);
+        assert!(rows(&none.body).is_empty());
+
+        // Issued from the list's page: the secret is shown on this answer only.
+        let page = admin.submit(
+            "/tokens",
+            "/tokens",
+            &[("token_name", "Door display"), ("token_admin", "kiosk-bot")],
+        );
+        assert_eq!(page.status, 200, "{}", page.body);
+        let secret = page
+            .body
+            .split("<code id=\"issued-token\">")
+            .nth(1)
+            .expect("the new token, shown once");
+        let secret = secret[..secret.find('<').unwrap()].to_owned();
+        assert_eq!(app.get_as(Some(&secret), "/api/v1/people").status, 200);
+        assert_eq!(
+            rows(&page.body)[0],
+            ("Door display".to_owned(), "kiosk-bot".to_owned())
+        );
+        assert!(!admin.get("/tokens").body.contains(&secret), "shown once");
+        // Searched by the admin who holds them.
+        let kiosk = admin.get("/tokens?q=KIOSK");
+        assert!(
+            kiosk.body.contains("2 tokens matching “KIOSK”"),
+            "{}",
+            kiosk.body
+        );
+        assert_eq!(names(&kiosk.body), ["Door display", "tests"]);
+
+        // Revoked from the list, back to the list.
+        let id = app
+            .get("/api/v1/tokens")
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "Door display")
+            .unwrap()["id"]
+            .clone();
+        let page = admin.submit("/tokens?q=display", &format!("/tokens/{id}/revoke"), &[]);
+        assert_eq!(page.status, 303, "{}", page.body);
+        assert_eq!(page.location(), "/tokens");
+        assert_eq!(app.get_as(Some(&secret), "/api/v1/people").status, 401);
+        assert!(
+            admin
+                .get("/tokens?q=display")
+                .body
+                .contains("<span class=\"badge revoked\">revoked</span>")
+        );
+
+        // An auditor reads the list, without a way to issue or revoke.
+        let mut auditor = signed_in(&app, "auditor");
+        let read = auditor.get("/tokens");
+        assert_eq!(read.status, 200, "{}", read.body);
+        assert!(read.body.contains("58 tokens."), "{}", read.body);
+        assert!(!read.body.contains("Issue token"), "no issue form");
+        assert!(!read.body.contains("/revoke"), "no Revoke buttons");
+        let refused = auditor.submit("/tokens", "/tokens/1/revoke", &[]);
+        assert_eq!(refused.status, 403);
+        let refused = auditor.submit(
+            "/tokens",
+            "/tokens",
+            &[("token_name", "Mine"), ("token_admin", "auditor")],
+        );
+        assert_eq!(refused.status, 403);
+    }
 }
 
 /// One row of the zone tree as drawn: name, depth, whether it is only there for context,
