@@ -220,6 +220,7 @@ describe('the web console', { timeout: 10 * 60_000 }, () => {
       ['Schedules', '/levels', 'schedules'],
       ['Holidays', '/levels', 'holidays'],
       ['Zones', '/levels', 'zones'],
+      ['API tokens', '/admins', 'tokens'],
     ]) {
       await page.goto(from);
       await page.getByRole('link', { name: link, exact: true }).click();
@@ -547,6 +548,8 @@ describe('the web console', { timeout: 10 * 60_000 }, () => {
       ['why', '/why'],
       ['audit', '/audit'],
       ['admins', '/admins'],
+      ['tokens', '/tokens'],
+      ['holidays', '/holidays'],
       ['settings', '/settings'],
       ['lockdown', '/lockdown'],
     ];
