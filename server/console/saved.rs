@@ -23,7 +23,8 @@ pub enum Saved {
 /// Replaces entity `id` with `input` and audits it, unless that changes nothing: then
 /// nothing is written and nothing audited. "Nothing" is judged on the entity's view,
 /// with what the view does not show compared by `Entity::unseen_changes` (a card's PIN).
-/// (The card forms, a status or a PIN, save through `entities::update`, audited always.)
+/// (`entities::update`, which the card forms and the API use, skips such a save too, but
+/// answers with the entity instead of saying whether it changed.)
 pub fn update<E: Entity>(
     conn: &mut DbConnection,
     id: i64,

@@ -254,30 +254,17 @@ pub fn create<E: Entity>(
     })
 }
 
-/// Replaces an entity and records before and after in one transaction.
+/// Replaces an entity and records before and after in one transaction; a replacement
+/// that changes nothing writes nothing and is not audited (see `upsert`). Returns the
+/// entity as it now is.
 pub fn update<E: Entity>(
     conn: &mut DbConnection,
     id: i64,
     input: E::Input,
     ctx: &ChangeContext<'_>,
 ) -> Result<E::View, ChangeError> {
-    crate::store::write_transaction(conn, |conn| {
-        let before = E::get(conn, id)?.ok_or_else(|| not_found::<E>(id))?;
-        let mut input = input;
-        let unseen = E::unseen_changes(conn, id, &mut input)?;
-        E::write(conn, Some(id), input, ctx)?;
-        let after = E::get(conn, id)?.ok_or_else(|| not_found::<E>(id))?;
-        record::<E>(
-            conn,
-            ctx,
-            "update",
-            id,
-            Some(&before),
-            Some(&after),
-            &unseen,
-        )?;
-        Ok(after)
-    })
+    let (id, _) = upsert::<E>(conn, Some(id), input, ctx)?;
+    E::get(conn, id)?.ok_or_else(|| not_found::<E>(id))
 }
 
 /// Deletes an entity that nothing refers to any more, and records what it was.

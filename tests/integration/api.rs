@@ -331,3 +331,38 @@ fn openapi_document_and_health() {
     assert_eq!(health.status, 200);
     assert_eq!(health.body["database"], "ok");
 }
+
+/// A `PUT` of what an entity already holds changes nothing: 200 with the entity, no audit
+/// entry, the update stamp kept. A real change after it is audited as before.
+#[test]
+fn a_put_that_changes_nothing_adds_no_audit_entry() {
+    for backend in backends() {
+        let app = TestApp::new(backend);
+        let f = build_site(&app);
+        let audit_entries = |app: &TestApp| {
+            app.get("/api/v1/audit?limit=1000")
+                .body
+                .as_array()
+                .map_or(0, Vec::len)
+        };
+        let door = format!("/api/v1/doors/{}", f.main_door);
+        let body = json!({"zone_id": f.building, "name": "Main Entrance", "unlock_ms": 4000});
+        let first = app.put(&door, body.clone());
+        assert_eq!(first.status, 200, "{}", first.body);
+        let audited = audit_entries(&app);
+        let again = app.put(&door, body);
+        assert_eq!(again.status, 200, "{}", again.body);
+        assert_eq!(again.body, first.body, "{backend:?}: the entity as it is");
+        assert_eq!(
+            audit_entries(&app),
+            audited,
+            "{backend:?}: nothing to audit"
+        );
+        let changed = app.put(
+            &door,
+            json!({"zone_id": f.building, "name": "Main Entrance", "unlock_ms": 5000}),
+        );
+        assert_eq!(changed.status, 200, "{}", changed.body);
+        assert_eq!(audit_entries(&app), audited + 1, "{backend:?}: a change");
+    }
+}
