@@ -698,7 +698,6 @@ pub async fn run(
     } else {
         None
     };
-    let poll = Duration::from_millis(config.modbus.poll_interval_ms);
     let mut players = Vec::new();
     let mut skipped = 0;
     for r in &readers {
@@ -739,9 +738,13 @@ pub async fn run(
             None => String::new(),
         }
     );
-    if modbus > 0 {
-        // The appliance finds new devices when it polls: give it a moment to connect.
-        tokio::time::sleep(poll * 4 + Duration::from_millis(200)).await;
+    // A swipe made before the appliance has read a device's counter once would go
+    // unnoticed, and a running appliance may be waiting out its reconnection backoff for a
+    // device that was not there a moment ago: wait until every device has been polled.
+    for (_, player, _) in &players {
+        if let Player::Modbus { device, .. } = player {
+            wait_until_polled(config, device).await?;
+        }
     }
     let mut tasks = Vec::new();
     for (_, player, planned) in players {

@@ -34,6 +34,9 @@ DEPARTMENTS = [
 def q(s):
     return '"' + s.replace('\\', '\\\\').replace('"', '\\"') + '"'
 
+# The loopback ports of the example's Modbus readers, in the order they are written.
+MODBUS_PORTS = [15020, 15021]
+
 out = []
 w = out.append
 w("# Example site: Harbourside Office, a four-floor office building with a loading dock.")
@@ -120,7 +123,10 @@ for name, zone, mode, sens, free in doors:
         secret = "%064x" % random.getrandbits(256)
         w(f"[[readers]]\nreader_id = {q(slug + '-' + suffix)}\ndoor = {q(name)}\ndirection = {q(direction)}\nsecret = {q(secret)}")
         if "Loading Dock" in name:
-            w("protocol = \"modbus\"\nmodbus_host = \"10.20.0.%d\"\nmodbus_port = 502\nmodbus_unit = 1" % (30 + len(out) % 50))
+            # On loopback, where `gatehouse simulate` serves a stand-in device for each
+            # (ports outside the range the kernel hands out, so rarely taken): the example
+            # must never make the appliance poll an address outside this machine.
+            w("protocol = \"modbus\"\nmodbus_host = \"127.0.0.1\"\nmodbus_port = %d\nmodbus_unit = 1" % MODBUS_PORTS.pop(0))
         w("")
 
 levels = {

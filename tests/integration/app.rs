@@ -1,14 +1,15 @@
 //! `TestApp`: a running appliance on a free loopback port with a fresh database, and a
 //! small JSON client for it.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use actix_web::web;
 use chrono::Utc;
-use diesel::Connection;
 use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
 use gatehouse::admins::{self, AdminInput};
 use gatehouse::clock::Clock;
 use gatehouse::config::Config;
@@ -19,6 +20,9 @@ use serde_json::Value;
 
 pub const POSTGRES_ENV: &str = "GATEHOUSE_TEST_POSTGRES_URL";
 
+/// How long a test waits for something that should happen, before it fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -27,18 +31,98 @@ pub enum Backend {
 
 /// The backends this run can test: SQLite always, PostgreSQL when its URL is given.
 pub fn backends() -> Vec<Backend> {
-    if std::env::var(POSTGRES_ENV).is_ok() {
-        vec![Backend::Sqlite, Backend::Postgres]
-    } else {
-        eprintln!(
-            "skipping PostgreSQL: set {POSTGRES_ENV}=postgres://postgres@127.0.0.1:5432/postgres to run it"
-        );
-        vec![Backend::Sqlite]
+    match service_url(
+        POSTGRES_ENV,
+        "postgres://postgres@127.0.0.1:5432/postgres",
+        "PostgreSQL",
+    ) {
+        Some(_) => vec![Backend::Sqlite, Backend::Postgres],
+        None => vec![Backend::Sqlite],
     }
 }
 
+/// Whether this run is CI's (`CI=true`, as CI services set it): there every service a
+/// test needs must be present, since a skipped test would let CI pass without testing.
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// A service a test needs is missing (`reason` says which, and how to provide it): the
+/// test, or its part that needs it, is skipped with the reason printed; under CI it fails.
+pub fn skip_without_service(reason: &str) {
+    missing_service(reason, under_ci());
+}
+
+pub fn missing_service(reason: &str, under_ci: bool) {
+    assert!(
+        !under_ci,
+        "{reason} (CI=true: CI must run every test, so a missing service fails it)"
+    );
+    eprintln!("skipping {reason}");
+}
+
+/// The URL of a service from its environment variable `var` (e.g. `example`), or None
+/// when it is unset: then what needs it is skipped, or fails under CI.
+pub fn service_url(var: &str, example: &str, what: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) => Some(url),
+        Err(_) => {
+            skip_without_service(&format!("{what}: set {var}={example} to run it"));
+            None
+        }
+    }
+}
+
+/// Waits until `done` holds, looking every 20 ms; fails naming `what` after WAIT.
+pub fn wait_until(what: &str, done: impl FnMut() -> bool) {
+    wait_until_within(what, WAIT, done);
+}
+
+/// Waits until `done` holds, looking every 20 ms; fails naming `what` after `within`.
+pub fn wait_until_within(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether `host` (an address or a name) is this machine: 127.0.0.0/8, ::1 or
+/// `localhost`. Tests may make the appliance contact nothing else.
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The host of a service URL (`scheme://user:password@host:port/path?query`); empty for
+/// one without (SQLite's file URLs, PostgreSQL over its local socket).
+fn url_host(url: &str) -> &str {
+    let Some((_, rest)) = url.split_once("://") else {
+        return "";
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if let Some(v6) = host_port.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or_default();
+    }
+    host_port.split(':').next().unwrap_or_default()
+}
+
+/// Fails unless the service at `url` is on this machine (or reached without a host).
+fn assert_loopback_url(what: &str, url: &str) {
+    let host = url_host(url);
+    assert!(
+        host.is_empty() || is_loopback_host(host),
+        "{what} is at {host}: tests may make the appliance contact only 127.0.0.0/8 and ::1"
+    );
+}
+
 /// A throwaway PostgreSQL database, dropped with the test.
-struct PgDatabase {
+pub struct PgDatabase {
     admin_url: String,
     name: String,
 }
@@ -56,8 +140,11 @@ impl Drop for PgDatabase {
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-fn fresh_postgres() -> (String, PgDatabase) {
+/// A new, empty PostgreSQL database on the server of GATEHOUSE_TEST_POSTGRES_URL: its URL,
+/// and the guard that drops it.
+pub fn fresh_postgres() -> (String, PgDatabase) {
     let admin_url = std::env::var(POSTGRES_ENV).unwrap();
+    assert_loopback_url(POSTGRES_ENV, &admin_url);
     let name = format!(
         "gatehouse_test_{}_{}",
         std::process::id(),
@@ -96,6 +183,9 @@ pub struct TestApp {
     agent: ureq::Agent,
     /// Over HTTPS, the client side: the test CA trusted, on the ring provider.
     tls: Option<ureq::tls::TlsConfig>,
+    /// Whether the appliance polls its Modbus readers (then, when the test is over, every
+    /// reader host it was ever given must have been loopback).
+    polls_modbus: bool,
     _pg: Option<PgDatabase>,
 }
 
@@ -114,19 +204,26 @@ impl TestApp {
 
     /// A TestApp whose readers talk MQTT as configured (TestApp::new has MQTT off).
     pub fn with_mqtt(backend: Backend, mqtt: Option<gatehouse::config::MqttConfig>) -> TestApp {
-        TestApp::start(backend, mqtt, None)
+        TestApp::start(backend, mqtt, None, true)
     }
 
     /// A TestApp whose console and API listen for HTTPS only; `url`, `get` and the other
     /// requests go over HTTPS, trusting `https.ca`.
     pub fn with_https(backend: Backend, https: &Https) -> TestApp {
-        TestApp::start(backend, None, Some(https))
+        TestApp::start(backend, None, Some(https), true)
+    }
+
+    /// A TestApp that polls no Modbus reader (`[modbus] enabled = false`): for a test that
+    /// stores a reader host outside loopback, which a polling appliance would contact.
+    pub fn without_modbus_polling(backend: Backend) -> TestApp {
+        TestApp::start(backend, None, None, false)
     }
 
     fn start(
         backend: Backend,
         mqtt: Option<gatehouse::config::MqttConfig>,
         https: Option<&Https>,
+        polls_modbus: bool,
     ) -> TestApp {
         // GATEHOUSE_LOG=debug shows the appliance's log lines beside a failing test.
         let _ = tracing_subscriber::fmt()
@@ -166,13 +263,19 @@ impl TestApp {
             // Polled briskly and given up on quickly, so that tests of Modbus faults
             // and recoveries take well under a second each.
             modbus: gatehouse::config::ModbusConfig {
-                enabled: true,
+                enabled: polls_modbus,
                 poll_interval_ms: 20,
                 timeout_ms: 200,
                 backoff_max_ms: 500,
             },
             events: Default::default(),
         };
+        // Nothing a test starts may reach past this machine (`assert_readers_on_loopback`
+        // checks the reader hosts when the test is over).
+        assert_loopback_url("the database", &config.database.url);
+        if config.mqtt.broker == gatehouse::config::BrokerChoice::External {
+            assert_loopback_url("the MQTT broker", &config.mqtt.url);
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -205,6 +308,7 @@ impl TestApp {
             runtime: Some(runtime),
             agent,
             tls,
+            polls_modbus,
             _pg: pg,
         };
         app.token = app.token_for("root", "admin");
@@ -350,6 +454,56 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Every Modbus reader host this appliance was ever given that is not loopback: in
+    /// the readers now registered, and in every audited reader before and after (a reader
+    /// given an address and moved or removed again was polled there meanwhile).
+    pub fn reader_hosts_outside_loopback(&self) -> Vec<String> {
+        use gatehouse::store::schema::{audit_log, readers};
+        fn hosts_in(value: &Value, found: &mut Vec<String>) {
+            match value {
+                Value::Object(map) => {
+                    for (key, v) in map {
+                        match (key.as_str(), v) {
+                            ("modbus_host", Value::String(host)) => found.push(host.clone()),
+                            _ => hosts_in(v, found),
+                        }
+                    }
+                }
+                Value::Array(items) => items.iter().for_each(|v| hosts_in(v, found)),
+                _ => {}
+            }
+        }
+        let mut conn = self.db();
+        let mut hosts: Vec<String> = readers::table
+            .select(readers::modbus_host)
+            .load::<Option<String>>(&mut conn)
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .collect();
+        let audited: Vec<(Option<String>, Option<String>)> = audit_log::table
+            .select((audit_log::before_json, audit_log::after_json))
+            .load(&mut conn)
+            .unwrap();
+        for json in audited.into_iter().flat_map(|(b, a)| [b, a]).flatten() {
+            hosts_in(&serde_json::from_str(&json).unwrap(), &mut hosts);
+        }
+        hosts.retain(|h| !is_loopback_host(h));
+        hosts.sort();
+        hosts.dedup();
+        hosts
+    }
+
+    /// Fails if this appliance was ever given a Modbus reader outside loopback. Every
+    /// TestApp that polls Modbus readers checks it when the test is over.
+    pub fn assert_readers_on_loopback(&self) {
+        let outside = self.reader_hosts_outside_loopback();
+        assert!(
+            outside.is_empty(),
+            "the test appliance was given Modbus reader hosts outside loopback, which it polls: {outside:?}; tests may make it contact only 127.0.0.0/8 and ::1"
+        );
+    }
+
     /// Creates an entity through the API, asserting 201, and returns its id.
     pub fn create(&self, collection: &str, body: Value) -> i64 {
         let r = self.post(&format!("/api/v1/{collection}"), body);
@@ -370,6 +524,9 @@ fn agent_config(
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        if self.polls_modbus && !std::thread::panicking() {
+            self.assert_readers_on_loopback();
+        }
         if let Some(runtime) = self.runtime.take() {
             runtime.block_on(self.handle.stop(false));
             runtime.shutdown_timeout(std::time::Duration::from_secs(5));

@@ -2,7 +2,10 @@
 //! entry that was edited, inserted or deleted behind the appliance's back.
 
 use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
 use gatehouse::audit;
+use gatehouse::store::rows::AuditRow;
+use gatehouse::store::schema::audit_log;
 use serde_json::json;
 
 use crate::app::{TestApp, backends, build_site};
@@ -72,25 +75,109 @@ fn verify_names_edited_and_deleted_entries() {
     }
 }
 
+/// The entry's hash as anyone who can read the code computes it: SHA-256 over a JSON
+/// array of its fields and the previous entry's hash (what `audit::append` does).
+fn recomputed_hash(row: &AuditRow) -> String {
+    use sha2::{Digest, Sha256};
+    let canonical = json!([
+        row.seq,
+        row.at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+        row.actor,
+        row.action,
+        row.entity,
+        row.entity_id,
+        row.summary,
+        row.before_json,
+        row.after_json,
+        row.prev_hash,
+    ]);
+    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+}
+
+fn entry(conn: &mut gatehouse::store::DbConnection, seq: i64) -> AuditRow {
+    audit_log::table
+        .filter(audit_log::seq.eq(seq))
+        .select(AuditRow::as_select())
+        .first(conn)
+        .unwrap()
+}
+
+/// Someone who can write the database edits an entry and stores the hash of the edited
+/// content, or inserts an entry with a hash of its own that links to the one before: the
+/// forged entry matches its hash, but the entry after it no longer links to it.
 #[test]
 fn a_forged_entry_with_a_recomputed_hash_still_breaks_the_chain() {
-    let app = TestApp::new(crate::app::Backend::Sqlite);
-    build_site(&app);
-    let mut conn = app.db();
-    // Insert a fake entry between 2 and 3 by renumbering: the link of the next entry breaks.
-    conn.batch_execute(
-        "UPDATE audit_log SET seq = seq + 1000 WHERE seq >= 3; \
-         UPDATE audit_log SET seq = seq - 999 WHERE seq >= 1003; \
-         INSERT INTO audit_log (seq, at, actor, action, entity, entity_id, summary, prev_hash, hash) \
-         SELECT 3, at, 'root', 'delete', 'person', '1', 'forged', hash, hash FROM audit_log WHERE seq = 2;",
-    )
-    .unwrap();
-    let report = audit::verify(&mut conn).unwrap();
-    let seqs: Vec<i64> = report.problems.iter().map(|p| p.seq).collect();
-    assert!(seqs.contains(&3), "the forged entry: {:?}", report.problems);
-    assert!(
-        seqs.contains(&4),
-        "the entry after it no longer links: {:?}",
-        report.problems
-    );
+    for backend in backends() {
+        let app = TestApp::new(backend);
+        build_site(&app);
+        let mut conn = app.db();
+        let mut edited = entry(&mut conn, 4);
+        assert_eq!(
+            recomputed_hash(&edited),
+            edited.hash,
+            "the forger computes the appliance's own hash"
+        );
+        edited.summary = "nothing happened".to_owned();
+        edited.hash = recomputed_hash(&edited);
+        diesel::update(audit_log::table.filter(audit_log::seq.eq(4)))
+            .set((
+                audit_log::summary.eq(&edited.summary),
+                audit_log::hash.eq(&edited.hash),
+            ))
+            .execute(&mut conn)
+            .unwrap();
+        let report = audit::verify(&mut conn).unwrap();
+        assert_eq!(
+            report.problems,
+            vec![audit::ChainProblem {
+                seq: 5,
+                problem: "does not link to the entry before it (an entry was inserted or deleted before it)".to_owned(),
+            }],
+            "the edited entry matches its new hash; the one after it gives it away"
+        );
+
+        // An entry inserted between 7 and 8, linked to 7 and hashed as the appliance would.
+        conn.batch_execute("UPDATE audit_log SET seq = seq + 100000 WHERE seq >= 8")
+            .unwrap();
+        conn.batch_execute("UPDATE audit_log SET seq = seq - 99999 WHERE seq >= 100008")
+            .unwrap();
+        let seventh = entry(&mut conn, 7);
+        let mut forged = seventh.clone();
+        forged.seq = 8;
+        forged.action = "delete".to_owned();
+        forged.summary = "forged".to_owned();
+        forged.prev_hash = seventh.hash.clone();
+        forged.hash = recomputed_hash(&forged);
+        diesel::insert_into(audit_log::table)
+            .values((
+                audit_log::seq.eq(forged.seq),
+                audit_log::at.eq(forged.at),
+                audit_log::actor.eq(&forged.actor),
+                audit_log::action.eq(&forged.action),
+                audit_log::entity.eq(&forged.entity),
+                audit_log::entity_id.eq(&forged.entity_id),
+                audit_log::summary.eq(&forged.summary),
+                audit_log::before_json.eq(&forged.before_json),
+                audit_log::after_json.eq(&forged.after_json),
+                audit_log::prev_hash.eq(&forged.prev_hash),
+                audit_log::hash.eq(&forged.hash),
+            ))
+            .execute(&mut conn)
+            .unwrap();
+        let report = audit::verify(&mut conn).unwrap();
+        let at = |seq: i64| -> Vec<&str> {
+            report
+                .problems
+                .iter()
+                .filter(|p| p.seq == seq)
+                .map(|p| p.problem.as_str())
+                .collect()
+        };
+        assert_eq!(at(8), Vec::<&str>::new(), "the forged entry is valid in itself");
+        assert!(
+            at(9).iter().any(|p| p.contains("does not link")),
+            "the entry after the forged one no longer links: {:?}",
+            report.problems
+        );
+    }
 }

@@ -240,7 +240,7 @@ fn bad_site_file_exits_nonzero_and_imports_nothing() {
 
 #[test]
 fn simulate_one_card_at_one_reader_prints_its_answer() {
-    let site = crate::mqtt::site(crate::mqtt::Broker::Embedded);
+    let site = crate::mqtt::site(crate::mqtt::Broker::Embedded, crate::app::Backend::Sqlite);
     let broker = format!("mqtt://{}", site.app.mqtt_broker.unwrap());
     let topic_root = site.app.state.config.mqtt.topic_root.clone();
     // A Modbus reader at the same door, on a free port where `simulate` will listen.
@@ -356,7 +356,7 @@ fn simulate_one_card_leaves_the_real_reader_connected_and_online() {
     use std::time::{Duration, Instant};
 
     const WAIT: Duration = Duration::from_secs(10);
-    let site = crate::mqtt::site(crate::mqtt::Broker::Embedded);
+    let site = crate::mqtt::site(crate::mqtt::Broker::Embedded, crate::app::Backend::Sqlite);
     let broker = format!("mqtt://{}", site.app.mqtt_broker.unwrap());
     let topic_root = site.app.state.config.mqtt.topic_root.clone();
     let online = || crate::mqtt::reader_health(&site.app, "main-in")["online"].clone();

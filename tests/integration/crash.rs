@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use gatehouse_drivers::message::{Command, EventBody, WireCredential};
 use gatehouse_drivers::sim::{SimReader, SimSettings, answers};
 
+use crate::app::{Backend, PgDatabase, backends, fresh_postgres, skip_without_service};
 use crate::site_file::SMALL_SITE;
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
@@ -35,19 +36,34 @@ impl Drop for Running {
 struct Appliance {
     dir: std::path::PathBuf,
     mqtt_port: u16,
+    /// The database: a SQLite file in the folder, or a fresh PostgreSQL database.
+    database_url: String,
+    _pg: Option<PgDatabase>,
 }
 
 impl Appliance {
-    /// An appliance of its own folder (and MQTT port), with `site` imported.
-    fn with_site(dir: &tempfile::TempDir, site: &str) -> Appliance {
+    /// An appliance of its own folder (and MQTT port) on `backend`, with `site` imported.
+    fn with_site(dir: &tempfile::TempDir, backend: Backend, site: &str) -> Appliance {
         let mqtt_port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
+        let (database_url, pg) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}", dir.path().join("data/gatehouse.db").display()),
+                None,
+            ),
+            Backend::Postgres => {
+                let (url, db) = fresh_postgres();
+                (url, Some(db))
+            }
+        };
         let appliance = Appliance {
             dir: dir.path().to_path_buf(),
             mqtt_port,
+            database_url,
+            _pg: pg,
         };
         std::fs::write(dir.path().join("site.toml"), site).unwrap();
         let import = appliance
@@ -61,8 +77,7 @@ impl Appliance {
 
     /// The appliance's event log, read after it has stopped.
     fn swipes(&self) -> Vec<gatehouse::store::rows::EventRow> {
-        let url = format!("sqlite://{}", self.dir.join("data/gatehouse.db").display());
-        let pool = gatehouse::store::open(&url, 1).unwrap();
+        let pool = gatehouse::store::open(&self.database_url, 1).unwrap();
         let filter = gatehouse::event_log::EventFilter {
             kind: Some("swipe".into()),
             ..Default::default()
@@ -83,6 +98,10 @@ impl Appliance {
             .env("GATEHOUSE_LOG", "off")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        if self._pg.is_some() {
+            // On SQLite, the default: a file in the data folder.
+            c.env("GATEHOUSE_DATABASE_URL", &self.database_url);
+        }
         c
     }
 
@@ -160,8 +179,14 @@ async fn collect(reader: &mut SimReader, ledger: &mut Ledger, wait: Duration) {
 
 #[test]
 fn kill_9_loses_no_answered_swipe_and_answers_resends_once() {
+    for backend in backends() {
+        kill_9_loses_no_answered_swipe_and_answers_resends_once_on(backend);
+    }
+}
+
+fn kill_9_loses_no_answered_swipe_and_answers_resends_once_on(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let appliance = Appliance::with_site(&dir, SMALL_SITE);
+    let appliance = Appliance::with_site(&dir, backend, SMALL_SITE);
     let mqtt_port = appliance.mqtt_port;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -173,11 +198,18 @@ fn kill_9_loses_no_answered_swipe_and_answers_resends_once() {
     let mut cut_short = 0;
     for round in 0..5u64 {
         let child = std::sync::Arc::new(std::sync::Mutex::new(appliance.start()));
-        // The crash comes at a moment of its own, while swipes are in flight.
+        // The crash comes while swipes are in flight, after a number of new swipes of its
+        // own in each round (from 5 to 45 of the round's 60).
+        let sent_this_round = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let killer = {
             let child = child.clone();
+            let sent = sent_this_round.clone();
             std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(60 + 37 * round));
+                crate::app::wait_until_within(
+                    "the round's swipes under way",
+                    Duration::from_secs(30),
+                    || sent.load(std::sync::atomic::Ordering::SeqCst) >= 5 + 10 * round,
+                );
                 child.lock().unwrap().kill();
             })
         };
@@ -191,6 +223,7 @@ fn kill_9_loses_no_answered_swipe_and_answers_resends_once() {
                 let ts = Utc::now();
                 ledger.sent.insert(next_seq, ts);
                 let _ = reader.resend(next_seq, &body(), ts).await;
+                sent_this_round.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 next_seq += 1;
                 collect(&mut reader, &mut ledger, Duration::from_millis(4)).await;
             }
@@ -311,9 +344,17 @@ impl Drop for Mosquitto {
 #[test]
 fn a_broker_crash_loses_nothing_and_doubles_nothing() {
     let Some(binary) = Mosquitto::binary() else {
-        eprintln!("skipping the broker restart test: no mosquitto binary installed");
+        skip_without_service(
+            "the broker restart test: it runs a Mosquitto of its own, and no mosquitto binary is installed (apt-get install mosquitto)",
+        );
         return;
     };
+    for backend in backends() {
+        a_broker_crash_loses_nothing_and_doubles_nothing_on(&binary, backend);
+    }
+}
+
+fn a_broker_crash_loses_nothing_and_doubles_nothing_on(binary: &std::path::Path, backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -328,10 +369,11 @@ fn a_broker_crash_loses_nothing_and_doubles_nothing() {
         ),
     )
     .unwrap();
-    let mut broker = Mosquitto::start(&binary, &config, port);
-    let site = crate::mqtt::site(crate::mqtt::Broker::External(format!(
-        "mqtt://127.0.0.1:{port}"
-    )));
+    let mut broker = Mosquitto::start(binary, &config, port);
+    let site = crate::mqtt::site(
+        crate::mqtt::Broker::External(format!("mqtt://127.0.0.1:{port}")),
+        backend,
+    );
     let mut ledger = Ledger::default();
     let mut reader = site.reader("main-in", false);
     let body = EventBody::Swipe {
@@ -351,7 +393,7 @@ fn a_broker_crash_loses_nothing_and_doubles_nothing() {
         });
         // The broker dies mid-traffic and comes back; everyone reconnects.
         broker.kill();
-        broker = Mosquitto::start(&binary, &config, port);
+        broker = Mosquitto::start(binary, &config, port);
         site.runtime.block_on(async {
             let deadline = Instant::now() + Duration::from_secs(30);
             while ledger.answered.len() < ledger.sent.len() {
@@ -415,6 +457,14 @@ level = "Dock"
 /// numbering continues past the crash.
 #[test]
 fn kill_9_with_a_modbus_door_unlocked_relocks_it_and_records_each_answer_once() {
+    for backend in backends() {
+        kill_9_with_a_modbus_door_unlocked_relocks_it_and_records_each_answer_once_on(backend);
+    }
+}
+
+fn kill_9_with_a_modbus_door_unlocked_relocks_it_and_records_each_answer_once_on(
+    backend: Backend,
+) {
     use gatehouse_drivers::modbus_map::Beeper;
     use gatehouse_drivers::sim_modbus::{Output, SimDevice};
     const WAIT: Duration = Duration::from_secs(20);
@@ -428,7 +478,7 @@ fn kill_9_with_a_modbus_door_unlocked_relocks_it_and_records_each_answer_once() 
         .block_on(SimDevice::start("127.0.0.1:0".parse().unwrap(), 1))
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let appliance = Appliance::with_site(&dir, &modbus_site(device.addr().port()));
+    let appliance = Appliance::with_site(&dir, backend, &modbus_site(device.addr().port()));
     // The next relay write, skipping LED and beeper writes.
     let next_relay = |device: &mut SimDevice, within: Duration| {
         let deadline = Instant::now() + within;

@@ -11,6 +11,7 @@ mod console_editing;
 mod console_timezones;
 mod crash;
 mod event_log;
+mod harness;
 mod https;
 mod hub;
 mod modbus;

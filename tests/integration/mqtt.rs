@@ -13,7 +13,8 @@ use gatehouse_drivers::sim::{SimReader, SimSettings};
 use serde_json::json;
 
 use crate::app::{
-    Backend, Fixture, TestApp, assert_pin_on_no_record, assert_simulated, build_site,
+    Backend, Fixture, TestApp, assert_pin_on_no_record, assert_simulated, backends, build_site,
+    service_url,
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -28,13 +29,20 @@ pub enum Broker {
 }
 
 fn brokers() -> Vec<Broker> {
-    match std::env::var(MQTT_ENV) {
-        Ok(url) => vec![Broker::Embedded, Broker::External(url)],
-        Err(_) => {
-            eprintln!("skipping Mosquitto: set {MQTT_ENV}=mqtt://127.0.0.1:1883 to run it");
-            vec![Broker::Embedded]
-        }
+    match service_url(MQTT_ENV, "mqtt://127.0.0.1:1883", "Mosquitto") {
+        Some(url) => vec![Broker::Embedded, Broker::External(url)],
+        None => vec![Broker::Embedded],
     }
+}
+
+/// Every broker this run can test, each with every database backend it can test: what
+/// comes over MQTT is recorded and answered the same on SQLite and PostgreSQL.
+fn setups() -> Vec<(Broker, Backend)> {
+    let backends = backends();
+    brokers()
+        .into_iter()
+        .flat_map(|broker| backends.iter().map(move |backend| (broker.clone(), *backend)))
+        .collect()
 }
 
 pub struct Site {
@@ -47,7 +55,8 @@ pub struct Site {
     pub runtime: tokio::runtime::Runtime,
 }
 
-pub fn site(broker: Broker) -> Site {
+/// The fixture site on an appliance of `backend` whose readers talk MQTT through `broker`.
+pub fn site(broker: Broker, backend: Backend) -> Site {
     // A topic root and client id of its own, so tests sharing Mosquitto do not cross.
     let unique = format!("{}-{}", std::process::id(), rand_suffix());
     let topic_root = format!("gatehouse-test/{unique}/v1");
@@ -70,7 +79,7 @@ pub fn site(broker: Broker) -> Site {
         Broker::Embedded => (String::new(), 0),
         Broker::External(_) => config.external_address().unwrap(),
     };
-    let app = TestApp::with_mqtt(Backend::Sqlite, Some(config));
+    let app = TestApp::with_mqtt(backend, Some(config));
     let (host, port) = match app.mqtt_broker {
         Some(addr) => (addr.ip().to_string(), addr.port()),
         None => (host, port),
@@ -148,8 +157,8 @@ impl Site {
 
 #[test]
 fn a_swipe_over_mqtt_opens_the_door_once() {
-    for broker in brokers() {
-        let site = site(broker);
+    for (broker, backend) in setups() {
+        let site = site(broker, backend);
         let mut reader = site.reader("main-in", false);
         let (seq, answer) = site
             .runtime
@@ -209,8 +218,8 @@ fn a_swipe_over_mqtt_opens_the_door_once() {
 
 #[test]
 fn forged_commands_and_impersonation_do_not_open_doors() {
-    for broker in brokers() {
-        let site = site(broker);
+    for (broker, backend) in setups() {
+        let site = site(broker, backend);
         // Reader B exists with its own secret; A must sign its events.
         let b = site.app.post(
             "/api/v1/readers",
@@ -282,7 +291,13 @@ fn forged_commands_and_impersonation_do_not_open_doors() {
 
 #[test]
 fn the_embedded_broker_refuses_strangers() {
-    let site = site(Broker::Embedded);
+    for backend in backends() {
+        the_embedded_broker_refuses_strangers_on(backend);
+    }
+}
+
+fn the_embedded_broker_refuses_strangers_on(backend: Backend) {
+    let site = site(Broker::Embedded, backend);
     let wrong = site.settings("main-in", "not-the-secret-at-all", false);
     let refused = site.runtime.block_on(SimReader::connect(wrong, 1));
     assert!(refused.is_err(), "a wrong secret was let in");
@@ -317,8 +332,8 @@ fn the_embedded_broker_refuses_strangers() {
 
 #[test]
 fn bad_input_over_mqtt_is_a_fault_and_the_reader_keeps_being_served() {
-    for broker in brokers() {
-        let site = site(broker);
+    for (broker, backend) in setups() {
+        let site = site(broker, backend);
         let mut reader = site.reader("main-in", false);
         site.runtime
             .block_on(reader.publish_raw(b"{broken".to_vec()))
@@ -379,12 +394,19 @@ fn bad_input_over_mqtt_is_a_fault_and_the_reader_keeps_being_served() {
 
 #[test]
 fn swipes_are_searchable_and_streamed_live() {
+    for backend in backends() {
+        swipes_are_searchable_and_streamed_live_on(backend);
+    }
+}
+
+fn swipes_are_searchable_and_streamed_live_on(backend: Backend) {
     use std::io::BufRead;
-    let site = site(Broker::Embedded);
+    let site = site(Broker::Embedded, backend);
     let auditor = site.app.token_for("audrey", "auditor");
     // Someone watching the live stream (auditors may).
     let url = format!("http://{}/api/v1/events/stream", site.app.addr);
     let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let (connected_tx, connected) = std::sync::mpsc::channel::<()>();
     let watcher = std::thread::spawn(move || {
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(20)))
@@ -396,6 +418,9 @@ fn swipes_are_searchable_and_streamed_live() {
             .call()
             .unwrap();
         assert_eq!(response.headers()["content-type"], "text/event-stream");
+        // The appliance subscribed this client before it answered: from now on it is sent
+        // every event.
+        let _ = connected_tx.send(());
         let reader = std::io::BufReader::new(response.body_mut().as_reader());
         for line in reader.lines() {
             let Ok(line) = line else { break };
@@ -404,7 +429,9 @@ fn swipes_are_searchable_and_streamed_live() {
             }
         }
     });
-    std::thread::sleep(Duration::from_millis(300));
+    connected
+        .recv_timeout(WAIT)
+        .expect("the event stream answered");
     let mut reader = site.reader("main-in", false);
     let (_, answer) = site
         .runtime
@@ -452,7 +479,13 @@ fn swipes_are_searchable_and_streamed_live() {
 
 #[test]
 fn simulate_plays_readers_against_a_running_appliance() {
-    let site = site(Broker::Embedded);
+    for backend in backends() {
+        simulate_plays_readers_against_a_running_appliance_on(backend);
+    }
+}
+
+fn simulate_plays_readers_against_a_running_appliance_on(backend: Backend) {
+    let site = site(Broker::Embedded, backend);
     for reader in ["side-in", "lobby-in"] {
         let r = site.app.post(
             "/api/v1/readers",
@@ -481,8 +514,14 @@ fn simulate_plays_readers_against_a_running_appliance() {
 
 #[test]
 fn lockdown_reaches_every_reader_at_once() {
+    for backend in backends() {
+        lockdown_reaches_every_reader_at_once_on(backend);
+    }
+}
+
+fn lockdown_reaches_every_reader_at_once_on(backend: Backend) {
     use gatehouse_drivers::message::ReaderMode;
-    let site = site(Broker::Embedded);
+    let site = site(Broker::Embedded, backend);
     let side = site.app.post(
         "/api/v1/readers",
         json!({"reader_id": "side-in", "door_id": site.f.server_door}),
@@ -541,7 +580,13 @@ fn lockdown_reaches_every_reader_at_once() {
 
 #[test]
 fn card_and_pin_asks_for_the_pin_then_checks_it() {
-    let site = site(Broker::Embedded);
+    for backend in backends() {
+        card_and_pin_asks_for_the_pin_then_checks_it_on(backend);
+    }
+}
+
+fn card_and_pin_asks_for_the_pin_then_checks_it_on(backend: Backend) {
+    let site = site(Broker::Embedded, backend);
     let f = &site.f;
     // The server room door wants card and PIN; Ada's card gets a PIN and the IT level.
     let r = site.app.put(
@@ -621,8 +666,8 @@ pub(crate) fn reader_health(app: &crate::app::TestApp, reader_id: &str) -> serde
 
 #[test]
 fn reader_health_follows_status_heartbeats_and_the_last_will() {
-    for broker in brokers() {
-        let site = site(broker);
+    for (broker, backend) in setups() {
+        let site = site(broker, backend);
         let health = |site: &Site| reader_health(&site.app, "main-in");
         assert_eq!(
             health(&site)["online"],
@@ -916,7 +961,13 @@ fn simulate_reaches_a_broker_that_listens_only_over_tls() {
 
 #[test]
 fn a_readers_events_are_judged_in_the_order_it_sent_them() {
-    let site = site(Broker::Embedded);
+    for backend in backends() {
+        a_readers_events_are_judged_in_the_order_it_sent_them_on(backend);
+    }
+}
+
+fn a_readers_events_are_judged_in_the_order_it_sent_them_on(backend: Backend) {
+    let site = site(Broker::Embedded, backend);
     let mut reader = site.reader("main-in", false);
     // People leaving: REX, the door opens, the door closes, sent back to back. Judged out
     // of order, an opening would come before its REX and look forced.
@@ -945,7 +996,13 @@ fn a_readers_events_are_judged_in_the_order_it_sent_them() {
 
 #[test]
 fn a_thousand_readers_coming_online_at_once_do_not_stall_the_appliance() {
-    let site = site(Broker::Embedded);
+    for backend in backends() {
+        a_thousand_readers_coming_online_at_once_do_not_stall_the_appliance_on(backend);
+    }
+}
+
+fn a_thousand_readers_coming_online_at_once_do_not_stall_the_appliance_on(backend: Backend) {
+    let site = site(Broker::Embedded, backend);
     // 1,100 more readers: more than the MQTT client's queue of 1,024 requests holds.
     let mut file = String::from("version = 1\n");
     for i in 0..1100 {
