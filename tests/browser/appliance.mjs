@@ -118,9 +118,8 @@ export class Appliance {
         '[mqtt]',
         'broker = "embedded"',
         `listen = "127.0.0.1:${this.mqttPort}"`,
-        // The example site's Modbus readers are registered at addresses of another network.
-        '[modbus]',
-        'enabled = false',
+        // Modbus polling stays on: the example site's Modbus readers are on loopback ports,
+        // where `simulate` serves stand-in devices (and nothing answers otherwise).
         '',
       ].join('\n'),
     );
@@ -209,6 +208,22 @@ export class Appliance {
     return matches[0];
   }
 
+  /**
+   * The reader hosts of this appliance that are not this machine (127.0.0.0/8, ::1,
+   * localhost): an appliance under test may poll nothing else.
+   */
+  async readerHostsOutsideLoopback() {
+    const outside = [];
+    for (let offset = 0; ; offset += 1000) {
+      const page = await this.api('GET', `/readers?offset=${offset}&limit=1000`);
+      for (const reader of page.items) {
+        const host = reader.modbus_host;
+        if (host && !isLoopbackHost(host)) outside.push(`${reader.reader_id}: ${host}`);
+      }
+      if (offset + page.items.length >= page.total || page.items.length === 0) return outside;
+    }
+  }
+
   async stop() {
     const server = this.#server;
     this.#server = null;
@@ -223,6 +238,13 @@ export class Appliance {
       await rm(this.dir, { recursive: true, force: true });
     }
   }
+}
+
+/** Whether `host` is this machine: an address in 127.0.0.0/8, ::1, or localhost. */
+export function isLoopbackHost(host) {
+  const bare = host.replace(/^\[|\]$/g, '');
+  if (bare.toLowerCase() === 'localhost' || (net.isIPv6(bare) && bare === '::1')) return true;
+  return net.isIPv4(bare) && bare.startsWith('127.');
 }
 
 /** Headless Chromium from the distribution (playwright-core downloads no browser). */

@@ -21,6 +21,11 @@ const READER = 'floor-3-stair-north-in';
 const DOOR = 'Floor 3 Stair North';
 const LEVEL = 'Server Room';
 
+// A Modbus reader of the example site (the loading dock's side door), registered on a
+// loopback port where `simulate` serves a stand-in device for the appliance to poll.
+const MODBUS_READER = 'loading-dock-side-door-in';
+const MODBUS_DOOR = 'Loading Dock Side Door';
+
 const LOCKDOWN_CONFIRMATION = 'Every door locks and cards stop working until lockdown ends';
 
 const WAIT_MS = 10_000;
@@ -214,27 +219,47 @@ describe('the web console', { timeout: 10 * 60_000 }, () => {
 
   it('opens the pages inside the sections', async () => {
     const page = await signedIn(ADMINS.admin);
+    // Each page is tried even when one before it fails, so that every page there is gets
+    // its screenshot; the failures are reported together.
     const problems = [];
-    for (const [link, from, name] of [
-      ['Cards', '/people', 'cards'],
-      ['Schedules', '/levels', 'schedules'],
-      ['Holidays', '/levels', 'holidays'],
-      ['Zones', '/levels', 'zones'],
-      ['API tokens', '/admins', 'tokens'],
+    const heading = async () => (await page.getByRole('heading', { level: 1 }).innerText()).trim();
+    for (const [link, from, pathname, title] of [
+      ['Cards', '/people', '/cards', 'Cards'],
+      ['Schedules', '/levels', '/schedules', 'Schedules'],
+      ['Holidays', '/levels', '/holidays', 'Holidays'],
+      ['Zones', '/levels', '/zones', 'Zones'],
+      ['API tokens', '/admins', '/tokens', 'API tokens'],
     ]) {
-      await page.goto(from);
-      await page.getByRole('link', { name: link, exact: true }).click();
-      await page.getByRole('heading', { level: 1 }).waitFor({ state: 'visible' });
-      await screenshot(page, name);
+      try {
+        await page.goto(from);
+        await page.getByRole('link', { name: link, exact: true }).click();
+        await page.waitForURL((url) => url.pathname === pathname);
+        const shown = await heading();
+        if (shown !== title) problems.push(`${link} (${pathname}): the page is headed "${shown}"`);
+        await screenshot(page, pathname.slice(1));
+      } catch (error) {
+        problems.push(`${link} from ${from}: ${error.message.split('\n')[0]}`);
+      }
     }
-    await page.goto('/doors');
-    await page.getByRole('table').getByRole('link').first().click();
-    await page.getByRole('button', { name: 'Unlock' }).waitFor({ state: 'visible' });
-    await screenshot(page, 'door');
-    await page.goto('/levels');
-    await page.getByRole('table').getByRole('link').first().click();
-    await page.getByRole('heading', { level: 1 }).waitFor({ state: 'visible' });
-    await screenshot(page, 'level');
+    // The first door and the first access level of their lists, each on a page of its own.
+    for (const [from, name, ready] of [
+      ['/doors', 'door', () => page.getByRole('button', { name: 'Unlock' }).waitFor({ state: 'visible' })],
+      ['/levels', 'level', () => page.getByRole('heading', { level: 1 }).waitFor({ state: 'visible' })],
+    ]) {
+      try {
+        await page.goto(from);
+        const first = page.getByRole('table').getByRole('link').first();
+        const linked = (await first.innerText()).trim();
+        await first.click();
+        await page.waitForURL((url) => new RegExp(`^${from}/\\d+$`).test(url.pathname));
+        await ready();
+        const shown = await heading();
+        if (!shown.startsWith(linked)) problems.push(`${name} "${linked}": the page is headed "${shown}"`);
+        await screenshot(page, name);
+      } catch (error) {
+        problems.push(`the first ${name} of ${from}: ${error.message.split('\n')[0]}`);
+      }
+    }
     assert.deepEqual(problems, []);
   });
 
@@ -367,6 +392,22 @@ describe('the web console', { timeout: 10 * 60_000 }, () => {
       'the dashboard was not reloaded',
     );
     await screenshot(dashboard, 'dashboard-live');
+  });
+
+  it('hears a swipe at a Modbus reader, polled on loopback like every reader of the site', async () => {
+    assert.deepEqual(await app.readerHostsOutsideLoopback(), [], 'readers outside this machine');
+    // Their level opens no loading dock door: the device is told no, and the feed says so.
+    const person = await personViaApi('Mo Dbus');
+    const dashboard = await signedIn(ADMINS.admin);
+    await dashboard.locator('#live-feed').waitFor({ state: 'attached' });
+    const answer = await app.swipe(MODBUS_READER, person.card);
+    assert.match(answer, new RegExp(`^${MODBUS_READER}: denied\\b`), answer);
+    const entry = dashboard
+      .locator('#live-feed li')
+      .filter({ hasText: person.name })
+      .filter({ hasText: /\bdenied\b/i });
+    await entry.first().waitFor({ state: 'visible' });
+    assert.match(await entry.first().innerText(), new RegExp(MODBUS_DOOR));
   });
 
   it('suspends the person: their next swipe is denied, in the feed too', async () => {
