@@ -100,6 +100,9 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
         };
         App::new()
             .app_data(app_state.clone())
+            // Innermost: what reaches a handler has a readable query string, and what the API
+            // answers is JSON (the headers below still go on every answer).
+            .wrap(actix_web::middleware::from_fn(crate::web::edge::guard))
             .wrap(
                 headers
                     .add(("X-Content-Type-Options", "nosniff"))
