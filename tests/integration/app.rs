@@ -171,6 +171,7 @@ impl TestApp {
                 timeout_ms: 200,
                 backoff_max_ms: 500,
             },
+            readers: Default::default(),
             events: Default::default(),
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
