@@ -271,6 +271,8 @@ fn init_logging() {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     init_logging();
     let config = load_config(cli.config.as_deref())?;
+    // Imports write readers: their hosts are held to the configured networks too.
+    crate::entities::readers::set_allowed_networks(config.readers.networks()?);
     match cli.command {
         Command::CheckConfig => {
             println!("configuration is valid");

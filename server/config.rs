@@ -24,7 +24,75 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub mqtt: MqttConfig,
     pub modbus: ModbusConfig,
+    pub readers: ReadersConfig,
     pub events: EventsConfig,
+}
+
+/// Where readers may be: a reader's host (a Modbus reader's `modbus_host`) must be, or
+/// resolve to, an address in one of these ranges.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReadersConfig {
+    /// CIDR ranges (`10.0.0.0/8`, `fe80::/10`, or one address); a list in the file, or
+    /// comma-separated in GATEHOUSE_READERS_ALLOWED_NETWORKS.
+    #[serde(deserialize_with = "list_or_commas")]
+    pub allowed_networks: Vec<String>,
+}
+
+impl Default for ReadersConfig {
+    /// Loopback and the private ranges: I/O modules sit on the building's own network, and
+    /// `gatehouse simulate` serves stand-in devices on loopback; a public address is never a
+    /// door's I/O module, and reaching one would let an operator use the appliance to probe
+    /// the internet.
+    fn default() -> Self {
+        ReadersConfig {
+            allowed_networks: gatehouse_drivers::networks::Networks::private()
+                .0
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        }
+    }
+}
+
+impl ReadersConfig {
+    /// The ranges, parsed (validated at load, so an error here names the bad one).
+    pub fn networks(&self) -> Result<gatehouse_drivers::networks::Networks, ConfigError> {
+        let mut ranges = Vec::new();
+        for text in &self.allowed_networks {
+            ranges.push(text.parse().map_err(|message| ConfigError::Invalid {
+                key: "readers.allowed_networks",
+                message,
+            })?);
+        }
+        if ranges.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "readers.allowed_networks",
+                message: "must name at least one range (no reader host could be reached)"
+                    .to_owned(),
+            });
+        }
+        Ok(gatehouse_drivers::networks::Networks(ranges))
+    }
+}
+
+/// A list of strings, or one string of comma-separated items (as an environment variable).
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrText {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match ListOrText::deserialize(d)? {
+        ListOrText::List(items) => items,
+        ListOrText::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -368,6 +436,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             mqtt: MqttConfig::default(),
             modbus: ModbusConfig::default(),
+            readers: ReadersConfig::default(),
             events: EventsConfig::default(),
         }
     }
@@ -549,6 +618,7 @@ impl Config {
                 });
             }
         }
+        self.readers.networks()?;
         if self.events.retention_days > 36_500 {
             return Err(ConfigError::Invalid {
                 key: "events.retention_days",
@@ -660,6 +730,13 @@ impl Config {
                 },
             ),
             (
+                "readers",
+                format!(
+                    "hosts only in {}",
+                    self.readers.allowed_networks.join(", ")
+                ),
+            ),
+            (
                 "events",
                 match self.events.retention_days {
                     0 => "kept forever".to_owned(),
@@ -671,7 +748,7 @@ impl Config {
 }
 
 /// Sections of the config file; a variable GATEHOUSE_{SECTION}_{KEY} sets `[section] key`.
-const SECTIONS: &[&str] = &["http", "database", "mqtt", "events", "modbus"];
+const SECTIONS: &[&str] = &["http", "database", "mqtt", "events", "modbus", "readers"];
 
 fn apply_env_override(table: &mut toml::Table, var: &str, raw: &str) -> Result<(), ConfigError> {
     let name = var[ENV_PREFIX.len()..].to_ascii_lowercase();
@@ -1006,5 +1083,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("database.pool_size"), "{err}");
+    }
+
+    #[test]
+    fn reader_networks_are_ranges_from_the_file_or_the_environment() {
+        let c = Config::load(None, Vec::new()).unwrap();
+        let private = c.readers.networks().unwrap();
+        assert!(private.contains("192.168.4.20".parse().unwrap()));
+        assert!(!private.contains("8.8.8.8".parse().unwrap()));
+        let c = load_str("[readers]\nallowed_networks = [\"10.20.0.0/16\"]\n", &[]).unwrap();
+        let narrow = c.readers.networks().unwrap();
+        assert!(narrow.contains("10.20.0.64".parse().unwrap()));
+        assert!(!narrow.contains("10.21.0.1".parse().unwrap()));
+        let c = load_str(
+            "",
+            &[("GATEHOUSE_READERS_ALLOWED_NETWORKS", "127.0.0.0/8, 10.0.0.0/8")],
+        )
+        .unwrap();
+        assert_eq!(c.readers.allowed_networks, ["127.0.0.0/8", "10.0.0.0/8"]);
+        for bad in [
+            "[readers]\nallowed_networks = [\"10.0.0.1/8\"]\n",
+            "[readers]\nallowed_networks = [\"the office\"]\n",
+            "[readers]\nallowed_networks = []\n",
+        ] {
+            let err = load_str(bad, &[]).unwrap_err().to_string();
+            assert!(err.contains("readers.allowed_networks"), "{bad}: {err}");
+        }
+        let summary = Config::default().summary();
+        assert!(
+            summary
+                .iter()
+                .any(|(k, v)| *k == "readers" && v.contains("192.168.0.0/16")),
+            "{summary:?}"
+        );
     }
 }

@@ -14,6 +14,7 @@ pub mod event_log;
 pub mod explain;
 pub mod fault_budget;
 pub mod hub;
+pub mod input;
 pub mod live;
 pub mod policy;
 pub mod reader_health;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use gatehouse_drivers::message::Command;
 use gatehouse_drivers::modbus::{self, DeviceEvent, DeviceHandle, DevicePoller, DeviceSettings};
+use gatehouse_drivers::networks::Networks;
 use tokio::sync::oneshot;
 
 use crate::config::ModbusConfig;
@@ -44,16 +45,28 @@ struct Running {
 }
 
 /// Starts polling (unless `[modbus] enabled = false`); runs until the process ends.
-pub fn start(config: &ModbusConfig, live: Arc<LivePolicy>, hub: Hub, db: DbPool) {
+pub fn start(
+    config: &ModbusConfig,
+    allowed: Networks,
+    live: Arc<LivePolicy>,
+    hub: Hub,
+    db: DbPool,
+) {
     if !config.enabled {
         tracing::info!("Modbus polling is off ([modbus] enabled = false)");
         return;
     }
-    tokio::spawn(supervise(config.clone(), live, hub, db));
+    tokio::spawn(supervise(config.clone(), allowed, live, hub, db));
 }
 
 /// Keeps one driver per registered Modbus reader, and each told its door's mode.
-async fn supervise(config: ModbusConfig, live: Arc<LivePolicy>, hub: Hub, db: DbPool) {
+async fn supervise(
+    config: ModbusConfig,
+    allowed: Networks,
+    live: Arc<LivePolicy>,
+    hub: Hub,
+    db: DbPool,
+) {
     let mut swaps = live.watch_swaps();
     let mut unlocks = hub.watch_mode_changes();
     let mut running: HashMap<String, Running> = HashMap::new();
@@ -83,13 +96,15 @@ async fn supervise(config: ModbusConfig, live: Arc<LivePolicy>, hub: Hub, db: Db
                 poll_interval: Duration::from_millis(config.poll_interval_ms),
                 timeout: Duration::from_millis(config.timeout_ms),
                 backoff_max: Duration::from_millis(config.backoff_max_ms),
+                allowed: allowed.clone(),
             };
             let (handle, poller) = modbus::device(settings, first_seq);
             let (stop, stopped) = oneshot::channel();
             hub.health().attach_poller(&reader_id, handle.clone());
             tracing::info!(
                 reader = %reader_id,
-                host = %target.host,
+                // Debug: quoted and escaped, so a stored host cannot forge log lines.
+                host = ?target.host,
                 port = target.port,
                 unit = target.unit,
                 "polling a Modbus reader"

@@ -41,6 +41,9 @@ pub struct Running {
 
 /// Starts everything and returns once the listener is bound.
 pub async fn start(config: Config, clock: Clock) -> Result<Running> {
+    // Where reader hosts may be, for every write of a reader and every device connection.
+    let allowed_networks = config.readers.networks()?;
+    crate::entities::readers::set_allowed_networks(allowed_networks.clone());
     let pool = {
         let config = config.clone();
         tokio::task::spawn_blocking(move || crate::cli::open_database(&config)).await??
@@ -71,7 +74,13 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
     let hub = Hub::new(live.clone(), log.clone(), clock);
     let console_hub = hub.clone();
     let mqtt = crate::reader_mqtt::start(&config.mqtt, live.clone(), hub.clone())?;
-    crate::reader_modbus::start(&config.modbus, live.clone(), hub.clone(), pool.clone());
+    crate::reader_modbus::start(
+        &config.modbus,
+        allowed_networks.clone(),
+        live.clone(),
+        hub.clone(),
+        pool.clone(),
+    );
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -100,6 +109,9 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
         };
         App::new()
             .app_data(app_state.clone())
+            // Innermost: what reaches a handler has a readable query string, and what the API
+            // answers is JSON (the headers below still go on every answer).
+            .wrap(actix_web::middleware::from_fn(crate::web::edge::guard))
             .wrap(
                 headers
                     .add(("X-Content-Type-Options", "nosniff"))

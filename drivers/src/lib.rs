@@ -8,5 +8,6 @@ pub mod message;
 pub mod modbus;
 pub mod modbus_map;
 pub mod mqtt;
+pub mod networks;
 pub mod sim;
 pub mod sim_modbus;

@@ -40,6 +40,9 @@ pub struct DeviceSettings {
     pub timeout: Duration,
     /// The longest wait between reconnection attempts.
     pub backoff_max: Duration,
+    /// Where the host may resolve to: addresses outside are never connected to, whatever
+    /// the name resolves to at the time (`[readers] allowed_networks`).
+    pub allowed: crate::networks::Networks,
 }
 
 /// What the poller reports to its owner.
@@ -244,14 +247,46 @@ impl DevicePoller {
     }
 
     async fn connect(&mut self) {
-        let target = format!("{}:{}", self.settings.host, self.settings.port);
-        let stream =
-            match tokio::time::timeout(self.settings.timeout, TcpStream::connect(&target)).await {
+        // An IPv6 address needs its brackets before the port.
+        let target = match self.settings.host.parse::<std::net::IpAddr>() {
+            Ok(ip) => std::net::SocketAddr::new(ip, self.settings.port).to_string(),
+            Err(_) => format!("{}:{}", self.settings.host, self.settings.port),
+        };
+        let addrs = match tokio::time::timeout(
+            self.settings.timeout,
+            tokio::net::lookup_host(target.as_str()),
+        )
+        .await
+        {
+            Ok(Ok(addrs)) => addrs.collect::<Vec<_>>(),
+            Ok(Err(e)) => return self.failed(format!("cannot resolve {target:?}: {e}")),
+            Err(_) => return self.failed(format!("no address for {target:?} in time")),
+        };
+        // Checked on every connection, so a name that later resolves elsewhere is not followed.
+        let allowed: Vec<std::net::SocketAddr> = addrs
+            .iter()
+            .copied()
+            .filter(|a| self.settings.allowed.contains(a.ip()))
+            .collect();
+        if allowed.is_empty() {
+            let found: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
+            return self.failed(format!(
+                "{target:?} resolves to {}, outside the allowed networks ({})",
+                found.join(", "),
+                self.settings.allowed
+            ));
+        }
+        let stream = match tokio::time::timeout(
+            self.settings.timeout,
+            TcpStream::connect(allowed.as_slice()),
+        )
+        .await
+        {
                 Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => return self.failed(format!("cannot connect to {target}: {e}")),
+                Ok(Err(e)) => return self.failed(format!("cannot connect to {target:?}: {e}")),
                 Err(_) => {
                     return self.failed(format!(
-                        "no connection to {target} within {} ms",
+                        "no connection to {target:?} within {} ms",
                         self.settings.timeout.as_millis()
                     ));
                 }
@@ -296,7 +331,7 @@ impl DevicePoller {
             self.queue.push_back(DeviceEvent::Offline { reason });
         } else {
             tracing::debug!(
-                host = %self.settings.host,
+                host = ?self.settings.host,
                 port = self.settings.port,
                 %reason,
                 "Modbus device still unreachable"
@@ -637,6 +672,7 @@ mod tests {
             poll_interval: Duration::from_millis(10),
             timeout: Duration::from_millis(200),
             backoff_max: Duration::from_millis(300),
+            allowed: crate::networks::Networks::private(),
         };
         let (handle, poller) = device(settings, 100);
         (sim, handle, poller)
@@ -906,6 +942,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_host_outside_the_allowed_networks_is_never_connected_to() {
+        let (sim, _handle, _poller) = pair(1).await;
+        let settings = DeviceSettings {
+            host: "localhost".into(),
+            port: sim.addr().port(),
+            unit: 1,
+            poll_interval: Duration::from_millis(10),
+            timeout: Duration::from_millis(200),
+            backoff_max: Duration::from_millis(300),
+            allowed: crate::networks::Networks(vec!["10.0.0.0/8".parse().unwrap()]),
+        };
+        let (_h, mut poller) = device(settings, 1);
+        let offline = next(&mut poller).await;
+        assert!(
+            matches!(&offline, DeviceEvent::Offline { reason } if reason.contains("outside the allowed networks")),
+            "{offline:?}"
+        );
+        assert_eq!(sim.polls(), 0, "the device was never reached");
+    }
+
+    #[tokio::test]
     async fn a_wrong_unit_id_is_refused() {
         let (sim, _handle, _poller) = pair(1).await;
         let settings = DeviceSettings {
@@ -915,6 +972,7 @@ mod tests {
             poll_interval: Duration::from_millis(10),
             timeout: Duration::from_millis(200),
             backoff_max: Duration::from_millis(300),
+            allowed: crate::networks::Networks::private(),
         };
         let (_h, mut other) = device(settings, 1);
         let offline = next(&mut other).await;

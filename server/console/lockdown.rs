@@ -74,6 +74,18 @@ async fn set_lockdown(
                     limit: 1000,
                 },
             )?;
+            // A site that does not exist (or, for every site, none at all) is refused: a
+            // lockdown that locks nothing must not be reported, or logged, as started.
+            if let Some(id) = site_id
+                && !sites.iter().any(|site| site.id == id)
+            {
+                return Err(ApiError::NotFound(format!("site {id} does not exist")));
+            }
+            if sites.is_empty() {
+                return Err(ApiError::NotFound(
+                    "there is no site to lock down or release yet".to_owned(),
+                ));
+            }
             crate::store::write_transaction(conn, |conn| {
                 for site in sites {
                     if site_id.is_some_and(|id| id != site.id) || site.lockdown == on {

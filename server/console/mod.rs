@@ -149,6 +149,7 @@ impl From<ApiError> for PageError {
             }
             ApiError::Conflict(m) => PageError::Conflict(m),
             ApiError::Invalid(fields) => PageError::BadForm(describe(&fields)),
+            ApiError::BadRequest(message, _) => PageError::BadForm(message),
             // The detail goes to the log; the page says only that it failed.
             ApiError::Internal(detail) => PageError::Internal(detail),
             other => PageError::Internal(other.to_string()),
@@ -187,7 +188,7 @@ impl From<askama::Error> for PageError {
 }
 
 /// Every field's messages in one line, for errors that have no form to show them beside.
-fn describe(fields: &FieldErrors) -> String {
+pub fn describe(fields: &FieldErrors) -> String {
     fields
         .0
         .iter()

@@ -617,7 +617,9 @@ impl<T> Posted<T> {
 
 /// True unless the browser says the request came from another site: `Sec-Fetch-Site`
 /// must be `same-origin` where the browser sends it, and `Origin`, where sent, must name
-/// this host. (The CSRF token is the main defence; this is a second one.)
+/// this host: the request's own `Host` (the URI's authority over HTTP/2), never
+/// `X-Forwarded-Host` or `Forwarded`, which any client may send. (The CSRF token is the
+/// main defence; this is a second one.)
 pub fn same_origin(req: &HttpRequest) -> bool {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     if let Some(site) = header("Sec-Fetch-Site") {
@@ -626,7 +628,12 @@ pub fn same_origin(req: &HttpRequest) -> bool {
     let Some(origin) = header("Origin") else {
         return true;
     };
-    let host = req.connection_info().host().to_owned();
+    let host = req
+        .headers()
+        .get(actix_web::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or_default();
     origin
         .split_once("://")
         .is_some_and(|(_, rest)| rest.trim_end_matches('/') == host)

@@ -187,7 +187,7 @@ pub trait Entity: 'static {
     /// Collection name, used in URLs: "people".
     const COLLECTION: &'static str;
     type View: Serialize + ToSchema + Send + 'static;
-    type Input: DeserializeOwned + ToSchema + Send + 'static;
+    type Input: DeserializeOwned + Serialize + ToSchema + Send + 'static;
     type Filter: DeserializeOwned + IntoParams + Default + Send + 'static;
 
     fn list(
@@ -239,12 +239,26 @@ fn not_found<E: Entity>(id: i64) -> ChangeError {
     }
 }
 
+/// Refuses an input holding a NUL anywhere (a name, an id, a nested field), naming each
+/// field: every way in (API, console, site file, CSV) writes through here.
+fn refuse_nul<T: Serialize>(input: &T) -> Result<(), ChangeError> {
+    let Ok(value) = serde_json::to_value(input) else {
+        return Ok(());
+    };
+    let mut errors = FieldErrors::default();
+    for path in crate::input::nul_paths(&value) {
+        errors.add(path, crate::input::NUL);
+    }
+    errors.into_result()
+}
+
 /// Creates an entity and its audit entry in one transaction.
 pub fn create<E: Entity>(
     conn: &mut DbConnection,
     input: E::Input,
     ctx: &ChangeContext<'_>,
 ) -> Result<E::View, ChangeError> {
+    refuse_nul(&input)?;
     crate::store::write_transaction(conn, |conn| {
         let id = E::write(conn, None, input, ctx)?;
         let mut after = E::get(conn, id)?.ok_or_else(|| not_found::<E>(id))?;
@@ -343,6 +357,7 @@ pub fn upsert<E: Entity>(
     input: E::Input,
     ctx: &ChangeContext<'_>,
 ) -> Result<(i64, Upserted), ChangeError> {
+    refuse_nul(&input)?;
     let Some(id) = id else {
         let id = crate::store::write_transaction(conn, |conn| {
             let id = E::write(conn, None, input, ctx)?;

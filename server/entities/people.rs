@@ -228,6 +228,17 @@ impl Entity for People {
             } else {
                 let found = diesel::select(exists(people::table.find(manager))).get_result(conn)?;
                 require_ref(&mut errors, "manager_id", "person", manager, found);
+                if let Some(id) = id
+                    && found
+                    && manages_through(conn, manager, id)?
+                {
+                    errors.add(
+                        "manager_id",
+                        format!(
+                            "person {manager} reports to this person (directly or through others); managers cannot form a cycle"
+                        ),
+                    );
+                }
             }
         }
         let employee_id = input.employee_id.trim().to_owned();
@@ -278,6 +289,29 @@ impl Entity for People {
     fn label(view: &PersonView) -> String {
         format!("person {}", view.employee_id)
     }
+}
+
+/// True when `person` is `candidate` or reports to them through the chain of managers.
+/// Refusing such a manager keeps the chain a tree, which the site file needs (its import
+/// writes managers before their reports). A cycle already stored is walked once, not forever.
+fn manages_through(conn: &mut DbConnection, person: i64, candidate: i64) -> QueryResult<bool> {
+    let mut seen = std::collections::HashSet::new();
+    let mut current = Some(person);
+    while let Some(p) = current {
+        if p == candidate {
+            return Ok(true);
+        }
+        if !seen.insert(p) {
+            return Ok(false);
+        }
+        current = people::table
+            .find(p)
+            .select(people::manager_id)
+            .first::<Option<i64>>(conn)
+            .optional()?
+            .flatten();
+    }
+    Ok(false)
 }
 
 /// Finds a person id by employee id (the site file's natural key).

@@ -11,6 +11,10 @@ use utoipa::{IntoParams, ToSchema};
 use super::{
     ChangeContext, ChangeError, Entity, FieldErrors, Page, like_pattern, lower, require_ref, utc,
 };
+use std::sync::RwLock;
+
+use gatehouse_drivers::networks::Networks;
+
 use crate::policy::Direction;
 use crate::store::DbConnection;
 use crate::store::rows::ReaderRow;
@@ -122,6 +126,62 @@ pub fn generate_secret() -> String {
     hex::encode(bytes)
 }
 
+/// Where reader hosts may be (`[readers] allowed_networks`). The entity layer has no config
+/// of its own, so `serve` and the CLI set this once at start from theirs; until then (and in
+/// a process that never sets it) it is the default: loopback and the private ranges.
+static ALLOWED_NETWORKS: RwLock<Option<Networks>> = RwLock::new(None);
+
+/// Holds every later reader write to these ranges (see [`ALLOWED_NETWORKS`]).
+pub fn set_allowed_networks(networks: Networks) {
+    match ALLOWED_NETWORKS.write() {
+        Ok(mut slot) => *slot = Some(networks),
+        Err(poisoned) => *poisoned.into_inner() = Some(networks),
+    }
+}
+
+fn allowed_networks() -> Networks {
+    let slot = match ALLOWED_NETWORKS.read() {
+        Ok(slot) => slot.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    };
+    slot.unwrap_or_else(Networks::private)
+}
+
+/// A reader's host: an IP address inside the allowed networks, or a DNS name (letters,
+/// digits, '-' and '.', labels of 1 to 63 characters, 253 in all), whose addresses the
+/// Modbus driver checks against the same networks each time it connects. No port, spaces
+/// or control characters: a host is written into logs and connection attempts.
+pub fn check_host(host: &str, allowed: &Networks) -> Result<(), String> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        if ip.is_unspecified() || ip.is_multicast() || !allowed.contains(ip) {
+            return Err(format!(
+                "{ip} is outside the networks readers may be on ([readers] allowed_networks: {allowed})"
+            ));
+        }
+        return Ok(());
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    let label_ok = |label: &str| {
+        (1..=63).contains(&label.len())
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+        return Err(format!(
+            "{host:?} is neither an IP address nor a DNS name (letters, digits, '-' and '.'; \
+             the port goes in modbus_port)"
+        ));
+    }
+    // All digits and dots is an IPv4 address mistyped, not a name.
+    if name.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(format!("{host:?} is not a valid IPv4 address"));
+    }
+    Ok(())
+}
+
 /// A reader id is an MQTT topic segment and a broker username: keep it plain.
 pub fn valid_reader_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
@@ -203,15 +263,16 @@ impl Entity for Readers {
             );
         }
         if protocol == Some(Protocol::Modbus) {
-            if input
-                .modbus_host
-                .as_deref()
-                .is_none_or(|h| h.trim().is_empty())
-            {
-                errors.add(
+            match input.modbus_host.as_deref().map(str::trim) {
+                None | Some("") => errors.add(
                     "modbus_host",
                     "a Modbus reader needs the host of its I/O module",
-                );
+                ),
+                Some(host) => {
+                    if let Err(message) = check_host(host, &allowed_networks()) {
+                        errors.add("modbus_host", message);
+                    }
+                }
             }
             if let Some(port) = input.modbus_port
                 && !(1..=65535).contains(&port)
@@ -253,7 +314,10 @@ impl Entity for Readers {
             readers::protocol.eq(if modbus { "modbus" } else { "mqtt" }),
             readers::direction.eq(&direction),
             readers::require_signed_events.eq(input.require_signed_events),
-            readers::modbus_host.eq(input.modbus_host.filter(|_| modbus)),
+            readers::modbus_host.eq(input
+                .modbus_host
+                .map(|h| h.trim().to_owned())
+                .filter(|_| modbus)),
             readers::modbus_port.eq(modbus.then(|| input.modbus_port.unwrap_or(502))),
             readers::modbus_unit.eq(modbus.then(|| input.modbus_unit.unwrap_or(1))),
             readers::updated_at.eq(now),
@@ -310,4 +374,33 @@ impl Entity for Readers {
 /// The stored secret of a reader, for the site file export and the drivers.
 pub fn secret_of(conn: &mut DbConnection, id: i64) -> QueryResult<String> {
     readers::table.find(id).select(readers::secret).first(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reader_host_is_an_allowed_address_or_a_plain_name() {
+        let private = Networks::private();
+        for good in ["127.0.0.1", "10.20.0.64", "fe80::1", "plc-1", "io.plant.example.", "x1.lan"] {
+            assert_eq!(check_host(good, &private), Ok(()), "{good}");
+        }
+        for bad in [
+            "8.8.8.8",
+            "0.0.0.0",
+            "10.0.0.5\nforged log line",
+            "10.0.0.5:502",
+            "plc 1",
+            "-plc",
+            "plc..lan",
+            "999.1.1.1",
+            "\u{0}",
+            "http://plc",
+        ] {
+            assert!(check_host(bad, &private).is_err(), "{bad:?}");
+        }
+        let err = check_host("8.8.8.8", &private).unwrap_err();
+        assert!(err.contains("allowed_networks"), "{err}");
+    }
 }

@@ -369,6 +369,10 @@ pub async fn run(config: &Config, options: DayOptions) -> Result<()> {
             enabled: true,
             ..config.modbus.clone()
         },
+        // The stand-in devices listen on loopback, whatever the installation allows.
+        readers: crate::config::ReadersConfig {
+            allowed_networks: vec!["127.0.0.0/8".to_owned(), "::1/128".to_owned()],
+        },
         events: crate::config::EventsConfig { retention_days: 0 },
     };
 

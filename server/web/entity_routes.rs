@@ -5,8 +5,13 @@ use actix_web::{HttpResponse, web};
 
 use super::AppState;
 use super::auth::Authenticated;
-use super::error::{ApiError, parse_json};
-use crate::entities::{self, ChangeContext, Entity, Page};
+use std::collections::BTreeSet;
+
+use utoipa::ToSchema;
+use utoipa::openapi::{RefOr, schema::Schema};
+
+use super::error::{ApiError, from_json_value, parse_json, parse_json_value};
+use crate::entities::{self, ChangeContext, Entity, FieldErrors, Page};
 
 /// Registers `/{collection}` and `/{collection}/{id}` for entity E.
 pub fn resource<E: Entity>(cfg: &mut web::ServiceConfig) {
@@ -68,8 +73,8 @@ async fn replace<E: Entity>(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let actor = auth.require_policy_writer()?.username.clone();
-    let input: E::Input = parse_json(&body)?;
     let id = id.into_inner();
+    let input: E::Input = from_json_value(without_view_only::<E>(id, parse_json_value(&body)?)?)?;
     let now = state.clock.now();
     let view = state
         .change(move |conn| {
@@ -95,4 +100,37 @@ async fn delete<E: Entity>(
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+fn property_names<T: ToSchema>() -> BTreeSet<String> {
+    match T::schema() {
+        RefOr::T(Schema::Object(object)) => object.properties.keys().cloned().collect(),
+        _ => BTreeSet::new(),
+    }
+}
+
+/// Takes out of a replacement what only the entity's view shows (its id, timestamps,
+/// `has_pin`, ...), so that the body a GET returns can be sent back with a PUT as it is.
+/// Those fields are read-only and ignored, except `id`, which must be the URL's.
+fn without_view_only<E: Entity>(
+    id: i64,
+    mut body: serde_json::Value,
+) -> Result<serde_json::Value, ApiError> {
+    let Some(fields) = body.as_object_mut() else {
+        return Ok(body);
+    };
+    if let Some(given) = fields.get("id")
+        && given.as_i64() != Some(id)
+    {
+        let mut errors = FieldErrors::default();
+        errors.add("id", format!("is {given}, but the URL names {id}"));
+        return Err(ApiError::Invalid(errors));
+    }
+    let input = property_names::<E::Input>();
+    for name in property_names::<E::View>() {
+        if !input.contains(&name) {
+            fields.remove(&name);
+        }
+    }
+    Ok(body)
 }

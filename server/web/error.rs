@@ -16,6 +16,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("invalid input")]
     Invalid(FieldErrors),
+    /// A request the route cannot read at all (unknown or unreadable query parameters): 400.
+    #[error("{0}")]
+    BadRequest(String, FieldErrors),
     #[error("{0}")]
     Conflict(String),
     #[error("the database is not reachable right now; try again shortly")]
@@ -42,6 +45,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::BadRequest(..) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::PolicyNotLive(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -59,7 +63,7 @@ impl ResponseError for ApiError {
         response.json(ErrorBody {
             error: self.to_string(),
             fields: match self {
-                ApiError::Invalid(fields) => Some(fields),
+                ApiError::Invalid(fields) | ApiError::BadRequest(_, fields) => Some(fields),
                 _ => None,
             },
         })
@@ -107,10 +111,44 @@ impl From<actix_web::error::BlockingError> for ApiError {
     }
 }
 
-/// Parses a JSON body into T, naming the field that failed (422) instead of a bare 400.
+/// Parses a JSON body into T, naming the field that failed (422) instead of a bare 400. The
+/// body is one JSON value and nothing after it, and no string in it holds a NUL.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    from_json_value(parse_json_value(body)?)
+}
+
+fn body_error(message: String) -> ApiError {
+    let mut fields = FieldErrors::default();
+    fields.add("body", message);
+    ApiError::Invalid(fields)
+}
+
+/// Reads a JSON body as one value with nothing after it and no NUL in any string (422).
+pub fn parse_json_value(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    use serde::Deserialize;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_json::Value::deserialize(&mut de).map_err(|e| body_error(e.to_string()))?;
+    de.end().map_err(|e| {
+        body_error(format!(
+            "only one JSON value may be sent, with nothing after it: {e}"
+        ))
+    })?;
+    let nul = crate::input::nul_paths(&value);
+    if !nul.is_empty() {
+        let mut fields = FieldErrors::default();
+        for path in nul {
+            fields.add(path, crate::input::NUL);
+        }
+        return Err(ApiError::Invalid(fields));
+    }
+    Ok(value)
+}
+
+/// Turns a JSON value into T, naming the field that failed (422).
+pub fn from_json_value<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let field = if path == "." || path.is_empty() {
             "body".to_owned()

@@ -3,6 +3,7 @@
 
 pub mod admin_routes;
 pub mod auth;
+pub mod edge;
 pub mod entity_routes;
 pub mod error;
 pub mod event_routes;
@@ -119,6 +120,10 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
     {
+        // A console form with text that could not be read is never saved (edge.rs).
+        if let Some(fields) = edge::unreadable_form() {
+            return Err(ApiError::Invalid(fields));
+        }
         let result = self.write(f).await?;
         self.live
             .refresh(&self.db, self.clock.now())
@@ -236,13 +241,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/lockdown", web::get().to(lockdown::show))
         .route("/lockdown/start", web::post().to(lockdown::start))
         .route("/lockdown/end", web::post().to(lockdown::end));
-    // The JSON API.
-    cfg.service(
-        web::scope("/api/v1")
+    // The JSON API. `edge::guard` (wrapped around the whole app in serve.rs) refuses query
+    // parameters a route does not read and answers every error here as JSON.
+    let api_v1 = web::scope("/v1")
             .app_data(web::QueryConfig::default().error_handler(|err, _| {
                 let mut fields = crate::entities::FieldErrors::default();
                 fields.add("query", err.to_string());
                 ApiError::Invalid(fields).into()
+            }))
+            .app_data(web::PathConfig::default().error_handler(|err, _| {
+                ApiError::NotFound(format!("no such item: {err}")).into()
             }))
             .route("/openapi.json", web::get().to(openapi::serve))
             .route("/explain", web::get().to(explain_routes::explain))
@@ -266,7 +274,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(entity_routes::resource::<Schedules>)
             .configure(entity_routes::resource::<Holidays>)
             .configure(entity_routes::resource::<Levels>)
-            .configure(entity_routes::resource::<Entitlements>),
+            .configure(entity_routes::resource::<Entitlements>)
+            .default_service(web::to(edge::no_such_route));
+    cfg.service(
+        web::scope("/api")
+            .service(api_v1)
+            .default_service(web::to(edge::no_such_route)),
     );
 }
 

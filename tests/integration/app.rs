@@ -268,6 +268,7 @@ impl TestApp {
                 timeout_ms: 200,
                 backoff_max_ms: 500,
             },
+            readers: Default::default(),
             events: Default::default(),
         };
         // Nothing a test starts may reach past this machine (`assert_readers_on_loopback`
