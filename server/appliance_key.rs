@@ -169,11 +169,13 @@ pub fn key_path(data_dir: &Path) -> (PathBuf, bool) {
     (data_dir.join(KEY_FILE), false)
 }
 
-/// Loads the appliance key for `data_dir` (creating one on first start) and makes it the
-/// process's key. One appliance runs per process, so there is one key: a data folder
-/// without a key file adopts the one in force (a private copy, such as `simulate --day`'s,
-/// is the same appliance), and one whose key differs is refused.
-pub fn install_from(data_dir: &Path) -> Result<&'static ApplianceKey> {
+/// Loads the appliance key for `data_dir` and makes it the process's key. A new key is made
+/// only when `may_create` (the database holds nothing keyed yet): a database keyed under a
+/// key that is not here gets an error, not a second key. One appliance runs per process, so
+/// there is one key: a data folder without a key file adopts the one in force (a private
+/// copy, such as `simulate --day`'s, is the same appliance), and one whose key differs is
+/// refused.
+pub fn install_from(data_dir: &Path, may_create: bool) -> Result<&'static ApplianceKey> {
     let _guard = INSTALLING
         .lock()
         .map_err(|_| anyhow::anyhow!("the appliance key could not be loaded"))?;
@@ -198,6 +200,13 @@ pub fn install_from(data_dir: &Path) -> Result<&'static ApplianceKey> {
     let master = match stored {
         Some(master) => master,
         None if from_credential => bail!("the credential {} is gone", path.display()),
+        None if !may_create => bail!(
+            "the appliance key {} is missing, and the database holds entries keyed with it: \
+             restore it from a backup (or, under systemd with LoadCredential, run the command \
+             with the service's credential, e.g. through `systemd-run -P \
+             -p LoadCredential=gatehouse.key:…`)",
+            path.display()
+        ),
         None => {
             let master: [u8; 32] = rand::rng().random();
             write_master(&path, &master)?;

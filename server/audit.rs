@@ -84,18 +84,21 @@ pub fn append(
     let at = now.naive_utc().trunc_subsecs(6);
     let before = entry.before.as_ref().map(|v| v.to_string());
     let after = entry.after.as_ref().map(|v| v.to_string());
-    let hash = entry_hash(&HashedFields {
-        seq,
-        at,
-        actor: entry.actor,
-        action: entry.action,
-        entity: entry.entity,
-        entity_id: entry.entity_id.as_deref(),
-        summary: &entry.summary,
-        before_json: before.as_deref(),
-        after_json: after.as_deref(),
-        prev_hash: &prev_hash,
-    }, key);
+    let hash = entry_hash(
+        &HashedFields {
+            seq,
+            at,
+            actor: entry.actor,
+            action: entry.action,
+            entity: entry.entity,
+            entity_id: entry.entity_id.as_deref(),
+            summary: &entry.summary,
+            before_json: before.as_deref(),
+            after_json: after.as_deref(),
+            prev_hash: &prev_hash,
+        },
+        key,
+    );
     diesel::insert_into(audit_log::table)
         .values(NewAuditRow {
             seq,
@@ -156,18 +159,21 @@ fn entry_hash(f: &HashedFields<'_>, key: Option<&ApplianceKey>) -> String {
 }
 
 fn row_hash(row: &AuditRow, key: Option<&ApplianceKey>) -> String {
-    entry_hash(&HashedFields {
-        seq: row.seq,
-        at: row.at,
-        actor: &row.actor,
-        action: &row.action,
-        entity: &row.entity,
-        entity_id: row.entity_id.as_deref(),
-        summary: &row.summary,
-        before_json: row.before_json.as_deref(),
-        after_json: row.after_json.as_deref(),
-        prev_hash: &row.prev_hash,
-    }, key)
+    entry_hash(
+        &HashedFields {
+            seq: row.seq,
+            at: row.at,
+            actor: &row.actor,
+            action: &row.action,
+            entity: &row.entity,
+            entity_id: row.entity_id.as_deref(),
+            summary: &row.summary,
+            before_json: row.before_json.as_deref(),
+            after_json: row.after_json.as_deref(),
+            prev_hash: &row.prev_hash,
+        },
+        key,
+    )
 }
 
 /// One break in the chain, in words an auditor can act on.
@@ -304,7 +310,9 @@ fn walk_chain(conn: &mut DbConnection, key: Option<&ApplianceKey>) -> QueryResul
     if counted != walked {
         problems.push(ChainProblem {
             seq: expected_seq - 1,
-            problem: format!("the log holds {counted} entries, but {walked} could be read in order"),
+            problem: format!(
+                "the log holds {counted} entries, but {walked} could be read in order"
+            ),
         });
     }
     Ok(ChainReport {
@@ -314,6 +322,14 @@ fn walk_chain(conn: &mut DbConnection, key: Option<&ApplianceKey>) -> QueryResul
         keyed_from,
         problems,
     })
+}
+
+/// True when any entry is chained with an appliance key.
+pub fn is_keyed(conn: &mut DbConnection) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        audit_log::table.filter(audit_log::keyed.eq(true)),
+    ))
+    .get_result(conn)
 }
 
 /// The newest entry's number and hash: the head an auditor records.

@@ -235,13 +235,14 @@ pub fn load_config(explicit: Option<&Path>) -> Result<Config> {
 /// (for its owner only) and loading the appliance key kept in it.
 pub fn open_database(config: &Config) -> Result<DbPool> {
     prepare_data_dir(&config.data_dir)?;
-    crate::appliance_key::install_from(&config.data_dir)?;
     let pool = store::open(&config.database_url(), config.database.pool_size)?;
     let mut conn = pool.get().context("no database connection")?;
     let applied = store::migrate(&mut conn)?;
     for name in applied {
         tracing::info!(migration = %name, "applied migration");
     }
+    let keyed = audit::is_keyed(&mut conn)?;
+    crate::appliance_key::install_from(&config.data_dir, !keyed)?;
     Ok(pool)
 }
 

@@ -624,7 +624,10 @@ fn redact_password_parameters(text: &str) -> String {
     let mut rest = text;
     while let Some(found) = rest.to_ascii_lowercase().find(NAME) {
         let starts_parameter = found == 0
-            || matches!(rest.as_bytes().get(found - 1), Some(b'?' | b'&' | b' ' | b';'));
+            || matches!(
+                rest.as_bytes().get(found - 1),
+                Some(b'?' | b'&' | b' ' | b';')
+            );
         let value_start = found + NAME.len();
         out.push_str(&rest[..value_start]);
         rest = &rest[value_start..];
@@ -644,20 +647,23 @@ impl Config {
     /// Warnings about files holding private keys that group or others may read: the HTTPS
     /// and MQTT TLS keys. `check-config` prints them and `serve` logs them at start.
     pub fn secret_file_warnings(&self) -> Vec<String> {
-        [("http.tls_key", &self.http.tls_key), ("mqtt.tls_key", &self.mqtt.tls_key)]
-            .into_iter()
-            .filter(|(_, path)| !path.as_os_str().is_empty())
-            .filter_map(|(setting, path)| {
-                crate::appliance_key::others_may_access(path).map(|mode| {
-                    format!(
-                        "{setting} {} is readable by other users (mode {mode:o}); it is a \
+        [
+            ("http.tls_key", &self.http.tls_key),
+            ("mqtt.tls_key", &self.mqtt.tls_key),
+        ]
+        .into_iter()
+        .filter(|(_, path)| !path.as_os_str().is_empty())
+        .filter_map(|(setting, path)| {
+            crate::appliance_key::others_may_access(path).map(|mode| {
+                format!(
+                    "{setting} {} is readable by other users (mode {mode:o}); it is a \
                          private key: run `chmod 600 {}`",
-                        path.display(),
-                        path.display()
-                    )
-                })
+                    path.display(),
+                    path.display()
+                )
             })
-            .collect()
+        })
+        .collect()
     }
 
     /// The settings that matter to an installer, in words, secrets left out: what
@@ -1078,7 +1084,10 @@ mod tests {
                 "postgres://u:***@h/db?password=***",
             ),
             ("sqlite://data/gatehouse.db", "sqlite://data/gatehouse.db"),
-            ("postgres://h/db?mypassword=kept", "postgres://h/db?mypassword=kept"),
+            (
+                "postgres://h/db?mypassword=kept",
+                "postgres://h/db?mypassword=kept",
+            ),
         ] {
             assert_eq!(redact_url(url), shown, "{url}");
         }

@@ -110,8 +110,13 @@ pub fn hash_pin(key: Option<&ApplianceKey>, pin: &str) -> Result<String, SecretE
         .keyid(keyid)
         .build()
         .map_err(SecretError::Params)?;
-    let hasher = Argon2::new_with_secret(key.pin_pepper(), Algorithm::Argon2id, Version::V0x13, params)
-        .map_err(SecretError::Params)?;
+    let hasher = Argon2::new_with_secret(
+        key.pin_pepper(),
+        Algorithm::Argon2id,
+        Version::V0x13,
+        params,
+    )
+    .map_err(SecretError::Params)?;
     let hash = hasher
         .hash_password(pin.as_bytes())
         .map_err(SecretError::Hash)?;
@@ -166,8 +171,13 @@ pub fn verify_pin(key: Option<&ApplianceKey>, phc: &str, pin: &str) -> bool {
             let Ok(params) = Params::try_from(&parsed) else {
                 return false;
             };
-            Argon2::new_with_secret(key.pin_pepper(), Algorithm::Argon2id, Version::V0x13, params)
-                .is_ok_and(|hasher| hasher.verify_password(pin.as_bytes(), &parsed).is_ok())
+            Argon2::new_with_secret(
+                key.pin_pepper(),
+                Algorithm::Argon2id,
+                Version::V0x13,
+                params,
+            )
+            .is_ok_and(|hasher| hasher.verify_password(pin.as_bytes(), &parsed).is_ok())
         }
     }
 }
@@ -181,7 +191,10 @@ mod tests {
         let key = ApplianceKey::from_master(&[1u8; 32]);
         let other = ApplianceKey::from_master(&[2u8; 32]);
         let phc = hash_pin(Some(&key), "4821").unwrap();
-        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1,keyid="), "{phc}");
+        assert!(
+            phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1,keyid="),
+            "{phc}"
+        );
         assert!(is_acceptable_hash(&phc));
         assert!(is_keyed_pin_hash(&phc));
         assert!(verify_pin(Some(&key), &phc, "4821"));
@@ -196,10 +209,18 @@ mod tests {
         // Even a hash relabelled with the other key's id does not verify under it.
         let relabelled = phc.replace(
             &phc.split('$').nth(3).unwrap().to_owned(),
-            &hash_pin(Some(&other), "0").unwrap().split('$').nth(3).unwrap().to_owned(),
+            &hash_pin(Some(&other), "0")
+                .unwrap()
+                .split('$')
+                .nth(3)
+                .unwrap()
+                .to_owned(),
         );
         assert!(!verify_pin(Some(&other), &relabelled, "4821"));
-        assert!(matches!(hash_pin(None, "4821"), Err(SecretError::NoApplianceKey)));
+        assert!(matches!(
+            hash_pin(None, "4821"),
+            Err(SecretError::NoApplianceKey)
+        ));
     }
 
     #[test]

@@ -56,7 +56,9 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
     let unkeyed_pins = {
         let pool = pool.clone();
         tokio::task::spawn_blocking(move || -> Result<i64> {
-            Ok(crate::entities::credentials::count_unkeyed_pins(&mut *pool.get()?)?)
+            Ok(crate::entities::credentials::count_unkeyed_pins(
+                &mut *pool.get()?,
+            )?)
         })
         .await??
     };

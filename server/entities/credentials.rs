@@ -226,8 +226,7 @@ impl Entity for Credentials {
                     "must be an argon2id PHC string as written by `gatehouse export`, \
                      with a cost between OWASP's minimum and 256 MiB",
                 );
-            } else if crate::secret::is_foreign_pin_hash(crate::appliance_key::installed(), hash)
-            {
+            } else if crate::secret::is_foreign_pin_hash(crate::appliance_key::installed(), hash) {
                 errors.add(
                     "pin_hash",
                     "was keyed with another appliance's key, so no PIN can match it here: \
