@@ -397,12 +397,18 @@ pub fn sign_in(
             admin.failed_logins + 1
         };
         let locked_until = (failed >= MAX_FAILED_SIGN_INS).then(|| stamp + LOCKOUT);
-        diesel::update(admin_users::table.find(admin.id))
-            .set((
-                admin_users::failed_logins.eq(if locked_until.is_some() { 0 } else { failed }),
-                admin_users::locked_until.eq(locked_until),
-            ))
-            .execute(conn)?;
+        crate::store::write_transaction(conn, |conn| {
+            diesel::update(admin_users::table.find(admin.id))
+                .set((
+                    admin_users::failed_logins.eq(if locked_until.is_some() { 0 } else { failed }),
+                    admin_users::locked_until.eq(locked_until),
+                ))
+                .execute(conn)?;
+            match locked_until {
+                Some(until) => record_lockout(conn, &admin.username, admin.id, utc(until), now),
+                None => Ok(()),
+            }
+        })?;
         return Ok(match locked_until {
             Some(until) => SignIn::Locked { until: utc(until) },
             None => SignIn::Refused,
@@ -425,6 +431,34 @@ pub fn sign_in(
             role,
         })
     }))
+}
+
+/// Records in the audit log that wrong passwords locked an admin's account.
+fn record_lockout(
+    conn: &mut DbConnection,
+    username: &str,
+    admin_id: i64,
+    until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    // The sign-in check locks the account, not an admin.
+    let ctx = ChangeContext {
+        actor: "sign-in lockout",
+        now,
+    };
+    audit(
+        conn,
+        &ctx,
+        "lock",
+        "admin_user",
+        admin_id,
+        format!(
+            "lock admin '{username}' until {} UTC after {MAX_FAILED_SIGN_INS} wrong passwords \
+             in a row",
+            until.format("%Y-%m-%d %H:%M")
+        ),
+        None,
+    )
 }
 
 /// A real argon2id hash of nothing in particular, made once, to check unknown usernames against.

@@ -1,11 +1,13 @@
 //! The admin audit log: every admin change, written in the same transaction as the change,
-//! each entry hash-chained to the one before so that `verify` finds edits and deletions.
+//! each entry chained to the one before by an HMAC under the appliance key (SHA-256 before
+//! the chain was keyed), so that `verify` finds edits, deletions and forged appends.
 
 use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::appliance_key::{self, ApplianceKey};
 use crate::store::DbConnection;
 use crate::store::rows::AuditRow;
 use crate::store::schema::audit_log;
@@ -39,6 +41,13 @@ struct NewAuditRow<'a> {
     after_json: Option<&'a str>,
     prev_hash: &'a str,
     hash: &'a str,
+    keyed: bool,
+}
+
+fn no_key_error() -> diesel::result::Error {
+    diesel::result::Error::QueryBuilderError(Box::new(std::io::Error::other(
+        "the audit log is keyed with the appliance key, which this process has not loaded",
+    )))
 }
 
 /// Appends one entry. Call inside the transaction that makes the change, so that the change
@@ -57,31 +66,39 @@ pub fn append(
             "SELECT pg_advisory_xact_lock(7263827361)",
         )?;
     }
-    let last: Option<(i64, String)> = audit_log::table
-        .select((audit_log::seq, audit_log::hash))
+    let last: Option<(i64, String, bool)> = audit_log::table
+        .select((audit_log::seq, audit_log::hash, audit_log::keyed))
         .order(audit_log::seq.desc())
         .first(conn)
         .optional()?;
+    let key = appliance_key::installed();
+    // Once keyed, every later entry is: an unkeyed one would verify as forged.
+    if key.is_none() && last.as_ref().is_some_and(|(_, _, keyed)| *keyed) {
+        return Err(no_key_error());
+    }
     let (seq, prev_hash) = match last {
-        Some((seq, hash)) => (seq + 1, hash),
+        Some((seq, hash, _)) => (seq + 1, hash),
         None => (1, GENESIS_HASH.to_owned()),
     };
     // Stored times keep microseconds on both backends; hash exactly what is stored.
     let at = now.naive_utc().trunc_subsecs(6);
     let before = entry.before.as_ref().map(|v| v.to_string());
     let after = entry.after.as_ref().map(|v| v.to_string());
-    let hash = entry_hash(&HashedFields {
-        seq,
-        at,
-        actor: entry.actor,
-        action: entry.action,
-        entity: entry.entity,
-        entity_id: entry.entity_id.as_deref(),
-        summary: &entry.summary,
-        before_json: before.as_deref(),
-        after_json: after.as_deref(),
-        prev_hash: &prev_hash,
-    });
+    let hash = entry_hash(
+        &HashedFields {
+            seq,
+            at,
+            actor: entry.actor,
+            action: entry.action,
+            entity: entry.entity,
+            entity_id: entry.entity_id.as_deref(),
+            summary: &entry.summary,
+            before_json: before.as_deref(),
+            after_json: after.as_deref(),
+            prev_hash: &prev_hash,
+        },
+        key,
+    );
     diesel::insert_into(audit_log::table)
         .values(NewAuditRow {
             seq,
@@ -95,6 +112,7 @@ pub fn append(
             after_json: after.as_deref(),
             prev_hash: &prev_hash,
             hash: &hash,
+            keyed: key.is_some(),
         })
         .execute(conn)?;
     Ok(seq)
@@ -114,8 +132,10 @@ struct HashedFields<'a> {
     prev_hash: &'a str,
 }
 
-/// SHA-256 over a JSON array of the fields: unambiguous, and the same on every backend.
-fn entry_hash(f: &HashedFields<'_>) -> String {
+/// HMAC-SHA256 under the appliance key's audit subkey (plain SHA-256 for entries made
+/// before the chain was keyed) over a JSON array of the fields: unambiguous, and the same on
+/// every backend.
+fn entry_hash(f: &HashedFields<'_>, key: Option<&ApplianceKey>) -> String {
     let canonical = serde_json::json!([
         f.seq,
         f.at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
@@ -128,22 +148,32 @@ fn entry_hash(f: &HashedFields<'_>) -> String {
         f.after_json,
         f.prev_hash,
     ]);
-    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+    let canonical = canonical.to_string();
+    match key {
+        Some(key) => hex::encode(appliance_key::hmac_sha256(
+            key.audit_mac_key(),
+            canonical.as_bytes(),
+        )),
+        None => hex::encode(Sha256::digest(canonical.as_bytes())),
+    }
 }
 
-fn row_hash(row: &AuditRow) -> String {
-    entry_hash(&HashedFields {
-        seq: row.seq,
-        at: row.at,
-        actor: &row.actor,
-        action: &row.action,
-        entity: &row.entity,
-        entity_id: row.entity_id.as_deref(),
-        summary: &row.summary,
-        before_json: row.before_json.as_deref(),
-        after_json: row.after_json.as_deref(),
-        prev_hash: &row.prev_hash,
-    })
+fn row_hash(row: &AuditRow, key: Option<&ApplianceKey>) -> String {
+    entry_hash(
+        &HashedFields {
+            seq: row.seq,
+            at: row.at,
+            actor: &row.actor,
+            action: &row.action,
+            entity: &row.entity,
+            entity_id: row.entity_id.as_deref(),
+            summary: &row.summary,
+            before_json: row.before_json.as_deref(),
+            after_json: row.after_json.as_deref(),
+            prev_hash: &row.prev_hash,
+        },
+        key,
+    )
 }
 
 /// One break in the chain, in words an auditor can act on.
@@ -159,6 +189,9 @@ pub struct ChainReport {
     /// Hash of the newest entry: record it elsewhere to detect deletion of the newest entries.
     pub head_hash: String,
     pub head_seq: i64,
+    /// The first entry chained with the appliance key; those before it were made before the
+    /// chain was keyed (SHA-256 only). None when no entry is keyed.
+    pub keyed_from: Option<i64>,
     pub problems: Vec<ChainProblem>,
 }
 
@@ -168,25 +201,57 @@ impl ChainReport {
     }
 }
 
-/// Walks the whole chain in order and reports every edited, inserted or deleted entry.
+/// Walks every entry of the log in order and reports every edited, inserted, deleted or
+/// forged one: entries numbered below 1, unkeyed entries after keyed ones, and a row count
+/// that does not match what was walked.
 pub fn verify(conn: &mut DbConnection) -> QueryResult<ChainReport> {
+    verify_with(conn, appliance_key::installed())
+}
+
+/// `verify` with the key given (None: as a process without the appliance key sees it).
+pub fn verify_with(
+    conn: &mut DbConnection,
+    key: Option<&ApplianceKey>,
+) -> QueryResult<ChainReport> {
+    // One consistent view of the table, so that the count matches the walk.
+    conn.transaction(|conn| walk_chain(conn, key))
+}
+
+fn walk_chain(conn: &mut DbConnection, key: Option<&ApplianceKey>) -> QueryResult<ChainReport> {
     const PAGE: i64 = 2000;
     let mut problems = Vec::new();
     let mut expected_seq = 1i64;
     let mut prev_hash = GENESIS_HASH.to_owned();
-    let mut entries = 0i64;
-    let mut last_seq = 0i64;
+    let mut walked = 0i64;
+    let mut keyed_from = None;
+    // Every row, whatever its number: None reads from the very lowest.
+    let mut after_seq: Option<i64> = None;
     loop {
-        let rows: Vec<AuditRow> = audit_log::table
-            .filter(audit_log::seq.gt(last_seq))
+        let mut query = audit_log::table
             .order(audit_log::seq.asc())
             .limit(PAGE)
             .select(AuditRow::as_select())
-            .load(conn)?;
+            .into_boxed();
+        if let Some(after) = after_seq {
+            query = query.filter(audit_log::seq.gt(after));
+        }
+        let rows: Vec<AuditRow> = query.load(conn)?;
         let Some(last) = rows.last() else { break };
-        last_seq = last.seq;
+        after_seq = Some(last.seq);
         for row in &rows {
-            entries += 1;
+            walked += 1;
+            if row.seq < 1 {
+                // Not part of the chain: say so and check the rest as if it were not there.
+                problems.push(ChainProblem {
+                    seq: row.seq,
+                    problem: format!(
+                        "is numbered {}, but entries are numbered from 1 (it was inserted behind \
+                         the appliance's back)",
+                        row.seq
+                    ),
+                });
+                continue;
+            }
             if row.seq != expected_seq {
                 problems.push(ChainProblem {
                     seq: row.seq,
@@ -207,23 +272,101 @@ pub fn verify(conn: &mut DbConnection) -> QueryResult<ChainReport> {
                     problem: "does not link to the entry before it (an entry was inserted or deleted before it)".to_owned(),
                 });
             }
-            if row_hash(row) != row.hash {
-                problems.push(ChainProblem {
+            match (row.keyed, keyed_from, key) {
+                (false, Some(_), _) => problems.push(ChainProblem {
                     seq: row.seq,
-                    problem: "its content does not match its hash (the entry was edited)"
+                    problem: "was added without the appliance key after the log was keyed \
+                              (forged by someone who could write the database)"
                         .to_owned(),
-                });
+                }),
+                (true, _, None) => problems.push(ChainProblem {
+                    seq: row.seq,
+                    problem: "is keyed, and the appliance key is not loaded to check it".to_owned(),
+                }),
+                (keyed, _, key) => {
+                    if row_hash(row, if keyed { key } else { None }) != row.hash {
+                        problems.push(ChainProblem {
+                            seq: row.seq,
+                            problem: if keyed {
+                                "its content does not match its keyed hash (the entry was \
+                                 edited, or written by someone without the appliance key)"
+                                    .to_owned()
+                            } else {
+                                "its content does not match its hash (the entry was edited)"
+                                    .to_owned()
+                            },
+                        });
+                    }
+                }
+            }
+            if row.keyed && keyed_from.is_none() {
+                keyed_from = Some(row.seq);
             }
             expected_seq = row.seq + 1;
             prev_hash = row.hash.clone();
         }
     }
+    let counted: i64 = audit_log::table.count().get_result(conn)?;
+    if counted != walked {
+        problems.push(ChainProblem {
+            seq: expected_seq - 1,
+            problem: format!(
+                "the log holds {counted} entries, but {walked} could be read in order"
+            ),
+        });
+    }
     Ok(ChainReport {
-        entries,
+        entries: walked,
         head_hash: prev_hash,
         head_seq: expected_seq - 1,
+        keyed_from,
         problems,
     })
+}
+
+/// True when any entry is chained with an appliance key.
+pub fn is_keyed(conn: &mut DbConnection) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        audit_log::table.filter(audit_log::keyed.eq(true)),
+    ))
+    .get_result(conn)
+}
+
+/// The newest entry's number and hash: the head an auditor records.
+pub fn head(conn: &mut DbConnection) -> QueryResult<Option<(i64, String)>> {
+    audit_log::table
+        .select((audit_log::seq, audit_log::hash))
+        .order(audit_log::seq.desc())
+        .first(conn)
+        .optional()
+}
+
+/// Decides when the head is logged ("audit head SEQ:HASH"): whenever it changes, and once a
+/// day even when it does not, so that the log kept outside the appliance (journal, syslog)
+/// holds heads for `audit verify --expect-head`.
+#[derive(Debug, Default)]
+pub struct HeadAnchor {
+    logged: Option<((i64, String), DateTime<Utc>)>,
+}
+
+impl HeadAnchor {
+    /// How often an unchanged head is logged again.
+    pub const DAILY: chrono::TimeDelta = chrono::TimeDelta::days(1);
+
+    /// The line to log for the head read at `now`, if it is due.
+    pub fn observe(&mut self, head: Option<(i64, String)>, now: DateTime<Utc>) -> Option<String> {
+        let head = head?;
+        let due = match &self.logged {
+            None => true,
+            Some((logged, at)) => *logged != head || now - *at >= Self::DAILY,
+        };
+        if !due {
+            return None;
+        }
+        let line = format!("audit head {}:{}", head.0, head.1);
+        self.logged = Some((head, now));
+        Some(line)
+    }
 }
 
 /// Checks a head recorded earlier (`seq` and `hash`, as `verify` reported them) against the

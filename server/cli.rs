@@ -231,23 +231,53 @@ pub fn load_config(explicit: Option<&Path>) -> Result<Config> {
     Ok(Config::load(file.as_deref(), std::env::vars())?)
 }
 
-/// Opens the database the config names, creating the default data folder, and migrates it.
+/// Opens the database the config names and migrates it, after creating the data folder
+/// (for its owner only) and loading the appliance key kept in it.
 pub fn open_database(config: &Config) -> Result<DbPool> {
-    if config.database.url.is_empty() {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!(
-                "cannot create the data folder {} (set data_dir or GATEHOUSE_DATA_DIR)",
-                config.data_dir.display()
-            )
-        })?;
-    }
+    prepare_data_dir(&config.data_dir)?;
     let pool = store::open(&config.database_url(), config.database.pool_size)?;
     let mut conn = pool.get().context("no database connection")?;
     let applied = store::migrate(&mut conn)?;
     for name in applied {
         tracing::info!(migration = %name, "applied migration");
     }
+    let keyed = audit::is_keyed(&mut conn)?;
+    crate::appliance_key::install_from(&config.data_dir, !keyed)?;
     Ok(pool)
+}
+
+/// Creates the data folder, 0700: it holds the database (reader secrets in clear), the
+/// appliance key and the setup code. One that others may enter is warned about, not changed:
+/// an installer may share it on purpose.
+pub fn prepare_data_dir(data_dir: &Path) -> Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(data_dir).with_context(|| {
+        format!(
+            "cannot create the data folder {} (set data_dir or GATEHOUSE_DATA_DIR)",
+            data_dir.display()
+        )
+    })?;
+    if let Some(mode) = crate::appliance_key::others_may_access(data_dir) {
+        tracing::warn!(
+            "the data folder {} may be entered by other users (mode {mode:o}), and it holds \
+             reader secrets and the appliance key; run `chmod 700 {}`",
+            data_dir.display(),
+            data_dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Files this process creates (database, its journal, exports, keys) are for its owner only.
+pub fn restrict_new_files() {
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
 }
 
 fn cli_actor() -> String {
@@ -270,6 +300,7 @@ fn init_logging() {
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     init_logging();
+    restrict_new_files();
     let config = load_config(cli.config.as_deref())?;
     // Imports write readers: their hosts are held to the configured networks too.
     crate::entities::readers::set_allowed_networks(config.readers.networks()?);
@@ -278,6 +309,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             println!("configuration is valid");
             for (setting, value) in config.summary() {
                 println!("  {setting:<13} {value}");
+            }
+            for warning in config.secret_file_warnings() {
+                println!("warning: {warning}");
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -669,9 +669,11 @@ impl Config {
     }
 }
 
-/// A URL with its password, if any, replaced by `***`: fit for a log or a page.
+/// A URL with its passwords replaced by `***`: fit for a log or a page. Both places a
+/// database URL can hold one are covered: the userinfo (`postgres://user:pw@host/db`) and
+/// a `password=` parameter (`postgres://host/db?password=pw`, or libpq's `password=pw` form).
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let url = match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
             match userinfo.split_once(':') {
@@ -680,10 +682,60 @@ pub fn redact_url(url: &str) -> String {
             }
         }
         _ => url.to_owned(),
+    };
+    redact_password_parameters(&url)
+}
+
+/// Replaces the value of every `password=` parameter, wherever it stands (after `?`, `&`,
+/// a space, or at the start), up to the next `&` or space.
+fn redact_password_parameters(text: &str) -> String {
+    const NAME: &str = "password=";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(found) = rest.to_ascii_lowercase().find(NAME) {
+        let starts_parameter = found == 0
+            || matches!(
+                rest.as_bytes().get(found - 1),
+                Some(b'?' | b'&' | b' ' | b';')
+            );
+        let value_start = found + NAME.len();
+        out.push_str(&rest[..value_start]);
+        rest = &rest[value_start..];
+        if starts_parameter {
+            let value_end = rest.find(['&', ' ', ';']).unwrap_or(rest.len());
+            if value_end > 0 {
+                out.push_str("***");
+            }
+            rest = &rest[value_end..];
+        }
     }
+    out.push_str(rest);
+    out
 }
 
 impl Config {
+    /// Warnings about files holding private keys that group or others may read: the HTTPS
+    /// and MQTT TLS keys. `check-config` prints them and `serve` logs them at start.
+    pub fn secret_file_warnings(&self) -> Vec<String> {
+        [
+            ("http.tls_key", &self.http.tls_key),
+            ("mqtt.tls_key", &self.mqtt.tls_key),
+        ]
+        .into_iter()
+        .filter(|(_, path)| !path.as_os_str().is_empty())
+        .filter_map(|(setting, path)| {
+            crate::appliance_key::others_may_access(path).map(|mode| {
+                format!(
+                    "{setting} {} is readable by other users (mode {mode:o}); it is a \
+                         private key: run `chmod 600 {}`",
+                    path.display(),
+                    path.display()
+                )
+            })
+        })
+        .collect()
+    }
+
     /// The settings that matter to an installer, in words, secrets left out: what
     /// `check-config` prints and the console's settings page shows.
     pub fn summary(&self) -> Vec<(&'static str, String)> {
@@ -1116,5 +1168,65 @@ mod tests {
                 .any(|(k, v)| *k == "readers" && v.contains("192.168.0.0/16")),
             "{summary:?}"
         );
+    }
+
+    #[test]
+    fn database_passwords_never_reach_the_summary() {
+        for (url, shown) in [
+            (
+                "postgres://gate:s3cret@db.local/gatehouse",
+                "postgres://gate:***@db.local/gatehouse",
+            ),
+            (
+                "postgres://gate@db.local/gatehouse?sslmode=require&password=s3cret",
+                "postgres://gate@db.local/gatehouse?sslmode=require&password=***",
+            ),
+            (
+                "postgres://db.local/gatehouse?PASSWORD=s3cret&user=gate",
+                "postgres://db.local/gatehouse?PASSWORD=***&user=gate",
+            ),
+            (
+                "host=db.local password=s3cret dbname=gatehouse",
+                "host=db.local password=*** dbname=gatehouse",
+            ),
+            (
+                "postgres://u:p%40ss@h/db?password=two",
+                "postgres://u:***@h/db?password=***",
+            ),
+            ("sqlite://data/gatehouse.db", "sqlite://data/gatehouse.db"),
+            (
+                "postgres://h/db?mypassword=kept",
+                "postgres://h/db?mypassword=kept",
+            ),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+        let c = Config {
+            database: DatabaseConfig {
+                url: "postgres://gate:s3cret@127.0.0.1/g?password=s3cret".to_owned(),
+                pool_size: 4,
+            },
+            ..Config::default()
+        };
+        let summary = format!("{:?}", c.summary());
+        assert!(!summary.contains("s3cret"), "{summary}");
+    }
+
+    #[test]
+    fn a_tls_key_that_others_may_read_is_warned_about() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key.pem");
+        std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\n").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut c = Config::default();
+        c.http.tls_key = key.clone();
+        c.mqtt.tls_key = key.clone();
+        let warnings = c.secret_file_warnings();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].starts_with("http.tls_key") && warnings[0].contains("644"));
+        assert!(warnings[1].starts_with("mqtt.tls_key"));
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(c.secret_file_warnings().is_empty());
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod admins;
 pub mod alarms;
+pub mod appliance_key;
 pub mod audit;
 pub mod cli;
 pub mod clock;

@@ -1,9 +1,12 @@
 //! Argon2id hashing of everything Gatehouse must check but never store in clear:
 //! admin passwords, credential PINs and reader secrets, as self-describing PHC strings.
+//! PINs are keyed with the appliance key's pepper (`hash_pin`, `verify_pin`).
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, KeyId, Params, ParamsBuilder, Version};
+
+use crate::appliance_key::ApplianceKey;
 
 /// OWASP's recommended argon2id minimum (Password Storage Cheat Sheet): 19 MiB, 2 passes,
 /// 1 lane. Verification reads the parameters from the stored hash, so raising these later
@@ -18,6 +21,8 @@ pub enum SecretError {
     Params(argon2::Error),
     #[error("could not hash the secret: {0}")]
     Hash(argon2::password_hash::Error),
+    #[error("no appliance key is loaded, so a PIN cannot be hashed")]
+    NoApplianceKey,
 }
 
 fn hasher() -> Result<Argon2<'static>, SecretError> {
@@ -92,9 +97,142 @@ pub fn verify_secret(phc: &str, plain: &str) -> bool {
         .is_ok()
 }
 
+/// Hashes a PIN with argon2id keyed by the appliance key's pepper (argon2's secret input),
+/// the key's id recorded as `keyid` in the PHC string. A PIN has few possible values: without
+/// the key, which is not in the database, the hash cannot be checked against any of them.
+pub fn hash_pin(key: Option<&ApplianceKey>, pin: &str) -> Result<String, SecretError> {
+    let key = key.ok_or(SecretError::NoApplianceKey)?;
+    let keyid = KeyId::new(key.id()).map_err(SecretError::Params)?;
+    let params = ParamsBuilder::new()
+        .m_cost(M_COST_KIB)
+        .t_cost(T_COST)
+        .p_cost(P_COST)
+        .keyid(keyid)
+        .build()
+        .map_err(SecretError::Params)?;
+    let hasher = Argon2::new_with_secret(
+        key.pin_pepper(),
+        Algorithm::Argon2id,
+        Version::V0x13,
+        params,
+    )
+    .map_err(SecretError::Params)?;
+    let hash = hasher
+        .hash_password(pin.as_bytes())
+        .map_err(SecretError::Hash)?;
+    Ok(hash.to_string())
+}
+
+/// The `keyid` a PIN hash was keyed with; None for a hash made before PINs were keyed.
+fn pin_key_id(parsed: &PasswordHash) -> Option<Vec<u8>> {
+    let params = Params::try_from(parsed).ok()?;
+    let id = params.keyid();
+    (!id.is_empty()).then(|| id.to_vec())
+}
+
+/// True when a stored PIN hash is keyed with an appliance key (not the older, unkeyed form).
+pub fn is_keyed_pin_hash(phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .ok()
+        .is_some_and(|parsed| pin_key_id(&parsed).is_some())
+}
+
+/// True when a stored PIN hash was keyed with another appliance's key (a site file from
+/// another appliance): no PIN can ever match it here.
+pub fn is_foreign_pin_hash(key: Option<&ApplianceKey>, phc: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    match (pin_key_id(&parsed), key) {
+        (Some(id), Some(key)) => id != key.id(),
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
+/// True when `pin` matches a stored PIN hash: a keyed one with the appliance key's pepper,
+/// one made before PINs were keyed (no `keyid`) as it was made, so that existing PINs keep
+/// working until they are next changed. A hash keyed with another key never matches.
+pub fn verify_pin(key: Option<&ApplianceKey>, phc: &str, pin: &str) -> bool {
+    if !is_acceptable_hash(phc) {
+        return false;
+    }
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    match pin_key_id(&parsed) {
+        None => Argon2::default()
+            .verify_password(pin.as_bytes(), &parsed)
+            .is_ok(),
+        Some(id) => {
+            let Some(key) = key.filter(|k| k.id().as_slice() == id.as_slice()) else {
+                return false;
+            };
+            let Ok(params) = Params::try_from(&parsed) else {
+                return false;
+            };
+            Argon2::new_with_secret(
+                key.pin_pepper(),
+                Algorithm::Argon2id,
+                Version::V0x13,
+                params,
+            )
+            .is_ok_and(|hasher| hasher.verify_password(pin.as_bytes(), &parsed).is_ok())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pin_hash_verifies_only_with_the_key_it_was_made_with() {
+        let key = ApplianceKey::from_master(&[1u8; 32]);
+        let other = ApplianceKey::from_master(&[2u8; 32]);
+        let phc = hash_pin(Some(&key), "4821").unwrap();
+        assert!(
+            phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1,keyid="),
+            "{phc}"
+        );
+        assert!(is_acceptable_hash(&phc));
+        assert!(is_keyed_pin_hash(&phc));
+        assert!(verify_pin(Some(&key), &phc, "4821"));
+        assert!(!verify_pin(Some(&key), &phc, "4822"));
+        // Someone with only the database: neither without the key nor with a guessed
+        // one does the right PIN match.
+        assert!(!verify_pin(None, &phc, "4821"));
+        assert!(!verify_secret(&phc, "4821"));
+        assert!(!verify_pin(Some(&other), &phc, "4821"));
+        assert!(is_foreign_pin_hash(Some(&other), &phc));
+        assert!(!is_foreign_pin_hash(Some(&key), &phc));
+        // Even a hash relabelled with the other key's id does not verify under it.
+        let relabelled = phc.replace(
+            &phc.split('$').nth(3).unwrap().to_owned(),
+            &hash_pin(Some(&other), "0")
+                .unwrap()
+                .split('$')
+                .nth(3)
+                .unwrap()
+                .to_owned(),
+        );
+        assert!(!verify_pin(Some(&other), &relabelled, "4821"));
+        assert!(matches!(
+            hash_pin(None, "4821"),
+            Err(SecretError::NoApplianceKey)
+        ));
+    }
+
+    #[test]
+    fn pin_hashes_made_before_pins_were_keyed_still_verify() {
+        let key = ApplianceKey::from_master(&[1u8; 32]);
+        let old = hash_secret("4821").unwrap();
+        assert!(!is_keyed_pin_hash(&old));
+        assert!(!is_foreign_pin_hash(Some(&key), &old));
+        assert!(verify_pin(Some(&key), &old, "4821"));
+        assert!(verify_pin(None, &old, "4821"));
+        assert!(!verify_pin(Some(&key), &old, "1234"));
+    }
 
     #[test]
     fn round_trip_uses_argon2id_with_owasp_parameters() {

@@ -53,6 +53,24 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
         tokio::task::spawn_blocking(move || crate::console::setup::prepare(&config, &pool))
             .await??
     };
+    for warning in config.secret_file_warnings() {
+        tracing::warn!("{warning}");
+    }
+    let unkeyed_pins = {
+        let pool = pool.clone();
+        tokio::task::spawn_blocking(move || -> Result<i64> {
+            Ok(crate::entities::credentials::count_unkeyed_pins(
+                &mut *pool.get()?,
+            )?)
+        })
+        .await??
+    };
+    if unkeyed_pins > 0 {
+        tracing::warn!(
+            "{unkeyed_pins} card PINs are hashed without the appliance key (set before this \
+             version): they keep working, and are keyed when they are next changed"
+        );
+    }
     if let Some(code_file) = setup_code {
         tracing::warn!(
             "no admin user exists yet: open the console's /setup page and enter the one-time \
@@ -195,6 +213,27 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
                 .live
                 .follow_database(&follower.db, follower.clock.now())
                 .await;
+        }
+    });
+    let anchor = state.clone();
+    tokio::spawn(async move {
+        // The head goes to the log, outside the database, whenever it changes and daily:
+        // what an auditor gives `audit verify --expect-head` later.
+        let mut heads = crate::audit::HeadAnchor::default();
+        let mut tick = tokio::time::interval(FOLLOW_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let db = anchor.db.clone();
+            let head = tokio::task::spawn_blocking(move || {
+                crate::audit::head(&mut *db.get().ok()?).ok().flatten()
+            })
+            .await
+            .ok()
+            .flatten();
+            if let Some(line) = heads.observe(head, anchor.clock.now()) {
+                tracing::info!("{line}");
+            }
         }
     });
     if let Some(days) = std::num::NonZeroU32::new(state.config.events.retention_days) {

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::session::{self, Sessions, session_cookie};
 use super::{PageError, page_with_status, see_other};
 use crate::admins::{self, AdminInput, Role};
+use crate::audit::{self, AuditEntry};
 use crate::config::Config;
 use crate::entities::{ChangeContext, ChangeError};
 use crate::secret::constant_time_eq;
@@ -241,10 +242,29 @@ pub async fn submit(
             };
             let identity = admins::Identity {
                 admin_id: view.id,
-                username: view.username,
+                username: view.username.clone(),
                 role: Role::Admin,
             };
             let (secret, _) = app.sessions.open(conn, identity, now, &remote)?;
+            // The setup signs the new admin in: recorded like any other console sign-in.
+            audit::append(
+                conn,
+                &AuditEntry {
+                    actor: &view.username,
+                    action: "sign_in",
+                    entity: "session",
+                    entity_id: None,
+                    summary: format!(
+                        "{} signed in to the console from {remote} (the first admin, through \
+                         /setup)",
+                        view.username
+                    ),
+                    before: None,
+                    after: None,
+                },
+                now,
+            )
+            .map_err(ApiError::from)?;
             Ok(Ok(secret))
         })
         .await?;

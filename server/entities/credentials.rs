@@ -226,6 +226,13 @@ impl Entity for Credentials {
                     "must be an argon2id PHC string as written by `gatehouse export`, \
                      with a cost between OWASP's minimum and 256 MiB",
                 );
+            } else if crate::secret::is_foreign_pin_hash(crate::appliance_key::installed(), hash) {
+                errors.add(
+                    "pin_hash",
+                    "was keyed with another appliance's key, so no PIN can match it here: \
+                     copy that appliance's secret.key along with its site file, or set the PIN \
+                     again",
+                );
             }
         }
         let person_exists =
@@ -275,9 +282,11 @@ impl Entity for Credentials {
         let pin_hash = match input.pin.as_deref() {
             None => input.pin_hash.map(Some),
             Some("") => Some(None),
-            Some(pin) => Some(Some(crate::secret::hash_secret(pin).map_err(|e| {
-                ChangeError::invalid("pin", format!("could not be hashed: {e}"))
-            })?)),
+            Some(pin) => Some(Some(
+                crate::secret::hash_pin(crate::appliance_key::installed(), pin).map_err(|e| {
+                    ChangeError::invalid("pin", format!("could not be hashed: {e}"))
+                })?,
+            )),
         };
         let now = ctx.stamp();
         let values = (
@@ -312,7 +321,8 @@ impl Entity for Credentials {
 
     /// A card's PIN is in no view (only `has_pin`): a new PIN is told from the stored one by
     /// verifying it against the stored hash (re-hashing would give another salt), and a
-    /// PIN that is already the card's is taken out of the input, so it keeps its hash.
+    /// PIN that is already the card's is taken out of the input, so it keeps its hash (a
+    /// hash from before PINs were keyed stays so until the PIN changes).
     fn unseen_changes(
         conn: &mut DbConnection,
         id: i64,
@@ -330,7 +340,7 @@ impl Entity for Credentials {
         let same = match (input.pin.as_deref(), input.pin_hash.as_deref(), &stored) {
             (Some(""), None, None) => true,
             (Some(pin), None, Some(hash)) if !pin.is_empty() => {
-                crate::secret::verify_secret(hash, pin)
+                crate::secret::verify_pin(crate::appliance_key::installed(), hash, pin)
             }
             (None, Some(new_hash), Some(hash)) => new_hash == hash,
             _ => false,
@@ -358,4 +368,14 @@ impl Entity for Credentials {
             _ => format!("credential {}", view.id),
         }
     }
+}
+
+/// How many PINs are still hashed as before PINs were keyed with the appliance key (no
+/// `keyid` in the hash): they verify as they are until they are next changed.
+pub fn count_unkeyed_pins(conn: &mut DbConnection) -> QueryResult<i64> {
+    credentials::table
+        .filter(credentials::pin_hash.is_not_null())
+        .filter(credentials::pin_hash.not_like("%,keyid=%"))
+        .count()
+        .get_result(conn)
 }

@@ -348,6 +348,31 @@ impl Entity for Readers {
         }
     }
 
+    /// A reader's secret is in no view: one given that differs from the stored one is a
+    /// change ("secret changed", never the secret), and one that is already the reader's
+    /// is taken out of the input, so that rewriting it is no change.
+    fn unseen_changes(
+        conn: &mut DbConnection,
+        id: i64,
+        input: &mut ReaderInput,
+    ) -> Result<Vec<&'static str>, ChangeError> {
+        let Some(given) = input.secret.as_deref() else {
+            return Ok(Vec::new());
+        };
+        let stored: Option<String> = readers::table
+            .find(id)
+            .select(readers::secret)
+            .first(conn)
+            .optional()?;
+        match stored {
+            Some(stored) if crate::secret::constant_time_eq(&stored, given) => {
+                input.secret = None;
+                Ok(Vec::new())
+            }
+            _ => Ok(vec!["secret changed"]),
+        }
+    }
+
     fn delete(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
         diesel::delete(readers::table.find(id)).execute(conn)
     }

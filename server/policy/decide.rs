@@ -630,7 +630,11 @@ pub(super) fn check_pin(
             None => PinCheck::Wrong(Reason::PinNotSet {
                 credential_id: c.id,
             }),
-            Some(hash) if crate::secret::verify_secret(hash, pin) => PinCheck::Verified,
+            Some(hash)
+                if crate::secret::verify_pin(crate::appliance_key::installed(), hash, pin) =>
+            {
+                PinCheck::Verified
+            }
             Some(_) => PinCheck::Wrong(Reason::PinWrong {
                 credential_id: c.id,
             }),

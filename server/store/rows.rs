@@ -201,6 +201,8 @@ pub struct AuditRow {
     pub after_json: Option<String>,
     pub prev_hash: String,
     pub hash: String,
+    /// Chained with the appliance key (HMAC-SHA256); false for entries made before.
+    pub keyed: bool,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

@@ -216,6 +216,7 @@ diesel::table! {
         after_json -> Nullable<Text>,
         prev_hash -> Text,
         hash -> Text,
+        keyed -> Bool,
     }
 }
 

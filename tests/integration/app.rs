@@ -449,6 +449,8 @@ impl TestApp {
             .arg("simulate")
             .args(args)
             .env("GATEHOUSE_DATABASE_URL", self.state.config.database_url())
+            // The same data folder, so that it reads the same appliance key.
+            .env("GATEHOUSE_DATA_DIR", &self.state.config.data_dir)
             .env("GATEHOUSE_LOG", "off")
             .envs(env.iter().copied())
             .output()

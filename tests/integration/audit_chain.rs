@@ -181,3 +181,177 @@ fn a_forged_entry_with_a_recomputed_hash_still_breaks_the_chain() {
         );
     }
 }
+
+/// Inserts an entry after the head as someone who can write the database but has no
+/// appliance key would: linked to the head, its hash SHA-256 over its fields as the chain
+/// was hashed before it was keyed. `keyed` is what the row claims.
+fn append_without_the_key(conn: &mut gatehouse::store::DbConnection, seq: i64, keyed: bool) {
+    use diesel::prelude::*;
+    use gatehouse::store::schema::audit_log;
+    use sha2::Digest;
+    let prev: String = audit_log::table
+        .filter(audit_log::seq.eq(seq - 1))
+        .select(audit_log::hash)
+        .first(conn)
+        .unwrap_or_else(|_| audit::GENESIS_HASH.to_owned());
+    // Stored times keep microseconds.
+    let at = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now().naive_utc(), 6);
+    let canonical = json!([
+        seq,
+        at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+        "root",
+        "delete",
+        "person",
+        "1",
+        "forged",
+        null,
+        null,
+        prev
+    ]);
+    let hash = hex::encode(sha2::Sha256::digest(canonical.to_string().as_bytes()));
+    diesel::insert_into(audit_log::table)
+        .values((
+            audit_log::seq.eq(seq),
+            audit_log::at.eq(at),
+            audit_log::actor.eq("root"),
+            audit_log::action.eq("delete"),
+            audit_log::entity.eq("person"),
+            audit_log::entity_id.eq(Some("1")),
+            audit_log::summary.eq("forged"),
+            audit_log::prev_hash.eq(&prev),
+            audit_log::hash.eq(&hash),
+            audit_log::keyed.eq(keyed),
+        ))
+        .execute(conn)
+        .unwrap();
+}
+
+#[test]
+fn an_entry_appended_without_the_appliance_key_fails_verification() {
+    for backend in backends() {
+        let app = TestApp::new(backend);
+        build_site(&app);
+        let mut conn = app.db();
+        let before = audit::verify(&mut conn).unwrap();
+        assert!(before.is_intact(), "{:?}", before.problems);
+        assert_eq!(
+            before.keyed_from,
+            Some(1),
+            "a new appliance keys from the start"
+        );
+        let next = before.head_seq + 1;
+        // Claiming to be an entry from before the chain was keyed does not help.
+        append_without_the_key(&mut conn, next, false);
+        let report = audit::verify(&mut conn).unwrap();
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        assert_eq!(report.problems[0].seq, next);
+        assert!(
+            report.problems[0]
+                .problem
+                .contains("without the appliance key"),
+            "{:?}",
+            report.problems
+        );
+        // Nor does claiming to be keyed.
+        conn.batch_execute(&format!(
+            "UPDATE audit_log SET keyed = TRUE WHERE seq = {next}"
+        ))
+        .unwrap();
+        let report = audit::verify(&mut conn).unwrap();
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        assert!(
+            report.problems[0].problem.contains("keyed hash"),
+            "{:?}",
+            report.problems
+        );
+    }
+}
+
+#[test]
+fn entries_from_before_the_chain_was_keyed_still_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = gatehouse::store::open(
+        &format!("sqlite://{}", dir.path().join("g.db").display()),
+        2,
+    )
+    .unwrap();
+    let mut conn = pool.get().unwrap();
+    gatehouse::store::migrate(&mut conn).unwrap();
+    // Two entries as the appliance wrote them before the chain was keyed, as the migration
+    // leaves them (keyed false).
+    append_without_the_key(&mut conn, 1, false);
+    append_without_the_key(&mut conn, 2, false);
+    let key = gatehouse::appliance_key::install_from(dir.path(), true).unwrap();
+    audit::append(
+        &mut conn,
+        &audit::AuditEntry {
+            actor: "root",
+            action: "update",
+            entity: "person",
+            entity_id: Some("1".to_owned()),
+            summary: "update person E1".to_owned(),
+            before: None,
+            after: None,
+        },
+        chrono::Utc::now(),
+    )
+    .unwrap();
+    let report = audit::verify_with(&mut conn, Some(key)).unwrap();
+    assert!(report.is_intact(), "{:?}", report.problems);
+    assert_eq!((report.entries, report.head_seq), (3, 3));
+    assert_eq!(report.keyed_from, Some(3));
+    // Without the key, the keyed entry cannot be checked, and says so.
+    let report = audit::verify_with(&mut conn, None).unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert_eq!(report.problems[0].seq, 3);
+    assert!(report.problems[0].problem.contains("not loaded"));
+}
+
+#[test]
+fn entries_numbered_below_1_are_refused_and_verify_reports_them() {
+    for backend in backends() {
+        let app = TestApp::new(backend);
+        build_site(&app);
+        let mut conn = app.db();
+        let insert = |seq: i64| {
+            format!(
+                "INSERT INTO audit_log (seq, at, actor, action, entity, summary, prev_hash, hash) \
+                 SELECT {seq}, at, 'root', 'delete', 'person', 'forged', prev_hash, hash \
+                 FROM audit_log WHERE seq = 1"
+            )
+        };
+        // The table refuses them.
+        for seq in [0, -5] {
+            assert!(
+                conn.batch_execute(&insert(seq)).is_err(),
+                "seq {seq} was stored"
+            );
+        }
+        // Where the check is gone (a database edited by hand), verify reads them anyway.
+        let lift = match backend {
+            crate::app::Backend::Sqlite => "PRAGMA ignore_check_constraints = ON",
+            crate::app::Backend::Postgres => {
+                "ALTER TABLE audit_log DROP CONSTRAINT audit_log_seq_from_1"
+            }
+        };
+        conn.batch_execute(lift).unwrap();
+        conn.batch_execute(&insert(0)).unwrap();
+        conn.batch_execute(&insert(-5)).unwrap();
+        let report = audit::verify(&mut conn).unwrap();
+        let seqs: Vec<i64> = report.problems.iter().map(|p| p.seq).collect();
+        assert_eq!(seqs, vec![-5, 0], "{:?}", report.problems);
+        assert!(report.problems[0].problem.contains("numbered from 1"));
+        // The rest of the chain is checked as before, and intact.
+        let entries: i64 = diesel::RunQueryDsl::get_result(
+            diesel::QueryDsl::count(gatehouse::store::schema::audit_log::table),
+            &mut *conn,
+        )
+        .unwrap();
+        assert_eq!(report.entries, entries);
+        assert_eq!(report.head_seq, entries - 2);
+        if matches!(backend, crate::app::Backend::Sqlite) {
+            conn.batch_execute("PRAGMA ignore_check_constraints = OFF")
+                .unwrap();
+        }
+    }
+}

@@ -230,6 +230,21 @@ fn signing_in_opens_the_dashboard_and_wrong_passwords_lock_the_account() {
     let still = other.sign_in_as("dana", PASSWORD);
     assert_eq!(still.status, 401);
     assert!(still.body.contains("locked"), "{}", still.body);
+    // The lock is in the audit log, once: tries against a locked account add nothing.
+    let locks: Vec<String> = app
+        .get("/api/v1/audit?limit=1000")
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "lock")
+        .map(|e| format!("{} | {}", e["actor"], e["summary"]))
+        .collect();
+    assert_eq!(locks.len(), 1, "{locks:?}");
+    assert!(
+        locks[0].contains("sign-in lockout") && locks[0].contains("lock admin 'dana' until"),
+        "{locks:?}"
+    );
 
     // Another admin unlocks it by setting a new password.
     admins::set_password(
@@ -1623,6 +1638,15 @@ fn the_first_admin_is_made_in_the_browser_with_the_setup_code() {
         actors.iter().any(|a| a == "first-admin setup"),
         "{actors:?}"
     );
+    // The setup signed the new admin in: audited like any console sign-in.
+    let sign_ins: Vec<(String, String)> = audit_log::table
+        .filter(audit_log::action.eq("sign_in"))
+        .select((audit_log::actor, audit_log::summary))
+        .load(&mut *app.db())
+        .unwrap();
+    assert_eq!(sign_ins.len(), 1, "{sign_ins:?}");
+    assert_eq!(sign_ins[0].0, "facilities");
+    assert!(sign_ins[0].1.contains("through /setup"), "{sign_ins:?}");
 
     // Done: the page sends people to sign in, and the old code makes no second admin.
     let mut stranger = Browser::new(&app);

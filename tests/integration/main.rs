@@ -17,5 +17,6 @@ mod hub;
 mod modbus;
 mod mqtt;
 mod policy_live;
+mod secrets_at_rest;
 mod site_file;
 mod storage;

@@ -92,7 +92,10 @@ valid_until = 2027-01-31T00:00:00Z
 justification = "on-call rota"
 "#;
 
-fn import(app: &TestApp, text: &str) -> Result<site_file::ImportSummary, Vec<ImportError>> {
+pub(crate) fn import(
+    app: &TestApp,
+    text: &str,
+) -> Result<site_file::ImportSummary, Vec<ImportError>> {
     let mut conn = app.db();
     let ctx = ChangeContext {
         actor: "import-test",
@@ -158,7 +161,7 @@ fn import_is_idempotent_and_export_round_trips() {
 
 /// The Server Room Door (card and PIN) decides a swipe of card 04A1B2C3 with `pin`, on the
 /// policy as stored now, at a time the IT level's "Always" covers.
-fn server_room_swipe(app: &TestApp, pin: &str) -> Outcome {
+pub(crate) fn server_room_swipe(app: &TestApp, pin: &str) -> Outcome {
     let now = DateTime::parse_from_rfc3339("2026-11-23T09:00:00Z")
         .unwrap()
         .with_timezone(&Utc);
