@@ -114,19 +114,25 @@ impl TestApp {
 
     /// A TestApp whose readers talk MQTT as configured (TestApp::new has MQTT off).
     pub fn with_mqtt(backend: Backend, mqtt: Option<gatehouse::config::MqttConfig>) -> TestApp {
-        TestApp::start(backend, mqtt, None)
+        TestApp::start(backend, mqtt, None, &[])
+    }
+
+    /// A TestApp that believes X-Forwarded-For from these peers (`[http] trusted_proxies`).
+    pub fn with_trusted_proxies(backend: Backend, proxies: &[&str]) -> TestApp {
+        TestApp::start(backend, None, None, proxies)
     }
 
     /// A TestApp whose console and API listen for HTTPS only; `url`, `get` and the other
     /// requests go over HTTPS, trusting `https.ca`.
     pub fn with_https(backend: Backend, https: &Https) -> TestApp {
-        TestApp::start(backend, None, Some(https))
+        TestApp::start(backend, None, Some(https), &[])
     }
 
     fn start(
         backend: Backend,
         mqtt: Option<gatehouse::config::MqttConfig>,
         https: Option<&Https>,
+        trusted_proxies: &[&str],
     ) -> TestApp {
         // GATEHOUSE_LOG=debug shows the appliance's log lines beside a failing test.
         let _ = tracing_subscriber::fmt()
@@ -157,6 +163,7 @@ impl TestApp {
                 listen: "127.0.0.1:0".to_owned(),
                 tls_cert: https.map(|h| h.cert.to_path_buf()).unwrap_or_default(),
                 tls_key: https.map(|h| h.key.to_path_buf()).unwrap_or_default(),
+                trusted_proxies: trusted_proxies.iter().map(|p| (*p).to_owned()).collect(),
                 ..Default::default()
             },
             mqtt: mqtt.unwrap_or(gatehouse::config::MqttConfig {

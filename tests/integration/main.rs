@@ -5,6 +5,7 @@
 mod api;
 mod app;
 mod audit_chain;
+mod auth;
 mod cli;
 mod console;
 mod console_editing;
@@ -13,6 +14,7 @@ mod crash;
 mod event_log;
 mod https;
 mod hub;
+mod memory;
 mod modbus;
 mod mqtt;
 mod policy_live;
