@@ -1,5 +1,5 @@
 //! Admin identity: admin users with argon2id passwords and a role, and their API tokens
-//! (shown once, stored as argon2id hashes). Every change here is audited.
+//! (shown once, stored as SHA-256 digests). Every change here is audited.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use crate::audit::{self, AuditEntry};
 use crate::entities::{ChangeContext, ChangeError, FieldErrors, Page, like_pattern, lower, utc};
-use crate::secret::{hash_secret, verify_secret};
+use crate::secret::{constant_time_eq, digest_hex, hash_secret};
 use crate::store::DbConnection;
 use crate::store::rows::{AdminUserRow, ApiTokenRow};
 use crate::store::schema::{admin_users, api_tokens};
@@ -371,66 +371,142 @@ pub enum SignIn {
     Disabled,
 }
 
-/// Checks a username and password, counting wrong passwords: the
-/// [`MAX_FAILED_SIGN_INS`]th in a row locks the account for [`LOCKOUT`]; a right password
-/// resets the count and records the sign-in time.
-pub fn sign_in(
+/// What a password must be checked against for a sign-in: read first, checked with
+/// argon2id away from any lock (`secret::pool`), then settled by [`settle_sign_in`].
+#[derive(Debug, Clone)]
+pub struct SignInSubject {
+    /// The admin whose password is checked; None for an unknown username and a locked
+    /// account, which are checked against [`dummy_hash`] so that both cost the same as a
+    /// real check and answer the same.
+    admin_id: Option<i64>,
+    /// The stored hash, None meaning [`dummy_hash`].
+    password_hash: Option<String>,
+    /// Set when the account is locked now.
+    locked_until: Option<DateTime<Utc>>,
+}
+
+impl SignInSubject {
+    /// The hash to check the typed password against.
+    pub fn hash_to_check(&self) -> &str {
+        self.password_hash
+            .as_deref()
+            .unwrap_or_else(|| dummy_hash())
+    }
+
+    /// The outcome when there is no account to update (an unknown username, a locked
+    /// account): settled without a write, so it never waits for the writer.
+    pub fn settled_without_writing(&self) -> Option<SignIn> {
+        match (self.admin_id, self.locked_until) {
+            (Some(_), _) => None,
+            (None, Some(until)) => Some(SignIn::Locked { until }),
+            (None, None) => Some(SignIn::Refused),
+        }
+    }
+}
+
+/// Reads what a sign-in as `username` is checked against (one read, no write).
+pub fn sign_in_subject(
     conn: &mut DbConnection,
     username: &str,
-    password: &str,
     now: DateTime<Utc>,
-) -> QueryResult<SignIn> {
+) -> QueryResult<SignInSubject> {
+    let unknown = SignInSubject {
+        admin_id: None,
+        password_hash: None,
+        locked_until: None,
+    };
     let Some(admin) = admin_by_name(conn, username)? else {
-        // Spend the same time as a real check so that timing does not reveal usernames.
-        let _ = verify_secret(dummy_hash(), password);
-        return Ok(SignIn::Refused);
+        return Ok(unknown);
     };
     if let Some(until) = admin.locked_until.map(utc).filter(|until| *until > now) {
-        return Ok(SignIn::Locked { until });
+        // A locked account refuses even the right password: nothing to check.
+        return Ok(SignInSubject {
+            locked_until: Some(until),
+            ..unknown
+        });
     }
-    let stamp = now.naive_utc();
-    if !verify_secret(&admin.password_hash, password) {
-        // Counting restarts once a lock has run out.
-        let failed = if admin.locked_until.is_some() {
-            1
-        } else {
-            admin.failed_logins + 1
+    Ok(SignInSubject {
+        admin_id: Some(admin.id),
+        password_hash: Some(admin.password_hash),
+        locked_until: None,
+    })
+}
+
+/// Records what the password check of `subject` came to, counting wrong passwords: the
+/// [`MAX_FAILED_SIGN_INS`]th in a row locks the account for [`LOCKOUT`]; a right password
+/// resets the count and records the sign-in time. The row is read again here, on the
+/// writer's connection, so that concurrent attempts count one after another.
+pub fn settle_sign_in(
+    conn: &mut DbConnection,
+    subject: &SignInSubject,
+    password_matches: bool,
+    now: DateTime<Utc>,
+) -> QueryResult<SignIn> {
+    if let Some(outcome) = subject.settled_without_writing() {
+        return Ok(outcome);
+    }
+    let Some(admin_id) = subject.admin_id else {
+        return Ok(SignIn::Refused);
+    };
+    crate::store::write_transaction(conn, |conn| {
+        let Some(admin) = admin_users::table
+            .find(admin_id)
+            .select(AdminUserRow::as_select())
+            .first(conn)
+            .optional()?
+        else {
+            return Ok(SignIn::Refused);
         };
-        let locked_until = (failed >= MAX_FAILED_SIGN_INS).then(|| stamp + LOCKOUT);
-        crate::store::write_transaction(conn, |conn| {
+        // Another attempt locked it while this password was being checked.
+        if let Some(until) = admin.locked_until.map(utc).filter(|until| *until > now) {
+            return Ok(SignIn::Locked { until });
+        }
+        let stamp = now.naive_utc();
+        // Checked against a password that was changed meanwhile: neither right nor counted.
+        let same_password = subject.password_hash.as_deref() == Some(admin.password_hash.as_str());
+        if !same_password {
+            return Ok(SignIn::Refused);
+        }
+        if !password_matches {
+            // Counting restarts once a lock has run out.
+            let failed = if admin.locked_until.is_some() {
+                1
+            } else {
+                admin.failed_logins + 1
+            };
+            let locked_until = (failed >= MAX_FAILED_SIGN_INS).then(|| stamp + LOCKOUT);
             diesel::update(admin_users::table.find(admin.id))
                 .set((
                     admin_users::failed_logins.eq(if locked_until.is_some() { 0 } else { failed }),
                     admin_users::locked_until.eq(locked_until),
                 ))
                 .execute(conn)?;
-            match locked_until {
-                Some(until) => record_lockout(conn, &admin.username, admin.id, utc(until), now),
-                None => Ok(()),
+            if let Some(until) = locked_until {
+                record_lockout(conn, &admin.username, admin.id, utc(until), now)?;
             }
-        })?;
-        return Ok(match locked_until {
-            Some(until) => SignIn::Locked { until: utc(until) },
-            None => SignIn::Refused,
-        });
-    }
-    if admin.disabled {
-        return Ok(SignIn::Disabled);
-    }
-    diesel::update(admin_users::table.find(admin.id))
-        .set((
-            admin_users::failed_logins.eq(0),
-            admin_users::locked_until.eq(None::<chrono::NaiveDateTime>),
-            admin_users::last_login_at.eq(Some(stamp)),
-        ))
-        .execute(conn)?;
-    Ok(admin.role.parse().ok().map_or(SignIn::Refused, |role| {
-        SignIn::Accepted(Identity {
-            admin_id: admin.id,
-            username: admin.username,
-            role,
-        })
-    }))
+            return Ok(match locked_until {
+                Some(until) => SignIn::Locked { until: utc(until) },
+                None => SignIn::Refused,
+            });
+        }
+        if admin.disabled {
+            return Ok(SignIn::Disabled);
+        }
+        diesel::update(admin_users::table.find(admin.id))
+            .set((
+                admin_users::failed_logins.eq(0),
+                admin_users::locked_until.eq(None::<chrono::NaiveDateTime>),
+                admin_users::last_login_at.eq(Some(stamp)),
+            ))
+            .execute(conn)?;
+        Ok(admin.role.parse().ok().map_or(SignIn::Refused, |role| {
+            SignIn::Accepted(Identity {
+                admin_id: admin.id,
+                username: admin.username,
+                role,
+            })
+        }))
+    })
 }
 
 /// Records in the audit log that wrong passwords locked an admin's account.
@@ -461,13 +537,16 @@ fn record_lockout(
     )
 }
 
-/// A real argon2id hash of nothing in particular, made once, to check unknown usernames against.
-fn dummy_hash() -> &'static str {
+/// A real argon2id hash of nothing in particular, made once, to check unknown usernames
+/// and locked accounts against.
+pub fn dummy_hash() -> &'static str {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HASH.get_or_init(|| hash_secret("gatehouse-unknown-admin").unwrap_or_default())
 }
 
-/// Token text: `gh_{id}_{secret}`. The id finds the row; the secret is checked with argon2id.
+/// Token text: `gh_{id}_{secret}`. The id finds the row; the secret's SHA-256 is compared
+/// with the stored one. (Tokens issued before digests hold an argon2id hash until their
+/// first use: see [`check_token`].)
 const TOKEN_PREFIX: &str = "gh_";
 
 /// Issues a new API token for an admin. The token text is returned once.
@@ -483,7 +562,7 @@ pub fn issue_token(
     errors.into_result()?;
     let secret_bytes: [u8; 32] = rand::rng().random();
     let secret = hex::encode(secret_bytes);
-    let hash = hash_secret(&secret).map_err(|e| ChangeError::invalid("token", e.to_string()))?;
+    let hash = digest_hex(&secret);
     crate::store::write_transaction(conn, |conn| {
         let admin = existing_admin(conn, username)?;
         let id: i64 = diesel::insert_into(api_tokens::table)
@@ -596,18 +675,35 @@ pub fn revoke_token(
     })
 }
 
-/// Resolves a presented bearer token to its admin, or None when it is not valid now.
-pub fn verify_token(
+/// What a presented bearer token comes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenCheck {
+    /// Malformed, unknown, wrong, revoked, expired, or its admin is disabled.
+    Invalid,
+    Valid(Identity),
+    /// A token issued before digests: its stored argon2id hash must be checked (on the
+    /// argon2id pool), and on success [`upgrade_legacy_token`] stores its digest instead.
+    Legacy {
+        token_id: i64,
+        phc: String,
+        secret: String,
+        identity: Identity,
+    },
+}
+
+/// Resolves a presented bearer token to its admin. A valid token's last use is recorded;
+/// an invalid one costs one read and no write.
+pub fn check_token(
     conn: &mut DbConnection,
     token: &str,
     now: DateTime<Utc>,
-) -> QueryResult<Option<Identity>> {
+) -> QueryResult<TokenCheck> {
     let Some((id, secret)) = token
         .strip_prefix(TOKEN_PREFIX)
         .and_then(|rest| rest.split_once('_'))
         .and_then(|(id, secret)| id.parse::<i64>().ok().map(|id| (id, secret)))
     else {
-        return Ok(None);
+        return Ok(TokenCheck::Invalid);
     };
     let row: Option<(ApiTokenRow, AdminUserRow)> = api_tokens::table
         .inner_join(admin_users::table)
@@ -616,24 +712,57 @@ pub fn verify_token(
         .first(conn)
         .optional()?;
     let Some((token_row, admin)) = row else {
-        return Ok(None);
+        return Ok(TokenCheck::Invalid);
     };
     let expired = token_row.expires_at.is_some_and(|t| utc(t) <= now);
-    if token_row.revoked
-        || expired
-        || admin.disabled
-        || !verify_secret(&token_row.token_hash, secret)
-    {
-        return Ok(None);
+    let Ok(role) = admin.role.parse::<Role>() else {
+        return Ok(TokenCheck::Invalid);
+    };
+    if token_row.revoked || expired || admin.disabled {
+        return Ok(TokenCheck::Invalid);
+    }
+    let identity = Identity {
+        admin_id: admin.id,
+        username: admin.username,
+        role,
+    };
+    if token_row.token_hash.starts_with('$') {
+        return Ok(TokenCheck::Legacy {
+            token_id: id,
+            phc: token_row.token_hash,
+            secret: secret.to_owned(),
+            identity,
+        });
+    }
+    if !constant_time_eq(&token_row.token_hash, &digest_hex(secret)) {
+        return Ok(TokenCheck::Invalid);
     }
     diesel::update(api_tokens::table.find(id))
         .set(api_tokens::last_used_at.eq(crate::entities::stored(now)))
         .execute(conn)?;
-    Ok(admin.role.parse().ok().map(|role| Identity {
-        admin_id: admin.id,
-        username: admin.username,
-        role,
-    }))
+    Ok(TokenCheck::Valid(identity))
+}
+
+/// Replaces a pre-digest token's argon2id hash by its secret's digest, once its secret
+/// was found right, and records the use. Only while the row still holds `phc`.
+pub fn upgrade_legacy_token(
+    conn: &mut DbConnection,
+    token_id: i64,
+    phc: &str,
+    secret: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::update(
+        api_tokens::table
+            .find(token_id)
+            .filter(api_tokens::token_hash.eq(phc)),
+    )
+    .set((
+        api_tokens::token_hash.eq(digest_hex(secret)),
+        api_tokens::last_used_at.eq(crate::entities::stored(now)),
+    ))
+    .execute(conn)?;
+    Ok(())
 }
 
 /// How many admins exist: zero means the installer still has to create the first one.

@@ -321,8 +321,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve => {
-            let runtime =
-                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .max_blocking_threads(crate::serve::BLOCKING_THREADS_PER_WORKER)
+                .build()
+                .context("cannot start the async runtime")?;
             runtime.block_on(crate::serve::serve(config, Clock::System))?;
             Ok(ExitCode::SUCCESS)
         }

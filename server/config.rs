@@ -148,9 +148,43 @@ pub struct HttpConfig {
     pub tls_cert: PathBuf,
     /// PEM private key of `tls_cert`.
     pub tls_key: PathBuf,
+    /// Reverse proxies (addresses or networks, `10.0.0.5`, `10.0.0.0/24`) whose
+    /// X-Forwarded-For names the client; from any other peer the header is ignored. A list,
+    /// or one comma-separated string (as GATEHOUSE_HTTP_TRUSTED_PROXIES gives it).
+    #[serde(deserialize_with = "list_or_commas")]
+    pub trusted_proxies: Vec<String>,
+}
+
+/// A list of strings, or one string of comma-separated items.
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrCommas {
+        List(Vec<String>),
+        Commas(String),
+    }
+    Ok(match ListOrCommas::deserialize(d)? {
+        ListOrCommas::List(list) => list,
+        ListOrCommas::Commas(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
 }
 
 impl HttpConfig {
+    /// `trusted_proxies`, read and checked.
+    pub fn proxies(&self) -> Result<crate::web::client_addr::TrustedProxies, ConfigError> {
+        crate::web::client_addr::TrustedProxies::parse(&self.trusted_proxies).map_err(|message| {
+            ConfigError::Invalid {
+                key: "http.trusted_proxies",
+                message,
+            }
+        })
+    }
+
     /// True when the listener speaks HTTPS (only meaningful once validated: both files
     /// or neither).
     pub fn https(&self) -> bool {
@@ -450,6 +484,7 @@ impl Default for HttpConfig {
             session_max_hours: 12,
             tls_cert: PathBuf::new(),
             tls_key: PathBuf::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -539,6 +574,7 @@ impl Config {
         // Read now, like the broker's files: a wrong path or a key that does not match
         // stops the start (and check-config) with the setting's name.
         self.http.server_tls()?;
+        self.http.proxies()?;
         if !(1..=24 * 60).contains(&self.http.session_idle_minutes) {
             return Err(ConfigError::Invalid {
                 key: "http.session_idle_minutes",
@@ -765,6 +801,12 @@ impl Config {
                     self.http.session_idle_minutes, self.http.session_max_hours
                 ),
             ),
+            (
+                "http.trusted_proxies",
+                self.http
+                    .proxies()
+                    .map_or_else(|e| e.to_string(), |p| p.summary()),
+            ),
             ("database", redact_url(&self.database_url())),
             (
                 "mqtt",
@@ -878,6 +920,37 @@ mod tests {
         .unwrap();
         assert_eq!(c.http.listen, "127.0.0.1:9000");
         assert_eq!(c.database.pool_size, 3);
+    }
+
+    #[test]
+    fn trusted_proxies_are_a_list_or_commas_and_checked() {
+        let c = load_str(
+            "[http]\ntrusted_proxies = [\"10.0.0.5\", \"fd00::/8\"]\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.http.trusted_proxies, ["10.0.0.5", "fd00::/8"]);
+        let c = load_str(
+            "",
+            &[("GATEHOUSE_HTTP_TRUSTED_PROXIES", "10.0.0.5, 10.1.0.0/16")],
+        )
+        .unwrap();
+        assert_eq!(c.http.trusted_proxies, ["10.0.0.5", "10.1.0.0/16"]);
+        let summary = c.summary();
+        let (_, proxies) = summary
+            .iter()
+            .find(|(k, _)| *k == "http.trusted_proxies")
+            .unwrap();
+        assert!(proxies.starts_with("10.0.0.5/32, 10.1.0.0/16"), "{proxies}");
+        let err = load_str("[http]\ntrusted_proxies = [\"10.0.0.300\"]\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("setting http.trusted_proxies:") && err.contains("'10.0.0.300'"),
+            "{err}"
+        );
+        let defaults = Config::load(None, Vec::new()).unwrap();
+        assert!(defaults.http.trusted_proxies.is_empty());
     }
 
     #[test]

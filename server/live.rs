@@ -166,13 +166,17 @@ impl LivePolicy {
     }
 
     /// Rebuilds when the stored policy changed behind this process's back: another
-    /// instance on the same PostgreSQL database, or a CLI import. A version whose rebuild
-    /// already failed is not retried until the stored version moves again.
+    /// instance on the same PostgreSQL database, or the CLI. `on_change` runs first, for
+    /// what else such a change may have made stale (cached tokens and sessions: a token
+    /// revoked or an admin disabled through the CLI). Returns whether the database had
+    /// changed; a failed rebuild is logged and shown by `stale_because`. A version whose
+    /// rebuild already failed is not retried until the stored version moves again.
     pub async fn follow_database(
         &self,
         db: &DbPool,
         now: DateTime<Utc>,
-    ) -> Result<(), RefreshError> {
+        on_change: impl FnOnce(),
+    ) -> Result<bool, RefreshError> {
         let pool = db.clone();
         let stored = tokio::task::spawn_blocking(move || -> Result<i64, RefreshError> {
             let mut conn = pool.get()?;
@@ -181,9 +185,12 @@ impl LivePolicy {
         .await
         .map_err(|e| RefreshError::Task(e.to_string()))??;
         if stored == self.attempted.swap(stored, Ordering::SeqCst) {
-            return Ok(());
+            return Ok(false);
         }
-        self.refresh(db, now).await
+        on_change();
+        // Logged by `refresh` and kept for `stale_because`.
+        let _ = self.refresh(db, now).await;
+        Ok(true)
     }
 
     /// The stored policy version of the snapshot in force.

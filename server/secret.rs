@@ -1,10 +1,14 @@
-//! Argon2id hashing of everything Gatehouse must check but never store in clear:
-//! admin passwords, credential PINs and reader secrets, as self-describing PHC strings.
-//! PINs are keyed with the appliance key's pepper (`hash_pin`, `verify_pin`).
+//! Argon2id hashing of what Gatehouse must check but never store in clear (admin passwords,
+//! credential PINs), the bounded pool those checks run on, and SHA-256 digests of random
+//! secrets. PINs are keyed with the appliance key's pepper (`hash_pin`, `verify_pin`).
 
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use argon2::password_hash::PasswordHasher;
 use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::{Algorithm, Argon2, KeyId, Params, ParamsBuilder, Version};
+use argon2::password_hash::PasswordVerifier;
+use argon2::{Algorithm, Argon2, Block, KeyId, Params, ParamsBuilder, Version};
 
 use crate::appliance_key::ApplianceKey;
 
@@ -23,6 +27,11 @@ pub enum SecretError {
     Hash(argon2::password_hash::Error),
     #[error("no appliance key is loaded, so a PIN cannot be hashed")]
     NoApplianceKey,
+    /// Every argon2id worker is busy and the queue is full: try again in a moment.
+    #[error("too many password checks at once; try again in a moment")]
+    Busy,
+    #[error("the password check failed unexpectedly")]
+    Failed,
 }
 
 fn hasher() -> Result<Argon2<'static>, SecretError> {
@@ -42,8 +51,7 @@ pub fn hash_secret(plain: &str) -> Result<String, SecretError> {
 /// Compares two secrets in time that depends only on their lengths, not on where they
 /// first differ.
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    bytes_eq(a.as_bytes(), b.as_bytes())
 }
 
 /// The most memory (KiB) and passes a stored hash may ask for. Verification reads the cost
@@ -92,9 +100,166 @@ pub fn verify_secret(phc: &str, plain: &str) -> bool {
     let Ok(parsed) = PasswordHash::new(phc) else {
         return false;
     };
-    Argon2::default()
-        .verify_password(plain.as_bytes(), &parsed)
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from).transpose() {
+        Ok(version) => version.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let mut memory = working_memory(params.block_count());
+    let mut computed = vec![0u8; expected.len()];
+    Argon2::new(Algorithm::Argon2id, version, params)
+        .hash_password_into_with_memory(plain.as_bytes(), salt, &mut computed, &mut memory[..])
         .is_ok()
+        && bytes_eq(&computed, expected.as_bytes())
+}
+
+/// Blocks of address space reserved for one check, whatever its cost asks for: 33 MiB,
+/// above glibc's largest mmap threshold (32 MiB on 64-bit). An allocation that large is
+/// always a mapping of its own, given back to the system when the check ends; argon2id's
+/// 19 MiB alone would come from the worker thread's arena and stay resident after it.
+/// Only the blocks the cost asks for are touched, so only they are ever resident.
+const ALWAYS_MAPPED_BLOCKS: usize = 33 * 1024;
+
+fn working_memory(blocks: usize) -> Vec<Block> {
+    let mut memory = Vec::with_capacity(blocks.max(ALWAYS_MAPPED_BLOCKS));
+    memory.resize(blocks, Block::default());
+    memory
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The SHA-256 of a random secret (API tokens, console sessions), hex: what is stored and
+/// compared. A 256-bit random value cannot be guessed, so a slow salted hash would add
+/// nothing but a way to make the appliance burn CPU and memory per request.
+pub fn digest_hex(secret: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Which queue an argon2id check waits in. A PIN typed at a door must not wait behind a
+/// burst of sign-in attempts, so doors have a worker of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// PINs at card+PIN doors.
+    Door,
+    /// Everything else: console passwords, API tokens issued before digests.
+    General,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Checks waiting per worker before the pool answers `Busy`: a few hundred milliseconds of
+/// work, so that a burst is refused at once instead of queueing without end.
+const QUEUE_PER_WORKER: usize = 8;
+/// The door lane's queue: swipes arrive a few at a time and must not be refused.
+const DOOR_QUEUE: usize = 64;
+
+/// A few threads of its own that run every argon2id check, so that at most
+/// `general_workers + 1` blocks of 19 MiB exist at once, whatever arrives; page and
+/// database work (the blocking pools of the runtimes) never waits behind them.
+pub struct Argon2Pool {
+    door: SyncSender<Job>,
+    general: SyncSender<Job>,
+    workers: usize,
+}
+
+impl Argon2Pool {
+    /// Starts `general_workers` workers for the general lane and one for doors.
+    pub fn start(general_workers: usize) -> Argon2Pool {
+        let general_workers = general_workers.max(1);
+        let (door, door_jobs) = std::sync::mpsc::sync_channel::<Job>(DOOR_QUEUE);
+        let (general, general_jobs) =
+            std::sync::mpsc::sync_channel::<Job>(general_workers * QUEUE_PER_WORKER);
+        spawn_worker("argon2-door".to_owned(), Arc::new(Mutex::new(door_jobs)));
+        let general_jobs = Arc::new(Mutex::new(general_jobs));
+        for n in 0..general_workers {
+            spawn_worker(format!("argon2-{n}"), general_jobs.clone());
+        }
+        Argon2Pool {
+            door,
+            general,
+            workers: general_workers + 1,
+        }
+    }
+
+    /// How many argon2id checks may run at once (the workers of both lanes).
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// Queues `f` (which runs argon2id) on a worker of `lane` at once and returns the
+    /// future of its result; `Busy` when the lane's queue is full.
+    pub fn run<T, F>(
+        &self,
+        lane: Lane,
+        f: F,
+    ) -> impl std::future::Future<Output = Result<T, SecretError>> + use<T, F>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = answer.send(f());
+        });
+        let queue = match lane {
+            Lane::Door => &self.door,
+            Lane::General => &self.general,
+        };
+        let queued = queue.try_send(job);
+        async move {
+            match queued {
+                Ok(()) => answered.await.map_err(|_| SecretError::Failed),
+                Err(TrySendError::Full(_)) => Err(SecretError::Busy),
+                Err(TrySendError::Disconnected(_)) => Err(SecretError::Failed),
+            }
+        }
+    }
+
+    /// `verify_secret` on a worker of `lane`.
+    pub fn verify(
+        &self,
+        lane: Lane,
+        phc: String,
+        plain: String,
+    ) -> impl std::future::Future<Output = Result<bool, SecretError>> + use<> {
+        self.run(lane, move || verify_secret(&phc, &plain))
+    }
+}
+
+fn spawn_worker(name: String, jobs: Arc<Mutex<Receiver<Job>>>) {
+    let spawned = std::thread::Builder::new().name(name).spawn(move || {
+        loop {
+            // The lock is held only while waiting for the next job, not while running it.
+            let next = match jobs.lock() {
+                Ok(receiver) => receiver.recv(),
+                Err(poisoned) => poisoned.into_inner().recv(),
+            };
+            let Ok(job) = next else { return };
+            // A panicking check drops its answer (the caller sees `Failed`); the worker lives on.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "an argon2id worker thread could not be started");
+    }
+}
+
+/// The process's argon2id pool: one general worker per core (at most four) and one for doors.
+pub fn pool() -> &'static Argon2Pool {
+    static POOL: OnceLock<Argon2Pool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        Argon2Pool::start(cores.clamp(1, 4))
+    })
 }
 
 /// Hashes a PIN with argon2id keyed by the appliance key's pepper (argon2's secret input),
@@ -276,5 +441,53 @@ mod tests {
         ] {
             assert!(!verify_secret(bad, "4821"), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn digests_are_sha256_hex() {
+        assert_eq!(
+            digest_hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_general_lane_refuses_at_once_and_doors_still_get_through() {
+        let pool = Argon2Pool::start(1);
+        assert_eq!(pool.workers(), 2);
+        // Hold the one general worker until told.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (started, running) = tokio::sync::oneshot::channel();
+        let holding = pool.run(Lane::General, move || {
+            let _ = started.send(());
+            let _ = held.recv();
+            "held"
+        });
+        running.await.unwrap();
+        // Fill the queue behind it.
+        let queued: Vec<_> = (0..QUEUE_PER_WORKER)
+            .map(|n| pool.run(Lane::General, move || n))
+            .collect();
+        let refused = pool.run(Lane::General, || 0usize).await;
+        assert!(matches!(refused, Err(SecretError::Busy)), "{refused:?}");
+        // A door's PIN check does not wait behind any of that.
+        let phc = hash_secret("4821").unwrap();
+        let door = pool.verify(Lane::Door, phc, "4821".to_owned()).await;
+        assert!(door.unwrap());
+        release.send(()).unwrap();
+        assert_eq!(holding.await.unwrap(), "held");
+        for (n, job) in queued.into_iter().enumerate() {
+            assert_eq!(job.await.unwrap(), n);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_check_fails_alone_and_the_worker_lives_on() {
+        let pool = Argon2Pool::start(1);
+        let failed = pool
+            .run(Lane::General, || -> usize { panic!("boom") })
+            .await;
+        assert!(matches!(failed, Err(SecretError::Failed)));
+        assert_eq!(pool.run(Lane::General, || 7).await.unwrap(), 7);
     }
 }

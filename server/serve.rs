@@ -24,6 +24,10 @@ const SCHEDULE_REFRESH: Duration = Duration::from_secs(3600);
 /// How often old events are deleted, when a retention is set.
 const RETENTION_SWEEP: Duration = Duration::from_secs(24 * 3600);
 
+/// Blocking threads (database work) per HTTP worker, and of the main runtime
+/// (`cli::serve`): a few more than the database pool has connections.
+pub const BLOCKING_THREADS_PER_WORKER: usize = 16;
+
 /// How often the stored policy version is checked for changes made elsewhere (the CLI,
 /// another instance): one indexed query.
 const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
@@ -112,8 +116,17 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
     // Read again here (Config::load checked them) because a Config built in code, as the
     // tests build theirs, has not been through load.
     let tls = config.http.server_tls()?;
+    let proxies = config.http.proxies()?;
     let https = tls.is_some();
-    let state = web::Data::new(AppState::new(config, pool, live, clock, log, console_hub));
+    let state = web::Data::new(AppState::new(
+        config,
+        pool,
+        live,
+        clock,
+        log,
+        console_hub,
+        proxies,
+    ));
     let app_state = state.clone();
     let server = HttpServer::new(move || {
         let headers = DefaultHeaders::new();
@@ -168,7 +181,11 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
             })
             .configure(routes)
     })
-    .workers(2);
+    .workers(2)
+    // Page and database work runs on these; argon2id runs on its own pool
+    // (`secret::pool`). Bounded so that a flood of slow requests queues instead of
+    // starting hundreds of threads.
+    .worker_max_blocking_threads(BLOCKING_THREADS_PER_WORKER);
     // With a certificate the port speaks only HTTPS: a plain-HTTP request to it fails its
     // TLS handshake and gets no answer (one port cannot offer both, so no redirect either).
     let server = match tls {
@@ -208,10 +225,15 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            // A failed rebuild is logged by `refresh` and shown in /healthz.
+            // A token revoked or an admin disabled through the CLI (or another instance)
+            // must not live on in this process's caches: they are dropped when the
+            // database moved. A failed rebuild is logged by `refresh` and shown in /healthz.
             let _ = follower
                 .live
-                .follow_database(&follower.db, follower.clock.now())
+                .follow_database(&follower.db, follower.clock.now(), || {
+                    follower.tokens.clear();
+                    follower.sessions.recheck_all();
+                })
                 .await;
         }
     });

@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
@@ -23,6 +23,7 @@ use crate::store::DbConnection;
 use crate::store::schema::{admin_sessions, admin_users};
 use crate::web::AppState;
 use crate::web::error::ApiError;
+use crate::web::throttle::Throttle;
 
 /// The session cookie: HttpOnly, SameSite=Strict, and Secure over HTTPS (`cookie_secure`).
 pub const SESSION_COOKIE: &str = "gatehouse_session";
@@ -100,6 +101,8 @@ struct Cached {
     saved_seen: DateTime<Utc>,
     expires_at: DateTime<Utc>,
     checked: Instant,
+    /// `Sessions::epoch` when this entry was read from the database.
+    epoch: u64,
 }
 
 /// The live sessions of this appliance: rows in `admin_sessions`, cached for a minute.
@@ -107,7 +110,11 @@ pub struct Sessions {
     idle: chrono::Duration,
     lifetime: chrono::Duration,
     cache: Mutex<HashMap<[u8; 32], Cached>>,
-    failures: Mutex<HashMap<IpAddr, Vec<Instant>>>,
+    /// Bumped when the database changed behind this process's back (the CLI, another
+    /// instance): entries cached before then are checked against the database again.
+    epoch: AtomicU64,
+    /// Failed sign-ins and setup codes per client address.
+    pub throttle: Throttle,
 }
 
 fn random_hex() -> String {
@@ -124,7 +131,8 @@ impl Sessions {
             idle: chrono::Duration::minutes(i64::from(idle_minutes)),
             lifetime: chrono::Duration::hours(i64::from(lifetime_hours)),
             cache: Mutex::new(HashMap::new()),
-            failures: Mutex::new(HashMap::new()),
+            epoch: AtomicU64::new(0),
+            throttle: Throttle::new(THROTTLE_FAILURES, THROTTLE_WINDOW),
         }
     }
 
@@ -169,6 +177,7 @@ impl Sessions {
                     saved_seen: now,
                     expires_at: now + self.lifetime,
                     checked: Instant::now(),
+                    epoch: self.epoch.load(Ordering::SeqCst),
                 },
             );
         }
@@ -208,7 +217,7 @@ impl Sessions {
         let mut cached_hit = None;
         if let Ok(mut cache) = self.cache.lock()
             && let Some(cached) = cache.get_mut(&key)
-            && cached.checked.elapsed() < RECHECK_AFTER
+            && self.confirmed(cached)
         {
             if now - cached.last_seen > self.idle || now >= cached.expires_at {
                 cache.remove(&key);
@@ -265,6 +274,7 @@ impl Sessions {
                     saved_seen: last_seen,
                     expires_at,
                     checked: Instant::now(),
+                    epoch: self.epoch.load(Ordering::SeqCst),
                 },
             );
         }
@@ -315,7 +325,7 @@ impl Sessions {
         };
         match cache.get(&key_of(secret)) {
             Some(c) if now - c.last_seen > self.idle || now >= c.expires_at => Standing::Ended,
-            Some(c) if c.checked.elapsed() < RECHECK_AFTER => Standing::Live,
+            Some(c) if self.confirmed(c) => Standing::Live,
             // Not confirmed lately (it may have been ended elsewhere), or not here at all
             // (signed out, closed): the row says which.
             _ => Standing::Unconfirmed,
@@ -352,6 +362,7 @@ impl Sessions {
                 c.session = session.clone();
                 c.expires_at = expires_at;
                 c.checked = Instant::now();
+                c.epoch = self.epoch.load(Ordering::SeqCst);
             })
             .or_insert_with(|| Cached {
                 session,
@@ -359,8 +370,22 @@ impl Sessions {
                 saved_seen: last_seen,
                 expires_at,
                 checked: Instant::now(),
+                epoch: self.epoch.load(Ordering::SeqCst),
             });
         Ok(true)
+    }
+
+    /// Whether a cached entry may be believed without reading its row again.
+    fn confirmed(&self, cached: &Cached) -> bool {
+        cached.checked.elapsed() < RECHECK_AFTER
+            && cached.epoch == self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// The database changed behind this process's back (an admin disabled or a session
+    /// ended through the CLI or another instance): every session is checked against it
+    /// again on its next request, keeping what this process knows of its last activity.
+    pub fn recheck_all(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Ends the session of a cookie's secret (sign-out).
@@ -387,49 +412,6 @@ impl Sessions {
         diesel::delete(admin_sessions::table.filter(admin_sessions::admin_user_id.eq(admin_id)))
             .execute(conn)?;
         Ok(())
-    }
-
-    /// "Try again in 3 minutes." when `peer` failed too often lately (sign-ins, setup codes).
-    pub fn wait_words(&self, peer: Option<IpAddr>) -> Option<String> {
-        let wait = self.throttled(peer?).err()?;
-        let minutes = wait.as_secs().div_ceil(60).max(1);
-        Some(format!(
-            "Try again in {minutes} minute{}.",
-            if minutes == 1 { "" } else { "s" }
-        ))
-    }
-
-    /// Err(how long to wait) when this address failed to sign in too often lately.
-    pub fn throttled(&self, addr: IpAddr) -> Result<(), Duration> {
-        let Ok(mut failures) = self.failures.lock() else {
-            return Ok(());
-        };
-        let Some(times) = failures.get_mut(&addr) else {
-            return Ok(());
-        };
-        times.retain(|t| t.elapsed() < THROTTLE_WINDOW);
-        if times.len() >= THROTTLE_FAILURES {
-            let oldest = times.iter().min().map_or(Duration::ZERO, Instant::elapsed);
-            Err(THROTTLE_WINDOW.saturating_sub(oldest))
-        } else {
-            Ok(())
-        }
-    }
-
-    pub fn record_failure(&self, addr: IpAddr) {
-        if let Ok(mut failures) = self.failures.lock() {
-            // Bounded: addresses with no recent failure are dropped as others arrive.
-            if failures.len() > 10_000 {
-                failures.retain(|_, times| times.iter().any(|t| t.elapsed() < THROTTLE_WINDOW));
-            }
-            failures.entry(addr).or_default().push(Instant::now());
-        }
-    }
-
-    pub fn clear_failures(&self, addr: IpAddr) {
-        if let Ok(mut failures) = self.failures.lock() {
-            failures.remove(&addr);
-        }
     }
 
     /// A fresh random value for the sign-in form's double-submit CSRF check.
@@ -863,5 +845,30 @@ mod tests {
             .unwrap();
         let fresh = Sessions::new(30, 2);
         assert!(!fresh.still_live(conn, &secret, minutes(42)).unwrap());
+    }
+
+    #[test]
+    fn a_change_made_elsewhere_is_seen_at_the_next_request_after_recheck_all() {
+        let (_dir, pool) = db();
+        let conn = &mut pool.get().unwrap();
+        let t0 = minutes(0);
+        let identity = admin(conn, t0);
+        let sessions = Sessions::new(30, 2);
+        let (secret, _) = sessions
+            .open(conn, identity.clone(), t0, "127.0.0.1")
+            .unwrap();
+        // The CLI disables the admin: this process's cache still vouches for the session.
+        diesel::update(admin_users::table.find(identity.admin_id))
+            .set(admin_users::disabled.eq(true))
+            .execute(conn)
+            .unwrap();
+        assert!(seen(&sessions, conn, &secret, 1));
+        assert_eq!(sessions.standing(&secret, minutes(1)), Standing::Live);
+        sessions.recheck_all();
+        assert_eq!(
+            sessions.standing(&secret, minutes(1)),
+            Standing::Unconfirmed
+        );
+        assert!(!seen(&sessions, conn, &secret, 1));
     }
 }

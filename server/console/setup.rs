@@ -163,25 +163,32 @@ pub async fn submit(
         serde_urlencoded::from_bytes(&body).map_err(|e| PageError::BadForm(e.to_string()))?;
     session::check_form_cookie(&req, &form.csrf)?;
     let username = form.username.trim().to_owned();
-    let peer = req.peer_addr().map(|a| a.ip());
+    let peer = crate::web::client_addr::client_addr(&req);
     // Wrong codes count as failed sign-ins: the same per-address wait applies.
-    if let Some(wait) = state.sessions.wait_words(peer) {
-        return setup_form(
-            &req,
-            &state,
-            StatusCode::TOO_MANY_REQUESTS,
-            username,
-            vec![format!(
-                "Too many wrong setup codes from this computer. {wait}"
-            )],
-        );
-    }
+    let reservation = match peer
+        .map(|ip| state.sessions.throttle.reserve(ip))
+        .transpose()
+    {
+        Ok(reservation) => reservation,
+        Err(wait) => {
+            return setup_form(
+                &req,
+                &state,
+                StatusCode::TOO_MANY_REQUESTS,
+                username,
+                vec![format!(
+                    "Too many wrong setup codes from this computer. {}",
+                    crate::web::throttle::Throttle::wait_words(wait)
+                )],
+            );
+        }
+    };
     let path = code_path(&state.config);
     let expected = std::fs::read_to_string(&path).unwrap_or_default();
     let expected = expected.trim();
     if expected.is_empty() || !constant_time_eq(expected, form.code.trim()) {
-        if let Some(ip) = peer {
-            state.sessions.record_failure(ip);
+        if let Some(reservation) = reservation {
+            reservation.failed();
         }
         tracing::info!(remote = ?peer, "a first-admin setup was refused: wrong setup code");
         let problem = if expected.is_empty() {
@@ -270,8 +277,8 @@ pub async fn submit(
         .await?;
     match made {
         Ok(secret) => {
-            if let Some(ip) = peer {
-                state.sessions.clear_failures(ip);
+            if let Some(reservation) = reservation {
+                reservation.succeeded();
             }
             if let Err(e) = remove_code(&path) {
                 // The admin exists, so the code opens nothing any more; say so and go on.

@@ -1,6 +1,8 @@
 //! Signing in and out of the console: the sign-in form (double-submit CSRF, per-address
 //! throttling, per-account lockout with messages a person can act on) and sign-out.
 
+use std::sync::atomic::Ordering;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -10,8 +12,11 @@ use super::session::{self, Posted, SESSION_COOKIE, Sessions, Viewer, session_coo
 use super::{PageError, page_with_status, see_other};
 use crate::admins::{self, SignIn};
 use crate::audit::{self, AuditEntry};
+use crate::secret::{Lane, SecretError};
 use crate::web::AppState;
+use crate::web::client_addr::client_addr;
 use crate::web::error::ApiError;
+use crate::web::throttle::Throttle;
 
 #[derive(Template)]
 #[template(path = "sign_in.html")]
@@ -106,20 +111,7 @@ pub async fn submit(
     session::check_form_cookie(&req, &form.csrf)?;
     let next = safe_next(Some(&form.next));
     let username = form.username.trim().to_owned();
-    let peer = req.peer_addr().map(|a| a.ip());
-    if let Some(wait) = state.sessions.wait_words(peer) {
-        return sign_in_form(
-            &req,
-            &state,
-            StatusCode::TOO_MANY_REQUESTS,
-            next,
-            username,
-            Some(format!(
-                "Too many failed sign-ins from this computer. {wait}"
-            )),
-        )
-        .await;
-    }
+    let client = client_addr(&req);
     if username.is_empty() || form.password.is_empty() {
         return sign_in_form(
             &req,
@@ -131,40 +123,104 @@ pub async fn submit(
         )
         .await;
     }
-    let now = state.clock.now();
-    let remote = peer.map(|ip| ip.to_string()).unwrap_or_default();
-    let app = state.clone();
-    let (outcome, secret) = state
-        .write(move |conn| {
-            let outcome = admins::sign_in(conn, &username, &form.password, now)?;
-            let SignIn::Accepted(identity) = &outcome else {
-                if let SignIn::Locked { .. } = outcome {
-                    tracing::warn!(%remote, "an admin account is locked after repeated wrong passwords");
-                }
-                return Ok((outcome, None));
-            };
-            let (secret, _) = app.sessions.open(conn, identity.clone(), now, &remote)?;
-            audit::append(
-                conn,
-                &AuditEntry {
-                    actor: &identity.username,
-                    action: "sign_in",
-                    entity: "session",
-                    entity_id: None,
-                    summary: format!("{} signed in to the console from {remote}", identity.username),
-                    before: None,
-                    after: None,
-                },
-                now,
+    // Reserved before the password is checked, so that attempts sent at once count at
+    // once: 60 wrong passwords in one burst get the limit's worth of checks, not 60.
+    let reservation = match client
+        .map(|ip| state.sessions.throttle.reserve(ip))
+        .transpose()
+    {
+        Ok(reservation) => reservation,
+        Err(wait) => {
+            return sign_in_form(
+                &req,
+                &state,
+                StatusCode::TOO_MANY_REQUESTS,
+                next,
+                username,
+                Some(format!(
+                    "Too many failed sign-ins from this computer. {}",
+                    Throttle::wait_words(wait)
+                )),
             )
-            .map_err(ApiError::from)?;
-            Ok((outcome, Some(secret)))
-        })
-        .await?;
+            .await;
+        }
+    };
+    let now = state.clock.now();
+    let remote = client.map(|ip| ip.to_string()).unwrap_or_default();
+    let subject = {
+        let username = username.clone();
+        state
+            .read(move |conn| Ok(admins::sign_in_subject(conn, &username, now)?))
+            .await?
+    };
+    // argon2id on its own pool, outside the write lock: a burst of sign-ins never holds
+    // up other writes. Unknown usernames and locked accounts are checked against a dummy
+    // hash: the same work and, below, the same answer as a wrong password.
+    let check = {
+        let subject = subject.clone();
+        let password = form.password.clone();
+        crate::secret::pool()
+            .run(Lane::General, move || {
+                crate::secret::verify_secret(subject.hash_to_check(), &password)
+            })
+            .await
+    };
+    let password_matches = match check {
+        Ok(matches) => matches,
+        Err(SecretError::Busy) => {
+            drop(reservation);
+            return sign_in_form(
+                &req,
+                &state,
+                StatusCode::SERVICE_UNAVAILABLE,
+                next,
+                username,
+                Some("The appliance is busy. Try again in a moment.".to_owned()),
+            )
+            .await;
+        }
+        Err(e) => return Err(PageError::Internal(e.to_string())),
+    };
+    state.password_checks.fetch_add(1, Ordering::Relaxed);
+    let app = state.clone();
+    // An unknown username or a locked account has nothing to record: never waits for
+    // the writer.
+    let (outcome, secret) = match subject.settled_without_writing().map(|o| (o, None)) {
+        Some(settled) => settled,
+        None => {
+            state
+                .write(move |conn| {
+                    let outcome = admins::settle_sign_in(conn, &subject, password_matches, now)?;
+                    let SignIn::Accepted(identity) = &outcome else {
+                        return Ok((outcome, None));
+                    };
+                    let (secret, _) = app.sessions.open(conn, identity.clone(), now, &remote)?;
+                    audit::append(
+                        conn,
+                        &AuditEntry {
+                            actor: &identity.username,
+                            action: "sign_in",
+                            entity: "session",
+                            entity_id: None,
+                            summary: format!(
+                                "{} signed in to the console from {remote}",
+                                identity.username
+                            ),
+                            before: None,
+                            after: None,
+                        },
+                        now,
+                    )
+                    .map_err(ApiError::from)?;
+                    Ok((outcome, Some(secret)))
+                })
+                .await?
+        }
+    };
     let problem = match outcome {
         SignIn::Accepted(_) => {
-            if let Some(ip) = peer {
-                state.sessions.clear_failures(ip);
+            if let Some(reservation) = reservation {
+                reservation.succeeded();
             }
             let mut response = see_other(&next);
             if let Some(secret) = secret {
@@ -174,29 +230,27 @@ pub async fn submit(
             }
             return Ok(response);
         }
-        SignIn::Refused => "Wrong username or password.".to_owned(),
-        SignIn::Locked { until } => {
-            let chrome_tz = state
-                .live
-                .snapshot()
-                .sites()
-                .first()
-                .and_then(|s| s.timezone.parse::<chrono_tz::Tz>().ok())
-                .unwrap_or(chrono_tz::Tz::UTC);
+        // One answer for an unknown username, a wrong password and a locked account, so
+        // that none of them tells whether the account exists; it says what to do if it
+        // is locked.
+        SignIn::Refused | SignIn::Locked { .. } => {
+            if let SignIn::Locked { .. } = outcome {
+                tracing::warn!(remote = ?client, "a console sign-in was refused: the account is locked after repeated wrong passwords");
+            }
             format!(
-                "This account is locked after {} wrong passwords in a row. Try again after {}, \
-                 or ask another admin to set a new password for it.",
+                "Wrong username or password. After {} wrong passwords in a row an account is \
+                 locked for {} minutes; another admin can unlock it by setting a new password.",
                 admins::MAX_FAILED_SIGN_INS,
-                until.with_timezone(&chrome_tz).format("%H:%M")
+                admins::LOCKOUT.num_minutes()
             )
         }
         SignIn::Disabled => "This account is disabled. Ask an admin to enable it.".to_owned(),
     };
-    if let Some(ip) = peer {
-        state.sessions.record_failure(ip);
+    if let Some(reservation) = reservation {
+        reservation.failed();
     }
     // Neither the username nor the password typed: either may be someone's password.
-    tracing::info!(remote = ?peer, "a console sign-in failed");
+    tracing::info!(remote = ?client, "a console sign-in failed");
     sign_in_form(
         &req,
         &state,

@@ -1,7 +1,9 @@
-//! Bearer-token authentication of API requests and the role checks every route makes.
+//! Bearer-token authentication of API requests (digests compared, failures throttled per
+//! client address) and the role checks every route makes.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -11,17 +13,33 @@ use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::admins::{self, Identity, Role};
+use crate::admins::{self, Identity, Role, TokenCheck};
+use crate::secret::{Lane, SecretError};
 
-/// How long a verified token is trusted without another argon2id check. Revoking a token or
-/// disabling an admin through this appliance clears the cache at once.
+/// How long a verified token is trusted without reading its row again. Revoking a token or
+/// disabling an admin through this appliance clears the cache at once; a change made
+/// elsewhere (the CLI, another instance) clears it when `serve` notices the database moved.
 const TOKEN_CACHE_TTL: Duration = Duration::from_secs(60);
 
-/// Verified tokens by SHA-256 of their text, so that argon2id runs once a minute per token
-/// rather than on every request.
-#[derive(Default)]
+/// Failed token uses from one address within [`TOKEN_FAILURE_WINDOW`] before the address
+/// must wait. A script with a revoked token trips it within seconds; a person never does.
+pub const TOKEN_FAILURES: usize = 20;
+pub const TOKEN_FAILURE_WINDOW: Duration = Duration::from_secs(10 * 60);
+
+/// Verified tokens by SHA-256 of their text, so that a busy client costs no read per
+/// request, and a generation that tells open event streams to check their token again.
 pub struct TokenCache {
     entries: Mutex<HashMap<[u8; 32], (Identity, Instant)>>,
+    cleared: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        TokenCache {
+            entries: Mutex::default(),
+            cleared: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 impl TokenCache {
@@ -40,32 +58,119 @@ impl TokenCache {
         }
     }
 
+    /// Forgets every verified token (one was revoked, an admin disabled, or the database
+    /// changed elsewhere) and wakes the open event streams to check theirs.
     pub fn clear(&self) {
         if let Ok(mut entries) = self.entries.lock() {
             entries.clear();
         }
+        self.cleared.send_modify(|generation| *generation += 1);
+    }
+
+    /// Changes whenever the cache is cleared.
+    pub fn watch_clears(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.cleared.subscribe()
     }
 }
 
 /// The admin making this request, established from its bearer token.
-pub struct Authenticated(pub Identity);
+pub struct Authenticated {
+    pub identity: Identity,
+    /// The token as presented, for a response held open on it (the event stream) to
+    /// check again.
+    pub token: String,
+}
 
 impl Authenticated {
     pub fn require_policy_writer(&self) -> Result<&Identity, ApiError> {
-        if self.0.role.can_change_policy() {
-            Ok(&self.0)
+        if self.identity.role.can_change_policy() {
+            Ok(&self.identity)
         } else {
-            Err(ApiError::Forbidden(self.0.role.as_str()))
+            Err(ApiError::Forbidden(self.identity.role.as_str()))
         }
     }
 
     pub fn require_admin(&self) -> Result<&Identity, ApiError> {
-        if self.0.role == Role::Admin {
-            Ok(&self.0)
+        if self.identity.role == Role::Admin {
+            Ok(&self.identity)
         } else {
-            Err(ApiError::Forbidden(self.0.role.as_str()))
+            Err(ApiError::Forbidden(self.identity.role.as_str()))
         }
     }
+}
+
+/// The admin a token belongs to, if it is valid now. From the cache when it was verified
+/// lately; otherwise the attempt is reserved with the client's throttle first (so a burst
+/// of bad tokens is cut off at the limit, however many arrive at once), then the row is
+/// read and the digest compared.
+pub async fn authenticate(
+    state: &AppState,
+    token: &str,
+    client: Option<IpAddr>,
+) -> Result<Identity, ApiError> {
+    let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    if let Some(identity) = state.tokens.get(&key) {
+        return Ok(identity);
+    }
+    let reservation = client
+        .map(|addr| state.token_throttle.reserve(addr))
+        .transpose()
+        .map_err(ApiError::TooManyAttempts)?;
+    let now = state.clock.now();
+    let presented = token.to_owned();
+    let check = state
+        .read(move |conn| Ok(admins::check_token(conn, &presented, now)?))
+        .await?;
+    let identity = match check {
+        TokenCheck::Valid(identity) => Some(identity),
+        TokenCheck::Invalid => None,
+        TokenCheck::Legacy {
+            token_id,
+            phc,
+            secret,
+            identity,
+        } => {
+            let pool = crate::secret::pool();
+            let matches = pool
+                .verify(Lane::General, phc.clone(), secret.clone())
+                .await
+                .map_err(|e| match e {
+                    SecretError::Busy => ApiError::Busy,
+                    other => ApiError::Internal(other.to_string()),
+                })?;
+            if matches {
+                state
+                    .read(move |conn| {
+                        Ok(admins::upgrade_legacy_token(
+                            conn, token_id, &phc, &secret, now,
+                        )?)
+                    })
+                    .await?;
+            }
+            matches.then_some(identity)
+        }
+    };
+    match identity {
+        Some(identity) => {
+            // A right token does not forgive the address's failures: one valid token must
+            // not be a way to keep guessing others.
+            drop(reservation);
+            state.tokens.put(key, identity.clone());
+            Ok(identity)
+        }
+        None => {
+            if let Some(reservation) = reservation {
+                reservation.failed();
+            }
+            Err(ApiError::Unauthenticated)
+        }
+    }
+}
+
+/// Whether a token that was valid is still valid, for a response held open on it: from
+/// the cache, else one read; never throttled (it is no new attempt).
+pub async fn still_valid(state: &AppState, token: &str) -> bool {
+    authenticate(state, token, None).await.is_ok()
 }
 
 impl FromRequest for Authenticated {
@@ -80,28 +185,13 @@ impl FromRequest for Authenticated {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(|t| t.trim().to_owned());
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let client = super::client_addr::client_addr(req);
         Box::pin(async move {
             let (Some(token), Some(state)) = (token, state) else {
                 return Err(ApiError::Unauthenticated);
             };
-            let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-            if let Some(identity) = state.tokens.get(&key) {
-                return Ok(Authenticated(identity));
-            }
-            let pool = state.db.clone();
-            let now = state.clock.now();
-            let identity = web::block(move || -> Result<Option<Identity>, ApiError> {
-                let mut conn = pool.get()?;
-                Ok(admins::verify_token(&mut conn, &token, now)?)
-            })
-            .await??;
-            match identity {
-                Some(identity) => {
-                    state.tokens.put(key, identity.clone());
-                    Ok(Authenticated(identity))
-                }
-                None => Err(ApiError::Unauthenticated),
-            }
+            let identity = authenticate(&state, &token, client).await?;
+            Ok(Authenticated { identity, token })
         })
     }
 }

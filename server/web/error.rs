@@ -23,6 +23,12 @@ pub enum ApiError {
     Conflict(String),
     #[error("the database is not reachable right now; try again shortly")]
     Unavailable,
+    /// Too many failed attempts from this client address lately; wait this long.
+    #[error("too many failed attempts from this address; try again in {} seconds", .0.as_secs().max(1))]
+    TooManyAttempts(std::time::Duration),
+    /// Every password check worker is busy and its queue is full.
+    #[error("the appliance is busy; try again in a moment")]
+    Busy,
     #[error(
         "the change was saved, but the live policy could not be rebuilt, so doors still decide on the previous policy: {0}"
     )]
@@ -47,7 +53,8 @@ impl ResponseError for ApiError {
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest(..) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PolicyNotLive(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -59,6 +66,15 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if matches!(self, ApiError::Unauthenticated) {
             response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        match self {
+            ApiError::TooManyAttempts(wait) => {
+                response.insert_header(("Retry-After", wait.as_secs().max(1).to_string()));
+            }
+            ApiError::Busy => {
+                response.insert_header(("Retry-After", "1"));
+            }
+            _ => {}
         }
         response.json(ErrorBody {
             error: self.to_string(),

@@ -11,7 +11,7 @@ use tokio::sync::broadcast::error::RecvError;
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::auth::Authenticated;
+use super::auth::{Authenticated, still_valid};
 use super::error::ApiError;
 use crate::entities::{FieldErrors, utc};
 use crate::event_log::{EventFilter, EventKind, Recorded, recent};
@@ -154,22 +154,67 @@ pub async fn list(
 /// How often an idle stream says it is alive, so proxies and browsers keep it open.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
-pub async fn stream(state: web::Data<AppState>, _auth: Authenticated) -> HttpResponse {
-    let receiver = state.events.watch();
-    let body = stream::unfold(receiver, |mut receiver| async move {
-        let frame = match tokio::time::timeout(KEEPALIVE, receiver.recv()).await {
-            Ok(Ok(recorded)) => {
-                let view = EventView::from(recorded.as_ref());
-                let data = serde_json::to_string(&view).unwrap_or_default();
-                format!("id: {}\nevent: {}\ndata: {data}\n\n", view.id, view.kind)
+/// The last frame of a stream whose token stopped being valid (revoked, expired, its
+/// admin disabled), before the stream ends.
+const TOKEN_INVALID_FRAME: &str =
+    "event: token_invalid\ndata: {\"error\":\"the token is no longer valid\"}\n\n";
+
+/// What an open event stream holds between frames.
+struct StreamWatch {
+    receiver: tokio::sync::broadcast::Receiver<std::sync::Arc<Recorded>>,
+    /// Wakes the stream when verified tokens were dropped (one revoked here, or the
+    /// database changed elsewhere), so that even an idle stream checks at once.
+    clears: tokio::sync::watch::Receiver<u64>,
+    state: web::Data<AppState>,
+    token: String,
+}
+
+pub async fn stream(state: web::Data<AppState>, auth: Authenticated) -> HttpResponse {
+    let mut clears = state.tokens.watch_clears();
+    clears.mark_unchanged();
+    let watch = StreamWatch {
+        receiver: state.events.watch(),
+        clears,
+        token: auth.token,
+        state,
+    };
+    let body = stream::unfold(Some(watch), |watch| async move {
+        let mut watch = watch?;
+        loop {
+            let received = tokio::select! {
+                received = tokio::time::timeout(KEEPALIVE, watch.receiver.recv()) => Some(received),
+                cleared = watch.clears.changed() => {
+                    if cleared.is_err() {
+                        return None;
+                    }
+                    None
+                }
+            };
+            // Every wake checks the token: from the cache while it vouches for it (a
+            // minute), else one read; so a revoked token streams not one more event.
+            if !still_valid(&watch.state, &watch.token).await {
+                return Some((
+                    Ok::<_, actix_web::Error>(web::Bytes::from_static(
+                        TOKEN_INVALID_FRAME.as_bytes(),
+                    )),
+                    None,
+                ));
             }
-            Ok(Err(RecvError::Lagged(missed))) => {
-                format!("event: lagged\ndata: {{\"missed\":{missed}}}\n\n")
-            }
-            Ok(Err(RecvError::Closed)) => return None,
-            Err(_) => ": keepalive\n\n".to_owned(),
-        };
-        Some((Ok::<_, actix_web::Error>(web::Bytes::from(frame)), receiver))
+            let Some(received) = received else { continue };
+            let frame = match received {
+                Ok(Ok(recorded)) => {
+                    let view = EventView::from(recorded.as_ref());
+                    let data = serde_json::to_string(&view).unwrap_or_default();
+                    format!("id: {}\nevent: {}\ndata: {data}\n\n", view.id, view.kind)
+                }
+                Ok(Err(RecvError::Lagged(missed))) => {
+                    format!("event: lagged\ndata: {{\"missed\":{missed}}}\n\n")
+                }
+                Ok(Err(RecvError::Closed)) => return None,
+                Err(_) => ": keepalive\n\n".to_owned(),
+            };
+            return Some((Ok(web::Bytes::from(frame)), Some(watch)));
+        }
     });
     HttpResponse::Ok()
         .content_type("text/event-stream")

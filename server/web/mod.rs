@@ -3,12 +3,14 @@
 
 pub mod admin_routes;
 pub mod auth;
+pub mod client_addr;
 pub mod edge;
 pub mod entity_routes;
 pub mod error;
 pub mod event_routes;
 pub mod explain_routes;
 pub mod openapi;
+pub mod throttle;
 
 use std::sync::{Arc, Mutex};
 
@@ -34,6 +36,12 @@ pub struct AppState {
     pub live: Arc<LivePolicy>,
     pub clock: Clock,
     pub tokens: TokenCache,
+    /// Failed bearer tokens per client address.
+    pub token_throttle: throttle::Throttle,
+    /// Console passwords checked with argon2id since start (sign-ins, right or wrong).
+    pub password_checks: std::sync::atomic::AtomicU64,
+    /// Whose X-Forwarded-For names the client (`[http] trusted_proxies`).
+    pub trusted_proxies: client_addr::TrustedProxies,
     /// Console sign-in sessions.
     pub sessions: crate::console::session::Sessions,
     /// The event log, for the event stream.
@@ -59,6 +67,7 @@ impl AppState {
         clock: Clock,
         events: crate::event_log::EventLog,
         hub: crate::hub::Hub,
+        trusted_proxies: client_addr::TrustedProxies,
     ) -> AppState {
         let sessions = crate::console::session::Sessions::new(
             config.http.session_idle_minutes,
@@ -74,6 +83,12 @@ impl AppState {
             doors: hub.doors(),
             hub,
             tokens: TokenCache::default(),
+            token_throttle: throttle::Throttle::new(
+                auth::TOKEN_FAILURES,
+                auth::TOKEN_FAILURE_WINDOW,
+            ),
+            password_checks: Default::default(),
+            trusted_proxies,
             sessions,
             day_tally: Arc::default(),
             write_lock: Arc::new(Mutex::new(())),

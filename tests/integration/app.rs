@@ -204,19 +204,24 @@ impl TestApp {
 
     /// A TestApp whose readers talk MQTT as configured (TestApp::new has MQTT off).
     pub fn with_mqtt(backend: Backend, mqtt: Option<gatehouse::config::MqttConfig>) -> TestApp {
-        TestApp::start(backend, mqtt, None, true)
+        TestApp::start(backend, mqtt, None, true, &[])
+    }
+
+    /// A TestApp that believes X-Forwarded-For from these peers (`[http] trusted_proxies`).
+    pub fn with_trusted_proxies(backend: Backend, proxies: &[&str]) -> TestApp {
+        TestApp::start(backend, None, None, true, proxies)
     }
 
     /// A TestApp whose console and API listen for HTTPS only; `url`, `get` and the other
     /// requests go over HTTPS, trusting `https.ca`.
     pub fn with_https(backend: Backend, https: &Https) -> TestApp {
-        TestApp::start(backend, None, Some(https), true)
+        TestApp::start(backend, None, Some(https), true, &[])
     }
 
     /// A TestApp that polls no Modbus reader (`[modbus] enabled = false`): for a test that
     /// stores a reader host outside loopback, which a polling appliance would contact.
     pub fn without_modbus_polling(backend: Backend) -> TestApp {
-        TestApp::start(backend, None, None, false)
+        TestApp::start(backend, None, None, false, &[])
     }
 
     fn start(
@@ -224,6 +229,7 @@ impl TestApp {
         mqtt: Option<gatehouse::config::MqttConfig>,
         https: Option<&Https>,
         polls_modbus: bool,
+        trusted_proxies: &[&str],
     ) -> TestApp {
         // GATEHOUSE_LOG=debug shows the appliance's log lines beside a failing test.
         let _ = tracing_subscriber::fmt()
@@ -254,6 +260,7 @@ impl TestApp {
                 listen: "127.0.0.1:0".to_owned(),
                 tls_cert: https.map(|h| h.cert.to_path_buf()).unwrap_or_default(),
                 tls_key: https.map(|h| h.key.to_path_buf()).unwrap_or_default(),
+                trusted_proxies: trusted_proxies.iter().map(|p| (*p).to_owned()).collect(),
                 ..Default::default()
             },
             mqtt: mqtt.unwrap_or(gatehouse::config::MqttConfig {

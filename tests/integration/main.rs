@@ -5,6 +5,7 @@
 mod api;
 mod app;
 mod audit_chain;
+mod auth;
 mod cli;
 mod console;
 mod console_editing;
@@ -14,6 +15,7 @@ mod event_log;
 mod harness;
 mod https;
 mod hub;
+mod memory;
 mod modbus;
 mod mqtt;
 mod policy_live;
