@@ -155,25 +155,6 @@ pub struct HttpConfig {
     pub trusted_proxies: Vec<String>,
 }
 
-/// A list of strings, or one string of comma-separated items.
-fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum ListOrCommas {
-        List(Vec<String>),
-        Commas(String),
-    }
-    Ok(match ListOrCommas::deserialize(d)? {
-        ListOrCommas::List(list) => list,
-        ListOrCommas::Commas(text) => text
-            .split(',')
-            .map(str::trim)
-            .filter(|item| !item.is_empty())
-            .map(str::to_owned)
-            .collect(),
-    })
-}
-
 impl HttpConfig {
     /// `trusted_proxies`, read and checked.
     pub fn proxies(&self) -> Result<crate::web::client_addr::TrustedProxies, ConfigError> {
