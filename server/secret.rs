@@ -372,15 +372,9 @@ mod tests {
         assert!(is_foreign_pin_hash(Some(&other), &phc));
         assert!(!is_foreign_pin_hash(Some(&key), &phc));
         // Even a hash relabelled with the other key's id does not verify under it.
-        let relabelled = phc.replace(
-            &phc.split('$').nth(3).unwrap().to_owned(),
-            &hash_pin(Some(&other), "0")
-                .unwrap()
-                .split('$')
-                .nth(3)
-                .unwrap()
-                .to_owned(),
-        );
+        let other_params = hash_pin(Some(&other), "0").unwrap();
+        let other_params = other_params.split('$').nth(3).unwrap();
+        let relabelled = phc.replace(phc.split('$').nth(3).unwrap(), other_params);
         assert!(!verify_pin(Some(&other), &relabelled, "4821"));
         assert!(matches!(
             hash_pin(None, "4821"),

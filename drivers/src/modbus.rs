@@ -891,11 +891,25 @@ mod tests {
                 _ => assert!(reason.contains("no answer within 200 ms"), "{reason}"),
             }
             // Reconnections meet the same behaviour (raw noise or silence) without a new
-            // report each time; then the device recovers.
-            tokio::time::sleep(Duration::from_millis(400)).await;
+            // report each time: the poller is driven through three more failed attempts
+            // and reports nothing. Then the device recovers.
+            let stats = poller.stats.clone();
+            let before = stats.lock().unwrap().failures;
+            let three_more = async {
+                while stats.lock().unwrap().failures < before + 3 {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            };
+            tokio::time::timeout(WAIT, async {
+                tokio::select! {
+                    event = poller.next() => panic!("{behaviour:?}: a retry was reported: {event:?}"),
+                    () = three_more => {}
+                }
+            })
+            .await
+            .expect("the poller retries");
             sim.set_behaviour(Behaviour::Normal);
             assert_eq!(next(&mut poller).await, DeviceEvent::Online);
-            assert!(poller.stats.lock().unwrap().failures >= 1);
         }
     }
 
@@ -932,8 +946,16 @@ mod tests {
     #[tokio::test]
     async fn a_device_that_refuses_the_connection_is_offline_with_the_reason() {
         let (sim, _handle, mut poller) = pair(1).await;
+        let addr = sim.addr();
         drop(sim);
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Gone once its port refuses connections.
+        tokio::time::timeout(WAIT, async {
+            while tokio::net::TcpStream::connect(addr).await.is_ok() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the device stops listening");
         let offline = next(&mut poller).await;
         assert!(
             matches!(&offline, DeviceEvent::Offline { reason } if reason.contains("cannot connect")),

@@ -506,7 +506,12 @@ mod tests {
                     postgres: Some((admin_url, name)),
                 });
             }
-            _ => eprintln!("PostgreSQL not tested: set {POSTGRES_ENV} to test it too"),
+            // Under CI (CI=true) every service must be there: skipping would let it pass
+            // without testing PostgreSQL (the rule of tests/integration/app.rs).
+            _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                panic!("PostgreSQL not tested: set {POSTGRES_ENV} (CI=true: CI must test it)")
+            }
+            _ => eprintln!("skipping PostgreSQL: set {POSTGRES_ENV} to test it too"),
         }
         dbs
     }

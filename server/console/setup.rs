@@ -40,6 +40,13 @@ pub fn prepare(config: &Config, pool: &DbPool) -> anyhow::Result<Option<PathBuf>
         remove_code(&path)?;
         return Ok(None);
     }
+    // On PostgreSQL nothing else has made the data folder yet.
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create the data folder {} for the setup code (set data_dir or GATEHOUSE_DATA_DIR): {e}",
+            config.data_dir.display()
+        )
+    })?;
     write_code(&path, &Sessions::sign_in_token())?;
     Ok(Some(path))
 }

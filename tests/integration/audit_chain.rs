@@ -173,7 +173,11 @@ fn a_forged_entry_with_a_recomputed_hash_still_breaks_the_chain() {
                 .map(|p| p.problem.as_str())
                 .collect()
         };
-        assert_eq!(at(8), Vec::<&str>::new(), "the forged entry is valid in itself");
+        assert_eq!(
+            at(8),
+            Vec::<&str>::new(),
+            "the forged entry is valid in itself"
+        );
         assert!(
             at(9).iter().any(|p| p.contains("does not link")),
             "the entry after the forged one no longer links: {:?}",

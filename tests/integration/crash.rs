@@ -51,7 +51,10 @@ impl Appliance {
             .port();
         let (database_url, pg) = match backend {
             Backend::Sqlite => (
-                format!("sqlite://{}", dir.path().join("data/gatehouse.db").display()),
+                format!(
+                    "sqlite://{}",
+                    dir.path().join("data/gatehouse.db").display()
+                ),
                 None,
             ),
             Backend::Postgres => {
@@ -462,9 +465,7 @@ fn kill_9_with_a_modbus_door_unlocked_relocks_it_and_records_each_answer_once() 
     }
 }
 
-fn kill_9_with_a_modbus_door_unlocked_relocks_it_and_records_each_answer_once_on(
-    backend: Backend,
-) {
+fn kill_9_with_a_modbus_door_unlocked_relocks_it_and_records_each_answer_once_on(backend: Backend) {
     use gatehouse_drivers::modbus_map::Beeper;
     use gatehouse_drivers::sim_modbus::{Output, SimDevice};
     const WAIT: Duration = Duration::from_secs(20);

@@ -100,7 +100,10 @@ fn a_missing_service_fails_under_ci_and_is_skipped_elsewhere() {
         .downcast_ref::<String>()
         .cloned()
         .unwrap_or_default();
-    assert!(text.contains("Mosquitto") && text.contains("CI=true"), "{text}");
+    assert!(
+        text.contains("Mosquitto") && text.contains("CI=true"),
+        "{text}"
+    );
 }
 
 fn repo() -> PathBuf {
@@ -193,7 +196,11 @@ fn nothing_that_runs_names_an_address_outside_loopback() {
     let mut problems = Vec::new();
     for (files, allowed, rule) in [
         (&strict, runnable as fn(IpAddr) -> bool, "only loopback"),
-        (&docs, |ip| runnable(ip) || illustrative(ip), "no public address"),
+        (
+            &docs,
+            |ip| runnable(ip) || illustrative(ip),
+            "no public address",
+        ),
     ] {
         for (path, text) in files {
             for (line, ip) in ip_literals(text) {

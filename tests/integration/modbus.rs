@@ -504,6 +504,14 @@ fn simulate_plays_modbus_devices_that_the_appliance_polls() {
                    "modbus_host": "127.0.0.1", "modbus_port": port}),
         );
     }
+    // Nothing listens there until `simulate` starts: the appliance keeps failing to reach
+    // the devices and waits out its longest backoff between attempts, as a running
+    // appliance does before an installer starts `simulate` (the README's first steps).
+    for reader in ["main-mb", "server-mb"] {
+        wait_until(&format!("{reader} tried and backed off from"), || {
+            rig.poll_failures(reader) >= 4
+        });
+    }
     let out = rig.app.simulate(
         &[
             "--protocol",

@@ -41,7 +41,11 @@ fn setups() -> Vec<(Broker, Backend)> {
     let backends = backends();
     brokers()
         .into_iter()
-        .flat_map(|broker| backends.iter().map(move |backend| (broker.clone(), *backend)))
+        .flat_map(|broker| {
+            backends
+                .iter()
+                .map(move |backend| (broker.clone(), *backend))
+        })
         .collect()
 }
 
