@@ -14,6 +14,7 @@ mod event_log;
 mod https;
 mod hub;
 mod modbus;
+mod mosquitto;
 mod mqtt;
 mod policy_live;
 mod site_file;
