@@ -353,3 +353,67 @@ fn events_beyond_a_thousand_wait_for_the_appliance() {
         }
     });
 }
+
+/// `gatehouse simulate --card` through the appliance's listener of the packaged config:
+/// the visitor keeps a client id of its own there (on the readers' listener every client
+/// of one username has the same id), so the real reader stays connected.
+#[test]
+fn simulate_one_card_leaves_the_real_reader_connected() {
+    let secret = "gate-in-secret-for-tests";
+    let Some(mosquitto) =
+        PackagedMosquitto::start(&[(APPLIANCE_USER, APPLIANCE_PASSWORD), ("gate-in", secret)])
+    else {
+        return;
+    };
+    let url = format!("mqtt://127.0.0.1:{}", mosquitto.appliance_port);
+    let app = TestApp::with_mqtt(
+        Backend::Sqlite,
+        Some(MqttConfig {
+            broker: BrokerChoice::External,
+            url: url.clone(),
+            username: APPLIANCE_USER.to_owned(),
+            password: APPLIANCE_PASSWORD.to_owned(),
+            client_id: APPLIANCE_CLIENT_ID.to_owned(),
+            ..MqttConfig::default()
+        }),
+    );
+    let f = build_site(&app);
+    let r = app.post(
+        "/api/v1/readers",
+        serde_json::json!({"reader_id": "gate-in", "door_id": f.main_door, "secret": secret}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let runtime = runtime();
+    let settings = SimSettings {
+        host: "127.0.0.1".to_owned(),
+        port: mosquitto.readers_port,
+        reader_id: "gate-in".to_owned(),
+        secret: secret.to_owned(),
+        username: Some("gate-in".to_owned()),
+        password: Some(secret.to_owned()),
+        topic_root: "gatehouse/v1".to_owned(),
+        sign_events: false,
+    };
+    let mut reader = runtime.block_on(SimReader::connect(settings, 1)).unwrap();
+    let card = WireCredential::Card {
+        uid: f.card.to_owned(),
+    };
+    runtime
+        .block_on(reader.swipe(card.clone(), None, WAIT))
+        .expect("the appliance answers through the packaged Mosquitto");
+
+    let out = app.simulate(
+        &["--reader", "gate-in", "--card", f.card, "--broker", &url],
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with("gate-in: "),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    runtime
+        .block_on(reader.swipe(card, None, WAIT))
+        .expect("the real reader is still served");
+    assert_eq!(reader.connects(), 1, "the check cut the real reader off");
+}
