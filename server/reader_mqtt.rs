@@ -23,6 +23,9 @@ pub struct MqttStarted {
     pub broker: Option<SocketAddr>,
     /// The TLS listener for readers.
     pub broker_tls: Option<SocketAddr>,
+    /// rumqttd's own loopback listener and the appliance's login there, past the readers'
+    /// relay (the MQTT benchmark measures its floor through it, as the appliance talks).
+    pub broker_local: Option<(SocketAddr, gatehouse_drivers::broker::ApplianceLogin)>,
 }
 
 /// Starts the broker (embedded) and the appliance's connection, and spawns the loop that
@@ -33,6 +36,7 @@ pub fn start(config: &MqttConfig, live: Arc<LivePolicy>, hub: Hub) -> anyhow::Re
             return Ok(MqttStarted {
                 broker: None,
                 broker_tls: None,
+                broker_local: None,
             });
         }
         BrokerChoice::External => {
@@ -49,6 +53,7 @@ pub fn start(config: &MqttConfig, live: Arc<LivePolicy>, hub: Hub) -> anyhow::Re
             let started = MqttStarted {
                 broker: None,
                 broker_tls: None,
+                broker_local: None,
             };
             (settings, started)
         }
@@ -96,6 +101,7 @@ pub fn start(config: &MqttConfig, live: Arc<LivePolicy>, hub: Hub) -> anyhow::Re
             let started = MqttStarted {
                 broker: bound.plain,
                 broker_tls: bound.tls,
+                broker_local: Some((bound.local, bound.appliance.clone())),
             };
             (settings, started)
         }
