@@ -27,6 +27,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// did before the relay.
 const MAX_PACKET: usize = MAX_PAYLOAD;
 
+/// The largest CONNECT the relay reads, before it knows who is connecting: an id, a login
+/// and a last will (`offline`) fit many times over, and a flood of connections that never
+/// authenticate cannot make it hold megabytes each.
+const MAX_CONNECT: usize = 64 << 10;
+
 /// The username under which the relay forwards readers to rumqttd. '@' is not allowed in
 /// reader ids, so it names no reader.
 pub(super) const RELAY_USER: &str = "@relay";
@@ -116,6 +121,7 @@ impl Relay {
         if let Some(will) = &connect.last_will
             && !topics.may_publish(&will.topic)
         {
+            let _ = refuse(&mut to_client, ConnectReturnCode::NotAuthorized).await;
             self.forbidden(&reader_id, peer, &will.topic, false);
             return;
         }
@@ -217,19 +223,20 @@ async fn read_connect<R: AsyncRead + Unpin>(
     buffer: &mut BytesMut,
 ) -> Result<Connect, ConnectProblem> {
     loop {
-        match mqttbytes::check(buffer.iter(), MAX_PACKET) {
+        match mqttbytes::check(buffer.iter(), MAX_CONNECT) {
             Ok(header) => {
                 if header.packet_type().ok() != Some(PacketType::Connect) {
                     return Err(ConnectProblem::Malformed);
                 }
                 let frame = buffer.split_to(header.frame_length()).freeze();
+                // Asked before parsing the rest: an MQTT 5 CONNECT has properties that the
+                // 3.1.1 codec would misread.
+                if protocol_level(&frame) != Some(4) {
+                    return Err(ConnectProblem::Version);
+                }
                 return match Connect::read(header, frame) {
                     Ok(connect) if connect.protocol == Protocol::V4 => Ok(connect),
-                    Ok(_)
-                    | Err(mqttbytes::Error::InvalidProtocol)
-                    | Err(mqttbytes::Error::InvalidProtocolLevel(_)) => {
-                        Err(ConnectProblem::Version)
-                    }
+                    Ok(_) => Err(ConnectProblem::Version),
                     Err(_) => Err(ConnectProblem::Malformed),
                 };
             }
@@ -240,6 +247,18 @@ async fn read_connect<R: AsyncRead + Unpin>(
             Ok(0) | Err(_) => return Err(ConnectProblem::Malformed),
             Ok(_) => {}
         }
+    }
+}
+
+/// The protocol level of a whole CONNECT packet, if it names the MQTT protocol: 4 is MQTT
+/// 3.1.1, 5 is MQTT 5; MQTT 3.1 (`MQIsdp`) gives `None`, as does anything malformed.
+fn protocol_level(frame: &[u8]) -> Option<u8> {
+    // The fixed header: the type byte, then the remaining length in 1 to 4 bytes.
+    let length_bytes = frame.iter().skip(1).take(4).position(|b| b & 0x80 == 0)? + 1;
+    let rest = frame.get(1 + length_bytes..)?;
+    match rest {
+        [0, 4, b'M', b'Q', b'T', b'T', level, ..] => Some(*level),
+        _ => None,
     }
 }
 
@@ -350,6 +369,40 @@ fn check_packet(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn connects_are_read_by_protocol_version() {
+        let read = |bytes: Vec<u8>| async move {
+            let mut buffer = BytesMut::new();
+            read_connect(&mut bytes.as_slice(), &mut buffer).await
+        };
+        // MQTT 3.1.1, with a login.
+        let mut v4 = BytesMut::new();
+        let mut connect = Connect::new("door-a");
+        connect.set_login("door-a", "secret");
+        connect.write(&mut v4).unwrap();
+        let connect = read(v4.to_vec()).await.ok().unwrap();
+        assert_eq!(connect.login.unwrap().username, "door-a");
+        // MQTT 5: keep-alive, then properties (none), then the client id "a".
+        let v5 = vec![
+            0x10, 14, 0, 4, b'M', b'Q', b'T', b'T', 5, 0x02, 0, 60, 0, 0, 1, b'a',
+        ];
+        assert!(matches!(read(v5).await, Err(ConnectProblem::Version)));
+        // MQTT 3.1.
+        let v3 = vec![
+            0x10, 15, 0, 6, b'M', b'Q', b'I', b's', b'd', b'p', 3, 0x02, 0, 60, 0, 1, b'a',
+        ];
+        assert!(matches!(read(v3).await, Err(ConnectProblem::Version)));
+        // Not a CONNECT first; a connection closed half way.
+        assert!(matches!(
+            read(vec![0xC0, 0]).await,
+            Err(ConnectProblem::Malformed)
+        ));
+        assert!(matches!(
+            read(vec![0x10, 14, 0, 4]).await,
+            Err(ConnectProblem::Malformed)
+        ));
+    }
 
     #[test]
     fn a_reader_has_exactly_its_own_topics() {
