@@ -6,16 +6,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use gatehouse_drivers::mqtt::{self, Incoming, MqttEvents, MqttLink, MqttSettings};
-use rand::Rng;
 
 use crate::config::{BrokerChoice, MqttConfig};
 use crate::hub::{Hub, Reply};
 use crate::live::LivePolicy;
 use gatehouse_drivers::message::{Command, ReaderMode};
 
-/// The appliance's own username at the embedded broker. '@' is not allowed in reader ids,
-/// so no reader can take this name.
-const APPLIANCE_USER: &str = "@gatehouse";
+/// Refused reader connections waiting to be recorded; beyond this they are dropped (a flood
+/// of bad connections must not queue without bound). The hub's fault budget then limits
+/// what is recorded.
+const REFUSALS_QUEUED: usize = 64;
 
 /// What was started: the embedded broker's listeners, if it runs.
 pub struct MqttStarted {
@@ -23,17 +23,20 @@ pub struct MqttStarted {
     pub broker: Option<SocketAddr>,
     /// The TLS listener for readers.
     pub broker_tls: Option<SocketAddr>,
+    /// rumqttd's own loopback listener and the appliance's login there, past the readers'
+    /// relay (the MQTT benchmark measures its floor through it, as the appliance talks).
+    pub broker_local: Option<(SocketAddr, gatehouse_drivers::broker::ApplianceLogin)>,
 }
 
 /// Starts the broker (embedded) and the appliance's connection, and spawns the loop that
 /// feeds the hub. Returns once the broker listens; the connection comes up in the loop.
 pub fn start(config: &MqttConfig, live: Arc<LivePolicy>, hub: Hub) -> anyhow::Result<MqttStarted> {
-    let live_for_auth = live.clone();
     let (settings, started) = match config.broker {
         BrokerChoice::Off => {
             return Ok(MqttStarted {
                 broker: None,
                 broker_tls: None,
+                broker_local: None,
             });
         }
         BrokerChoice::External => {
@@ -50,6 +53,7 @@ pub fn start(config: &MqttConfig, live: Arc<LivePolicy>, hub: Hub) -> anyhow::Re
             let started = MqttStarted {
                 broker: None,
                 broker_tls: None,
+                broker_local: None,
             };
             (settings, started)
         }
@@ -61,40 +65,43 @@ pub fn start(config: &MqttConfig, live: Arc<LivePolicy>, hub: Hub) -> anyhow::Re
                     _ => None,
                 },
             };
-            let password = hex::encode(rand::rng().random::<[u8; 32]>());
-            let appliance_password = password.clone();
-            let appliance_client = config.client_id.clone();
-            let authenticate: gatehouse_drivers::broker::Authenticate =
-                Arc::new(move |client_id, user, pass| {
-                    if user == APPLIANCE_USER {
-                        return crate::secret::constant_time_eq(pass, &appliance_password);
-                    }
-                    // A broker drops the older of two connections with one client id: no
-                    // reader may take the appliance's and so cut it off.
-                    client_id != appliance_client
-                        && live_for_auth.readers().authenticates(user, pass)
-                });
-            let bound = gatehouse_drivers::broker::start(listeners, authenticate)?;
+            let readers = live.clone();
+            let (refusals, refused) = tokio::sync::mpsc::channel(REFUSALS_QUEUED);
+            let access = gatehouse_drivers::broker::Access {
+                topic_root: config.topic_root.clone(),
+                appliance_client_id: config.client_id.clone(),
+                authenticate: Arc::new(move |reader_id, secret| {
+                    readers.readers().authenticates(reader_id, secret)
+                }),
+                // Never waits: a flood of bad connections must not slow the broker down,
+                // and what does not fit is only the event log's copy of it.
+                on_refusal: Some(Arc::new(move |refusal| {
+                    let _ = refusals.try_send(refusal);
+                })),
+            };
+            tokio::spawn(record_refusals(refused, hub.clone()));
+            let bound = gatehouse_drivers::broker::start(listeners, access)?;
             if let Some(addr) = bound.plain {
                 tracing::info!(%addr, "embedded MQTT broker is listening");
             }
             if let Some(addr) = bound.tls {
                 tracing::info!(%addr, "embedded MQTT broker is listening for TLS");
             }
-            // The appliance itself always talks plain MQTT to its broker on this host: it
-            // would otherwise need a certificate valid for 127.0.0.1.
+            // The appliance talks plain MQTT to rumqttd itself on loopback, past the
+            // readers' relay (which would keep it to one reader's topics).
             let settings = MqttSettings {
                 host: bound.local.ip().to_string(),
                 port: bound.local.port(),
                 client_id: config.client_id.clone(),
-                username: Some(APPLIANCE_USER.to_owned()),
-                password: Some(password),
+                username: Some(bound.appliance.username.clone()),
+                password: Some(bound.appliance.password.clone()),
                 topic_root: config.topic_root.clone(),
                 tls: None,
             };
             let started = MqttStarted {
                 broker: bound.plain,
                 broker_tls: bound.tls,
+                broker_local: Some((bound.local, bound.appliance.clone())),
             };
             (settings, started)
         }
@@ -109,6 +116,21 @@ pub fn start(config: &MqttConfig, live: Arc<LivePolicy>, hub: Hub) -> anyhow::Re
     ));
     tokio::spawn(serve_readers(events, link, hub, modes));
     Ok(started)
+}
+
+/// Records the embedded broker's refusals of registered readers as their faults (a wrong
+/// secret, a reach for another reader's topics). Usernames that are no reader's are only
+/// logged by the broker: recording them would let anyone fill the event log.
+async fn record_refusals(
+    mut refused: tokio::sync::mpsc::Receiver<gatehouse_drivers::broker::Refusal>,
+    hub: Hub,
+) {
+    while let Some(refusal) = refused.recv().await {
+        if hub.knows_reader(refusal.reader_id()) {
+            hub.driver_fault(refusal.reader_id(), &refusal.describe())
+                .await;
+        }
+    }
 }
 
 /// Handles deliveries until the process ends. Each reader's are handled in the order they

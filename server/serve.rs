@@ -39,6 +39,8 @@ pub struct Running {
     pub mqtt_broker: Option<SocketAddr>,
     /// The embedded MQTT broker's TLS listener, when it runs with one.
     pub mqtt_broker_tls: Option<SocketAddr>,
+    /// The embedded broker's own loopback listener and the appliance's login there.
+    pub mqtt_broker_local: Option<(SocketAddr, gatehouse_drivers::broker::ApplianceLogin)>,
     pub server: actix_web::dev::Server,
     pub state: web::Data<AppState>,
 }
@@ -288,6 +290,7 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
         addr,
         mqtt_broker: mqtt.broker,
         mqtt_broker_tls: mqtt.broker_tls,
+        mqtt_broker_local: mqtt.broker_local,
         server,
         state,
     })

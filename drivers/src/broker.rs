@@ -1,15 +1,19 @@
-//! The embedded MQTT broker (rumqttd), so that a fresh install needs nothing else. It is
-//! kept behind this seam: the rest of Gatehouse only ever talks MQTT to it, as it would to
-//! Mosquitto. It authenticates every client and refuses anonymous ones, but rumqttd has no
-//! per-topic ACL (see docs/readers.md): message MACs protect the doors instead.
+//! The embedded MQTT broker (rumqttd), so that a fresh install needs nothing else; the rest
+//! of Gatehouse only ever talks MQTT to it, as it would to Mosquitto. Readers reach it
+//! through `relay`, which authenticates each one and keeps it to its own topics (rumqttd
+//! 0.20 has no per-topic authorization); rumqttd itself listens on loopback only.
+
+mod relay;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
+
+use relay::{RELAY_USER, Relay};
 
 /// Larger publishes are refused by the broker. Above PROTOCOL.md's 4 KiB so that
 /// oversized events still reach the appliance and are reported as reader faults.
@@ -55,8 +59,100 @@ pub enum BrokerError {
     },
 }
 
-/// Decides whether a client may connect: (client id, username, password) → allowed.
-pub type Authenticate = Arc<dyn Fn(&str, &str, &str) -> bool + Send + Sync>;
+/// Whether a reader may connect: (reader id, secret) → allowed. Called for every CONNECT,
+/// on the runtime's threads: it must be quick and must not block.
+pub type ReaderAuthenticate = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
+
+/// Told of every reader connection refused or cut off (called on the runtime's threads: it
+/// must not block; a flood of bad connections calls it as often).
+pub type OnRefusal = Arc<dyn Fn(Refusal) + Send + Sync>;
+
+/// A reader connection the broker refused or cut off, for the event log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// A wrong secret, or a username that is no reader's (the broker cannot tell which):
+    /// refused with CONNACK "bad user name or password".
+    BadCredentials { username: String, peer: SocketAddr },
+    /// A reader that gave the appliance's client id: refused with CONNACK "identifier
+    /// rejected".
+    ApplianceClientId { reader_id: String, peer: SocketAddr },
+    /// A reader that published (or set its last will) on a topic not its own, or
+    /// subscribed to one: disconnected, and nothing it sent there went further. `topic` is
+    /// escaped and cut short.
+    ForbiddenTopic {
+        reader_id: String,
+        peer: SocketAddr,
+        topic: String,
+        subscribe: bool,
+    },
+}
+
+impl Refusal {
+    /// The reader id the client gave (authenticated for all but `BadCredentials`).
+    pub fn reader_id(&self) -> &str {
+        match self {
+            Refusal::BadCredentials { username, .. } => username,
+            Refusal::ApplianceClientId { reader_id, .. }
+            | Refusal::ForbiddenTopic { reader_id, .. } => reader_id,
+        }
+    }
+
+    /// What happened, in words for the event log (no secrets, no payloads).
+    pub fn describe(&self) -> String {
+        match self {
+            Refusal::BadCredentials { peer, .. } => {
+                format!("MQTT connection refused: wrong secret (from {peer})")
+            }
+            Refusal::ApplianceClientId { peer, .. } => {
+                format!("MQTT connection refused: it gave the appliance's client id (from {peer})")
+            }
+            Refusal::ForbiddenTopic {
+                peer,
+                topic,
+                subscribe,
+                ..
+            } => format!(
+                "MQTT connection closed: it tried to {} {topic}, which is not its own topic (from {peer})",
+                if *subscribe {
+                    "subscribe to"
+                } else {
+                    "publish on"
+                }
+            ),
+        }
+    }
+}
+
+/// Who may do what on the embedded broker.
+#[derive(Clone)]
+pub struct Access {
+    /// `{root}` of the reader topics (`gatehouse/v1`).
+    pub topic_root: String,
+    /// The appliance's own client id, which no reader may use.
+    pub appliance_client_id: String,
+    pub authenticate: ReaderAuthenticate,
+    pub on_refusal: Option<OnRefusal>,
+}
+
+/// The appliance's own login at the embedded broker, on `Bound::local`: made at start,
+/// random, never written anywhere.
+#[derive(Clone)]
+pub struct ApplianceLogin {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for ApplianceLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApplianceLogin")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The appliance's username at rumqttd. '@' is not allowed in reader ids, so no reader can
+/// take this name (and readers never reach rumqttd but through the relay anyway).
+const APPLIANCE_USER: &str = "@gatehouse";
 
 /// The server side of TLS: a certificate chain and its private key, loaded and checked
 /// (they must belong together) before anything listens. The broker's MQTT over TLS
@@ -121,87 +217,75 @@ impl ServerTls {
     }
 }
 
-/// What the broker listens on.
+/// What the broker listens on for readers.
 #[derive(Debug, Clone)]
 pub struct Listeners {
-    /// Plain MQTT for readers (on an isolated reader network). `None`: readers must use
-    /// TLS, and the broker keeps a plain listener on loopback only, for the appliance.
+    /// Plain MQTT for readers (on an isolated reader network). `None`: readers must use TLS.
     pub plain: Option<SocketAddr>,
     /// MQTT over TLS for readers.
     pub tls: Option<(SocketAddr, ServerTls)>,
 }
 
 /// Where the started broker listens (real ports, where port 0 was asked for).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Bound {
     /// The plain listener for readers, if any.
     pub plain: Option<SocketAddr>,
     /// The TLS listener for readers, if any.
     pub tls: Option<SocketAddr>,
-    /// A plain address on this host for the appliance's own client: the plain listener,
-    /// or a loopback-only one when readers must use TLS.
+    /// rumqttd's own listener, on loopback, for the appliance's client (with `appliance`).
     pub local: SocketAddr,
+    pub appliance: ApplianceLogin,
 }
 
-/// Starts the broker in threads of its own, which run until the process ends, and the TLS
-/// listener (if any) on the current Tokio runtime.
+/// Starts the broker in threads of its own, which run until the process ends, and the
+/// readers' listeners on the current Tokio runtime.
 ///
-/// TLS is terminated here, in front of a plain rumqttd listener, rather than by rumqttd's
-/// own TLS support: rumqttd 0.20 runs each handshake inside its accept loop, with no
-/// timeout, so one client that opens a connection and sends nothing stops every reader
-/// from connecting (measured); it also rereads the PEM files for every connection and only
-/// logs what is wrong with them, and would bring a second rustls (0.22) with x509-parser
-/// into the build. Here each handshake runs in a task of its own with a time limit, and
-/// the decrypted stream is relayed to the broker's plain listener on this host, where the
-/// client authenticates with its id and secret exactly as on the plain listener.
-pub fn start(listeners: Listeners, authenticate: Authenticate) -> Result<Bound, BrokerError> {
-    let runtime = match &listeners.tls {
-        Some(_) => Some(tokio::runtime::Handle::try_current().map_err(|_| {
-            BrokerError::Start("the TLS listener needs a Tokio runtime".to_owned())
+/// rumqttd listens on loopback only, on a port of its own choosing, and lets in two logins,
+/// both random and made here: the appliance's and the relay's. Readers connect to the
+/// relay (`relay.rs`), plain or over TLS, which authenticates each CONNECT with `access`,
+/// forwards it under the relay's login, and from then on checks every PUBLISH and SUBSCRIBE
+/// against that reader's own topics.
+///
+/// TLS is terminated here too, rather than by rumqttd's own TLS support: rumqttd 0.20 runs
+/// each handshake inside its accept loop, with no timeout, so one client that opens a
+/// connection and sends nothing stops every reader from connecting (measured); it also
+/// rereads the PEM files for every connection and only logs what is wrong with them, and
+/// would bring a second rustls (0.22) with x509-parser into the build. Here each handshake
+/// runs in a task of its own with a time limit.
+pub fn start(listeners: Listeners, access: Access) -> Result<Bound, BrokerError> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+        BrokerError::Start("the readers' listeners need a Tokio runtime".to_owned())
+    })?;
+    // rumqttd reports a failed bind only in its log: find out first, with a clear message.
+    // Every listener is bound before the probe is let go, so that two of them asking for
+    // port 0 cannot be given the same one.
+    let plain_listener = match listeners.plain {
+        Some(addr) => Some(bind_for_readers(addr, |source| BrokerError::Listen {
+            addr,
+            source,
         })?),
         None => None,
     };
-    // rumqttd reports a failed bind only in its log: find out first, with a clear message.
-    // Every listener is bound before any is let go, so that two of them asking for port 0
-    // cannot be given the same one.
-    let (rumqttd_listen, probe) = match listeners.plain {
-        Some(listen) => {
-            let probe = TcpListener::bind(listen).map_err(|source| BrokerError::Listen {
-                addr: listen,
-                source,
-            })?;
-            let addr = probe.local_addr().map_err(|source| BrokerError::Listen {
-                addr: listen,
-                source,
-            })?;
-            (addr, probe)
-        }
-        None => {
-            let loopback = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
-            let probe = TcpListener::bind(loopback)
-                .map_err(|e| BrokerError::Start(format!("no loopback listener: {e}")))?;
-            let addr = probe
-                .local_addr()
-                .map_err(|e| BrokerError::Start(format!("no loopback listener: {e}")))?;
-            (addr, probe)
-        }
-    };
     let tls_listener = match &listeners.tls {
-        Some((addr, _)) => {
-            let tls_error = |source| BrokerError::ListenTls {
-                addr: *addr,
-                source,
-            };
-            let listener = TcpListener::bind(addr).map_err(tls_error)?;
-            listener.set_nonblocking(true).map_err(tls_error)?;
-            let bound = listener.local_addr().map_err(tls_error)?;
-            Some((listener, bound))
-        }
+        Some((addr, _)) => Some(bind_for_readers(*addr, |source| BrokerError::ListenTls {
+            addr: *addr,
+            source,
+        })?),
         None => None,
     };
+    let loopback_error =
+        |e: std::io::Error| BrokerError::Start(format!("no loopback listener: {e}"));
+    let probe = TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0))
+        .map_err(loopback_error)?;
+    let local = probe.local_addr().map_err(loopback_error)?;
     drop(probe);
-    let local = connectable(rumqttd_listen);
 
+    let appliance = ApplianceLogin {
+        username: APPLIANCE_USER.to_owned(),
+        password: random_secret()?,
+    };
+    let relay_secret = random_secret()?;
     let mut connections = ConnectionSettings {
         connection_timeout_ms: 10_000,
         max_payload_size: MAX_PAYLOAD,
@@ -210,13 +294,18 @@ pub fn start(listeners: Listeners, authenticate: Authenticate) -> Result<Bound, 
         external_auth: None,
         dynamic_filters: true,
     };
-    connections.set_auth_handler(move |client_id: String, user: String, pass: String| {
-        let allowed = !user.is_empty() && authenticate(&client_id, &user, &pass);
-        async move { allowed }
-    });
+    {
+        let appliance_password = appliance.password.clone();
+        let relay_secret = relay_secret.clone();
+        connections.set_auth_handler(move |_client_id: String, user: String, pass: String| {
+            let allowed = (user == APPLIANCE_USER && constant_time_eq(&pass, &appliance_password))
+                || (user == RELAY_USER && constant_time_eq(&pass, &relay_secret));
+            async move { allowed }
+        });
+    }
     let server = ServerSettings {
         name: "gatehouse".to_owned(),
-        listen: rumqttd_listen,
+        listen: local,
         tls: None,
         next_connection_delay_ms: 1,
         connections,
@@ -254,7 +343,7 @@ pub fn start(listeners: Listeners, authenticate: Authenticate) -> Result<Bound, 
     // broker listens can connect at once, and so that a port taken in the meantime is an
     // error here rather than a line in rumqttd's log.
     wait_until_listening(local, BROKER_START_TIMEOUT)?;
-    match disable_nagle_on_listener(rumqttd_listen) {
+    match disable_nagle_on_listener(local) {
         Ok(true) => {}
         Ok(false) => tracing::warn!(
             "the embedded broker's listening socket was not found; answers through it take about 40 ms longer (Mosquitto with set_tcp_nodelay avoids this)"
@@ -265,25 +354,72 @@ pub fn start(listeners: Listeners, authenticate: Authenticate) -> Result<Bound, 
         ),
     }
 
+    let relay = Arc::new(Relay {
+        topic_root: access.topic_root.trim_end_matches('/').to_owned(),
+        appliance_client_id: access.appliance_client_id,
+        authenticate: access.authenticate,
+        on_refusal: access.on_refusal,
+        broker: local,
+        relay_secret,
+    });
+    let _entered = runtime.enter();
+    let mut plain_addr = None;
+    if let Some((listener, bound)) = plain_listener {
+        let listener =
+            tokio::net::TcpListener::from_std(listener).map_err(|source| BrokerError::Listen {
+                addr: bound,
+                source,
+            })?;
+        runtime.spawn(serve_plain(listener, relay.clone()));
+        plain_addr = Some(bound);
+    }
     let mut tls_addr = None;
-    if let (Some((listener, bound)), Some((_, tls)), Some(runtime)) =
-        (tls_listener, listeners.tls, runtime)
-    {
-        let _entered = runtime.enter();
+    if let (Some((listener, bound)), Some((_, tls))) = (tls_listener, listeners.tls) {
         let listener = tokio::net::TcpListener::from_std(listener).map_err(|source| {
             BrokerError::ListenTls {
                 addr: bound,
                 source,
             }
         })?;
-        runtime.spawn(serve_tls(listener, tls, local));
+        runtime.spawn(serve_tls(listener, tls, relay));
         tls_addr = Some(bound);
     }
     Ok(Bound {
-        plain: listeners.plain.map(|_| rumqttd_listen),
+        plain: plain_addr,
         tls: tls_addr,
         local,
+        appliance,
     })
+}
+
+/// Binds a readers' listener, ready for Tokio; returns it with its real address.
+fn bind_for_readers(
+    addr: SocketAddr,
+    error: impl Fn(std::io::Error) -> BrokerError,
+) -> Result<(TcpListener, SocketAddr), BrokerError> {
+    let listener = TcpListener::bind(addr).map_err(&error)?;
+    listener.set_nonblocking(true).map_err(&error)?;
+    let bound = listener.local_addr().map_err(&error)?;
+    Ok((listener, bound))
+}
+
+/// 32 random bytes from the system's secure source (through the TLS backend), in hex.
+fn random_secret() -> Result<String, BrokerError> {
+    let mut bytes = [0u8; 32];
+    crate::mqtt::crypto_provider()
+        .secure_random
+        .fill(&mut bytes)
+        .map_err(|_| BrokerError::Start("the system's random source failed".to_owned()))?;
+    Ok(hex::encode(bytes))
+}
+
+/// Compares two secrets in time that depends on their lengths only.
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |diff, (x, y)| diff | (x ^ y))
+            == 0
 }
 
 /// rumqttd 0.20 leaves Nagle's algorithm on for the connections it accepts, so it holds a
@@ -345,29 +481,34 @@ fn wait_until_listening(addr: SocketAddr, timeout: Duration) -> Result<(), Broke
     }
 }
 
-/// An address a client on this host can connect to for a listener bound to `addr`.
-fn connectable(addr: SocketAddr) -> SocketAddr {
-    match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => {
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
+/// Accepts plain reader connections until the process ends, each relayed in a task of its
+/// own.
+async fn serve_plain(listener: tokio::net::TcpListener, relay: Arc<Relay>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                // Door traffic is small packets: without TCP_NODELAY each could wait 40 ms.
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(relay.clone().serve(stream, peer));
+            }
+            Err(e) => {
+                // Out of file descriptors, typically: wait rather than spin.
+                tracing::warn!(error = %e, "MQTT: cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
-        IpAddr::V6(ip) if ip.is_unspecified() => {
-            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), addr.port())
-        }
-        _ => addr,
     }
 }
 
 /// Accepts TLS clients until the process ends; each one's handshake and relay run in a
 /// task of their own, so a slow or silent client holds up nobody else.
-async fn serve_tls(listener: tokio::net::TcpListener, tls: ServerTls, broker: SocketAddr) {
+async fn serve_tls(listener: tokio::net::TcpListener, tls: ServerTls, relay: Arc<Relay>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                tokio::spawn(relay_tls(stream, peer, tls.acceptor.clone(), broker));
+                tokio::spawn(relay_tls(stream, peer, tls.acceptor.clone(), relay.clone()));
             }
             Err(e) => {
-                // Out of file descriptors, typically: wait rather than spin.
                 tracing::warn!(error = %e, "MQTT over TLS: cannot accept a connection");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -379,34 +520,22 @@ async fn relay_tls(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     acceptor: tokio_rustls::TlsAcceptor,
-    broker: SocketAddr,
+    relay: Arc<Relay>,
 ) {
-    // Door traffic is small packets: without TCP_NODELAY each could wait up to 40 ms.
     let _ = stream.set_nodelay(true);
-    let mut client =
-        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-            Ok(Ok(client)) => client,
-            Ok(Err(e)) => {
-                // What an installer needs when a reader does not trust the certificate.
-                tracing::info!(%peer, error = %e, "MQTT over TLS: handshake failed");
-                return;
-            }
-            Err(_) => {
-                tracing::info!(%peer, "MQTT over TLS: no handshake within 10 s; closed");
-                return;
-            }
-        };
-    let mut upstream = match tokio::net::TcpStream::connect(broker).await {
-        Ok(upstream) => upstream,
-        Err(e) => {
-            tracing::error!(%peer, error = %e, "MQTT over TLS: the embedded broker cannot be reached");
+    let client = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(client)) => client,
+        Ok(Err(e)) => {
+            // What an installer needs when a reader does not trust the certificate.
+            tracing::info!(%peer, error = %e, "MQTT over TLS: handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%peer, "MQTT over TLS: no handshake within 10 s; closed");
             return;
         }
     };
-    let _ = upstream.set_nodelay(true);
-    // Ends when either side closes; the broker closes clients that fail to authenticate or
-    // go quiet past their keep-alive.
-    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    relay.serve(client, peer).await;
 }
 
 #[cfg(test)]
@@ -474,8 +603,25 @@ pub(crate) mod tests {
         }
     }
 
-    fn only_r1() -> Authenticate {
-        Arc::new(|_client, user, pass| user == "r1" && pass == "secret-r1")
+    /// Readers r1 and r2, with `secret-r1` and `secret-r2`; refusals are sent to `refusals`.
+    fn access_with(refusals: Option<std::sync::mpsc::Sender<Refusal>>) -> Access {
+        let refusals = refusals.map(std::sync::Mutex::new);
+        Access {
+            topic_root: "gatehouse/v1".to_owned(),
+            appliance_client_id: "gatehouse-appliance".to_owned(),
+            authenticate: Arc::new(|user, pass| {
+                (user == "r1" && pass == "secret-r1") || (user == "r2" && pass == "secret-r2")
+            }),
+            on_refusal: Some(Arc::new(move |refusal| {
+                if let Some(tx) = &refusals {
+                    let _ = tx.lock().unwrap().send(refusal);
+                }
+            })),
+        }
+    }
+
+    fn only_r1() -> Access {
+        access_with(None)
     }
 
     fn reader(addr: SocketAddr, password: &str) -> SimSettings {
@@ -490,6 +636,8 @@ pub(crate) mod tests {
             sign_events: false,
         }
     }
+
+    const WAIT: Duration = Duration::from_secs(10);
 
     fn loopback() -> SocketAddr {
         SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)
@@ -544,7 +692,8 @@ pub(crate) mod tests {
         let plain = SimReader::connect(reader(tls_addr, "secret-r1"), 1).await;
         assert!(plain.is_err());
 
-        // The appliance's own client over TLS, as to an external mqtts:// broker.
+        // The appliance's MQTT client over TLS, as to an external mqtts:// broker (here it
+        // logs in as reader r1).
         let (_link, mut events) = mqtt::connect(&MqttSettings {
             host: "localhost".to_owned(),
             port: tls_addr.port(),
@@ -572,7 +721,11 @@ pub(crate) mod tests {
         )
         .unwrap();
         let plain = bound.plain.unwrap();
-        assert_eq!(bound.local, plain, "the appliance uses the plain listener");
+        assert!(bound.local.ip().is_loopback());
+        assert_ne!(
+            bound.local, plain,
+            "the appliance has a listener of its own"
+        );
         assert_ne!(Some(plain), bound.tls);
         let over_plain = SimReader::connect(reader(plain, "secret-r1"), 1).await;
         assert!(over_plain.is_ok());
@@ -592,30 +745,330 @@ pub(crate) mod tests {
             only_r1(),
         )
         .unwrap();
-        let plain = bound.plain.unwrap();
-        let client = tokio::net::TcpStream::connect(plain).await.unwrap();
-        let ours = client.local_addr().unwrap();
-        // The broker's end of this connection: the socket whose peer is our client.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        let accepted = loop {
-            let found = own_sockets().unwrap().into_iter().find(|s| {
-                rustix::net::getpeername(s)
-                    .ok()
-                    .flatten()
-                    .and_then(|a| SocketAddr::try_from(a).ok())
-                    == Some(ours)
-            });
-            if let Some(socket) = found {
-                break socket;
+        // The relay's listener for readers, and rumqttd's own (where the relay and the
+        // appliance connect).
+        for listener in [bound.plain.unwrap(), bound.local] {
+            let client = tokio::net::TcpStream::connect(listener).await.unwrap();
+            let ours = client.local_addr().unwrap();
+            // The broker's end of this connection: the socket whose peer is our client.
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            let accepted = loop {
+                let found = own_sockets().unwrap().into_iter().find(|s| {
+                    rustix::net::getpeername(s)
+                        .ok()
+                        .flatten()
+                        .and_then(|a| SocketAddr::try_from(a).ok())
+                        == Some(ours)
+                });
+                if let Some(socket) = found {
+                    break socket;
+                }
+                assert!(std::time::Instant::now() < deadline, "not accepted");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            };
+            assert_eq!(local_address(&accepted), Some(listener));
+            assert!(
+                rustix::net::sockopt::tcp_nodelay(&accepted).unwrap(),
+                "the socket accepted on {listener} still holds small writes back"
+            );
+        }
+    }
+
+    /// A bare MQTT client: connects and returns its first event (the CONNACK, or why not).
+    async fn raw_client(
+        addr: SocketAddr,
+        client_id: &str,
+        login: Option<(&str, &str)>,
+        tls: Option<&ClientTls>,
+        will: Option<&str>,
+    ) -> (
+        rumqttc::AsyncClient,
+        rumqttc::EventLoop,
+        Result<rumqttc::Event, rumqttc::ConnectionError>,
+    ) {
+        let mut options = rumqttc::MqttOptions::new(client_id, "localhost", addr.port());
+        options.set_keep_alive(Duration::from_secs(10));
+        if let Some((user, pass)) = login {
+            options.set_credentials(user, pass);
+        }
+        if let Some(tls) = tls {
+            options.set_transport(tls.transport());
+        }
+        if let Some(topic) = will {
+            options.set_last_will(rumqttc::LastWill::new(
+                topic,
+                "offline",
+                rumqttc::QoS::AtLeastOnce,
+                false,
+            ));
+        }
+        let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 16);
+        let first = tokio::time::timeout(Duration::from_secs(10), eventloop.poll())
+            .await
+            .expect("an answer to CONNECT");
+        (client, eventloop, first)
+    }
+
+    /// Polls until the connection ends; returns false if it was still up after `within`.
+    async fn cut_off(eventloop: &mut rumqttc::EventLoop, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, eventloop.poll()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) => return true,
+                Err(_) => return false,
             }
-            assert!(std::time::Instant::now() < deadline, "not accepted");
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// What the appliance hears: every reader's events, through rumqttd's loopback listener.
+    async fn appliance(bound: &Bound) -> tokio::sync::mpsc::UnboundedReceiver<(String, Vec<u8>)> {
+        let (client, mut eventloop, first) = raw_client(
+            bound.local,
+            "gatehouse-appliance",
+            Some((&bound.appliance.username, &bound.appliance.password)),
+            None,
+            None,
+        )
+        .await;
+        assert!(first.is_ok(), "{first:?}");
+        client
+            .subscribe("gatehouse/v1/readers/+/events", rumqttc::QoS::AtLeastOnce)
+            .await
+            .unwrap();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
+        let mut subscribed_tx = Some(subscribed_tx);
+        tokio::spawn(async move {
+            let _client = client;
+            while let Ok(event) = eventloop.poll().await {
+                match event {
+                    rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) => {
+                        if let Some(tx) = subscribed_tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) => {
+                        let _ = tx.send((p.topic.clone(), p.payload.to_vec()));
+                    }
+                    _ => {}
+                }
+            }
+        });
+        subscribed.await.unwrap();
+        rx
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reader_is_kept_to_its_own_topics_over_plain_and_tls() {
+        let pki = Pki::new();
+        let (refusals_tx, refusals) = std::sync::mpsc::channel();
+        let bound = start(
+            Listeners {
+                plain: Some(loopback()),
+                tls: Some((loopback(), ServerTls::load(&pki.cert, &pki.key).unwrap())),
+            },
+            access_with(Some(refusals_tx)),
+        )
+        .unwrap();
+        let mut heard = appliance(&bound).await;
+        let trust = ClientTls::from_ca_file(&pki.ca).unwrap();
+        let listeners = [
+            (bound.plain.unwrap(), None),
+            (bound.tls.unwrap(), Some(&trust)),
+        ];
+        for (n, (addr, tls)) in listeners.into_iter().enumerate() {
+            let r1 = Some(("r1", "secret-r1"));
+            // r1 on r2's events topic: cut off, and nothing reaches the appliance.
+            let (client, mut eventloop, first) = raw_client(addr, "r1", r1, tls, None).await;
+            assert!(first.is_ok(), "{first:?}");
+            client
+                .publish(
+                    "gatehouse/v1/readers/r2/events",
+                    rumqttc::QoS::AtLeastOnce,
+                    false,
+                    format!("forged {n}"),
+                )
+                .await
+                .unwrap();
+            assert!(
+                cut_off(&mut eventloop, Duration::from_secs(5)).await,
+                "r1 stayed connected after publishing as r2"
+            );
+            let refusal = refusals.recv_timeout(Duration::from_secs(5)).unwrap();
+            assert!(
+                matches!(&refusal, Refusal::ForbiddenTopic { reader_id, topic, subscribe: false, .. }
+                    if reader_id == "r1" && topic.contains("readers/r2/events")),
+                "{refusal:?}"
+            );
+            assert!(
+                refusal.describe().contains("publish on") && !refusal.describe().contains("forged"),
+                "{}",
+                refusal.describe()
+            );
+
+            // Subscribing to r2's commands, to every reader's, or to everything: cut off.
+            for filter in [
+                "gatehouse/v1/readers/r2/commands",
+                "gatehouse/v1/readers/+/commands",
+                "#",
+            ] {
+                let (client, mut eventloop, first) = raw_client(addr, "r1", r1, tls, None).await;
+                assert!(first.is_ok(), "{first:?}");
+                client
+                    .subscribe(filter, rumqttc::QoS::AtLeastOnce)
+                    .await
+                    .unwrap();
+                assert!(
+                    cut_off(&mut eventloop, Duration::from_secs(5)).await,
+                    "r1 subscribed to {filter}"
+                );
+                let refusal = refusals.recv_timeout(Duration::from_secs(5)).unwrap();
+                assert!(
+                    matches!(
+                        &refusal,
+                        Refusal::ForbiddenTopic {
+                            subscribe: true,
+                            ..
+                        }
+                    ),
+                    "{refusal:?}"
+                );
+            }
+
+            // A last will on another reader's topic is refused with the CONNECT.
+            let (_client, eventloop, first) =
+                raw_client(addr, "r1", r1, tls, Some("gatehouse/v1/readers/r2/events")).await;
+            assert!(
+                matches!(
+                    first,
+                    Err(rumqttc::ConnectionError::ConnectionRefused(
+                        rumqttc::ConnectReturnCode::NotAuthorized
+                    ))
+                ),
+                "a will on r2's topic was let in: {first:?}"
+            );
+            drop(eventloop);
+            let refusal = refusals.recv_timeout(Duration::from_secs(5)).unwrap();
+            assert!(
+                matches!(&refusal, Refusal::ForbiddenTopic { topic, .. } if topic.contains("r2")),
+                "{refusal:?}"
+            );
+
+            // r1's own traffic goes through: its events reach the appliance, and it may
+            // subscribe to its commands.
+            let (client, mut eventloop, first) = raw_client(addr, "r1", r1, tls, None).await;
+            assert!(first.is_ok(), "{first:?}");
+            client
+                .subscribe(
+                    "gatehouse/v1/readers/r1/commands",
+                    rumqttc::QoS::AtLeastOnce,
+                )
+                .await
+                .unwrap();
+            client
+                .publish(
+                    "gatehouse/v1/readers/r1/events",
+                    rumqttc::QoS::AtLeastOnce,
+                    false,
+                    format!("genuine {n}"),
+                )
+                .await
+                .unwrap();
+            // Driven (and watched) for a moment beyond the event's arrival.
+            let driver =
+                tokio::spawn(async move { cut_off(&mut eventloop, Duration::from_secs(2)).await });
+            let (topic, payload) = tokio::time::timeout(WAIT, heard.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(topic, "gatehouse/v1/readers/r1/events");
+            assert_eq!(
+                payload,
+                format!("genuine {n}").into_bytes(),
+                "no forged event came first"
+            );
+            assert!(!driver.await.unwrap(), "r1 was cut off for its own topics");
+            assert!(refusals.try_recv().is_err());
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn refused_connections_get_a_connack_saying_why() {
+        use rumqttc::{ConnectReturnCode, ConnectionError};
+        let (refusals_tx, refusals) = std::sync::mpsc::channel();
+        let bound = start(
+            Listeners {
+                plain: Some(loopback()),
+                tls: None,
+            },
+            access_with(Some(refusals_tx)),
+        )
+        .unwrap();
+        let plain = bound.plain.unwrap();
+        let refused = |first: Result<rumqttc::Event, ConnectionError>| match first {
+            Err(ConnectionError::ConnectionRefused(code)) => Some(code),
+            _ => None,
         };
-        assert_eq!(local_address(&accepted), Some(plain));
+
+        let (_, _, first) =
+            raw_client(plain, "r1", Some(("r1", "not-the-secret")), None, None).await;
+        assert_eq!(refused(first), Some(ConnectReturnCode::BadUserNamePassword));
+        let refusal = refusals.recv_timeout(WAIT).unwrap();
         assert!(
-            rustix::net::sockopt::tcp_nodelay(&accepted).unwrap(),
-            "rumqttd's accepted socket still holds small writes back"
+            matches!(&refusal, Refusal::BadCredentials { username, .. } if username == "r1"),
+            "{refusal:?}"
         );
+        assert!(!refusal.describe().contains("not-the-secret"));
+
+        let (_, _, first) = raw_client(plain, "x", None, None, None).await;
+        assert_eq!(refused(first), Some(ConnectReturnCode::NotAuthorized));
+
+        // A reader may not take the appliance's client id (the broker would drop the
+        // appliance's own connection for it).
+        let (_, _, first) = raw_client(
+            plain,
+            "gatehouse-appliance",
+            Some(("r1", "secret-r1")),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(refused(first), Some(ConnectReturnCode::BadClientId));
+        assert!(matches!(
+            refusals.recv_timeout(WAIT).unwrap(),
+            Refusal::ApplianceClientId { .. }
+        ));
+
+        // Nor can it knock another reader off by using that reader's client id: at the
+        // broker each reader's client ids are its own.
+        let (_r2, mut r2_loop, first) =
+            raw_client(plain, "shared-id", Some(("r2", "secret-r2")), None, None).await;
+        assert!(first.is_ok(), "{first:?}");
+        let (_r1, mut r1_loop, first) =
+            raw_client(plain, "shared-id", Some(("r1", "secret-r1")), None, None).await;
+        assert!(first.is_ok(), "{first:?}");
+        let r1_driver =
+            tokio::spawn(async move { cut_off(&mut r1_loop, Duration::from_secs(2)).await });
+        assert!(
+            !cut_off(&mut r2_loop, Duration::from_secs(2)).await,
+            "r2 was dropped for r1's connection"
+        );
+        assert!(!r1_driver.await.unwrap());
+
+        // rumqttd's own listener takes no reader: only the relay and the appliance.
+        let (_, _, first) =
+            raw_client(bound.local, "r1", Some(("r1", "secret-r1")), None, None).await;
+        assert!(first.is_err(), "a reader logged in to rumqttd directly");
+        let (_, _, first) = raw_client(
+            bound.local,
+            "gatehouse-appliance",
+            Some((&bound.appliance.username, &bound.appliance.password)),
+            None,
+            None,
+        )
+        .await;
+        assert!(first.is_ok(), "{first:?}");
     }
 
     #[tokio::test]

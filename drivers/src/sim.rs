@@ -53,7 +53,10 @@ pub enum SimPresence {
     /// A brief visitor under the reader's id (`gatehouse simulate --reader R --card UID`):
     /// a client id of its own, no status and no last will. A real reader connected at the
     /// same time is neither cut off (a broker drops the older of two connections sharing a
-    /// client id) nor reported offline when the visitor leaves.
+    /// client id) nor reported offline when the visitor leaves. (A broker that makes every
+    /// client's id its username, as the packaged Mosquitto's readers' listener does, gives
+    /// the visitor the reader's id all the same: the visitor then takes the reader's
+    /// connection for the moment of its swipe, and never reconnects once dropped.)
     Visitor,
 }
 
@@ -233,7 +236,11 @@ impl SimReader {
                             let _ = r.send(Err(e.to_string()));
                             break;
                         }
-                        if matches!(e, ConnectionError::ConnectionRefused(_)) {
+                        // A visitor that was dropped does not come back: where the broker
+                        // gives every client of one username the same client id (the
+                        // packaged Mosquitto's readers' listener), it was the real reader
+                        // taking its connection back, and coming back would drop it again.
+                        if matches!(e, ConnectionError::ConnectionRefused(_)) || !announced {
                             break;
                         }
                         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -17,6 +17,7 @@ mod https;
 mod hub;
 mod memory;
 mod modbus;
+mod mosquitto;
 mod mqtt;
 mod policy_live;
 mod secrets_at_rest;
