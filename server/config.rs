@@ -25,6 +25,36 @@ pub struct Config {
     pub mqtt: MqttConfig,
     pub modbus: ModbusConfig,
     pub events: EventsConfig,
+    pub readers: ReadersConfig,
+}
+
+/// What the appliance does about the readers' traffic beyond deciding it.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReadersConfig {
+    /// Wrong PINs in a row after which a card is blocked (and an alarm raised).
+    pub pin_attempts: u32,
+    /// How long a card stays blocked after its last allowed wrong PIN, in minutes.
+    pub pin_lockout_minutes: u32,
+}
+
+impl Default for ReadersConfig {
+    fn default() -> Self {
+        ReadersConfig {
+            pin_attempts: 5,
+            pin_lockout_minutes: 15,
+        }
+    }
+}
+
+impl ReadersConfig {
+    /// The PIN lockout these settings ask for.
+    pub fn pin_lockout(&self) -> crate::pin_lockout::LockoutPolicy {
+        crate::pin_lockout::LockoutPolicy {
+            attempts: self.pin_attempts,
+            block_for: chrono::TimeDelta::minutes(i64::from(self.pin_lockout_minutes)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -369,6 +399,7 @@ impl Default for Config {
             mqtt: MqttConfig::default(),
             modbus: ModbusConfig::default(),
             events: EventsConfig::default(),
+            readers: ReadersConfig::default(),
         }
     }
 }
@@ -558,6 +589,24 @@ impl Config {
                 ),
             });
         }
+        if !(1..=100).contains(&self.readers.pin_attempts) {
+            return Err(ConfigError::Invalid {
+                key: "readers.pin_attempts",
+                message: format!(
+                    "{} is outside 1..=100 wrong PINs in a row",
+                    self.readers.pin_attempts
+                ),
+            });
+        }
+        if !(1..=7 * 24 * 60).contains(&self.readers.pin_lockout_minutes) {
+            return Err(ConfigError::Invalid {
+                key: "readers.pin_lockout_minutes",
+                message: format!(
+                    "{} minutes is outside 1..=10080 (a week)",
+                    self.readers.pin_lockout_minutes
+                ),
+            });
+        }
         if !(1..=64).contains(&self.database.pool_size) {
             return Err(ConfigError::Invalid {
                 key: "database.pool_size",
@@ -666,12 +715,19 @@ impl Config {
                     days => format!("kept {days} days"),
                 },
             ),
+            (
+                "readers",
+                format!(
+                    "a card is blocked for {} minutes after {} wrong PINs in a row",
+                    self.readers.pin_lockout_minutes, self.readers.pin_attempts
+                ),
+            ),
         ]
     }
 }
 
 /// Sections of the config file; a variable GATEHOUSE_{SECTION}_{KEY} sets `[section] key`.
-const SECTIONS: &[&str] = &["http", "database", "mqtt", "events", "modbus"];
+const SECTIONS: &[&str] = &["http", "database", "mqtt", "events", "modbus", "readers"];
 
 fn apply_env_override(table: &mut toml::Table, var: &str, raw: &str) -> Result<(), ConfigError> {
     let name = var[ENV_PREFIX.len()..].to_ascii_lowercase();

@@ -15,6 +15,7 @@ pub mod explain;
 pub mod fault_budget;
 pub mod hub;
 pub mod live;
+pub mod pin_lockout;
 pub mod policy;
 pub mod reader_health;
 pub mod reader_modbus;

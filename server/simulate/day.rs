@@ -370,6 +370,7 @@ pub async fn run(config: &Config, options: DayOptions) -> Result<()> {
             ..config.modbus.clone()
         },
         events: crate::config::EventsConfig { retention_days: 0 },
+        readers: config.readers.clone(),
     };
 
     let (loaded, mut devices) = {
