@@ -1,4 +1,4 @@
-//! Alarms: the forced-open, held-open, tamper and reader-offline events of the last week
+//! Alarms: the forced-open, held-open, tamper, reader-offline and PIN-lockout events of the last week
 //! that nobody has acknowledged yet, and acknowledging them (audited; events never change).
 
 use chrono::{DateTime, Duration, Utc};
@@ -12,11 +12,12 @@ use crate::store::rows::EventRow;
 use crate::store::schema::{alarm_acks, events};
 
 /// The kinds of event that need someone to look.
-pub const ALARM_KINDS: [EventKind; 4] = [
+pub const ALARM_KINDS: [EventKind; 5] = [
     EventKind::ForcedOpen,
     EventKind::HeldOpen,
     EventKind::Tamper,
     EventKind::ReaderOffline,
+    EventKind::PinLockout,
 ];
 
 /// How far back an unacknowledged alarm stays open: older ones are history, in the log.

@@ -119,7 +119,8 @@ pub struct SimulateArgs {
     /// The CA certificate (PEM) to trust for a broker over TLS.
     #[arg(long)]
     pub ca: Option<PathBuf>,
-    /// Sign every event (readers that must sign always do).
+    /// Add the v1 mac to the events of legacy readers (readers that must sign always do;
+    /// every other reader seals its events).
     #[arg(long)]
     pub sign: bool,
     /// Seed of the random choices, for repeatable runs.

@@ -1,7 +1,9 @@
 //! The time source handed to everything that needs "now", so that decisions and tests can
 //! be run at any instant instead of reading the system clock deep inside.
 
-use chrono::{DateTime, Utc};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use chrono::{DateTime, TimeDelta, Utc};
 use gatehouse_drivers::sim::ScaledClock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,7 +13,37 @@ pub enum Clock {
     /// A simulated day running faster than the wall clock (`gatehouse simulate --day`
     /// runs a private appliance on it; `serve` never does).
     Scaled(ScaledClock),
+    /// The system clock moved forward by a shift that can grow while the appliance runs:
+    /// tests let time pass with it (a PIN block ending); `serve` never uses it.
+    Shifted(&'static ClockShift),
 }
+
+/// How far a `Clock::Shifted` is ahead of the system clock.
+#[derive(Debug, Default)]
+pub struct ClockShift {
+    ahead_ms: AtomicI64,
+}
+
+impl ClockShift {
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: TimeDelta) {
+        self.ahead_ms
+            .fetch_add(by.num_milliseconds(), Ordering::SeqCst);
+    }
+
+    pub fn ahead(&self) -> TimeDelta {
+        TimeDelta::milliseconds(self.ahead_ms.load(Ordering::SeqCst))
+    }
+}
+
+/// One shift is one clock: compared by identity.
+impl PartialEq for ClockShift {
+    fn eq(&self, other: &ClockShift) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+impl Eq for ClockShift {}
 
 impl Clock {
     pub fn now(&self) -> DateTime<Utc> {
@@ -19,6 +51,7 @@ impl Clock {
             Clock::System => Utc::now(),
             Clock::Fixed(t) => *t,
             Clock::Scaled(clock) => clock.now(),
+            Clock::Shifted(shift) => Utc::now() + shift.ahead(),
         }
     }
 }

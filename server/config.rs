@@ -28,22 +28,27 @@ pub struct Config {
     pub events: EventsConfig,
 }
 
-/// Where readers may be: a reader's host (a Modbus reader's `modbus_host`) must be, or
-/// resolve to, an address in one of these ranges.
+/// The readers: where they may be, and what the appliance does about their traffic beyond
+/// deciding it.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReadersConfig {
-    /// CIDR ranges (`10.0.0.0/8`, `fe80::/10`, or one address); a list in the file, or
-    /// comma-separated in GATEHOUSE_READERS_ALLOWED_NETWORKS.
+    /// Where readers may be: a reader's host (a Modbus reader's `modbus_host`) must be, or
+    /// resolve to, an address in one of these CIDR ranges (`10.0.0.0/8`, `fe80::/10`, or one
+    /// address); a list in the file, or comma-separated in GATEHOUSE_READERS_ALLOWED_NETWORKS.
     #[serde(deserialize_with = "list_or_commas")]
     pub allowed_networks: Vec<String>,
+    /// Wrong PINs in a row after which a card is blocked (and an alarm raised).
+    pub pin_attempts: u32,
+    /// How long a card stays blocked after its last allowed wrong PIN, in minutes.
+    pub pin_lockout_minutes: u32,
 }
 
 impl Default for ReadersConfig {
-    /// Loopback and the private ranges: I/O modules sit on the building's own network, and
-    /// `gatehouse simulate` serves stand-in devices on loopback; a public address is never a
-    /// door's I/O module, and reaching one would let an operator use the appliance to probe
-    /// the internet.
+    /// Readers on loopback and the private ranges: I/O modules sit on the building's own
+    /// network, and `gatehouse simulate` serves stand-in devices on loopback; a public
+    /// address is never a door's I/O module, and reaching one would let an operator use the
+    /// appliance to probe the internet.
     fn default() -> Self {
         ReadersConfig {
             allowed_networks: gatehouse_drivers::networks::Networks::private()
@@ -51,11 +56,21 @@ impl Default for ReadersConfig {
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
+            pin_attempts: 5,
+            pin_lockout_minutes: 15,
         }
     }
 }
 
 impl ReadersConfig {
+    /// The PIN lockout these settings ask for.
+    pub fn pin_lockout(&self) -> crate::pin_lockout::LockoutPolicy {
+        crate::pin_lockout::LockoutPolicy {
+            attempts: self.pin_attempts,
+            block_for: chrono::TimeDelta::minutes(i64::from(self.pin_lockout_minutes)),
+        }
+    }
+
     /// The ranges, parsed (validated at load, so an error here names the bad one).
     pub fn networks(&self) -> Result<gatehouse_drivers::networks::Networks, ConfigError> {
         let mut ranges = Vec::new();
@@ -645,6 +660,24 @@ impl Config {
                 ),
             });
         }
+        if !(1..=100).contains(&self.readers.pin_attempts) {
+            return Err(ConfigError::Invalid {
+                key: "readers.pin_attempts",
+                message: format!(
+                    "{} is outside 1..=100 wrong PINs in a row",
+                    self.readers.pin_attempts
+                ),
+            });
+        }
+        if !(1..=7 * 24 * 60).contains(&self.readers.pin_lockout_minutes) {
+            return Err(ConfigError::Invalid {
+                key: "readers.pin_lockout_minutes",
+                message: format!(
+                    "{} minutes is outside 1..=10080 (a week)",
+                    self.readers.pin_lockout_minutes
+                ),
+            });
+        }
         if !(1..=64).contains(&self.database.pool_size) {
             return Err(ConfigError::Invalid {
                 key: "database.pool_size",
@@ -817,6 +850,13 @@ impl Config {
                     0 => "kept forever".to_owned(),
                     days => format!("kept {days} days"),
                 },
+            ),
+            (
+                "readers",
+                format!(
+                    "a card is blocked for {} minutes after {} wrong PINs in a row",
+                    self.readers.pin_lockout_minutes, self.readers.pin_attempts
+                ),
             ),
         ]
     }

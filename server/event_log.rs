@@ -31,10 +31,12 @@ pub enum EventKind {
     ReaderFault,
     /// An admin unlocked the door for a moment from the console.
     RemoteUnlock,
+    /// A card was blocked after too many wrong PINs in a row (an alarm).
+    PinLockout,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 13] = [
         EventKind::Swipe,
         EventKind::DoorOpen,
         EventKind::DoorClosed,
@@ -47,6 +49,7 @@ impl EventKind {
         EventKind::ReaderOffline,
         EventKind::ReaderFault,
         EventKind::RemoteUnlock,
+        EventKind::PinLockout,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,19 +66,44 @@ impl EventKind {
             EventKind::ReaderOffline => "reader_offline",
             EventKind::ReaderFault => "reader_fault",
             EventKind::RemoteUnlock => "remote_unlock",
+            EventKind::PinLockout => "pin_lockout",
         }
     }
 }
 
-/// One event to record. `seq` and `reader_ts` identify a reader's own event: the same
-/// pair again is a resend and is recorded once.
+/// How long a reader's seq is remembered: an event within a day of the last with its seq
+/// and among the reader's last `SEQ_WINDOW_EVENTS` numbers is that event again (a resend)
+/// or a reused seq. Beyond both, the seq is a new event's (a reader that restarted its
+/// numbering). docs/protocol.md promises "at least 24 hours or 10,000 events".
+pub const SEQ_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+pub const SEQ_WINDOW_EVENTS: u64 = 10_000;
+
+/// A reader's seq (0 to 2^64−1) as stored in a BIGINT column: its bits, unchanged. Seqs
+/// up to 2^63−1 keep their value (so every row written before reads the same); above it
+/// they are negative in SQL, and compared as unsigned here.
+pub fn stored_seq(seq: u64) -> i64 {
+    i64::from_be_bytes(seq.to_be_bytes())
+}
+
+/// The seq a stored BIGINT holds (the inverse of `stored_seq`).
+pub fn reader_seq(stored: i64) -> u64 {
+    u64::from_be_bytes(stored.to_be_bytes())
+}
+
+/// One event to record. `reader_id` and `seq` identify a reader's own event: the same
+/// pair again within its window is a resend (recorded once) when `content_digest` is the
+/// same, else a reused seq (not recorded).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEvent {
     pub at: DateTime<Utc>,
     pub kind: EventKind,
     pub reader_id: Option<String>,
+    /// The reader's seq as stored (`stored_seq`).
     pub seq: Option<i64>,
     pub reader_ts: Option<DateTime<Utc>>,
+    /// What the reader's event said (`message::content_digest`); `None` compares by
+    /// `reader_ts` alone.
+    pub content_digest: Option<i64>,
     pub door_id: Option<i64>,
     pub person_id: Option<i64>,
     pub credential_id: Option<i64>,
@@ -100,6 +128,7 @@ impl NewEvent {
             reader_id: None,
             seq: None,
             reader_ts: None,
+            content_digest: None,
             door_id: None,
             person_id: None,
             credential_id: None,
@@ -120,6 +149,8 @@ pub enum Appended {
     New(i64),
     /// A resend of an event already recorded: its id and the answer it got.
     Duplicate { id: i64, command: Option<String> },
+    /// Not recorded: the reader's seq is that of event `id`, which said something else.
+    SeqReused { id: i64 },
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -211,27 +242,27 @@ impl WriterConnection {
 
 /// The highest `seq` recorded per reader. A reader numbers its events upwards, so an event
 /// above its mark cannot be a resend and needs no lookup; only events at or below it (a
-/// resend, or a reader that restarted its numbering) are looked up. (With several
-/// instances on one database, a mark another instance overtook costs one failed batch, the
-/// readers resend, and the marks are read afresh.)
+/// resend, a reused seq, or a reader that restarted its numbering) are looked up. (With
+/// several instances on one database, a mark another instance overtook costs one failed
+/// batch, the readers resend, and the marks are read afresh.)
 #[derive(Debug, Default)]
 pub struct SeqMarks {
-    highest: HashMap<String, i64>,
+    highest: HashMap<String, Option<u64>>,
 }
 
 impl SeqMarks {
-    fn highest(&mut self, conn: &mut DbConnection, reader: &str) -> QueryResult<i64> {
+    fn highest(&mut self, conn: &mut DbConnection, reader: &str) -> QueryResult<Option<u64>> {
         if let Some(h) = self.highest.get(reader) {
             return Ok(*h);
         }
-        let h = highest_seq(conn, reader)?.unwrap_or(i64::MIN);
+        let h = highest_seq(conn, reader)?;
         self.highest.insert(reader.to_owned(), h);
         Ok(h)
     }
 
-    fn record(&mut self, reader: &str, seq: i64) {
-        let h = self.highest.entry(reader.to_owned()).or_insert(seq);
-        *h = (*h).max(seq);
+    fn record(&mut self, reader: &str, seq: u64) {
+        let h = self.highest.entry(reader.to_owned()).or_insert(Some(seq));
+        *h = Some(h.map_or(seq, |h| h.max(seq)));
     }
 }
 
@@ -470,6 +501,7 @@ pub struct EventInsert<'a> {
     reader_id: Option<&'a str>,
     seq: Option<i64>,
     reader_ts: Option<chrono::NaiveDateTime>,
+    content_digest: Option<i64>,
     kind: &'a str,
     door_id: Option<i64>,
     person_id: Option<i64>,
@@ -489,6 +521,7 @@ impl<'a> EventInsert<'a> {
             reader_id: e.reader_id.as_deref(),
             seq: e.seq,
             reader_ts: e.reader_ts.map(stored),
+            content_digest: e.content_digest,
             kind: e.kind.as_str(),
             door_id: e.door_id,
             person_id: e.person_id,
@@ -505,28 +538,37 @@ impl<'a> EventInsert<'a> {
 
 /// The highest event number recorded for a reader, if any (kept in `event_reader_marks`
 /// by `write_batch`: the resend key is ordered by time, so it cannot answer this).
-pub fn highest_seq(conn: &mut DbConnection, reader: &str) -> QueryResult<Option<i64>> {
-    event_reader_marks::table
+pub fn highest_seq(conn: &mut DbConnection, reader: &str) -> QueryResult<Option<u64>> {
+    let stored: Option<i64> = event_reader_marks::table
         .find(reader)
         .select(event_reader_marks::highest_seq)
         .first(conn)
-        .optional()
+        .optional()?;
+    Ok(stored.map(reader_seq))
 }
 
 /// Raises each reader's highest event number to the batch's, where it is higher.
 fn raise_marks(
     conn: &mut DbConnection,
-    highest: &std::collections::BTreeMap<&str, i64>,
+    highest: &std::collections::BTreeMap<&str, u64>,
 ) -> QueryResult<()> {
     use diesel::dsl::case_when;
     use diesel::upsert::excluded;
     use event_reader_marks::{highest_seq, reader_id};
     let rows: Vec<_> = highest
         .iter()
-        .map(|(reader, seq)| (reader_id.eq(*reader), highest_seq.eq(*seq)))
+        .map(|(reader, seq)| (reader_id.eq(*reader), highest_seq.eq(stored_seq(*seq))))
         .collect();
-    // Never lowered: another instance on the same database may have gone higher.
-    let higher = case_when(excluded(highest_seq).gt(highest_seq), excluded(highest_seq))
+    // Never lowered: another instance on the same database may have gone higher. Compared
+    // as unsigned (`stored_seq`): a negative stored seq is above every positive one.
+    let new = excluded(highest_seq);
+    let higher = case_when(new.lt(0i64).and(highest_seq.ge(0i64)), new)
+        .when(
+            new.lt(0i64)
+                .eq(highest_seq.lt(0i64))
+                .and(new.gt(highest_seq)),
+            new,
+        )
         .otherwise(highest_seq);
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         match conn {
@@ -559,32 +601,31 @@ pub fn write_batch(
     marks: &mut SeqMarks,
 ) -> QueryResult<Vec<Appended>> {
     write_transaction(conn, |conn| {
-        // First, which events are resends: of one on record, or of one earlier in this batch.
+        // First, which events are resends or reuse a seq: of one on record, or of one
+        // earlier in this batch.
         let mut outcomes: Vec<Option<Appended>> = vec![None; batch.len()];
         let mut same_as: Vec<(usize, usize)> = Vec::new();
-        let mut first_in_batch: HashMap<(&str, i64, chrono::NaiveDateTime), usize> = HashMap::new();
+        let mut reused_from: Vec<(usize, usize)> = Vec::new();
+        let mut first_in_batch: HashMap<(&str, i64), usize> = HashMap::new();
         let mut fresh = Vec::with_capacity(batch.len());
         for (i, e) in batch.iter().enumerate() {
-            let reader_ts = e.reader_ts.map(stored);
-            if let (Some(reader), Some(seq), Some(ts)) = (&e.reader_id, e.seq, reader_ts) {
-                if let Some(&first) = first_in_batch.get(&(reader.as_str(), seq, ts)) {
-                    same_as.push((i, first));
+            if let (Some(reader), Some(seq)) = (&e.reader_id, e.seq) {
+                if let Some(&first) = first_in_batch.get(&(reader.as_str(), seq)) {
+                    if same_content(&batch[first], e) {
+                        same_as.push((i, first));
+                    } else {
+                        reused_from.push((i, first));
+                    }
                     continue;
                 }
-                if seq <= marks.highest(conn, reader)? {
-                    let existing: Option<(i64, Option<String>)> = events::table
-                        .filter(events::reader_id.eq(reader))
-                        .filter(events::seq.eq(seq))
-                        .filter(events::reader_ts.eq(ts))
-                        .select((events::id, events::command))
-                        .first(conn)
-                        .optional()?;
-                    if let Some((id, command)) = existing {
-                        outcomes[i] = Some(Appended::Duplicate { id, command });
-                        continue;
-                    }
+                if let Some(highest) = marks.highest(conn, reader)?
+                    && reader_seq(seq) <= highest
+                    && let Some(found) = find_recorded(conn, e, reader, seq, highest)?
+                {
+                    outcomes[i] = Some(found);
+                    continue;
                 }
-                first_in_batch.insert((reader.as_str(), seq, ts), i);
+                first_in_batch.insert((reader.as_str(), seq), i);
             }
             fresh.push(i);
         }
@@ -594,16 +635,21 @@ pub fn write_batch(
         let ids = insert_rows(conn, &rows)?;
         // In reader order: instances sharing a PostgreSQL database then lock the readers'
         // rows in the same order, and cannot deadlock on them.
-        let mut highest: std::collections::BTreeMap<&str, i64> = Default::default();
+        let mut highest: std::collections::BTreeMap<&str, u64> = Default::default();
         for (&i, id) in fresh.iter().zip(ids) {
             outcomes[i] = Some(Appended::New(id));
             if let (Some(reader), Some(seq)) = (&batch[i].reader_id, batch[i].seq) {
-                let h = highest.entry(reader.as_str()).or_insert(seq);
-                *h = (*h).max(seq);
+                let h = highest.entry(reader.as_str()).or_insert(reader_seq(seq));
+                *h = (*h).max(reader_seq(seq));
             }
         }
         // Only the readers that went past their mark (as far as this writer knows it).
-        highest.retain(|reader, seq| marks.highest.get(*reader).is_none_or(|h| *seq > *h));
+        highest.retain(|reader, seq| {
+            marks
+                .highest
+                .get(*reader)
+                .is_none_or(|h| h.is_none_or(|h| *seq > h))
+        });
         raise_marks(conn, &highest)?;
         for (reader, seq) in highest {
             marks.record(reader, seq);
@@ -616,6 +662,11 @@ pub fn write_batch(
                 });
             }
         }
+        for (i, first) in reused_from {
+            if let Some(Appended::New(id)) = outcomes[first] {
+                outcomes[i] = Some(Appended::SeqReused { id });
+            }
+        }
         outcomes
             .into_iter()
             .map(|o| o.ok_or(diesel::result::Error::NotFound))
@@ -623,7 +674,70 @@ pub fn write_batch(
     })
 }
 
-/// Rows in one statement: 14 values each, far below SQLite's limit of 32,766 per statement.
+/// Whether two events under one reader's seq say the same: their content digests, or
+/// where one has none (a row from before digests) their reader times.
+fn same_content(a: &NewEvent, b: &NewEvent) -> bool {
+    match (a.content_digest, b.content_digest) {
+        (Some(x), Some(y)) => x == y,
+        _ => a.reader_ts == b.reader_ts,
+    }
+}
+
+/// What the log already holds under this event's reader and seq (as stored), which is at or
+/// below the reader's highest (`highest`): the same event (a resend), another event within
+/// the seq's window (a reused seq), or nothing that counts.
+fn find_recorded(
+    conn: &mut DbConnection,
+    e: &NewEvent,
+    reader: &str,
+    seq: i64,
+    highest: u64,
+) -> QueryResult<Option<Appended>> {
+    // A resend repeats the reader's time too: one lookup on the resend key finds it.
+    if let Some(ts) = e.reader_ts.map(stored) {
+        let hit: Option<(i64, Option<String>, Option<i64>)> = events::table
+            .filter(events::reader_ts.eq(ts))
+            .filter(events::reader_id.eq(reader))
+            .filter(events::seq.eq(seq))
+            .select((events::id, events::command, events::content_digest))
+            .first(conn)
+            .optional()?;
+        if let Some((id, command, digest)) = hit {
+            // The same time, and the same digest where both have one (rows from before
+            // digests are judged by their time). Another digest under this key is refused
+            // even past the window: the key is unique, so it could not be recorded.
+            let same = match (digest, e.content_digest) {
+                (Some(old), Some(new)) => old == new,
+                _ => true,
+            };
+            return Ok(Some(if same {
+                Appended::Duplicate { id, command }
+            } else {
+                Appended::SeqReused { id }
+            }));
+        }
+    }
+    // Another time under the same seq: another event, if the seq is still remembered.
+    // Looked up among the door's events of the last day (the index on door and time), so
+    // that it costs a day of one door, not of the whole log.
+    if highest - reader_seq(seq) >= SEQ_WINDOW_EVENTS {
+        return Ok(None);
+    }
+    let since = stored(e.at - SEQ_WINDOW);
+    let mut query = events::table
+        .filter(events::reader_id.eq(reader))
+        .filter(events::seq.eq(seq))
+        .filter(events::at.ge(since))
+        .select(events::id)
+        .into_boxed();
+    if let Some(door) = e.door_id {
+        query = query.filter(events::door_id.eq(door));
+    }
+    let other: Option<i64> = query.first(conn).optional()?;
+    Ok(other.map(|id| Appended::SeqReused { id }))
+}
+
+/// Rows in one statement: 15 values each, far below SQLite's limit of 32,766 per statement.
 const ROWS_PER_INSERT: usize = 256;
 
 /// Inserts rows in multi-row statements and returns their ids in order. On SQLite, which

@@ -6,17 +6,19 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use gatehouse_drivers::message::{
-    self, BadEvent, Command, DenyCode as WireDenyCode, ErrorCode, EventBody, EventMac, ReaderEvent,
-    ReaderMode, WireCredential,
+    self, BadEvent, Command, DenyCode as WireDenyCode, Envelope, ErrorCode, EventBody, EventMac,
+    ReaderEvent, ReaderMode, WireCredential,
 };
 
 use crate::clock::Clock;
 use crate::door_state::{Alarm, DoorStates};
-use crate::event_log::{Appended, EventKind, EventLog, LogError, NewEvent};
+use crate::event_log::{Appended, EventKind, EventLog, LogError, NewEvent, stored_seq};
 use crate::fault_budget::{Admission, FaultBudget, IN_ALL, PER_READER, Suppressed};
 use crate::live::LivePolicy;
-use crate::policy::{self, CredentialKey, Outcome, Request};
+use crate::pin_lockout::{self, LockoutPolicy, PinLockout, PinResult};
+use crate::policy::{self, CredentialKey, Outcome, Reason, Request};
 use crate::reader_health::HealthBoard;
+use crate::store::load::ReaderWire;
 
 /// An answer for one reader.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +41,80 @@ pub struct Hub {
     /// Bumped whenever the mode some reader should be in changes without a policy change
     /// (a momentary unlock starts or ends); the drivers re-send modes on it.
     mode_changes: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Wrong PINs in a row per card, and the cards they blocked.
+    pins: PinLockout,
+}
+
+/// Why a payload is not an event the hub believes: what to record, and what to answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Refused {
+    seq: Option<u64>,
+    code: ErrorCode,
+    reason: String,
+}
+
+impl From<BadEvent> for Refused {
+    fn from(e: BadEvent) -> Refused {
+        Refused {
+            seq: e.seq,
+            code: ErrorCode::BadEvent,
+            reason: e.reason,
+        }
+    }
+}
+
+/// Opens one MQTT payload of a registered reader (docs/protocol.md): a sealed event's mac
+/// is checked over the exact bytes of its body before the body is parsed; a bare event is
+/// taken only from a reader marked legacy, with its v1 mac when the reader must sign.
+fn open_event(reader_id: &str, wire: &ReaderWire, payload: &[u8]) -> Result<ReaderEvent, Refused> {
+    let bad_mac = |seq: Option<u64>, reason: &str| Refused {
+        seq,
+        code: ErrorCode::BadMac,
+        reason: reason.to_owned(),
+    };
+    match message::envelope(payload)? {
+        Envelope::Sealed { body, mac } => {
+            if !message::verify_sealed(reader_id, &wire.secret, &body, &mac) {
+                // Its seq, if one can be read, only addresses the refusal.
+                return Err(bad_mac(
+                    message::readable_seq(body.as_bytes()),
+                    "the sealed event's mac does not verify",
+                ));
+            }
+            let mut event = message::parse_event(body.as_bytes())?;
+            // Inside a seal a v1 mac adds nothing: the seal covers every byte.
+            event.mac = None;
+            Ok(event)
+        }
+        Envelope::Bare if !wire.legacy => Err(bad_mac(
+            message::readable_seq(payload),
+            "an unsealed event from a reader that must seal its events (not marked legacy)",
+        )),
+        Envelope::Bare => {
+            let event = message::parse_event(payload)?;
+            match message::check_event_mac(reader_id, &wire.secret, &event) {
+                EventMac::Valid => Ok(event),
+                EventMac::Absent if !wire.require_signed_events => Ok(event),
+                EventMac::Absent => Err(bad_mac(
+                    Some(event.seq),
+                    "an unsigned event from a reader that must sign its events",
+                )),
+                EventMac::Invalid => {
+                    Err(bad_mac(Some(event.seq), "the event's mac does not verify"))
+                }
+            }
+        }
+    }
+}
+
+/// How a reader's door, REX or tamper event was recorded.
+enum Recorded {
+    /// New, at this door (if the reader has one).
+    New(Option<i64>),
+    /// A resend, or not recorded at all (the log is down): nothing moves.
+    Nothing,
+    /// Refused: its seq belongs to another event.
+    SeqReused,
 }
 
 /// Why a momentary unlock was refused.
@@ -112,7 +188,15 @@ impl Hub {
             faults: Arc::default(),
             unlocked_until: Arc::default(),
             mode_changes: Arc::new(tokio::sync::watch::channel(0).0),
+            pins: PinLockout::default(),
         }
+    }
+
+    /// Blocks a card after `policy.attempts` wrong PINs in a row, for `policy.block_for`
+    /// (`[readers]` settings; 5 and 15 minutes otherwise).
+    pub fn with_pin_lockout(mut self, policy: LockoutPolicy) -> Hub {
+        self.pins = PinLockout::new(policy);
+        self
     }
 
     /// Changes when a momentary unlock starts or ends: readers' modes are to be re-sent.
@@ -214,37 +298,24 @@ impl Hub {
             .await;
             return None;
         }
-        let event = match message::parse_event(payload) {
+        let event = match open_event(reader_id, wire, payload) {
             Ok(event) => event,
-            Err(BadEvent { seq, reason }) => {
+            Err(Refused { seq, code, reason }) => {
                 self.fault(reader_id, seq, &reason, now).await;
-                return seq.map(|seq| self.error(reader_id, seq, ErrorCode::BadEvent));
+                return match code {
+                    // A bad mac is answered even without a seq, so that a reader holding
+                    // a wrong secret is told; a payload that is no event needs a seq.
+                    ErrorCode::BadMac => Some(Reply {
+                        reader_id: reader_id.to_owned(),
+                        command: Command::Error {
+                            reference: seq,
+                            code,
+                        },
+                    }),
+                    _ => seq.map(|seq| self.error(reader_id, seq, code)),
+                };
             }
         };
-        match message::check_event_mac(reader_id, &wire.secret, &event) {
-            EventMac::Valid => {}
-            EventMac::Absent if !wire.require_signed_events => {}
-            EventMac::Absent => {
-                self.fault(
-                    reader_id,
-                    Some(event.seq),
-                    "an unsigned event from a reader that must sign its events",
-                    now,
-                )
-                .await;
-                return Some(self.error(reader_id, event.seq, ErrorCode::BadMac));
-            }
-            EventMac::Invalid => {
-                self.fault(
-                    reader_id,
-                    Some(event.seq),
-                    "the event's mac does not verify",
-                    now,
-                )
-                .await;
-                return Some(self.error(reader_id, event.seq, ErrorCode::BadMac));
-            }
-        }
         self.handle_event(reader_id, &event).await
     }
 
@@ -258,19 +329,9 @@ impl Hub {
             return None;
         }
         self.health.seen(reader_id, now);
-        let Ok(seq) = i64::try_from(event.seq) else {
-            self.fault(
-                reader_id,
-                None,
-                "seq is larger than the appliance stores",
-                now,
-            )
-            .await;
-            return Some(self.error(reader_id, event.seq, ErrorCode::BadEvent));
-        };
         match &event.body {
             EventBody::Swipe { credential, pin } => {
-                self.swipe(reader_id, seq, event, credential, pin.as_deref(), now)
+                self.swipe(reader_id, event, credential, pin.as_deref(), now)
                     .await
             }
             EventBody::Door { open } => {
@@ -279,25 +340,34 @@ impl Hub {
                 } else {
                     EventKind::DoorClosed
                 };
-                if let Some(door_id) = self
-                    .record_reader_event(reader_id, seq, event, kind, now)
-                    .await
-                {
-                    let alarm = self.with_doors(|d| d.contact(door_id, *open, now));
-                    if let Some(alarm) = alarm {
-                        self.record_alarm(alarm, Some(reader_id), now).await;
+                match self.record_reader_event(reader_id, event, kind, now).await {
+                    Recorded::New(Some(door_id)) => {
+                        let alarm = self.with_doors(|d| d.contact(door_id, *open, now));
+                        if let Some(alarm) = alarm {
+                            self.record_alarm(alarm, Some(reader_id), now).await;
+                        }
+                        None
+                    }
+                    Recorded::New(None) | Recorded::Nothing => None,
+                    Recorded::SeqReused => {
+                        Some(self.error(reader_id, event.seq, ErrorCode::SeqReused))
                     }
                 }
-                None
             }
             EventBody::Rex => {
-                if let Some(door_id) = self
-                    .record_reader_event(reader_id, seq, event, EventKind::Rex, now)
+                match self
+                    .record_reader_event(reader_id, event, EventKind::Rex, now)
                     .await
                 {
-                    self.with_doors(|d| d.rex(door_id, now));
+                    Recorded::New(Some(door_id)) => {
+                        self.with_doors(|d| d.rex(door_id, now));
+                        None
+                    }
+                    Recorded::New(None) | Recorded::Nothing => None,
+                    Recorded::SeqReused => {
+                        Some(self.error(reader_id, event.seq, ErrorCode::SeqReused))
+                    }
                 }
-                None
             }
             EventBody::Tamper { active } => {
                 let kind = if *active {
@@ -305,9 +375,12 @@ impl Hub {
                 } else {
                     EventKind::TamperCleared
                 };
-                self.record_reader_event(reader_id, seq, event, kind, now)
-                    .await;
-                None
+                match self.record_reader_event(reader_id, event, kind, now).await {
+                    Recorded::SeqReused => {
+                        Some(self.error(reader_id, event.seq, ErrorCode::SeqReused))
+                    }
+                    Recorded::New(_) | Recorded::Nothing => None,
+                }
             }
             // Heartbeats keep a reader's health current; they are not worth a row each.
             EventBody::Heartbeat { uptime_s } => {
@@ -401,7 +474,6 @@ impl Hub {
     async fn swipe(
         &self,
         reader_id: &str,
-        seq: i64,
         event: &ReaderEvent,
         credential: &WireCredential,
         pin: Option<&str>,
@@ -421,11 +493,22 @@ impl Hub {
                 number: *number,
             },
         };
+        let card = key.to_string();
+        // A card blocked by wrong PINs is refused without its PIN being looked at; a PIN
+        // is checked only while the card has attempts left (counted under one lock, so
+        // guesses sent at once cannot all be checked).
+        let (ticket, blocked) = match pin {
+            Some(_) => match self.pins.admit(&card, now) {
+                pin_lockout::Admission::Check(ticket) => (Some(ticket), None),
+                pin_lockout::Admission::Refused(until) => (None, Some(until)),
+            },
+            None => (None, self.pins.blocked_until(&card, now).map(Some)),
+        };
         let decided = match pin {
             // A PIN is checked with argon2id (tens of milliseconds of CPU, 19 MiB): on the
             // argon2id pool's door lane, off the async threads and never queued behind
             // console sign-ins.
-            Some(pin) => {
+            Some(pin) if blocked.is_none() => {
                 let (live, reader, pin) = (self.live.clone(), reader_id.to_owned(), pin.to_owned());
                 let key = key.clone();
                 crate::secret::pool()
@@ -435,9 +518,9 @@ impl Hub {
                     .await
                     .unwrap_or(Err(policy::DecideError::UnknownReader))
             }
-            None => decide_now(&self.live, reader_id, &key, None, now),
+            _ => decide_now(&self.live, reader_id, &key, None, now),
         };
-        let decision = match decided {
+        let mut decision = match decided {
             Ok(decision) => decision,
             Err(e) => {
                 self.fault(reader_id, Some(event.seq), &e.to_string(), now)
@@ -445,6 +528,22 @@ impl Hub {
                 return None;
             }
         };
+        let pin_result = self.pin_result(&decision, pin.is_some());
+        let mut detail = serde_json::to_string(&decision.reason).unwrap_or_default();
+        if let Some(until) = blocked {
+            // Whatever else the card may do, it does nothing during its block.
+            if !matches!(decision.outcome, Outcome::Deny(_)) {
+                decision.outcome = Outcome::Deny(policy::DenyCode::PinWrong);
+            }
+            detail = serde_json::json!({
+                "pin_lockout": {
+                    "until": until,
+                    "attempts": self.pins.policy().attempts,
+                },
+                "decision": decision.reason,
+            })
+            .to_string();
+        }
         let decision_id = new_decision_id(now);
         let reference = event.seq;
         let (command, result, deny_code) = match decision.outcome {
@@ -477,8 +576,9 @@ impl Hub {
         };
         let record = NewEvent {
             reader_id: Some(reader_id.to_owned()),
-            seq: Some(seq),
+            seq: Some(stored_seq(event.seq)),
             reader_ts: Some(event.ts),
+            content_digest: Some(message::content_digest(event)),
             door_id: Some(decision.door_id),
             person_id: decision.person_id,
             credential_id: decision.credential_id,
@@ -488,7 +588,7 @@ impl Hub {
             deny_code,
             decision_id: Some(decision_id),
             command: serde_json::to_string(&command).ok(),
-            detail: serde_json::to_string(&decision.reason).unwrap_or_default(),
+            detail,
             ..NewEvent::new(EventKind::Swipe, now)
         };
         match self.log.append(record).await {
@@ -496,6 +596,13 @@ impl Hub {
                 self.live.record_presence(&decision, now);
                 if let Outcome::Grant { unlock_ms } = decision.outcome {
                     self.with_doors(|d| d.granted(decision.door_id, unlock_ms, now));
+                }
+                // Counted once the swipe is on record, so that a resend counts once.
+                if let Some(ticket) = ticket
+                    && let Some(until) = ticket.settle(pin_result, now)
+                {
+                    self.record_pin_lockout(reader_id, &decision, until, now)
+                        .await;
                 }
                 Some(Reply {
                     reader_id: reader_id.to_owned(),
@@ -510,39 +617,121 @@ impl Hub {
                     reader_id: reader_id.to_owned(),
                     command,
                 }),
+            // Another event under a seq already used: a reader fault, and no decision.
+            Ok(Appended::SeqReused { id }) => {
+                Some(self.seq_reused(reader_id, event, id, now).await)
+            }
             Err(e) => {
                 // Unrecorded, unanswered: the reader resends and is answered once the
                 // event is on record.
-                tracing::error!(reader = reader_id, seq, error = %e, "swipe not recorded; no answer sent");
+                tracing::error!(reader = reader_id, seq = event.seq, error = %e, "swipe not recorded; no answer sent");
                 None
             }
         }
     }
 
-    /// Records a reader's door, REX or tamper event; returns its door when the event is
-    /// new (not a resend), so that the door's state moves once per event.
+    /// What a swipe's decision says of its PIN: wrong (it counts), right (checked at a
+    /// card+PIN door and let through, which clears the count), or not looked at.
+    fn pin_result(&self, decision: &policy::Decision, had_pin: bool) -> PinResult {
+        if !had_pin {
+            return PinResult::NotChecked;
+        }
+        match decision.reason {
+            Reason::PinWrong { .. } | Reason::PinNotSet { .. } => PinResult::Wrong,
+            // A grant at a door that asks for PINs passed its PIN check; a grant anywhere
+            // else (a door open by schedule, or without PINs) never looked at the PIN.
+            Reason::Entitled(_) | Reason::SoftAntipassback { .. }
+                if self
+                    .live
+                    .snapshot()
+                    .door(decision.door_id)
+                    .is_some_and(|door| door.mode == policy::DoorMode::CardAndPin) =>
+            {
+                PinResult::Right
+            }
+            _ => PinResult::NotChecked,
+        }
+    }
+
+    /// Records the alarm of a card blocked by wrong PINs (never the PINs themselves).
+    async fn record_pin_lockout(
+        &self,
+        reader_id: &str,
+        decision: &policy::Decision,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) {
+        let attempts = self.pins.policy().attempts;
+        tracing::warn!(
+            reader = reader_id,
+            credential_id = decision.credential_id,
+            %until,
+            "card blocked after {attempts} wrong PINs in a row"
+        );
+        let record = NewEvent {
+            reader_id: Some(reader_id.to_owned()),
+            door_id: Some(decision.door_id),
+            person_id: decision.person_id,
+            credential_id: decision.credential_id,
+            detail: format!(
+                "{attempts} wrong PINs in a row: the card is refused everywhere until {}",
+                until.format("%Y-%m-%dT%H:%M:%SZ")
+            ),
+            ..NewEvent::new(EventKind::PinLockout, now)
+        };
+        if let Err(e) = self.log.append(record).await {
+            tracing::error!(reader = reader_id, error = %e, "PIN lockout alarm not recorded");
+        }
+    }
+
+    /// Refuses an event whose seq belongs to another event, as a reader fault.
+    async fn seq_reused(
+        &self,
+        reader_id: &str,
+        event: &ReaderEvent,
+        first: i64,
+        now: DateTime<Utc>,
+    ) -> Reply {
+        self.fault(
+            reader_id,
+            Some(event.seq),
+            &format!(
+                "seq reused: event {first} already has this seq with other content; nothing decided"
+            ),
+            now,
+        )
+        .await;
+        self.error(reader_id, event.seq, ErrorCode::SeqReused)
+    }
+
+    /// Records a reader's door, REX or tamper event; a new one at its door moves the door's
+    /// state, once per event.
     async fn record_reader_event(
         &self,
         reader_id: &str,
-        seq: i64,
         event: &ReaderEvent,
         kind: EventKind,
         now: DateTime<Utc>,
-    ) -> Option<i64> {
+    ) -> Recorded {
         let door_id = self.live.snapshot().reader(reader_id).map(|r| r.door_id());
         let record = NewEvent {
             reader_id: Some(reader_id.to_owned()),
-            seq: Some(seq),
+            seq: Some(stored_seq(event.seq)),
             reader_ts: Some(event.ts),
+            content_digest: Some(message::content_digest(event)),
             door_id,
             ..NewEvent::new(kind, now)
         };
         match self.log.append(record).await {
-            Ok(Appended::New(_)) => door_id,
-            Ok(Appended::Duplicate { .. }) => None,
+            Ok(Appended::New(_)) => Recorded::New(door_id),
+            Ok(Appended::Duplicate { .. }) => Recorded::Nothing,
+            Ok(Appended::SeqReused { id }) => {
+                self.seq_reused(reader_id, event, id, now).await;
+                Recorded::SeqReused
+            }
             Err(e) => {
-                tracing::error!(reader = reader_id, seq, error = %e, "reader event not recorded");
-                None
+                tracing::error!(reader = reader_id, seq = event.seq, error = %e, "reader event not recorded");
+                Recorded::Nothing
             }
         }
     }

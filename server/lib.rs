@@ -17,6 +17,7 @@ pub mod fault_budget;
 pub mod hub;
 pub mod input;
 pub mod live;
+pub mod pin_lockout;
 pub mod policy;
 pub mod reader_health;
 pub mod reader_modbus;

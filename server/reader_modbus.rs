@@ -153,7 +153,7 @@ async fn next_seq(db: &DbPool, reader_id: &str) -> u64 {
     })
     .await;
     let error = match stored {
-        Ok(Ok(highest)) => return highest.map_or(1, |h| u64::try_from(h).unwrap_or(0) + 1),
+        Ok(Ok(highest)) => return highest.map_or(1, |h| h.saturating_add(1)),
         Ok(Err(e)) => e,
         Err(e) => e.to_string(),
     };

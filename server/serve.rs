@@ -95,7 +95,8 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
     };
     let (log, writer) = EventLog::new(pool.clone(), BatchPolicy::default());
     tokio::spawn(writer.run());
-    let hub = Hub::new(live.clone(), log.clone(), clock);
+    let hub =
+        Hub::new(live.clone(), log.clone(), clock).with_pin_lockout(config.readers.pin_lockout());
     let console_hub = hub.clone();
     let mqtt = crate::reader_mqtt::start(&config.mqtt, live.clone(), hub.clone())?;
     crate::reader_modbus::start(

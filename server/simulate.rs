@@ -14,7 +14,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use gatehouse_drivers::message::{Command, EventBody, WireCredential, valid_pin};
 use gatehouse_drivers::modbus_map::Beeper;
 use gatehouse_drivers::mqtt::ClientTls;
-use gatehouse_drivers::sim::{SimError, SimPresence, SimReader, SimSettings};
+use gatehouse_drivers::sim::{EventFormat, SimError, SimPresence, SimReader, SimSettings};
 use gatehouse_drivers::sim_modbus::SimDevice;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
@@ -48,6 +48,8 @@ pub struct SimulateOptions {
     pub broker: Option<String>,
     /// The CA to trust for a broker over TLS (default: [mqtt] tls_ca, or the system's).
     pub ca: Option<std::path::PathBuf>,
+    /// Legacy readers (which send bare v1 events) add the v1 mac; sealed readers always
+    /// authenticate their events.
     pub sign_events: bool,
     pub seed: u64,
     /// Play exactly this swipe instead of the site's traffic.
@@ -487,13 +489,19 @@ async fn start_player(
         topic_root: config.mqtt.topic_root.clone(),
         sign_events: sign_events || reader.require_signed_events,
     };
+    let legacy = reader.legacy;
     let connected = SimReader::connect_as(settings, broker.tls.clone(), presence, first_seq).await;
-    let reader = connected.with_context(|| {
+    let mut reader = connected.with_context(|| {
         format!(
             "cannot connect to the MQTT broker at {}:{}",
             broker.host, broker.port
         )
     })?;
+    // Sealed events, as every reader not marked legacy must send; a legacy reader's are
+    // bare, as its firmware would send them.
+    if legacy {
+        reader.set_event_format(EventFormat::Legacy);
+    }
     Ok(Player::Mqtt(Box::new(reader)))
 }
 

@@ -198,6 +198,9 @@ pub struct ReaderEntry {
     pub secret: Option<String>,
     #[serde(default)]
     pub require_signed_events: bool,
+    /// May send bare (v1) events; left out, the reader must seal them (docs/protocol.md).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub legacy: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modbus_host: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -724,6 +727,7 @@ fn apply(imp: &mut Importer<'_, '_>, file: &SiteFile) {
             direction: r.direction.clone(),
             secret: r.secret.clone(),
             require_signed_events: r.require_signed_events,
+            legacy: r.legacy,
             modbus_host: r.modbus_host.clone(),
             modbus_port: r.modbus_port,
             modbus_unit: r.modbus_unit,
@@ -1183,6 +1187,7 @@ pub fn export(conn: &mut DbConnection) -> anyhow::Result<String> {
                 direction: r.direction,
                 secret: Some(r.secret),
                 require_signed_events: r.require_signed_events,
+                legacy: r.legacy,
                 modbus_host: r.modbus_host,
                 modbus_port: r.modbus_port,
                 modbus_unit: r.modbus_unit,

@@ -1,6 +1,6 @@
-//! A simulated MQTT reader: on the wire exactly what PROTOCOL.md asks of a real one
-//! (numbered events, optional MACs, commands verified before they are believed). Used by
-//! `gatehouse simulate`, the tests and the benchmarks.
+//! A simulated MQTT reader: on the wire exactly what docs/protocol.md asks of a real one
+//! (numbered events, sealed unless told to be a legacy reader, commands verified before
+//! they are believed). Used by `gatehouse simulate`, the tests and the benchmarks.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -18,13 +18,25 @@ pub struct SimSettings {
     pub host: String,
     pub port: u16,
     pub reader_id: String,
-    /// The reader's secret: verifies commands, signs events when `sign_events`.
+    /// The reader's secret: verifies commands and seals events (see `EventFormat`).
     pub secret: String,
     /// Broker credentials; readers use their id and secret on the embedded broker.
     pub username: Option<String>,
     pub password: Option<String>,
     pub topic_root: String,
+    /// As a legacy reader (`EventFormat::Legacy`), add the optional v1 `mac` to events.
+    /// Sealed events (the default) are always authenticated, whatever this says.
     pub sign_events: bool,
+}
+
+/// How a simulated reader sends its events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EventFormat {
+    /// Sealed (v2): what every reader not marked legacy must send.
+    #[default]
+    Sealed,
+    /// Bare (v1), with the v1 mac when `SimSettings::sign_events`: a reader marked legacy.
+    Legacy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +86,7 @@ pub struct SimReader {
     connects: Arc<AtomicU32>,
     /// The reader's clock when it is not the wall clock (a simulated day).
     clock: Option<ScaledClock>,
+    format: EventFormat,
 }
 
 /// A clock that runs `speed` times faster than the wall clock from `origin` (at the wall
@@ -273,7 +286,13 @@ impl SimReader {
             connection,
             connects,
             clock: None,
+            format: EventFormat::default(),
         })
+    }
+
+    /// Sends events as `format` from now on (sealed until told otherwise).
+    pub fn set_event_format(&mut self, format: EventFormat) {
+        self.format = format;
     }
 
     pub fn reader_id(&self) -> &str {
@@ -301,11 +320,14 @@ impl SimReader {
         body: &EventBody,
         ts: DateTime<Utc>,
     ) -> Result<(), SimError> {
-        let secret = self
-            .settings
-            .sign_events
-            .then_some(self.settings.secret.as_str());
-        let payload = message::encode_event(&self.settings.reader_id, secret, seq, ts, body);
+        let (reader_id, secret) = (&self.settings.reader_id, self.settings.secret.as_str());
+        let payload = match self.format {
+            EventFormat::Sealed => message::encode_sealed_event(reader_id, secret, seq, ts, body),
+            EventFormat::Legacy => {
+                let secret = self.settings.sign_events.then_some(secret);
+                message::encode_event(reader_id, secret, seq, ts, body)
+            }
+        };
         self.publish_raw(payload).await
     }
 

@@ -77,6 +77,7 @@ impl FeedItem {
             ("reader_offline", _) => ("Reader offline", "alarm"),
             ("reader_fault", _) => ("Reader fault", "alarm"),
             ("remote_unlock", _) => ("Unlocked from the console", "info"),
+            ("pin_lockout", _) => ("Card blocked: wrong PINs", "alarm"),
             _ => ("Event", "info"),
         };
         let result = match (event.kind.as_str(), event.result.as_deref()) {
@@ -223,7 +224,7 @@ async fn status_panel(state: &AppState, tz: Tz) -> Result<StatusPanel, PageError
         match (kind.as_str(), result.as_deref()) {
             ("swipe", Some("granted")) => granted += n,
             ("swipe", Some("denied")) => denied += n,
-            ("forced_open" | "held_open" | "tamper", _) => alarms += n,
+            ("forced_open" | "held_open" | "tamper" | "pin_lockout", _) => alarms += n,
             _ => {}
         }
     }

@@ -155,6 +155,9 @@ pub struct ReaderForm {
     modbus_port: String,
     #[serde(default)]
     modbus_unit: String,
+    /// The checkbox for a reader whose firmware sends bare (v1) events.
+    #[serde(default)]
+    legacy: Option<String>,
 }
 
 #[derive(Template)]
@@ -544,6 +547,7 @@ pub async fn register_reader(
         direction: form.direction.clone(),
         secret: None,
         require_signed_events: false,
+        legacy: form.legacy.is_some(),
         modbus_host: modbus
             .then(|| form.modbus_host.trim().to_owned())
             .filter(|h| !h.is_empty()),

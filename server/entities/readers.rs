@@ -50,8 +50,11 @@ pub struct ReaderView {
     pub protocol: String,
     /// `in` or `out` of the door's zone.
     pub direction: String,
-    /// Events without a valid mac are refused when true.
+    /// A legacy reader's bare (v1) events without a valid mac are refused when true.
     pub require_signed_events: bool,
+    /// May send bare (v1) events; every other MQTT reader must seal them (v2,
+    /// docs/protocol.md). Readers registered before sealed events are legacy.
+    pub legacy: bool,
     pub modbus_host: Option<String>,
     pub modbus_port: Option<i32>,
     pub modbus_unit: Option<i32>,
@@ -76,6 +79,10 @@ pub struct ReaderInput {
     pub secret: Option<String>,
     #[serde(default)]
     pub require_signed_events: bool,
+    /// Leave out (false) for a reader that seals its events; true lets it send bare (v1)
+    /// events, which only a broker keeping each reader to its own topics protects.
+    #[serde(default)]
+    pub legacy: bool,
     #[serde(default)]
     pub modbus_host: Option<String>,
     #[serde(default)]
@@ -110,6 +117,7 @@ impl From<ReaderRow> for ReaderView {
             protocol: r.protocol,
             direction: r.direction,
             require_signed_events: r.require_signed_events,
+            legacy: r.legacy,
             modbus_host: r.modbus_host,
             modbus_port: r.modbus_port,
             modbus_unit: r.modbus_unit,
@@ -290,6 +298,12 @@ impl Entity for Readers {
                     "Modbus has no message authentication: only MQTT readers can sign events",
                 );
             }
+            if input.legacy {
+                errors.add(
+                    "legacy",
+                    "Modbus readers send no events on the wire: only an MQTT reader can be legacy",
+                );
+            }
         }
         let door_exists =
             diesel::select(exists(doors::table.find(input.door_id))).get_result(conn)?;
@@ -314,6 +328,7 @@ impl Entity for Readers {
             readers::protocol.eq(if modbus { "modbus" } else { "mqtt" }),
             readers::direction.eq(&direction),
             readers::require_signed_events.eq(input.require_signed_events),
+            readers::legacy.eq(input.legacy),
             readers::modbus_host.eq(input
                 .modbus_host
                 .map(|h| h.trim().to_owned())

@@ -372,6 +372,7 @@ pub async fn run(config: &Config, options: DayOptions) -> Result<()> {
         // The stand-in devices listen on loopback, whatever the installation allows.
         readers: crate::config::ReadersConfig {
             allowed_networks: vec!["127.0.0.0/8".to_owned(), "::1/128".to_owned()],
+            ..config.readers.clone()
         },
         events: crate::config::EventsConfig { retention_days: 0 },
     };

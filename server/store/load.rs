@@ -48,6 +48,8 @@ pub struct ReaderWire {
     pub reader_id: String,
     pub secret: String,
     pub require_signed_events: bool,
+    /// May send bare (v1) events; every other MQTT reader must seal them.
+    pub legacy: bool,
     pub protocol: String,
     pub modbus_host: Option<String>,
     pub modbus_port: Option<i32>,
@@ -134,6 +136,7 @@ pub fn load_policy(conn: &mut DbConnection) -> Result<LoadedPolicy, LoadError> {
                 reader_id: r.reader_id.clone(),
                 secret: r.secret.clone(),
                 require_signed_events: r.require_signed_events,
+                legacy: r.legacy,
                 protocol: r.protocol.clone(),
                 modbus_host: r.modbus_host.clone(),
                 modbus_port: r.modbus_port,

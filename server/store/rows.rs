@@ -89,6 +89,7 @@ pub struct ReaderRow {
     pub modbus_unit: Option<i32>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub legacy: bool,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

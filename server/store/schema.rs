@@ -83,6 +83,8 @@ diesel::table! {
         modbus_unit -> Nullable<Integer>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        /// May send bare (v1) events; every other reader must seal them (v2).
+        legacy -> Bool,
     }
 }
 
@@ -269,6 +271,9 @@ diesel::table! {
         decision_id -> Nullable<Text>,
         command -> Nullable<Text>,
         detail -> Text,
+        /// What a reader's event said (`message::content_digest`): tells a resend from a
+        /// reused seq.
+        content_digest -> Nullable<BigInt>,
     }
 }
 

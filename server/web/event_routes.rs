@@ -23,7 +23,8 @@ pub struct EventQuery {
     pub person_id: Option<i64>,
     pub door_id: Option<i64>,
     /// `swipe`, `door_open`, `door_closed`, `forced_open`, `held_open`, `rex`, `tamper`,
-    /// `tamper_cleared`, `reader_online`, `reader_offline` or `reader_fault`.
+    /// `tamper_cleared`, `reader_online`, `reader_offline`, `reader_fault`,
+    /// `remote_unlock` or `pin_lockout`.
     pub kind: Option<String>,
     /// `granted`, `denied` or `pin_required`.
     pub result: Option<String>,
@@ -45,7 +46,7 @@ pub struct EventView {
     pub kind: String,
     pub reader_id: Option<String>,
     /// The reader's own number for the event.
-    pub seq: Option<i64>,
+    pub seq: Option<u64>,
     pub door_id: Option<i64>,
     pub person_id: Option<i64>,
     pub credential_id: Option<i64>,
@@ -69,7 +70,7 @@ impl From<EventRow> for EventView {
             at: utc(r.at),
             kind: r.kind,
             reader_id: r.reader_id,
-            seq: r.seq,
+            seq: r.seq.map(crate::event_log::reader_seq),
             door_id: r.door_id,
             person_id: r.person_id,
             credential_id: r.credential_id,
@@ -90,7 +91,7 @@ impl From<&Recorded> for EventView {
             at: e.at,
             kind: e.kind.as_str().to_owned(),
             reader_id: e.reader_id.clone(),
-            seq: e.seq,
+            seq: e.seq.map(crate::event_log::reader_seq),
             door_id: e.door_id,
             person_id: e.person_id,
             credential_id: e.credential_id,

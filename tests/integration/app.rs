@@ -204,30 +204,40 @@ impl TestApp {
 
     /// A TestApp whose readers talk MQTT as configured (TestApp::new has MQTT off).
     pub fn with_mqtt(backend: Backend, mqtt: Option<gatehouse::config::MqttConfig>) -> TestApp {
-        TestApp::start(backend, mqtt, None, true, &[])
+        TestApp::start(backend, mqtt, None, Clock::System, true, &[])
+    }
+
+    /// As `with_mqtt`, on `clock` (a `Clock::Shifted` lets a test move time forward).
+    pub fn with_mqtt_on(
+        backend: Backend,
+        mqtt: Option<gatehouse::config::MqttConfig>,
+        clock: Clock,
+    ) -> TestApp {
+        TestApp::start(backend, mqtt, None, clock, true, &[])
     }
 
     /// A TestApp that believes X-Forwarded-For from these peers (`[http] trusted_proxies`).
     pub fn with_trusted_proxies(backend: Backend, proxies: &[&str]) -> TestApp {
-        TestApp::start(backend, None, None, true, proxies)
+        TestApp::start(backend, None, None, Clock::System, true, proxies)
     }
 
     /// A TestApp whose console and API listen for HTTPS only; `url`, `get` and the other
     /// requests go over HTTPS, trusting `https.ca`.
     pub fn with_https(backend: Backend, https: &Https) -> TestApp {
-        TestApp::start(backend, None, Some(https), true, &[])
+        TestApp::start(backend, None, Some(https), Clock::System, true, &[])
     }
 
     /// A TestApp that polls no Modbus reader (`[modbus] enabled = false`): for a test that
     /// stores a reader host outside loopback, which a polling appliance would contact.
     pub fn without_modbus_polling(backend: Backend) -> TestApp {
-        TestApp::start(backend, None, None, false, &[])
+        TestApp::start(backend, None, None, Clock::System, false, &[])
     }
 
     fn start(
         backend: Backend,
         mqtt: Option<gatehouse::config::MqttConfig>,
         https: Option<&Https>,
+        clock: Clock,
         polls_modbus: bool,
         trusted_proxies: &[&str],
     ) -> TestApp {
@@ -290,7 +300,7 @@ impl TestApp {
             .build()
             .unwrap();
         let running = runtime
-            .block_on(gatehouse::serve::start(config, Clock::System))
+            .block_on(gatehouse::serve::start(config, clock))
             .expect("appliance starts");
         let handle = running.server.handle();
         runtime.spawn(running.server);
@@ -438,13 +448,14 @@ impl TestApp {
         gatehouse::event_log::recent(&mut self.db(), &filter, 1000).unwrap()
     }
 
-    /// Makes a reader one that must sign its events (through the API).
+    /// Makes a reader a legacy one (bare v1 events) that must sign its events with the v1
+    /// mac (through the API).
     pub fn require_signed_events(&self, reader_id: &str, door_id: i64) {
         let found = self.get(&format!("/api/v1/readers?q={reader_id}")).body;
         let id = found["items"][0]["id"].as_i64().unwrap();
         let r = self.put(
             &format!("/api/v1/readers/{id}"),
-            serde_json::json!({"reader_id": reader_id, "door_id": door_id, "require_signed_events": true}),
+            serde_json::json!({"reader_id": reader_id, "door_id": door_id, "legacy": true, "require_signed_events": true}),
         );
         assert_eq!(r.status, 200, "{}", r.body);
     }

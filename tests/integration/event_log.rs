@@ -74,11 +74,17 @@ fn appended_events_are_durable_and_resends_are_recorded_once() {
             }
             other => panic!("a resend was recorded again: {other:?}"),
         }
-        // A reader that restarted its numbering (same seq, another time) is a new event.
-        let reset = runtime
-            .block_on(log.append(swipe("r3", 10, t0 + TimeDelta::days(1), Some(1))))
+        // The same seq with other content (here another time) within the seq's window is
+        // a reused seq: not recorded, and told apart from a resend.
+        let reused = runtime
+            .block_on(log.append(swipe("r3", 10, t0 + TimeDelta::hours(1), Some(1))))
             .unwrap();
-        assert!(matches!(reset, Appended::New(_)));
+        assert!(matches!(reused, Appended::SeqReused { .. }), "{reused:?}");
+        // A reader that restarted its numbering (same seq) past the window: a new event.
+        let reset = runtime
+            .block_on(log.append(swipe("r3", 10, t0 + TimeDelta::days(2), Some(1))))
+            .unwrap();
+        assert!(matches!(reset, Appended::New(_)), "{reset:?}");
         // Filters and keyset paging.
         let person = EventFilter {
             person_id: Some(3),
@@ -129,7 +135,9 @@ fn a_batch_gets_the_ids_of_its_rows_and_a_resend_within_it_is_recorded_once() {
         assert_eq!(stored.len(), 600, "the resend is not a second row");
         for (event, outcome) in batch.iter().zip(&outcomes) {
             let id = match outcome {
-                Appended::New(id) | Appended::Duplicate { id, .. } => *id,
+                Appended::New(id) | Appended::Duplicate { id, .. } | Appended::SeqReused { id } => {
+                    *id
+                }
             };
             let row = stored
                 .iter()
@@ -412,11 +420,75 @@ fn a_new_writer_knows_each_readers_highest_number() {
             append(swipe("mark-1", 11, at(11), None)),
             Appended::New(_)
         ));
-        // A reader that restarted its numbering does not lower its mark.
+        // A reader that restarted its numbering (past the seq's window of a day) does
+        // not lower its mark.
         assert!(matches!(
-            append(swipe("mark-1", 2, at(100), None)),
+            append(swipe("mark-1", 2, t0 + TimeDelta::days(2), None)),
             Appended::New(_)
         ));
         assert_eq!(highest_seq(&mut conn, "mark-1").unwrap(), Some(11));
+    }
+}
+
+/// A seq is an unsigned 64-bit number: the largest is recorded, raises the mark (compared
+/// as unsigned, in the writer and in SQL), and its resend is known.
+#[test]
+fn seqs_up_to_two_to_the_64_are_recorded_and_ordered_as_unsigned() {
+    use gatehouse::event_log::{highest_seq, stored_seq};
+    for backend in backends() {
+        let app = TestApp::new(backend);
+        let (runtime, log) = log_on(&app);
+        let t0 = utc("2026-11-24T08:00:00Z");
+        let append = |seq: u64, at: DateTime<Utc>| {
+            runtime
+                .block_on(log.append(swipe("big", stored_seq(seq), at, None)))
+                .unwrap()
+        };
+        assert!(matches!(append(5, t0), Appended::New(_)));
+        let top = u64::MAX;
+        assert!(matches!(
+            append(top - 1, t0 + TimeDelta::seconds(1)),
+            Appended::New(_)
+        ));
+        assert!(matches!(
+            append(top, t0 + TimeDelta::seconds(2)),
+            Appended::New(_)
+        ));
+        let mut conn = app.db();
+        assert_eq!(highest_seq(&mut conn, "big").unwrap(), Some(top));
+        assert!(matches!(
+            append(top, t0 + TimeDelta::seconds(2)),
+            Appended::Duplicate { .. }
+        ));
+        assert!(matches!(
+            append(top - 1, t0 + TimeDelta::seconds(9)),
+            Appended::SeqReused { .. }
+        ));
+        // A fresh writer reads the mark back as unsigned: a small seq is below it.
+        drop(log);
+        let (runtime, log) = log_on(&app);
+        let again = runtime
+            .block_on(log.append(swipe(
+                "big",
+                stored_seq(top),
+                t0 + TimeDelta::seconds(2),
+                None,
+            )))
+            .unwrap();
+        assert!(matches!(again, Appended::Duplicate { .. }), "{again:?}");
+        let small = runtime
+            .block_on(log.append(swipe("big", 6, t0 + TimeDelta::seconds(3), None)))
+            .unwrap();
+        assert!(matches!(small, Appended::New(_)), "{small:?}");
+        assert_eq!(
+            highest_seq(&mut conn, "big").unwrap(),
+            Some(top),
+            "never lowered"
+        );
+        let rows = gatehouse::event_log::recent(&mut conn, &EventFilter::default(), 10).unwrap();
+        assert!(
+            rows.iter()
+                .any(|r| r.seq.map(gatehouse::event_log::reader_seq) == Some(top))
+        );
     }
 }

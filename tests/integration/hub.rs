@@ -5,7 +5,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use gatehouse::clock::Clock;
 use gatehouse::event_log::{BatchPolicy, EventLog};
 use gatehouse::hub::Hub;
-use gatehouse_drivers::message::{Command, DenyCode, ErrorCode, verify_command};
+use gatehouse_drivers::message::{Command, DenyCode, ErrorCode, seal, verify_command};
 use serde_json::json;
 
 use crate::app::{TestApp, backends, build_site};
@@ -35,10 +35,20 @@ impl Rig {
         Rig { app, hub, runtime }
     }
 
-    fn send(&self, reader: &str, payload: &str) -> Option<Command> {
-        let reply = self
-            .runtime
-            .block_on(self.hub.handle(reader, payload.as_bytes()))?;
+    /// Sends an event sealed with the reader's own secret, as every reader not marked
+    /// legacy must; returns the verified answer.
+    fn send(&self, reader: &str, event_json: &str) -> Option<Command> {
+        let sealed = seal(reader, &self.app.reader_secret(reader), event_json);
+        self.send_payload(reader, &sealed)
+    }
+
+    /// Sends a payload as it is (a bare event, or a forged seal).
+    fn send_bare(&self, reader: &str, payload: &str) -> Option<Command> {
+        self.send_payload(reader, payload.as_bytes())
+    }
+
+    fn send_payload(&self, reader: &str, payload: &[u8]) -> Option<Command> {
+        let reply = self.runtime.block_on(self.hub.handle(reader, payload))?;
         assert_eq!(reply.reader_id, reader);
         // What the reader does: verify the signed payload before acting on it.
         let wire = self.hub.encode(&reply).unwrap();
@@ -127,9 +137,12 @@ fn denials_reach_the_reader_with_their_code() {
     let rig = Rig::new(app, sunday);
     let reply = rig.runtime.block_on(rig.hub.handle(
         "main-in",
-        json!({"type": "swipe", "seq": 5, "ts": "2026-11-22T09:00:00Z", "credential": {"kind": "card", "uid": f.card}})
-            .to_string()
-            .as_bytes(),
+        &seal(
+            "main-in",
+            &rig.app.reader_secret("main-in"),
+            &json!({"type": "swipe", "seq": 5, "ts": "2026-11-22T09:00:00Z", "credential": {"kind": "card", "uid": f.card}})
+                .to_string(),
+        ),
     ));
     assert!(matches!(
         reply.unwrap().command,
@@ -145,9 +158,12 @@ fn denials_reach_the_reader_with_their_code() {
     assert_eq!(r.status, 200);
     let reply = rig.runtime.block_on(rig.hub.handle(
         "main-in",
-        json!({"type": "swipe", "seq": 6, "ts": "2026-11-22T09:00:01Z", "credential": {"kind": "card", "uid": f.card}})
-            .to_string()
-            .as_bytes(),
+        &seal(
+            "main-in",
+            &rig.app.reader_secret("main-in"),
+            &json!({"type": "swipe", "seq": 6, "ts": "2026-11-22T09:00:01Z", "credential": {"kind": "card", "uid": f.card}})
+                .to_string(),
+        ),
     ));
     assert!(matches!(
         reply.unwrap().command,
@@ -265,7 +281,8 @@ fn a_flood_of_bad_messages_is_recorded_up_to_a_budget_then_counted() {
 fn a_reader_that_must_sign_cannot_be_impersonated() {
     let app = TestApp::new(crate::app::Backend::Sqlite);
     let f = build_site(&app);
-    // A second reader, B, with its own secret; A must sign its events.
+    // A second reader, B, with its own secret; A is a legacy reader that must sign its
+    // bare (v1) events.
     let b = app.post(
         "/api/v1/readers",
         json!({"reader_id": "side-in", "door_id": f.main_door}),
@@ -284,7 +301,7 @@ fn a_reader_that_must_sign_cannot_be_impersonated() {
     let mac_input = |seq: u64| format!("main-in|swipe|{seq}|2026-11-23T09:00:00.000Z|{}|", f.card);
     // Unsigned: refused.
     assert_eq!(
-        rig.send("main-in", &body(1, None)),
+        rig.send_bare("main-in", &body(1, None)),
         Some(Command::Error {
             reference: Some(1),
             code: ErrorCode::BadMac
@@ -293,7 +310,7 @@ fn a_reader_that_must_sign_cannot_be_impersonated() {
     // Signed with B's secret, publishing as A: refused.
     let forged = gatehouse_drivers::mac::sign(&b_secret, &mac_input(2));
     assert_eq!(
-        rig.send("main-in", &body(2, Some(forged))),
+        rig.send_bare("main-in", &body(2, Some(forged))),
         Some(Command::Error {
             reference: Some(2),
             code: ErrorCode::BadMac
@@ -302,7 +319,7 @@ fn a_reader_that_must_sign_cannot_be_impersonated() {
     // Signed with A's secret: decided.
     let genuine = gatehouse_drivers::mac::sign(&a_secret, &mac_input(3));
     assert!(matches!(
-        rig.send("main-in", &body(3, Some(genuine))),
+        rig.send_bare("main-in", &body(3, Some(genuine))),
         Some(Command::Grant { reference: 3, .. })
     ));
     let events = rig.events();
@@ -417,4 +434,183 @@ fn forced_and_held_open_doors_raise_alarms() {
     let held = events.iter().find(|e| e.kind == "held_open").unwrap();
     assert_eq!(held.door_id, Some(f.main_door));
     assert!(held.detail.contains("45 s"), "{}", held.detail);
+}
+
+fn swipe_json(seq: u64, ts: &str, uid: &str) -> String {
+    json!({"type": "swipe", "seq": seq, "ts": ts, "credential": {"kind": "card", "uid": uid}})
+        .to_string()
+}
+
+/// docs/protocol.md, "Sealed events": a reader not marked legacy is heard only through
+/// seals made with its own secret over the exact bytes of the event.
+#[test]
+fn only_events_sealed_with_the_readers_own_secret_are_decided() {
+    for backend in backends() {
+        let app = TestApp::new(backend);
+        let f = build_site(&app);
+        let b = app.post(
+            "/api/v1/readers",
+            json!({"reader_id": "side-in", "door_id": f.main_door}),
+        );
+        assert_eq!(b.body["legacy"], false, "new readers are sealed by default");
+        let b_secret = b.body["secret"].as_str().unwrap().to_owned();
+        let rig = Rig::new(app, monday_morning());
+        let a_secret = rig.app.reader_secret("main-in");
+        let ts = "2026-11-23T09:00:00.000Z";
+        let bad_mac = |seq| {
+            Some(Command::Error {
+                reference: Some(seq),
+                code: ErrorCode::BadMac,
+            })
+        };
+        // Unsealed, from a reader not marked legacy (even with a valid v1 mac): refused.
+        assert_eq!(
+            rig.send_bare("main-in", &swipe_json(1, ts, f.card)),
+            bad_mac(1)
+        );
+        let v1_mac =
+            gatehouse_drivers::mac::sign(&a_secret, &format!("main-in|swipe|2|{ts}|{}|", f.card));
+        let mut signed_v1: serde_json::Value =
+            serde_json::from_str(&swipe_json(2, ts, f.card)).unwrap();
+        signed_v1["mac"] = json!(v1_mac);
+        assert_eq!(rig.send_bare("main-in", &signed_v1.to_string()), bad_mac(2));
+        // Sealed with another reader's secret: refused.
+        let with_b = seal("main-in", &b_secret, &swipe_json(3, ts, f.card));
+        assert_eq!(rig.send_payload("main-in", &with_b), bad_mac(3));
+        // Sealed by A for B's topic does not pass as A's either way round.
+        let for_b = seal("side-in", &a_secret, &swipe_json(4, ts, f.card));
+        assert_eq!(rig.send_payload("main-in", &for_b), bad_mac(4));
+        // A genuine seal whose body was changed on the way (another card): refused.
+        let genuine = seal("main-in", &a_secret, &swipe_json(5, ts, "DEADBEEF"));
+        let tampered = String::from_utf8(genuine)
+            .unwrap()
+            .replace("DEADBEEF", f.card);
+        assert_eq!(rig.send_bare("main-in", &tampered), bad_mac(5));
+        // An unknown envelope version is no event at all.
+        let v3 = json!({"v": 3, "body": swipe_json(6, ts, f.card), "mac": "00"}).to_string();
+        assert_eq!(rig.send_bare("main-in", &v3), None);
+        let swipes = rig.app.events(Some("swipe"));
+        assert!(swipes.is_empty(), "nothing was decided: {swipes:?}");
+        let faults = rig.app.events(Some("reader_fault"));
+        assert_eq!(faults.len(), 6, "{faults:?}");
+        // A's own seal is decided.
+        assert!(matches!(
+            rig.send("main-in", &swipe_json(7, ts, f.card)),
+            Some(Command::Grant { reference: 7, .. })
+        ));
+    }
+}
+
+#[test]
+fn a_legacy_readers_bare_events_are_still_decided() {
+    for backend in backends() {
+        let app = TestApp::new(backend);
+        let f = build_site(&app);
+        let legacy = app.post(
+            "/api/v1/readers",
+            json!({"reader_id": "old-in", "door_id": f.main_door, "legacy": true}),
+        );
+        assert_eq!(legacy.status, 201, "{}", legacy.body);
+        assert_eq!(legacy.body["legacy"], true);
+        let rig = Rig::new(app, monday_morning());
+        let ts = "2026-11-23T09:00:00.000Z";
+        assert!(matches!(
+            rig.send_bare("old-in", &swipe_json(1, ts, f.card)),
+            Some(Command::Grant { reference: 1, .. })
+        ));
+        // It may seal its events too.
+        assert!(matches!(
+            rig.send("old-in", &swipe_json(2, ts, f.card)),
+            Some(Command::Grant { reference: 2, .. })
+        ));
+        assert_eq!(rig.app.events(Some("swipe")).len(), 2);
+    }
+}
+
+/// docs/protocol.md: a seq is handled once; the same seq with other content is a reader
+/// fault, `seq_reused`, and decides nothing.
+#[test]
+fn a_reused_seq_is_a_fault_and_a_resend_gets_the_first_answer() {
+    for backend in backends() {
+        let app = TestApp::new(backend);
+        let f = build_site(&app);
+        let rig = Rig::new(app, monday_morning());
+        let ts = "2026-11-23T09:00:00.000Z";
+        let first = rig
+            .send("main-in", &swipe_json(40, ts, "DEADBEEF"))
+            .unwrap();
+        assert!(
+            matches!(
+                first,
+                Command::Deny {
+                    code: DenyCode::UnknownCredential,
+                    ..
+                }
+            ),
+            "{first:?}"
+        );
+        // The same event again (a resend): the same answer, one row.
+        assert_eq!(
+            rig.send("main-in", &swipe_json(40, ts, "DEADBEEF")),
+            Some(first)
+        );
+        let reused = Some(Command::Error {
+            reference: Some(40),
+            code: ErrorCode::SeqReused,
+        });
+        // The same seq with another card, or at another time: refused, nothing decided.
+        assert_eq!(rig.send("main-in", &swipe_json(40, ts, f.card)), reused);
+        assert_eq!(
+            rig.send(
+                "main-in",
+                &swipe_json(40, "2026-11-23T09:00:05.000Z", "DEADBEEF")
+            ),
+            reused
+        );
+        // Another kind of event under that seq: refused as well.
+        let rex = json!({"type": "rex", "seq": 40, "ts": ts}).to_string();
+        assert_eq!(rig.send("main-in", &rex), reused);
+        let swipes = rig.app.events(Some("swipe"));
+        assert_eq!(swipes.len(), 1, "{swipes:?}");
+        assert_eq!(swipes[0].deny_code.as_deref(), Some("unknown_credential"));
+        let faults = rig.app.events(Some("reader_fault"));
+        assert_eq!(faults.len(), 3, "{faults:?}");
+        assert!(
+            faults.iter().all(|e| e.detail.contains("seq reused")),
+            "{faults:?}"
+        );
+        assert!(rig.app.events(Some("rex")).is_empty());
+        // The next seq is served as usual.
+        assert!(matches!(
+            rig.send("main-in", &swipe_json(41, ts, f.card)),
+            Some(Command::Grant { .. })
+        ));
+    }
+}
+
+#[test]
+fn the_largest_seq_is_accepted() {
+    for backend in backends() {
+        let app = TestApp::new(backend);
+        let f = build_site(&app);
+        let rig = Rig::new(app, monday_morning());
+        let ts = "2026-11-23T09:00:00.000Z";
+        let top = u64::MAX;
+        assert_eq!(top, 18_446_744_073_709_551_615);
+        let granted = rig.send("main-in", &swipe_json(top, ts, f.card)).unwrap();
+        assert!(
+            matches!(granted, Command::Grant { reference, .. } if reference == top),
+            "{granted:?}"
+        );
+        assert_eq!(
+            rig.send("main-in", &swipe_json(top, ts, f.card)),
+            Some(granted)
+        );
+        let swipes = rig.app.events(Some("swipe"));
+        assert_eq!(swipes.len(), 1);
+        assert_eq!(
+            swipes[0].seq.map(gatehouse::event_log::reader_seq),
+            Some(top)
+        );
+    }
 }
