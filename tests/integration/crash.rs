@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use gatehouse_drivers::message::{Command, EventBody, WireCredential};
 use gatehouse_drivers::sim::{SimReader, SimSettings, answers};
 
-use crate::app::{Backend, PgDatabase, backends, fresh_postgres, skip_without_service};
+use crate::app::{
+    Backend, PgDatabase, backends, fresh_postgres, skip_without_service, wait_until_within,
+};
 use crate::site_file::SMALL_SITE;
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
@@ -109,12 +111,24 @@ impl Appliance {
     }
 
     fn start(&self) -> Running {
-        let child = Running(self.command().arg("serve").spawn().unwrap());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.mqtt_port)).is_err() {
-            assert!(Instant::now() < deadline, "the appliance did not come up");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        // What `serve` says on its way out, for a start that fails.
+        let errors = self.dir.join("serve-errors.txt");
+        let mut child = Running(
+            self.command()
+                .arg("serve")
+                .stderr(std::fs::File::create(&errors).unwrap())
+                .spawn()
+                .unwrap(),
+        );
+        wait_until_within("the appliance listening", Duration::from_secs(20), || {
+            if let Ok(Some(status)) = child.0.try_wait() {
+                panic!(
+                    "the appliance did not come up ({status}): {}",
+                    std::fs::read_to_string(&errors).unwrap_or_default()
+                );
+            }
+            std::net::TcpStream::connect(("127.0.0.1", self.mqtt_port)).is_ok()
+        });
         child
     }
 }
@@ -208,7 +222,7 @@ fn kill_9_loses_no_answered_swipe_and_answers_resends_once_on(backend: Backend) 
             let child = child.clone();
             let sent = sent_this_round.clone();
             std::thread::spawn(move || {
-                crate::app::wait_until_within(
+                wait_until_within(
                     "the round's swipes under way",
                     Duration::from_secs(30),
                     || sent.load(std::sync::atomic::Ordering::SeqCst) >= 5 + 10 * round,
@@ -323,11 +337,9 @@ impl Mosquitto {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "mosquitto did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until_within("mosquitto listening", Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
         Mosquitto { child }
     }
 
@@ -523,6 +535,7 @@ fn kill_9_with_a_modbus_door_unlocked_relocks_it_and_records_each_answer_once_on
         assert!(device.relay_unlocked(), "the grant unlocked the door");
         // A third swipe, cut short by the crash at a moment of its own: it may or may not
         // be on record, but it is never answered later (a Modbus device does not resend).
+        // The pause waits for nothing: it moves the crash to another moment each round.
         device.swipe("04a1b2c3", None).unwrap();
         std::thread::sleep(Duration::from_millis(7 * round));
         running.kill();
