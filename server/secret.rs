@@ -438,6 +438,24 @@ mod tests {
     }
 
     #[test]
+    fn hashes_of_other_acceptable_costs_and_versions_verify() {
+        // Made by the argon2 crate itself, with costs other than ours and the older version.
+        for (version, m, t) in [
+            (Version::V0x13, 32_768, 3),
+            (Version::V0x13, 19_456, 2),
+            (Version::V0x10, 19_456, 2),
+        ] {
+            let params = Params::new(m, t, 1, None).unwrap();
+            let phc = Argon2::new(Algorithm::Argon2id, version, params)
+                .hash_password(b"correct horse")
+                .unwrap()
+                .to_string();
+            assert!(verify_secret(&phc, "correct horse"), "{phc}");
+            assert!(!verify_secret(&phc, "correct horsE"), "{phc}");
+        }
+    }
+
+    #[test]
     fn digests_are_sha256_hex() {
         assert_eq!(
             digest_hex("abc"),
