@@ -13,6 +13,7 @@ mod crash;
 mod event_log;
 mod https;
 mod hub;
+mod input;
 mod modbus;
 mod mqtt;
 mod policy_live;
