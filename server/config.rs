@@ -839,10 +839,7 @@ impl Config {
             ),
             (
                 "readers",
-                format!(
-                    "hosts only in {}",
-                    self.readers.allowed_networks.join(", ")
-                ),
+                format!("hosts only in {}", self.readers.allowed_networks.join(", ")),
             ),
             (
                 "events",
@@ -1243,7 +1240,10 @@ mod tests {
         assert!(!narrow.contains("10.21.0.1".parse().unwrap()));
         let c = load_str(
             "",
-            &[("GATEHOUSE_READERS_ALLOWED_NETWORKS", "127.0.0.0/8, 10.0.0.0/8")],
+            &[(
+                "GATEHOUSE_READERS_ALLOWED_NETWORKS",
+                "127.0.0.0/8, 10.0.0.0/8",
+            )],
         )
         .unwrap();
         assert_eq!(c.readers.allowed_networks, ["127.0.0.0/8", "10.0.0.0/8"]);

@@ -41,7 +41,11 @@ pub fn decode_urlencoded(input: &[u8]) -> Vec<Pair> {
 
 /// `+` is a space and `%XX` a byte; a `%` not followed by two hex digits stays as it is.
 fn percent_decode(input: &[u8]) -> Vec<u8> {
-    let hex = |b: u8| char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok());
+    let hex = |b: u8| {
+        char::from(b)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    };
     let mut out = Vec::with_capacity(input.len());
     let mut rest = input;
     while let Some((&first, tail)) = rest.split_first() {

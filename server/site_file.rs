@@ -479,6 +479,19 @@ pub fn parse(text: &str) -> Result<SiteFile, Vec<ImportError>> {
             message: e.to_string().trim().replace('\n', " "),
         }]
     })?;
+    // TOML's `\u0000` is the one way a NUL gets in: refused wherever it is, with its path.
+    if let Ok(value) = serde_json::to_value(&file) {
+        let nul = crate::input::nul_paths(&value);
+        if !nul.is_empty() {
+            return Err(nul
+                .into_iter()
+                .map(|place| ImportError {
+                    place,
+                    message: crate::input::NUL.to_owned(),
+                })
+                .collect());
+        }
+    }
     if file.version != FORMAT_VERSION {
         return Err(vec![ImportError {
             place: "version".to_owned(),
@@ -580,7 +593,141 @@ fn run_import(
     }
 }
 
+/// Records an error for every entry whose key an earlier entry of the same list already
+/// holds, naming both places: imported one after the other, the second would silently
+/// overwrite the first (a card moving to another person).
+fn refuse_repeats<T, K: Eq + std::hash::Hash>(
+    imp: &mut Importer<'_, '_>,
+    entries: &[T],
+    what: &str,
+    key: impl Fn(&T) -> Option<K>,
+    place: impl Fn(usize, &T) -> String,
+) {
+    let mut first: HashMap<K, usize> = HashMap::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let Some(k) = key(entry) else {
+            continue;
+        };
+        match first.entry(k) {
+            std::collections::hash_map::Entry::Occupied(earlier) => {
+                let earlier = *earlier.get();
+                let message = format!(
+                    "{what} as {}; each may appear once in a file",
+                    place(earlier, &entries[earlier])
+                );
+                imp.fail(&place(i, entry), message);
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(i);
+            }
+        }
+    }
+}
+
+/// What identifies a credential entry: its card (UID as stored) or Wiegand pair.
+fn credential_key(c: &CredentialEntry) -> Option<crate::policy::CredentialKey> {
+    match c.kind.as_str() {
+        "card" => c
+            .card_uid
+            .as_deref()
+            .and_then(|uid| crate::policy::CredentialKey::card(uid).ok()),
+        "wiegand" => Some(crate::policy::CredentialKey::Wiegand {
+            facility: u32::try_from(c.facility?).ok()?,
+            number: u32::try_from(c.card_number?).ok()?,
+        }),
+        _ => None,
+    }
+}
+
+fn credential_place(i: usize, c: &CredentialEntry) -> String {
+    let label = c
+        .card_uid
+        .clone()
+        .unwrap_or_else(|| format!("{}:{}", c.facility.unwrap_or(0), c.card_number.unwrap_or(0)));
+    format!("credentials[{i}] ({label})")
+}
+
+fn person_place(i: usize, p: &PersonEntry) -> String {
+    format!("people[{i}] ({})", p.employee_id)
+}
+
+/// Every key that appears twice in one section of the file, each with both places.
+fn refuse_repeated_keys(imp: &mut Importer<'_, '_>, file: &SiteFile) {
+    let trimmed = |text: &str| Some(text.trim().to_owned());
+    refuse_repeats(
+        imp,
+        &file.sites,
+        "the same site name",
+        |s| trimmed(&s.name),
+        |i, s| format!("sites[{i}] ({})", s.name),
+    );
+    refuse_repeats(
+        imp,
+        &file.schedules,
+        "the same schedule name",
+        |s| trimmed(&s.name),
+        |i, s| format!("schedules[{i}] ({})", s.name),
+    );
+    refuse_repeats(
+        imp,
+        &file.holidays,
+        "the same site and date",
+        |h| Some((h.site.as_deref().map(str::trim).map(str::to_owned), h.date)),
+        |i, h| format!("holidays[{i}] ({} {})", h.name, h.date),
+    );
+    refuse_repeats(
+        imp,
+        &file.zones,
+        "the same zone (site and name)",
+        |z| Some((z.site.trim().to_owned(), z.name.trim().to_owned())),
+        |i, z| format!("zones[{i}] ({})", z.name),
+    );
+    refuse_repeats(
+        imp,
+        &file.doors,
+        "the same door name",
+        |d| trimmed(&d.name),
+        |i, d| format!("doors[{i}] ({})", d.name),
+    );
+    refuse_repeats(
+        imp,
+        &file.readers,
+        "the same reader id",
+        |r| trimmed(&r.reader_id),
+        |i, r| format!("readers[{i}] ({})", r.reader_id),
+    );
+    refuse_repeats(
+        imp,
+        &file.levels,
+        "the same access level name",
+        |l| trimmed(&l.name),
+        |i, l| format!("levels[{i}] ({})", l.name),
+    );
+    refuse_repeats(
+        imp,
+        &file.people,
+        "the same employee id",
+        |p| trimmed(&p.employee_id),
+        person_place,
+    );
+    refuse_repeats(
+        imp,
+        &file.credentials,
+        "the same card",
+        credential_key,
+        credential_place,
+    );
+    refuse_repeats(
+        imp,
+        &file.entitlements,
+        "the same person and access level",
+        |e| Some((e.employee_id.trim().to_owned(), e.level.trim().to_owned())),
+        |i, e| format!("entitlements[{i}] ({} → {})", e.employee_id, e.level),
+    );
+}
+
 fn apply(imp: &mut Importer<'_, '_>, file: &SiteFile) {
+    refuse_repeated_keys(imp, file);
     let mut site_ids: HashMap<&str, i64> = HashMap::new();
     for (i, s) in file.sites.iter().enumerate() {
         let place = format!("sites[{i}] ({})", s.name);
@@ -785,16 +932,13 @@ fn apply(imp: &mut Importer<'_, '_>, file: &SiteFile) {
         };
         imp.put::<Levels>("levels", &place, existing, input);
     }
-    import_people(imp, &file.people);
+    import_people(imp, &file.people, &person_place);
     let person = |imp: &mut Importer<'_, '_>, place: &str, employee_id: &str| -> Option<i64> {
         let found = entities::people::id_by_employee_id(imp.conn, employee_id);
         imp.need(place, "person", employee_id, found)
     };
     for (i, c) in file.credentials.iter().enumerate() {
-        let label = c.card_uid.clone().unwrap_or_else(|| {
-            format!("{}:{}", c.facility.unwrap_or(0), c.card_number.unwrap_or(0))
-        });
-        let place = format!("credentials[{i}] ({label})");
+        let place = credential_place(i, c);
         let Some(person_id) = person(imp, &place, &c.employee_id) else {
             continue;
         };
@@ -867,7 +1011,11 @@ fn credential_id(
 }
 
 /// People name their managers by employee id; managers are written before their reports.
-fn import_people(imp: &mut Importer<'_, '_>, people: &[PersonEntry]) {
+fn import_people(
+    imp: &mut Importer<'_, '_>,
+    people: &[PersonEntry],
+    place: &dyn Fn(usize, &PersonEntry) -> String,
+) {
     parents_first(
         imp,
         people,
@@ -879,7 +1027,7 @@ fn import_people(imp: &mut Importer<'_, '_>, people: &[PersonEntry]) {
                 .filter(|m| !m.is_empty())
                 .map(str::to_owned)
         },
-        |i, p| format!("people[{i}] ({})", p.employee_id),
+        place,
         "its managers form a cycle",
         |imp, place, p| {
             let manager_id = match p.manager.as_deref().map(str::trim) {
@@ -989,7 +1137,8 @@ fn csv_time(value: &str) -> Result<Option<DateTime<Utc>>, String> {
         .ok_or_else(|| format!("'{value}' is neither a date (2026-12-31) nor an RFC 3339 time"))
 }
 
-/// Imports people from a CSV with a header line, all or nothing, like a site file.
+/// Imports people from a CSV with a header line, all or nothing, like a site file. Every
+/// problem is reported at once, each with its line (the header is line 1).
 pub fn import_people_csv(
     conn: &mut DbConnection,
     reader: impl std::io::Read,
@@ -998,20 +1147,60 @@ pub fn import_people_csv(
     progress: &dyn Fn(usize, usize),
 ) -> Result<ImportSummary, Vec<ImportError>> {
     let mut entries = Vec::new();
+    let mut lines = Vec::new();
     let mut errors = Vec::new();
     let mut csv = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(reader);
-    for (i, row) in csv.deserialize::<PersonCsvRow>().enumerate() {
-        // Line numbers count the header as line 1.
-        let place = format!("line {}", i + 2);
-        let row = match row {
+    let line_error = |line: u64, message: String| ImportError {
+        place: format!("line {line}"),
+        message,
+    };
+    let headers = match csv.byte_headers() {
+        Ok(h) => csv::StringRecord::from_byte_record(h.clone()).map_err(|e| {
+            vec![line_error(
+                1,
+                format!("the header line is not UTF-8 text: {e}"),
+            )]
+        })?,
+        Err(e) => return Err(vec![line_error(1, e.to_string())]),
+    };
+    let mut record = csv::ByteRecord::new();
+    loop {
+        match csv.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                let line = e.position().map_or(0, csv::Position::line);
+                let io = matches!(e.kind(), csv::ErrorKind::Io(_));
+                errors.push(line_error(line, e.to_string()));
+                if io {
+                    break;
+                }
+                continue;
+            }
+        }
+        let line = record.position().map_or(0, csv::Position::line);
+        let text = match csv::StringRecord::from_byte_record(record.clone()) {
+            Ok(text) => text,
+            Err(e) => {
+                let column = headers.get(e.utf8_error().field()).unwrap_or("a field");
+                errors.push(line_error(
+                    line,
+                    format!("{column}: {}", crate::input::NOT_UTF8),
+                ));
+                continue;
+            }
+        };
+        if let Some(i) = text.iter().position(|field| field.contains('\0')) {
+            let column = headers.get(i).unwrap_or("a field");
+            errors.push(line_error(line, format!("{column}: {}", crate::input::NUL)));
+            continue;
+        }
+        let row: PersonCsvRow = match text.deserialize(Some(&headers)) {
             Ok(row) => row,
             Err(e) => {
-                errors.push(ImportError {
-                    place,
-                    message: e.to_string(),
-                });
+                errors.push(line_error(line, e.to_string()));
                 continue;
             }
         };
@@ -1019,7 +1208,7 @@ pub fn import_people_csv(
             match (csv_time(&row.valid_from), csv_time(&row.valid_until)) {
                 (Ok(f), Ok(u)) => (f, u),
                 (Err(m), _) | (_, Err(m)) => {
-                    errors.push(ImportError { place, message: m });
+                    errors.push(line_error(line, m));
                     continue;
                 }
             };
@@ -1036,13 +1225,39 @@ pub fn import_people_csv(
             valid_until,
             notes: String::new(),
         });
+        lines.push(line);
     }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
+    let place = |i: usize, p: &PersonEntry| {
+        format!(
+            "line {} ({})",
+            lines.get(i).copied().unwrap_or(0),
+            p.employee_id
+        )
+    };
+    // The lines that could not be read are reported with everything the import finds in the
+    // others, and make it change nothing.
     let total = entries.len();
-    run_import(conn, ctx, dry_run, total, progress, |imp| {
-        import_people(imp, &entries)
+    let result = run_import(conn, ctx, dry_run, total, progress, |imp| {
+        imp.errors.append(&mut errors);
+        refuse_repeats(
+            imp,
+            &entries,
+            "the same employee id",
+            |p| Some(p.employee_id.trim().to_owned()),
+            place,
+        );
+        import_people(imp, &entries, &place);
+    });
+    result.map_err(|mut errors| {
+        let line_of = |e: &ImportError| {
+            e.place
+                .strip_prefix("line ")
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(u64::MAX)
+        };
+        errors.sort_by_key(line_of);
+        errors
     })
 }
 

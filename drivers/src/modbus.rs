@@ -282,15 +282,15 @@ impl DevicePoller {
         )
         .await
         {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => return self.failed(format!("cannot connect to {target:?}: {e}")),
-                Err(_) => {
-                    return self.failed(format!(
-                        "no connection to {target:?} within {} ms",
-                        self.settings.timeout.as_millis()
-                    ));
-                }
-            };
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return self.failed(format!("cannot connect to {target:?}: {e}")),
+            Err(_) => {
+                return self.failed(format!(
+                    "no connection to {target:?} within {} ms",
+                    self.settings.timeout.as_millis()
+                ));
+            }
+        };
         // Requests are tiny and answered one at a time: do not let Nagle hold them back.
         let _ = stream.set_nodelay(true);
         self.context = Some(tokio_modbus::client::tcp::attach_slave(

@@ -25,7 +25,8 @@ impl IpNetwork {
                     == masked(u128::from(u32::from(a)), self.prefix, 32)
             }
             (IpAddr::V6(base), IpAddr::V6(a)) => {
-                masked(u128::from(base), self.prefix, 128) == masked(u128::from(a), self.prefix, 128)
+                masked(u128::from(base), self.prefix, 128)
+                    == masked(u128::from(a), self.prefix, 128)
             }
             _ => false,
         }
@@ -49,10 +50,9 @@ impl FromStr for IpNetwork {
             Some((addr, prefix)) => (addr, Some(prefix)),
             None => (text, None),
         };
-        let base: IpAddr = addr
-            .trim()
-            .parse()
-            .map_err(|_| format!("'{text}' is not an address range like 10.0.0.0/8 or fe80::/10"))?;
+        let base: IpAddr = addr.trim().parse().map_err(|_| {
+            format!("'{text}' is not an address range like 10.0.0.0/8 or fe80::/10")
+        })?;
         let width = if base.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => width,
@@ -128,16 +128,46 @@ mod tests {
     #[test]
     fn ranges_parse_and_contain_what_they_should() {
         let private = Networks::private();
-        for inside in ["127.0.0.1", "10.20.0.64", "172.31.255.1", "192.168.1.1", "::1", "fd00::5", "fe80::1", "::ffff:10.1.2.3"] {
+        for inside in [
+            "127.0.0.1",
+            "10.20.0.64",
+            "172.31.255.1",
+            "192.168.1.1",
+            "::1",
+            "fd00::5",
+            "fe80::1",
+            "::ffff:10.1.2.3",
+        ] {
             assert!(private.contains(inside.parse().unwrap()), "{inside}");
         }
-        for outside in ["8.8.8.8", "172.32.0.1", "192.169.0.1", "2001:db8::1", "::ffff:8.8.8.8", "0.0.0.0"] {
+        for outside in [
+            "8.8.8.8",
+            "172.32.0.1",
+            "192.169.0.1",
+            "2001:db8::1",
+            "::ffff:8.8.8.8",
+            "0.0.0.0",
+        ] {
             assert!(!private.contains(outside.parse().unwrap()), "{outside}");
         }
-        assert_eq!("10.1.0.0/16".parse::<IpNetwork>().unwrap().to_string(), "10.1.0.0/16");
+        assert_eq!(
+            "10.1.0.0/16".parse::<IpNetwork>().unwrap().to_string(),
+            "10.1.0.0/16"
+        );
         assert_eq!("::1".parse::<IpNetwork>().unwrap().to_string(), "::1/128");
-        assert!("0.0.0.0/0".parse::<IpNetwork>().unwrap().contains("8.8.8.8".parse().unwrap()));
-        for bad in ["10.0.0.1/8", "10.0.0.0/33", "nowhere", "10.0.0.0/x", "fe80::1/10"] {
+        assert!(
+            "0.0.0.0/0"
+                .parse::<IpNetwork>()
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        for bad in [
+            "10.0.0.1/8",
+            "10.0.0.0/33",
+            "nowhere",
+            "10.0.0.0/x",
+            "fe80::1/10",
+        ] {
             assert!(bad.parse::<IpNetwork>().is_err(), "{bad}");
         }
     }

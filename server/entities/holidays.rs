@@ -117,6 +117,17 @@ impl Entity for Holidays {
             let found = diesel::select(exists(sites::table.find(site))).get_result(conn)?;
             require_ref(&mut errors, "site_id", "site", site, found);
         }
+        // Site and date are a holiday's key in the site file: a second one would be merged
+        // into the first on import, so the export would not import back to this state.
+        if id_by_date(conn, input.site_id, input.date)?.is_some_and(|other| Some(other) != id) {
+            errors.add(
+                "date",
+                match input.site_id {
+                    Some(site) => format!("site {site} already has a holiday on {}", input.date),
+                    None => format!("there is already an all-sites holiday on {}", input.date),
+                },
+            );
+        }
         errors.into_result()?;
         let values = (
             holidays::site_id.eq(input.site_id),

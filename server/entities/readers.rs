@@ -423,7 +423,14 @@ mod tests {
     #[test]
     fn a_reader_host_is_an_allowed_address_or_a_plain_name() {
         let private = Networks::private();
-        for good in ["127.0.0.1", "10.20.0.64", "fe80::1", "plc-1", "io.plant.example.", "x1.lan"] {
+        for good in [
+            "127.0.0.1",
+            "10.20.0.64",
+            "fe80::1",
+            "plc-1",
+            "io.plant.example.",
+            "x1.lan",
+        ] {
             assert_eq!(check_host(good, &private), Ok(()), "{good}");
         }
         for bad in [

@@ -191,8 +191,7 @@ const FORM_LIMIT: usize = 256 * 1024;
 fn is_small_form(req: &ServiceRequest) -> bool {
     let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
     req.method() == actix_web::http::Method::POST
-        && header(CONTENT_TYPE)
-            .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"))
+        && header(CONTENT_TYPE).is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"))
         && header(CONTENT_LENGTH)
             .and_then(|n| n.parse::<usize>().ok())
             .is_some_and(|n| n <= FORM_LIMIT)

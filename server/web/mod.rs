@@ -259,38 +259,39 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     // The JSON API. `edge::guard` (wrapped around the whole app in serve.rs) refuses query
     // parameters a route does not read and answers every error here as JSON.
     let api_v1 = web::scope("/v1")
-            .app_data(web::QueryConfig::default().error_handler(|err, _| {
-                let mut fields = crate::entities::FieldErrors::default();
-                fields.add("query", err.to_string());
-                ApiError::Invalid(fields).into()
-            }))
-            .app_data(web::PathConfig::default().error_handler(|err, _| {
-                ApiError::NotFound(format!("no such item: {err}")).into()
-            }))
-            .route("/openapi.json", web::get().to(openapi::serve))
-            .route("/explain", web::get().to(explain_routes::explain))
-            .route("/events", web::get().to(event_routes::list))
-            .route("/events/stream", web::get().to(event_routes::stream))
-            // Before the readers collection, whose `/readers/{id}` would take "health".
-            .route("/readers/health", web::get().to(reader_health))
-            .route("/audit", web::get().to(admin_routes::audit_list))
-            .route("/audit/verify", web::get().to(admin_routes::audit_verify))
-            .route("/admin-users", web::get().to(admin_routes::list_admins))
-            .route("/admin-users", web::post().to(admin_routes::create_admin))
-            .route("/tokens", web::get().to(admin_routes::list_tokens))
-            .route("/tokens", web::post().to(admin_routes::issue_token))
-            .route("/tokens/{id}", web::delete().to(admin_routes::revoke_token))
-            .configure(entity_routes::resource::<Sites>)
-            .configure(entity_routes::resource::<Zones>)
-            .configure(entity_routes::resource::<Doors>)
-            .configure(entity_routes::resource::<Readers>)
-            .configure(entity_routes::resource::<People>)
-            .configure(entity_routes::resource::<Credentials>)
-            .configure(entity_routes::resource::<Schedules>)
-            .configure(entity_routes::resource::<Holidays>)
-            .configure(entity_routes::resource::<Levels>)
-            .configure(entity_routes::resource::<Entitlements>)
-            .default_service(web::to(edge::no_such_route));
+        .app_data(web::QueryConfig::default().error_handler(|err, _| {
+            let mut fields = crate::entities::FieldErrors::default();
+            fields.add("query", err.to_string());
+            ApiError::Invalid(fields).into()
+        }))
+        .app_data(
+            web::PathConfig::default()
+                .error_handler(|err, _| ApiError::NotFound(format!("no such item: {err}")).into()),
+        )
+        .route("/openapi.json", web::get().to(openapi::serve))
+        .route("/explain", web::get().to(explain_routes::explain))
+        .route("/events", web::get().to(event_routes::list))
+        .route("/events/stream", web::get().to(event_routes::stream))
+        // Before the readers collection, whose `/readers/{id}` would take "health".
+        .route("/readers/health", web::get().to(reader_health))
+        .route("/audit", web::get().to(admin_routes::audit_list))
+        .route("/audit/verify", web::get().to(admin_routes::audit_verify))
+        .route("/admin-users", web::get().to(admin_routes::list_admins))
+        .route("/admin-users", web::post().to(admin_routes::create_admin))
+        .route("/tokens", web::get().to(admin_routes::list_tokens))
+        .route("/tokens", web::post().to(admin_routes::issue_token))
+        .route("/tokens/{id}", web::delete().to(admin_routes::revoke_token))
+        .configure(entity_routes::resource::<Sites>)
+        .configure(entity_routes::resource::<Zones>)
+        .configure(entity_routes::resource::<Doors>)
+        .configure(entity_routes::resource::<Readers>)
+        .configure(entity_routes::resource::<People>)
+        .configure(entity_routes::resource::<Credentials>)
+        .configure(entity_routes::resource::<Schedules>)
+        .configure(entity_routes::resource::<Holidays>)
+        .configure(entity_routes::resource::<Levels>)
+        .configure(entity_routes::resource::<Entitlements>)
+        .default_service(web::to(edge::no_such_route));
     cfg.service(
         web::scope("/api")
             .service(api_v1)

@@ -26,7 +26,7 @@ impl Page {
     }
 
     /// The CSRF token the page's forms carry.
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         let at = self
             .body
             .find("name=\"csrf\" value=\"")
@@ -107,6 +107,11 @@ impl<'a> Browser<'a> {
         extra: &[(&str, &str)],
     ) -> Page {
         let body = serde_urlencoded::to_string(fields).unwrap();
+        self.post_raw(path, body.as_bytes(), extra)
+    }
+
+    /// Posts a form body as it is (bytes a browser would not send, too).
+    pub(crate) fn post_raw(&mut self, path: &str, body: &[u8], extra: &[(&str, &str)]) -> Page {
         let mut request = self
             .agent
             .post(&self.app.url(path))
@@ -115,7 +120,7 @@ impl<'a> Browser<'a> {
         for (k, v) in extra {
             request = request.header(*k, *v);
         }
-        let response = request.send(body.as_bytes()).unwrap();
+        let response = request.send(body).unwrap();
         self.keep(response)
     }
 

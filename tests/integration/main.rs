@@ -15,6 +15,7 @@ mod event_log;
 mod harness;
 mod https;
 mod hub;
+mod input;
 mod memory;
 mod modbus;
 mod mosquitto;
