@@ -1,4 +1,4 @@
-//! The MQTT messages of PROTOCOL.md: reader events (parsed and validated, never trusted)
+//! The MQTT messages of docs/protocol.md: reader events (parsed and validated, never trusted)
 //! and appliance commands (encoded with `ts` and `mac`; decoded and verified by readers).
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::mac;
 
-/// Events larger than this are refused unread (PROTOCOL.md).
+/// Events larger than this are refused unread (docs/protocol.md).
 pub const MAX_EVENT_BYTES: usize = 4096;
 /// How far a command's `ts` may be from the reader's clock.
 pub const COMMAND_MAX_SKEW: TimeDelta = TimeDelta::seconds(30);
@@ -318,7 +318,7 @@ pub fn encode_event(
     serde_json::to_vec(&json).unwrap_or_default()
 }
 
-/// The version number of a sealed event's envelope (PROTOCOL.md, "Sealed events").
+/// The version number of a sealed event's envelope (docs/protocol.md, "Sealed events").
 pub const SEALED_VERSION: u64 = 2;
 
 /// What an event payload is, before anything in it is believed: a sealed event (v2),
@@ -469,7 +469,7 @@ pub fn check_event_mac(reader_id: &str, secret: &str, event: &ReaderEvent) -> Ev
     }
 }
 
-/// The deny codes of PROTOCOL.md: which check failed, nothing about the person.
+/// The deny codes of docs/protocol.md: which check failed, nothing about the person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DenyCode {
@@ -519,7 +519,7 @@ impl DenyCode {
     }
 }
 
-/// The reader modes of PROTOCOL.md.
+/// The reader modes of docs/protocol.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReaderMode {
