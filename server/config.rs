@@ -262,7 +262,7 @@ pub struct MqttConfig {
     /// Credentials at the external broker (the embedded one needs none).
     pub username: String,
     pub password: String,
-    /// Topic root of PROTOCOL.md.
+    /// Topic root of docs/protocol.md.
     pub topic_root: String,
     /// The appliance's client id; keep it stable so the broker keeps its session.
     pub client_id: String,

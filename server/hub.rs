@@ -173,7 +173,7 @@ fn decide_now(
 }
 
 fn wire_code(code: policy::DenyCode) -> WireDenyCode {
-    // Both enums spell PROTOCOL.md's codes; `risk` is the protocol's catch-all.
+    // Both enums spell docs/protocol.md's codes; `risk` is the protocol's catch-all.
     WireDenyCode::parse(code.as_str()).unwrap_or(WireDenyCode::Risk)
 }
 

@@ -1,4 +1,4 @@
-//! Gatehouse reader drivers: the wire contract of ../shared/PROTOCOL.md (events, commands,
+//! Gatehouse reader drivers: the wire contract of docs/protocol.md (events, commands,
 //! message authentication, the Modbus register map). Knows nothing of people or policy.
 
 #[cfg(feature = "embedded-broker")]

@@ -1,4 +1,4 @@
-//! Message authentication of PROTOCOL.md: HMAC-SHA256 keyed with the reader's secret over
+//! Message authentication of docs/protocol.md: HMAC-SHA256 keyed with the reader's secret over
 //! a `|`-joined string of the message's fields, as lowercase hex.
 
 use hmac::{Hmac, Mac};

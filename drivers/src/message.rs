@@ -1,4 +1,4 @@
-//! The MQTT messages of PROTOCOL.md: reader events (parsed and validated, never trusted)
+//! The MQTT messages of docs/protocol.md: reader events (parsed and validated, never trusted)
 //! and appliance commands (encoded with `ts` and `mac`; decoded and verified by readers).
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::mac;
 
-/// Events larger than this are refused unread (PROTOCOL.md).
+/// Events larger than this are refused unread (docs/protocol.md).
 pub const MAX_EVENT_BYTES: usize = 4096;
 /// How far a command's `ts` may be from the reader's clock.
 pub const COMMAND_MAX_SKEW: TimeDelta = TimeDelta::seconds(30);
@@ -318,7 +318,7 @@ pub fn encode_event(
     serde_json::to_vec(&json).unwrap_or_default()
 }
 
-/// The version number of a sealed event's envelope (PROTOCOL.md, "Sealed events").
+/// The version number of a sealed event's envelope (docs/protocol.md, "Sealed events").
 pub const SEALED_VERSION: u64 = 2;
 
 /// What an event payload is, before anything in it is believed: a sealed event (v2),
@@ -386,12 +386,19 @@ pub fn verify_sealed(reader_id: &str, secret: &str, body: &str, mac: &str) -> bo
 
 /// Seals an event's JSON text as a reader does: `{"v":2,"body":…,"mac":…}`.
 pub fn seal(reader_id: &str, secret: &str, body: &str) -> Vec<u8> {
-    let json = serde_json::json!({
-        "v": SEALED_VERSION,
-        "body": body,
-        "mac": mac::sign(secret, &sealed_mac_input(reader_id, body)),
-    });
-    serde_json::to_vec(&json).unwrap_or_default()
+    /// The envelope's members in the order docs/protocol.md shows them.
+    #[derive(Serialize)]
+    struct Sealed<'a> {
+        v: u64,
+        body: &'a str,
+        mac: String,
+    }
+    let sealed = Sealed {
+        v: SEALED_VERSION,
+        body,
+        mac: mac::sign(secret, &sealed_mac_input(reader_id, body)),
+    };
+    serde_json::to_vec(&sealed).unwrap_or_default()
 }
 
 /// The payload of a sealed event (v2): the bare event's JSON, sealed under the secret.
@@ -462,7 +469,7 @@ pub fn check_event_mac(reader_id: &str, secret: &str, event: &ReaderEvent) -> Ev
     }
 }
 
-/// The deny codes of PROTOCOL.md: which check failed, nothing about the person.
+/// The deny codes of docs/protocol.md: which check failed, nothing about the person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DenyCode {
@@ -512,7 +519,7 @@ impl DenyCode {
     }
 }
 
-/// The reader modes of PROTOCOL.md.
+/// The reader modes of docs/protocol.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReaderMode {
@@ -989,5 +996,144 @@ mod tests {
             mac::sign("s", "r1|mode||||card_and_pin|2026-11-24T08:01:02.131Z")
         );
         assert!(json.get("ref").is_none());
+    }
+
+    #[test]
+    fn sealed_events_open_only_under_the_readers_secret() {
+        let now = at("2026-11-24T08:01:02.123Z");
+        let body = EventBody::Swipe {
+            credential: WireCredential::Card {
+                uid: "04A1B2C3".into(),
+            },
+            pin: Some("4821".into()),
+        };
+        let payload = encode_sealed_event("r1", "secret-1", u64::MAX, now, &body);
+        let Ok(Envelope::Sealed { body: text, mac }) = envelope(&payload) else {
+            panic!("not sealed: {}", String::from_utf8_lossy(&payload));
+        };
+        assert!(verify_sealed("r1", "secret-1", &text, &mac));
+        assert!(
+            !verify_sealed("r1", "secret-2", &text, &mac),
+            "another secret"
+        );
+        assert!(
+            !verify_sealed("r2", "secret-1", &text, &mac),
+            "another reader"
+        );
+        let tampered = text.replace("04A1B2C3", "04A1B2C4");
+        assert!(
+            !verify_sealed("r1", "secret-1", &tampered, &mac),
+            "a changed body"
+        );
+        let event = parse_event(text.as_bytes()).unwrap();
+        assert_eq!((event.seq, &event.body), (u64::MAX, &body));
+        // Bare events are told apart; broken envelopes are bad events.
+        let bare = encode_event("r1", None, 1, now, &EventBody::Rex);
+        assert_eq!(envelope(&bare), Ok(Envelope::Bare));
+        for broken in [
+            r#"{"v":3,"body":"{}","mac":"00"}"#,
+            r#"{"v":2,"body":"{}"}"#,
+            r#"{"v":2,"body":{},"mac":"00"}"#,
+            r#"{"v":2,"body":"{}","mac":"00","seq":1}"#,
+            r#"{"v":"2","body":"{}","mac":"00"}"#,
+        ] {
+            assert!(envelope(broken.as_bytes()).is_err(), "{broken}");
+        }
+        assert!(envelope(&vec![b' '; MAX_EVENT_BYTES + 1]).is_err());
+        assert_eq!(readable_seq(br#"{"type":"rex","seq":12}"#), Some(12));
+        assert_eq!(readable_seq(b"nonsense"), None);
+    }
+
+    #[test]
+    fn the_content_digest_tells_events_apart_but_keeps_no_pin() {
+        let now = at("2026-11-24T08:01:02.123Z");
+        let swipe = |uid: &str, pin: Option<&str>, ts: DateTime<Utc>| ReaderEvent {
+            seq: 7,
+            ts,
+            ts_raw: String::new(),
+            body: EventBody::Swipe {
+                credential: WireCredential::Card { uid: uid.into() },
+                pin: pin.map(str::to_owned),
+            },
+            mac: None,
+        };
+        let base = content_digest(&swipe("04A1", None, now));
+        assert_eq!(base, content_digest(&swipe("04a1", None, now)), "one card");
+        assert_ne!(base, content_digest(&swipe("04A2", None, now)));
+        assert_ne!(
+            base,
+            content_digest(&swipe("04A1", None, now + TimeDelta::seconds(1)))
+        );
+        assert_ne!(base, content_digest(&swipe("04A1", Some("1234"), now)));
+        assert_eq!(
+            content_digest(&swipe("04A1", Some("1234"), now)),
+            content_digest(&swipe("04A1", Some("9999"), now)),
+            "only whether there was a PIN"
+        );
+        let rex = ReaderEvent {
+            body: EventBody::Rex,
+            ..swipe("04A1", None, now)
+        };
+        assert_ne!(base, content_digest(&rex));
+    }
+
+    /// Every value of docs/protocol.md's worked examples is what the code computes.
+    #[test]
+    fn the_protocol_docs_examples_are_right() {
+        let doc = include_str!("../../docs/protocol.md");
+        let mut values: Vec<(&str, &str)> = Vec::new();
+        let mut in_text = false;
+        for line in doc.lines() {
+            if line.starts_with("```") {
+                in_text = line == "```text";
+                continue;
+            }
+            if in_text && let Some((key, value)) = line.split_once(':') {
+                values.push((key.trim(), value.trim()));
+            }
+        }
+        let all = |key: &str| -> Vec<&str> {
+            values
+                .iter()
+                .filter(|(k, _)| *k == key)
+                .map(|(_, v)| *v)
+                .collect()
+        };
+        let one = |key: &str| -> &str {
+            let found = all(key);
+            assert_eq!(found.len(), 1, "one '{key}:' line in docs/protocol.md");
+            found[0]
+        };
+        let (reader, secret, body, mac_hex) =
+            (one("reader id"), one("secret"), one("body"), one("mac"));
+        let inputs = all("mac input");
+        assert_eq!(inputs.len(), 2, "{inputs:?}");
+        // The sealed event.
+        assert_eq!(inputs[0], sealed_mac_input(reader, body));
+        assert_eq!(mac::sign(secret, inputs[0]), mac_hex);
+        let payload = one("payload");
+        assert_eq!(
+            envelope(payload.as_bytes()),
+            Ok(Envelope::Sealed {
+                body: body.to_owned(),
+                mac: mac_hex.to_owned()
+            })
+        );
+        assert_eq!(seal(reader, secret, body), payload.as_bytes());
+        assert!(parse_event(body.as_bytes()).is_ok());
+        // The command.
+        let command = one("command");
+        let ts = serde_json::from_str::<Value>(command).unwrap()["ts"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let verified = verify_command(reader, secret, command.as_bytes(), at(&ts)).unwrap();
+        assert_eq!(verified.encode(reader, secret, at(&ts)), command.as_bytes());
+        let wire: WireCommand = serde_json::from_str(command).unwrap();
+        assert_eq!(wire.mac_input(reader), inputs[1]);
+        // The legacy (v1) mac.
+        let event = parse_event(body.as_bytes()).unwrap();
+        assert_eq!(event_mac_input(reader, &event), one("v1 mac input"));
+        assert_eq!(mac::sign(secret, one("v1 mac input")), one("v1 mac"));
     }
 }

@@ -1,4 +1,4 @@
-//! The Modbus TCP register map of PROTOCOL.md: addresses, and the decoding of a device's
+//! The Modbus TCP register map of docs/protocol.md: addresses, and the decoding of a device's
 //! swipe registers (and their encoding, for simulated devices and tests).
 
 /// Input registers 0..=12 hold the swipe: read them in one request.

@@ -1,4 +1,4 @@
-//! The MQTT transport of PROTOCOL.md over rumqttc: `connect` gives a cloneable `MqttLink`
+//! The MQTT transport of docs/protocol.md over rumqttc: `connect` gives a cloneable `MqttLink`
 //! (publish commands, acknowledge events) and an `MqttEvents` loop that its owner drives.
 //! `ClientTls` is the client side of MQTT over TLS (the appliance to an external `mqtts://`
 //! broker, simulated readers to the embedded broker's TLS listener).

@@ -1,4 +1,4 @@
-//! A simulated Modbus TCP reader: a real tokio-modbus server holding PROTOCOL.md's register
+//! A simulated Modbus TCP reader: a real tokio-modbus server holding docs/protocol.md's register
 //! map, with methods that swipe cards and press its inputs, and a record of what the
 //! appliance wrote. Used by `gatehouse simulate`, the tests and the benchmarks.
 

@@ -96,7 +96,7 @@ impl From<CredentialRow> for CredentialView {
     }
 }
 
-/// A PIN is 4 to 12 ASCII digits (PROTOCOL.md).
+/// A PIN is 4 to 12 ASCII digits (docs/protocol.md).
 pub fn valid_pin(pin: &str) -> bool {
     (4..=12).contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit())
 }

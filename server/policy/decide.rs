@@ -30,7 +30,7 @@ pub enum DecideError {
 }
 
 string_enum!(
-    /// The deny codes of the reader protocol (PROTOCOL.md): which check failed, nothing
+    /// The deny codes of the reader protocol (docs/protocol.md): which check failed, nothing
     /// about the person.
     DenyCode, "deny code" {
         UnknownCredential = "unknown_credential",

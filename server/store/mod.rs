@@ -374,4 +374,77 @@ mod tests {
         assert!(err.contains("/nonexistent-gatehouse-folder"), "{err}");
         assert!(err.contains("does not exist"), "{err}");
     }
+
+    /// The sealed-events migration keeps the MQTT readers registered before it working
+    /// (marked legacy: their firmware sends bare events), leaves Modbus readers and new
+    /// readers sealed, and the reused-seq lookup walks one door's day, not the log.
+    #[test]
+    fn the_sealed_events_migration_marks_existing_mqtt_readers_legacy() {
+        use diesel::sql_types::{Bool, Text};
+        #[derive(diesel::QueryableByName, Debug, PartialEq)]
+        struct Legacy {
+            #[diesel(sql_type = Text)]
+            reader_id: String,
+            #[diesel(sql_type = Bool)]
+            legacy: bool,
+        }
+        #[derive(diesel::QueryableByName)]
+        struct Plan {
+            #[diesel(sql_type = Text)]
+            detail: String,
+        }
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        conn.run_pending_migrations(SQLITE_MIGRATIONS).unwrap();
+        loop {
+            let reverted = conn.revert_last_migration(SQLITE_MIGRATIONS).unwrap();
+            if reverted
+                .to_string()
+                .replace('-', "")
+                .starts_with("20261208000001")
+            {
+                break;
+            }
+        }
+        // The door is beside the point: no site, zone and door rows for it.
+        conn.batch_execute("PRAGMA foreign_keys = OFF").unwrap();
+        conn.batch_execute(
+            "INSERT INTO readers (reader_id, door_id, protocol, direction, secret, created_at, updated_at) VALUES \
+             ('old-mqtt', 1, 'mqtt', 'in', 's', '2026-11-24 08:00:00', '2026-11-24 08:00:00'), \
+             ('old-modbus', 1, 'modbus', 'in', 's', '2026-11-24 08:00:00', '2026-11-24 08:00:00');",
+        )
+        .unwrap();
+        conn.run_pending_migrations(SQLITE_MIGRATIONS).unwrap();
+        conn.batch_execute(
+            "INSERT INTO readers (reader_id, door_id, protocol, direction, secret, created_at, updated_at) VALUES \
+             ('new-mqtt', 1, 'mqtt', 'in', 's', '2026-12-08 08:00:00', '2026-12-08 08:00:00');",
+        )
+        .unwrap();
+        let rows: Vec<Legacy> =
+            diesel::sql_query("SELECT reader_id, legacy FROM readers ORDER BY id")
+                .load(&mut conn)
+                .unwrap();
+        let expected = [
+            ("old-mqtt", true),
+            ("old-modbus", false),
+            ("new-mqtt", false),
+        ];
+        assert_eq!(
+            rows,
+            expected.map(|(reader_id, legacy)| Legacy {
+                reader_id: reader_id.into(),
+                legacy
+            })
+        );
+        let plan: Vec<Plan> = diesel::sql_query(
+            "EXPLAIN QUERY PLAN SELECT id FROM events \
+             WHERE reader_id = 'r1' AND seq = 9 AND at >= '2026-11-24 08:00:01' AND door_id = 3",
+        )
+        .load(&mut conn)
+        .unwrap();
+        assert!(
+            plan.iter().any(|p| p.detail.contains("events_door_at")),
+            "{:?}",
+            plan.iter().map(|p| &p.detail).collect::<Vec<_>>()
+        );
+    }
 }

@@ -1404,7 +1404,11 @@ fn wrong_pins_in_a_row_block_the_card_until_the_block_ends_on(backend: Backend) 
     assert_eq!(listed.status, 200, "{}", listed.body);
     assert_pin_on_no_record(&site.app.events(Some("swipe")), "4821");
     assert_pin_on_no_record(&site.app.events(Some("swipe")), "1111");
-    assert!(!lockouts[0].detail.contains("1111"), "{}", lockouts[0].detail);
+    assert!(
+        !lockouts[0].detail.contains("1111"),
+        "{}",
+        lockouts[0].detail
+    );
     // 15 minutes later (the default block) the right PIN opens the door again. The
     // reader's clock moves with the appliance's: commands are believed within 30 s.
     shift.advance(chrono::TimeDelta::minutes(15) + chrono::TimeDelta::seconds(1));
