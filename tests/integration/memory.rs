@@ -37,6 +37,9 @@ impl Appliance {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).unwrap();
+        // The entries made below are keyed with this process's appliance key: the data
+        // folder gets that key, as `serve` will look for it there.
+        gatehouse::appliance_key::install_from(&data, true).unwrap();
         let url = format!("sqlite://{}", data.join("gatehouse.db").display());
         let pool = gatehouse::store::open(&url, 1).unwrap();
         let conn = &mut pool.get().unwrap();
