@@ -800,7 +800,9 @@ fn doors_show_their_state_take_a_mode_and_register_readers_whose_secret_shows_on
     let chain = browser.get("/audit/chain");
     assert!(chain.body.contains("The chain is intact"), "{}", chain.body);
     assert!(
-        chain.body.contains("Every entry is sealed with the appliance key"),
+        chain
+            .body
+            .contains("Every entry is sealed with the appliance key"),
         "{}",
         chain.body
     );
