@@ -213,8 +213,19 @@ pub fn verify_with(
     conn: &mut DbConnection,
     key: Option<&ApplianceKey>,
 ) -> QueryResult<ChainReport> {
-    // One consistent view of the table, so that the count matches the walk.
-    conn.transaction(|conn| walk_chain(conn, key))
+    // One consistent view of the table, so that the count matches the walk even while
+    // entries are appended.
+    conn.transaction(|conn| {
+        #[cfg(feature = "postgres")]
+        if matches!(conn, DbConnection::Postgres(_)) {
+            // PostgreSQL's default isolation reads each statement at a different moment.
+            diesel::connection::SimpleConnection::batch_execute(
+                conn,
+                "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+            )?;
+        }
+        walk_chain(conn, key)
+    })
 }
 
 fn walk_chain(conn: &mut DbConnection, key: Option<&ApplianceKey>) -> QueryResult<ChainReport> {
@@ -414,4 +425,43 @@ pub fn list(
         query = query.filter(audit_log::entity.eq(entity.to_owned()));
     }
     query.load(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_head_is_logged_when_it_changes_and_daily() {
+        let start = DateTime::parse_from_rfc3339("2026-12-08T09:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut anchor = HeadAnchor::default();
+        assert_eq!(
+            anchor.observe(None, start),
+            None,
+            "an empty log has no head"
+        );
+        let first = Some((1, "aa".to_owned()));
+        assert_eq!(
+            anchor.observe(first.clone(), start).as_deref(),
+            Some("audit head 1:aa")
+        );
+        let later = start + chrono::TimeDelta::hours(23);
+        assert_eq!(anchor.observe(first.clone(), later), None);
+        let second = Some((2, "bb".to_owned()));
+        assert_eq!(
+            anchor.observe(second.clone(), later).as_deref(),
+            Some("audit head 2:bb")
+        );
+        let next_day = later + HeadAnchor::DAILY;
+        assert_eq!(
+            anchor.observe(second.clone(), next_day - chrono::TimeDelta::seconds(1)),
+            None
+        );
+        assert_eq!(
+            anchor.observe(second, next_day).as_deref(),
+            Some("audit head 2:bb")
+        );
+    }
 }

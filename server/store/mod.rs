@@ -447,4 +447,77 @@ mod tests {
             plan.iter().map(|p| &p.detail).collect::<Vec<_>>()
         );
     }
+
+    #[test]
+    fn the_audit_keyed_migration_keeps_entries_and_refuses_numbers_below_1() {
+        use diesel::sql_types::{BigInt, Bool};
+        #[derive(diesel::QueryableByName, Debug, PartialEq)]
+        struct Entry {
+            #[diesel(sql_type = BigInt)]
+            id: i64,
+            #[diesel(sql_type = BigInt)]
+            seq: i64,
+            #[diesel(sql_type = Bool)]
+            keyed: bool,
+        }
+        let before_it = |conn: &mut SqliteConnection| {
+            conn.run_pending_migrations(SQLITE_MIGRATIONS).unwrap();
+            loop {
+                let reverted = conn.revert_last_migration(SQLITE_MIGRATIONS).unwrap();
+                if reverted
+                    .to_string()
+                    .replace('-', "")
+                    .starts_with("20261208000003")
+                {
+                    break;
+                }
+            }
+        };
+        let insert = |seq: i64, id: i64| {
+            format!(
+                "INSERT INTO audit_log (id, seq, at, actor, action, entity, summary, prev_hash, \
+                 hash) VALUES ({id}, {seq}, '2026-12-01 08:00:00', 'root', 'create', 'person', \
+                 'create person E{seq}', 'p{seq}', 'h{seq}')"
+            )
+        };
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        before_it(&mut conn);
+        conn.batch_execute(&format!("{}; {}", insert(1, 10), insert(2, 11)))
+            .unwrap();
+        conn.run_pending_migrations(SQLITE_MIGRATIONS).unwrap();
+        let entries: Vec<Entry> =
+            diesel::sql_query("SELECT id, seq, keyed FROM audit_log ORDER BY seq")
+                .load(&mut conn)
+                .unwrap();
+        assert_eq!(
+            entries,
+            [
+                Entry {
+                    id: 10,
+                    seq: 1,
+                    keyed: false
+                },
+                Entry {
+                    id: 11,
+                    seq: 2,
+                    keyed: false
+                }
+            ]
+        );
+        // New rows continue the ids, and the table refuses a number below 1.
+        conn.batch_execute("INSERT INTO audit_log (seq, at, actor, action, entity, summary, prev_hash, hash) VALUES (3, '2026-12-01 08:00:00', 'root', 'create', 'person', 's', 'h2', 'h3')")
+            .unwrap();
+        let newest: Vec<Entry> =
+            diesel::sql_query("SELECT id, seq, keyed FROM audit_log WHERE seq = 3")
+                .load(&mut conn)
+                .unwrap();
+        assert_eq!(newest[0].id, 12);
+        assert!(conn.batch_execute(&insert(0, 20)).is_err());
+
+        // A database that already holds an entry below 1 stops at the migration.
+        let mut forged = SqliteConnection::establish(":memory:").unwrap();
+        before_it(&mut forged);
+        forged.batch_execute(&insert(0, 1)).unwrap();
+        assert!(forged.run_pending_migrations(SQLITE_MIGRATIONS).is_err());
+    }
 }

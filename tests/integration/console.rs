@@ -857,6 +857,13 @@ fn doors_show_their_state_take_a_mode_and_register_readers_whose_secret_shows_on
     );
     let chain = browser.get("/audit/chain");
     assert!(chain.body.contains("The chain is intact"), "{}", chain.body);
+    assert!(
+        chain
+            .body
+            .contains("Every entry is sealed with the appliance key"),
+        "{}",
+        chain.body
+    );
     let readers_only = browser.get("/audit?entity=reader");
     assert!(readers_only.body.contains("lobby-east"));
     assert!(!readers_only.body.contains("→ &#34;locked&#34;"));
