@@ -493,8 +493,8 @@ async fn start_player(
     let connected = SimReader::connect_as(settings, broker.tls.clone(), presence, first_seq).await;
     let mut reader = connected.with_context(|| {
         format!(
-            "cannot connect to the MQTT broker at {}:{}",
-            broker.host, broker.port
+            "cannot connect to the MQTT broker at {}:{} (a broker that keeps readers to their own topics, as the embedded one does, also drops a reader whose topic root, here '{}', is not the appliance's)",
+            broker.host, broker.port, config.mqtt.topic_root
         )
     })?;
     // Sealed events, as every reader not marked legacy must send; a legacy reader's are

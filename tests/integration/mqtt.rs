@@ -312,31 +312,28 @@ fn forged_commands_and_impersonation_do_not_open_doors() {
     }
 }
 
-/// A bare MQTT client's answer to its CONNECT.
-fn first_answer(
+/// How the broker answers a bare MQTT client's CONNECT: the CONNACK's refusal code, or
+/// `None` when it lets the client in.
+fn refusal(
     site: &Site,
     client_id: &str,
     login: Option<(&str, &str)>,
-) -> Result<rumqttc::Event, rumqttc::ConnectionError> {
+) -> Option<rumqttc::ConnectReturnCode> {
     site.runtime.block_on(async {
         let mut options = rumqttc::MqttOptions::new(client_id, &site.host, site.port);
         if let Some((user, pass)) = login {
             options.set_credentials(user, pass);
         }
         let (_client, mut eventloop) = rumqttc::AsyncClient::new(options, 10);
-        tokio::time::timeout(WAIT, eventloop.poll())
+        match tokio::time::timeout(WAIT, eventloop.poll())
             .await
             .expect("an answer to CONNECT")
+        {
+            Ok(_) => None,
+            Err(rumqttc::ConnectionError::ConnectionRefused(code)) => Some(code),
+            Err(other) => panic!("no CONNACK: {other}"),
+        }
     })
-}
-
-fn refusal_code(
-    answer: Result<rumqttc::Event, rumqttc::ConnectionError>,
-) -> Option<rumqttc::ConnectReturnCode> {
-    match answer {
-        Err(rumqttc::ConnectionError::ConnectionRefused(code)) => Some(code),
-        _ => None,
-    }
 }
 
 /// Waits until a reader fault whose detail contains `words` is on record for `reader`.
@@ -371,32 +368,29 @@ fn the_embedded_broker_refuses_strangers_on(backend: Backend) {
     let secret = site.secret("main-in");
     // A wrong secret is told so (CONNACK "bad user name or password"), not dropped in
     // silence, and the refusal is a fault of that reader.
-    let wrong = first_answer(&site, "main-in", Some(("main-in", "not-the-secret-at-all")));
     assert_eq!(
-        refusal_code(wrong),
+        refusal(&site, "main-in", Some(("main-in", "not-the-secret-at-all"))),
         Some(ConnectReturnCode::BadUserNamePassword)
     );
     let fault = wait_for_fault(&site, "main-in", "wrong secret");
     assert!(!fault.detail.contains("not-the-secret-at-all"), "{fault:?}");
     assert_eq!(fault.door_id, Some(site.f.main_door));
     assert_eq!(
-        refusal_code(first_answer(&site, "someone", None)),
+        refusal(&site, "someone", None),
         Some(ConnectReturnCode::NotAuthorized),
         "an anonymous client was let in"
     );
     // A reader may not take the appliance's client id (that would cut the appliance off).
-    let stolen_id = first_answer(&site, "gatehouse-appliance", Some(("main-in", &secret)));
     assert_eq!(
-        refusal_code(stolen_id),
+        refusal(&site, "gatehouse-appliance", Some(("main-in", &secret))),
         Some(ConnectReturnCode::BadClientId),
         "a reader took the appliance's client id"
     );
     wait_for_fault(&site, "main-in", "appliance's client id");
     // A username that is no reader's is refused, and records nothing (anyone could send
     // made-up names by the thousand).
-    let unknown = first_answer(&site, "ghost", Some(("ghost", "whatever-secret-1234")));
     assert_eq!(
-        refusal_code(unknown),
+        refusal(&site, "ghost", Some(("ghost", "whatever-secret-1234"))),
         Some(ConnectReturnCode::BadUserNamePassword)
     );
     // The appliance still serves: its connection was never dropped.
@@ -1239,7 +1233,8 @@ fn a_thousand_readers_coming_online_at_once_do_not_stall_the_appliance_on(backen
         let (sent_tx, mut sent) = tokio::sync::mpsc::unbounded_channel();
         let root = site.topic_root.clone();
         for chunk in readers.chunks(100) {
-            for (id, secret) in chunk.iter().cloned() {
+            for (id, secret) in chunk {
+                let (id, secret) = (id.clone(), secret.clone());
                 let (go, connected_tx, sent_tx, root) = (
                     go.clone(),
                     connected_tx.clone(),
