@@ -483,6 +483,14 @@ fn a_modbus_reader_cannot_require_signed_events() {
         "{}",
         r.body
     );
+    // Nor be legacy: it sends no events on the wire to seal or not.
+    let r = rig.app.post(
+        "/api/v1/readers",
+        json!({"reader_id": "x-mb", "door_id": rig.f.main_door, "protocol": "modbus",
+               "modbus_host": "127.0.0.1", "legacy": true}),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.to_string().contains("legacy"), "{}", r.body);
 }
 
 #[test]
