@@ -321,13 +321,17 @@ fn the_wal_is_checkpointed_beside_the_writer_and_stays_bounded() {
     assert!(stats.passive > 0, "{stats:?}");
     assert!(stats.restarts >= 2, "{stats:?}");
     assert_eq!((stats.errors, stats.restarts_busy), (0, 0), "{stats:?}");
-    // Past the bound of 64 pages by what was committed while a restart was under way.
-    assert!(stats.largest_log_pages < 4 * 64, "{stats:?}");
+    // Past the bound of 64 pages by what was committed while a restart was under way: on
+    // a busy 2-core machine that is a few batches more (259 pages was seen with every core
+    // taken by builds), so the bound allows 8 × 64. A log that is never restarted keeps
+    // growing with every commit: 2,263 pages for these 6,000 events (measured).
+    const BOUND: u64 = 8 * 64;
+    assert!(stats.largest_log_pages < BOUND as _, "{stats:?}");
     let wal_file = std::fs::metadata(dir.path().join("g.db-wal"))
         .unwrap()
         .len();
     assert!(
-        wal_file < 4 * 64 * (4096 + 24),
+        wal_file < BOUND * (4096 + 24),
         "WAL file of {wal_file} bytes"
     );
     let all =

@@ -317,14 +317,14 @@ fn any_state_the_api_accepts_exports_to_a_file_that_an_empty_appliance_imports()
         0xD1B5_4A32_D192_ED03,
         0x2545_F491_4F6C_DD1D,
     ] {
-        let app = TestApp::new(Backend::Sqlite);
+        let app = TestApp::without_modbus_polling(Backend::Sqlite);
         let mut rng = Rng(seed);
         let mut cycles_refused = 0;
         for _ in 0..200 {
             cycles_refused += usize::from(random_operation(&app, &mut rng));
         }
         let file = site_file::export(&mut app.db()).unwrap();
-        let empty = TestApp::new(Backend::Sqlite);
+        let empty = TestApp::without_modbus_polling(Backend::Sqlite);
         if let Err(errors) = import(&empty, &file) {
             panic!("seed {seed:#x}: the export does not import: {errors:?}\n{file}");
         }
