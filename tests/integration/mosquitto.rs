@@ -38,12 +38,9 @@ fn installed(name: &str, places: &[&str]) -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A listener on a free loopback port, to be let go just before the port is used.
+fn free_port() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").unwrap()
 }
 
 impl PackagedMosquitto {
@@ -88,7 +85,13 @@ impl PackagedMosquitto {
         for file in [&password_file, &acl_file] {
             std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
         }
-        let (readers_port, appliance_port) = (free_port(), free_port());
+        // Both bound at once, so that they cannot be given the same port.
+        let (readers, appliance) = (free_port(), free_port());
+        let (readers_port, appliance_port) = (
+            readers.local_addr().unwrap().port(),
+            appliance.local_addr().unwrap().port(),
+        );
+        drop((readers, appliance));
         let mut conf = String::from(
             "# packaging/mosquitto/gatehouse.conf, ports and paths changed for a test\n",
         );

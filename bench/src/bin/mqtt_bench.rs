@@ -216,10 +216,6 @@ fn raise_fd_limit(needed: u64) -> Result<u64> {
     Ok(needed)
 }
 
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// A private Mosquitto, killed when dropped.
 struct Mosquitto {
     child: Child,
@@ -876,10 +872,16 @@ fn run(
             let Some(binary) = mosquitto_binary else {
                 bail!("no mosquitto binary");
             };
+            // Both bound at once, so that they cannot be given the same port.
+            let (readers, appliance) = (
+                TcpListener::bind("127.0.0.1:0")?,
+                TcpListener::bind("127.0.0.1:0")?,
+            );
             let ports = MosquittoPorts {
-                readers: free_port()?,
-                appliance: free_port()?,
+                readers: readers.local_addr()?.port(),
+                appliance: appliance.local_addr()?.port(),
             };
+            drop((readers, appliance));
             let conf = dir.path().join("mosquitto.conf");
             std::fs::write(&conf, mosquitto_conf(ports, dir.path()))?;
             std::fs::write(dir.path().join("gatehouse.acl"), SHIPPED_ACL)?;
