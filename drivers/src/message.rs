@@ -177,8 +177,9 @@ pub fn valid_pin(pin: &str) -> bool {
     (4..=12).contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Parses and validates one event payload. Never panics, whatever the bytes.
-pub fn parse_event(payload: &[u8]) -> Result<ReaderEvent, BadEvent> {
+/// The payload as JSON, if it is within the protocol's size limit and is JSON at all (the
+/// first checks of a bare event and of a sealed event's envelope alike).
+fn json_within_limit(payload: &[u8]) -> Result<Value, BadEvent> {
     if payload.len() > MAX_EVENT_BYTES {
         return Err(BadEvent {
             seq: None,
@@ -188,10 +189,15 @@ pub fn parse_event(payload: &[u8]) -> Result<ReaderEvent, BadEvent> {
             ),
         });
     }
-    let value: Value = serde_json::from_slice(payload).map_err(|e| BadEvent {
+    serde_json::from_slice(payload).map_err(|e| BadEvent {
         seq: None,
         reason: redacted(&format!("not JSON: {e}")),
-    })?;
+    })
+}
+
+/// Parses and validates one event payload. Never panics, whatever the bytes.
+pub fn parse_event(payload: &[u8]) -> Result<ReaderEvent, BadEvent> {
+    let value = json_within_limit(payload)?;
     let seq = value.get("seq").and_then(Value::as_u64);
     let bad = |reason: String| BadEvent { seq, reason };
     let raw: RawEvent = serde_json::from_value(value).map_err(|e| bad(redacted(&e.to_string())))?;
@@ -340,19 +346,7 @@ struct RawSealed {
 /// Tells a sealed event from a bare one, checking only the outer layer (size, JSON, and
 /// for a sealed event its three members). Nothing inside `body` is read.
 pub fn envelope(payload: &[u8]) -> Result<Envelope, BadEvent> {
-    if payload.len() > MAX_EVENT_BYTES {
-        return Err(BadEvent {
-            seq: None,
-            reason: format!(
-                "{} bytes is over the {MAX_EVENT_BYTES}-byte limit",
-                payload.len()
-            ),
-        });
-    }
-    let value: Value = serde_json::from_slice(payload).map_err(|e| BadEvent {
-        seq: None,
-        reason: redacted(&format!("not JSON: {e}")),
-    })?;
+    let value = json_within_limit(payload)?;
     if value.get("v").is_none() {
         return Ok(Envelope::Bare);
     }
