@@ -215,17 +215,7 @@ pub fn verify_with(
 ) -> QueryResult<ChainReport> {
     // One consistent view of the table, so that the count matches the walk even while
     // entries are appended.
-    conn.transaction(|conn| {
-        #[cfg(feature = "postgres")]
-        if matches!(conn, DbConnection::Postgres(_)) {
-            // PostgreSQL's default isolation reads each statement at a different moment.
-            diesel::connection::SimpleConnection::batch_execute(
-                conn,
-                "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
-            )?;
-        }
-        walk_chain(conn, key)
-    })
+    crate::store::read_consistently(conn, |conn| walk_chain(conn, key))
 }
 
 fn walk_chain(conn: &mut DbConnection, key: Option<&ApplianceKey>) -> QueryResult<ChainReport> {

@@ -75,16 +75,8 @@ pub fn policy_version(conn: &mut DbConnection) -> QueryResult<i64> {
 
 /// Reads every policy table in one consistent snapshot of the database.
 pub fn load_policy(conn: &mut DbConnection) -> Result<LoadedPolicy, LoadError> {
-    conn.transaction(|conn| {
-        #[cfg(feature = "postgres")]
-        if matches!(conn, DbConnection::Postgres(_)) {
-            // PostgreSQL's default isolation reads each table at a different moment; the
-            // policy must be read as of one moment so that every reference resolves.
-            diesel::connection::SimpleConnection::batch_execute(
-                conn,
-                "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
-            )?;
-        }
+    // The policy must be read as of one moment so that every reference resolves.
+    super::read_consistently(conn, |conn| {
         let version = policy_version(conn)?;
         let sites = sites::table
             .select(SiteRow::as_select())

@@ -231,6 +231,27 @@ pub fn migrate(conn: &mut DbConnection) -> Result<Vec<String>, OpenError> {
     Ok(applied.iter().map(|m| m.to_string()).collect())
 }
 
+/// Runs `read` in one transaction that sees the database as of one moment, so that what it
+/// reads in several statements fits together (every reference resolves, a count matches a
+/// walk). SQLite's transactions do that already; PostgreSQL's default isolation reads each
+/// statement at a different moment, so there the transaction is repeatable-read, read-only.
+pub fn read_consistently<T, E, F>(conn: &mut DbConnection, read: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    conn.transaction(|conn| {
+        #[cfg(feature = "postgres")]
+        if matches!(conn, DbConnection::Postgres(_)) {
+            diesel::connection::SimpleConnection::batch_execute(
+                conn,
+                "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+            )?;
+        }
+        read(conn)
+    })
+}
+
 /// Runs `f` in a transaction meant to write. On SQLite it starts with `BEGIN IMMEDIATE`,
 /// taking the write lock up front: a deferred transaction that reads first and writes later
 /// fails at once (no busy wait) when another process, say `gatehouse import` beside
