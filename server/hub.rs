@@ -513,18 +513,18 @@ impl Hub {
                 let key = key.clone();
                 crate::secret::pool()
                     .run(crate::secret::Lane::Door, move || {
-                        decide_now(&live, &reader, &key, Some(&pin), now)
+                        decide_now(&live, &reader, &key, Some(&pin), now).map_err(|e| e.to_string())
                     })
                     .await
-                    .unwrap_or(Err(policy::DecideError::UnknownReader))
+                    // The door lane full or its worker gone: no answer, the reader resends.
+                    .unwrap_or_else(|e| Err(format!("the PIN could not be checked: {e}")))
             }
-            _ => decide_now(&self.live, reader_id, &key, None, now),
+            _ => decide_now(&self.live, reader_id, &key, None, now).map_err(|e| e.to_string()),
         };
         let mut decision = match decided {
             Ok(decision) => decision,
             Err(e) => {
-                self.fault(reader_id, Some(event.seq), &e.to_string(), now)
-                    .await;
+                self.fault(reader_id, Some(event.seq), &e, now).await;
                 return None;
             }
         };
