@@ -17,6 +17,7 @@ use crate::entities::sites::{SiteView, Sites};
 use crate::entities::zones::Zones;
 use crate::entities::{self, Entity, FieldErrors, Page};
 use crate::reader_health::ReaderHealth;
+use crate::store::history::SwipesOf;
 use crate::web::AppState;
 use crate::web::error::ApiError;
 
@@ -268,14 +269,16 @@ async fn render_door(
     let (door_state, alarm) = door_state(state, id, &chrome, door_tz);
     let heatmap = super::activity_heatmap(
         state,
-        super::activity::Scope::Door(id),
+        chrome.history_scope(),
+        SwipesOf::Door(id),
         &format!("When {} is used", door.name),
         door_tz,
     )
     .await?;
     let traffic = super::daily_traffic(
         state,
-        super::activity::Scope::Door(id),
+        chrome.history_scope(),
+        SwipesOf::Door(id),
         &format!("{}: swipes per day", door.name),
         door_tz,
     )

@@ -1,7 +1,6 @@
 //! The admin console: server-rendered askama pages (htmx for the interactive parts) that a
 //! facilities team runs the building from. Route modules own their handlers and forms.
 
-pub mod activity;
 pub mod admins;
 pub mod audit;
 pub mod cards;
@@ -31,6 +30,7 @@ use chrono_tz::Tz;
 
 use crate::admins::Role;
 use crate::entities::{ChangeError, FieldErrors};
+use crate::store::history::{self, ReadScope, SwipesOf};
 use crate::web::AppState;
 use crate::web::error::ApiError;
 use session::Viewer;
@@ -315,6 +315,11 @@ pub struct Chrome {
 }
 
 impl Chrome {
+    /// What the viewer reads history as: their role's scope.
+    pub fn history_scope(&self) -> ReadScope {
+        ReadScope::of(self.role)
+    }
+
     pub fn new(state: &AppState, viewer: &Viewer, section: Section) -> Chrome {
         let snapshot = state.live.snapshot();
         let sites = snapshot.sites();
@@ -418,14 +423,19 @@ pub const ACTIVITY_WEEKS: i64 = 4;
 /// A weekday × hour heatmap of swipes over the last [`ACTIVITY_WEEKS`] weeks, as SVG.
 pub async fn activity_heatmap(
     state: &AppState,
-    scope: activity::Scope,
+    scope: ReadScope,
+    swipes: SwipesOf,
     title: &str,
     tz: Tz,
 ) -> Result<String, PageError> {
     let until = state.clock.now();
     let from = until - chrono::TimeDelta::weeks(ACTIVITY_WEEKS);
     let grid = state
-        .read(move |conn| Ok(activity::activity(conn, scope, from, until, tz)?))
+        .read(move |conn| {
+            Ok(history::swipes_by_hour(
+                conn, scope, swipes, from, until, tz,
+            )?)
+        })
         .await?;
     Ok(charts::heatmap(
         &grid,
@@ -439,6 +449,7 @@ pub async fn activity_heatmap(
 /// on the page's clock `page`) and added up.
 pub async fn person_heatmap(
     state: &AppState,
+    scope: ReadScope,
     person: i64,
     title: &str,
     page: Tz,
@@ -453,9 +464,10 @@ pub async fn person_heatmap(
         .collect();
     let grid = state
         .read(move |conn| {
-            let mut grid = activity::activity(
+            let mut grid = history::swipes_by_hour(
                 conn,
-                activity::Scope::PersonAt {
+                scope,
+                SwipesOf::PersonAt {
                     person,
                     doors: elsewhere,
                     except: true,
@@ -465,12 +477,14 @@ pub async fn person_heatmap(
                 page,
             )?;
             for (tz, doors) in clocks.into_iter().filter(|(tz, _)| *tz != page) {
-                let scope = activity::Scope::PersonAt {
+                let swipes = SwipesOf::PersonAt {
                     person,
                     doors,
                     except: false,
                 };
-                grid.add(&activity::activity(conn, scope, from, until, tz)?);
+                grid.add(&history::swipes_by_hour(
+                    conn, scope, swipes, from, until, tz,
+                )?);
             }
             Ok(grid)
         })
@@ -485,7 +499,8 @@ pub async fn person_heatmap(
 /// door's, one site's doors', or the whole appliance's.
 pub async fn daily_traffic(
     state: &AppState,
-    scope: activity::Scope,
+    scope: ReadScope,
+    swipes: SwipesOf,
     title: &str,
     tz: Tz,
 ) -> Result<String, PageError> {
@@ -493,12 +508,13 @@ pub async fn daily_traffic(
     let from = until - chrono::TimeDelta::weeks(ACTIVITY_WEEKS);
     let points = state
         .read(move |conn| {
-            Ok(activity::traffic(
+            Ok(history::swipe_traffic(
                 conn,
                 scope,
+                swipes,
                 from,
                 until,
-                activity::Bucket::Day,
+                history::Bucket::Day,
                 tz,
             )?)
         })

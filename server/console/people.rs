@@ -424,6 +424,7 @@ async fn render_person(
     let chrome = Chrome::new(state, viewer, Section::People);
     let heatmap = super::person_heatmap(
         state,
+        chrome.history_scope(),
         id,
         &format!("When {} badges", person.name),
         chrome.timezone,

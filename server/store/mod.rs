@@ -2,6 +2,7 @@
 //! embedded migrations, and the row types and queries of every table.
 
 pub mod checkpoint;
+pub mod history;
 pub mod load;
 pub mod rows;
 pub mod schema;

@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::entities::{ChangeError, FieldErrors};
+use crate::store::history::HistoryError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -110,6 +111,18 @@ impl From<diesel::result::Error> for ApiError {
                 info.message()
             )),
             other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<HistoryError> for ApiError {
+    fn from(e: HistoryError) -> Self {
+        match e {
+            HistoryError::Database(db) => db.into(),
+            HistoryError::NotPermitted { role, .. } => ApiError::Forbidden(role.as_str()),
+            HistoryError::InsideTransaction | HistoryError::Unreadable(_) => {
+                ApiError::Internal(e.to_string())
+            }
         }
     }
 }

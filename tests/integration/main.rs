@@ -13,6 +13,7 @@ mod console_timezones;
 mod crash;
 mod event_log;
 mod harness;
+mod history;
 mod https;
 mod hub;
 mod input;

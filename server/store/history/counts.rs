@@ -1,5 +1,6 @@
-//! The numbers behind the console's charts: swipes counted in SQL per local hour or day of
-//! the site, folded into a weekday × hour grid (heatmaps) or a gap-free series (traffic).
+//! Swipe counts of the history layer: swipes counted in SQL per local hour or day of a
+//! site, folded into a weekday × hour grid (heatmaps) or a gap-free series (traffic).
+//! `store::history` exposes them with a reader's `ReadScope`; the console draws them.
 //!
 //! How it is counted, and why it stays fast with tens of millions of events:
 //!
@@ -38,7 +39,7 @@ const STEP_SECONDS: i64 = 15 * 60;
 
 /// Whose swipes a chart counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
+pub enum SwipesOf {
     /// Every door of the appliance.
     Site,
     Person(i64),
@@ -123,15 +124,15 @@ pub struct TrafficPoint {
 
 /// Swipes from `from` (inclusive) to `until` (exclusive) per local weekday and hour of the
 /// site's time zone `tz`.
-pub fn activity(
+pub(super) fn week_grid(
     conn: &mut DbConnection,
-    scope: Scope,
+    swipes: SwipesOf,
     from: DateTime<Utc>,
     until: DateTime<Utc>,
     tz: Tz,
 ) -> QueryResult<WeekGrid> {
     let spans = local_spans(from, until, tz, Bucket::Hour);
-    let counted = count_spans(conn, scope, &spans)?;
+    let counted = count_spans(conn, swipes, &spans)?;
     let mut grid = WeekGrid::default();
     for (span, (granted, denied)) in spans.iter().zip(counted) {
         let day = span.local_start.weekday().num_days_from_monday() as usize;
@@ -147,16 +148,16 @@ pub fn activity(
 
 /// Granted and denied swipes per local hour or day of a scope (a door, a site's doors, the
 /// whole site), with a point for every bucket of the window, empty ones included.
-pub fn traffic(
+pub(super) fn traffic(
     conn: &mut DbConnection,
-    scope: Scope,
+    swipes: SwipesOf,
     from: DateTime<Utc>,
     until: DateTime<Utc>,
     bucket: Bucket,
     tz: Tz,
 ) -> QueryResult<Vec<TrafficPoint>> {
     let spans = local_spans(from, until, tz, bucket);
-    let counted = count_spans(conn, scope, &spans)?;
+    let counted = count_spans(conn, swipes, &spans)?;
     Ok(spans
         .iter()
         .zip(counted)
@@ -282,7 +283,7 @@ const SQLITE_SITE: &str = "SELECT bucket, \
      FROM buckets WHERE bucket_stop IS NOT NULL";
 
 /// A scope's swipes in each bucket, given the condition that picks them (see
-/// [`scope_condition`]). Correlated subqueries fix the plan (the buckets outside, an index
+/// [`swipes_condition`]). Correlated subqueries fix the plan (the buckets outside, an index
 /// range inside) whatever statistics the planner has.
 fn sqlite_scoped(condition: &str) -> String {
     format!(
@@ -303,7 +304,7 @@ fn sqlite_scoped(condition: &str) -> String {
 /// narrow far more). Ids are written into the SQL as the integers they are (nothing to
 /// escape), since a list of doors has no fixed number of parameters. None for the whole
 /// site.
-fn scope_condition(scope: &Scope, unindexed: &str) -> Option<String> {
+fn swipes_condition(swipes: &SwipesOf, unindexed: &str) -> Option<String> {
     let list = |doors: &[i64]| {
         doors
             .iter()
@@ -318,12 +319,12 @@ fn scope_condition(scope: &Scope, unindexed: &str) -> Option<String> {
             format!("{column} IN ({})", list(doors))
         }
     };
-    Some(match scope {
-        Scope::Site => return None,
-        Scope::Person(id) => format!("person_id = {id}"),
-        Scope::Door(id) => format!("door_id = {id}"),
-        Scope::Doors(doors) => among("door_id", doors),
-        Scope::PersonAt {
+    Some(match swipes {
+        SwipesOf::Site => return None,
+        SwipesOf::Person(id) => format!("person_id = {id}"),
+        SwipesOf::Door(id) => format!("door_id = {id}"),
+        SwipesOf::Doors(doors) => among("door_id", doors),
+        SwipesOf::PersonAt {
             person,
             doors,
             except,
@@ -355,7 +356,7 @@ const POSTGRES_BUCKETS: &str = "WITH buckets AS (\
 #[cfg(feature = "postgres")]
 const POSTGRES_SITE: &str = " AND result IN ('granted', 'denied')) c WHERE bucket_stop IS NOT NULL";
 
-/// A scope's swipes in each bucket on PostgreSQL, given its [`scope_condition`].
+/// A scope's swipes in each bucket on PostgreSQL, given its [`swipes_condition`].
 #[cfg(feature = "postgres")]
 fn postgres_scoped(condition: &str) -> String {
     format!(
@@ -367,7 +368,7 @@ fn postgres_scoped(condition: &str) -> String {
 /// Granted and denied swipes in each span, in the spans' order.
 fn count_spans(
     conn: &mut DbConnection,
-    scope: Scope,
+    swipes: SwipesOf,
     spans: &[Span],
 ) -> QueryResult<Vec<(u32, u32)>> {
     use diesel::RunQueryDsl;
@@ -391,7 +392,7 @@ fn count_spans(
                 .collect();
             let json = serde_json::to_string(&texts)
                 .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-            let sql = match scope_condition(&scope, "+") {
+            let sql = match swipes_condition(&swipes, "+") {
                 None => format!("{SQLITE_BUCKETS} {SQLITE_SITE}"),
                 Some(condition) => format!("{SQLITE_BUCKETS} {}", sqlite_scoped(&condition)),
             };
@@ -400,7 +401,7 @@ fn count_spans(
         #[cfg(feature = "postgres")]
         DbConnection::Postgres(conn) => {
             use diesel::sql_types::{Array, Timestamp};
-            let sql = match scope_condition(&scope, "") {
+            let sql = match swipes_condition(&swipes, "") {
                 None => format!("{POSTGRES_BUCKETS}{POSTGRES_SITE}"),
                 Some(condition) => postgres_scoped(&condition),
             };
@@ -433,88 +434,13 @@ fn saturate(n: i64) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
     use chrono::TimeZone;
     use chrono_tz::Asia::Kolkata;
     use chrono_tz::Europe::Berlin;
-    use diesel::Connection;
-    use diesel::connection::SimpleConnection;
 
     use super::*;
     use crate::event_log::{EventKind, NewEvent, SeqMarks, write_batch};
-    use crate::store::{DbPool, migrate, open};
-
-    const POSTGRES_ENV: &str = "GATEHOUSE_TEST_POSTGRES_URL";
-    static DATABASES: AtomicUsize = AtomicUsize::new(0);
-
-    /// A fresh, migrated database; a PostgreSQL one is dropped when the test is done.
-    struct TestDb {
-        backend: &'static str,
-        pool: DbPool,
-        _dir: Option<tempfile::TempDir>,
-        /// The admin URL and the database's name, to drop it.
-        postgres: Option<(String, String)>,
-    }
-
-    impl Drop for TestDb {
-        fn drop(&mut self) {
-            if let Some((admin_url, name)) = &self.postgres
-                && let Ok(mut conn) = DbConnection::establish(admin_url)
-            {
-                let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-            }
-        }
-    }
-
-    /// SQLite always; PostgreSQL too when GATEHOUSE_TEST_POSTGRES_URL names a server.
-    fn databases() -> Vec<TestDb> {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/g.db", dir.path().display());
-        let pool = open(&url, 1).unwrap();
-        migrate(&mut pool.get().unwrap()).unwrap();
-        let mut dbs = vec![TestDb {
-            backend: "sqlite",
-            pool,
-            _dir: Some(dir),
-            postgres: None,
-        }];
-        match std::env::var(POSTGRES_ENV) {
-            Ok(admin_url) if cfg!(feature = "postgres") => {
-                let name = format!(
-                    "gatehouse_charts_{}_{}",
-                    std::process::id(),
-                    DATABASES.fetch_add(1, Ordering::SeqCst)
-                );
-                let mut admin = DbConnection::establish(&admin_url).unwrap();
-                // One statement per call: CREATE DATABASE refuses to run in a transaction.
-                admin
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .unwrap();
-                admin
-                    .batch_execute(&format!("CREATE DATABASE {name}"))
-                    .unwrap();
-                let base = admin_url
-                    .rsplit_once('/')
-                    .map_or(admin_url.as_str(), |(b, _)| b);
-                let pool = open(&format!("{base}/{name}"), 1).unwrap();
-                migrate(&mut pool.get().unwrap()).unwrap();
-                dbs.push(TestDb {
-                    backend: "postgres",
-                    pool,
-                    _dir: None,
-                    postgres: Some((admin_url, name)),
-                });
-            }
-            // Under CI (CI=true) every service must be there: skipping would let it pass
-            // without testing PostgreSQL (the rule of tests/integration/app.rs).
-            _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-                panic!("PostgreSQL not tested: set {POSTGRES_ENV} (CI=true: CI must test it)")
-            }
-            _ => eprintln!("skipping PostgreSQL: set {POSTGRES_ENV} to test it too"),
-        }
-        dbs
-    }
+    use crate::store::history::test_databases::databases;
 
     fn at(tz: Tz, y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
         tz.with_ymd_and_hms(y, mo, d, h, mi, 0)
@@ -572,9 +498,9 @@ mod tests {
                     swipe(utc(2026, 10, 25, 1, 30), Some(1), 10, "granted"),
                 ],
             );
-            let spring = activity(
+            let spring = week_grid(
                 conn,
-                Scope::Site,
+                SwipesOf::Site,
                 at(Berlin, 2026, 3, 23, 0, 0),
                 at(Berlin, 2026, 4, 6, 0, 0),
                 Berlin,
@@ -585,9 +511,9 @@ mod tests {
             assert_eq!((spring.max(), spring.total()), (2, 2), "{}", db.backend);
             assert_eq!(spring.busiest(), Some((TUESDAY, 9, 2)), "{}", db.backend);
 
-            let autumn = activity(
+            let autumn = week_grid(
                 conn,
-                Scope::Site,
+                SwipesOf::Site,
                 at(Berlin, 2026, 10, 19, 0, 0),
                 at(Berlin, 2026, 10, 26, 0, 0),
                 Berlin,
@@ -609,9 +535,9 @@ mod tests {
                     swipe(at(Kolkata, 2026, 11, 24, 8, 50), Some(1), 10, "granted"),
                 ],
             );
-            let grid = activity(
+            let grid = week_grid(
                 conn,
-                Scope::Site,
+                SwipesOf::Site,
                 at(Kolkata, 2026, 11, 23, 0, 0),
                 at(Kolkata, 2026, 11, 30, 0, 0),
                 Kolkata,
@@ -650,23 +576,23 @@ mod tests {
             );
             let (from, until) = (utc(2026, 11, 23, 0, 0), utc(2026, 11, 30, 0, 0));
             let total = |conn: &mut DbConnection, scope| {
-                activity(conn, scope, from, until, Berlin).unwrap().total()
+                week_grid(conn, scope, from, until, Berlin).unwrap().total()
             };
-            assert_eq!(total(conn, Scope::Site), 4, "{}", db.backend);
-            assert_eq!(total(conn, Scope::Person(1)), 2, "{}", db.backend);
-            assert_eq!(total(conn, Scope::Person(2)), 1, "{}", db.backend);
-            assert_eq!(total(conn, Scope::Person(3)), 0, "{}", db.backend);
-            assert_eq!(total(conn, Scope::Door(10)), 2, "{}", db.backend);
-            assert_eq!(total(conn, Scope::Door(20)), 2, "{}", db.backend);
-            let door_20 = activity(conn, Scope::Door(20), from, until, Berlin).unwrap();
+            assert_eq!(total(conn, SwipesOf::Site), 4, "{}", db.backend);
+            assert_eq!(total(conn, SwipesOf::Person(1)), 2, "{}", db.backend);
+            assert_eq!(total(conn, SwipesOf::Person(2)), 1, "{}", db.backend);
+            assert_eq!(total(conn, SwipesOf::Person(3)), 0, "{}", db.backend);
+            assert_eq!(total(conn, SwipesOf::Door(10)), 2, "{}", db.backend);
+            assert_eq!(total(conn, SwipesOf::Door(20)), 2, "{}", db.backend);
+            let door_20 = week_grid(conn, SwipesOf::Door(20), from, until, Berlin).unwrap();
             assert_eq!(door_20.denied[TUESDAY][9], 2, "{}", db.backend);
 
-            let site = traffic(conn, Scope::Site, from, until, Bucket::Day, Berlin).unwrap();
+            let site = traffic(conn, SwipesOf::Site, from, until, Bucket::Day, Berlin).unwrap();
             let sums = site
                 .iter()
                 .fold((0, 0), |(g, d), p| (g + p.granted, d + p.denied));
             assert_eq!(sums, (2, 2), "{}", db.backend);
-            let door = traffic(conn, Scope::Door(10), from, until, Bucket::Day, Berlin).unwrap();
+            let door = traffic(conn, SwipesOf::Door(10), from, until, Bucket::Day, Berlin).unwrap();
             let sums = door
                 .iter()
                 .fold((0, 0), |(g, d), p| (g + p.granted, d + p.denied));
@@ -697,22 +623,27 @@ mod tests {
             );
             let (from, until) = (utc(2026, 11, 23, 0, 0), utc(2026, 11, 30, 0, 0));
             let total = |conn: &mut DbConnection, scope| {
-                activity(conn, scope, from, until, Berlin).unwrap().total()
+                week_grid(conn, scope, from, until, Berlin).unwrap().total()
             };
-            let at = |doors: &[i64], except| Scope::PersonAt {
+            let at = |doors: &[i64], except| SwipesOf::PersonAt {
                 person: 1,
                 doors: doors.to_vec(),
                 except,
             };
-            assert_eq!(total(conn, Scope::Doors(vec![10, 20])), 3, "{}", db.backend);
-            assert_eq!(total(conn, Scope::Doors(vec![])), 0, "{}", db.backend);
+            assert_eq!(
+                total(conn, SwipesOf::Doors(vec![10, 20])),
+                3,
+                "{}",
+                db.backend
+            );
+            assert_eq!(total(conn, SwipesOf::Doors(vec![])), 0, "{}", db.backend);
             assert_eq!(total(conn, at(&[20, 30], false)), 2, "{}", db.backend);
             assert_eq!(total(conn, at(&[20, 30], true)), 2, "{}", db.backend);
             assert_eq!(total(conn, at(&[], false)), 0, "{}", db.backend);
             assert_eq!(total(conn, at(&[], true)), 4, "{}", db.backend);
             let site = traffic(
                 conn,
-                Scope::Doors(vec![20, 30]),
+                SwipesOf::Doors(vec![20, 30]),
                 from,
                 until,
                 Bucket::Day,
@@ -743,7 +674,7 @@ mod tests {
                     swipe(until, Some(1), 10, "granted"),
                 ],
             );
-            let grid = activity(conn, Scope::Person(1), from, until, Tz::UTC).unwrap();
+            let grid = week_grid(conn, SwipesOf::Person(1), from, until, Tz::UTC).unwrap();
             assert_eq!(
                 cells(&grid),
                 [(TUESDAY, 9, 1), (TUESDAY, 11, 1)],
@@ -751,7 +682,7 @@ mod tests {
                 db.backend
             );
             let points =
-                traffic(conn, Scope::Door(10), from, until, Bucket::Hour, Tz::UTC).unwrap();
+                traffic(conn, SwipesOf::Door(10), from, until, Bucket::Hour, Tz::UTC).unwrap();
             let counts: Vec<u32> = points.iter().map(|p| p.granted).collect();
             assert_eq!(counts, [1, 0, 1], "{}", db.backend);
             // Each point starts at its hour, the first too, though the window starts later.
@@ -774,7 +705,7 @@ mod tests {
             );
             let points = traffic(
                 conn,
-                Scope::Site,
+                SwipesOf::Site,
                 at(Berlin, 2026, 11, 23, 0, 0),
                 at(Berlin, 2026, 11, 28, 0, 0),
                 Bucket::Day,
@@ -809,7 +740,7 @@ mod tests {
             );
             let days = traffic(
                 conn,
-                Scope::Site,
+                SwipesOf::Site,
                 at(Berlin, 2026, 10, 24, 0, 0),
                 at(Berlin, 2026, 10, 27, 0, 0),
                 Bucket::Day,
@@ -829,7 +760,7 @@ mod tests {
             // From midnight to 04:00 local that night is five hours, 02:00 twice.
             let hours = traffic(
                 conn,
-                Scope::Site,
+                SwipesOf::Site,
                 at(Berlin, 2026, 10, 25, 0, 0),
                 at(Berlin, 2026, 10, 25, 4, 0),
                 Bucket::Hour,
@@ -867,7 +798,7 @@ mod tests {
                 &[swipe(until - TimeDelta::minutes(1), Some(1), 10, "granted")],
             );
             let from = until - TimeDelta::days(365);
-            let points = traffic(conn, Scope::Site, from, until, Bucket::Hour, Berlin).unwrap();
+            let points = traffic(conn, SwipesOf::Site, from, until, Bucket::Hour, Berlin).unwrap();
             assert_eq!(points.len(), MAX_BUCKETS, "{}", db.backend);
             assert_eq!(
                 points.last().map(|p| (p.start, p.granted)),
@@ -875,10 +806,10 @@ mod tests {
                 "{}",
                 db.backend
             );
-            let days = traffic(conn, Scope::Site, from, until, Bucket::Day, Berlin).unwrap();
+            let days = traffic(conn, SwipesOf::Site, from, until, Bucket::Day, Berlin).unwrap();
             assert_eq!(days.len(), 366, "{}", db.backend);
             assert_eq!(
-                activity(conn, Scope::Site, from, until, Berlin)
+                week_grid(conn, SwipesOf::Site, from, until, Berlin)
                     .unwrap()
                     .total(),
                 1
@@ -892,13 +823,13 @@ mod tests {
             let conn = &mut db.pool.get().unwrap();
             let t = utc(2026, 11, 24, 12, 0);
             assert_eq!(
-                activity(conn, Scope::Site, t, t, Berlin).unwrap(),
+                week_grid(conn, SwipesOf::Site, t, t, Berlin).unwrap(),
                 WeekGrid::default()
             );
             assert!(
                 traffic(
                     conn,
-                    Scope::Site,
+                    SwipesOf::Site,
                     t,
                     t - TimeDelta::hours(1),
                     Bucket::Day,
