@@ -664,6 +664,11 @@ pub fn changes(
     if let Some(seq) = after {
         q = q.filter(audit_log::seq.gt(seq));
     }
+    // In the chain's order. An entity's entries come from (entity, entity_id) and are
+    // sorted (a handful); everything else walks `seq` from the cursor. On SQLite a period
+    // is taken from the `at` index and its entries sorted for each chunk: the audit log is
+    // orders smaller than the event log, and `at` alone could not be a cursor (appends
+    // from two instances can carry times out of `seq` order).
     let read = q.order(audit_log::seq.asc()).limit(sql_limit(size));
     let rows = short_read(conn, |conn| Ok(read.load(conn)?))?;
     Ok(Chunk::of(rows, size, |row: &AuditRow| row.seq))

@@ -183,7 +183,7 @@ fn ids(rows: &[EventRow]) -> Vec<i64> {
 fn read_all(app: &TestApp, scope: ReadScope, query: &EventQuery, size: usize) -> Vec<EventRow> {
     let mut conn = app.db();
     let mut rows = Vec::new();
-    for chunk in history::event_chunks(&mut *conn, scope, query.clone(), size) {
+    for chunk in history::event_chunks(&mut conn, scope, query.clone(), size) {
         let chunk = chunk.unwrap();
         assert!(!chunk.is_empty() && chunk.len() <= size, "{}", chunk.len());
         rows.extend(chunk);
@@ -298,12 +298,12 @@ fn chunks_return_every_event_once_across_ties_on_time() {
         }
         // A cursor in the middle of a tie resumes inside it.
         let mut conn = site.app.db();
-        let first = history::events(&mut *conn, ADMIN, &query(EventsOf::All), None, 5).unwrap();
+        let first = history::events(&mut conn, ADMIN, &query(EventsOf::All), None, 5).unwrap();
         assert_eq!(ids(&first.rows), ids(&swipes[..5]), "{backend:?}");
         let cursor = first.next.unwrap();
         assert_eq!(cursor.id(), swipes[4].id);
         let rest =
-            history::events(&mut *conn, ADMIN, &query(EventsOf::All), Some(cursor), 100).unwrap();
+            history::events(&mut conn, ADMIN, &query(EventsOf::All), Some(cursor), 100).unwrap();
         assert_eq!(ids(&rest.rows), ids(&swipes[5..]), "{backend:?}");
         assert_eq!(rest.next, None, "a short chunk is the last");
     }
@@ -396,7 +396,7 @@ fn changes(app: &TestApp, scope: ReadScope, of: ChangesOf, size: usize) -> Vec<A
         of,
         period: Period::ALL,
     };
-    history::change_chunks(&mut *conn, scope, query, size)
+    history::change_chunks(&mut conn, scope, query, size)
         .flat_map(|chunk| chunk.unwrap())
         .collect()
 }
