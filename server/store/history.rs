@@ -147,6 +147,11 @@ pub struct EventCursor {
 }
 
 impl EventCursor {
+    /// A cursor kept from an earlier read (its `at` and `id`), to go on after it.
+    pub fn resume(at: DateTime<Utc>, id: i64) -> EventCursor {
+        EventCursor { at: stored(at), id }
+    }
+
     /// The cursor just after this event.
     pub fn after(event: &EventRow) -> EventCursor {
         EventCursor {

@@ -302,6 +302,11 @@ fn chunks_return_every_event_once_across_ties_on_time() {
         assert_eq!(ids(&first.rows), ids(&swipes[..5]), "{backend:?}");
         let cursor = first.next.unwrap();
         assert_eq!(cursor.id(), swipes[4].id);
+        // A cursor kept as its time and id (by a reader that stopped) resumes the same.
+        assert_eq!(
+            history::EventCursor::resume(cursor.at(), cursor.id()),
+            cursor
+        );
         let rest =
             history::events(&mut conn, ADMIN, &query(EventsOf::All), Some(cursor), 100).unwrap();
         assert_eq!(ids(&rest.rows), ids(&swipes[5..]), "{backend:?}");
