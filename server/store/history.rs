@@ -15,10 +15,11 @@
 //! (admin users, API tokens, sign-ins) are read by admins and auditors only, as only admins
 //! see the admin users and tokens themselves and an auditor's task is the whole log.
 //!
-//! Cursors are exact for the past. On PostgreSQL an event's `at` and `id` are taken before
-//! its batch commits, so a read that reaches the last second may pass a row that becomes
-//! visible later with a smaller (`at`, `id`); a reader that follows the log live reads up
-//! to a minute ago (as `event_log::DayTally` settles).
+//! Cursors are exact for the past. An event's `at` is its decision's time and becomes
+//! visible only when its batch commits (on PostgreSQL its `id` too is taken before), so a
+//! read that reaches the last seconds may pass a row that shows up later behind the cursor;
+//! a reader that follows the log live reads up to a minute ago (as `event_log::DayTally`
+//! settles).
 
 mod counts;
 
