@@ -64,8 +64,8 @@ impl Default for ReadersConfig {
 
 impl ReadersConfig {
     /// The PIN lockout these settings ask for.
-    pub fn pin_lockout(&self) -> crate::pin_lockout::LockoutPolicy {
-        crate::pin_lockout::LockoutPolicy {
+    pub fn pin_lockout(&self) -> crate::readers::pin_lockout::LockoutPolicy {
+        crate::readers::pin_lockout::LockoutPolicy {
             attempts: self.pin_attempts,
             block_for: chrono::TimeDelta::minutes(i64::from(self.pin_lockout_minutes)),
         }

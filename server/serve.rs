@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::event_log::{BatchPolicy, EventLog};
-use crate::hub::Hub;
+use crate::readers::hub::Hub;
 use crate::live::LivePolicy;
 use crate::web::{AppState, routes};
 
@@ -98,8 +98,8 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
     let hub =
         Hub::new(live.clone(), log.clone(), clock).with_pin_lockout(config.readers.pin_lockout());
     let console_hub = hub.clone();
-    let mqtt = crate::reader_mqtt::start(&config.mqtt, live.clone(), hub.clone())?;
-    crate::reader_modbus::start(
+    let mqtt = crate::readers::mqtt::start(&config.mqtt, live.clone(), hub.clone())?;
+    crate::readers::modbus::start(
         &config.modbus,
         allowed_networks.clone(),
         live.clone(),

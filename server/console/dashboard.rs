@@ -178,7 +178,7 @@ const ALARMS_SHOWN: i64 = 20;
 async fn alarms_panel(state: &AppState, chrome: &Chrome) -> Result<AlarmsPanel, PageError> {
     let now = state.clock.now();
     let rows = state
-        .read(move |conn| Ok(crate::alarms::open(conn, now, ALARMS_SHOWN)?))
+        .read(move |conn| Ok(crate::readers::alarms::open(conn, now, ALARMS_SHOWN)?))
         .await?;
     let snapshot = state.live.snapshot();
     Ok(AlarmsPanel {
@@ -325,7 +325,7 @@ pub async fn acknowledge(
     state
         .write(move |conn| {
             let ctx = crate::entities::ChangeContext { actor: &actor, now };
-            Ok(crate::alarms::acknowledge(conn, &ids, &ctx)?)
+            Ok(crate::readers::alarms::acknowledge(conn, &ids, &ctx)?)
         })
         .await?;
     Ok(super::see_other("/"))

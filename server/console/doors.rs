@@ -16,7 +16,7 @@ use crate::entities::readers::{ReaderFilter, ReaderInput, ReaderView, Readers};
 use crate::entities::sites::{SiteView, Sites};
 use crate::entities::zones::Zones;
 use crate::entities::{self, Entity, FieldErrors, Page};
-use crate::reader_health::ReaderHealth;
+use crate::readers::health::ReaderHealth;
 use crate::web::AppState;
 use crate::web::error::ApiError;
 
@@ -488,7 +488,7 @@ pub async fn unlock(
         .unlock_for(id, chrono::Duration::seconds(seconds), &actor)
         .await
         .map_err(|e| match e {
-            crate::hub::UnlockError::Log(e) => PageError::Internal(e.to_string()),
+            crate::readers::hub::UnlockError::Log(e) => PageError::Internal(e.to_string()),
             refused => PageError::Conflict(format!("{}: {refused}.", door.name)),
         })?;
     let now = state.clock.now();

@@ -47,11 +47,11 @@ pub struct AppState {
     /// The event log, for the event stream.
     pub events: crate::event_log::EventLog,
     /// The readers' health, as the hub sees it.
-    pub health: crate::reader_health::HealthBoard,
+    pub health: crate::readers::health::HealthBoard,
     /// What the doors are doing, as the hub sees it.
-    pub doors: Arc<Mutex<crate::door_state::DoorStates>>,
+    pub doors: Arc<Mutex<crate::readers::door_state::DoorStates>>,
     /// The hub, for what the console sends readers (a momentary unlock).
-    pub hub: crate::hub::Hub,
+    pub hub: crate::readers::hub::Hub,
     /// Today's counts on the dashboard, kept between loads.
     pub day_tally: Arc<crate::event_log::DayTally>,
     /// Serialises admin write transactions in this process: SQLite allows one writer, and
@@ -66,7 +66,7 @@ impl AppState {
         live: Arc<LivePolicy>,
         clock: Clock,
         events: crate::event_log::EventLog,
-        hub: crate::hub::Hub,
+        hub: crate::readers::hub::Hub,
         trusted_proxies: client_addr::TrustedProxies,
     ) -> AppState {
         let sessions = crate::console::session::Sessions::new(

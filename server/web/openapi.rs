@@ -159,7 +159,7 @@ fn entity<E: Entity>(doc: &mut DocBuilder) {
 
 /// The event log, its live stream, and the readers' health.
 fn event_paths(doc: &mut DocBuilder) {
-    let health = doc.schema_ref::<crate::reader_health::ReaderHealth>();
+    let health = doc.schema_ref::<crate::readers::health::ReaderHealth>();
     doc.route(
         "/api/v1/readers/health",
         HttpMethod::Get,

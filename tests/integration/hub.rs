@@ -4,7 +4,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use gatehouse::clock::Clock;
 use gatehouse::event_log::{BatchPolicy, EventLog};
-use gatehouse::hub::Hub;
+use gatehouse::readers::hub::Hub;
 use gatehouse_drivers::message::{Command, DenyCode, ErrorCode, seal, verify_command};
 use serde_json::json;
 
@@ -48,7 +48,7 @@ impl Rig {
     }
 
     fn send_payload(&self, reader: &str, payload: &[u8]) -> Option<Command> {
-        let reply = self.runtime.block_on(self.hub.handle(reader, payload))?;
+        let reply = self.runtime.block_on(self.hub.handle_mqtt(reader, payload))?;
         assert_eq!(reply.reader_id, reader);
         // What the reader does: verify the signed payload before acting on it.
         let wire = self.hub.encode(&reply).unwrap();
@@ -135,7 +135,7 @@ fn denials_reach_the_reader_with_their_code() {
     // Sunday: outside business hours.
     let sunday = monday_morning() - TimeDelta::days(1);
     let rig = Rig::new(app, sunday);
-    let reply = rig.runtime.block_on(rig.hub.handle(
+    let reply = rig.runtime.block_on(rig.hub.handle_mqtt(
         "main-in",
         &seal(
             "main-in",
@@ -156,7 +156,7 @@ fn denials_reach_the_reader_with_their_code() {
         json!({"employee_id": "E1", "name": "Ada Lovelace", "status": "suspended"}),
     );
     assert_eq!(r.status, 200);
-    let reply = rig.runtime.block_on(rig.hub.handle(
+    let reply = rig.runtime.block_on(rig.hub.handle_mqtt(
         "main-in",
         &seal(
             "main-in",
@@ -196,7 +196,7 @@ fn bad_input_is_a_reader_fault_and_changes_nothing_else() {
     );
     assert_eq!(rig.send("main-in", &huge), None);
     // A stranger publishing as an unregistered reader gets nothing.
-    let stranger = rig.runtime.block_on(rig.hub.handle(
+    let stranger = rig.runtime.block_on(rig.hub.handle_mqtt(
         "intruder/../x",
         br#"{"type":"rex","seq":1,"ts":"2026-11-23T09:00:00Z"}"#,
     ));
@@ -328,7 +328,7 @@ fn a_reader_that_must_sign_cannot_be_impersonated() {
     // And B's answers are signed with B's key, so they cannot open A's door.
     let b_reply = rig
         .hub
-        .encode(&gatehouse::hub::Reply {
+        .encode(&gatehouse::readers::hub::Reply {
             reader_id: "side-in".into(),
             command: Command::Grant {
                 reference: 1,

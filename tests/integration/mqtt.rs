@@ -1392,7 +1392,7 @@ fn wrong_pins_in_a_row_block_the_card_until_the_block_ends_on(backend: Backend) 
     assert_eq!(lockouts.len(), 1, "{lockouts:?}");
     assert_eq!(lockouts[0].person_id, Some(site.f.person));
     assert_eq!(lockouts[0].door_id, Some(site.f.server_door));
-    let open = gatehouse::alarms::open(&mut site.app.db(), chrono::Utc::now() + shift.ahead(), 10)
+    let open = gatehouse::readers::alarms::open(&mut site.app.db(), chrono::Utc::now() + shift.ahead(), 10)
         .unwrap();
     assert!(open.iter().any(|e| e.kind == "pin_lockout"), "{open:?}");
     let listed = site.app.get("/api/v1/events?kind=pin_lockout");

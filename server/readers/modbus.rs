@@ -11,7 +11,7 @@ use gatehouse_drivers::networks::Networks;
 use tokio::sync::oneshot;
 
 use crate::config::ModbusConfig;
-use crate::hub::Hub;
+use crate::readers::hub::Hub;
 use crate::live::LivePolicy;
 use crate::store::DbPool;
 use crate::store::load::ReaderWire;
