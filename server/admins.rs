@@ -7,7 +7,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::audit::{self, AuditEntry};
+use crate::store::audit::{self, AuditEntry};
 use crate::entities::{ChangeContext, ChangeError, FieldErrors, Page, like_pattern, lower, utc};
 use crate::secret::{constant_time_eq, digest_hex, hash_secret};
 use crate::store::DbConnection;

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
 use crate::admins;
-use crate::audit;
+use crate::store::audit;
 use crate::clock::Clock;
 use crate::config::{self, Config};
 use crate::entities::ChangeContext;

@@ -3,13 +3,11 @@
 
 pub mod admins;
 pub mod appliance_key;
-pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod console;
 pub mod entities;
-pub mod event_log;
 pub mod explain;
 pub mod input;
 pub mod live;

@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::event_log::{BatchPolicy, EventLog};
+use crate::store::event_log::{BatchPolicy, EventLog};
 use crate::readers::hub::Hub;
 use crate::live::LivePolicy;
 use crate::web::{AppState, routes};
@@ -244,14 +244,14 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
     tokio::spawn(async move {
         // The head goes to the log, outside the database, whenever it changes and daily:
         // what an auditor gives `audit verify --expect-head` later.
-        let mut heads = crate::audit::HeadAnchor::default();
+        let mut heads = crate::store::audit::HeadAnchor::default();
         let mut tick = tokio::time::interval(FOLLOW_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             let db = anchor.db.clone();
             let head = tokio::task::spawn_blocking(move || {
-                crate::audit::head(&mut *db.get().ok()?).ok().flatten()
+                crate::store::audit::head(&mut *db.get().ok()?).ok().flatten()
             })
             .await
             .ok()
@@ -271,7 +271,7 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
                 let db = sweeper.db.clone();
                 let swept = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
                     let mut conn = db.get()?;
-                    Ok(crate::event_log::delete_before(&mut conn, cutoff)?)
+                    Ok(crate::store::event_log::delete_before(&mut conn, cutoff)?)
                 })
                 .await;
                 match swept {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use chrono::{DateTime, Utc};
-use gatehouse::event_log::{EventKind, NewEvent};
+use gatehouse::store::event_log::{EventKind, NewEvent};
 use gatehouse::readers::health::HealthBoard;
 
 /// A multi-threaded runtime whose threads are named `name` (see `measure::thread_cpu`).

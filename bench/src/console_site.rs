@@ -17,7 +17,7 @@ use chrono::{DateTime, NaiveDateTime, SubsecRound, TimeDelta, Utc};
 use diesel::prelude::*;
 use gatehouse::admins::{self, AdminInput};
 use gatehouse::entities::ChangeContext;
-use gatehouse::event_log::{EventKind, NewEvent};
+use gatehouse::store::event_log::{EventKind, NewEvent};
 use gatehouse::store::schema::{access_levels, credentials, entitlements, events, people, readers};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

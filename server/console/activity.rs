@@ -442,7 +442,7 @@ mod tests {
     use diesel::connection::SimpleConnection;
 
     use super::*;
-    use crate::event_log::{EventKind, NewEvent, SeqMarks, write_batch};
+    use crate::store::event_log::{EventKind, NewEvent, SeqMarks, write_batch};
     use crate::store::{DbPool, migrate, open};
 
     const POSTGRES_ENV: &str = "GATEHOUSE_TEST_POSTGRES_URL";

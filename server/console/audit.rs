@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::session::Viewer;
 use super::{Chrome, PageError, Section, page};
-use crate::audit::{self, ChainReport};
+use crate::store::audit::{self, ChainReport};
 use crate::entities::utc;
 use crate::web::AppState;
 

@@ -13,7 +13,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::session::Viewer;
 use super::site_clock::{DATE_TIME, TIME_OF_DAY, on_clock};
 use super::{Chrome, PageError, Section, page};
-use crate::event_log::{EventFilter, recent};
+use crate::store::event_log::{EventFilter, recent};
 use crate::policy::Snapshot;
 use crate::web::AppState;
 use crate::web::event_routes::EventView;
@@ -357,7 +357,7 @@ fn feed_tick() -> Duration {
 /// What a live feed holds while it is open: the event subscription, and the session it was
 /// opened on, which it must not outlive.
 struct FeedWatch {
-    receiver: tokio::sync::broadcast::Receiver<std::sync::Arc<crate::event_log::Recorded>>,
+    receiver: tokio::sync::broadcast::Receiver<std::sync::Arc<crate::store::event_log::Recorded>>,
     state: web::Data<AppState>,
     /// The session cookie the feed was opened with.
     secret: String,

@@ -494,9 +494,9 @@ pub async fn unlock(
     let now = state.clock.now();
     state
         .write(move |conn| {
-            crate::audit::append(
+            crate::store::audit::append(
                 conn,
-                &crate::audit::AuditEntry {
+                &crate::store::audit::AuditEntry {
                     actor: &actor,
                     action: "unlock",
                     entity: "door",

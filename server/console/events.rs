@@ -13,7 +13,7 @@ use super::people::end_of_day;
 use super::session::Viewer;
 use super::{Chrome, PageError, Problems, Section, page, page_with_status};
 use crate::entities::FieldErrors;
-use crate::event_log::{EventFilter, EventKind, recent};
+use crate::store::event_log::{EventFilter, EventKind, recent};
 use crate::policy::Snapshot;
 use crate::web::AppState;
 use crate::web::event_routes::EventView;

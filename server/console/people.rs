@@ -21,7 +21,7 @@ use crate::entities::entitlements::{
 use crate::entities::levels::{LevelFilter, Levels};
 use crate::entities::people::{People, PersonFilter, PersonInput, PersonView};
 use crate::entities::{self, ChangeContext, ChangeError, Entity, FieldErrors, Page};
-use crate::event_log::{EventFilter, recent};
+use crate::store::event_log::{EventFilter, recent};
 use crate::policy::{PeopleQuery, PersonStatus, Snapshot};
 use crate::web::AppState;
 use crate::web::error::ApiError;

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::session::{self, Sessions, session_cookie};
 use super::{PageError, page_with_status, see_other};
 use crate::admins::{self, AdminInput, Role};
-use crate::audit::{self, AuditEntry};
+use crate::store::audit::{self, AuditEntry};
 use crate::config::Config;
 use crate::entities::{ChangeContext, ChangeError};
 use crate::secret::constant_time_eq;

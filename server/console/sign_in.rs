@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::session::{self, Posted, SESSION_COOKIE, Sessions, Viewer, session_cookie};
 use super::{PageError, page_with_status, see_other};
 use crate::admins::{self, SignIn};
-use crate::audit::{self, AuditEntry};
+use crate::store::audit::{self, AuditEntry};
 use crate::secret::{Lane, SecretError};
 use crate::web::AppState;
 use crate::web::client_addr::client_addr;

@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::audit::{self, AuditEntry};
+use crate::store::audit::{self, AuditEntry};
 use crate::store::DbConnection;
 
 /// Per-field validation messages, keyed by the field's name in the input.

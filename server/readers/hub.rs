@@ -12,7 +12,7 @@ use gatehouse_drivers::message::{
 
 use crate::clock::Clock;
 use crate::readers::door_state::{Alarm, DoorStates};
-use crate::event_log::{Appended, EventKind, EventLog, LogError, NewEvent, stored_seq};
+use crate::store::event_log::{Appended, EventKind, EventLog, LogError, NewEvent, stored_seq};
 use crate::readers::fault_budget::{Admission, FaultBudget, IN_ALL, PER_READER, Suppressed};
 use crate::live::LivePolicy;
 use crate::readers::pin_lockout::{self, LockoutPolicy, PinLockout, PinResult};

@@ -9,7 +9,7 @@ use super::AppState;
 use super::auth::Authenticated;
 use super::error::{ApiError, parse_json};
 use crate::admins::{self, AdminInput};
-use crate::audit;
+use crate::store::audit;
 use crate::entities::{ChangeContext, Page, utc};
 
 pub async fn list_admins(

@@ -45,7 +45,7 @@ pub struct AppState {
     /// Console sign-in sessions.
     pub sessions: crate::console::session::Sessions,
     /// The event log, for the event stream.
-    pub events: crate::event_log::EventLog,
+    pub events: crate::store::event_log::EventLog,
     /// The readers' health, as the hub sees it.
     pub health: crate::readers::health::HealthBoard,
     /// What the doors are doing, as the hub sees it.
@@ -53,7 +53,7 @@ pub struct AppState {
     /// The hub, for what the console sends readers (a momentary unlock).
     pub hub: crate::readers::hub::Hub,
     /// Today's counts on the dashboard, kept between loads.
-    pub day_tally: Arc<crate::event_log::DayTally>,
+    pub day_tally: Arc<crate::store::event_log::DayTally>,
     /// Serialises admin write transactions in this process: SQLite allows one writer, and
     /// the audit chain needs its entries appended one after another.
     write_lock: Arc<Mutex<()>>,
@@ -65,7 +65,7 @@ impl AppState {
         db: DbPool,
         live: Arc<LivePolicy>,
         clock: Clock,
-        events: crate::event_log::EventLog,
+        events: crate::store::event_log::EventLog,
         hub: crate::readers::hub::Hub,
         trusted_proxies: client_addr::TrustedProxies,
     ) -> AppState {

@@ -207,7 +207,7 @@ fn event_paths(doc: &mut DocBuilder) {
 fn admin_paths(doc: &mut DocBuilder) {
     use super::admin_routes::{AuditEntryView, AuditFilter, TokenRequest};
     use crate::admins::{AdminInput, AdminView, IssuedToken, TokenView};
-    use crate::audit::ChainReport;
+    use crate::store::audit::ChainReport;
     let admin = doc.schema_ref::<AdminView>();
     let admin_input = doc.schema_ref::<AdminInput>();
     let token = doc.schema_ref::<TokenView>();

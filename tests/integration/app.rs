@@ -441,11 +441,11 @@ impl TestApp {
 
     /// The newest recorded events of one kind (all kinds with None), newest first.
     pub fn events(&self, kind: Option<&str>) -> Vec<gatehouse::store::rows::EventRow> {
-        let filter = gatehouse::event_log::EventFilter {
+        let filter = gatehouse::store::event_log::EventFilter {
             kind: kind.map(str::to_owned),
             ..Default::default()
         };
-        gatehouse::event_log::recent(&mut self.db(), &filter, 1000).unwrap()
+        gatehouse::store::event_log::recent(&mut self.db(), &filter, 1000).unwrap()
     }
 
     /// Makes a reader a legacy one (bare v1 events) that must sign its events with the v1

@@ -3,7 +3,7 @@
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use gatehouse::audit;
+use gatehouse::store::audit;
 use gatehouse::store::rows::AuditRow;
 use gatehouse::store::schema::audit_log;
 use serde_json::json;

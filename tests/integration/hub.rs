@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use gatehouse::clock::Clock;
-use gatehouse::event_log::{BatchPolicy, EventLog};
+use gatehouse::store::event_log::{BatchPolicy, EventLog};
 use gatehouse::readers::hub::Hub;
 use gatehouse_drivers::message::{Command, DenyCode, ErrorCode, seal, verify_command};
 use serde_json::json;
@@ -609,7 +609,7 @@ fn the_largest_seq_is_accepted() {
         let swipes = rig.app.events(Some("swipe"));
         assert_eq!(swipes.len(), 1);
         assert_eq!(
-            swipes[0].seq.map(gatehouse::event_log::reader_seq),
+            swipes[0].seq.map(gatehouse::store::event_log::reader_seq),
             Some(top)
         );
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use gatehouse::clock::{Clock, ClockShift};
 use gatehouse::config::{BrokerChoice, MqttConfig};
-use gatehouse::event_log::EventFilter;
+use gatehouse::store::event_log::EventFilter;
 use gatehouse_drivers::message::{Command, DenyCode, ErrorCode, EventBody, WireCredential};
 use gatehouse_drivers::mqtt::ClientTls;
 use gatehouse_drivers::sim::{ScaledClock, SimReader, SimSettings};
@@ -191,7 +191,7 @@ fn a_swipe_over_mqtt_opens_the_door_once() {
         let again = site.runtime.block_on(async {
             // Same seq and the original's time: a true resend.
             let rows =
-                gatehouse::event_log::recent(&mut site.app.db(), &EventFilter::default(), 10)
+                gatehouse::store::event_log::recent(&mut site.app.db(), &EventFilter::default(), 10)
                     .unwrap();
             let ts = rows[0].reader_ts.unwrap().and_utc();
             reader.resend(seq, &body, ts).await.unwrap();

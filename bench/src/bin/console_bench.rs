@@ -20,7 +20,7 @@ use chrono_tz::Tz;
 use clap::{Parser, Subcommand};
 use diesel::prelude::*;
 use gatehouse::entities::people::People;
-use gatehouse::event_log::{DayTally, EventFilter, counts_since, recent};
+use gatehouse::store::event_log::{DayTally, EventFilter, counts_since, recent};
 use gatehouse::policy::{PeopleQuery, Snapshot};
 use gatehouse::store::DbConnection;
 use gatehouse::store::load::load_policy;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::Parser;
-use gatehouse::event_log::{BatchPolicy, EventFilter, EventLog, NewEvent, recent};
+use gatehouse::store::event_log::{BatchPolicy, EventFilter, EventLog, NewEvent, recent};
 use gatehouse::store::checkpoint::WalStats;
 use gatehouse_bench::appliance::recorded_swipe;
 use gatehouse_bench::event_rows::{Checkpoints, fresh_database, raw_insert};

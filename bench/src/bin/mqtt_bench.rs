@@ -28,7 +28,7 @@ use diesel::prelude::*;
 use gatehouse::clock::Clock;
 use gatehouse::config::{BrokerChoice, Config, MqttConfig};
 use gatehouse::entities::ChangeContext;
-use gatehouse::event_log::{BatchPolicy, EventInsert, EventLog, NewEvent};
+use gatehouse::store::event_log::{BatchPolicy, EventInsert, EventLog, NewEvent};
 use gatehouse::store::schema::events;
 use gatehouse_bench::appliance::{recorded_swipe, runtime, wait_online};
 use gatehouse_bench::measure::{
