@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
-use crate::admins;
+use crate::identity::admins;
 use crate::store::audit;
 use crate::clock::Clock;
 use crate::config::{self, Config};
@@ -243,7 +243,7 @@ pub fn open_database(config: &Config) -> Result<DbPool> {
         tracing::info!(migration = %name, "applied migration");
     }
     let keyed = audit::is_keyed(&mut conn)?;
-    crate::appliance_key::install_from(&config.data_dir, !keyed)?;
+    crate::identity::appliance_key::install_from(&config.data_dir, !keyed)?;
     Ok(pool)
 }
 
@@ -264,7 +264,7 @@ pub fn prepare_data_dir(data_dir: &Path) -> Result<()> {
             data_dir.display()
         )
     })?;
-    if let Some(mode) = crate::appliance_key::others_may_access(data_dir) {
+    if let Some(mode) = crate::identity::appliance_key::others_may_access(data_dir) {
         tracing::warn!(
             "the data folder {} may be entered by other users (mode {mode:o}), and it holds \
              reader secrets and the appliance key; run `chmod 700 {}`",

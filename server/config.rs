@@ -774,7 +774,7 @@ impl Config {
         .into_iter()
         .filter(|(_, path)| !path.as_os_str().is_empty())
         .filter_map(|(setting, path)| {
-            crate::appliance_key::others_may_access(path).map(|mode| {
+            crate::identity::appliance_key::others_may_access(path).map(|mode| {
                 format!(
                     "{setting} {} is readable by other users (mode {mode:o}); it is a \
                          private key: run `chmod 600 {}`",

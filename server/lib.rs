@@ -1,19 +1,17 @@
 //! Gatehouse, an on-prem physical access control appliance.
 //! ARCHITECTURE.md walks through the modules; this file only lists them.
 
-pub mod admins;
-pub mod appliance_key;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod console;
 pub mod entities;
 pub mod explain;
+pub mod identity;
 pub mod input;
 pub mod live;
 pub mod policy;
 pub mod readers;
-pub mod secret;
 pub mod serve;
 pub mod simulate;
 pub mod site_file;

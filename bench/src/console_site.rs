@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, NaiveDateTime, SubsecRound, TimeDelta, Utc};
 use diesel::prelude::*;
-use gatehouse::admins::{self, AdminInput};
+use gatehouse::identity::admins::{self, AdminInput};
 use gatehouse::entities::ChangeContext;
 use gatehouse::store::event_log::{EventKind, NewEvent};
 use gatehouse::store::schema::{access_levels, credentials, entitlements, events, people, readers};

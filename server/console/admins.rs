@@ -11,7 +11,7 @@ use super::listing::{ListQuery, Paged};
 use super::people::end_of_day;
 use super::session::{Posted, Viewer};
 use super::{Chrome, PageError, Problems, Section, page_with_status, see_other};
-use crate::admins::{self, AdminInput, AdminView, IssuedToken, TokenView};
+use crate::identity::admins::{self, AdminInput, AdminView, IssuedToken, TokenView};
 use crate::entities::{ChangeContext, ChangeError, FieldErrors};
 use crate::web::AppState;
 use crate::web::error::ApiError;

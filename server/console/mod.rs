@@ -29,7 +29,7 @@ use askama::Template;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use crate::admins::Role;
+use crate::identity::admins::Role;
 use crate::entities::{ChangeError, FieldErrors};
 use crate::web::AppState;
 use crate::web::error::ApiError;

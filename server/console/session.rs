@@ -16,9 +16,9 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use super::PageError;
-use crate::admins::{Identity, Role};
+use crate::identity::admins::{Identity, Role};
 use crate::entities::{ChangeContext, utc};
-use crate::secret::constant_time_eq;
+use crate::identity::secret::constant_time_eq;
 use crate::store::DbConnection;
 use crate::store::schema::{admin_sessions, admin_users};
 use crate::web::AppState;
@@ -682,7 +682,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Posted<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admins::{AdminInput, create_admin};
+    use crate::identity::admins::{AdminInput, create_admin};
 
     fn db() -> (tempfile::TempDir, crate::store::DbPool) {
         let dir = tempfile::tempdir().unwrap();

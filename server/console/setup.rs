@@ -11,11 +11,11 @@ use serde::Deserialize;
 
 use super::session::{self, Sessions, session_cookie};
 use super::{PageError, page_with_status, see_other};
-use crate::admins::{self, AdminInput, Role};
+use crate::identity::admins::{self, AdminInput, Role};
 use crate::store::audit::{self, AuditEntry};
 use crate::config::Config;
 use crate::entities::{ChangeContext, ChangeError};
-use crate::secret::constant_time_eq;
+use crate::identity::secret::constant_time_eq;
 use crate::store::DbPool;
 use crate::web::AppState;
 use crate::web::error::ApiError;

@@ -10,9 +10,9 @@ use serde::Deserialize;
 
 use super::session::{self, Posted, SESSION_COOKIE, Sessions, Viewer, session_cookie};
 use super::{PageError, page_with_status, see_other};
-use crate::admins::{self, SignIn};
+use crate::identity::admins::{self, SignIn};
 use crate::store::audit::{self, AuditEntry};
-use crate::secret::{Lane, SecretError};
+use crate::identity::secret::{Lane, SecretError};
 use crate::web::AppState;
 use crate::web::client_addr::client_addr;
 use crate::web::error::ApiError;
@@ -159,9 +159,9 @@ pub async fn submit(
     let check = {
         let subject = subject.clone();
         let password = form.password.clone();
-        crate::secret::pool()
+        crate::identity::secret::pool()
             .run(Lane::General, move || {
-                crate::secret::verify_secret(subject.hash_to_check(), &password)
+                crate::identity::secret::verify_secret(subject.hash_to_check(), &password)
             })
             .await
     };

@@ -380,7 +380,7 @@ impl Entity for Readers {
             .first(conn)
             .optional()?;
         match stored {
-            Some(stored) if crate::secret::constant_time_eq(&stored, given) => {
+            Some(stored) if crate::identity::secret::constant_time_eq(&stored, given) => {
                 input.secret = None;
                 Ok(Vec::new())
             }

@@ -511,8 +511,8 @@ impl Hub {
             Some(pin) if blocked.is_none() => {
                 let (live, reader, pin) = (self.live.clone(), reader_id.to_owned(), pin.to_owned());
                 let key = key.clone();
-                crate::secret::pool()
-                    .run(crate::secret::Lane::Door, move || {
+                crate::identity::secret::pool()
+                    .run(crate::identity::secret::Lane::Door, move || {
                         decide_now(&live, &reader, &key, Some(&pin), now).map_err(|e| e.to_string())
                     })
                     .await

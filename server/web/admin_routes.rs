@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::auth::Authenticated;
 use super::error::{ApiError, parse_json};
-use crate::admins::{self, AdminInput};
+use crate::identity::admins::{self, AdminInput};
 use crate::store::audit;
 use crate::entities::{ChangeContext, Page, utc};
 

@@ -206,7 +206,7 @@ fn event_paths(doc: &mut DocBuilder) {
 /// Admin users, tokens and the audit log.
 fn admin_paths(doc: &mut DocBuilder) {
     use super::admin_routes::{AuditEntryView, AuditFilter, TokenRequest};
-    use crate::admins::{AdminInput, AdminView, IssuedToken, TokenView};
+    use crate::identity::admins::{AdminInput, AdminView, IssuedToken, TokenView};
     use crate::store::audit::ChainReport;
     let admin = doc.schema_ref::<AdminView>();
     let admin_input = doc.schema_ref::<AdminInput>();

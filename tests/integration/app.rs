@@ -10,7 +10,7 @@ use actix_web::web;
 use chrono::Utc;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use gatehouse::admins::{self, AdminInput};
+use gatehouse::identity::admins::{self, AdminInput};
 use gatehouse::clock::Clock;
 use gatehouse::config::Config;
 use gatehouse::entities::ChangeContext;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::Utc;
-use gatehouse::admins::{self, AdminInput};
+use gatehouse::identity::admins::{self, AdminInput};
 use gatehouse::entities::ChangeContext;
 use gatehouse::store::event_log::{EventKind, NewEvent};
 use serde_json::json;

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use crate::store::audit::{self, AuditEntry};
 use crate::entities::{ChangeContext, ChangeError, FieldErrors, Page, like_pattern, lower, utc};
-use crate::secret::{constant_time_eq, digest_hex, hash_secret};
+use crate::identity::secret::{constant_time_eq, digest_hex, hash_secret};
 use crate::store::DbConnection;
 use crate::store::rows::{AdminUserRow, ApiTokenRow};
 use crate::store::schema::{admin_users, api_tokens};
