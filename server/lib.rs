@@ -13,7 +13,6 @@ pub mod live;
 pub mod policy;
 pub mod readers;
 pub mod serve;
-pub mod simulate;
 pub mod site_file;
 pub mod store;
 pub mod web;

@@ -1,6 +1,8 @@
 //! The command line: one binary with subcommands for installers and operators. Startup and
 //! CLI errors are `anyhow` errors with context that says what to do.
 
+pub mod simulate;
+
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -105,7 +107,7 @@ pub struct SimulateArgs {
     /// Which readers: all, mqtt, or modbus (simulated devices listen on the addresses the
     /// readers are registered with, so those must be addresses of this machine).
     #[arg(long, value_enum, default_value = "all")]
-    pub protocol: crate::simulate::Protocols,
+    pub protocol: crate::cli::simulate::Protocols,
     /// How many swipes in all.
     #[arg(long, default_value_t = 200)]
     pub swipes: usize,
@@ -350,10 +352,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let pool = open_database(&config)?;
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            runtime.block_on(crate::simulate::run(
+            runtime.block_on(crate::cli::simulate::run(
                 &config,
                 &pool,
-                crate::simulate::SimulateOptions {
+                crate::cli::simulate::SimulateOptions {
                     readers: args.readers.max(1),
                     swipes: args.swipes,
                     rate: args.rate,
@@ -363,14 +365,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     sign_events: args.sign,
                     seed: args.seed,
                     one_swipe: match (args.reader, args.card) {
-                        (Some(reader_id), Some(card)) => Some(crate::simulate::OneSwipe {
+                        (Some(reader_id), Some(card)) => Some(crate::cli::simulate::OneSwipe {
                             reader_id,
                             card,
                             pin: args.pin,
                         }),
                         _ => None,
                     },
-                    day: args.day.map(|date| crate::simulate::DayOptions {
+                    day: args.day.map(|date| crate::cli::simulate::DayOptions {
                         date,
                         from: args.from,
                         to: args.to,
