@@ -1,6 +1,7 @@
 //! Gatehouse, an on-prem physical access control appliance.
 //! ARCHITECTURE.md walks through the modules; this file only lists them.
 
+pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -9,10 +10,8 @@ pub mod entities;
 pub mod explain;
 pub mod identity;
 pub mod input;
-pub mod live;
 pub mod policy;
 pub mod readers;
-pub mod serve;
 pub mod site_file;
 pub mod store;
 pub mod web;

@@ -16,7 +16,8 @@ use crate::store::audit;
 use crate::clock::Clock;
 use crate::config::{self, Config};
 use crate::entities::ChangeContext;
-use crate::live::LivePolicy;
+use crate::app::database::open_database;
+use crate::app::live::LivePolicy;
 use crate::policy::CredentialKey;
 use crate::store::{self, DbPool};
 
@@ -234,49 +235,6 @@ pub fn load_config(explicit: Option<&Path>) -> Result<Config> {
     Ok(Config::load(file.as_deref(), std::env::vars())?)
 }
 
-/// Opens the database the config names and migrates it, after creating the data folder
-/// (for its owner only) and loading the appliance key kept in it.
-pub fn open_database(config: &Config) -> Result<DbPool> {
-    prepare_data_dir(&config.data_dir)?;
-    let pool = store::open(&config.database_url(), config.database.pool_size)?;
-    let mut conn = pool.get().context("no database connection")?;
-    let applied = store::migrate(&mut conn)?;
-    for name in applied {
-        tracing::info!(migration = %name, "applied migration");
-    }
-    let keyed = audit::is_keyed(&mut conn)?;
-    crate::identity::appliance_key::install_from(&config.data_dir, !keyed)?;
-    Ok(pool)
-}
-
-/// Creates the data folder, 0700: it holds the database (reader secrets in clear), the
-/// appliance key and the setup code. One that others may enter is warned about, not changed:
-/// an installer may share it on purpose.
-pub fn prepare_data_dir(data_dir: &Path) -> Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(data_dir).with_context(|| {
-        format!(
-            "cannot create the data folder {} (set data_dir or GATEHOUSE_DATA_DIR)",
-            data_dir.display()
-        )
-    })?;
-    if let Some(mode) = crate::identity::appliance_key::others_may_access(data_dir) {
-        tracing::warn!(
-            "the data folder {} may be entered by other users (mode {mode:o}), and it holds \
-             reader secrets and the appliance key; run `chmod 700 {}`",
-            data_dir.display(),
-            data_dir.display()
-        );
-    }
-    Ok(())
-}
-
 /// Files this process creates (database, its journal, exports, keys) are for its owner only.
 pub fn restrict_new_files() {
     #[cfg(unix)]
@@ -326,10 +284,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
-                .max_blocking_threads(crate::serve::BLOCKING_THREADS_PER_WORKER)
+                .max_blocking_threads(crate::app::serve::BLOCKING_THREADS_PER_WORKER)
                 .build()
                 .context("cannot start the async runtime")?;
-            runtime.block_on(crate::serve::serve(config, Clock::System))?;
+            runtime.block_on(crate::app::serve::serve(config, Clock::System))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Import(args) => import(&config, args),

@@ -13,7 +13,7 @@ use super::session::{Posted, Viewer};
 use super::{Chrome, PageError, Problems, Section, page_with_status, see_other};
 use crate::identity::admins::{self, AdminInput, AdminView, IssuedToken, TokenView};
 use crate::entities::{ChangeContext, ChangeError, FieldErrors};
-use crate::web::AppState;
+use crate::app::state::AppState;
 use crate::web::error::ApiError;
 
 /// The forms of the admins page, as typed (passwords are never typed back).

@@ -10,7 +10,7 @@ use super::session::Viewer;
 use super::{Chrome, PageError, Section, page};
 use crate::store::audit::{self, ChainReport};
 use crate::entities::utc;
-use crate::web::AppState;
+use crate::app::state::AppState;
 
 const PAGE_SIZE: i64 = 50;
 

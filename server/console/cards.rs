@@ -9,7 +9,7 @@ use super::session::Viewer;
 use super::{Chrome, PageError, Section, page};
 use crate::entities::credentials::{CredentialFilter, CredentialView, Credentials};
 use crate::entities::{Entity, Page};
-use crate::web::AppState;
+use crate::app::state::AppState;
 
 const PAGE_SIZE: i64 = 50;
 

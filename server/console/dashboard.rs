@@ -15,7 +15,7 @@ use super::site_clock::{DATE_TIME, TIME_OF_DAY, on_clock};
 use super::{Chrome, PageError, Section, page};
 use crate::store::event_log::{EventFilter, recent};
 use crate::policy::Snapshot;
-use crate::web::AppState;
+use crate::app::state::AppState;
 use crate::web::event_routes::EventView;
 
 /// Offline readers named on the dashboard; the rest are counted.

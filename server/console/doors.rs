@@ -17,7 +17,7 @@ use crate::entities::sites::{SiteView, Sites};
 use crate::entities::zones::Zones;
 use crate::entities::{self, Entity, FieldErrors, Page};
 use crate::readers::health::ReaderHealth;
-use crate::web::AppState;
+use crate::app::state::AppState;
 use crate::web::error::ApiError;
 
 /// One door as the list shows it.

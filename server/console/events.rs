@@ -15,7 +15,7 @@ use super::{Chrome, PageError, Problems, Section, page, page_with_status};
 use crate::entities::FieldErrors;
 use crate::store::event_log::{EventFilter, EventKind, recent};
 use crate::policy::Snapshot;
-use crate::web::AppState;
+use crate::app::state::AppState;
 use crate::web::event_routes::EventView;
 
 const PAGE_SIZE: i64 = 50;

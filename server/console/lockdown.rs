@@ -9,7 +9,7 @@ use super::session::{Posted, Viewer};
 use super::{Chrome, PageError, Section, page, see_other};
 use crate::entities::sites::{SiteFilter, SiteInput, SiteView, Sites};
 use crate::entities::{self, ChangeContext, Entity, Page};
-use crate::web::AppState;
+use crate::app::state::AppState;
 use crate::web::error::ApiError;
 
 #[derive(Template)]

@@ -31,7 +31,7 @@ use chrono_tz::Tz;
 
 use crate::identity::admins::Role;
 use crate::entities::{ChangeError, FieldErrors};
-use crate::web::AppState;
+use crate::app::state::AppState;
 use crate::web::error::ApiError;
 use session::Viewer;
 

@@ -23,7 +23,7 @@ use crate::entities::people::{People, PersonFilter, PersonInput, PersonView};
 use crate::entities::{self, ChangeContext, ChangeError, Entity, FieldErrors, Page};
 use crate::store::event_log::{EventFilter, recent};
 use crate::policy::{PeopleQuery, PersonStatus, Snapshot};
-use crate::web::AppState;
+use crate::app::state::AppState;
 use crate::web::error::ApiError;
 use crate::web::event_routes::EventView;
 

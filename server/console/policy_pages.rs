@@ -27,7 +27,7 @@ use crate::entities::schedules::{ScheduleFilter, ScheduleInput, ScheduleView, Sc
 use crate::entities::zones::{ZoneFilter, ZoneInput, ZoneView, Zones};
 use crate::entities::{self, ChangeError, Entity, FieldErrors, Page};
 use crate::policy::{Snapshot, Zone};
-use crate::web::AppState;
+use crate::app::state::AppState;
 use crate::web::error::ApiError;
 
 mod windows;

@@ -21,7 +21,7 @@ use crate::entities::{ChangeContext, utc};
 use crate::identity::secret::constant_time_eq;
 use crate::store::DbConnection;
 use crate::store::schema::{admin_sessions, admin_users};
-use crate::web::AppState;
+use crate::app::state::AppState;
 use crate::web::error::ApiError;
 use crate::web::throttle::Throttle;
 

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::session::Viewer;
 use super::{Chrome, PageError, Section, page};
-use crate::web::AppState;
+use crate::app::state::AppState;
 
 #[derive(Template)]
 #[template(path = "settings.html")]

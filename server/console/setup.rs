@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::entities::{ChangeContext, ChangeError};
 use crate::identity::secret::constant_time_eq;
 use crate::store::DbPool;
-use crate::web::AppState;
+use crate::app::state::AppState;
 use crate::web::error::ApiError;
 
 /// The file in the data folder that holds the setup code while no admin exists.

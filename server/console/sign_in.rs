@@ -13,7 +13,7 @@ use super::{PageError, page_with_status, see_other};
 use crate::identity::admins::{self, SignIn};
 use crate::store::audit::{self, AuditEntry};
 use crate::identity::secret::{Lane, SecretError};
-use crate::web::AppState;
+use crate::app::state::AppState;
 use crate::web::client_addr::client_addr;
 use crate::web::error::ApiError;
 use crate::web::throttle::Throttle;

@@ -9,7 +9,7 @@ use chrono_tz::Tz;
 use super::activity::Scope;
 use super::session::Viewer;
 use super::{Chrome, PageError, Section, activity_heatmap, daily_traffic, page, site_clock};
-use crate::web::AppState;
+use crate::app::state::AppState;
 
 /// One site's charts, where sites keep different time.
 struct SiteCharts {

@@ -13,7 +13,7 @@ use crate::entities::people::{People, PersonFilter};
 use crate::entities::{Entity, FieldErrors, Page};
 use crate::explain::{DoorQuery, SubjectQuery, answer};
 use crate::policy::explain::Explanation;
-use crate::web::AppState;
+use crate::app::state::AppState;
 
 #[derive(Deserialize, Default)]
 pub struct WhyQuery {

@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 
 use crate::config::ModbusConfig;
 use crate::readers::hub::Hub;
-use crate::live::LivePolicy;
+use crate::app::live::LivePolicy;
 use crate::store::DbPool;
 use crate::store::load::ReaderWire;
 

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::AppState;
+use crate::app::state::AppState;
 use super::auth::Authenticated;
 use super::error::{ApiError, parse_json};
 use crate::identity::admins::{self, AdminInput};

@@ -3,7 +3,7 @@
 
 use actix_web::{HttpResponse, web};
 
-use super::AppState;
+use crate::app::state::AppState;
 use super::auth::Authenticated;
 use std::collections::BTreeSet;
 

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::{IntoParams, ToSchema};
 
-use super::AppState;
+use crate::app::state::AppState;
 use super::auth::{Authenticated, still_valid};
 use super::error::ApiError;
 use crate::entities::{FieldErrors, utc};

@@ -7,7 +7,7 @@ use utoipa::IntoParams;
 use utoipa::openapi::HttpMethod;
 use utoipa::openapi::path::{Operation, OperationBuilder, ParameterIn};
 
-use super::AppState;
+use crate::app::state::AppState;
 use super::auth::Authenticated;
 use super::error::ApiError;
 use crate::entities::FieldErrors;

@@ -15,7 +15,7 @@ use gatehouse::clock::Clock;
 use gatehouse::config::Config;
 use gatehouse::entities::ChangeContext;
 use gatehouse::store::{DbConnection, PooledDb};
-use gatehouse::web::AppState;
+use gatehouse::app::state::AppState;
 use serde_json::Value;
 
 pub const POSTGRES_ENV: &str = "GATEHOUSE_TEST_POSTGRES_URL";
@@ -300,7 +300,7 @@ impl TestApp {
             .build()
             .unwrap();
         let running = runtime
-            .block_on(gatehouse::serve::start(config, clock))
+            .block_on(gatehouse::app::serve::start(config, clock))
             .expect("appliance starts");
         let handle = running.server.handle();
         runtime.spawn(running.server);

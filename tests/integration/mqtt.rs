@@ -1104,7 +1104,7 @@ fn a_busy_tls_port_stops_the_start_and_names_the_setting() {
         .enable_all()
         .build()
         .unwrap();
-    let started = runtime.block_on(gatehouse::serve::start(
+    let started = runtime.block_on(gatehouse::app::serve::start(
         config,
         gatehouse::clock::Clock::System,
     ));

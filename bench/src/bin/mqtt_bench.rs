@@ -917,7 +917,7 @@ fn run(
         ..Config::default()
     };
     {
-        let pool = gatehouse::cli::open_database(&config)?;
+        let pool = gatehouse::app::database::open_database(&config)?;
         let mut conn = pool.get()?;
         let ctx = ChangeContext {
             actor: "bench",
@@ -941,7 +941,7 @@ fn run(
     // Two workers, as `gatehouse serve` has on this 2-core machine.
     let appliance_rt = runtime(APPLIANCE, 2)?;
     let running = appliance_rt
-        .block_on(gatehouse::serve::start(config, Clock::System))
+        .block_on(gatehouse::app::serve::start(config, Clock::System))
         .context("the appliance starts")?;
     let server_handle = running.server.handle();
     appliance_rt.spawn(running.server);

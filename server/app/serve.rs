@@ -15,8 +15,9 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::store::event_log::{BatchPolicy, EventLog};
 use crate::readers::hub::Hub;
-use crate::live::LivePolicy;
-use crate::web::{AppState, routes};
+use crate::app::live::LivePolicy;
+use crate::app::routes::routes;
+use crate::app::state::AppState;
 
 /// How often the snapshot is rebuilt even without changes, so that precomputed schedule
 /// windows always reach days ahead of the clock.
@@ -52,7 +53,7 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
     crate::entities::readers::set_allowed_networks(allowed_networks.clone());
     let pool = {
         let config = config.clone();
-        tokio::task::spawn_blocking(move || crate::cli::open_database(&config)).await??
+        tokio::task::spawn_blocking(move || crate::app::database::open_database(&config)).await??
     };
     let setup_code = {
         let (config, pool) = (config.clone(), pool.clone());
