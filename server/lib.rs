@@ -7,7 +7,6 @@ pub mod clock;
 pub mod config;
 pub mod console;
 pub mod entities;
-pub mod explain;
 pub mod identity;
 pub mod input;
 pub mod policy;

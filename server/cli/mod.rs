@@ -402,28 +402,28 @@ fn explain(config: &Config, args: ExplainArgs) -> Result<ExitCode> {
     let live = LivePolicy::load(&pool, now)?;
     let snapshot = live.snapshot();
     let subject = if let Some(employee_id) = &args.person {
-        crate::explain::SubjectQuery::EmployeeId(employee_id.clone())
+        crate::policy::explain_query::SubjectQuery::EmployeeId(employee_id.clone())
     } else if let Some(uid) = &args.card {
-        crate::explain::SubjectQuery::Credential(CredentialKey::card(uid)?)
+        crate::policy::explain_query::SubjectQuery::Credential(CredentialKey::card(uid)?)
     } else if let Some(wiegand) = &args.wiegand {
         let (f, n) = wiegand
             .split_once(':')
             .context("--wiegand takes FACILITY:NUMBER, e.g. 12:34567")?;
-        crate::explain::SubjectQuery::Credential(CredentialKey::Wiegand {
+        crate::policy::explain_query::SubjectQuery::Credential(CredentialKey::Wiegand {
             facility: f.trim().parse().context("facility must be a number")?,
             number: n.trim().parse().context("card number must be a number")?,
         })
     } else {
         bail!("name who asks: --person EMPLOYEE_ID, --card UID or --wiegand F:N");
     };
-    let door = crate::explain::DoorQuery::Name(args.door.clone());
+    let door = crate::policy::explain_query::DoorQuery::Name(args.door.clone());
     let answer = live.read_presence(|presence| {
-        crate::explain::answer(&snapshot, presence, &subject, &door, now)
+        crate::policy::explain_query::answer(&snapshot, presence, &subject, &door, now)
     })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&answer)?);
     } else {
-        print!("{}", crate::explain::to_text(&answer));
+        print!("{}", crate::policy::explain_query::to_text(&answer));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -11,7 +11,7 @@ use super::session::Viewer;
 use super::{Chrome, PageError, Problems, Section, page_with_status};
 use crate::entities::people::{People, PersonFilter};
 use crate::entities::{Entity, FieldErrors, Page};
-use crate::explain::{DoorQuery, SubjectQuery, answer};
+use crate::policy::explain_query::{DoorQuery, SubjectQuery, answer};
 use crate::policy::explain::Explanation;
 use crate::app::state::AppState;
 

@@ -1,9 +1,11 @@
 //! The access-decision engine: policy model, compiled snapshot, schedules, anti-passback
-//! state, the pure `decide` function and its human-readable `explain`.
+//! state, the pure `decide` function, its trace `explain`, and `explain_query`, which
+//! answers "why?" as admins ask it (by names) and renders the answer as text.
 
 pub mod decide;
 pub mod directory;
 pub mod explain;
+pub mod explain_query;
 pub mod model;
 pub mod presence;
 pub mod schedule;

@@ -11,7 +11,7 @@ use crate::app::state::AppState;
 use super::auth::Authenticated;
 use super::error::ApiError;
 use crate::entities::FieldErrors;
-use crate::explain::{DoorQuery, ExplainQueryError, SubjectQuery, answer};
+use crate::policy::explain_query::{DoorQuery, ExplainQueryError, SubjectQuery, answer};
 use crate::policy::CredentialKey;
 
 /// Name the subject by exactly one of person_id, employee_id, card_uid or facility+number,
