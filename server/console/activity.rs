@@ -24,7 +24,7 @@ use chrono_tz::Tz;
 use diesel::QueryResult;
 use diesel::sql_types::BigInt;
 
-use crate::entities::stored;
+use crate::clock::stored;
 use crate::store::DbConnection;
 
 /// The most buckets one chart counts: 13 weeks of hours, or about six years of days. It

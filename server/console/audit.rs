@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::session::Viewer;
 use super::{Chrome, PageError, Section, page};
 use crate::store::audit::{self, ChainReport};
-use crate::entities::utc;
+use crate::clock::utc;
 use crate::app::state::AppState;
 
 const PAGE_SIZE: i64 = 50;

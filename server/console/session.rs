@@ -17,7 +17,8 @@ use sha2::{Digest, Sha256};
 
 use super::PageError;
 use crate::identity::admins::{Identity, Role};
-use crate::entities::{ChangeContext, utc};
+use crate::clock::utc;
+use crate::entities::ChangeContext;
 use crate::identity::secret::constant_time_eq;
 use crate::store::DbConnection;
 use crate::store::schema::{admin_sessions, admin_users};

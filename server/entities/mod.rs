@@ -442,16 +442,6 @@ pub fn get<E: Entity>(conn: &mut DbConnection, id: i64) -> Result<E::View, Chang
     E::get(conn, id)?.ok_or_else(|| not_found::<E>(id))
 }
 
-/// Stored UTC time to an API time.
-pub fn utc(t: NaiveDateTime) -> DateTime<Utc> {
-    t.and_utc()
-}
-
-/// API time to stored UTC time.
-pub fn stored(t: DateTime<Utc>) -> NaiveDateTime {
-    t.naive_utc().trunc_subsecs(6)
-}
-
 /// Adds a "does not exist" error when `exists` is false.
 pub fn require_ref(errors: &mut FieldErrors, field: &str, what: &str, id: i64, exists: bool) {
     if !exists {

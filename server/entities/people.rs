@@ -7,10 +7,8 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{
-    ChangeContext, ChangeError, Entity, FieldErrors, Page, like_pattern, lower, require_ref,
-    stored, utc,
-};
+use crate::clock::{stored, utc};
+use super::{ChangeContext, ChangeError, Entity, FieldErrors, Page, like_pattern, lower, require_ref};
 use crate::policy::PersonStatus;
 use crate::store::DbConnection;
 use crate::store::rows::PersonRow;

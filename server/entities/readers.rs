@@ -8,9 +8,8 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{
-    ChangeContext, ChangeError, Entity, FieldErrors, Page, like_pattern, lower, require_ref, utc,
-};
+use crate::clock::utc;
+use super::{ChangeContext, ChangeError, Entity, FieldErrors, Page, like_pattern, lower, require_ref};
 use std::sync::RwLock;
 
 use gatehouse_drivers::networks::Networks;

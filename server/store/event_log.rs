@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::entities::stored;
+use crate::clock::stored;
 use crate::store::checkpoint::{Checkpointer, WalPolicy, WalShared, WalStats};
 use crate::store::rows::EventRow;
 use crate::store::schema::{event_reader_marks, events};

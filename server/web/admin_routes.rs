@@ -10,7 +10,8 @@ use super::auth::Authenticated;
 use super::error::{ApiError, parse_json};
 use crate::identity::admins::{self, AdminInput};
 use crate::store::audit;
-use crate::entities::{ChangeContext, Page, utc};
+use crate::clock::utc;
+use crate::entities::{ChangeContext, Page};
 
 pub async fn list_admins(
     state: web::Data<AppState>,

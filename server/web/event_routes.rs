@@ -13,7 +13,8 @@ use utoipa::{IntoParams, ToSchema};
 use crate::app::state::AppState;
 use super::auth::{Authenticated, still_valid};
 use super::error::ApiError;
-use crate::entities::{FieldErrors, utc};
+use crate::clock::utc;
+use crate::entities::FieldErrors;
 use crate::store::event_log::{EventFilter, EventKind, Recorded, recent};
 use crate::store::rows::EventRow;
 

@@ -703,7 +703,7 @@ fn legs(db: &gatehouse::store::DbPool, granted: &[Timed]) -> Result<Legs> {
     let gatehouse::store::DbConnection::Sqlite(conn) = &mut *pooled else {
         bail!("the appliance runs on SQLite here");
     };
-    let since = gatehouse::entities::stored(first - TimeDelta::seconds(1));
+    let since = gatehouse::clock::stored(first - TimeDelta::seconds(1));
     let rows: Vec<(Option<String>, Option<i64>, chrono::NaiveDateTime)> = events::table
         .filter(events::kind.eq("swipe"))
         .filter(events::at.ge(since))
