@@ -158,7 +158,7 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
                     // elsewhere; the API's JSON is not affected.
                     .add((
                         "Content-Security-Policy",
-                        crate::console::CONTENT_SECURITY_POLICY,
+                        crate::console::kit::CONTENT_SECURITY_POLICY,
                     ))
                     .add(("Cross-Origin-Opener-Policy", "same-origin"))
                     .add((

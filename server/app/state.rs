@@ -11,7 +11,8 @@ use crate::config::Config;
 use crate::store::{DbConnection, DbPool};
 use crate::web::auth::{self, TokenCache};
 use crate::web::error::ApiError;
-use crate::web::{client_addr, edge, throttle};
+use crate::identity::throttle;
+use crate::web::{client_addr, edge};
 
 /// Everything a request handler may use; built once at start and shared.
 pub struct AppState {
@@ -27,7 +28,7 @@ pub struct AppState {
     /// Whose X-Forwarded-For names the client (`[http] trusted_proxies`).
     pub trusted_proxies: client_addr::TrustedProxies,
     /// Console sign-in sessions.
-    pub sessions: crate::console::session::Sessions,
+    pub sessions: crate::identity::sessions::Sessions,
     /// The event log, for the event stream.
     pub events: crate::store::event_log::EventLog,
     /// The readers' health, as the hub sees it.
@@ -53,7 +54,7 @@ impl AppState {
         hub: crate::readers::hub::Hub,
         trusted_proxies: client_addr::TrustedProxies,
     ) -> AppState {
-        let sessions = crate::console::session::Sessions::new(
+        let sessions = crate::identity::sessions::Sessions::new(
             config.http.session_idle_minutes,
             config.http.session_max_hours,
         );

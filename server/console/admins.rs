@@ -7,10 +7,10 @@ use askama::Template;
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use super::listing::{ListQuery, Paged};
+use super::kit::listing::{ListQuery, Paged};
 use super::people::end_of_day;
-use super::session::{Posted, Viewer};
-use super::{Chrome, PageError, Problems, Section, page_with_status, see_other};
+use super::kit::session::{Posted, Viewer};
+use super::kit::{Chrome, PageError, Problems, Section, page_with_status, see_other};
 use crate::identity::admins::{self, AdminInput, AdminView, IssuedToken, TokenView};
 use crate::entities::{ChangeContext, ChangeError, FieldErrors};
 use crate::app::state::AppState;

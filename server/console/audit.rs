@@ -6,8 +6,8 @@ use askama::Template;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::session::Viewer;
-use super::{Chrome, PageError, Section, page};
+use super::kit::session::Viewer;
+use super::kit::{Chrome, PageError, Section, page};
 use crate::store::audit::{self, ChainReport};
 use crate::clock::utc;
 use crate::app::state::AppState;
@@ -68,7 +68,7 @@ impl AuditPage {
     fn page_href(&self, page: &i64) -> String {
         format!(
             "/audit?entity={}&page={page}",
-            super::percent_encode_query(&self.entity)
+            super::kit::percent_encode_query(&self.entity)
         )
     }
 }

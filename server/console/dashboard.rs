@@ -10,9 +10,9 @@ use chrono_tz::Tz;
 use futures_util::stream;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::session::Viewer;
-use super::site_clock::{DATE_TIME, TIME_OF_DAY, on_clock};
-use super::{Chrome, PageError, Section, page};
+use super::kit::session::Viewer;
+use super::kit::site_clock::{DATE_TIME, TIME_OF_DAY, on_clock};
+use super::kit::{Chrome, PageError, Section, page};
 use crate::store::event_log::{EventFilter, recent};
 use crate::policy::Snapshot;
 use crate::app::state::AppState;
@@ -309,7 +309,7 @@ pub struct AckForm {
 /// POST /alarms/acknowledge
 pub async fn acknowledge(
     state: web::Data<AppState>,
-    posted: super::session::Posted<AckForm>,
+    posted: super::kit::session::Posted<AckForm>,
 ) -> Result<HttpResponse, PageError> {
     let actor = posted.viewer.may_change_policy()?.username.clone();
     let ids: Vec<i64> = posted
@@ -328,7 +328,7 @@ pub async fn acknowledge(
             Ok(crate::readers::alarms::acknowledge(conn, &ids, &ctx)?)
         })
         .await?;
-    Ok(super::see_other("/"))
+    Ok(super::kit::see_other("/"))
 }
 
 /// How often a feed says it is alive, so proxies and browsers keep it open, and checks
@@ -373,7 +373,7 @@ impl FeedWatch {
     /// tick, never one per event. A failed read counts as ended: the browser reconnects at
     /// once and is let in again only on a live session.
     async fn session_live(&self, ticked: bool) -> bool {
-        use super::session::Standing;
+        use crate::identity::sessions::Standing;
         let now = self.state.clock.now();
         match self.state.sessions.standing(&self.secret, now) {
             Standing::Live => true,
@@ -400,7 +400,7 @@ pub async fn feed(
 ) -> HttpResponse {
     let tz = Chrome::new(&state, &viewer, Section::Dashboard).timezone;
     let secret = req
-        .cookie(super::session::SESSION_COOKIE)
+        .cookie(super::kit::session::SESSION_COOKIE)
         .map(|c| c.value().to_owned())
         .unwrap_or_default();
     let watch = FeedWatch {

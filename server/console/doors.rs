@@ -7,10 +7,10 @@ use askama::Template;
 use chrono_tz::Tz;
 use serde::Deserialize;
 
-use super::listing::{ListQuery, Paged};
-use super::saved::{self, SavedQuery};
-use super::session::{Posted, Viewer};
-use super::{Chrome, PageError, Problems, Section, page, page_with_status, see_other};
+use super::kit::listing::{ListQuery, Paged};
+use super::kit::saved::{self, SavedQuery};
+use super::kit::session::{Posted, Viewer};
+use super::kit::{Chrome, PageError, Problems, Section, page, page_with_status, see_other};
 use crate::entities::doors::{DoorFilter, DoorInput, DoorView, Doors};
 use crate::entities::readers::{ReaderFilter, ReaderInput, ReaderView, Readers};
 use crate::entities::sites::{SiteView, Sites};

@@ -10,8 +10,8 @@ use serde::Deserialize;
 
 use super::dashboard::FeedItem;
 use super::people::end_of_day;
-use super::session::Viewer;
-use super::{Chrome, PageError, Problems, Section, page, page_with_status};
+use super::kit::session::Viewer;
+use super::kit::{Chrome, PageError, Problems, Section, page, page_with_status};
 use crate::entities::FieldErrors;
 use crate::store::event_log::{EventFilter, EventKind, recent};
 use crate::policy::Snapshot;

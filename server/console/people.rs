@@ -9,9 +9,9 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 
 use super::dashboard::FeedItem;
-use super::saved::{self, SavedQuery};
-use super::session::{Posted, Viewer};
-use super::{Chrome, PageError, Problems, Section, page, page_with_status, see_other};
+use super::kit::saved::{self, SavedQuery};
+use super::kit::session::{Posted, Viewer};
+use super::kit::{Chrome, PageError, Problems, Section, page, page_with_status, see_other};
 use crate::entities::credentials::{
     CredentialFilter, CredentialInput, CredentialView, Credentials,
 };
@@ -57,8 +57,8 @@ impl ListPage {
     fn page_href(&self, page: &i64) -> String {
         format!(
             "/people?q={}&status={}&page={page}",
-            super::percent_encode_query(&self.q),
-            super::percent_encode_query(&self.status)
+            super::kit::percent_encode_query(&self.q),
+            super::kit::percent_encode_query(&self.status)
         )
     }
 }

@@ -15,10 +15,10 @@ use chrono_tz::Tz;
 
 use serde::Deserialize;
 
-use super::listing::{ListQuery, Paged};
-use super::saved::{self, Saved, SavedQuery};
-use super::session::{Posted, Viewer};
-use super::{Chrome, PageError, Problems, Section, page, see_other};
+use super::kit::listing::{ListQuery, Paged};
+use super::kit::saved::{self, Saved, SavedQuery};
+use super::kit::session::{Posted, Viewer};
+use super::kit::{Chrome, PageError, Problems, Section, page, see_other};
 use crate::entities::doors::{DoorFilter, Doors};
 use crate::entities::entitlements::{EntitlementFilter, Entitlements};
 use crate::entities::holidays::{HolidayFilter, HolidayInput, HolidayView, Holidays};
@@ -347,7 +347,7 @@ fn render_zones(
 ) -> Result<HttpResponse, PageError> {
     let snapshot = state.live.snapshot();
     let (lines, found) = zone_lines(&snapshot, search.as_deref());
-    super::page_with_status(
+    super::kit::page_with_status(
         Problems::status(problems.is_empty()),
         &ZonesPage {
             chrome: Chrome::new(state, viewer, Section::Policy),
@@ -467,7 +467,7 @@ async fn render_zone(
     } else {
         Problems::status(problems.is_empty())
     };
-    super::page_with_status(
+    super::kit::page_with_status(
         status,
         &ZonePage {
             chrome: Chrome::new(state, viewer, Section::Policy),
@@ -941,7 +941,7 @@ async fn render_holidays(
         .map(|s| (s.id, s.name.clone()))
         .collect();
     let status = Problems::status(problems.is_empty());
-    super::page_with_status(
+    super::kit::page_with_status(
         status,
         &HolidaysPage {
             chrome: Chrome::new(state, viewer, Section::Policy),
@@ -1209,7 +1209,7 @@ async fn render_schedule(
     } else {
         Problems::status(problems.is_empty())
     };
-    super::page_with_status(
+    super::kit::page_with_status(
         status,
         &SchedulePage {
             chrome,
@@ -1659,7 +1659,7 @@ async fn render_level(
     let status = Problems::status(problems.is_empty());
     let chrome = Chrome::new(state, viewer, Section::Policy);
     let zone = super::people::level_zone(&snapshot, Some(level.id), chrome.timezone);
-    super::page_with_status(
+    super::kit::page_with_status(
         status,
         &LevelPage {
             chrome,

@@ -9,8 +9,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::session::{self, Sessions, session_cookie};
-use super::{PageError, page_with_status, see_other};
+use super::kit::session::{self, session_cookie};
+use crate::identity::sessions::Sessions;
+use super::kit::{PageError, page_with_status, see_other};
 use crate::identity::admins::{self, AdminInput, Role};
 use crate::store::audit::{self, AuditEntry};
 use crate::config::Config;
@@ -185,7 +186,7 @@ pub async fn submit(
                 username,
                 vec![format!(
                     "Too many wrong setup codes from this computer. {}",
-                    crate::web::throttle::Throttle::wait_words(wait)
+                    crate::identity::throttle::Throttle::wait_words(wait)
                 )],
             );
         }

@@ -8,15 +8,16 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::session::{self, Posted, SESSION_COOKIE, Sessions, Viewer, session_cookie};
-use super::{PageError, page_with_status, see_other};
+use super::kit::session::{self, Posted, SESSION_COOKIE, Viewer, session_cookie};
+use crate::identity::sessions::Sessions;
+use super::kit::{PageError, page_with_status, see_other};
 use crate::identity::admins::{self, SignIn};
 use crate::store::audit::{self, AuditEntry};
 use crate::identity::secret::{Lane, SecretError};
 use crate::app::state::AppState;
 use crate::web::client_addr::client_addr;
 use crate::web::error::ApiError;
-use crate::web::throttle::Throttle;
+use crate::identity::throttle::Throttle;
 
 #[derive(Template)]
 #[template(path = "sign_in.html")]

@@ -7,8 +7,8 @@ use chrono::{NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
 
-use super::session::Viewer;
-use super::{Chrome, PageError, Problems, Section, page_with_status};
+use super::kit::session::Viewer;
+use super::kit::{Chrome, PageError, Problems, Section, page_with_status};
 use crate::entities::people::{People, PersonFilter};
 use crate::entities::{Entity, FieldErrors, Page};
 use crate::policy::explain_query::{DoorQuery, SubjectQuery, answer};

@@ -4,3 +4,5 @@
 pub mod admins;
 pub mod appliance_key;
 pub mod secret;
+pub mod sessions;
+pub mod throttle;

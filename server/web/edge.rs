@@ -140,10 +140,10 @@ pub async fn guard(
             return Ok(req.into_response(e.error_response()));
         }
         let message = match &e {
-            ApiError::BadRequest(_, fields) => crate::console::describe(fields),
+            ApiError::BadRequest(_, fields) => crate::console::kit::describe(fields),
             other => other.to_string(),
         };
-        return Ok(req.into_response(crate::console::PageError::BadForm(message).error_response()));
+        return Ok(req.into_response(crate::console::kit::PageError::BadForm(message).error_response()));
     }
     let api = req.path().starts_with(API);
     let mut req = req;

@@ -11,7 +11,6 @@ pub mod event_routes;
 pub mod explain_routes;
 pub mod health_routes;
 pub mod openapi;
-pub mod throttle;
 
 use crate::entities::{
     Entity, credentials::Credentials, doors::Doors, entitlements::Entitlements, holidays::Holidays,

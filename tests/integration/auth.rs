@@ -174,7 +174,7 @@ fn sixty_wrong_sign_ins_at_once_get_at_most_the_limit_checked() {
         .password_checks
         .load(std::sync::atomic::Ordering::SeqCst)
         - checked_before;
-    let limit = gatehouse::console::session::THROTTLE_FAILURES;
+    let limit = gatehouse::identity::sessions::THROTTLE_FAILURES;
     assert!(
         checked <= limit as u64,
         "{checked} passwords checked: {statuses:?}"
