@@ -15,9 +15,11 @@ use crate::web::{
 
 /// The whole URL map of the appliance.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    use crate::console::kit::static_files;
+    use crate::console::policy::{holidays, levels, schedules, zones};
     use crate::console::{
-        admins, audit, cards, dashboard, doors, events, lockdown, people, policy_pages, settings,
-        sign_in, site_activity, static_files, why,
+        admins, audit, cards, dashboard, doors, events, lockdown, people, settings, sign_in,
+        site_activity, why,
     };
     cfg.route("/healthz", web::get().to(health_routes::healthz));
     // The admin console (HTML).
@@ -75,40 +77,40 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/tokens", web::get().to(admins::tokens))
         .route("/tokens", web::post().to(admins::issue_token))
         .route("/tokens/{id}/revoke", web::post().to(admins::revoke_token))
-        .route("/zones", web::get().to(policy_pages::zones))
-        .route("/zones", web::post().to(policy_pages::create_zone))
-        .route("/zones/{id}", web::get().to(policy_pages::zone))
-        .route("/zones/{id}/edit", web::post().to(policy_pages::edit_zone))
+        .route("/zones", web::get().to(zones::zones))
+        .route("/zones", web::post().to(zones::create_zone))
+        .route("/zones/{id}", web::get().to(zones::zone))
+        .route("/zones/{id}/edit", web::post().to(zones::edit_zone))
         .route(
             "/zones/{id}/delete",
-            web::post().to(policy_pages::delete_zone),
+            web::post().to(zones::delete_zone),
         )
-        .route("/schedules", web::get().to(policy_pages::schedules))
-        .route("/schedules", web::post().to(policy_pages::create_schedule))
+        .route("/schedules", web::get().to(schedules::schedules))
+        .route("/schedules", web::post().to(schedules::create_schedule))
         // Before `/schedules/{id}`, which would take "new" for an id.
-        .route("/schedules/new", web::get().to(policy_pages::new_schedule))
-        .route("/schedules/{id}", web::get().to(policy_pages::schedule))
+        .route("/schedules/new", web::get().to(schedules::new_schedule))
+        .route("/schedules/{id}", web::get().to(schedules::schedule))
         .route(
             "/schedules/{id}/edit",
-            web::post().to(policy_pages::edit_schedule),
+            web::post().to(schedules::edit_schedule),
         )
         .route(
             "/schedules/{id}/delete",
-            web::post().to(policy_pages::delete_schedule),
+            web::post().to(schedules::delete_schedule),
         )
-        .route("/holidays", web::get().to(policy_pages::holidays))
-        .route("/holidays", web::post().to(policy_pages::add_holiday))
+        .route("/holidays", web::get().to(holidays::holidays))
+        .route("/holidays", web::post().to(holidays::add_holiday))
         .route(
             "/holidays/{id}/delete",
-            web::post().to(policy_pages::delete_holiday),
+            web::post().to(holidays::delete_holiday),
         )
-        .route("/levels", web::get().to(policy_pages::levels))
-        .route("/levels", web::post().to(policy_pages::create_level))
-        .route("/levels/{id}", web::get().to(policy_pages::level))
-        .route("/levels/{id}/items", web::post().to(policy_pages::add_item))
+        .route("/levels", web::get().to(levels::levels))
+        .route("/levels", web::post().to(levels::create_level))
+        .route("/levels/{id}", web::get().to(levels::level))
+        .route("/levels/{id}/items", web::post().to(levels::add_item))
         .route(
             "/levels/{id}/items/remove",
-            web::post().to(policy_pages::remove_item),
+            web::post().to(levels::remove_item),
         )
         .route("/cards", web::get().to(cards::list))
         .route("/settings", web::get().to(settings::show))

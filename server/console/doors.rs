@@ -287,7 +287,7 @@ async fn render_door(
         let snapshot = state.live.snapshot();
         let site = snapshot.zone(door.zone_id).map(|z| z.site_id);
         (
-            site.map(|site| super::policy_pages::site_zones(&snapshot, site))
+            site.map(|site| super::policy::zones::site_zones(&snapshot, site))
                 .unwrap_or_default(),
             snapshot.sites().len() > 1,
         )

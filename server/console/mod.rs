@@ -12,7 +12,7 @@ pub mod events;
 pub mod kit;
 pub mod lockdown;
 pub mod people;
-pub mod policy_pages;
+pub mod policy;
 pub mod settings;
 pub mod setup;
 pub mod sign_in;
