@@ -81,10 +81,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/zones", web::post().to(zones::create_zone))
         .route("/zones/{id}", web::get().to(zones::zone))
         .route("/zones/{id}/edit", web::post().to(zones::edit_zone))
-        .route(
-            "/zones/{id}/delete",
-            web::post().to(zones::delete_zone),
-        )
+        .route("/zones/{id}/delete", web::post().to(zones::delete_zone))
         .route("/schedules", web::get().to(schedules::schedules))
         .route("/schedules", web::post().to(schedules::create_schedule))
         // Before `/schedules/{id}`, which would take "new" for an id.
@@ -140,7 +137,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/events", web::get().to(event_routes::list))
         .route("/events/stream", web::get().to(event_routes::stream))
         // Before the readers collection, whose `/readers/{id}` would take "health".
-        .route("/readers/health", web::get().to(health_routes::reader_health))
+        .route(
+            "/readers/health",
+            web::get().to(health_routes::reader_health),
+        )
         .route("/audit", web::get().to(admin_routes::audit_list))
         .route("/audit/verify", web::get().to(admin_routes::audit_verify))
         .route("/admin-users", web::get().to(admin_routes::list_admins))

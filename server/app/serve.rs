@@ -11,13 +11,13 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, web};
 use anyhow::{Context, Result};
 
-use crate::clock::Clock;
-use crate::config::Config;
-use crate::store::event_log::{BatchPolicy, EventLog};
-use crate::readers::hub::Hub;
 use crate::app::live::LivePolicy;
 use crate::app::routes::routes;
 use crate::app::state::AppState;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::readers::hub::Hub;
+use crate::store::event_log::{BatchPolicy, EventLog};
 
 /// How often the snapshot is rebuilt even without changes, so that precomputed schedule
 /// windows always reach days ahead of the clock.
@@ -252,7 +252,9 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
             tick.tick().await;
             let db = anchor.db.clone();
             let head = tokio::task::spawn_blocking(move || {
-                crate::store::audit::head(&mut *db.get().ok()?).ok().flatten()
+                crate::store::audit::head(&mut *db.get().ok()?)
+                    .ok()
+                    .flatten()
             })
             .await
             .ok()

@@ -8,10 +8,10 @@ use actix_web::web;
 use crate::app::live::LivePolicy;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::identity::throttle;
 use crate::store::{DbConnection, DbPool};
 use crate::web::auth::{self, TokenCache};
 use crate::web::error::ApiError;
-use crate::identity::throttle;
 use crate::web::{client_addr, edge};
 
 /// Everything a request handler may use; built once at start and shared.

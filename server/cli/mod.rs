@@ -11,14 +11,14 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
-use crate::identity::admins;
-use crate::store::audit;
+use crate::app::database::open_database;
+use crate::app::live::LivePolicy;
 use crate::clock::Clock;
 use crate::config::{self, Config};
 use crate::entities::ChangeContext;
-use crate::app::database::open_database;
-use crate::app::live::LivePolicy;
+use crate::identity::admins;
 use crate::policy::CredentialKey;
+use crate::store::audit;
 use crate::store::{self, DbPool};
 
 #[derive(Debug, Parser)]

@@ -8,12 +8,12 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 
 use super::kit::listing::{ListQuery, Paged};
-use super::people::end_of_day;
 use super::kit::session::{Posted, Viewer};
 use super::kit::{Chrome, PageError, Problems, Section, page_with_status, see_other};
-use crate::identity::admins::{self, AdminInput, AdminView, IssuedToken, TokenView};
-use crate::entities::{ChangeContext, ChangeError, FieldErrors};
+use super::people::end_of_day;
 use crate::app::state::AppState;
+use crate::entities::{ChangeContext, ChangeError, FieldErrors};
+use crate::identity::admins::{self, AdminInput, AdminView, IssuedToken, TokenView};
 use crate::web::error::ApiError;
 
 /// The forms of the admins page, as typed (passwords are never typed back).

@@ -8,9 +8,9 @@ use serde::Deserialize;
 
 use super::kit::session::Viewer;
 use super::kit::{Chrome, PageError, Section, page};
-use crate::store::audit::{self, ChainReport};
-use crate::clock::utc;
 use crate::app::state::AppState;
+use crate::clock::utc;
+use crate::store::audit::{self, ChainReport};
 
 const PAGE_SIZE: i64 = 50;
 

@@ -7,9 +7,9 @@ use serde::Deserialize;
 
 use super::kit::session::Viewer;
 use super::kit::{Chrome, PageError, Section, page};
+use crate::app::state::AppState;
 use crate::entities::credentials::{CredentialFilter, CredentialView, Credentials};
 use crate::entities::{Entity, Page};
-use crate::app::state::AppState;
 
 const PAGE_SIZE: i64 = 50;
 

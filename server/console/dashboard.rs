@@ -13,9 +13,9 @@ use tokio::sync::broadcast::error::RecvError;
 use super::kit::session::Viewer;
 use super::kit::site_clock::{DATE_TIME, TIME_OF_DAY, on_clock};
 use super::kit::{Chrome, PageError, Section, page};
-use crate::store::event_log::{EventFilter, recent};
-use crate::policy::Snapshot;
 use crate::app::state::AppState;
+use crate::policy::Snapshot;
+use crate::store::event_log::{EventFilter, recent};
 use crate::web::event_routes::EventView;
 
 /// Offline readers named on the dashboard; the rest are counted.

@@ -11,13 +11,13 @@ use super::kit::listing::{ListQuery, Paged};
 use super::kit::saved::{self, SavedQuery};
 use super::kit::session::{Posted, Viewer};
 use super::kit::{Chrome, PageError, Problems, Section, page, page_with_status, see_other};
+use crate::app::state::AppState;
 use crate::entities::doors::{DoorFilter, DoorInput, DoorView, Doors};
 use crate::entities::readers::{ReaderFilter, ReaderInput, ReaderView, Readers};
 use crate::entities::sites::{SiteView, Sites};
 use crate::entities::zones::Zones;
 use crate::entities::{self, Entity, FieldErrors, Page};
 use crate::readers::health::ReaderHealth;
-use crate::app::state::AppState;
 use crate::web::error::ApiError;
 
 /// One door as the list shows it.

@@ -7,9 +7,9 @@ use serde::Deserialize;
 
 use super::kit::session::{Posted, Viewer};
 use super::kit::{Chrome, PageError, Section, page, see_other};
+use crate::app::state::AppState;
 use crate::entities::sites::{SiteFilter, SiteInput, SiteView, Sites};
 use crate::entities::{self, ChangeContext, Entity, Page};
-use crate::app::state::AppState;
 use crate::web::error::ApiError;
 
 #[derive(Template)]

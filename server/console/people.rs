@@ -12,6 +12,7 @@ use super::dashboard::FeedItem;
 use super::kit::saved::{self, SavedQuery};
 use super::kit::session::{Posted, Viewer};
 use super::kit::{Chrome, PageError, Problems, Section, page, page_with_status, see_other};
+use crate::app::state::AppState;
 use crate::entities::credentials::{
     CredentialFilter, CredentialInput, CredentialView, Credentials,
 };
@@ -21,9 +22,8 @@ use crate::entities::entitlements::{
 use crate::entities::levels::{LevelFilter, Levels};
 use crate::entities::people::{People, PersonFilter, PersonInput, PersonView};
 use crate::entities::{self, ChangeContext, ChangeError, Entity, FieldErrors, Page};
-use crate::store::event_log::{EventFilter, recent};
 use crate::policy::{PeopleQuery, PersonStatus, Snapshot};
-use crate::app::state::AppState;
+use crate::store::event_log::{EventFilter, recent};
 use crate::web::error::ApiError;
 use crate::web::event_routes::EventView;
 

@@ -10,15 +10,15 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::kit::session::{self, session_cookie};
-use crate::identity::sessions::Sessions;
 use super::kit::{PageError, page_with_status, see_other};
-use crate::identity::admins::{self, AdminInput, Role};
-use crate::store::audit::{self, AuditEntry};
+use crate::app::state::AppState;
 use crate::config::Config;
 use crate::entities::{ChangeContext, ChangeError};
+use crate::identity::admins::{self, AdminInput, Role};
 use crate::identity::secret::constant_time_eq;
+use crate::identity::sessions::Sessions;
 use crate::store::DbPool;
-use crate::app::state::AppState;
+use crate::store::audit::{self, AuditEntry};
 use crate::web::error::ApiError;
 
 /// The file in the data folder that holds the setup code while no admin exists.

@@ -9,15 +9,15 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::kit::session::{self, Posted, SESSION_COOKIE, Viewer, session_cookie};
-use crate::identity::sessions::Sessions;
 use super::kit::{PageError, page_with_status, see_other};
-use crate::identity::admins::{self, SignIn};
-use crate::store::audit::{self, AuditEntry};
-use crate::identity::secret::{Lane, SecretError};
 use crate::app::state::AppState;
+use crate::identity::admins::{self, SignIn};
+use crate::identity::secret::{Lane, SecretError};
+use crate::identity::sessions::Sessions;
+use crate::identity::throttle::Throttle;
+use crate::store::audit::{self, AuditEntry};
 use crate::web::client_addr::client_addr;
 use crate::web::error::ApiError;
-use crate::identity::throttle::Throttle;
 
 #[derive(Template)]
 #[template(path = "sign_in.html")]

@@ -9,11 +9,11 @@ use serde::Deserialize;
 
 use super::kit::session::Viewer;
 use super::kit::{Chrome, PageError, Problems, Section, page_with_status};
+use crate::app::state::AppState;
 use crate::entities::people::{People, PersonFilter};
 use crate::entities::{Entity, FieldErrors, Page};
-use crate::policy::explain_query::{DoorQuery, SubjectQuery, answer};
 use crate::policy::explain::Explanation;
-use crate::app::state::AppState;
+use crate::policy::explain_query::{DoorQuery, SubjectQuery, answer};
 
 #[derive(Deserialize, Default)]
 pub struct WhyQuery {

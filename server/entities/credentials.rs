@@ -7,8 +7,8 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::clock::{stored, utc};
 use super::{ChangeContext, ChangeError, Entity, FieldErrors, Page, require_ref};
+use crate::clock::{stored, utc};
 use crate::policy::{CredentialKey, CredentialStatus};
 use crate::store::DbConnection;
 use crate::store::rows::CredentialRow;
@@ -227,7 +227,10 @@ impl Entity for Credentials {
                     "must be an argon2id PHC string as written by `gatehouse export`, \
                      with a cost between OWASP's minimum and 256 MiB",
                 );
-            } else if crate::identity::secret::is_foreign_pin_hash(crate::identity::appliance_key::installed(), hash) {
+            } else if crate::identity::secret::is_foreign_pin_hash(
+                crate::identity::appliance_key::installed(),
+                hash,
+            ) {
                 errors.add(
                     "pin_hash",
                     "was keyed with another appliance's key, so no PIN can match it here: \
@@ -284,9 +287,10 @@ impl Entity for Credentials {
             None => input.pin_hash.map(Some),
             Some("") => Some(None),
             Some(pin) => Some(Some(
-                crate::identity::secret::hash_pin(crate::identity::appliance_key::installed(), pin).map_err(|e| {
-                    ChangeError::invalid("pin", format!("could not be hashed: {e}"))
-                })?,
+                crate::identity::secret::hash_pin(crate::identity::appliance_key::installed(), pin)
+                    .map_err(|e| {
+                        ChangeError::invalid("pin", format!("could not be hashed: {e}"))
+                    })?,
             )),
         };
         let now = ctx.stamp();
@@ -341,7 +345,11 @@ impl Entity for Credentials {
         let same = match (input.pin.as_deref(), input.pin_hash.as_deref(), &stored) {
             (Some(""), None, None) => true,
             (Some(pin), None, Some(hash)) if !pin.is_empty() => {
-                crate::identity::secret::verify_pin(crate::identity::appliance_key::installed(), hash, pin)
+                crate::identity::secret::verify_pin(
+                    crate::identity::appliance_key::installed(),
+                    hash,
+                    pin,
+                )
             }
             (None, Some(new_hash), Some(hash)) => new_hash == hash,
             _ => false,

@@ -7,8 +7,10 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::{
+    ChangeContext, ChangeError, Entity, FieldErrors, Page, like_pattern, lower, require_ref,
+};
 use crate::clock::utc;
-use super::{ChangeContext, ChangeError, Entity, FieldErrors, Page, like_pattern, lower, require_ref};
 use crate::policy::{DoorMode, Sensitivity};
 use crate::store::DbConnection;
 use crate::store::rows::DoorRow;

@@ -20,8 +20,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::store::audit::{self, AuditEntry};
 use crate::store::DbConnection;
+use crate::store::audit::{self, AuditEntry};
 
 /// Per-field validation messages, keyed by the field's name in the input.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, ToSchema)]

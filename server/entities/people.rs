@@ -7,8 +7,10 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::{
+    ChangeContext, ChangeError, Entity, FieldErrors, Page, like_pattern, lower, require_ref,
+};
 use crate::clock::{stored, utc};
-use super::{ChangeContext, ChangeError, Entity, FieldErrors, Page, like_pattern, lower, require_ref};
 use crate::policy::PersonStatus;
 use crate::store::DbConnection;
 use crate::store::rows::PersonRow;

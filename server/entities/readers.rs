@@ -8,8 +8,10 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::{
+    ChangeContext, ChangeError, Entity, FieldErrors, Page, like_pattern, lower, require_ref,
+};
 use crate::clock::utc;
-use super::{ChangeContext, ChangeError, Entity, FieldErrors, Page, like_pattern, lower, require_ref};
 use std::sync::RwLock;
 
 use gatehouse_drivers::networks::Networks;

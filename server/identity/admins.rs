@@ -7,11 +7,11 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::store::audit::{self, AuditEntry};
 use crate::clock::utc;
 use crate::entities::{ChangeContext, ChangeError, FieldErrors, Page, like_pattern, lower};
 use crate::identity::secret::{constant_time_eq, digest_hex, hash_secret};
 use crate::store::DbConnection;
+use crate::store::audit::{self, AuditEntry};
 use crate::store::rows::{AdminUserRow, ApiTokenRow};
 use crate::store::schema::{admin_users, api_tokens};
 

@@ -631,7 +631,11 @@ pub(super) fn check_pin(
                 credential_id: c.id,
             }),
             Some(hash)
-                if crate::identity::secret::verify_pin(crate::identity::appliance_key::installed(), hash, pin) =>
+                if crate::identity::secret::verify_pin(
+                    crate::identity::appliance_key::installed(),
+                    hash,
+                    pin,
+                ) =>
             {
                 PinCheck::Verified
             }

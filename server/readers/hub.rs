@@ -10,14 +10,14 @@ use gatehouse_drivers::message::{
     ReaderEvent, ReaderMode, WireCredential,
 };
 
-use crate::clock::Clock;
-use crate::readers::door_state::{Alarm, DoorStates};
-use crate::store::event_log::{Appended, EventKind, EventLog, LogError, NewEvent, stored_seq};
-use crate::readers::fault_budget::{Admission, FaultBudget, IN_ALL, PER_READER, Suppressed};
 use crate::app::live::LivePolicy;
-use crate::readers::pin_lockout::{self, LockoutPolicy, PinLockout, PinResult};
+use crate::clock::Clock;
 use crate::policy::{self, CredentialKey, Outcome, Reason, Request};
+use crate::readers::door_state::{Alarm, DoorStates};
+use crate::readers::fault_budget::{Admission, FaultBudget, IN_ALL, PER_READER, Suppressed};
 use crate::readers::health::HealthBoard;
+use crate::readers::pin_lockout::{self, LockoutPolicy, PinLockout, PinResult};
+use crate::store::event_log::{Appended, EventKind, EventLog, LogError, NewEvent, stored_seq};
 use crate::store::load::ReaderWire;
 
 /// An answer for one reader.

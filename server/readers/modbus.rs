@@ -10,9 +10,9 @@ use gatehouse_drivers::modbus::{self, DeviceEvent, DeviceHandle, DevicePoller, D
 use gatehouse_drivers::networks::Networks;
 use tokio::sync::oneshot;
 
+use crate::app::live::LivePolicy;
 use crate::config::ModbusConfig;
 use crate::readers::hub::Hub;
-use crate::app::live::LivePolicy;
 use crate::store::DbPool;
 use crate::store::load::ReaderWire;
 

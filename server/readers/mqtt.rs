@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use gatehouse_drivers::mqtt::{self, Incoming, MqttEvents, MqttLink, MqttSettings};
 
+use crate::app::live::LivePolicy;
 use crate::config::{BrokerChoice, MqttConfig};
 use crate::readers::hub::{Hub, Reply};
-use crate::app::live::LivePolicy;
 use gatehouse_drivers::message::{Command, ReaderMode};
 
 /// Refused reader connections waiting to be recorded; beyond this they are dropped (a flood

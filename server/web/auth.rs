@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use sha2::{Digest, Sha256};
 
-use crate::app::state::AppState;
 use super::error::ApiError;
+use crate::app::state::AppState;
 use crate::identity::admins::{self, Identity, Role, TokenCheck};
 use crate::identity::secret::{Lane, SecretError};
 

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::app::state::AppState;
 use super::auth::{Authenticated, still_valid};
 use super::error::ApiError;
+use crate::app::state::AppState;
 use crate::clock::utc;
 use crate::entities::FieldErrors;
 use crate::store::event_log::{EventFilter, EventKind, Recorded, recent};

@@ -10,12 +10,12 @@ use actix_web::web;
 use chrono::Utc;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use gatehouse::identity::admins::{self, AdminInput};
+use gatehouse::app::state::AppState;
 use gatehouse::clock::Clock;
 use gatehouse::config::Config;
 use gatehouse::entities::ChangeContext;
+use gatehouse::identity::admins::{self, AdminInput};
 use gatehouse::store::{DbConnection, PooledDb};
-use gatehouse::app::state::AppState;
 use serde_json::Value;
 
 pub const POSTGRES_ENV: &str = "GATEHOUSE_TEST_POSTGRES_URL";

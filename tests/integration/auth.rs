@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use diesel::prelude::*;
-use gatehouse::identity::admins;
 use gatehouse::entities::ChangeContext;
+use gatehouse::identity::admins;
 use gatehouse::store::schema::{admin_sessions, api_tokens};
 
 use crate::app::{Backend, TestApp, backends};

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use chrono::Utc;
-use gatehouse::identity::admins::{self, AdminInput};
 use gatehouse::entities::ChangeContext;
+use gatehouse::identity::admins::{self, AdminInput};
 use gatehouse::store::event_log::{EventKind, NewEvent};
 use serde_json::json;
 
@@ -589,7 +589,8 @@ fn the_events_page_filters_pages_and_exports_what_it_shows() {
             ..NewEvent::new(EventKind::ForcedOpen, t0)
         }))
         .collect();
-    gatehouse::store::event_log::write_batch(&mut app.db(), &events, &mut Default::default()).unwrap();
+    gatehouse::store::event_log::write_batch(&mut app.db(), &events, &mut Default::default())
+        .unwrap();
     let mut browser = signed_in(&app, "auditor");
 
     let page = browser.get("/events?kind=swipe");

@@ -1,7 +1,9 @@
 //! The event log: durable on return, resends recorded once, filtered queries, retention.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use gatehouse::store::event_log::{Appended, BatchPolicy, EventFilter, EventKind, EventLog, NewEvent};
+use gatehouse::store::event_log::{
+    Appended, BatchPolicy, EventFilter, EventKind, EventLog, NewEvent,
+};
 
 use crate::app::{TestApp, backends, wait_until};
 
@@ -62,7 +64,8 @@ fn appended_events_are_durable_and_resends_are_recorded_once() {
         assert!(outcomes.iter().all(|o| matches!(o, Appended::New(_))));
         // Another connection sees them all: they were committed before append returned.
         let mut conn = app.db();
-        let all = gatehouse::store::event_log::recent(&mut conn, &EventFilter::default(), 1000).unwrap();
+        let all =
+            gatehouse::store::event_log::recent(&mut conn, &EventFilter::default(), 1000).unwrap();
         assert_eq!(all.len(), 500);
         // A resend after a reconnect (same reader, seq and ts) gets the recorded answer.
         let again = runtime
@@ -108,7 +111,8 @@ fn appended_events_are_durable_and_resends_are_recorded_once() {
         );
         // Retention removes what is older than the cutoff, and only that.
         let removed =
-            gatehouse::store::event_log::delete_before(&mut conn, t0 + TimeDelta::seconds(100)).unwrap();
+            gatehouse::store::event_log::delete_before(&mut conn, t0 + TimeDelta::seconds(100))
+                .unwrap();
         assert_eq!(removed, 100);
         drop(log);
     }
@@ -128,7 +132,8 @@ fn a_batch_gets_the_ids_of_its_rows_and_a_resend_within_it_is_recorded_once() {
         batch.insert(300, swipe("r1", 7, t0 + TimeDelta::seconds(7), Some(7)));
         let mut conn = app.db();
         let mut marks = gatehouse::store::event_log::SeqMarks::default();
-        let outcomes = gatehouse::store::event_log::write_batch(&mut conn, &batch, &mut marks).unwrap();
+        let outcomes =
+            gatehouse::store::event_log::write_batch(&mut conn, &batch, &mut marks).unwrap();
         assert_eq!(outcomes.len(), 601);
         let stored =
             gatehouse::store::event_log::recent(&mut conn, &EventFilter::default(), 1000).unwrap();
@@ -334,9 +339,12 @@ fn the_wal_is_checkpointed_beside_the_writer_and_stays_bounded() {
         wal_file < BOUND * (4096 + 24),
         "WAL file of {wal_file} bytes"
     );
-    let all =
-        gatehouse::store::event_log::recent(&mut pool.get().unwrap(), &EventFilter::default(), 10_000)
-            .unwrap();
+    let all = gatehouse::store::event_log::recent(
+        &mut pool.get().unwrap(),
+        &EventFilter::default(),
+        10_000,
+    )
+    .unwrap();
     assert_eq!(all.len(), 6000);
 }
 
@@ -489,7 +497,8 @@ fn seqs_up_to_two_to_the_64_are_recorded_and_ordered_as_unsigned() {
             Some(top),
             "never lowered"
         );
-        let rows = gatehouse::store::event_log::recent(&mut conn, &EventFilter::default(), 10).unwrap();
+        let rows =
+            gatehouse::store::event_log::recent(&mut conn, &EventFilter::default(), 10).unwrap();
         assert!(
             rows.iter()
                 .any(|r| r.seq.map(gatehouse::store::event_log::reader_seq) == Some(top))

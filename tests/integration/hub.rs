@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use gatehouse::clock::Clock;
-use gatehouse::store::event_log::{BatchPolicy, EventLog};
 use gatehouse::readers::hub::Hub;
+use gatehouse::store::event_log::{BatchPolicy, EventLog};
 use gatehouse_drivers::message::{Command, DenyCode, ErrorCode, seal, verify_command};
 use serde_json::json;
 
@@ -48,7 +48,9 @@ impl Rig {
     }
 
     fn send_payload(&self, reader: &str, payload: &[u8]) -> Option<Command> {
-        let reply = self.runtime.block_on(self.hub.handle_mqtt(reader, payload))?;
+        let reply = self
+            .runtime
+            .block_on(self.hub.handle_mqtt(reader, payload))?;
         assert_eq!(reply.reader_id, reader);
         // What the reader does: verify the signed payload before acting on it.
         let wire = self.hub.encode(&reply).unwrap();

@@ -190,9 +190,12 @@ fn a_swipe_over_mqtt_opens_the_door_once() {
         };
         let again = site.runtime.block_on(async {
             // Same seq and the original's time: a true resend.
-            let rows =
-                gatehouse::store::event_log::recent(&mut site.app.db(), &EventFilter::default(), 10)
-                    .unwrap();
+            let rows = gatehouse::store::event_log::recent(
+                &mut site.app.db(),
+                &EventFilter::default(),
+                10,
+            )
+            .unwrap();
             let ts = rows[0].reader_ts.unwrap().and_utc();
             reader.resend(seq, &body, ts).await.unwrap();
             reader.next_answer(WAIT).await.unwrap().unwrap()
@@ -1392,8 +1395,12 @@ fn wrong_pins_in_a_row_block_the_card_until_the_block_ends_on(backend: Backend) 
     assert_eq!(lockouts.len(), 1, "{lockouts:?}");
     assert_eq!(lockouts[0].person_id, Some(site.f.person));
     assert_eq!(lockouts[0].door_id, Some(site.f.server_door));
-    let open = gatehouse::readers::alarms::open(&mut site.app.db(), chrono::Utc::now() + shift.ahead(), 10)
-        .unwrap();
+    let open = gatehouse::readers::alarms::open(
+        &mut site.app.db(),
+        chrono::Utc::now() + shift.ahead(),
+        10,
+    )
+    .unwrap();
     assert!(open.iter().any(|e| e.kind == "pin_lockout"), "{open:?}");
     let listed = site.app.get("/api/v1/events?kind=pin_lockout");
     assert_eq!(listed.status, 200, "{}", listed.body);

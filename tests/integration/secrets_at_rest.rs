@@ -263,10 +263,18 @@ fn pin_hashes_need_the_appliance_key_and_old_ones_keep_working() {
         import(&app, &site).unwrap();
         let keyed = stored_pin_hash(&app);
         assert!(keyed.contains(",keyid="), "{keyed}");
-        assert!(gatehouse::identity::secret::verify_pin(key(), &keyed, "73914682"));
+        assert!(gatehouse::identity::secret::verify_pin(
+            key(),
+            &keyed,
+            "73914682"
+        ));
         // Someone with only the database cannot test guesses against it.
-        assert!(!gatehouse::identity::secret::verify_pin(None, &keyed, "73914682"));
-        assert!(!gatehouse::identity::secret::verify_secret(&keyed, "73914682"));
+        assert!(!gatehouse::identity::secret::verify_pin(
+            None, &keyed, "73914682"
+        ));
+        assert!(!gatehouse::identity::secret::verify_secret(
+            &keyed, "73914682"
+        ));
         assert_eq!(
             server_room_swipe(&app, "73914682"),
             Outcome::Grant { unlock_ms: 5000 }
@@ -309,9 +317,7 @@ fn pin_hashes_need_the_appliance_key_and_old_ones_keep_working() {
 
         // A hash keyed on another appliance can match no PIN here: refused, by name.
         let foreign = gatehouse::identity::secret::hash_pin(
-            Some(&gatehouse::identity::appliance_key::ApplianceKey::from_master(
-                &[42u8; 32],
-            )),
+            Some(&gatehouse::identity::appliance_key::ApplianceKey::from_master(&[42u8; 32])),
             "51840297",
         )
         .unwrap();

@@ -328,7 +328,9 @@ fn one_bad_entry_names_its_place_and_nothing_is_imported() {
             );
         }
         assert_eq!(
-            gatehouse::store::audit::verify(&mut app.db()).unwrap().entries,
+            gatehouse::store::audit::verify(&mut app.db())
+                .unwrap()
+                .entries,
             2,
             "only the test admin's setup entries"
         );

@@ -24,8 +24,8 @@ mod day;
 pub use day::DayOptions;
 
 use crate::config::{BrokerChoice, Config};
-use crate::store::event_log::{EventFilter, EventKind};
 use crate::policy::{CredentialKey, Outcome, PolicyData, Presence, Request, Snapshot, decide};
+use crate::store::event_log::{EventFilter, EventKind};
 use crate::store::load::{ReaderWire, load_policy};
 
 /// Which of the site's readers to play.

@@ -13,9 +13,9 @@ use askama::Template;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use crate::identity::admins::Role;
-use crate::entities::{ChangeError, FieldErrors};
 use crate::app::state::AppState;
+use crate::entities::{ChangeError, FieldErrors};
+use crate::identity::admins::Role;
 use crate::web::error::ApiError;
 use session::Viewer;
 

@@ -12,6 +12,7 @@ use chrono_tz::Tz;
 
 use serde::Deserialize;
 
+use crate::app::state::AppState;
 use crate::console::kit::listing::{ListQuery, Paged};
 use crate::console::kit::saved::{self, Saved, SavedQuery};
 use crate::console::kit::session::{Posted, Viewer};
@@ -24,10 +25,7 @@ use crate::entities::schedules::{ScheduleFilter, ScheduleInput, ScheduleView, Sc
 use crate::entities::zones::{ZoneFilter, ZoneInput, ZoneView, Zones};
 use crate::entities::{self, ChangeError, Entity, FieldErrors, Page};
 use crate::policy::{Snapshot, Zone};
-use crate::app::state::AppState;
 use crate::web::error::ApiError;
-
-
 
 /// An access level with its items in words and how many hold it.
 pub struct LevelLine {

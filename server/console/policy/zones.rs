@@ -12,6 +12,8 @@ use chrono_tz::Tz;
 
 use serde::Deserialize;
 
+use super::{EVERYTHING, Keeping, NoFields, refusal};
+use crate::app::state::AppState;
 use crate::console::kit::listing::{ListQuery, Paged};
 use crate::console::kit::saved::{self, Saved, SavedQuery};
 use crate::console::kit::session::{Posted, Viewer};
@@ -24,10 +26,7 @@ use crate::entities::schedules::{ScheduleFilter, ScheduleInput, ScheduleView, Sc
 use crate::entities::zones::{ZoneFilter, ZoneInput, ZoneView, Zones};
 use crate::entities::{self, ChangeError, Entity, FieldErrors, Page};
 use crate::policy::{Snapshot, Zone};
-use crate::app::state::AppState;
 use crate::web::error::ApiError;
-use super::{EVERYTHING, Keeping, NoFields, refusal};
-
 
 /// One zone in the tree, indented by its depth, with its doors.
 pub struct ZoneLine {
