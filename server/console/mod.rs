@@ -1,5 +1,5 @@
-//! The admin console: server-rendered askama pages (htmx for the interactive parts) that a
-//! facilities team runs the building from. Route modules own their handlers and forms.
+//! The admin console: server-rendered askama pages (htmx for the interactive parts); each
+//! page module owns its handlers and forms, `kit/` what they share, `policy/` the policy's.
 
 pub mod activity;
 pub mod admins;

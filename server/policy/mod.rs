@@ -1,6 +1,5 @@
-//! The access-decision engine: policy model, compiled snapshot, schedules, anti-passback
-//! state, the pure `decide` function, its trace `explain`, and `explain_query`, which
-//! answers "why?" as admins ask it (by names) and renders the answer as text.
+//! The access decision, pure: the policy model, its compiled snapshot and schedules,
+//! anti-passback state, `decide`, its trace `explain`, and "why?" asked by names.
 
 pub mod decide;
 pub mod directory;

@@ -1,6 +1,5 @@
-//! The doors' side of the appliance: the hub that turns a reader's message into a decision,
-//! a durable record and an answer, its MQTT and Modbus transports, and what it keeps of
-//! each reader and door (health, door state, alarms, fault budget, PIN lockout).
+//! The doors' side: the hub (a reader's message → decision → durable record → answer), its
+//! MQTT and Modbus transports, and what it keeps of readers and doors (health, alarms …).
 
 pub mod alarms;
 pub mod door_state;

@@ -1,5 +1,5 @@
 //! The JSON API under /api/v1: route modules own their handlers, `ApiError` maps every
-//! failure to an HTTP status once; bearer-token auth, throttling and the request edge.
+//! failure to an HTTP status once; bearer-token auth and the request edge.
 
 pub mod admin_routes;
 pub mod auth;
