@@ -19,7 +19,6 @@ use crate::entities::ChangeContext;
 use crate::identity::admins;
 use crate::policy::CredentialKey;
 use crate::store::audit;
-use crate::store::{self, DbPool};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -104,7 +104,7 @@ async fn render_holidays(
         .map(|s| (s.id, s.name.clone()))
         .collect();
     let status = Problems::status(problems.is_empty());
-    super::kit::page_with_status(
+    crate::console::kit::page_with_status(
         status,
         &HolidaysPage {
             chrome: Chrome::new(state, viewer, Section::Policy),

@@ -260,8 +260,8 @@ async fn render_level(
     };
     let status = Problems::status(problems.is_empty());
     let chrome = Chrome::new(state, viewer, Section::Policy);
-    let zone = super::people::level_zone(&snapshot, Some(level.id), chrome.timezone);
-    super::kit::page_with_status(
+    let zone = crate::console::people::level_zone(&snapshot, Some(level.id), chrome.timezone);
+    crate::console::kit::page_with_status(
         status,
         &LevelPage {
             chrome,

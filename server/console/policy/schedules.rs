@@ -110,7 +110,7 @@ fn week_svg(days: &[Vec<(i64, i64)>], labels: &[String], name: &str) -> String {
         svg,
         "<svg class=\"week\" viewBox=\"0 0 {} {height}\" role=\"img\" aria-label=\"{}: open {} hours in the coming week\" xmlns=\"http://www.w3.org/2000/svg\">",
         LEFT + WIDTH + 10,
-        super::charts::escape(name),
+        crate::console::charts::escape(name),
         open_minutes / 60
     );
     for hour in (0..=24).step_by(3) {
@@ -129,7 +129,7 @@ fn week_svg(days: &[Vec<(i64, i64)>], labels: &[String], name: &str) -> String {
             svg,
             "<text x=\"0\" y=\"{}\" class=\"day\">{}</text><rect x=\"{LEFT}\" y=\"{}\" width=\"{WIDTH}\" height=\"{}\" class=\"closed\"/>",
             y + 15,
-            super::charts::escape(label),
+            crate::console::charts::escape(label),
             y + 3,
             ROW - 6
         );
@@ -141,7 +141,7 @@ fn week_svg(days: &[Vec<(i64, i64)>], labels: &[String], name: &str) -> String {
                 y + 3,
                 (x(*to) - x(*from)).max(1),
                 ROW - 6,
-                super::charts::escape(label),
+                crate::console::charts::escape(label),
                 hhmm(*from),
                 hhmm(*to)
             );
@@ -529,7 +529,7 @@ async fn render_schedule(
     } else {
         Problems::status(problems.is_empty())
     };
-    super::kit::page_with_status(
+    crate::console::kit::page_with_status(
         status,
         &SchedulePage {
             chrome,

@@ -336,7 +336,7 @@ fn render_zones(
 ) -> Result<HttpResponse, PageError> {
     let snapshot = state.live.snapshot();
     let (lines, found) = zone_lines(&snapshot, search.as_deref());
-    super::kit::page_with_status(
+    crate::console::kit::page_with_status(
         Problems::status(problems.is_empty()),
         &ZonesPage {
             chrome: Chrome::new(state, viewer, Section::Policy),
@@ -456,7 +456,7 @@ async fn render_zone(
     } else {
         Problems::status(problems.is_empty())
     };
-    super::kit::page_with_status(
+    crate::console::kit::page_with_status(
         status,
         &ZonePage {
             chrome: Chrome::new(state, viewer, Section::Policy),
