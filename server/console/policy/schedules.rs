@@ -1,7 +1,6 @@
 //! The schedules pages: each schedule's windows in words and its coming week drawn as SVG,
 //! made and edited as days and times (`windows.rs` turns rows into cron windows and back).
 
-use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 
 use actix_web::http::StatusCode;
@@ -10,22 +9,17 @@ use askama::Template;
 use chrono::{DateTime, Datelike, Duration, Utc};
 use chrono_tz::Tz;
 
-use serde::Deserialize;
-
 use super::{EVERYTHING, Keeping, NoFields, refusal};
 use crate::app::state::AppState;
 use crate::console::kit::listing::{ListQuery, Paged};
 use crate::console::kit::saved::{self, Saved, SavedQuery};
 use crate::console::kit::session::{Posted, Viewer};
 use crate::console::kit::{Chrome, PageError, Problems, Section, page, see_other};
-use crate::entities::doors::{DoorFilter, Doors};
-use crate::entities::entitlements::{EntitlementFilter, Entitlements};
-use crate::entities::holidays::{HolidayFilter, HolidayInput, HolidayView, Holidays};
-use crate::entities::levels::{LevelFilter, LevelInput, LevelItem, LevelView, Levels};
+use crate::entities::holidays::{HolidayFilter, HolidayView, Holidays};
+use crate::entities::levels::{LevelFilter, Levels};
 use crate::entities::schedules::{ScheduleFilter, ScheduleInput, ScheduleView, Schedules};
-use crate::entities::zones::{ZoneFilter, ZoneInput, ZoneView, Zones};
-use crate::entities::{self, ChangeError, Entity, FieldErrors, Page};
-use crate::policy::{Snapshot, Zone};
+use crate::entities::{self, ChangeError, Entity};
+use crate::policy::Snapshot;
 use crate::web::error::ApiError;
 
 use super::levels::describe_items;

@@ -2,29 +2,23 @@
 //! (a refusal names what keeps a zone).
 
 use std::collections::{BTreeMap, HashSet};
-use std::fmt::Write as _;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use chrono::{DateTime, Datelike, Duration, Utc};
-use chrono_tz::Tz;
 
 use serde::Deserialize;
 
 use super::{EVERYTHING, Keeping, NoFields, refusal};
 use crate::app::state::AppState;
-use crate::console::kit::listing::{ListQuery, Paged};
-use crate::console::kit::saved::{self, Saved, SavedQuery};
+use crate::console::kit::listing::ListQuery;
+use crate::console::kit::saved::{self, SavedQuery};
 use crate::console::kit::session::{Posted, Viewer};
-use crate::console::kit::{Chrome, PageError, Problems, Section, page, see_other};
+use crate::console::kit::{Chrome, PageError, Problems, Section, see_other};
 use crate::entities::doors::{DoorFilter, Doors};
-use crate::entities::entitlements::{EntitlementFilter, Entitlements};
-use crate::entities::holidays::{HolidayFilter, HolidayInput, HolidayView, Holidays};
-use crate::entities::levels::{LevelFilter, LevelInput, LevelItem, LevelView, Levels};
-use crate::entities::schedules::{ScheduleFilter, ScheduleInput, ScheduleView, Schedules};
+use crate::entities::levels::{LevelFilter, Levels};
 use crate::entities::zones::{ZoneFilter, ZoneInput, ZoneView, Zones};
-use crate::entities::{self, ChangeError, Entity, FieldErrors, Page};
+use crate::entities::{self, Entity, FieldErrors};
 use crate::policy::{Snapshot, Zone};
 use crate::web::error::ApiError;
 
