@@ -6,10 +6,11 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use chrono_tz::Tz;
 
-use super::session::Viewer;
-use super::{Chrome, PageError, Section, activity_heatmap, daily_traffic, page, site_clock};
+use super::kit::session::Viewer;
+use super::kit::{Chrome, PageError, Section, page, site_clock};
+use super::{activity_heatmap, daily_traffic};
+use crate::app::state::AppState;
 use crate::store::history::SwipesOf;
-use crate::web::AppState;
 
 /// One site's charts, where sites keep different time.
 struct SiteCharts {

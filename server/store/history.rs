@@ -31,10 +31,10 @@ use diesel::prelude::*;
 
 pub use counts::{Bucket, MAX_BUCKETS, SwipesOf, TrafficPoint, WeekGrid};
 
-use crate::admins::Role;
-use crate::entities::stored;
-use crate::event_log::EventKind;
+use crate::clock::stored;
+use crate::identity::admins::Role;
 use crate::policy::model::Direction;
+use crate::store::event_log::EventKind;
 use crate::store::rows::{AuditRow, EventRow};
 use crate::store::schema::{access_level_items, audit_log, doors, events, readers, zones};
 use crate::store::{DbConnection, read_consistently};

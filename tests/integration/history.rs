@@ -3,12 +3,12 @@
 //! return every row once, as each admin role may read it.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use gatehouse::admins::Role;
 use gatehouse::clock::Clock;
-use gatehouse::event_log::{BatchPolicy, EventKind, EventLog};
-use gatehouse::hub::Hub;
+use gatehouse::identity::admins::Role;
 use gatehouse::policy::model::Direction;
+use gatehouse::readers::hub::Hub;
 use gatehouse::store::DbConnection;
+use gatehouse::store::event_log::{BatchPolicy, EventKind, EventLog};
 use gatehouse::store::history::{
     self, ChangeQuery, ChangesOf, EventQuery, EventsOf, HistoryError, Inside, Period, ReadScope,
 };
@@ -129,7 +129,7 @@ impl Building {
         let sealed = seal(reader, &self.app.reader_secret(reader), &event);
         let reply = self
             .runtime
-            .block_on(hub.handle(reader, &sealed))
+            .block_on(hub.handle_mqtt(reader, &sealed))
             .expect("an answer");
         reply.command
     }

@@ -25,7 +25,7 @@ use chrono_tz::Tz;
 use diesel::QueryResult;
 use diesel::sql_types::BigInt;
 
-use crate::entities::stored;
+use crate::clock::stored;
 use crate::store::DbConnection;
 
 /// The most buckets one chart counts: 13 weeks of hours, or about six years of days. It
@@ -439,7 +439,7 @@ mod tests {
     use chrono_tz::Europe::Berlin;
 
     use super::*;
-    use crate::event_log::{EventKind, NewEvent, SeqMarks, write_batch};
+    use crate::store::event_log::{EventKind, NewEvent, SeqMarks, write_batch};
     use crate::store::history::test_databases::databases;
 
     fn at(tz: Tz, y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
