@@ -16,6 +16,7 @@ pub mod explain;
 pub mod fault_budget;
 pub mod hub;
 pub mod input;
+pub mod jobs;
 pub mod live;
 pub mod pin_lockout;
 pub mod policy;

@@ -54,12 +54,16 @@ pub struct AppState {
     pub hub: crate::hub::Hub,
     /// Today's counts on the dashboard, kept between loads.
     pub day_tally: Arc<crate::event_log::DayTally>,
+    /// The periodic jobs and their last runs.
+    pub jobs: Arc<crate::jobs::Jobs>,
     /// Serialises admin write transactions in this process: SQLite allows one writer, and
     /// the audit chain needs its entries appended one after another.
     write_lock: Arc<Mutex<()>>,
 }
 
 impl AppState {
+    // Each part is built (and its configuration checked) by `serve` before the state.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: Config,
         db: DbPool,
@@ -68,6 +72,7 @@ impl AppState {
         events: crate::event_log::EventLog,
         hub: crate::hub::Hub,
         trusted_proxies: client_addr::TrustedProxies,
+        jobs: Arc<crate::jobs::Jobs>,
     ) -> AppState {
         let sessions = crate::console::session::Sessions::new(
             config.http.session_idle_minutes,
@@ -91,6 +96,7 @@ impl AppState {
             trusted_proxies,
             sessions,
             day_tally: Arc::default(),
+            jobs,
             write_lock: Arc::new(Mutex::new(())),
         }
     }
@@ -274,6 +280,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/events/stream", web::get().to(event_routes::stream))
         // Before the readers collection, whose `/readers/{id}` would take "health".
         .route("/readers/health", web::get().to(reader_health))
+        .route("/jobs", web::get().to(list_jobs))
         .route("/audit", web::get().to(admin_routes::audit_list))
         .route("/audit/verify", web::get().to(admin_routes::audit_verify))
         .route("/admin-users", web::get().to(admin_routes::list_admins))
@@ -321,6 +328,17 @@ async fn reader_health(state: web::Data<AppState>, _auth: auth::Authenticated) -
     let mut ids: Vec<&str> = readers.iter().map(|r| r.reader_id.as_str()).collect();
     ids.sort_unstable();
     HttpResponse::Ok().json(state.health.of(ids.into_iter()))
+}
+
+/// GET /api/v1/jobs: every periodic job with its schedule, last run, next run and skips.
+async fn list_jobs(
+    state: web::Data<AppState>,
+    _auth: auth::Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let stored = state
+        .read(|conn| Ok(crate::jobs::stored_runs(conn)?))
+        .await?;
+    Ok(HttpResponse::Ok().json(state.jobs.views(&stored)))
 }
 
 #[derive(Serialize)]

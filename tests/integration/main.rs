@@ -16,6 +16,7 @@ mod harness;
 mod https;
 mod hub;
 mod input;
+mod jobs;
 mod memory;
 mod modbus;
 mod mosquitto;
