@@ -28,7 +28,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use chrono_tz::Tz;
 use diesel::prelude::*;
 use serde::Serialize;
@@ -391,7 +391,9 @@ fn fire(job: &Arc<Job>, runner: &Runner, due: DateTime<Utc>) {
 }
 
 async fn run(job: Arc<Job>, runner: Runner, due: DateTime<Utc>) {
-    let started_at = runner.clock.now();
+    // In whole milliseconds, as stored on either backend, so that this instance's copy
+    // and the stored one of the same run compare equal.
+    let started_at = runner.clock.now().trunc_subsecs(3);
     let started = Instant::now();
     let claimed = match job.instances {
         Instances::Each => Ok(None),
