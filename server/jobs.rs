@@ -347,10 +347,10 @@ fn instance_name() -> String {
 
 /// One job's task: waits for each due time and starts a run unless one is still going.
 async fn drive(job: Arc<Job>, runner: Runner) {
-    if job.instances == Instances::One {
-        if let Some(missed) = runner.missed(&job).await {
-            fire(&job, &runner, missed);
-        }
+    if job.instances == Instances::One
+        && let Some(missed) = runner.missed(&job).await
+    {
+        fire(&job, &runner, missed);
     }
     loop {
         let now = runner.clock.now().with_timezone(&runner.timezone);
@@ -586,7 +586,7 @@ impl Runner {
     /// The latest due time before now, if no instance has run it (nor a later one).
     async fn missed(&self, job: &Job) -> Option<DateTime<Utc>> {
         let now = self.clock.now().with_timezone(&self.timezone);
-        let previous = job.schedule.after(&now).rev().next()?.with_timezone(&Utc);
+        let previous = job.schedule.after(&now).next_back()?.with_timezone(&Utc);
         let (db, name) = (self.db.clone(), job.name);
         let recorded = tokio::task::spawn_blocking(move || -> Result<_, String> {
             let mut conn = db.get().map_err(|e| e.to_string())?;
@@ -633,7 +633,10 @@ impl Runner {
         tracing::error!(job, error = %problem, "the job's run could not be stored");
         LastRun {
             result: RunOutcome::Failed,
-            detail: format!("{} (and the run could not be stored: {problem})", last.detail),
+            detail: format!(
+                "{} (and the run could not be stored: {problem})",
+                last.detail
+            ),
             ..last
         }
     }

@@ -256,7 +256,7 @@ where
     let db = state.db.clone();
     tokio::task::spawn_blocking(move || {
         let mut conn = db.get().map_err(|e| e.to_string())?;
-        work(&mut *conn)
+        work(&mut conn)
     })
     .await
     .map_err(|e| e.to_string())?

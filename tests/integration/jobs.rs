@@ -128,8 +128,14 @@ fn the_appliances_jobs_show_their_runs_on_the_settings_page_and_in_the_api() {
             .and_then(|rest| rest.split("</tr>").next())
             .unwrap_or_else(|| panic!("no event_retention row in {}", settings.body));
         assert!(row.contains("<code>30 3 * * *</code> UTC"), "{row}");
-        assert!(row.contains("<span class=\"badge active\">ok</span> deleted 1 event from before "), "{row}");
-        assert!(row.contains("Deletes events older than events.retention_days"), "{row}");
+        assert!(
+            row.contains("<span class=\"badge active\">ok</span> deleted 1 event from before "),
+            "{row}"
+        );
+        assert!(
+            row.contains("Deletes events older than events.retention_days"),
+            "{row}"
+        );
         assert!(
             settings.body.contains("<tr id=\"job-follow_database\">"),
             "{}",
@@ -206,9 +212,9 @@ fn a_failing_or_panicking_job_is_reported_and_the_others_go_on() {
         settings.body
     );
     assert!(
-        settings
-            .body
-            .contains("<span class=\"badge failed\">failed</span> the job panicked: no reviewer list")
+        settings.body.contains(
+            "<span class=\"badge failed\">failed</span> the job panicked: no reviewer list"
+        )
     );
     // A name is one job's.
     let again = jobs.add(JobSpec::new(
