@@ -136,9 +136,13 @@ pub fn parse_cron(expression: &str) -> Result<cron::Schedule, String> {
             ));
         }
     };
-    crate_form
-        .parse()
-        .map_err(|e: cron::error::Error| e.to_string())
+    crate_form.parse().map_err(|e: cron::error::Error| {
+        // The crate's text repeats the expression (in its own 6-field form, which the
+        // admin did not type) over a caret line; its last line says what is wrong.
+        let text = e.to_string();
+        let reason = text.lines().rev().map(str::trim).find(|l| !l.is_empty());
+        reason.unwrap_or(&text).to_owned()
+    })
 }
 
 /// Rewrites a standard cron day-of-week field (0/7 = Sunday, names, ranges, lists, steps)
@@ -692,6 +696,7 @@ mod tests {
         let err = parse_window("0 25 * * *", 60).unwrap_err();
         assert!(matches!(err, ScheduleError::InvalidCron { .. }));
         assert!(err.to_string().contains("'0 25 * * *'"), "{err}");
+        assert!(!err.to_string().contains('\n'), "{err}");
         let err = parse_window("0 8 * *", 60).unwrap_err();
         assert!(err.to_string().contains("4 fields"), "{err}");
         let err = parse_window("0 8 * * Mon-Fry", 60).unwrap_err();
