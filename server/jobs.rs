@@ -375,8 +375,10 @@ fn fire(job: &Arc<Job>, runner: &Runner, due: DateTime<Utc>) {
         if let Some(since) = state.running_since {
             state.skipped += 1;
             state.skipped_this_run += 1;
+            // Info, not a warning: following the database right after a large import
+            // takes longer than its second, and that is expected.
             if state.skipped_this_run == 1 {
-                tracing::warn!(
+                tracing::info!(
                     job = job.name,
                     running_since = %since,
                     "a job is still running at its next due time; that run is skipped"
