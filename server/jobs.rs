@@ -34,7 +34,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, stored, utc};
 use crate::store::rows::JobRunRow;
 use crate::store::schema::job_runs;
 use crate::store::{DbConnection, DbPool, PooledDb, write_transaction};
@@ -323,7 +323,7 @@ pub fn stored_runs(conn: &mut DbConnection) -> QueryResult<Vec<JobRunRow>> {
 
 fn last_run_of(row: &JobRunRow) -> LastRun {
     LastRun {
-        started_at: row.started_at.and_utc(),
+        started_at: utc(row.started_at),
         duration_ms: row.duration_ms,
         result: if row.succeeded {
             RunOutcome::Ok
@@ -527,7 +527,7 @@ fn claim_blocking(db: &DbPool, job: &str, due: DateTime<Utc>) -> Result<Claim, S
         .first(&mut *conn)
         .optional();
     match recorded {
-        Ok(Some(done)) if done >= due.naive_utc() => {
+        Ok(Some(done)) if done >= stored(due) => {
             unlock(&mut conn, job).map_err(|e| e.to_string())?;
             Ok(Claim::Elsewhere)
         }
@@ -550,8 +550,8 @@ fn record_blocking(
 ) -> QueryResult<()> {
     let row = JobRunRow {
         job: job.to_owned(),
-        due_at: due.naive_utc(),
-        started_at: last.started_at.naive_utc(),
+        due_at: stored(due),
+        started_at: stored(last.started_at),
         duration_ms: last.duration_ms,
         succeeded: last.result == RunOutcome::Ok,
         detail: last.detail.clone(),
@@ -601,7 +601,7 @@ impl Runner {
         })
         .await;
         match recorded {
-            Ok(Ok(Some(done))) if done >= previous.naive_utc() => None,
+            Ok(Ok(Some(done))) if done >= stored(previous) => None,
             Ok(Ok(_)) => Some(previous),
             // Unknown: the run at the next due time will tell (and report the problem).
             Ok(Err(_)) | Err(_) => None,

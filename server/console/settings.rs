@@ -6,10 +6,10 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use chrono::{DateTime, Utc};
 
-use super::session::Viewer;
-use super::{Chrome, PageError, Section, page};
+use super::kit::session::Viewer;
+use super::kit::{Chrome, PageError, Section, page};
+use crate::app::state::AppState;
 use crate::jobs::{Instances, JobView, RunOutcome};
-use crate::web::AppState;
 
 #[derive(Template)]
 #[template(path = "settings.html")]

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{TimeDelta, Utc};
 use gatehouse::clock::{Clock, ClockShift};
-use gatehouse::event_log::{Appended, EventKind, NewEvent};
 use gatehouse::jobs::{Instances, JobSpec};
+use gatehouse::store::event_log::{Appended, EventKind, NewEvent};
 use serde_json::Value;
 
 use crate::app::{Backend, TestApp, backends, wait_until, wait_until_within};
@@ -288,7 +288,7 @@ fn a_slow_job_is_skipped_while_it_runs_not_overlapped() {
 
 /// A second appliance instance on the first one's PostgreSQL database.
 struct SecondInstance {
-    state: actix_web::web::Data<gatehouse::web::AppState>,
+    state: actix_web::web::Data<gatehouse::app::state::AppState>,
     handle: actix_web::dev::ServerHandle,
     runtime: Option<tokio::runtime::Runtime>,
     _dir: tempfile::TempDir,
@@ -313,7 +313,7 @@ impl SecondInstance {
             .build()
             .unwrap();
         let running = runtime
-            .block_on(gatehouse::serve::start(config, Clock::System))
+            .block_on(gatehouse::app::serve::start(config, Clock::System))
             .expect("the second instance starts");
         let handle = running.server.handle();
         runtime.spawn(running.server);
@@ -372,7 +372,7 @@ fn instances_sharing_postgresql_run_a_one_instance_job_once_per_due_time() {
     ran.sort_unstable();
     ran.dedup();
     assert_eq!(ran.len(), all, "a due time ran twice: {ran:?}");
-    let views = |state: &gatehouse::web::AppState| {
+    let views = |state: &gatehouse::app::state::AppState| {
         let stored = gatehouse::jobs::stored_runs(&mut state.db.get().unwrap()).unwrap();
         state
             .jobs

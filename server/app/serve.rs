@@ -13,13 +13,14 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, web};
 use anyhow::{Context, Result};
 
+use crate::app::live::LivePolicy;
+use crate::app::routes::routes;
+use crate::app::state::AppState;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::event_log::{BatchPolicy, EventLog};
-use crate::hub::Hub;
 use crate::jobs::{Instances, JobSpec, Jobs, RunResult};
-use crate::live::LivePolicy;
-use crate::web::{AppState, routes};
+use crate::readers::hub::Hub;
+use crate::store::event_log::{BatchPolicy, EventLog};
 
 /// Blocking threads (database work) per HTTP worker, and of the main runtime
 /// (`cli::serve`): a few more than the database pool has connections.
@@ -50,7 +51,7 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
     crate::entities::readers::set_allowed_networks(allowed_networks.clone());
     let pool = {
         let config = config.clone();
-        tokio::task::spawn_blocking(move || crate::cli::open_database(&config)).await??
+        tokio::task::spawn_blocking(move || crate::app::database::open_database(&config)).await??
     };
     let setup_code = {
         let (config, pool) = (config.clone(), pool.clone());
@@ -96,8 +97,8 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
     let hub =
         Hub::new(live.clone(), log.clone(), clock).with_pin_lockout(config.readers.pin_lockout());
     let console_hub = hub.clone();
-    let mqtt = crate::reader_mqtt::start(&config.mqtt, live.clone(), hub.clone())?;
-    crate::reader_modbus::start(
+    let mqtt = crate::readers::mqtt::start(&config.mqtt, live.clone(), hub.clone())?;
+    crate::readers::modbus::start(
         &config.modbus,
         allowed_networks.clone(),
         live.clone(),
@@ -160,7 +161,7 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
                     // elsewhere; the API's JSON is not affected.
                     .add((
                         "Content-Security-Policy",
-                        crate::console::CONTENT_SECURITY_POLICY,
+                        crate::console::kit::CONTENT_SECURITY_POLICY,
                     ))
                     .add(("Cross-Origin-Opener-Policy", "same-origin"))
                     .add((
@@ -314,7 +315,9 @@ fn register_jobs(state: &web::Data<AppState>) -> Result<()> {
     .context("setting jobs.policy_rebuild")?;
     // The head goes to the log, outside the database, whenever it changes and daily:
     // what an auditor gives `audit verify --expect-head` later.
-    let heads = Arc::new(std::sync::Mutex::new(crate::audit::HeadAnchor::default()));
+    let heads = Arc::new(std::sync::Mutex::new(
+        crate::store::audit::HeadAnchor::default(),
+    ));
     jobs.add(JobSpec::new(
         "audit_head_log",
         "Writes the audit log's head (SEQ:HASH) to the appliance's log when it changes and \
@@ -325,7 +328,7 @@ fn register_jobs(state: &web::Data<AppState>) -> Result<()> {
             let heads = heads.clone();
             async move {
                 let head = on_database(&state, |conn| {
-                    crate::audit::head(conn).map_err(|e| e.to_string())
+                    crate::store::audit::head(conn).map_err(|e| e.to_string())
                 })
                 .await
                 .map_err(|e| format!("cannot read the audit log's head: {e}"))?;
@@ -356,7 +359,7 @@ fn register_jobs(state: &web::Data<AppState>) -> Result<()> {
             on_state(state, move |state| async move {
                 let cutoff = state.clock.now() - chrono::TimeDelta::days(i64::from(days.get()));
                 let deleted = on_database(&state, move |conn| {
-                    crate::event_log::delete_before(conn, cutoff).map_err(|e| e.to_string())
+                    crate::store::event_log::delete_before(conn, cutoff).map_err(|e| e.to_string())
                 })
                 .await
                 .map_err(|e| format!("old events could not be deleted: {e}"))?;
