@@ -10,7 +10,8 @@ use crate::entities::{
 };
 use crate::web::error::ApiError;
 use crate::web::{
-    admin_routes, edge, entity_routes, event_routes, explain_routes, health_routes, openapi,
+    admin_routes, edge, entity_routes, event_routes, explain_routes, health_routes, job_routes,
+    openapi,
 };
 
 /// The whole URL map of the appliance.
@@ -141,6 +142,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/readers/health",
             web::get().to(health_routes::reader_health),
         )
+        .route("/jobs", web::get().to(job_routes::list_jobs))
         .route("/audit", web::get().to(admin_routes::audit_list))
         .route("/audit/verify", web::get().to(admin_routes::audit_verify))
         .route("/admin-users", web::get().to(admin_routes::list_admins))

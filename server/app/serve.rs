@@ -1,7 +1,9 @@
 //! `gatehouse serve`: opens and migrates the database, loads the live policy, and runs the
 //! HTTP server until a shutdown signal.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,22 +18,18 @@ use crate::app::routes::routes;
 use crate::app::state::AppState;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::jobs::{Instances, JobSpec, Jobs, RunResult};
 use crate::readers::hub::Hub;
 use crate::store::event_log::{BatchPolicy, EventLog};
-
-/// How often the snapshot is rebuilt even without changes, so that precomputed schedule
-/// windows always reach days ahead of the clock.
-const SCHEDULE_REFRESH: Duration = Duration::from_secs(3600);
-/// How often old events are deleted, when a retention is set.
-const RETENTION_SWEEP: Duration = Duration::from_secs(24 * 3600);
 
 /// Blocking threads (database work) per HTTP worker, and of the main runtime
 /// (`cli::serve`): a few more than the database pool has connections.
 pub const BLOCKING_THREADS_PER_WORKER: usize = 16;
 
-/// How often the stored policy version is checked for changes made elsewhere (the CLI,
-/// another instance): one indexed query.
-const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
+/// When the stored policy version is checked for changes made elsewhere (the CLI, another
+/// instance; one indexed query) and the audit head looked at: every second, so that a
+/// revocation through the CLI takes a second. Not configurable for that reason.
+const EVERY_SECOND: &str = "* * * * * *";
 
 /// A started appliance: where it listens and the server to await or stop.
 pub struct Running {
@@ -107,6 +105,9 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
         hub.clone(),
         pool.clone(),
     );
+    // The hub's own timers, not jobs: a momentary unlock must end on time and a held-open
+    // door be reported within a second, whatever else is running. They are part of the
+    // doors' behaviour, not upkeep an admin schedules or needs to see as a job.
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -122,6 +123,7 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
     let tls = config.http.server_tls()?;
     let proxies = config.http.proxies()?;
     let https = tls.is_some();
+    let jobs = Arc::new(Jobs::new(clock, config.jobs.tz()?, pool.clone()));
     let state = web::Data::new(AppState::new(
         config,
         pool,
@@ -130,6 +132,7 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
         log,
         console_hub,
         proxies,
+        jobs,
     ));
     let app_state = state.clone();
     let server = HttpServer::new(move || {
@@ -208,86 +211,8 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
     })?;
     let addr = server.addrs().first().copied().unwrap_or(addr);
     let server = server.run();
-    let refresher = state.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(SCHEDULE_REFRESH);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            if let Err(e) = refresher
-                .live
-                .refresh(&refresher.db, refresher.clock.now())
-                .await
-            {
-                tracing::error!(error = %e, "scheduled policy rebuild failed; the previous policy stays in force");
-            }
-        }
-    });
-    let follower = state.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(FOLLOW_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            // A token revoked or an admin disabled through the CLI (or another instance)
-            // must not live on in this process's caches: they are dropped when the
-            // database moved. A failed rebuild is logged by `refresh` and shown in /healthz.
-            let _ = follower
-                .live
-                .follow_database(&follower.db, follower.clock.now(), || {
-                    follower.tokens.clear();
-                    follower.sessions.recheck_all();
-                })
-                .await;
-        }
-    });
-    let anchor = state.clone();
-    tokio::spawn(async move {
-        // The head goes to the log, outside the database, whenever it changes and daily:
-        // what an auditor gives `audit verify --expect-head` later.
-        let mut heads = crate::store::audit::HeadAnchor::default();
-        let mut tick = tokio::time::interval(FOLLOW_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let db = anchor.db.clone();
-            let head = tokio::task::spawn_blocking(move || {
-                crate::store::audit::head(&mut *db.get().ok()?)
-                    .ok()
-                    .flatten()
-            })
-            .await
-            .ok()
-            .flatten();
-            if let Some(line) = heads.observe(head, anchor.clock.now()) {
-                tracing::info!("{line}");
-            }
-        }
-    });
-    if let Some(days) = std::num::NonZeroU32::new(state.config.events.retention_days) {
-        let sweeper = state.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(RETENTION_SWEEP);
-            loop {
-                tick.tick().await;
-                let cutoff = sweeper.clock.now() - chrono::TimeDelta::days(i64::from(days.get()));
-                let db = sweeper.db.clone();
-                let swept = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
-                    let mut conn = db.get()?;
-                    Ok(crate::store::event_log::delete_before(&mut conn, cutoff)?)
-                })
-                .await;
-                match swept {
-                    Ok(Ok(n)) if n > 0 => {
-                        tracing::info!(deleted = n, %cutoff, "old events deleted (events.retention_days)")
-                    }
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => tracing::error!(error = %e, "old events could not be deleted"),
-                    Err(e) => tracing::error!(error = %e, "the retention sweep failed"),
-                }
-            }
-        });
-    }
+    register_jobs(&state)?;
+    state.jobs.start();
     let scheme = if https { "https" } else { "http" };
     tracing::info!(%addr, scheme, "gatehouse is serving the admin console and API");
     Ok(Running {
@@ -298,6 +223,160 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
         server,
         state,
     })
+}
+
+/// A job's function on the application state. The job holds the state weakly: the state
+/// holds the jobs, and a stopped appliance must free both (and its database connections).
+fn on_state<F, Fut>(
+    state: &web::Data<AppState>,
+    job: F,
+) -> impl Fn() -> Pin<Box<dyn Future<Output = RunResult> + Send>> + Send + Sync + 'static
+where
+    F: Fn(web::Data<AppState>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = RunResult> + Send + 'static,
+{
+    let weak = Arc::downgrade(&state.clone().into_inner());
+    move || {
+        let run = weak.upgrade().map(web::Data::from).map(&job);
+        let run: Pin<Box<dyn Future<Output = RunResult> + Send>> = Box::pin(async move {
+            match run {
+                Some(run) => run.await,
+                None => Err("the appliance is stopping".to_owned()),
+            }
+        });
+        run
+    }
+}
+
+/// Runs blocking database work for a job on the runtime's blocking threads.
+async fn on_database<T, F>(state: &AppState, work: F) -> Result<T, String>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut crate::store::DbConnection) -> Result<T, String> + Send + 'static,
+{
+    let db = state.db.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = db.get().map_err(|e| e.to_string())?;
+        work(&mut conn)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Every periodic thing the appliance does, as jobs (`jobs.rs`; the settings page and
+/// `GET /api/v1/jobs` show them). A new one is one more `add` here.
+fn register_jobs(state: &web::Data<AppState>) -> Result<()> {
+    let jobs = &state.jobs;
+    let schedules = &state.config.jobs;
+    jobs.add(JobSpec::new(
+        "follow_database",
+        "Notices changes made outside this instance (the CLI, another instance) and loads \
+         them; a revoked token or disabled admin is then checked again",
+        EVERY_SECOND,
+        Instances::Each,
+        on_state(state, |state| async move {
+            // A token revoked or an admin disabled through the CLI (or another instance)
+            // must not live on in this process's caches: they are dropped when the
+            // database moved. A failed rebuild is logged by `refresh` and shown in /healthz.
+            let moved = state
+                .live
+                .follow_database(&state.db, state.clock.now(), || {
+                    state.tokens.clear();
+                    state.sessions.recheck_all();
+                })
+                .await
+                .map_err(|e| format!("cannot read the stored policy version: {e}"))?;
+            let version = state.live.version();
+            match (moved, state.live.stale_because()) {
+                (false, _) => Ok(format!("no change (policy version {version})")),
+                (true, None) => Ok(format!("changed: policy version {version} loaded")),
+                (true, Some(why)) => Err(format!(
+                    "the database changed but its policy could not be compiled; version \
+                     {version} stays in force: {why}"
+                )),
+            }
+        }),
+    ))?;
+    jobs.add(JobSpec::new(
+        "policy_rebuild",
+        "Rebuilds the live policy without a change, so that the precomputed schedule \
+         windows keep reaching days ahead of the clock",
+        &schedules.policy_rebuild,
+        Instances::Each,
+        on_state(state, |state| async move {
+            state
+                .live
+                .refresh(&state.db, state.clock.now())
+                .await
+                .map_err(|e| format!("the previous policy stays in force: {e}"))?;
+            Ok(format!("policy version {} compiled", state.live.version()))
+        }),
+    ))
+    .context("setting jobs.policy_rebuild")?;
+    // The head goes to the log, outside the database, whenever it changes and daily:
+    // what an auditor gives `audit verify --expect-head` later.
+    let heads = Arc::new(std::sync::Mutex::new(
+        crate::store::audit::HeadAnchor::default(),
+    ));
+    jobs.add(JobSpec::new(
+        "audit_head_log",
+        "Writes the audit log's head (SEQ:HASH) to the appliance's log when it changes and \
+         daily, for an auditor to record outside the database",
+        EVERY_SECOND,
+        Instances::Each,
+        on_state(state, move |state| {
+            let heads = heads.clone();
+            async move {
+                let head = on_database(&state, |conn| {
+                    crate::store::audit::head(conn).map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(|e| format!("cannot read the audit log's head: {e}"))?;
+                let Some((seq, _)) = head else {
+                    return Ok("the audit log is empty".to_owned());
+                };
+                let line = match heads.lock() {
+                    Ok(mut heads) => heads.observe(head, state.clock.now()),
+                    Err(poisoned) => poisoned.into_inner().observe(head, state.clock.now()),
+                };
+                match line {
+                    Some(line) => {
+                        tracing::info!("{line}");
+                        Ok(format!("logged the head, entry {seq}"))
+                    }
+                    None => Ok(format!("head unchanged at entry {seq}")),
+                }
+            }
+        }),
+    ))?;
+    if let Some(days) = std::num::NonZeroU32::new(state.config.events.retention_days) {
+        jobs.add(JobSpec::new(
+            "event_retention",
+            "Deletes events older than events.retention_days",
+            &schedules.event_retention,
+            // Deleting twice is harmless but doubles the load on a shared database.
+            Instances::One,
+            on_state(state, move |state| async move {
+                let cutoff = state.clock.now() - chrono::TimeDelta::days(i64::from(days.get()));
+                let deleted = on_database(&state, move |conn| {
+                    crate::store::event_log::delete_before(conn, cutoff).map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(|e| format!("old events could not be deleted: {e}"))?;
+                let before = cutoff.format("%Y-%m-%d %H:%M UTC");
+                if deleted > 0 {
+                    tracing::info!(deleted, %cutoff, "old events deleted (events.retention_days)");
+                }
+                Ok(match deleted {
+                    0 => format!("no events from before {before}"),
+                    1 => format!("deleted 1 event from before {before}"),
+                    n => format!("deleted {n} events from before {before}"),
+                })
+            }),
+        ))
+        .context("setting jobs.event_retention")?;
+    }
+    Ok(())
 }
 
 pub async fn serve(config: Config, clock: Clock) -> Result<()> {

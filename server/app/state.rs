@@ -39,12 +39,16 @@ pub struct AppState {
     pub hub: crate::readers::hub::Hub,
     /// Today's counts on the dashboard, kept between loads.
     pub day_tally: Arc<crate::store::event_log::DayTally>,
+    /// The periodic jobs and their last runs.
+    pub jobs: Arc<crate::jobs::Jobs>,
     /// Serialises admin write transactions in this process: SQLite allows one writer, and
     /// the audit chain needs its entries appended one after another.
     write_lock: Arc<Mutex<()>>,
 }
 
 impl AppState {
+    // Each part is built (and its configuration checked) by `serve` before the state.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: Config,
         db: DbPool,
@@ -53,6 +57,7 @@ impl AppState {
         events: crate::store::event_log::EventLog,
         hub: crate::readers::hub::Hub,
         trusted_proxies: client_addr::TrustedProxies,
+        jobs: Arc<crate::jobs::Jobs>,
     ) -> AppState {
         let sessions = crate::identity::sessions::Sessions::new(
             config.http.session_idle_minutes,
@@ -76,6 +81,7 @@ impl AppState {
             trusted_proxies,
             sessions,
             day_tally: Arc::default(),
+            jobs,
             write_lock: Arc::new(Mutex::new(())),
         }
     }

@@ -26,6 +26,7 @@ pub struct Config {
     pub modbus: ModbusConfig,
     pub readers: ReadersConfig,
     pub events: EventsConfig,
+    pub jobs: JobsConfig,
 }
 
 /// The readers: where they may be, and what the appliance does about their traffic beyond
@@ -146,6 +147,64 @@ impl Default for EventsConfig {
         EventsConfig {
             retention_days: 365,
         }
+    }
+}
+
+/// When the periodic jobs that an installer may want at another time run (`server/jobs.rs`).
+/// Following the database and logging the audit head run every second and are not set here:
+/// slower, they would let CLI changes and revocations wait.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// The timezone the schedules below are read in (an IANA name).
+    pub timezone: String,
+    /// When old events are deleted (`events.retention_days`): a cron expression.
+    pub event_retention: String,
+    /// When the live policy is rebuilt without a change, so that the precomputed schedule
+    /// windows keep reaching days ahead of the clock: a cron expression.
+    pub policy_rebuild: String,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            timezone: "UTC".to_owned(),
+            event_retention: "30 3 * * *".to_owned(),
+            policy_rebuild: "0 * * * *".to_owned(),
+        }
+    }
+}
+
+impl JobsConfig {
+    /// The timezone the schedules are read in.
+    pub fn tz(&self) -> Result<chrono_tz::Tz, ConfigError> {
+        self.timezone.parse().map_err(|_| ConfigError::Invalid {
+            key: "jobs.timezone",
+            message: format!(
+                "'{}' is not an IANA timezone name such as UTC or Europe/Berlin",
+                self.timezone
+            ),
+        })
+    }
+
+    /// Checks every schedule, naming the key of the first that is not a cron expression.
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.tz()?;
+        for (key, expression) in [
+            ("jobs.event_retention", &self.event_retention),
+            ("jobs.policy_rebuild", &self.policy_rebuild),
+        ] {
+            crate::policy::schedule::parse_cron(expression).map_err(|reason| {
+                ConfigError::Invalid {
+                    key,
+                    message: format!(
+                        "'{expression}' is not a cron expression: {reason}. Expected 'minute \
+                         hour day-of-month month day-of-week', for example '30 3 * * *'"
+                    ),
+                }
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -468,6 +527,7 @@ impl Default for Config {
             modbus: ModbusConfig::default(),
             readers: ReadersConfig::default(),
             events: EventsConfig::default(),
+            jobs: JobsConfig::default(),
         }
     }
 }
@@ -660,6 +720,7 @@ impl Config {
                 ),
             });
         }
+        self.jobs.validate()?;
         if !(1..=100).contains(&self.readers.pin_attempts) {
             return Err(ConfigError::Invalid {
                 key: "readers.pin_attempts",
@@ -849,6 +910,13 @@ impl Config {
                 },
             ),
             (
+                "jobs",
+                format!(
+                    "old events deleted at '{}', policy rebuilt at '{}' (cron, {})",
+                    self.jobs.event_retention, self.jobs.policy_rebuild, self.jobs.timezone
+                ),
+            ),
+            (
                 "readers",
                 format!(
                     "a card is blocked for {} minutes after {} wrong PINs in a row",
@@ -860,7 +928,9 @@ impl Config {
 }
 
 /// Sections of the config file; a variable GATEHOUSE_{SECTION}_{KEY} sets `[section] key`.
-const SECTIONS: &[&str] = &["http", "database", "mqtt", "events", "modbus", "readers"];
+const SECTIONS: &[&str] = &[
+    "http", "database", "mqtt", "events", "modbus", "readers", "jobs",
+];
 
 fn apply_env_override(table: &mut toml::Table, var: &str, raw: &str) -> Result<(), ConfigError> {
     let name = var[ENV_PREFIX.len()..].to_ascii_lowercase();
@@ -1226,6 +1296,37 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("database.pool_size"), "{err}");
+    }
+
+    #[test]
+    fn job_schedules_are_checked_at_load_and_name_their_key() {
+        let config = load_str(
+            "[jobs]\ntimezone = \"Europe/Berlin\"\nevent_retention = \"15 2 * * Sun\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(config.jobs.event_retention, "15 2 * * Sun");
+        assert_eq!(config.jobs.policy_rebuild, "0 * * * *");
+        let err = load_str("[jobs]\nevent_retention = \"30 25 * * *\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("setting jobs.event_retention: '30 25 * * *' is not a cron"),
+            "{err}"
+        );
+        let err = load_str("", &[("GATEHOUSE_JOBS_POLICY_REBUILD", "hourly")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("setting jobs.policy_rebuild:"), "{err}");
+        let err = load_str("[jobs]\ntimezone = \"Mars/Olympus\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("setting jobs.timezone:"), "{err}");
+        // A job that is not set here (following the database) is a typo, not a setting.
+        let err = load_str("[jobs]\nfollow_database = \"* * * * *\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("follow_database"), "{err}");
     }
 
     #[test]

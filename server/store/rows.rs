@@ -225,3 +225,19 @@ pub struct EventRow {
     pub command: Option<String>,
     pub detail: String,
 }
+
+/// The last run of a job that runs once for all instances (`jobs.rs`).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = job_runs, primary_key(job))]
+pub struct JobRunRow {
+    pub job: String,
+    /// The scheduled time this run was for.
+    pub due_at: NaiveDateTime,
+    pub started_at: NaiveDateTime,
+    pub duration_ms: i64,
+    pub succeeded: bool,
+    /// What the run did, or why it failed.
+    pub detail: String,
+    /// Which appliance instance ran it (host and process id).
+    pub instance: String,
+}

@@ -222,6 +222,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    job_runs (job) {
+        job -> Text,
+        due_at -> Timestamp,
+        started_at -> Timestamp,
+        duration_ms -> BigInt,
+        succeeded -> Bool,
+        detail -> Text,
+        instance -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     sites,
     schedules,

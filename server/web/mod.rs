@@ -10,6 +10,7 @@ pub mod error;
 pub mod event_routes;
 pub mod explain_routes;
 pub mod health_routes;
+pub mod job_routes;
 pub mod openapi;
 
 use crate::entities::{

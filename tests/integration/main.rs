@@ -17,6 +17,7 @@ mod history;
 mod https;
 mod hub;
 mod input;
+mod jobs;
 mod memory;
 mod modbus;
 mod mosquitto;

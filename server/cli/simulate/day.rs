@@ -375,6 +375,7 @@ pub async fn run(config: &Config, options: DayOptions) -> Result<()> {
             ..config.readers.clone()
         },
         events: crate::config::EventsConfig { retention_days: 0 },
+        jobs: config.jobs.clone(),
     };
 
     let (loaded, mut devices) = {
