@@ -9,7 +9,6 @@ pub mod console;
 pub mod entities;
 pub mod identity;
 pub mod input;
-pub mod jobs;
 pub mod policy;
 pub mod readers;
 pub mod site_file;

@@ -13,12 +13,12 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, web};
 use anyhow::{Context, Result};
 
+use crate::app::jobs::{Instances, JobSpec, Jobs, RunResult};
 use crate::app::live::LivePolicy;
 use crate::app::routes::routes;
 use crate::app::state::AppState;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::jobs::{Instances, JobSpec, Jobs, RunResult};
 use crate::readers::hub::Hub;
 use crate::store::event_log::{BatchPolicy, EventLog};
 

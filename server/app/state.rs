@@ -40,7 +40,7 @@ pub struct AppState {
     /// Today's counts on the dashboard, kept between loads.
     pub day_tally: Arc<crate::store::event_log::DayTally>,
     /// The periodic jobs and their last runs.
-    pub jobs: Arc<crate::jobs::Jobs>,
+    pub jobs: Arc<crate::app::jobs::Jobs>,
     /// Serialises admin write transactions in this process: SQLite allows one writer, and
     /// the audit chain needs its entries appended one after another.
     write_lock: Arc<Mutex<()>>,
@@ -57,7 +57,7 @@ impl AppState {
         events: crate::store::event_log::EventLog,
         hub: crate::readers::hub::Hub,
         trusted_proxies: client_addr::TrustedProxies,
-        jobs: Arc<crate::jobs::Jobs>,
+        jobs: Arc<crate::app::jobs::Jobs>,
     ) -> AppState {
         let sessions = crate::identity::sessions::Sessions::new(
             config.http.session_idle_minutes,

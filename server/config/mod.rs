@@ -150,7 +150,7 @@ impl Default for EventsConfig {
     }
 }
 
-/// When the periodic jobs that an installer may want at another time run (`server/jobs.rs`).
+/// When the periodic jobs that an installer may want at another time run (`server/app/jobs.rs`).
 /// Following the database and logging the audit head run every second and are not set here:
 /// slower, they would let CLI changes and revocations wait.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

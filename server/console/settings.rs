@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 
 use super::kit::session::Viewer;
 use super::kit::{Chrome, PageError, Section, page};
+use crate::app::jobs::{Instances, JobView, RunOutcome};
 use crate::app::state::AppState;
-use crate::jobs::{Instances, JobView, RunOutcome};
 
 #[derive(Template)]
 #[template(path = "settings.html")]
@@ -29,7 +29,7 @@ struct SettingsPage {
 /// GET /settings
 pub async fn show(state: web::Data<AppState>, viewer: Viewer) -> Result<HttpResponse, PageError> {
     let stored = state
-        .read(|conn| Ok(crate::jobs::stored_runs(conn)?))
+        .read(|conn| Ok(crate::app::jobs::stored_runs(conn)?))
         .await?;
     let snapshot = state.live.snapshot();
     let counts = snapshot.counts();

@@ -1,4 +1,4 @@
-//! `GET /api/v1/jobs`: the appliance's periodic jobs (`crate::jobs`) with their schedules,
+//! `GET /api/v1/jobs`: the appliance's periodic jobs (`crate::app::jobs`) with their schedules,
 //! last runs, next runs and skips, for any role.
 
 use actix_web::{HttpResponse, web};
@@ -13,7 +13,7 @@ pub async fn list_jobs(
     _auth: auth::Authenticated,
 ) -> Result<HttpResponse, ApiError> {
     let stored = state
-        .read(|conn| Ok(crate::jobs::stored_runs(conn)?))
+        .read(|conn| Ok(crate::app::jobs::stored_runs(conn)?))
         .await?;
     Ok(HttpResponse::Ok().json(state.jobs.views(&stored)))
 }

@@ -205,7 +205,7 @@ fn event_paths(doc: &mut DocBuilder) {
 
 /// The periodic jobs.
 fn job_paths(doc: &mut DocBuilder) {
-    let job = doc.schema_ref::<crate::jobs::JobView>();
+    let job = doc.schema_ref::<crate::app::jobs::JobView>();
     doc.route(
         "/api/v1/jobs",
         HttpMethod::Get,

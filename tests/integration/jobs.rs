@@ -1,4 +1,4 @@
-//! The scheduler (`server/jobs.rs`) on a running appliance: each job's runs on the settings
+//! The scheduler (`server/app/jobs.rs`) on a running appliance: each job's runs on the settings
 //! page and in `GET /api/v1/jobs`, failures and panics reported while the others go on, a
 //! slow job skipped rather than overlapped, and a one-instance job run once per due time
 //! by two instances sharing a PostgreSQL database.
@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{TimeDelta, Utc};
+use gatehouse::app::jobs::{Instances, JobSpec};
 use gatehouse::clock::{Clock, ClockShift};
-use gatehouse::jobs::{Instances, JobSpec};
 use gatehouse::store::event_log::{Appended, EventKind, NewEvent};
 use serde_json::Value;
 
@@ -373,7 +373,7 @@ fn instances_sharing_postgresql_run_a_one_instance_job_once_per_due_time() {
     ran.dedup();
     assert_eq!(ran.len(), all, "a due time ran twice: {ran:?}");
     let views = |state: &gatehouse::app::state::AppState| {
-        let stored = gatehouse::jobs::stored_runs(&mut state.db.get().unwrap()).unwrap();
+        let stored = gatehouse::app::jobs::stored_runs(&mut state.db.get().unwrap()).unwrap();
         state
             .jobs
             .views(&stored)
@@ -387,7 +387,7 @@ fn instances_sharing_postgresql_run_a_one_instance_job_once_per_due_time() {
         "{first_view:?} {second_view:?}"
     );
     // Both show the one stored run, whichever instance ran it.
-    let newest = |view: &gatehouse::jobs::JobView| view.last_run.clone().unwrap().started_at;
+    let newest = |view: &gatehouse::app::jobs::JobView| view.last_run.clone().unwrap().started_at;
     wait_until("both instances to show the latest stored run", || {
         newest(&views(&app.state)) == newest(&views(&second.state))
     });
