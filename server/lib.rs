@@ -19,6 +19,7 @@ pub mod input;
 pub mod live;
 pub mod pin_lockout;
 pub mod policy;
+pub mod provenance;
 pub mod reader_health;
 pub mod reader_modbus;
 pub mod reader_mqtt;

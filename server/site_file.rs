@@ -566,7 +566,7 @@ fn run_import(
         crate::audit::append(
             conn,
             &crate::audit::AuditEntry {
-                actor: ctx.actor,
+                provenance: ctx.provenance,
                 action: "import",
                 entity: "site_file",
                 entity_id: None,

@@ -467,6 +467,7 @@ pub async fn unlock(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
     let actor = posted.viewer.may_change_policy()?.username.clone();
+    let provenance = posted.viewer.provenance();
     let id = id.into_inner();
     let door = state
         .live
@@ -497,7 +498,7 @@ pub async fn unlock(
             crate::audit::append(
                 conn,
                 &crate::audit::AuditEntry {
-                    actor: &actor,
+                    provenance: &provenance,
                     action: "unlock",
                     entity: "door",
                     entity_id: Some(id.to_string()),

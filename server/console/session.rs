@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use super::PageError;
 use crate::admins::{Identity, Role};
 use crate::entities::{ChangeContext, utc};
+use crate::provenance::Provenance;
 use crate::secret::constant_time_eq;
 use crate::store::DbConnection;
 use crate::store::schema::{admin_sessions, admin_users};
@@ -464,6 +465,11 @@ impl Viewer {
         &self.0.identity
     }
 
+    /// The provenance of a change this viewer makes: their admin account, in the console.
+    pub fn provenance(&self) -> Provenance {
+        Provenance::console(&self.0.identity)
+    }
+
     /// Ok when the viewer may change policy (admins and operators; auditors only read).
     pub fn may_change_policy(&self) -> Result<&Identity, PageError> {
         if self.0.identity.role.can_change_policy() {
@@ -580,15 +586,16 @@ impl<T> Posted<T> {
         R: Send + 'static,
         F: FnOnce(&mut DbConnection, &ChangeContext<'_>) -> Result<R, ApiError> + Send + 'static,
     {
-        let identity = self.viewer.identity().clone();
+        let identity = self.viewer.identity();
         if !identity.role.can_change_policy() {
             return Err(ApiError::Forbidden(identity.role.as_str()));
         }
+        let provenance = Provenance::console(identity);
         let now = state.clock.now();
         state
             .change(move |conn| {
                 let ctx = ChangeContext {
-                    actor: &identity.username,
+                    provenance: &provenance,
                     now,
                 };
                 f(conn, &ctx)
@@ -721,7 +728,10 @@ mod tests {
                 password: "a long enough password".to_owned(),
                 role: "operator".to_owned(),
             },
-            &ChangeContext { actor: "test", now },
+            &ChangeContext {
+                provenance: &crate::provenance::Provenance::cli("test"),
+                now,
+            },
         )
         .unwrap();
         Identity {

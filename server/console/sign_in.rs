@@ -12,6 +12,7 @@ use super::session::{self, Posted, SESSION_COOKIE, Sessions, Viewer, session_coo
 use super::{PageError, page_with_status, see_other};
 use crate::admins::{self, SignIn};
 use crate::audit::{self, AuditEntry};
+use crate::provenance::Provenance;
 use crate::secret::{Lane, SecretError};
 use crate::web::AppState;
 use crate::web::client_addr::client_addr;
@@ -198,7 +199,7 @@ pub async fn submit(
                     audit::append(
                         conn,
                         &AuditEntry {
-                            actor: &identity.username,
+                            provenance: &Provenance::console(identity),
                             action: "sign_in",
                             entity: "session",
                             entity_id: None,
@@ -279,6 +280,7 @@ pub async fn sign_out(
 ) -> Result<HttpResponse, PageError> {
     let secret = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
     let username = posted.viewer.identity().username.clone();
+    let provenance = posted.viewer.provenance();
     let now = state.clock.now();
     let app = state.clone();
     state
@@ -289,7 +291,7 @@ pub async fn sign_out(
             audit::append(
                 conn,
                 &AuditEntry {
-                    actor: &username,
+                    provenance: &provenance,
                     action: "sign_out",
                     entity: "session",
                     entity_id: None,

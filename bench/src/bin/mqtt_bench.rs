@@ -920,7 +920,7 @@ fn run(
         let pool = gatehouse::cli::open_database(&config)?;
         let mut conn = pool.get()?;
         let ctx = ChangeContext {
-            actor: "bench",
+            provenance: &gatehouse::provenance::Provenance::cli("bench"),
             now: Utc::now(),
         };
         let started = Instant::now();
