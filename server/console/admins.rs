@@ -433,10 +433,13 @@ pub async fn issue_token(
                 }
             },
         };
-        let scope = form
-            .token_scope
-            .parse::<TokenScope>()
-            .map_err(|message| ChangeError::invalid("token_scope", message))?;
+        // A form sent without the field gets what the form offers first: read-only.
+        let scope = match form.token_scope.trim() {
+            "" => TokenScope::ReadOnly,
+            text => text
+                .parse::<TokenScope>()
+                .map_err(|message| ChangeError::invalid("token_scope", message))?,
+        };
         admins::issue_token(
             conn,
             form.token_admin.trim(),
