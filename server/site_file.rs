@@ -563,9 +563,9 @@ fn run_import(
             return Err(Abort::DryRun(imp.summary));
         }
         let summary = imp.summary;
-        crate::audit::append(
+        crate::store::audit::append(
             conn,
-            &crate::audit::AuditEntry {
+            &crate::store::audit::AuditEntry {
                 provenance: ctx.provenance,
                 action: "import",
                 entity: "site_file",

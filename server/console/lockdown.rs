@@ -5,12 +5,12 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::session::{Posted, Viewer};
-use super::{Chrome, PageError, Section, page, see_other};
+use super::kit::session::{Posted, Viewer};
+use super::kit::{Chrome, PageError, Section, page, see_other};
+use crate::app::state::AppState;
 use crate::entities::sites::{SiteFilter, SiteInput, SiteView, Sites};
 use crate::entities::{self, ChangeContext, Entity, Page};
-use crate::provenance::Provenance;
-use crate::web::AppState;
+use crate::identity::provenance::Provenance;
 use crate::web::error::ApiError;
 
 #[derive(Template)]
@@ -117,7 +117,7 @@ pub async fn start(
     posted.viewer.may_change_policy()?;
     let provenance = posted.viewer.provenance();
     if posted.form.confirm.is_none() {
-        return super::page_with_status(
+        return super::kit::page_with_status(
             actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
             &LockdownPage {
                 chrome: Chrome::new(&state, &posted.viewer, Section::Lockdown),

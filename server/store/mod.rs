@@ -1,7 +1,9 @@
 //! Storage: the connection pool over SQLite or PostgreSQL (chosen by the database URL),
-//! embedded migrations, and the row types and queries of every table.
+//! embedded migrations, the row types, the event log and the audit chain.
 
+pub mod audit;
 pub mod checkpoint;
+pub mod event_log;
 pub mod load;
 pub mod rows;
 pub mod schema;
@@ -547,7 +549,7 @@ mod tests {
     /// keeps their hashes at version 1, and makes every earlier token full.
     #[test]
     fn the_provenance_migration_reads_earlier_actors_and_keeps_tokens_full() {
-        use crate::provenance::Provenance;
+        use crate::identity::provenance::Provenance;
         use crate::store::rows::AuditRow;
         use crate::store::schema::{api_tokens, audit_log};
         use diesel::prelude::*;

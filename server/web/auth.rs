@@ -12,11 +12,11 @@ use actix_web::http::Method;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use sha2::{Digest, Sha256};
 
-use super::AppState;
 use super::error::ApiError;
-use crate::admins::{self, Identity, Role, TokenBearer, TokenCheck};
-use crate::provenance::Provenance;
-use crate::secret::{Lane, SecretError};
+use crate::app::state::AppState;
+use crate::identity::admins::{self, Identity, Role, TokenBearer, TokenCheck};
+use crate::identity::provenance::Provenance;
+use crate::identity::secret::{Lane, SecretError};
 
 /// How long a verified token is trusted without reading its row again. Revoking a token or
 /// disabling an admin through this appliance clears the cache at once; a change made
@@ -153,7 +153,7 @@ pub async fn authenticate(
             secret,
             bearer,
         } => {
-            let pool = crate::secret::pool();
+            let pool = crate::identity::secret::pool();
             let matches = pool
                 .verify(Lane::General, phc.clone(), secret.clone())
                 .await

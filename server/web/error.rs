@@ -17,7 +17,7 @@ pub enum ApiError {
         "this token's scope is {0}: it may read (GET) but not change anything; issue a token \
          with scope full for changes"
     )]
-    TokenScope(crate::admins::TokenScope),
+    TokenScope(crate::identity::admins::TokenScope),
     #[error("{0}")]
     NotFound(String),
     #[error("invalid input")]
@@ -50,7 +50,7 @@ struct ErrorBody<'a> {
     fields: Option<&'a FieldErrors>,
     /// The token's scope, when that is what refused the request.
     #[serde(skip_serializing_if = "Option::is_none")]
-    scope: Option<crate::admins::TokenScope>,
+    scope: Option<crate::identity::admins::TokenScope>,
 }
 
 impl ResponseError for ApiError {

@@ -4,7 +4,7 @@
 
 use chrono::Utc;
 use gatehouse::entities::ChangeContext;
-use gatehouse::provenance::Provenance;
+use gatehouse::identity::provenance::Provenance;
 use gatehouse::site_file::{self, ImportError};
 use serde_json::{Value, json};
 
@@ -64,7 +64,9 @@ fn total(app: &TestApp, collection: &str) -> i64 {
 }
 
 fn audit_entries(app: &TestApp) -> i64 {
-    gatehouse::audit::verify(&mut app.db()).unwrap().entries as i64
+    gatehouse::store::audit::verify(&mut app.db())
+        .unwrap()
+        .entries as i64
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! `audit verify`.
 
 use diesel::connection::SimpleConnection;
-use gatehouse::audit;
+use gatehouse::store::audit;
 use serde_json::{Value, json};
 
 use crate::app::{Backend, TestApp, backends, build_site};

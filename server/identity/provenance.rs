@@ -4,7 +4,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::admins::Identity;
+use crate::identity::admins::Identity;
 use crate::store::rows::ProvenanceColumns;
 
 /// Who asked for a change.
@@ -322,7 +322,7 @@ impl Provenance {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admins::Role;
+    use crate::identity::admins::Role;
 
     fn root() -> Identity {
         Identity {

@@ -8,8 +8,8 @@ use diesel::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::appliance_key::{self, ApplianceKey};
-use crate::provenance::Provenance;
+use crate::identity::appliance_key::{self, ApplianceKey};
+use crate::identity::provenance::Provenance;
 use crate::store::DbConnection;
 use crate::store::rows::{AuditRow, ProvenanceColumns};
 use crate::store::schema::audit_log;

@@ -39,7 +39,7 @@ impl ReaderDirectory {
     /// True when `secret` is this reader's secret (constant time in the secret's bytes).
     pub fn authenticates(&self, reader_id: &str, secret: &str) -> bool {
         self.get(reader_id)
-            .is_some_and(|r| crate::secret::constant_time_eq(&r.secret, secret))
+            .is_some_and(|r| crate::identity::secret::constant_time_eq(&r.secret, secret))
     }
 }
 
