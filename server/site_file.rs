@@ -566,7 +566,7 @@ fn run_import(
         crate::store::audit::append(
             conn,
             &crate::store::audit::AuditEntry {
-                actor: ctx.actor,
+                provenance: ctx.provenance,
                 action: "import",
                 entity: "site_file",
                 entity_id: None,

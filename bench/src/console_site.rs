@@ -153,7 +153,7 @@ fn bulk_connection(path: &Path) -> Result<SqliteConnection> {
 fn build(path: &Path, site_text: &str, spec: &Spec, now: DateTime<Utc>) -> Result<()> {
     remove_database(path)?;
     let ctx = ChangeContext {
-        actor: "console-bench",
+        provenance: &gatehouse::identity::provenance::Provenance::cli("console-bench"),
         now,
     };
     let url = format!("sqlite://{}", path.display());

@@ -17,6 +17,7 @@ use crate::clock::Clock;
 use crate::config::{self, Config};
 use crate::entities::ChangeContext;
 use crate::identity::admins;
+use crate::identity::provenance::Provenance;
 use crate::policy::CredentialKey;
 use crate::store::audit;
 
@@ -196,6 +197,9 @@ pub enum TokenCommand {
         /// What the token is for.
         #[arg(long)]
         name: String,
+        /// read_only (every GET, no change) or full (all the admin's role allows).
+        #[arg(long, default_value = "full")]
+        scope: admins::TokenScope,
         /// Expiry (RFC 3339).
         #[arg(long)]
         expires: Option<DateTime<Utc>>,
@@ -240,11 +244,13 @@ pub fn restrict_new_files() {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
 }
 
-fn cli_actor() -> String {
-    let user = std::env::var("SUDO_USER")
+/// The OS user running this command, as the CLI knows it: the one who ran sudo, else
+/// `$USER`. (Whoever can run `gatehouse` on the appliance can set either: it records who
+/// the session says it is, not a proof.)
+fn os_user() -> String {
+    std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "unknown".to_owned());
-    format!("cli:{user}")
+        .unwrap_or_else(|_| "unknown".to_owned())
 }
 
 fn init_logging() {
@@ -350,11 +356,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 fn import(config: &Config, args: ImportArgs) -> Result<ExitCode> {
     let pool = open_database(config)?;
     let mut conn = pool.get()?;
-    let actor = cli_actor();
-    let ctx = ChangeContext {
-        actor: &actor,
-        now: Utc::now(),
-    };
     let progress = |done: usize, total: usize| {
         if total >= 1000 && (done.is_multiple_of(1000) || done == total) {
             eprint!("\r  {done}/{total} entries");
@@ -363,13 +364,25 @@ fn import(config: &Config, args: ImportArgs) -> Result<ExitCode> {
             }
         }
     };
+    // The file as it was named on the command line: what the audit log says was imported.
+    let provenance = |path: &Path| Provenance::import(&os_user(), &path.display().to_string());
     let report = if let Some(path) = args.people {
         let file = std::fs::File::open(&path)
             .with_context(|| format!("cannot open {}", path.display()))?;
+        let provenance = provenance(&path);
+        let ctx = ChangeContext {
+            provenance: &provenance,
+            now: Utc::now(),
+        };
         crate::site_file::import_people_csv(&mut conn, file, &ctx, args.dry_run, &progress)
     } else if let Some(path) = args.file {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
+        let provenance = provenance(&path);
+        let ctx = ChangeContext {
+            provenance: &provenance,
+            now: Utc::now(),
+        };
         crate::site_file::import(&mut conn, &text, &ctx, args.dry_run, &progress)
     } else {
         bail!("name a site file, or --people FILE.csv");
@@ -446,9 +459,9 @@ fn read_password(from_stdin: bool) -> Result<String> {
 fn admin(config: &Config, cmd: AdminCommand) -> Result<ExitCode> {
     let pool = open_database(config)?;
     let mut conn = pool.get()?;
-    let actor = cli_actor();
+    let provenance = Provenance::cli(&os_user());
     let ctx = ChangeContext {
-        actor: &actor,
+        provenance: &provenance,
         now: Utc::now(),
     };
     match cmd {
@@ -499,12 +512,14 @@ fn admin(config: &Config, cmd: AdminCommand) -> Result<ExitCode> {
         AdminCommand::Token(TokenCommand::Create {
             username,
             name,
+            scope,
             expires,
         }) => {
-            let issued = admins::issue_token(&mut conn, &username, &name, expires, &ctx)
+            let issued = admins::issue_token(&mut conn, &username, &name, scope, expires, &ctx)
                 .map_err(describe_change_error)?;
             eprintln!(
-                "token {} for '{username}' (shown once; store it now):",
+                "{} token {} for '{username}' (shown once; store it now):",
+                scope.label(),
                 issued.view.id
             );
             println!("{}", issued.token);
@@ -512,10 +527,11 @@ fn admin(config: &Config, cmd: AdminCommand) -> Result<ExitCode> {
         AdminCommand::Token(TokenCommand::List) => {
             for t in admins::list_tokens(&mut conn, None)? {
                 println!(
-                    "{:>5} admin#{:<5} {:<24} {}",
+                    "{:>5} admin#{:<5} {:<24} {:<9} {}",
                     t.id,
                     t.admin_user_id,
                     t.name,
+                    t.scope.as_str(),
                     if t.revoked { "revoked" } else { "active" }
                 );
             }
@@ -577,12 +593,18 @@ fn audit_command(config: &Config, cmd: AuditCommand) -> Result<ExitCode> {
         }
         AuditCommand::List { limit } => {
             for row in audit::list(&mut conn, None, 0, limit.clamp(1, 10_000))? {
+                let provenance = audit::provenance_of(&row);
+                let approval = provenance
+                    .approver_text()
+                    .map(|approver| format!(", approved by {approver}"))
+                    .unwrap_or_default();
                 println!(
-                    "#{:<6} {} {:<16} {}",
+                    "#{:<6} {} {} (asked by {}{approval}, through {})",
                     row.seq,
                     row.at.format("%Y-%m-%d %H:%M:%S"),
-                    row.actor,
-                    row.summary
+                    row.summary,
+                    provenance.requester_text(),
+                    provenance.channel_text(),
                 );
             }
             Ok(ExitCode::SUCCESS)

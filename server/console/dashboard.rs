@@ -311,7 +311,8 @@ pub async fn acknowledge(
     state: web::Data<AppState>,
     posted: super::kit::session::Posted<AckForm>,
 ) -> Result<HttpResponse, PageError> {
-    let actor = posted.viewer.may_change_policy()?.username.clone();
+    posted.viewer.may_change_policy()?;
+    let provenance = posted.viewer.provenance();
     let ids: Vec<i64> = posted
         .form
         .ids
@@ -324,7 +325,10 @@ pub async fn acknowledge(
     let now = state.clock.now();
     state
         .write(move |conn| {
-            let ctx = crate::entities::ChangeContext { actor: &actor, now };
+            let ctx = crate::entities::ChangeContext {
+                provenance: &provenance,
+                now,
+            };
             Ok(crate::readers::alarms::acknowledge(conn, &ids, &ctx)?)
         })
         .await?;

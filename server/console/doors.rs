@@ -470,6 +470,7 @@ pub async fn unlock(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
     let actor = posted.viewer.may_change_policy()?.username.clone();
+    let provenance = posted.viewer.provenance();
     let id = id.into_inner();
     let door = state
         .live
@@ -500,7 +501,7 @@ pub async fn unlock(
             crate::store::audit::append(
                 conn,
                 &crate::store::audit::AuditEntry {
-                    actor: &actor,
+                    provenance: &provenance,
                     action: "unlock",
                     entity: "door",
                     entity_id: Some(id.to_string()),

@@ -12,6 +12,7 @@ use super::kit::session::{self, Posted, SESSION_COOKIE, Viewer, session_cookie};
 use super::kit::{PageError, page_with_status, see_other};
 use crate::app::state::AppState;
 use crate::identity::admins::{self, SignIn};
+use crate::identity::provenance::Provenance;
 use crate::identity::secret::{Lane, SecretError};
 use crate::identity::sessions::Sessions;
 use crate::identity::throttle::Throttle;
@@ -199,7 +200,7 @@ pub async fn submit(
                     audit::append(
                         conn,
                         &AuditEntry {
-                            actor: &identity.username,
+                            provenance: &Provenance::console(identity),
                             action: "sign_in",
                             entity: "session",
                             entity_id: None,
@@ -280,6 +281,7 @@ pub async fn sign_out(
 ) -> Result<HttpResponse, PageError> {
     let secret = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
     let username = posted.viewer.identity().username.clone();
+    let provenance = posted.viewer.provenance();
     let now = state.clock.now();
     let app = state.clone();
     state
@@ -290,7 +292,7 @@ pub async fn sign_out(
             audit::append(
                 conn,
                 &AuditEntry {
-                    actor: &username,
+                    provenance: &provenance,
                     action: "sign_out",
                     entity: "session",
                     entity_id: None,

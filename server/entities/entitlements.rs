@@ -141,7 +141,7 @@ impl Entity for Entitlements {
             None => Ok(diesel::insert_into(entitlements::table)
                 .values((
                     values,
-                    entitlements::granted_by.eq(ctx.actor),
+                    entitlements::granted_by.eq(ctx.provenance.actor()),
                     entitlements::granted_at.eq(ctx.stamp()),
                 ))
                 .returning(entitlements::id)

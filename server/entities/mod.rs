@@ -20,6 +20,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::identity::provenance::Provenance;
 use crate::store::DbConnection;
 use crate::store::audit::{self, AuditEntry};
 
@@ -166,10 +167,11 @@ pub struct Listing<T> {
     pub limit: i64,
 }
 
-/// Who makes a change and when; carried into the audit log and `granted_by` fields.
+/// Who makes a change (who asked, who approved, through what) and when; carried into the
+/// audit log, and as its actor text into `granted_by` fields.
 #[derive(Debug, Clone)]
 pub struct ChangeContext<'a> {
-    pub actor: &'a str,
+    pub provenance: &'a Provenance,
     pub now: DateTime<Utc>,
 }
 
@@ -326,7 +328,7 @@ fn record<E: Entity>(
     audit::append(
         conn,
         &AuditEntry {
-            actor: ctx.actor,
+            provenance: ctx.provenance,
             action,
             entity: E::NAME,
             entity_id: Some(id.to_string()),

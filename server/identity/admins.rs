@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use crate::clock::utc;
 use crate::entities::{ChangeContext, ChangeError, FieldErrors, Page, like_pattern, lower};
+use crate::identity::provenance::{Channel, Provenance, SIGN_IN_LOCKOUT};
 use crate::identity::secret::{constant_time_eq, digest_hex, hash_secret};
 use crate::store::DbConnection;
 use crate::store::audit::{self, AuditEntry};
@@ -59,6 +60,56 @@ impl std::str::FromStr for Role {
     }
 }
 
+/// What an API token may do, within its admin's role: read only (every GET), or all its
+/// admin's role allows. Stored as text, so that a scope for SCIM clients can be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenScope {
+    ReadOnly,
+    Full,
+}
+
+impl TokenScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenScope::ReadOnly => "read_only",
+            TokenScope::Full => "full",
+        }
+    }
+
+    /// May change things (POST, PUT, DELETE), as far as its admin's role allows.
+    pub fn may_change(self) -> bool {
+        self == TokenScope::Full
+    }
+
+    /// In words, for summaries and pages: "read-only", "full".
+    pub fn label(self) -> &'static str {
+        match self {
+            TokenScope::ReadOnly => "read-only",
+            TokenScope::Full => "full",
+        }
+    }
+}
+
+impl std::fmt::Display for TokenScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for TokenScope {
+    type Err = String;
+    fn from_str(s: &str) -> Result<TokenScope, String> {
+        match s {
+            "read_only" => Ok(TokenScope::ReadOnly),
+            "full" => Ok(TokenScope::Full),
+            other => Err(format!(
+                "'{other}' is not a token scope; use read_only or full"
+            )),
+        }
+    }
+}
+
 /// The admin on whose behalf a request or command acts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -97,6 +148,25 @@ pub struct TokenView {
     pub expires_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked: bool,
+    /// `read_only`: every GET, no change; `full`: all its admin's role allows.
+    pub scope: TokenScope,
+}
+
+/// A valid API token as presented: its admin, and the token itself (for the provenance of
+/// what it changes and its scope).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenBearer {
+    pub identity: Identity,
+    pub token_id: i64,
+    pub token_name: String,
+    pub scope: TokenScope,
+}
+
+impl TokenBearer {
+    /// The provenance of a change made with this token through the API.
+    pub fn provenance(&self) -> Provenance {
+        Provenance::api_token(&self.identity, self.token_id, &self.token_name)
+    }
 }
 
 /// A token as handed out: `token` is shown this once and cannot be recovered later.
@@ -121,6 +191,9 @@ fn admin_view(r: AdminUserRow) -> AdminView {
 
 fn token_view(r: ApiTokenRow) -> TokenView {
     TokenView {
+        // A scope this version does not know reads as the narrower one here; such a token
+        // is refused outright when presented (`check_token`).
+        scope: r.scope.parse().unwrap_or(TokenScope::ReadOnly),
         id: r.id,
         admin_user_id: r.admin_user_id,
         name: r.name,
@@ -145,7 +218,7 @@ fn audit(
     audit::append(
         conn,
         &AuditEntry {
-            actor: ctx.actor,
+            provenance: ctx.provenance,
             action,
             entity,
             entity_id: Some(id.to_string()),
@@ -518,9 +591,11 @@ fn record_lockout(
     until: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    // The sign-in check locks the account, not an admin.
+    // The sign-in check locks the account, not an admin; only the console's sign-in form
+    // checks passwords.
+    let provenance = Provenance::appliance(SIGN_IN_LOCKOUT, Channel::Console);
     let ctx = ChangeContext {
-        actor: "sign-in lockout",
+        provenance: &provenance,
         now,
     };
     audit(
@@ -550,11 +625,12 @@ pub fn dummy_hash() -> &'static str {
 /// first use: see [`check_token`].)
 const TOKEN_PREFIX: &str = "gh_";
 
-/// Issues a new API token for an admin. The token text is returned once.
+/// Issues a new API token for an admin with a scope. The token text is returned once.
 pub fn issue_token(
     conn: &mut DbConnection,
     username: &str,
     name: &str,
+    scope: TokenScope,
     expires_at: Option<DateTime<Utc>>,
     ctx: &ChangeContext<'_>,
 ) -> Result<IssuedToken, ChangeError> {
@@ -574,6 +650,7 @@ pub fn issue_token(
                 api_tokens::created_at.eq(ctx.stamp()),
                 api_tokens::expires_at.eq(expires_at.map(crate::clock::stored)),
                 api_tokens::revoked.eq(false),
+                api_tokens::scope.eq(scope.as_str()),
             ))
             .returning(api_tokens::id)
             .get_result(conn)?;
@@ -589,7 +666,11 @@ pub fn issue_token(
             "create",
             "api_token",
             view.id,
-            format!("issue token '{}' for admin '{username}'", view.name),
+            format!(
+                "issue {} token '{}' for admin '{username}'",
+                scope.label(),
+                view.name
+            ),
             serde_json::to_value(&view).ok(),
         )?;
         Ok(IssuedToken { view, token })
@@ -681,14 +762,14 @@ pub fn revoke_token(
 pub enum TokenCheck {
     /// Malformed, unknown, wrong, revoked, expired, or its admin is disabled.
     Invalid,
-    Valid(Identity),
+    Valid(TokenBearer),
     /// A token issued before digests: its stored argon2id hash must be checked (on the
     /// argon2id pool), and on success [`upgrade_legacy_token`] stores its digest instead.
     Legacy {
         token_id: i64,
         phc: String,
         secret: String,
-        identity: Identity,
+        bearer: TokenBearer,
     },
 }
 
@@ -719,20 +800,29 @@ pub fn check_token(
     let Ok(role) = admin.role.parse::<Role>() else {
         return Ok(TokenCheck::Invalid);
     };
+    // A scope this version does not know (written by a newer one) grants nothing here.
+    let Ok(scope) = token_row.scope.parse::<TokenScope>() else {
+        return Ok(TokenCheck::Invalid);
+    };
     if token_row.revoked || expired || admin.disabled {
         return Ok(TokenCheck::Invalid);
     }
-    let identity = Identity {
-        admin_id: admin.id,
-        username: admin.username,
-        role,
+    let bearer = TokenBearer {
+        identity: Identity {
+            admin_id: admin.id,
+            username: admin.username,
+            role,
+        },
+        token_id: id,
+        token_name: token_row.name,
+        scope,
     };
     if token_row.token_hash.starts_with('$') {
         return Ok(TokenCheck::Legacy {
             token_id: id,
             phc: token_row.token_hash,
             secret: secret.to_owned(),
-            identity,
+            bearer,
         });
     }
     if !constant_time_eq(&token_row.token_hash, &digest_hex(secret)) {
@@ -741,7 +831,7 @@ pub fn check_token(
     diesel::update(api_tokens::table.find(id))
         .set(api_tokens::last_used_at.eq(crate::clock::stored(now)))
         .execute(conn)?;
-    Ok(TokenCheck::Valid(identity))
+    Ok(TokenCheck::Valid(bearer))
 }
 
 /// Replaces a pre-digest token's argon2id hash by its secret's digest, once its secret

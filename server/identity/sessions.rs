@@ -453,7 +453,10 @@ mod tests {
                 password: "a long enough password".to_owned(),
                 role: "operator".to_owned(),
             },
-            &ChangeContext { actor: "test", now },
+            &ChangeContext {
+                provenance: &crate::identity::provenance::Provenance::cli("test"),
+                now,
+            },
         )
         .unwrap();
         Identity {

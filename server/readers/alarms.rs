@@ -63,7 +63,7 @@ pub fn acknowledge(
             diesel::insert_into(alarm_acks::table)
                 .values((
                     alarm_acks::event_id.eq(id),
-                    alarm_acks::acked_by.eq(ctx.actor),
+                    alarm_acks::acked_by.eq(ctx.provenance.actor()),
                     alarm_acks::acked_at.eq(ctx.stamp()),
                 ))
                 .execute(conn)?;
@@ -76,7 +76,7 @@ pub fn acknowledge(
             audit::append(
                 conn,
                 &AuditEntry {
-                    actor: ctx.actor,
+                    provenance: ctx.provenance,
                     action: "acknowledge",
                     entity: "alarm",
                     entity_id: (open.len() == 1).then(|| open[0].0.to_string()),

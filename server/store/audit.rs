@@ -1,6 +1,7 @@
-//! The admin audit log: every admin change, written in the same transaction as the change,
-//! each entry chained to the one before by an HMAC under the appliance key (SHA-256 before
-//! the chain was keyed), so that `verify` finds edits, deletions and forged appends.
+//! The admin audit log: every admin change with its provenance, written in the same
+//! transaction as the change, each entry chained to the one before by an HMAC under the
+//! appliance key (SHA-256 before the chain was keyed), so that `verify` finds edits,
+//! deletions and forged appends.
 
 use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use diesel::prelude::*;
@@ -8,8 +9,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::identity::appliance_key::{self, ApplianceKey};
+use crate::identity::provenance::Provenance;
 use crate::store::DbConnection;
-use crate::store::rows::AuditRow;
+use crate::store::rows::{AuditRow, ProvenanceColumns};
 use crate::store::schema::audit_log;
 
 /// The `prev_hash` of the first entry.
@@ -18,7 +20,8 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 /// One admin change as the caller describes it; seq, time and hashes are added here.
 #[derive(Debug, Clone)]
 pub struct AuditEntry<'a> {
-    pub actor: &'a str,
+    /// Who asked, who approved, through what. Its `actor()` is kept too.
+    pub provenance: &'a Provenance,
     pub action: &'a str,
     pub entity: &'a str,
     pub entity_id: Option<String>,
@@ -26,6 +29,10 @@ pub struct AuditEntry<'a> {
     pub before: Option<serde_json::Value>,
     pub after: Option<serde_json::Value>,
 }
+
+/// Which fields an entry's hash covers. 1: the fields an entry had before provenance was
+/// recorded (entries written then keep it); 2: those and the provenance columns.
+pub const HASH_VERSION: i32 = 2;
 
 #[derive(Insertable)]
 #[diesel(table_name = audit_log)]
@@ -42,6 +49,9 @@ struct NewAuditRow<'a> {
     prev_hash: &'a str,
     hash: &'a str,
     keyed: bool,
+    #[diesel(embed)]
+    provenance: ProvenanceColumns,
+    hash_version: i32,
 }
 
 fn no_key_error() -> diesel::result::Error {
@@ -84,26 +94,35 @@ pub fn append(
     let at = now.naive_utc().trunc_subsecs(6);
     let before = entry.before.as_ref().map(|v| v.to_string());
     let after = entry.after.as_ref().map(|v| v.to_string());
+    let actor = entry.provenance.actor();
+    let provenance = entry.provenance.columns();
     let hash = entry_hash(
         &HashedFields {
+            version: HASH_VERSION,
             seq,
             at,
-            actor: entry.actor,
+            actor: &actor,
             action: entry.action,
             entity: entry.entity,
             entity_id: entry.entity_id.as_deref(),
             summary: &entry.summary,
             before_json: before.as_deref(),
             after_json: after.as_deref(),
+            provenance: &provenance,
             prev_hash: &prev_hash,
         },
         key,
-    );
+    )
+    .ok_or_else(|| {
+        diesel::result::Error::QueryBuilderError(Box::new(std::io::Error::other(
+            "the audit log's hash version is unknown",
+        )))
+    })?;
     diesel::insert_into(audit_log::table)
         .values(NewAuditRow {
             seq,
             at,
-            actor: entry.actor,
+            actor: &actor,
             action: entry.action,
             entity: entry.entity,
             entity_id: entry.entity_id.as_deref(),
@@ -113,13 +132,15 @@ pub fn append(
             prev_hash: &prev_hash,
             hash: &hash,
             keyed: key.is_some(),
+            provenance,
+            hash_version: HASH_VERSION,
         })
         .execute(conn)?;
     Ok(seq)
 }
 
-#[derive(Serialize)]
 struct HashedFields<'a> {
+    version: i32,
     seq: i64,
     at: NaiveDateTime,
     actor: &'a str,
@@ -129,38 +150,71 @@ struct HashedFields<'a> {
     summary: &'a str,
     before_json: Option<&'a str>,
     after_json: Option<&'a str>,
+    provenance: &'a ProvenanceColumns,
     prev_hash: &'a str,
 }
 
 /// HMAC-SHA256 under the appliance key's audit subkey (plain SHA-256 for entries made
-/// before the chain was keyed) over a JSON array of the fields: unambiguous, and the same on
-/// every backend.
-fn entry_hash(f: &HashedFields<'_>, key: Option<&ApplianceKey>) -> String {
-    let canonical = serde_json::json!([
-        f.seq,
-        f.at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
-        f.actor,
-        f.action,
-        f.entity,
-        f.entity_id,
-        f.summary,
-        f.before_json,
-        f.after_json,
-        f.prev_hash,
-    ]);
+/// before the chain was keyed) over a JSON array of the fields of the entry's hash version:
+/// unambiguous, and the same on every backend. None for a version this appliance does not
+/// know.
+fn entry_hash(f: &HashedFields<'_>, key: Option<&ApplianceKey>) -> Option<String> {
+    let at = f.at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string();
+    let canonical = match f.version {
+        1 => serde_json::json!([
+            f.seq,
+            at,
+            f.actor,
+            f.action,
+            f.entity,
+            f.entity_id,
+            f.summary,
+            f.before_json,
+            f.after_json,
+            f.prev_hash,
+        ]),
+        // The version leads, so that an entry relabelled as another version cannot match.
+        2 => {
+            let p = f.provenance;
+            serde_json::json!([
+                2,
+                f.seq,
+                at,
+                f.actor,
+                f.action,
+                f.entity,
+                f.entity_id,
+                f.summary,
+                f.before_json,
+                f.after_json,
+                p.requested_by_kind,
+                p.requested_by_id,
+                p.requested_by_name,
+                p.on_behalf_of_id,
+                p.on_behalf_of_name,
+                p.approved_by_id,
+                p.approved_by_name,
+                p.via,
+                p.via_detail,
+                f.prev_hash,
+            ])
+        }
+        _ => return None,
+    };
     let canonical = canonical.to_string();
-    match key {
+    Some(match key {
         Some(key) => hex::encode(appliance_key::hmac_sha256(
             key.audit_mac_key(),
             canonical.as_bytes(),
         )),
         None => hex::encode(Sha256::digest(canonical.as_bytes())),
-    }
+    })
 }
 
-fn row_hash(row: &AuditRow, key: Option<&ApplianceKey>) -> String {
+fn row_hash(row: &AuditRow, key: Option<&ApplianceKey>) -> Option<String> {
     entry_hash(
         &HashedFields {
+            version: row.hash_version,
             seq: row.seq,
             at: row.at,
             actor: &row.actor,
@@ -170,10 +224,25 @@ fn row_hash(row: &AuditRow, key: Option<&ApplianceKey>) -> String {
             summary: &row.summary,
             before_json: row.before_json.as_deref(),
             after_json: row.after_json.as_deref(),
+            provenance: &row.provenance,
             prev_hash: &row.prev_hash,
         },
         key,
     )
+}
+
+/// Whether an entry's content is what its hash says. A version-1 entry's hash does not
+/// cover its provenance columns, which the migration derived from its actor: they must
+/// still be what its actor gives.
+fn content_matches(row: &AuditRow, key: Option<&ApplianceKey>) -> bool {
+    let derived_intact = row.hash_version != 1
+        || Provenance::from_recorded_actor(&row.actor).columns() == row.provenance;
+    derived_intact && row_hash(row, key).is_some_and(|hash| hash == row.hash)
+}
+
+/// An entry's provenance, as the audit page and API show it.
+pub fn provenance_of(row: &AuditRow) -> Provenance {
+    Provenance::from_columns(&row.provenance, &row.actor)
 }
 
 /// One break in the chain, in words an auditor can act on.
@@ -284,8 +353,18 @@ fn walk_chain(conn: &mut DbConnection, key: Option<&ApplianceKey>) -> QueryResul
                     seq: row.seq,
                     problem: "is keyed, and the appliance key is not loaded to check it".to_owned(),
                 }),
+                (_, _, _) if !matches!(row.hash_version, 1 | HASH_VERSION) => {
+                    problems.push(ChainProblem {
+                        seq: row.seq,
+                        problem: format!(
+                            "is hashed as version {}, which this appliance does not know (a \
+                             newer version wrote it, or it was edited)",
+                            row.hash_version
+                        ),
+                    })
+                }
                 (keyed, _, key) => {
-                    if row_hash(row, if keyed { key } else { None }) != row.hash {
+                    if !content_matches(row, if keyed { key } else { None }) {
                         problems.push(ChainProblem {
                             seq: row.seq,
                             problem: if keyed {

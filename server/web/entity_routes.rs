@@ -54,12 +54,16 @@ async fn create<E: Entity>(
     auth: Authenticated,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = auth.require_policy_writer()?.username.clone();
+    auth.require_policy_writer()?;
+    let provenance = auth.change_provenance()?;
     let input: E::Input = parse_json(&body)?;
     let now = state.clock.now();
     let view = state
         .change(move |conn| {
-            let ctx = ChangeContext { actor: &actor, now };
+            let ctx = ChangeContext {
+                provenance: &provenance,
+                now,
+            };
             Ok(entities::create::<E>(conn, input, &ctx)?)
         })
         .await?;
@@ -72,13 +76,17 @@ async fn replace<E: Entity>(
     id: web::Path<i64>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = auth.require_policy_writer()?.username.clone();
+    auth.require_policy_writer()?;
+    let provenance = auth.change_provenance()?;
     let id = id.into_inner();
     let input: E::Input = from_json_value(without_view_only::<E>(id, parse_json_value(&body)?)?)?;
     let now = state.clock.now();
     let view = state
         .change(move |conn| {
-            let ctx = ChangeContext { actor: &actor, now };
+            let ctx = ChangeContext {
+                provenance: &provenance,
+                now,
+            };
             Ok(entities::update::<E>(conn, id, input, &ctx)?)
         })
         .await?;
@@ -90,12 +98,16 @@ async fn delete<E: Entity>(
     auth: Authenticated,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = auth.require_policy_writer()?.username.clone();
+    auth.require_policy_writer()?;
+    let provenance = auth.change_provenance()?;
     let id = id.into_inner();
     let now = state.clock.now();
     state
         .change(move |conn| {
-            let ctx = ChangeContext { actor: &actor, now };
+            let ctx = ChangeContext {
+                provenance: &provenance,
+                now,
+            };
             Ok(entities::delete::<E>(conn, id, &ctx)?)
         })
         .await?;

@@ -13,6 +13,12 @@ pub enum ApiError {
     Unauthenticated,
     #[error("your role ({0}) may not do this")]
     Forbidden(&'static str),
+    /// The token's scope does not allow this (a read-only token asked for a change).
+    #[error(
+        "this token's scope is {0}: it may read (GET) but not change anything; issue a token \
+         with scope full for changes"
+    )]
+    TokenScope(crate::identity::admins::TokenScope),
     #[error("{0}")]
     NotFound(String),
     #[error("invalid input")]
@@ -43,13 +49,16 @@ struct ErrorBody<'a> {
     error: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     fields: Option<&'a FieldErrors>,
+    /// The token's scope, when that is what refused the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<crate::identity::admins::TokenScope>,
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::TokenScope(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest(..) => StatusCode::BAD_REQUEST,
@@ -81,6 +90,10 @@ impl ResponseError for ApiError {
             error: self.to_string(),
             fields: match self {
                 ApiError::Invalid(fields) | ApiError::BadRequest(_, fields) => Some(fields),
+                _ => None,
+            },
+            scope: match self {
+                ApiError::TokenScope(scope) => Some(*scope),
                 _ => None,
             },
         })

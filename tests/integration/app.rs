@@ -342,7 +342,7 @@ impl TestApp {
     pub fn token_for(&self, username: &str, role: &str) -> String {
         let mut conn = self.db();
         let ctx = ChangeContext {
-            actor: "test-setup",
+            provenance: &gatehouse::identity::provenance::Provenance::cli("test-setup"),
             now: Utc::now(),
         };
         admins::create_admin(
@@ -355,9 +355,16 @@ impl TestApp {
             &ctx,
         )
         .unwrap();
-        admins::issue_token(&mut conn, username, "tests", None, &ctx)
-            .unwrap()
-            .token
+        admins::issue_token(
+            &mut conn,
+            username,
+            "tests",
+            admins::TokenScope::Full,
+            None,
+            &ctx,
+        )
+        .unwrap()
+        .token
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -464,8 +471,15 @@ impl TestApp {
     /// Runs `gatehouse simulate` with `args` against this appliance's database (and the
     /// environment `env`), as an installer would.
     pub fn simulate(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+        let mut with_simulate = vec!["simulate"];
+        with_simulate.extend_from_slice(args);
+        self.command(&with_simulate, env)
+    }
+
+    /// Runs `gatehouse ARGS` on this appliance's database and data folder, as an installer
+    /// on the appliance would.
+    pub fn command(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
         std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-            .arg("simulate")
             .args(args)
             .env("GATEHOUSE_DATABASE_URL", self.state.config.database_url())
             // The same data folder, so that it reads the same appliance key.

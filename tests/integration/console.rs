@@ -198,7 +198,7 @@ pub(crate) fn add_admin(app: &TestApp, username: &str, role: &str) {
             role: role.to_owned(),
         },
         &ChangeContext {
-            actor: "test-setup",
+            provenance: &gatehouse::identity::provenance::Provenance::cli("test-setup"),
             now: Utc::now(),
         },
     )
@@ -310,7 +310,7 @@ fn signing_in_opens_the_dashboard_and_wrong_passwords_lock_the_account() {
         "dana",
         "a brand new long password",
         &ChangeContext {
-            actor: "root",
+            provenance: &gatehouse::identity::provenance::Provenance::cli("root"),
             now: Utc::now(),
         },
     )
@@ -1456,7 +1456,7 @@ fn the_people_list_searches_filters_and_pages_and_shows_changes_at_once() {
                 serde_json::from_value(json!({"employee_id": "L-1", "name": "Late Person"}))
                     .unwrap(),
                 &ChangeContext {
-                    actor: "test-setup",
+                    provenance: &gatehouse::identity::provenance::Provenance::cli("test-setup"),
                     now: Utc::now(),
                 },
             )

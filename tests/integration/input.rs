@@ -4,6 +4,7 @@
 
 use chrono::Utc;
 use gatehouse::entities::ChangeContext;
+use gatehouse::identity::provenance::Provenance;
 use gatehouse::site_file::{self, ImportError};
 use serde_json::{Value, json};
 
@@ -44,8 +45,10 @@ fn raw(app: &TestApp, method: &str, path: &str, body: &[u8]) -> (u16, String, Va
 }
 
 fn ctx() -> ChangeContext<'static> {
+    static TEST_SETUP: std::sync::LazyLock<Provenance> =
+        std::sync::LazyLock::new(|| Provenance::cli("input-test"));
     ChangeContext {
-        actor: "input-test",
+        provenance: &TEST_SETUP,
         now: Utc::now(),
     }
 }

@@ -23,6 +23,7 @@ mod modbus;
 mod mosquitto;
 mod mqtt;
 mod policy_live;
+mod provenance;
 mod secrets_at_rest;
 mod site_file;
 mod storage;

@@ -45,7 +45,7 @@ impl Appliance {
         let conn = &mut pool.get().unwrap();
         gatehouse::store::migrate(conn).unwrap();
         let ctx = ChangeContext {
-            actor: "test-setup",
+            provenance: &gatehouse::identity::provenance::Provenance::cli("test-setup"),
             now: Utc::now(),
         };
         admins::create_admin(
@@ -58,10 +58,12 @@ impl Appliance {
             &ctx,
         )
         .unwrap();
-        let token = admins::issue_token(conn, "root", "tests", None, &ctx)
-            .unwrap()
-            .token;
-        let legacy = admins::issue_token(conn, "root", "old", None, &ctx).unwrap();
+        let token =
+            admins::issue_token(conn, "root", "tests", admins::TokenScope::Full, None, &ctx)
+                .unwrap()
+                .token;
+        let legacy =
+            admins::issue_token(conn, "root", "old", admins::TokenScope::Full, None, &ctx).unwrap();
         let secret = legacy.token.rsplit('_').next().unwrap();
         diesel::update(api_tokens::table.find(legacy.view.id))
             .set(

@@ -1206,7 +1206,7 @@ fn a_thousand_readers_coming_online_at_once_do_not_stall_the_appliance_on(backen
         ));
     }
     let ctx = gatehouse::entities::ChangeContext {
-        actor: "test-setup",
+        provenance: &gatehouse::identity::provenance::Provenance::cli("test-setup"),
         now: chrono::Utc::now(),
     };
     gatehouse::site_file::import(&mut site.app.db(), &file, &ctx, false, &|_, _| {}).unwrap();

@@ -98,7 +98,7 @@ pub(crate) fn import(
 ) -> Result<site_file::ImportSummary, Vec<ImportError>> {
     let mut conn = app.db();
     let ctx = ChangeContext {
-        actor: "import-test",
+        provenance: &gatehouse::identity::provenance::Provenance::cli("import-test"),
         now: Utc::now(),
     };
     site_file::import(&mut conn, text, &ctx, false, &|_, _| {})
@@ -356,7 +356,7 @@ fn people_csv_from_hr() {
     for backend in backends() {
         let app = TestApp::new(backend);
         let ctx = ChangeContext {
-            actor: "hr",
+            provenance: &gatehouse::identity::provenance::Provenance::cli("hr"),
             now: Utc::now(),
         };
         let csv = "employee_id,name,department,title,manager_employee_id,person_type,status,valid_from,valid_until\n\

@@ -17,7 +17,7 @@ fn two_processes_writing_one_sqlite_file_both_succeed() {
                 let pool = gatehouse::store::open(&url, 1).unwrap();
                 let mut conn = pool.get().unwrap();
                 let ctx = ChangeContext {
-                    actor: "writer",
+                    provenance: &gatehouse::identity::provenance::Provenance::cli("writer"),
                     now: Utc::now(),
                 };
                 for i in 0..40 {
@@ -62,7 +62,7 @@ fn concurrent_writers_keep_one_unbroken_audit_chain() {
                     let pool = gatehouse::store::open(&url, 1).unwrap();
                     let mut conn = pool.get().unwrap();
                     let ctx = ChangeContext {
-                        actor: "instance",
+                        provenance: &gatehouse::identity::provenance::Provenance::cli("instance"),
                         now: Utc::now(),
                     };
                     for i in 0..20 {

@@ -167,7 +167,7 @@ fn main() -> Result<()> {
         let mut conn = pool.get()?;
         let people = 1000;
         let ctx = ChangeContext {
-            actor: "bench",
+            provenance: &gatehouse::identity::provenance::Provenance::cli("bench"),
             now: Utc::now(),
         };
         gatehouse::site_file::import(

@@ -920,7 +920,7 @@ fn run(
         let pool = gatehouse::app::database::open_database(&config)?;
         let mut conn = pool.get()?;
         let ctx = ChangeContext {
-            actor: "bench",
+            provenance: &gatehouse::identity::provenance::Provenance::cli("bench"),
             now: Utc::now(),
         };
         let started = Instant::now();

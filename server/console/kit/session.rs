@@ -11,6 +11,7 @@ use super::PageError;
 use crate::app::state::AppState;
 use crate::entities::ChangeContext;
 use crate::identity::admins::Identity;
+use crate::identity::provenance::Provenance;
 use crate::identity::secret::constant_time_eq;
 use crate::identity::sessions::Session;
 use crate::store::DbConnection;
@@ -67,6 +68,11 @@ pub struct Viewer(pub Session);
 impl Viewer {
     pub fn identity(&self) -> &Identity {
         &self.0.identity
+    }
+
+    /// The provenance of a change this viewer makes: their admin account, in the console.
+    pub fn provenance(&self) -> Provenance {
+        Provenance::console(&self.0.identity)
     }
 
     /// Ok when the viewer may change policy (admins and operators; auditors only read).
@@ -180,15 +186,16 @@ impl<T> Posted<T> {
         R: Send + 'static,
         F: FnOnce(&mut DbConnection, &ChangeContext<'_>) -> Result<R, ApiError> + Send + 'static,
     {
-        let identity = self.viewer.identity().clone();
+        let identity = self.viewer.identity();
         if !identity.role.can_change_policy() {
             return Err(ApiError::Forbidden(identity.role.as_str()));
         }
+        let provenance = Provenance::console(identity);
         let now = state.clock.now();
         state
             .change(move |conn| {
                 let ctx = ChangeContext {
-                    actor: &identity.username,
+                    provenance: &provenance,
                     now,
                 };
                 f(conn, &ctx)
