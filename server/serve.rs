@@ -21,6 +21,8 @@ use crate::web::{AppState, routes};
 /// How often the snapshot is rebuilt even without changes, so that precomputed schedule
 /// windows always reach days ahead of the clock.
 const SCHEDULE_REFRESH: Duration = Duration::from_secs(3600);
+/// How often zones' daily anti-passback resets are looked for (`Hub::reset_presence_due`).
+const PRESENCE_RESET_CHECK: Duration = Duration::from_secs(60);
 /// How often old events are deleted, when a retention is set.
 const RETENTION_SWEEP: Duration = Duration::from_secs(24 * 3600);
 
@@ -98,6 +100,16 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
     let hub =
         Hub::new(live.clone(), log.clone(), clock).with_pin_lockout(config.readers.pin_lockout());
     let console_hub = hub.clone();
+    let resetter = hub.clone();
+    tokio::spawn(async move {
+        // The first tick is at once: a reset missed while the appliance was off is done now.
+        let mut tick = tokio::time::interval(PRESENCE_RESET_CHECK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            resetter.reset_presence_due(clock.now()).await;
+        }
+    });
     let mqtt = crate::reader_mqtt::start(&config.mqtt, live.clone(), hub.clone())?;
     crate::reader_modbus::start(
         &config.modbus,

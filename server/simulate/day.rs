@@ -278,7 +278,9 @@ fn expect(snapshot: &Snapshot, readers: &[ReaderWire], plan: &mut [Planned], spe
         let (a, b) = (outcome(&now), outcome(&later));
         *expected = if a == b { a } else { None };
         if let Ok(decision) = &now {
-            presence.record(decision, p.at);
+            if let Some(passage) = decision.passage(p.at) {
+                let _ = presence.pass(passage);
+            }
         }
     }
 }
