@@ -866,7 +866,11 @@ pub fn passages(
                 query = query.filter(events::at.ge(since));
             }
             if let Some((at, id)) = after {
-                query = query.filter(events::at.gt(at).or(events::at.eq(at).and(events::id.gt(id))));
+                query = query.filter(
+                    events::at
+                        .gt(at)
+                        .or(events::at.eq(at).and(events::id.gt(id))),
+                );
             }
             type Row = (
                 i64,

@@ -179,7 +179,9 @@ fn decide_now(
 fn place_of(snapshot: &Snapshot, door_id: Option<i64>) -> (Option<i64>, Option<i64>) {
     door_id
         .and_then(|door| snapshot.door_view(door))
-        .map_or((None, None), |view| (Some(view.site.id), Some(view.zone.id)))
+        .map_or((None, None), |view| {
+            (Some(view.site.id), Some(view.zone.id))
+        })
 }
 
 fn wire_code(code: policy::DenyCode) -> WireDenyCode {

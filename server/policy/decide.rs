@@ -460,7 +460,14 @@ pub(super) fn evaluate(
     // Anti-passback comes last; the risk policy will follow it (score >= block threshold
     // denies with `risk`, >= step-up asks a PIN).
     let unlock_ms = view.door.unlock_ms;
-    antipassback_step(view.antipassback_zone, presence, d, granted_by, unlock_ms, observe)
+    antipassback_step(
+        view.antipassback_zone,
+        presence,
+        d,
+        granted_by,
+        unlock_ms,
+        observe,
+    )
 }
 
 /// The pipeline's last step, anti-passback, for a person the entitlement `granted_by` lets
@@ -1270,7 +1277,9 @@ mod tests {
         let mut presence = Presence::new();
         let d = swipe_with(&snap, &presence, "garage-in", "01", None, WED_10);
         assert!(d.granted() && !d.soft_antipassback_violation);
-        let passage = d.passage(WED_10).expect("a grant in the garage is a passage");
+        let passage = d
+            .passage(WED_10)
+            .expect("a grant in the garage is a passage");
         let _ = presence.pass(passage);
         let d = swipe_with(&snap, &presence, "garage-in", "01", None, WED_10);
         assert!(d.granted());

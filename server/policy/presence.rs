@@ -49,7 +49,9 @@ impl Presence {
     }
 
     pub fn last(&self, person_id: i64, zone_id: i64) -> Option<PresenceEntry> {
-        self.last.get(&(person_id, zone_id)).map(|(entry, _)| *entry)
+        self.last
+            .get(&(person_id, zone_id))
+            .map(|(entry, _)| *entry)
     }
 
     /// Notes a passage and returns how to undo it. Whether the person may pass is

@@ -277,10 +277,10 @@ fn expect(snapshot: &Snapshot, readers: &[ReaderWire], plan: &mut [Planned], spe
         };
         let (a, b) = (outcome(&now), outcome(&later));
         *expected = if a == b { a } else { None };
-        if let Ok(decision) = &now {
-            if let Some(passage) = decision.passage(p.at) {
-                let _ = presence.pass(passage);
-            }
+        if let Ok(decision) = &now
+            && let Some(passage) = decision.passage(p.at)
+        {
+            let _ = presence.pass(passage);
         }
     }
 }

@@ -150,11 +150,20 @@ fn a_zones_daily_reset_lets_everyone_in_again_and_is_kept_across_a_restart() {
         let reset = reset_at.format("%H:%M").to_string();
         let (zone, _) = lab(&site, Some(&reset));
         let shown = site.app.get(&format!("/api/v1/zones/{zone}"));
-        assert_eq!(shown.body["presence_reset"], reset.as_str(), "{}", shown.body);
+        assert_eq!(
+            shown.body["presence_reset"],
+            reset.as_str(),
+            "{}",
+            shown.body
+        );
         let hub = site.app.state.hub.clone();
         // The zone is watched from now (the 60 s tick does this in the running appliance):
         // nothing is due yet.
-        assert!(site.runtime.block_on(hub.reset_presence_due(clock.now())).is_empty());
+        assert!(
+            site.runtime
+                .block_on(hub.reset_presence_due(clock.now()))
+                .is_empty()
+        );
         let reader_clock = |site: &Site| ScaledClock::starting_at(site.app.state.clock.now(), 1);
         let mut a = site.reader("lab-in-a", false);
         a.set_clock(reader_clock(&site));
@@ -164,7 +173,11 @@ fn a_zones_daily_reset_lets_everyone_in_again_and_is_kept_across_a_restart() {
         shift.advance(TimeDelta::minutes(11));
         let done = site.runtime.block_on(hub.reset_presence_due(clock.now()));
         assert_eq!(done, vec![(zone, 1)]);
-        assert!(site.runtime.block_on(hub.reset_presence_due(clock.now())).is_empty());
+        assert!(
+            site.runtime
+                .block_on(hub.reset_presence_due(clock.now()))
+                .is_empty()
+        );
         let resets = site.app.events(Some("presence_reset"));
         assert_eq!(resets.len(), 1, "{resets:?}");
         assert_eq!(resets[0].zone_id, Some(zone));
@@ -179,7 +192,11 @@ fn a_zones_daily_reset_lets_everyone_in_again_and_is_kept_across_a_restart() {
         assert!(is_antipassback(&swipe(&site, &mut b)));
         // The next reset is tomorrow's: nothing is due again today, restart or not.
         let hub = site.app.state.hub.clone();
-        assert!(site.runtime.block_on(hub.reset_presence_due(clock.now())).is_empty());
+        assert!(
+            site.runtime
+                .block_on(hub.reset_presence_due(clock.now()))
+                .is_empty()
+        );
         // A day later it is, at start too: a reset missed while the appliance was off is
         // done when it starts (its first check is at once).
         shift.advance(TimeDelta::days(1));

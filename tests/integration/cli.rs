@@ -530,7 +530,10 @@ fn explain_knows_who_is_inside() {
             .current_dir(site.app.data_dir())
             .env_remove("GATEHOUSE_CONFIG")
             .env("GATEHOUSE_DATA_DIR", site.app.data_dir())
-            .env("GATEHOUSE_DATABASE_URL", &site.app.state.config.database.url)
+            .env(
+                "GATEHOUSE_DATABASE_URL",
+                &site.app.state.config.database.url,
+            )
             .env("GATEHOUSE_LOG", "warn")
             .output()
             .unwrap();
