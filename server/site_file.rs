@@ -566,9 +566,9 @@ fn run_import(
             return Err(Abort::DryRun(imp.summary));
         }
         let summary = imp.summary;
-        crate::audit::append(
+        crate::store::audit::append(
             conn,
-            &crate::audit::AuditEntry {
+            &crate::store::audit::AuditEntry {
                 actor: ctx.actor,
                 action: "import",
                 entity: "site_file",

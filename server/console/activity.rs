@@ -24,7 +24,7 @@ use chrono_tz::Tz;
 use diesel::QueryResult;
 use diesel::sql_types::BigInt;
 
-use crate::entities::stored;
+use crate::clock::stored;
 use crate::store::DbConnection;
 
 /// The most buckets one chart counts: 13 weeks of hours, or about six years of days. It
@@ -442,7 +442,7 @@ mod tests {
     use diesel::connection::SimpleConnection;
 
     use super::*;
-    use crate::event_log::{EventKind, NewEvent, SeqMarks, write_batch};
+    use crate::store::event_log::{EventKind, NewEvent, SeqMarks, write_batch};
     use crate::store::{DbPool, migrate, open};
 
     const POSTGRES_ENV: &str = "GATEHOUSE_TEST_POSTGRES_URL";

@@ -7,13 +7,13 @@ use askama::Template;
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use super::listing::{ListQuery, Paged};
+use super::kit::listing::{ListQuery, Paged};
+use super::kit::session::{Posted, Viewer};
+use super::kit::{Chrome, PageError, Problems, Section, page_with_status, see_other};
 use super::people::end_of_day;
-use super::session::{Posted, Viewer};
-use super::{Chrome, PageError, Problems, Section, page_with_status, see_other};
-use crate::admins::{self, AdminInput, AdminView, IssuedToken, TokenView};
+use crate::app::state::AppState;
 use crate::entities::{ChangeContext, ChangeError, FieldErrors};
-use crate::web::AppState;
+use crate::identity::admins::{self, AdminInput, AdminView, IssuedToken, TokenView};
 use crate::web::error::ApiError;
 
 /// The forms of the admins page, as typed (passwords are never typed back).

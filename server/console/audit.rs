@@ -6,11 +6,11 @@ use askama::Template;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::session::Viewer;
-use super::{Chrome, PageError, Section, page};
-use crate::audit::{self, ChainReport};
-use crate::entities::utc;
-use crate::web::AppState;
+use super::kit::session::Viewer;
+use super::kit::{Chrome, PageError, Section, page};
+use crate::app::state::AppState;
+use crate::clock::utc;
+use crate::store::audit::{self, ChainReport};
 
 const PAGE_SIZE: i64 = 50;
 
@@ -68,7 +68,7 @@ impl AuditPage {
     fn page_href(&self, page: &i64) -> String {
         format!(
             "/audit?entity={}&page={page}",
-            super::percent_encode_query(&self.entity)
+            super::kit::percent_encode_query(&self.entity)
         )
     }
 }

@@ -7,17 +7,17 @@ use askama::Template;
 use chrono_tz::Tz;
 use serde::Deserialize;
 
-use super::listing::{ListQuery, Paged};
-use super::saved::{self, SavedQuery};
-use super::session::{Posted, Viewer};
-use super::{Chrome, PageError, Problems, Section, page, page_with_status, see_other};
+use super::kit::listing::{ListQuery, Paged};
+use super::kit::saved::{self, SavedQuery};
+use super::kit::session::{Posted, Viewer};
+use super::kit::{Chrome, PageError, Problems, Section, page, page_with_status, see_other};
+use crate::app::state::AppState;
 use crate::entities::doors::{DoorFilter, DoorInput, DoorView, Doors};
 use crate::entities::readers::{ReaderFilter, ReaderInput, ReaderView, Readers};
 use crate::entities::sites::{SiteView, Sites};
 use crate::entities::zones::Zones;
 use crate::entities::{self, Entity, FieldErrors, Page};
-use crate::reader_health::ReaderHealth;
-use crate::web::AppState;
+use crate::readers::health::ReaderHealth;
 use crate::web::error::ApiError;
 
 /// One door as the list shows it.
@@ -287,7 +287,7 @@ async fn render_door(
         let snapshot = state.live.snapshot();
         let site = snapshot.zone(door.zone_id).map(|z| z.site_id);
         (
-            site.map(|site| super::policy_pages::site_zones(&snapshot, site))
+            site.map(|site| super::policy::zones::site_zones(&snapshot, site))
                 .unwrap_or_default(),
             snapshot.sites().len() > 1,
         )
@@ -488,15 +488,15 @@ pub async fn unlock(
         .unlock_for(id, chrono::Duration::seconds(seconds), &actor)
         .await
         .map_err(|e| match e {
-            crate::hub::UnlockError::Log(e) => PageError::Internal(e.to_string()),
+            crate::readers::hub::UnlockError::Log(e) => PageError::Internal(e.to_string()),
             refused => PageError::Conflict(format!("{}: {refused}.", door.name)),
         })?;
     let now = state.clock.now();
     state
         .write(move |conn| {
-            crate::audit::append(
+            crate::store::audit::append(
                 conn,
-                &crate::audit::AuditEntry {
+                &crate::store::audit::AuditEntry {
                     actor: &actor,
                     action: "unlock",
                     entity: "door",

@@ -5,11 +5,11 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::session::{Posted, Viewer};
-use super::{Chrome, PageError, Section, page, see_other};
+use super::kit::session::{Posted, Viewer};
+use super::kit::{Chrome, PageError, Section, page, see_other};
+use crate::app::state::AppState;
 use crate::entities::sites::{SiteFilter, SiteInput, SiteView, Sites};
 use crate::entities::{self, ChangeContext, Entity, Page};
-use crate::web::AppState;
 use crate::web::error::ApiError;
 
 #[derive(Template)]
@@ -112,7 +112,7 @@ pub async fn start(
 ) -> Result<HttpResponse, PageError> {
     let actor = posted.viewer.may_change_policy()?.username.clone();
     if posted.form.confirm.is_none() {
-        return super::page_with_status(
+        return super::kit::page_with_status(
             actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
             &LockdownPage {
                 chrome: Chrome::new(&state, &posted.viewer, Section::Lockdown),

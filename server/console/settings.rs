@@ -5,9 +5,9 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use chrono::{DateTime, Utc};
 
-use super::session::Viewer;
-use super::{Chrome, PageError, Section, page};
-use crate::web::AppState;
+use super::kit::session::Viewer;
+use super::kit::{Chrome, PageError, Section, page};
+use crate::app::state::AppState;
 
 #[derive(Template)]
 #[template(path = "settings.html")]

@@ -9,15 +9,16 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::session::{self, Sessions, session_cookie};
-use super::{PageError, page_with_status, see_other};
-use crate::admins::{self, AdminInput, Role};
-use crate::audit::{self, AuditEntry};
+use super::kit::session::{self, session_cookie};
+use super::kit::{PageError, page_with_status, see_other};
+use crate::app::state::AppState;
 use crate::config::Config;
 use crate::entities::{ChangeContext, ChangeError};
-use crate::secret::constant_time_eq;
+use crate::identity::admins::{self, AdminInput, Role};
+use crate::identity::secret::constant_time_eq;
+use crate::identity::sessions::Sessions;
 use crate::store::DbPool;
-use crate::web::AppState;
+use crate::store::audit::{self, AuditEntry};
 use crate::web::error::ApiError;
 
 /// The file in the data folder that holds the setup code while no admin exists.
@@ -185,7 +186,7 @@ pub async fn submit(
                 username,
                 vec![format!(
                     "Too many wrong setup codes from this computer. {}",
-                    crate::web::throttle::Throttle::wait_words(wait)
+                    crate::identity::throttle::Throttle::wait_words(wait)
                 )],
             );
         }

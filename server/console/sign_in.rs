@@ -8,15 +8,16 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::session::{self, Posted, SESSION_COOKIE, Sessions, Viewer, session_cookie};
-use super::{PageError, page_with_status, see_other};
-use crate::admins::{self, SignIn};
-use crate::audit::{self, AuditEntry};
-use crate::secret::{Lane, SecretError};
-use crate::web::AppState;
+use super::kit::session::{self, Posted, SESSION_COOKIE, Viewer, session_cookie};
+use super::kit::{PageError, page_with_status, see_other};
+use crate::app::state::AppState;
+use crate::identity::admins::{self, SignIn};
+use crate::identity::secret::{Lane, SecretError};
+use crate::identity::sessions::Sessions;
+use crate::identity::throttle::Throttle;
+use crate::store::audit::{self, AuditEntry};
 use crate::web::client_addr::client_addr;
 use crate::web::error::ApiError;
-use crate::web::throttle::Throttle;
 
 #[derive(Template)]
 #[template(path = "sign_in.html")]
@@ -159,9 +160,9 @@ pub async fn submit(
     let check = {
         let subject = subject.clone();
         let password = form.password.clone();
-        crate::secret::pool()
+        crate::identity::secret::pool()
             .run(Lane::General, move || {
-                crate::secret::verify_secret(subject.hash_to_check(), &password)
+                crate::identity::secret::verify_secret(subject.hash_to_check(), &password)
             })
             .await
     };

@@ -7,9 +7,10 @@ use askama::Template;
 use chrono_tz::Tz;
 
 use super::activity::Scope;
-use super::session::Viewer;
-use super::{Chrome, PageError, Section, activity_heatmap, daily_traffic, page, site_clock};
-use crate::web::AppState;
+use super::kit::session::Viewer;
+use super::kit::{Chrome, PageError, Section, page, site_clock};
+use super::{activity_heatmap, daily_traffic};
+use crate::app::state::AppState;
 
 /// One site's charts, where sites keep different time.
 struct SiteCharts {

@@ -20,8 +20,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::audit::{self, AuditEntry};
 use crate::store::DbConnection;
+use crate::store::audit::{self, AuditEntry};
 
 /// Per-field validation messages, keyed by the field's name in the input.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, ToSchema)]
@@ -440,16 +440,6 @@ pub fn list<E: Entity>(
 /// Reads one entity or says it does not exist.
 pub fn get<E: Entity>(conn: &mut DbConnection, id: i64) -> Result<E::View, ChangeError> {
     E::get(conn, id)?.ok_or_else(|| not_found::<E>(id))
-}
-
-/// Stored UTC time to an API time.
-pub fn utc(t: NaiveDateTime) -> DateTime<Utc> {
-    t.and_utc()
-}
-
-/// API time to stored UTC time.
-pub fn stored(t: DateTime<Utc>) -> NaiveDateTime {
-    t.naive_utc().trunc_subsecs(6)
 }
 
 /// Adds a "does not exist" error when `exists` is false.

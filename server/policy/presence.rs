@@ -104,7 +104,7 @@ impl Presence {
         len - self.last.len()
     }
 
-    /// Forgets everyone.
+    /// Forgets everyone (after an evacuation, say); nothing calls it yet.
     pub fn clear(&mut self) {
         self.last.clear();
     }

@@ -1,7 +1,9 @@
 //! Storage: the connection pool over SQLite or PostgreSQL (chosen by the database URL),
-//! embedded migrations, and the row types and queries of every table.
+//! embedded migrations, the row types, the event log and the audit chain.
 
+pub mod audit;
 pub mod checkpoint;
+pub mod event_log;
 pub mod load;
 pub mod rows;
 pub mod schema;

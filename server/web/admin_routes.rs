@@ -5,12 +5,13 @@ use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::AppState;
 use super::auth::Authenticated;
 use super::error::{ApiError, parse_json};
-use crate::admins::{self, AdminInput};
-use crate::audit;
-use crate::entities::{ChangeContext, Page, utc};
+use crate::app::state::AppState;
+use crate::clock::utc;
+use crate::entities::{ChangeContext, Page};
+use crate::identity::admins::{self, AdminInput};
+use crate::store::audit;
 
 pub async fn list_admins(
     state: web::Data<AppState>,

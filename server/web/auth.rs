@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use sha2::{Digest, Sha256};
 
-use super::AppState;
 use super::error::ApiError;
-use crate::admins::{self, Identity, Role, TokenCheck};
-use crate::secret::{Lane, SecretError};
+use crate::app::state::AppState;
+use crate::identity::admins::{self, Identity, Role, TokenCheck};
+use crate::identity::secret::{Lane, SecretError};
 
 /// How long a verified token is trusted without reading its row again. Revoking a token or
 /// disabling an admin through this appliance clears the cache at once; a change made
@@ -130,7 +130,7 @@ pub async fn authenticate(
             secret,
             identity,
         } => {
-            let pool = crate::secret::pool();
+            let pool = crate::identity::secret::pool();
             let matches = pool
                 .verify(Lane::General, phc.clone(), secret.clone())
                 .await

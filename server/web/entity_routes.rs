@@ -3,8 +3,8 @@
 
 use actix_web::{HttpResponse, web};
 
-use super::AppState;
 use super::auth::Authenticated;
+use crate::app::state::AppState;
 use std::collections::BTreeSet;
 
 use utoipa::ToSchema;

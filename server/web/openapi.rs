@@ -159,7 +159,7 @@ fn entity<E: Entity>(doc: &mut DocBuilder) {
 
 /// The event log, its live stream, and the readers' health.
 fn event_paths(doc: &mut DocBuilder) {
-    let health = doc.schema_ref::<crate::reader_health::ReaderHealth>();
+    let health = doc.schema_ref::<crate::readers::health::ReaderHealth>();
     doc.route(
         "/api/v1/readers/health",
         HttpMethod::Get,
@@ -206,8 +206,8 @@ fn event_paths(doc: &mut DocBuilder) {
 /// Admin users, tokens and the audit log.
 fn admin_paths(doc: &mut DocBuilder) {
     use super::admin_routes::{AuditEntryView, AuditFilter, TokenRequest};
-    use crate::admins::{AdminInput, AdminView, IssuedToken, TokenView};
-    use crate::audit::ChainReport;
+    use crate::identity::admins::{AdminInput, AdminView, IssuedToken, TokenView};
+    use crate::store::audit::ChainReport;
     let admin = doc.schema_ref::<AdminView>();
     let admin_input = doc.schema_ref::<AdminInput>();
     let token = doc.schema_ref::<TokenView>();

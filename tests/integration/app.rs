@@ -10,12 +10,12 @@ use actix_web::web;
 use chrono::Utc;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use gatehouse::admins::{self, AdminInput};
+use gatehouse::app::state::AppState;
 use gatehouse::clock::Clock;
 use gatehouse::config::Config;
 use gatehouse::entities::ChangeContext;
+use gatehouse::identity::admins::{self, AdminInput};
 use gatehouse::store::{DbConnection, PooledDb};
-use gatehouse::web::AppState;
 use serde_json::Value;
 
 pub const POSTGRES_ENV: &str = "GATEHOUSE_TEST_POSTGRES_URL";
@@ -302,7 +302,7 @@ impl TestApp {
             .build()
             .unwrap();
         let running = runtime
-            .block_on(gatehouse::serve::start(config, clock))
+            .block_on(gatehouse::app::serve::start(config, clock))
             .expect("appliance starts");
         let handle = running.server.handle();
         runtime.spawn(running.server);
@@ -352,7 +352,7 @@ impl TestApp {
             .build()
             .unwrap();
         let running = runtime
-            .block_on(gatehouse::serve::start(config, self.clock))
+            .block_on(gatehouse::app::serve::start(config, self.clock))
             .expect("appliance starts again");
         self.handle = running.server.handle();
         runtime.spawn(running.server);
@@ -477,11 +477,11 @@ impl TestApp {
 
     /// The newest recorded events of one kind (all kinds with None), newest first.
     pub fn events(&self, kind: Option<&str>) -> Vec<gatehouse::store::rows::EventRow> {
-        let filter = gatehouse::event_log::EventFilter {
+        let filter = gatehouse::store::event_log::EventFilter {
             kind: kind.map(str::to_owned),
             ..Default::default()
         };
-        gatehouse::event_log::recent(&mut self.db(), &filter, 1000).unwrap()
+        gatehouse::store::event_log::recent(&mut self.db(), &filter, 1000).unwrap()
     }
 
     /// Makes a reader a legacy one (bare v1 events) that must sign its events with the v1

@@ -3,7 +3,7 @@
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use gatehouse::audit;
+use gatehouse::store::audit;
 use gatehouse::store::rows::AuditRow;
 use gatehouse::store::schema::audit_log;
 use serde_json::json;
@@ -93,8 +93,8 @@ fn recomputed_hash(row: &AuditRow) -> String {
         row.after_json,
         row.prev_hash,
     ]);
-    let key = gatehouse::appliance_key::installed().expect("the test appliance's key");
-    hex::encode(gatehouse::appliance_key::hmac_sha256(
+    let key = gatehouse::identity::appliance_key::installed().expect("the test appliance's key");
+    hex::encode(gatehouse::identity::appliance_key::hmac_sha256(
         key.audit_mac_key(),
         canonical.to_string().as_bytes(),
     ))
@@ -292,7 +292,7 @@ fn entries_from_before_the_chain_was_keyed_still_verify() {
     // leaves them (keyed false).
     append_without_the_key(&mut conn, 1, false);
     append_without_the_key(&mut conn, 2, false);
-    let key = gatehouse::appliance_key::install_from(dir.path(), true).unwrap();
+    let key = gatehouse::identity::appliance_key::install_from(dir.path(), true).unwrap();
     audit::append(
         &mut conn,
         &audit::AuditEntry {

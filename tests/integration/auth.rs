@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use diesel::prelude::*;
-use gatehouse::admins;
 use gatehouse::entities::ChangeContext;
+use gatehouse::identity::admins;
 use gatehouse::store::schema::{admin_sessions, api_tokens};
 
 use crate::app::{Backend, TestApp, backends};
@@ -44,7 +44,7 @@ fn api_tokens_are_stored_as_digests_and_older_argon2_tokens_upgrade_on_first_use
         let (id, secret) = (issued.view.id, issued.token.rsplit('_').next().unwrap());
         assert_eq!(
             stored_hash(&app, id),
-            gatehouse::secret::digest_hex(secret),
+            gatehouse::identity::secret::digest_hex(secret),
             "{backend:?}: a new token's secret is kept as its SHA-256"
         );
         assert_eq!(app.get_as(Some(&issued.token), "/api/v1/sites").status, 200);
@@ -53,7 +53,7 @@ fn api_tokens_are_stored_as_digests_and_older_argon2_tokens_upgrade_on_first_use
         let old = admins::issue_token(&mut app.db(), "root", "old", None, &ctx()).unwrap();
         let old_id = old.view.id;
         let old_secret = old.token.rsplit('_').next().unwrap().to_owned();
-        let phc = gatehouse::secret::hash_secret(&old_secret).unwrap();
+        let phc = gatehouse::identity::secret::hash_secret(&old_secret).unwrap();
         diesel::update(api_tokens::table.find(old_id))
             .set(api_tokens::token_hash.eq(&phc))
             .execute(&mut app.db())
@@ -66,7 +66,7 @@ fn api_tokens_are_stored_as_digests_and_older_argon2_tokens_upgrade_on_first_use
         assert_eq!(app.get_as(Some(&old.token), "/api/v1/sites").status, 200);
         assert_eq!(
             stored_hash(&app, old_id),
-            gatehouse::secret::digest_hex(&old_secret),
+            gatehouse::identity::secret::digest_hex(&old_secret),
             "{backend:?}: upgraded on first use"
         );
         app.state.tokens.clear();
@@ -174,7 +174,7 @@ fn sixty_wrong_sign_ins_at_once_get_at_most_the_limit_checked() {
         .password_checks
         .load(std::sync::atomic::Ordering::SeqCst)
         - checked_before;
-    let limit = gatehouse::console::session::THROTTLE_FAILURES;
+    let limit = gatehouse::identity::sessions::THROTTLE_FAILURES;
     assert!(
         checked <= limit as u64,
         "{checked} passwords checked: {statuses:?}"

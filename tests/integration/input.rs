@@ -61,7 +61,9 @@ fn total(app: &TestApp, collection: &str) -> i64 {
 }
 
 fn audit_entries(app: &TestApp) -> i64 {
-    gatehouse::audit::verify(&mut app.db()).unwrap().entries as i64
+    gatehouse::store::audit::verify(&mut app.db())
+        .unwrap()
+        .entries as i64
 }
 
 #[test]

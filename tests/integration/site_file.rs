@@ -333,7 +333,9 @@ fn one_bad_entry_names_its_place_and_nothing_is_imported() {
             );
         }
         assert_eq!(
-            gatehouse::audit::verify(&mut app.db()).unwrap().entries,
+            gatehouse::store::audit::verify(&mut app.db())
+                .unwrap()
+                .entries,
             2,
             "only the test admin's setup entries"
         );
@@ -392,7 +394,7 @@ fn the_shipped_example_site_imports() {
     assert!(count(&app, "people") >= 200, "{summary}");
     assert!(count(&app, "doors") >= 24);
     assert_eq!(
-        gatehouse::audit::verify(&mut app.db())
+        gatehouse::store::audit::verify(&mut app.db())
             .unwrap()
             .problems
             .len(),

@@ -163,7 +163,7 @@ fn main() -> Result<()> {
         ..Config::default()
     };
     {
-        let pool = gatehouse::cli::open_database(&config)?;
+        let pool = gatehouse::app::database::open_database(&config)?;
         let mut conn = pool.get()?;
         let people = 1000;
         let ctx = ChangeContext {
@@ -181,7 +181,7 @@ fn main() -> Result<()> {
     }
     let appliance_rt = runtime("appliance", 2)?;
     let running = appliance_rt
-        .block_on(gatehouse::serve::start(config, Clock::System))
+        .block_on(gatehouse::app::serve::start(config, Clock::System))
         .context("the appliance starts")?;
     let server = running.server;
     appliance_rt.spawn(server);

@@ -64,8 +64,8 @@ impl Default for ReadersConfig {
 
 impl ReadersConfig {
     /// The PIN lockout these settings ask for.
-    pub fn pin_lockout(&self) -> crate::pin_lockout::LockoutPolicy {
-        crate::pin_lockout::LockoutPolicy {
+    pub fn pin_lockout(&self) -> crate::readers::pin_lockout::LockoutPolicy {
+        crate::readers::pin_lockout::LockoutPolicy {
             attempts: self.pin_attempts,
             block_for: chrono::TimeDelta::minutes(i64::from(self.pin_lockout_minutes)),
         }
@@ -774,7 +774,7 @@ impl Config {
         .into_iter()
         .filter(|(_, path)| !path.as_os_str().is_empty())
         .filter_map(|(setting, path)| {
-            crate::appliance_key::others_may_access(path).map(|mode| {
+            crate::identity::appliance_key::others_may_access(path).map(|mode| {
                 format!(
                     "{setting} {} is readable by other users (mode {mode:o}); it is a \
                          private key: run `chmod 600 {}`",

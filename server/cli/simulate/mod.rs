@@ -24,8 +24,8 @@ mod day;
 pub use day::DayOptions;
 
 use crate::config::{BrokerChoice, Config};
-use crate::event_log::{EventFilter, EventKind};
 use crate::policy::{CredentialKey, Outcome, PolicyData, Presence, Request, Snapshot, decide};
+use crate::store::event_log::{EventFilter, EventKind};
 use crate::store::load::{ReaderWire, load_policy};
 
 /// Which of the site's readers to play.
@@ -632,7 +632,7 @@ fn recorded_answer(
         from: Some(since - TimeDelta::seconds(30)),
         ..EventFilter::default()
     };
-    crate::event_log::recent(&mut conn, &filter, 1000)
+    crate::store::event_log::recent(&mut conn, &filter, 1000)
         .ok()?
         .into_iter()
         .find(|row| row.reader_id.as_deref() == Some(reader_id))?

@@ -10,7 +10,7 @@ use argon2::password_hash::PasswordVerifier;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::{Algorithm, Argon2, Block, KeyId, Params, ParamsBuilder, Version};
 
-use crate::appliance_key::ApplianceKey;
+use crate::identity::appliance_key::ApplianceKey;
 
 /// OWASP's recommended argon2id minimum (Password Storage Cheat Sheet): 19 MiB, 2 passes,
 /// 1 lane. Verification reads the parameters from the stored hash, so raising these later

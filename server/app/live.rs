@@ -43,7 +43,7 @@ impl ReaderDirectory {
     /// True when `secret` is this reader's secret (constant time in the secret's bytes).
     pub fn authenticates(&self, reader_id: &str, secret: &str) -> bool {
         self.get(reader_id)
-            .is_some_and(|r| crate::secret::constant_time_eq(&r.secret, secret))
+            .is_some_and(|r| crate::identity::secret::constant_time_eq(&r.secret, secret))
     }
 }
 
@@ -324,9 +324,10 @@ type Rebuilt = (Presence, std::collections::HashMap<i64, DateTime<Utc>>);
 
 fn rebuild_presence(db: &DbPool) -> Result<Rebuilt, RefreshError> {
     let mut conn = db.get()?;
-    let resets = crate::event_log::presence_resets(&mut conn).map_err(RefreshError::Presence)?;
+    let resets =
+        crate::store::event_log::presence_resets(&mut conn).map_err(RefreshError::Presence)?;
     let mut presence = Presence::new();
-    crate::event_log::passages(&mut conn, &resets, |passage| {
+    crate::store::event_log::passages(&mut conn, &resets, |passage| {
         let _ = presence.pass(passage);
     })
     .map_err(RefreshError::Presence)?;

@@ -4,10 +4,10 @@
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 
-use crate::audit::{self, AuditEntry};
 use crate::entities::ChangeContext;
-use crate::event_log::EventKind;
 use crate::store::DbConnection;
+use crate::store::audit::{self, AuditEntry};
+use crate::store::event_log::EventKind;
 use crate::store::rows::EventRow;
 use crate::store::schema::{alarm_acks, events};
 

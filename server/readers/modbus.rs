@@ -10,9 +10,9 @@ use gatehouse_drivers::modbus::{self, DeviceEvent, DeviceHandle, DevicePoller, D
 use gatehouse_drivers::networks::Networks;
 use tokio::sync::oneshot;
 
+use crate::app::live::LivePolicy;
 use crate::config::ModbusConfig;
-use crate::hub::Hub;
-use crate::live::LivePolicy;
+use crate::readers::hub::Hub;
 use crate::store::DbPool;
 use crate::store::load::ReaderWire;
 
@@ -149,7 +149,7 @@ async fn next_seq(db: &DbPool, reader_id: &str) -> u64 {
     let (db, reader) = (db.clone(), reader_id.to_owned());
     let stored = tokio::task::spawn_blocking(move || {
         let mut conn = db.get().map_err(|e| e.to_string())?;
-        crate::event_log::highest_seq(&mut conn, &reader).map_err(|e| e.to_string())
+        crate::store::event_log::highest_seq(&mut conn, &reader).map_err(|e| e.to_string())
     })
     .await;
     let error = match stored {

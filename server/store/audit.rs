@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::appliance_key::{self, ApplianceKey};
+use crate::identity::appliance_key::{self, ApplianceKey};
 use crate::store::DbConnection;
 use crate::store::rows::AuditRow;
 use crate::store::schema::audit_log;

@@ -328,7 +328,7 @@ fn copy_database(config: &Config, to: &Path) -> Result<()> {
             url.split("://").next().unwrap_or("another database")
         );
     }
-    let pool = crate::cli::open_database(config)?;
+    let pool = crate::app::database::open_database(config)?;
     let mut conn = pool.get()?;
     diesel::sql_query("VACUUM INTO ?")
         .bind::<diesel::sql_types::Text, _>(to.display().to_string())
@@ -380,7 +380,7 @@ pub async fn run(config: &Config, options: DayOptions) -> Result<()> {
     };
 
     let (loaded, mut devices) = {
-        let pool = crate::cli::open_database(&private)?;
+        let pool = crate::app::database::open_database(&private)?;
         let mut conn = pool.get()?;
         let registered = load_policy(&mut conn)?.readers;
         let devices = stand_in_devices(&mut conn, &registered).await?;
@@ -412,7 +412,7 @@ pub async fn run(config: &Config, options: DayOptions) -> Result<()> {
     // the readers are connected when the day begins.
     let lead = TimeDelta::seconds(i64::from(options.speed.max(1)) * 2);
     let clock = ScaledClock::starting_at(day_start - lead, options.speed);
-    let running = crate::serve::start(private.clone(), Clock::Scaled(clock))
+    let running = crate::app::serve::start(private.clone(), Clock::Scaled(clock))
         .await
         .context("cannot start the private appliance")?;
     let handle = running.server.handle();

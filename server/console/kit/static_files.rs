@@ -13,17 +13,17 @@ const ASSETS: &[Asset] = &[
     Asset {
         name: "console.css",
         content_type: "text/css; charset=utf-8",
-        body: include_bytes!("../../static/console.css"),
+        body: include_bytes!("../../../static/console.css"),
     },
     Asset {
         name: "console.js",
         content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../../static/console.js"),
+        body: include_bytes!("../../../static/console.js"),
     },
     Asset {
         name: "htmx.min.js",
         content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../../static/htmx.min.js"),
+        body: include_bytes!("../../../static/htmx.min.js"),
     },
 ];
 

@@ -1,5 +1,5 @@
 //! The event log: the append-only record of every swipe, door change, alarm and reader
-//! fault. One writer task group-commits batches, so a burst of events costs one fsync.
+//! fault. One writer thread group-commits batches, so a burst of events costs one fsync.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::entities::stored;
+use crate::clock::stored;
 use crate::policy::{Direction, Passage, PresenceEntry};
 use crate::store::checkpoint::{Checkpointer, WalPolicy, WalShared, WalStats};
 use crate::store::rows::EventRow;
@@ -240,7 +240,7 @@ pub struct EventLog {
     wal: Arc<WalShared>,
 }
 
-/// The writer task's state; its owner drives it with `run`.
+/// The writer's state; its owner drives it with `run`, which writes on a thread of its own.
 pub struct EventLogWriter {
     rx: mpsc::Receiver<Pending>,
     db: DbPool,

@@ -1,6 +1,8 @@
 //! The command line: one binary with subcommands for installers and operators. Startup and
 //! CLI errors are `anyhow` errors with context that says what to do.
 
+pub mod simulate;
+
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,14 +11,14 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
-use crate::admins;
-use crate::audit;
+use crate::app::database::open_database;
+use crate::app::live::LivePolicy;
 use crate::clock::Clock;
 use crate::config::{self, Config};
 use crate::entities::ChangeContext;
-use crate::live::LivePolicy;
+use crate::identity::admins;
 use crate::policy::CredentialKey;
-use crate::store::{self, DbPool};
+use crate::store::audit;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -105,7 +107,7 @@ pub struct SimulateArgs {
     /// Which readers: all, mqtt, or modbus (simulated devices listen on the addresses the
     /// readers are registered with, so those must be addresses of this machine).
     #[arg(long, value_enum, default_value = "all")]
-    pub protocol: crate::simulate::Protocols,
+    pub protocol: crate::cli::simulate::Protocols,
     /// How many swipes in all.
     #[arg(long, default_value_t = 200)]
     pub swipes: usize,
@@ -232,49 +234,6 @@ pub fn load_config(explicit: Option<&Path>) -> Result<Config> {
     Ok(Config::load(file.as_deref(), std::env::vars())?)
 }
 
-/// Opens the database the config names and migrates it, after creating the data folder
-/// (for its owner only) and loading the appliance key kept in it.
-pub fn open_database(config: &Config) -> Result<DbPool> {
-    prepare_data_dir(&config.data_dir)?;
-    let pool = store::open(&config.database_url(), config.database.pool_size)?;
-    let mut conn = pool.get().context("no database connection")?;
-    let applied = store::migrate(&mut conn)?;
-    for name in applied {
-        tracing::info!(migration = %name, "applied migration");
-    }
-    let keyed = audit::is_keyed(&mut conn)?;
-    crate::appliance_key::install_from(&config.data_dir, !keyed)?;
-    Ok(pool)
-}
-
-/// Creates the data folder, 0700: it holds the database (reader secrets in clear), the
-/// appliance key and the setup code. One that others may enter is warned about, not changed:
-/// an installer may share it on purpose.
-pub fn prepare_data_dir(data_dir: &Path) -> Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(data_dir).with_context(|| {
-        format!(
-            "cannot create the data folder {} (set data_dir or GATEHOUSE_DATA_DIR)",
-            data_dir.display()
-        )
-    })?;
-    if let Some(mode) = crate::appliance_key::others_may_access(data_dir) {
-        tracing::warn!(
-            "the data folder {} may be entered by other users (mode {mode:o}), and it holds \
-             reader secrets and the appliance key; run `chmod 700 {}`",
-            data_dir.display(),
-            data_dir.display()
-        );
-    }
-    Ok(())
-}
-
 /// Files this process creates (database, its journal, exports, keys) are for its owner only.
 pub fn restrict_new_files() {
     #[cfg(unix)]
@@ -324,10 +283,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
-                .max_blocking_threads(crate::serve::BLOCKING_THREADS_PER_WORKER)
+                .max_blocking_threads(crate::app::serve::BLOCKING_THREADS_PER_WORKER)
                 .build()
                 .context("cannot start the async runtime")?;
-            runtime.block_on(crate::serve::serve(config, Clock::System))?;
+            runtime.block_on(crate::app::serve::serve(config, Clock::System))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Import(args) => import(&config, args),
@@ -350,10 +309,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let pool = open_database(&config)?;
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            runtime.block_on(crate::simulate::run(
+            runtime.block_on(crate::cli::simulate::run(
                 &config,
                 &pool,
-                crate::simulate::SimulateOptions {
+                crate::cli::simulate::SimulateOptions {
                     readers: args.readers.max(1),
                     swipes: args.swipes,
                     rate: args.rate,
@@ -363,14 +322,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     sign_events: args.sign,
                     seed: args.seed,
                     one_swipe: match (args.reader, args.card) {
-                        (Some(reader_id), Some(card)) => Some(crate::simulate::OneSwipe {
+                        (Some(reader_id), Some(card)) => Some(crate::cli::simulate::OneSwipe {
                             reader_id,
                             card,
                             pin: args.pin,
                         }),
                         _ => None,
                     },
-                    day: args.day.map(|date| crate::simulate::DayOptions {
+                    day: args.day.map(|date| crate::cli::simulate::DayOptions {
                         date,
                         from: args.from,
                         to: args.to,
@@ -442,28 +401,28 @@ fn explain(config: &Config, args: ExplainArgs) -> Result<ExitCode> {
     let live = LivePolicy::load(&pool, now)?;
     let snapshot = live.snapshot();
     let subject = if let Some(employee_id) = &args.person {
-        crate::explain::SubjectQuery::EmployeeId(employee_id.clone())
+        crate::policy::explain_query::SubjectQuery::EmployeeId(employee_id.clone())
     } else if let Some(uid) = &args.card {
-        crate::explain::SubjectQuery::Credential(CredentialKey::card(uid)?)
+        crate::policy::explain_query::SubjectQuery::Credential(CredentialKey::card(uid)?)
     } else if let Some(wiegand) = &args.wiegand {
         let (f, n) = wiegand
             .split_once(':')
             .context("--wiegand takes FACILITY:NUMBER, e.g. 12:34567")?;
-        crate::explain::SubjectQuery::Credential(CredentialKey::Wiegand {
+        crate::policy::explain_query::SubjectQuery::Credential(CredentialKey::Wiegand {
             facility: f.trim().parse().context("facility must be a number")?,
             number: n.trim().parse().context("card number must be a number")?,
         })
     } else {
         bail!("name who asks: --person EMPLOYEE_ID, --card UID or --wiegand F:N");
     };
-    let door = crate::explain::DoorQuery::Name(args.door.clone());
+    let door = crate::policy::explain_query::DoorQuery::Name(args.door.clone());
     let answer = live.read_presence(|presence| {
-        crate::explain::answer(&snapshot, presence, &subject, &door, now)
+        crate::policy::explain_query::answer(&snapshot, presence, &subject, &door, now)
     })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&answer)?);
     } else {
-        print!("{}", crate::explain::to_text(&answer));
+        print!("{}", crate::policy::explain_query::to_text(&answer));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,5 @@
 //! Connects MQTT readers to the hub: starts the embedded broker when configured, connects
-//! the appliance's client, and turns each delivery into `Hub::handle` and its answer.
+//! the appliance's client, and turns each delivery into `Hub::handle_mqtt` and its answer.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use gatehouse_drivers::mqtt::{self, Incoming, MqttEvents, MqttLink, MqttSettings};
 
+use crate::app::live::LivePolicy;
 use crate::config::{BrokerChoice, MqttConfig};
-use crate::hub::{Hub, Reply};
-use crate::live::LivePolicy;
+use crate::readers::hub::{Hub, Reply};
 use gatehouse_drivers::message::{Command, ReaderMode};
 
 /// Refused reader connections waiting to be recorded; beyond this they are dropped (a flood
@@ -236,7 +236,7 @@ impl Handler {
     async fn run(&self, job: Job) {
         match job.work {
             Work::Event(payload) => {
-                if let Some(reply) = self.hub.handle(&self.reader_id, &payload).await
+                if let Some(reply) = self.hub.handle_mqtt(&self.reader_id, &payload).await
                     && let Some(bytes) = self.hub.encode(&reply)
                     && let Err(e) = self.link.publish_command(&reply.reader_id, bytes).await
                 {

@@ -10,14 +10,14 @@ use gatehouse_drivers::message::{
     ReaderEvent, ReaderMode, WireCredential,
 };
 
+use crate::app::live::LivePolicy;
 use crate::clock::Clock;
-use crate::door_state::{Alarm, DoorStates};
-use crate::event_log::{Appended, EventKind, EventLog, LogError, NewEvent, stored_seq};
-use crate::fault_budget::{Admission, FaultBudget, IN_ALL, PER_READER, Suppressed};
-use crate::live::LivePolicy;
-use crate::pin_lockout::{self, LockoutPolicy, PinLockout, PinResult};
 use crate::policy::{self, CredentialKey, Outcome, Reason, Request, Snapshot};
-use crate::reader_health::HealthBoard;
+use crate::readers::door_state::{Alarm, DoorStates};
+use crate::readers::fault_budget::{Admission, FaultBudget, IN_ALL, PER_READER, Suppressed};
+use crate::readers::health::HealthBoard;
+use crate::readers::pin_lockout::{self, LockoutPolicy, PinLockout, PinResult};
+use crate::store::event_log::{Appended, EventKind, EventLog, LogError, NewEvent, stored_seq};
 use crate::store::load::ReaderWire;
 
 /// An answer for one reader.
@@ -323,7 +323,7 @@ impl Hub {
 
     /// Handles one MQTT message from `reader_id` (as the topic names it) and returns the
     /// answer to send, if any. An answer is returned only once the event is durable.
-    pub async fn handle(&self, reader_id: &str, payload: &[u8]) -> Option<Reply> {
+    pub async fn handle_mqtt(&self, reader_id: &str, payload: &[u8]) -> Option<Reply> {
         let now = self.clock.now();
         let readers = self.live.readers();
         let Some(wire) = readers.get(reader_id) else {
@@ -564,8 +564,8 @@ impl Hub {
             Some(pin) if blocked.is_none() => {
                 let (live, reader, pin) = (self.live.clone(), reader_id.to_owned(), pin.to_owned());
                 let key = key.clone();
-                crate::secret::pool()
-                    .run(crate::secret::Lane::Door, move || {
+                crate::identity::secret::pool()
+                    .run(crate::identity::secret::Lane::Door, move || {
                         decide_now(&live, &reader, &key, Some(&pin), now).map_err(|e| e.to_string())
                     })
                     .await

@@ -7,10 +7,11 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::audit::{self, AuditEntry};
-use crate::entities::{ChangeContext, ChangeError, FieldErrors, Page, like_pattern, lower, utc};
-use crate::secret::{constant_time_eq, digest_hex, hash_secret};
+use crate::clock::utc;
+use crate::entities::{ChangeContext, ChangeError, FieldErrors, Page, like_pattern, lower};
+use crate::identity::secret::{constant_time_eq, digest_hex, hash_secret};
 use crate::store::DbConnection;
+use crate::store::audit::{self, AuditEntry};
 use crate::store::rows::{AdminUserRow, ApiTokenRow};
 use crate::store::schema::{admin_users, api_tokens};
 
@@ -571,7 +572,7 @@ pub fn issue_token(
                 api_tokens::name.eq(name.trim()),
                 api_tokens::token_hash.eq(hash),
                 api_tokens::created_at.eq(ctx.stamp()),
-                api_tokens::expires_at.eq(expires_at.map(crate::entities::stored)),
+                api_tokens::expires_at.eq(expires_at.map(crate::clock::stored)),
                 api_tokens::revoked.eq(false),
             ))
             .returning(api_tokens::id)
@@ -738,7 +739,7 @@ pub fn check_token(
         return Ok(TokenCheck::Invalid);
     }
     diesel::update(api_tokens::table.find(id))
-        .set(api_tokens::last_used_at.eq(crate::entities::stored(now)))
+        .set(api_tokens::last_used_at.eq(crate::clock::stored(now)))
         .execute(conn)?;
     Ok(TokenCheck::Valid(identity))
 }
@@ -759,7 +760,7 @@ pub fn upgrade_legacy_token(
     )
     .set((
         api_tokens::token_hash.eq(digest_hex(secret)),
-        api_tokens::last_used_at.eq(crate::entities::stored(now)),
+        api_tokens::last_used_at.eq(crate::clock::stored(now)),
     ))
     .execute(conn)?;
     Ok(())

@@ -11,12 +11,13 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, web};
 use anyhow::{Context, Result};
 
+use crate::app::live::LivePolicy;
+use crate::app::routes::routes;
+use crate::app::state::AppState;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::event_log::{BatchPolicy, EventLog};
-use crate::hub::Hub;
-use crate::live::LivePolicy;
-use crate::web::{AppState, routes};
+use crate::readers::hub::Hub;
+use crate::store::event_log::{BatchPolicy, EventLog};
 
 /// How often the snapshot is rebuilt even without changes, so that precomputed schedule
 /// windows always reach days ahead of the clock.
@@ -54,7 +55,7 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
     crate::entities::readers::set_allowed_networks(allowed_networks.clone());
     let pool = {
         let config = config.clone();
-        tokio::task::spawn_blocking(move || crate::cli::open_database(&config)).await??
+        tokio::task::spawn_blocking(move || crate::app::database::open_database(&config)).await??
     };
     let setup_code = {
         let (config, pool) = (config.clone(), pool.clone());
@@ -110,8 +111,8 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
             resetter.reset_presence_due(clock.now()).await;
         }
     });
-    let mqtt = crate::reader_mqtt::start(&config.mqtt, live.clone(), hub.clone())?;
-    crate::reader_modbus::start(
+    let mqtt = crate::readers::mqtt::start(&config.mqtt, live.clone(), hub.clone())?;
+    crate::readers::modbus::start(
         &config.modbus,
         allowed_networks.clone(),
         live.clone(),
@@ -169,7 +170,7 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
                     // elsewhere; the API's JSON is not affected.
                     .add((
                         "Content-Security-Policy",
-                        crate::console::CONTENT_SECURITY_POLICY,
+                        crate::console::kit::CONTENT_SECURITY_POLICY,
                     ))
                     .add(("Cross-Origin-Opener-Policy", "same-origin"))
                     .add((
@@ -256,14 +257,16 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
     tokio::spawn(async move {
         // The head goes to the log, outside the database, whenever it changes and daily:
         // what an auditor gives `audit verify --expect-head` later.
-        let mut heads = crate::audit::HeadAnchor::default();
+        let mut heads = crate::store::audit::HeadAnchor::default();
         let mut tick = tokio::time::interval(FOLLOW_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             let db = anchor.db.clone();
             let head = tokio::task::spawn_blocking(move || {
-                crate::audit::head(&mut *db.get().ok()?).ok().flatten()
+                crate::store::audit::head(&mut *db.get().ok()?)
+                    .ok()
+                    .flatten()
             })
             .await
             .ok()
@@ -283,7 +286,7 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
                 let db = sweeper.db.clone();
                 let swept = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
                     let mut conn = db.get()?;
-                    Ok(crate::event_log::delete_before(&mut conn, cutoff)?)
+                    Ok(crate::store::event_log::delete_before(&mut conn, cutoff)?)
                 })
                 .await;
                 match swept {
