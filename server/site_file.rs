@@ -160,6 +160,9 @@ pub struct ZoneEntry {
     pub parent: Option<String>,
     #[serde(default = "off")]
     pub antipassback: String,
+    /// The daily anti-passback reset, "HH:MM" on the site's clock; absent for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence_reset: Option<String>,
 }
 
 fn off() -> String {
@@ -817,6 +820,7 @@ fn apply(imp: &mut Importer<'_, '_>, file: &SiteFile) {
                 parent_id,
                 name: z.name.clone(),
                 antipassback: z.antipassback.clone(),
+                presence_reset: z.presence_reset.clone(),
             };
             imp.put::<Zones>("zones", place, existing, input);
         },
@@ -1368,6 +1372,7 @@ pub fn export(conn: &mut DbConnection) -> anyhow::Result<String> {
                     .and_then(|p| zone_by_id.get(&p))
                     .map(|p| p.name.clone()),
                 antipassback: z.antipassback.clone(),
+                presence_reset: z.presence_reset.clone(),
             })
             .collect(),
         doors: door_rows

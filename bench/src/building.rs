@@ -333,6 +333,7 @@ pub fn generate(spec: &BuildingSpec, seed: u64) -> PolicyData {
                 parent_id: parent.map(id),
                 name,
                 antipassback: AntiPassback::Off,
+                presence_reset: None,
             });
         }
     }

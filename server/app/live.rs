@@ -1,13 +1,17 @@
 //! The live policy: the compiled `Snapshot` that decisions read, swapped atomically after
-//! every committed change, and the anti-passback `Presence` kept beside it.
+//! every committed change, and the anti-passback `Presence` kept beside it (rebuilt from
+//! the event log at start, so a restart forgets nobody who is inside).
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use arc_swap::ArcSwap;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveTime, TimeDelta, Utc};
+use chrono_tz::Tz;
 
-use crate::policy::{CompileError, Decision, Presence, Snapshot};
+use crate::policy::{
+    CompileError, Decision, Presence, Reservation, Snapshot, recheck_antipassback,
+};
 use crate::store::DbPool;
 use crate::store::load::{LoadError, ReaderWire, load_policy, policy_version};
 
@@ -53,12 +57,15 @@ pub enum RefreshError {
     Pool(#[from] diesel::r2d2::PoolError),
     #[error("the policy reload task failed: {0}")]
     Task(String),
+    #[error("cannot rebuild anti-passback presence from the event log: {0}")]
+    Presence(diesel::result::Error),
 }
 
 pub struct LivePolicy {
     current: ArcSwap<Snapshot>,
     readers: ArcSwap<ReaderDirectory>,
-    /// Read by every decision, written only after a recorded grant.
+    /// Read by every decision; written when a passage is settled (`settle`), undone when
+    /// its event could not be recorded, and by a zone's reset.
     presence: RwLock<Presence>,
     /// Bumped by every change that wants a reload; reloads cover all requests made before
     /// they started, so a burst of admin changes costs one or two reloads, not one each.
@@ -72,19 +79,37 @@ pub struct LivePolicy {
     attempted: AtomicI64,
     /// Tells watchers (the reader drivers) that a new snapshot is in force.
     swapped: tokio::sync::watch::Sender<i64>,
+    /// When each zone's presence was last reset (from the log at start), or when this
+    /// process first saw the zone's daily reset set: the next reset is the first one due
+    /// after it.
+    resets: Mutex<std::collections::HashMap<i64, DateTime<Utc>>>,
+}
+
+/// A zone's daily anti-passback reset that has come due (`LivePolicy::presence_resets_due`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueReset {
+    pub zone_id: i64,
+    pub site_id: i64,
+    /// The reset's time of day, on `timezone`'s clock.
+    pub local_time: NaiveTime,
+    pub timezone: Tz,
+    /// The instant the reset was due.
+    pub due: DateTime<Utc>,
 }
 
 impl LivePolicy {
     /// Loads and compiles the stored policy; used once at start.
     pub fn load(db: &DbPool, now: DateTime<Utc>) -> Result<LivePolicy, RefreshError> {
         let (snapshot, readers, version) = compile_from(db, now)?;
+        let (presence, resets) = rebuild_presence(db)?;
         Ok(LivePolicy {
+            resets: Mutex::new(resets),
             readers: ArcSwap::from_pointee(readers),
             swapped: tokio::sync::watch::Sender::new(version),
             version: AtomicI64::new(version),
             attempted: AtomicI64::new(version),
             current: ArcSwap::from_pointee(snapshot),
-            presence: RwLock::new(Presence::new()),
+            presence: RwLock::new(presence),
             requested: AtomicU64::new(0),
             loaded: tokio::sync::Mutex::new(0),
             last_error: Mutex::new(None),
@@ -114,15 +139,87 @@ impl LivePolicy {
         }
     }
 
-    /// Records a granted swipe in the anti-passback state (a no-op outside its zones).
-    pub fn record_presence(&self, decision: &Decision, now: DateTime<Utc>) {
+    /// Settles a swipe's decision (made against `snapshot` with `read_presence`) and notes
+    /// its passage, in one step under the presence lock: anti-passback is checked again
+    /// against presence as it is now, so of two swipes of one card decided at once only
+    /// the first passes. The lock is taken only for a grant at a door under anti-passback,
+    /// and held for a hash lookup and an insert, never across a database write: the
+    /// passage is noted before its event is durable, and the returned reservation undoes
+    /// it (`undo`) if the event is not recorded.
+    pub fn settle(
+        &self,
+        snapshot: &Snapshot,
+        decision: Decision,
+        now: DateTime<Utc>,
+    ) -> (Decision, Option<Reservation>) {
+        if decision.passage(now).is_none() {
+            return (decision, None);
+        }
+        let mut presence = match self.presence.write() {
+            Ok(p) => p,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let decision = recheck_antipassback(snapshot, &presence, decision);
+        let reservation = decision.passage(now).map(|passage| presence.pass(passage));
+        (decision, reservation)
+    }
+
+    /// The zones whose daily anti-passback reset (`presence_reset`, on their site's clock)
+    /// has come due since their last reset: the last reset time of day at or before `now`
+    /// is after it. A zone whose reset was only just set is due from its next one; a reset
+    /// missed while the appliance was off is due at once. Resets nothing (it only starts
+    /// watching a zone newly set): the caller records each reset, then applies it with
+    /// `reset_presence`.
+    pub fn presence_resets_due(&self, now: DateTime<Utc>) -> Vec<DueReset> {
+        let snapshot = self.snapshot();
+        let Ok(mut resets) = self.resets.lock() else {
+            return Vec::new();
+        };
+        let mut due = Vec::new();
+        for zone in snapshot.zones() {
+            let Some(local_time) = zone.presence_reset else {
+                continue;
+            };
+            let Some(timezone) = snapshot.site_timezone(zone.site_id) else {
+                continue;
+            };
+            let Some(last_due) = last_local_time(local_time, timezone, now) else {
+                continue;
+            };
+            match resets.get(&zone.id) {
+                None => {
+                    resets.insert(zone.id, now);
+                }
+                Some(last) if last_due > *last => due.push(DueReset {
+                    zone_id: zone.id,
+                    site_id: zone.site_id,
+                    local_time,
+                    timezone,
+                    due: last_due,
+                }),
+                Some(_) => {}
+            }
+        }
+        due
+    }
+
+    /// Forgets everyone counted inside `zone_id` by passages before `at` (a reset recorded
+    /// at `at`); returns how many people that was.
+    pub fn reset_presence(&self, zone_id: i64, at: DateTime<Utc>) -> usize {
+        if let Ok(mut resets) = self.resets.lock() {
+            resets.insert(zone_id, at);
+        }
         match self.presence.write() {
-            Ok(mut p) => {
-                p.record(decision, now);
-            }
-            Err(poisoned) => {
-                poisoned.into_inner().record(decision, now);
-            }
+            Ok(mut p) => p.reset_zone(zone_id, at),
+            Err(poisoned) => poisoned.into_inner().reset_zone(zone_id, at),
+        }
+    }
+
+    /// Takes back a passage noted by `settle` whose event was not recorded.
+    pub fn undo(&self, reservation: Reservation) {
+        match self.presence.write() {
+            Ok(mut p) => p.undo(reservation),
+            Err(poisoned) => poisoned.into_inner().undo(reservation),
         }
     }
 
@@ -212,10 +309,88 @@ fn compile_from(
         let mut conn = db.get()?;
         load_policy(&mut conn)?
     };
-    let snapshot = Snapshot::compile(&loaded.data, now)?;
+    let snapshot = Snapshot::compile(&loaded.data, now)?.at_version(loaded.version);
     Ok((
         snapshot,
         ReaderDirectory::new(loaded.readers),
         loaded.version,
     ))
+}
+
+/// Presence as the event log leaves it: each person's last granted passage per
+/// anti-passback zone since the zone's last reset, and when each zone was last reset.
+/// Never "nobody inside": that would let everyone who is inside enter again.
+type Rebuilt = (Presence, std::collections::HashMap<i64, DateTime<Utc>>);
+
+fn rebuild_presence(db: &DbPool) -> Result<Rebuilt, RefreshError> {
+    let mut conn = db.get()?;
+    let resets =
+        crate::store::event_log::presence_resets(&mut conn).map_err(RefreshError::Presence)?;
+    let mut presence = Presence::new();
+    crate::store::event_log::passages(&mut conn, &resets, |passage| {
+        let _ = presence.pass(passage);
+    })
+    .map_err(RefreshError::Presence)?;
+    Ok((presence, resets))
+}
+
+/// The last instant at or before `now` when `tz`'s clock read `time` (today's or
+/// yesterday's). A time the clock skips (a DST gap) comes when the clock jumps past it; a
+/// time it reads twice, the first time.
+fn last_local_time(time: NaiveTime, tz: Tz, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let today = now.with_timezone(&tz).date_naive();
+    for date in [Some(today), today.pred_opt()].into_iter().flatten() {
+        let naive = date.and_time(time);
+        // In a gap, the first minute the clock does read after `time` (gaps last hours at
+        // most).
+        let at = (0..=180)
+            .find_map(|minutes| {
+                (naive + TimeDelta::minutes(minutes))
+                    .and_local_timezone(tz)
+                    .earliest()
+            })
+            .map(|at| at.with_timezone(&Utc));
+        if let Some(at) = at
+            && at <= now
+        {
+            return Some(at);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn the_last_reset_time_is_on_the_sites_clock() {
+        let three = NaiveTime::from_hms_opt(3, 0, 0).unwrap();
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        // 03:00 in Berlin in winter is 02:00 UTC.
+        assert_eq!(
+            last_local_time(three, berlin, utc("2026-12-08T02:00:00Z")),
+            Some(utc("2026-12-08T02:00:00Z"))
+        );
+        assert_eq!(
+            last_local_time(three, berlin, utc("2026-12-08T01:59:59Z")),
+            Some(utc("2026-12-07T02:00:00Z"))
+        );
+        // 02:30 does not exist on the night clocks go forward (02:00 → 03:00): the reset
+        // comes as the clock jumps, at 01:00 UTC.
+        let half_past_two = NaiveTime::from_hms_opt(2, 30, 0).unwrap();
+        assert_eq!(
+            last_local_time(half_past_two, berlin, utc("2026-03-29T05:00:00Z")),
+            Some(utc("2026-03-29T01:00:00Z"))
+        );
+        // 02:30 happens twice the night clocks go back: the first one counts.
+        assert_eq!(
+            last_local_time(half_past_two, berlin, utc("2026-10-25T05:00:00Z")),
+            Some(utc("2026-10-25T00:30:00Z"))
+        );
+    }
 }

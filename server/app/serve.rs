@@ -30,6 +30,7 @@ pub const BLOCKING_THREADS_PER_WORKER: usize = 16;
 /// instance; one indexed query) and the audit head looked at: every second, so that a
 /// revocation through the CLI takes a second. Not configurable for that reason.
 const EVERY_SECOND: &str = "* * * * * *";
+const EVERY_MINUTE: &str = "0 * * * * *";
 
 /// A started appliance: where it listens and the server to await or stop.
 pub struct Running {
@@ -295,6 +296,25 @@ fn register_jobs(state: &web::Data<AppState>) -> Result<()> {
                      {version} stays in force: {why}"
                 )),
             }
+        }),
+    ))?;
+    jobs.add(JobSpec::new(
+        "presence_reset",
+        "Clears anti-passback presence in each zone whose daily reset time has come (the \
+         zone's presence_reset, on its site's clock), recording a presence_reset event first",
+        EVERY_MINUTE,
+        // Presence is kept by each instance, so each clears its own.
+        Instances::Each,
+        on_state(state, |state| async move {
+            let done = state.hub.reset_presence_due(state.clock.now()).await;
+            if done.is_empty() {
+                return Ok("no zone due".to_string());
+            }
+            let zones: Vec<String> = done
+                .iter()
+                .map(|(zone, forgotten)| format!("zone {zone} ({forgotten} forgotten)"))
+                .collect();
+            Ok(format!("reset {}", zones.join(", ")))
         }),
     ))?;
     jobs.add(JobSpec::new(

@@ -78,6 +78,7 @@ impl FeedItem {
             ("reader_fault", _) => ("Reader fault", "alarm"),
             ("remote_unlock", _) => ("Unlocked from the console", "info"),
             ("pin_lockout", _) => ("Card blocked: wrong PINs", "alarm"),
+            ("presence_reset", _) => ("Anti-passback reset", "info"),
             _ => ("Event", "info"),
         };
         let result = match (event.kind.as_str(), event.result.as_deref()) {

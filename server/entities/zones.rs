@@ -11,7 +11,7 @@ use super::{
     ChangeContext, ChangeError, Entity, FieldErrors, Page, like_pattern, lower, require_ref,
 };
 use crate::clock::utc;
-use crate::policy::AntiPassback;
+use crate::policy::{AntiPassback, format_reset_time, parse_reset_time};
 use crate::store::DbConnection;
 use crate::store::rows::ZoneRow;
 use crate::store::schema::{sites, zones};
@@ -27,6 +27,9 @@ pub struct ZoneView {
     pub name: String,
     /// `off`, `soft` (grant and flag) or `hard` (deny).
     pub antipassback: String,
+    /// The daily anti-passback reset, `HH:MM` on the site's clock: everyone counted inside
+    /// the zone is forgotten then (recorded as a `presence_reset` event). None for never.
+    pub presence_reset: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -40,6 +43,9 @@ pub struct ZoneInput {
     pub name: String,
     #[serde(default = "default_antipassback")]
     pub antipassback: String,
+    /// `HH:MM` (24-hour, the site's clock), or none (or empty) for no daily reset.
+    #[serde(default)]
+    pub presence_reset: Option<String>,
 }
 
 fn default_antipassback() -> String {
@@ -63,6 +69,7 @@ impl From<ZoneRow> for ZoneView {
             parent_id: r.parent_id,
             name: r.name,
             antipassback: r.antipassback,
+            presence_reset: r.presence_reset,
             created_at: utc(r.created_at),
             updated_at: utc(r.updated_at),
         }
@@ -122,6 +129,16 @@ impl Entity for Zones {
         let mut errors = FieldErrors::default();
         errors.text("name", &input.name, 200);
         let antipassback = errors.canonical::<AntiPassback>("antipassback", &input.antipassback);
+        let presence_reset = match input.presence_reset.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => match parse_reset_time(text) {
+                Ok(time) => Some(format_reset_time(time)),
+                Err(e) => {
+                    errors.add("presence_reset", e);
+                    None
+                }
+            },
+        };
         let site_exists =
             diesel::select(exists(sites::table.find(input.site_id))).get_result(conn)?;
         require_ref(&mut errors, "site_id", "site", input.site_id, site_exists);
@@ -184,6 +201,7 @@ impl Entity for Zones {
             zones::parent_id.eq(input.parent_id),
             zones::name.eq(&name),
             zones::antipassback.eq(&antipassback),
+            zones::presence_reset.eq(&presence_reset),
             zones::updated_at.eq(now),
         );
         match id {

@@ -7,9 +7,9 @@ use serde::{Serialize, Serializer};
 
 use super::model::{
     AntiPassback, Credential, CredentialKey, CredentialStatus, Direction, Door, DoorMode,
-    Entitlement, Person, PersonStatus, Sensitivity, Site, string_enum,
+    Entitlement, Person, PersonStatus, Sensitivity, Site, Zone, string_enum,
 };
-use super::presence::Presence;
+use super::presence::{Passage, Presence, PresenceEntry};
 use super::snapshot::{Cover, Snapshot};
 
 /// One swipe, as a reader driver hands it over.
@@ -198,6 +198,33 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// The reason's kind as stored with the event (`reason_code`) and serialized (`kind`):
+    /// for grants (`entitled`, `door_unlocked`, `free_access_schedule`,
+    /// `soft_antipassback`) as for denials and PIN prompts.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Reason::UnknownCredential => "unknown_credential",
+            Reason::CredentialInactive { .. } => "credential_inactive",
+            Reason::CredentialExpired { .. } => "credential_expired",
+            Reason::PersonInactive { .. } => "person_inactive",
+            Reason::PersonNotYetValid { .. } => "person_not_yet_valid",
+            Reason::PersonExpired { .. } => "person_expired",
+            Reason::Lockdown { .. } => "lockdown",
+            Reason::DoorLocked { .. } => "door_locked",
+            Reason::DoorUnlocked { .. } => "door_unlocked",
+            Reason::FreeAccessSchedule { .. } => "free_access_schedule",
+            Reason::NoEntitlement { .. } => "no_entitlement",
+            Reason::EntitlementExpired { .. } => "entitlement_expired",
+            Reason::OutsideSchedule { .. } => "outside_schedule",
+            Reason::Entitled(_) => "entitled",
+            Reason::PinRequired { .. } => "pin_required",
+            Reason::PinWrong { .. } => "pin_wrong",
+            Reason::PinNotSet { .. } => "pin_not_set",
+            Reason::Antipassback { .. } => "antipassback",
+            Reason::SoftAntipassback { .. } => "soft_antipassback",
+        }
+    }
+
     /// The protocol deny code of a denying reason; `None` for grants and PIN prompts.
     pub fn deny_code(&self) -> Option<DenyCode> {
         Some(match self {
@@ -245,6 +272,23 @@ pub struct Decision {
 impl Decision {
     pub fn granted(&self) -> bool {
         matches!(self.outcome, Outcome::Grant { .. })
+    }
+
+    /// The passage a granted swipe at a door under anti-passback makes (at `now`), which
+    /// presence notes; `None` for denials, PIN prompts and doors outside anti-passback.
+    pub fn passage(&self, now: DateTime<Utc>) -> Option<Passage> {
+        match (self.outcome, self.person_id, self.antipassback_zone) {
+            (Outcome::Grant { .. }, Some(person_id), Some(zone_id)) => Some(Passage {
+                person_id,
+                zone_id,
+                entry: PresenceEntry {
+                    direction: self.direction,
+                    at: now,
+                    door_id: self.door_id,
+                },
+            }),
+            _ => None,
+        }
     }
 
     fn deny(mut self, reason: Reason) -> Decision {
@@ -413,8 +457,33 @@ pub(super) fn evaluate(
         }
     }
 
+    // Anti-passback comes last; the risk policy will follow it (score >= block threshold
+    // denies with `risk`, >= step-up asks a PIN).
+    let unlock_ms = view.door.unlock_ms;
+    antipassback_step(
+        view.antipassback_zone,
+        presence,
+        d,
+        granted_by,
+        unlock_ms,
+        observe,
+    )
+}
+
+/// The pipeline's last step, anti-passback, for a person the entitlement `granted_by` lets
+/// through: a grant (flagged in a soft zone) or a hard zone's denial.
+fn antipassback_step(
+    zone: Option<&Zone>,
+    presence: &Presence,
+    mut d: Decision,
+    granted_by: GrantedBy,
+    unlock_ms: u32,
+    observe: &mut impl FnMut(Check, CheckStatus, Option<Reason>),
+) -> Decision {
+    let person_id = d.person_id.unwrap_or_default();
+    d.soft_antipassback_violation = false;
     let mut reason = Reason::Entitled(granted_by);
-    match check_antipassback(snap, presence, p.id, door, direction) {
+    match check_antipassback(zone, presence, person_id, d.direction) {
         Passback::NotApplicable => observe(Check::Antipassback, CheckStatus::Skipped, None),
         Passback::Clear => observe(Check::Antipassback, CheckStatus::Passed, None),
         Passback::Violation { zone, mode, last } => {
@@ -437,10 +506,25 @@ pub(super) fn evaluate(
             observe(Check::Antipassback, CheckStatus::Flagged, Some(reason));
         }
     }
+    d.grant(reason, unlock_ms)
+}
 
-    // Risk policy goes here: score >= block threshold denies (`risk`), >= step-up asks a PIN.
-
-    d.grant(reason, view.door.unlock_ms)
+/// Anti-passback again for a decision made a moment ago, against `presence` as it is now:
+/// `decide` reads presence without holding it, so the one step that depends on it is
+/// repeated under the lock that notes the passage (`LivePolicy::settle`). Only a grant by
+/// entitlement went through that step; anything else is returned as it was.
+pub fn recheck_antipassback(snap: &Snapshot, presence: &Presence, d: Decision) -> Decision {
+    let Outcome::Grant { unlock_ms } = d.outcome else {
+        return d;
+    };
+    let (Reason::Entitled(granted_by) | Reason::SoftAntipassback { granted_by, .. }) = d.reason
+    else {
+        return d;
+    };
+    let zone = snap
+        .door_view(d.door_id)
+        .and_then(|view| view.antipassback_zone);
+    antipassback_step(zone, presence, d, granted_by, unlock_ms, &mut |_, _, _| {})
 }
 
 pub(super) fn check_credential_status(c: &Credential) -> Result<(), Reason> {
@@ -660,14 +744,14 @@ pub(super) enum Passback {
 }
 
 /// Entering when last seen entering, or leaving when last seen leaving, is a passback.
+/// `zone` is the anti-passback zone the door counts for.
 pub(super) fn check_antipassback(
-    snap: &Snapshot,
+    zone: Option<&Zone>,
     presence: &Presence,
     person_id: i64,
-    door: u32,
     direction: Direction,
 ) -> Passback {
-    let Some(zone) = snap.door_view_at(door).antipassback_zone else {
+    let Some(zone) = zone else {
         return Passback::NotApplicable;
     };
     match presence.last(person_id, zone.id) {
@@ -1139,7 +1223,9 @@ mod tests {
         let go = |presence: &mut Presence, reader: &str, minutes: i64| {
             let t = WED_10 + chrono::TimeDelta::minutes(minutes);
             let d = swipe_with(&snap, presence, reader, "01", None, t);
-            presence.record(&d, t);
+            if let Some(passage) = d.passage(t) {
+                let _ = presence.pass(passage);
+            }
             d
         };
         let d = go(&mut presence, "lab-in", 0);
@@ -1195,7 +1281,10 @@ mod tests {
         let mut presence = Presence::new();
         let d = swipe_with(&snap, &presence, "garage-in", "01", None, WED_10);
         assert!(d.granted() && !d.soft_antipassback_violation);
-        assert!(presence.record(&d, WED_10));
+        let passage = d
+            .passage(WED_10)
+            .expect("a grant in the garage is a passage");
+        let _ = presence.pass(passage);
         let d = swipe_with(&snap, &presence, "garage-in", "01", None, WED_10);
         assert!(d.granted());
         assert!(d.soft_antipassback_violation);
@@ -1213,7 +1302,7 @@ mod tests {
                 }
             }
         );
-        presence.record(&d, WED_10);
+        let _ = presence.pass(d.passage(WED_10).unwrap());
         let d = swipe_with(&snap, &presence, "garage-out", "01", None, WED_10);
         assert!(d.granted() && !d.soft_antipassback_violation);
     }
@@ -1292,5 +1381,111 @@ mod tests {
                 via_zone: None
             })
         );
+    }
+
+    #[test]
+    fn two_swipes_decided_at_once_pass_anti_passback_once() {
+        let snap = building()
+            .person(1)
+            .card(11, 1, "01")
+            .grant(21, 1, LAB_24_7, None)
+            .grant(23, 1, GARAGE, None)
+            .compile(WED_10);
+        let mut presence = Presence::new();
+        // Both decided against the same presence, as two readers' swipes in flight are.
+        let first = swipe_with(&snap, &presence, "lab-in", "01", None, WED_10);
+        let second = swipe_with(&snap, &presence, "lab-in", "01", None, WED_10);
+        assert!(first.granted() && second.granted());
+        // Settled one after the other: the first passes, the second finds it.
+        let first = recheck_antipassback(&snap, &presence, first);
+        let _ = presence.pass(first.passage(WED_10).unwrap());
+        let second = recheck_antipassback(&snap, &presence, second);
+        assert_eq!(code(&second), Some(DenyCode::Antipassback));
+        assert_eq!(second.reason.code(), "antipassback");
+        assert!(second.passage(WED_10).is_none());
+        // In a soft zone the second passes too, flagged.
+        let a = swipe_with(&snap, &presence, "garage-in", "01", None, WED_10);
+        let b = swipe_with(&snap, &presence, "garage-in", "01", None, WED_10);
+        let a = recheck_antipassback(&snap, &presence, a);
+        let _ = presence.pass(a.passage(WED_10).unwrap());
+        let b = recheck_antipassback(&snap, &presence, b);
+        assert!(b.granted() && b.soft_antipassback_violation);
+        assert_eq!(b.reason.code(), "soft_antipassback");
+        // Denials and free access are returned as they were.
+        let unknown = swipe_with(&snap, &presence, "lab-in", "99", None, WED_10);
+        assert_eq!(recheck_antipassback(&snap, &presence, unknown), unknown);
+    }
+
+    #[test]
+    fn reason_codes_are_the_serialized_kinds() {
+        let granted_by = GrantedBy {
+            entitlement_id: 1,
+            level_id: 2,
+            schedule_id: 3,
+            via_zone: None,
+        };
+        let reasons = [
+            Reason::UnknownCredential,
+            Reason::CredentialInactive {
+                credential_id: 1,
+                status: CredentialStatus::Lost,
+            },
+            Reason::CredentialExpired {
+                credential_id: 1,
+                valid_until: WED_10,
+            },
+            Reason::PersonInactive {
+                person_id: 1,
+                status: PersonStatus::Suspended,
+            },
+            Reason::PersonNotYetValid {
+                person_id: 1,
+                valid_from: WED_10,
+            },
+            Reason::PersonExpired {
+                person_id: 1,
+                valid_until: WED_10,
+            },
+            Reason::Lockdown { site_id: 1 },
+            Reason::DoorLocked { door_id: 1 },
+            Reason::DoorUnlocked { door_id: 1 },
+            Reason::FreeAccessSchedule {
+                door_id: 1,
+                schedule_id: 1,
+            },
+            Reason::NoEntitlement {
+                person_id: 1,
+                door_id: 1,
+            },
+            Reason::EntitlementExpired {
+                entitlement_id: 1,
+                level_id: 1,
+                valid_until: WED_10,
+            },
+            Reason::OutsideSchedule {
+                entitlement_id: 1,
+                level_id: 1,
+                schedule_id: 1,
+            },
+            Reason::Entitled(granted_by),
+            Reason::PinRequired { door_id: 1 },
+            Reason::PinWrong { credential_id: 1 },
+            Reason::PinNotSet { credential_id: 1 },
+            Reason::Antipassback {
+                zone_id: 1,
+                last_direction: Direction::In,
+                last_at: WED_10,
+            },
+            Reason::SoftAntipassback {
+                zone_id: 1,
+                last_direction: Direction::In,
+                last_at: WED_10,
+                granted_by,
+            },
+        ];
+        for reason in reasons {
+            let json = serde_json::to_value(reason).unwrap();
+            assert_eq!(json["kind"], reason.code(), "{json}");
+        }
     }
 }

@@ -719,7 +719,9 @@ mod tests {
         // Person 1 is inside the lab and the garage already.
         for reader in ["lab-in", "garage-in"] {
             let d = swipe_with(&snap, &presence, reader, "01", None, WED_10);
-            presence.record(&d, WED_10);
+            if let Some(passage) = d.passage(WED_10) {
+                let _ = presence.pass(passage);
+            }
         }
         let times = [
             WED_10,

@@ -221,6 +221,7 @@ impl Fixture {
             parent_id,
             name: name.into(),
             antipassback: apb,
+            presence_reset: None,
         });
         self
     }

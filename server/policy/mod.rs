@@ -15,7 +15,7 @@ mod fixtures;
 
 pub use decide::{
     Check, CheckStatus, DecideError, Decision, DenyCode, GrantedBy, Outcome, Reason, Request,
-    decide,
+    decide, recheck_antipassback,
 };
 pub use directory::{DirectoryPage, PeopleQuery};
 pub use explain::{
@@ -25,7 +25,8 @@ pub use model::{
     AccessLevel, AntiPassback, Credential, CredentialKey, CredentialKeyError, CredentialStatus,
     Direction, Door, DoorMode, Entitlement, Holiday, HolidayRule, LevelItem, ParseEnumError,
     Person, PersonStatus, PolicyData, Reader, Schedule, Sensitivity, Site, Target, Window, Zone,
+    format_reset_time, parse_reset_time,
 };
-pub use presence::{Presence, PresenceEntry};
+pub use presence::{Passage, Presence, PresenceEntry, Reservation};
 pub use schedule::{ParsedSchedule, ParsedWindow, ScheduleError, is_open_exact, parse_window};
 pub use snapshot::{CompileError, Counts, DoorView, ReaderView, Snapshot};

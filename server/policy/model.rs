@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Everything `Snapshot::compile` needs, as plain rows.
@@ -37,6 +37,26 @@ pub struct Zone {
     pub parent_id: Option<i64>,
     pub name: String,
     pub antipassback: AntiPassback,
+    /// When everyone counted inside is forgotten each day, on the site's clock.
+    #[serde(default)]
+    pub presence_reset: Option<NaiveTime>,
+}
+
+/// A daily reset time as admins write it: `HH:MM`, 24-hour.
+pub fn parse_reset_time(text: &str) -> Result<NaiveTime, String> {
+    let text = text.trim();
+    let well_formed = text.len() == 5 && text.as_bytes()[2] == b':';
+    match NaiveTime::parse_from_str(text, "%H:%M") {
+        Ok(time) if well_formed => Ok(time),
+        _ => Err(format!(
+            "'{text}' is not a time of day: write it as HH:MM (24-hour), e.g. 03:00"
+        )),
+    }
+}
+
+/// A reset time as stored and shown: `HH:MM`.
+pub fn format_reset_time(time: NaiveTime) -> String {
+    time.format("%H:%M").to_string()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -173,6 +173,9 @@ pub struct DoorView<'a> {
 /// The compiled, immutable policy. Cheap to share (`Arc`) and swap; never mutated.
 pub struct Snapshot {
     compiled_at: DateTime<Utc>,
+    /// The stored policy version (audit sequence number) this was compiled from; 0 when
+    /// compiled from data that was not read from a database.
+    version: i64,
     horizon_start: DateTime<Utc>,
     horizon_end: DateTime<Utc>,
 
@@ -669,6 +672,7 @@ impl Snapshot {
 
         Ok(Snapshot {
             compiled_at: now,
+            version: 0,
             horizon_start,
             horizon_end,
             sites: data.sites.clone(),
@@ -709,6 +713,18 @@ impl Snapshot {
 
     pub fn compiled_at(&self) -> DateTime<Utc> {
         self.compiled_at
+    }
+
+    /// The stored policy version this snapshot was compiled from: what every decision made
+    /// under it records as its `policy_version`.
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+
+    /// The snapshot, marked as compiled from stored version `version`.
+    pub fn at_version(mut self, version: i64) -> Snapshot {
+        self.version = version;
+        self
     }
 
     /// Start of the precomputed schedule range; earlier instants use the slow path.
@@ -1332,6 +1348,7 @@ mod tests {
                 } else {
                     AntiPassback::Off
                 },
+                presence_reset: None,
             });
         }
         for d in 0..1000 {

@@ -12,7 +12,7 @@ use gatehouse_drivers::message::{
 
 use crate::app::live::LivePolicy;
 use crate::clock::Clock;
-use crate::policy::{self, CredentialKey, Outcome, Reason, Request};
+use crate::policy::{self, CredentialKey, Outcome, Reason, Request, Snapshot};
 use crate::readers::door_state::{Alarm, DoorStates};
 use crate::readers::fault_budget::{Admission, FaultBudget, IN_ALL, PER_READER, Suppressed};
 use crate::readers::health::HealthBoard;
@@ -155,21 +155,33 @@ fn new_decision_id(now: DateTime<Utc>) -> String {
     )
 }
 
-/// The decision for one swipe against the live policy.
+/// The decision for one swipe against the live policy, and the snapshot it was made under.
+/// Not yet settled: `LivePolicy::settle` checks anti-passback again as it notes the passage.
 fn decide_now(
     live: &LivePolicy,
     reader_id: &str,
     credential: &CredentialKey,
     pin: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<policy::Decision, policy::DecideError> {
+) -> Result<(policy::Decision, Arc<Snapshot>), policy::DecideError> {
     let snapshot = live.snapshot();
     let request = Request {
         reader_id,
         credential,
         pin,
     };
-    live.read_presence(|presence| policy::decide(&snapshot, presence, &request, now))
+    let decision =
+        live.read_presence(|presence| policy::decide(&snapshot, presence, &request, now))?;
+    Ok((decision, snapshot))
+}
+
+/// The site and zone a door is in now (`None`s for no door, or one no longer known).
+fn place_of(snapshot: &Snapshot, door_id: Option<i64>) -> (Option<i64>, Option<i64>) {
+    door_id
+        .and_then(|door| snapshot.door_view(door))
+        .map_or((None, None), |view| {
+            (Some(view.site.id), Some(view.zone.id))
+        })
 }
 
 fn wire_code(code: policy::DenyCode) -> WireDenyCode {
@@ -231,6 +243,7 @@ impl Hub {
         let until = now + duration;
         let mut event = NewEvent::new(EventKind::RemoteUnlock, now);
         event.door_id = Some(door_id);
+        (event.site_id, event.zone_id) = (Some(view.site.id), Some(view.zone.id));
         event.detail = serde_json::json!({"by": by, "seconds": duration.num_seconds()}).to_string();
         self.log.append(event).await?;
         if let Ok(mut unlocked) = self.unlocked_until.lock() {
@@ -240,6 +253,42 @@ impl Hub {
         self.with_doors(|d| d.granted(door_id, ms, now));
         self.mode_changed();
         Ok(())
+    }
+
+    /// Performs the daily anti-passback resets that have come due (`LivePolicy::
+    /// presence_resets_due`): each is recorded as a `presence_reset` event first, then
+    /// applied, so that a restart (which rebuilds presence from the passages after a
+    /// zone's last recorded reset) agrees. One that cannot be recorded is not applied, and
+    /// is due again at the next call. Returns the zones reset, with how many people each
+    /// forgot.
+    pub async fn reset_presence_due(&self, now: DateTime<Utc>) -> Vec<(i64, usize)> {
+        let mut done = Vec::new();
+        for due in self.live.presence_resets_due(now) {
+            let local = due.due.with_timezone(&due.timezone);
+            let record = NewEvent {
+                zone_id: Some(due.zone_id),
+                site_id: Some(due.site_id),
+                detail: format!(
+                    "daily anti-passback reset of {} {} ({}): everyone counted inside may enter again",
+                    local.format("%Y-%m-%d"),
+                    policy::format_reset_time(due.local_time),
+                    due.timezone.name()
+                ),
+                ..NewEvent::new(EventKind::PresenceReset, now)
+            };
+            if let Err(e) = self.log.append(record).await {
+                tracing::error!(zone_id = due.zone_id, error = %e, "anti-passback reset not recorded; it is tried again in a minute");
+                continue;
+            }
+            let forgotten = self.live.reset_presence(due.zone_id, now);
+            tracing::info!(
+                zone_id = due.zone_id,
+                forgotten,
+                "daily anti-passback reset: the zone's presence was cleared"
+            );
+            done.push((due.zone_id, forgotten));
+        }
+        done
     }
 
     /// Ends momentary unlocks whose time is up; called every second.
@@ -439,10 +488,14 @@ impl Hub {
         } else {
             EventKind::ReaderOffline
         };
-        let door_id = self.live.snapshot().reader(reader_id).map(|r| r.door_id());
+        let snapshot = self.live.snapshot();
+        let door_id = snapshot.reader(reader_id).map(|r| r.door_id());
+        let (site_id, zone_id) = place_of(&snapshot, door_id);
         let record = NewEvent {
             reader_id: Some(reader_id.to_owned()),
             door_id,
+            site_id,
+            zone_id,
             ..NewEvent::new(kind, now)
         };
         if let Err(e) = self.log.append(record).await {
@@ -521,20 +574,23 @@ impl Hub {
             }
             _ => decide_now(&self.live, reader_id, &key, None, now).map_err(|e| e.to_string()),
         };
-        let mut decision = match decided {
-            Ok(decision) => decision,
+        let (mut decision, snapshot) = match decided {
+            Ok(decided) => decided,
             Err(e) => {
                 self.fault(reader_id, Some(event.seq), &e, now).await;
                 return None;
             }
         };
+        if blocked.is_some() && !matches!(decision.outcome, Outcome::Deny(_)) {
+            // Whatever else the card may do, it does nothing during its block.
+            decision.outcome = Outcome::Deny(policy::DenyCode::PinWrong);
+        }
+        // Anti-passback checked again and the passage noted, in one step: of two swipes
+        // of one card decided at once, only one passes.
+        let (decision, passage) = self.live.settle(&snapshot, decision, now);
         let pin_result = self.pin_result(&decision, pin.is_some());
         let mut detail = serde_json::to_string(&decision.reason).unwrap_or_default();
         if let Some(until) = blocked {
-            // Whatever else the card may do, it does nothing during its block.
-            if !matches!(decision.outcome, Outcome::Deny(_)) {
-                decision.outcome = Outcome::Deny(policy::DenyCode::PinWrong);
-            }
             detail = serde_json::json!({
                 "pin_lockout": {
                     "until": until,
@@ -589,11 +645,24 @@ impl Hub {
             decision_id: Some(decision_id),
             command: serde_json::to_string(&command).ok(),
             detail,
+            site_id: Some(decision.site_id),
+            zone_id: Some(decision.zone_id),
+            antipassback_zone_id: decision.antipassback_zone,
+            direction: Some(decision.direction),
+            reason_code: Some(decision.reason.code().to_owned()),
+            policy_version: Some(snapshot.version()),
             ..NewEvent::new(EventKind::Swipe, now)
         };
-        match self.log.append(record).await {
+        let appended = self.log.append(record).await;
+        if let Some(passage) = passage
+            && !matches!(appended, Ok(Appended::New(_)))
+        {
+            // Not on record (a resend of an event that is, a reused seq, or the log
+            // down): nobody was let through by this swipe.
+            self.live.undo(passage);
+        }
+        match appended {
             Ok(Appended::New(_)) => {
-                self.live.record_presence(&decision, now);
                 if let Outcome::Grant { unlock_ms } = decision.outcome {
                     self.with_doors(|d| d.granted(decision.door_id, unlock_ms, now));
                 }
@@ -671,6 +740,8 @@ impl Hub {
         let record = NewEvent {
             reader_id: Some(reader_id.to_owned()),
             door_id: Some(decision.door_id),
+            site_id: Some(decision.site_id),
+            zone_id: Some(decision.zone_id),
             person_id: decision.person_id,
             credential_id: decision.credential_id,
             detail: format!(
@@ -713,13 +784,17 @@ impl Hub {
         kind: EventKind,
         now: DateTime<Utc>,
     ) -> Recorded {
-        let door_id = self.live.snapshot().reader(reader_id).map(|r| r.door_id());
+        let snapshot = self.live.snapshot();
+        let door_id = snapshot.reader(reader_id).map(|r| r.door_id());
+        let (site_id, zone_id) = place_of(&snapshot, door_id);
         let record = NewEvent {
             reader_id: Some(reader_id.to_owned()),
             seq: Some(stored_seq(event.seq)),
             reader_ts: Some(event.ts),
             content_digest: Some(message::content_digest(event)),
             door_id,
+            site_id,
+            zone_id,
             ..NewEvent::new(kind, now)
         };
         match self.log.append(record).await {
@@ -757,9 +832,12 @@ impl Hub {
             ),
         };
         tracing::warn!(door_id, alarm = kind.as_str(), "door alarm");
+        let (site_id, zone_id) = place_of(&self.live.snapshot(), Some(door_id));
         let record = NewEvent {
             reader_id: reader_id.map(str::to_owned),
             door_id: Some(door_id),
+            site_id,
+            zone_id,
             detail,
             ..NewEvent::new(kind, now)
         };
@@ -816,10 +894,14 @@ impl Hub {
     /// One `reader_fault` row; `reader` as made safe to record (registered ids are plain,
     /// so their door is found).
     async fn append_fault_row(&self, reader: String, detail: String, now: DateTime<Utc>) {
-        let door_id = self.live.snapshot().reader(&reader).map(|r| r.door_id());
+        let snapshot = self.live.snapshot();
+        let door_id = snapshot.reader(&reader).map(|r| r.door_id());
+        let (site_id, zone_id) = place_of(&snapshot, door_id);
         let record = NewEvent {
             reader_id: Some(reader),
             door_id,
+            site_id,
+            zone_id,
             detail,
             ..NewEvent::new(EventKind::ReaderFault, now)
         };

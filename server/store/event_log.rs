@@ -10,6 +10,7 @@ use diesel::prelude::*;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::clock::stored;
+use crate::policy::{Direction, Passage, PresenceEntry};
 use crate::store::checkpoint::{Checkpointer, WalPolicy, WalShared, WalStats};
 use crate::store::rows::EventRow;
 use crate::store::schema::{event_reader_marks, events};
@@ -33,10 +34,13 @@ pub enum EventKind {
     RemoteUnlock,
     /// A card was blocked after too many wrong PINs in a row (an alarm).
     PinLockout,
+    /// An anti-passback zone's presence was reset (its daily reset): everyone passed
+    /// before it may enter again.
+    PresenceReset,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::Swipe,
         EventKind::DoorOpen,
         EventKind::DoorClosed,
@@ -50,6 +54,7 @@ impl EventKind {
         EventKind::ReaderFault,
         EventKind::RemoteUnlock,
         EventKind::PinLockout,
+        EventKind::PresenceReset,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +72,7 @@ impl EventKind {
             EventKind::ReaderFault => "reader_fault",
             EventKind::RemoteUnlock => "remote_unlock",
             EventKind::PinLockout => "pin_lockout",
+            EventKind::PresenceReset => "presence_reset",
         }
     }
 }
@@ -93,7 +99,7 @@ pub fn reader_seq(stored: i64) -> u64 {
 /// One event to record. `reader_id` and `seq` identify a reader's own event: the same
 /// pair again within its window is a resend (recorded once) when `content_digest` is the
 /// same, else a reused seq (not recorded).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
     pub at: DateTime<Utc>,
     pub kind: EventKind,
@@ -117,6 +123,22 @@ pub struct NewEvent {
     pub command: Option<String>,
     /// The decision's reasons or the fault, as JSON or text.
     pub detail: String,
+    /// The site and zone of the door when the event happened (doors move between zones).
+    pub site_id: Option<i64>,
+    pub zone_id: Option<i64>,
+    /// The anti-passback zone a swipe's door counted for: presence is rebuilt from the
+    /// granted swipes that have one (`passages`).
+    pub antipassback_zone_id: Option<i64>,
+    /// The swiped reader's direction.
+    pub direction: Option<Direction>,
+    /// The decision's reason (`Reason::code`), for grants as for denials.
+    pub reason_code: Option<String>,
+    /// The stored policy version the decision was made under (`Snapshot::version`).
+    pub policy_version: Option<i64>,
+    /// None until the risk engine scores events.
+    pub risk_score: Option<f64>,
+    /// The risk engine's reasons, as JSON.
+    pub risk_reasons: Option<String>,
 }
 
 impl NewEvent {
@@ -138,6 +160,14 @@ impl NewEvent {
             decision_id: None,
             command: None,
             detail: String::new(),
+            site_id: None,
+            zone_id: None,
+            antipassback_zone_id: None,
+            direction: None,
+            reason_code: None,
+            policy_version: None,
+            risk_score: None,
+            risk_reasons: None,
         }
     }
 }
@@ -512,6 +542,14 @@ pub struct EventInsert<'a> {
     decision_id: Option<&'a str>,
     command: Option<&'a str>,
     detail: &'a str,
+    site_id: Option<i64>,
+    zone_id: Option<i64>,
+    antipassback_zone_id: Option<i64>,
+    direction: Option<&'static str>,
+    reason_code: Option<&'a str>,
+    policy_version: Option<i64>,
+    risk_score: Option<f64>,
+    risk_reasons: Option<&'a str>,
 }
 
 impl<'a> EventInsert<'a> {
@@ -532,6 +570,14 @@ impl<'a> EventInsert<'a> {
             decision_id: e.decision_id.as_deref(),
             command: e.command.as_deref(),
             detail: &e.detail,
+            site_id: e.site_id,
+            zone_id: e.zone_id,
+            antipassback_zone_id: e.antipassback_zone_id,
+            direction: e.direction.map(Direction::as_str),
+            reason_code: e.reason_code.as_deref(),
+            policy_version: e.policy_version,
+            risk_score: e.risk_score,
+            risk_reasons: e.risk_reasons.as_deref(),
         }
     }
 }
@@ -737,7 +783,7 @@ fn find_recorded(
     Ok(other.map(|id| Appended::SeqReused { id }))
 }
 
-/// Rows in one statement: 15 values each, far below SQLite's limit of 32,766 per statement.
+/// Rows in one statement: 23 values each, far below SQLite's limit of 32,766 per statement.
 const ROWS_PER_INSERT: usize = 256;
 
 /// Inserts rows in multi-row statements and returns their ids in order. On SQLite, which
@@ -769,6 +815,99 @@ fn insert_rows(conn: &mut DbConnection, rows: &[EventInsert<'_>]) -> QueryResult
         }
     }
     Ok(ids)
+}
+
+/// When each zone's presence was last reset: its newest `presence_reset` event.
+pub fn presence_resets(conn: &mut DbConnection) -> QueryResult<HashMap<i64, DateTime<Utc>>> {
+    let rows: Vec<(Option<i64>, Option<chrono::NaiveDateTime>)> = events::table
+        .filter(events::kind.eq(EventKind::PresenceReset.as_str()))
+        .group_by(events::zone_id)
+        .select((events::zone_id, diesel::dsl::max(events::at)))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(zone, at)| Some((zone?, at?.and_utc())))
+        .collect())
+}
+
+/// Passages read from the log at a time: short reads, whatever the log's size.
+const PASSAGES_PER_READ: i64 = 10_000;
+
+/// Hands `pass` every passage presence is rebuilt from, zone by zone and oldest first: the
+/// granted swipes of people at doors under anti-passback, by the anti-passback zone stored
+/// with each (the zone the door counted for then), since the zone's last reset (`resets`).
+pub fn passages(
+    conn: &mut DbConnection,
+    resets: &HashMap<i64, DateTime<Utc>>,
+    mut pass: impl FnMut(Passage),
+) -> QueryResult<()> {
+    use crate::store::schema::zones;
+    // Every zone, not only those under anti-passback today: one whose anti-passback is
+    // turned back on finds its people where they were.
+    let zone_ids: Vec<i64> = zones::table.select(zones::id).load(conn)?;
+    for zone_id in zone_ids {
+        let since = resets.get(&zone_id).map(|at| stored(*at));
+        let mut after: Option<(chrono::NaiveDateTime, i64)> = None;
+        loop {
+            let mut query = events::table
+                .filter(events::antipassback_zone_id.eq(zone_id))
+                .select((
+                    events::id,
+                    events::at,
+                    events::person_id,
+                    events::door_id,
+                    events::direction,
+                    events::result,
+                ))
+                .order((events::at.asc(), events::id.asc()))
+                .limit(PASSAGES_PER_READ)
+                .into_boxed();
+            if let Some(since) = since {
+                query = query.filter(events::at.ge(since));
+            }
+            if let Some((at, id)) = after {
+                query = query.filter(
+                    events::at
+                        .gt(at)
+                        .or(events::at.eq(at).and(events::id.gt(id))),
+                );
+            }
+            type Row = (
+                i64,
+                chrono::NaiveDateTime,
+                Option<i64>,
+                Option<i64>,
+                Option<String>,
+                Option<String>,
+            );
+            let rows: Vec<Row> = query.load(conn)?;
+            let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) == PASSAGES_PER_READ;
+            after = rows.last().map(|row| (row.1, row.0));
+            for (_, at, person_id, door_id, direction, result) in rows {
+                let (Some(person_id), Some(door_id), Some(direction), Some("granted")) = (
+                    person_id,
+                    door_id,
+                    direction.and_then(|d| d.parse::<Direction>().ok()),
+                    result.as_deref(),
+                ) else {
+                    continue;
+                };
+                pass(Passage {
+                    person_id,
+                    zone_id,
+                    entry: PresenceEntry {
+                        direction,
+                        at: at.and_utc(),
+                        door_id,
+                    },
+                });
+            }
+            if !full {
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Which events to list; every field narrows the list.

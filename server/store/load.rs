@@ -96,6 +96,11 @@ pub fn load_policy(conn: &mut DbConnection) -> Result<LoadedPolicy, LoadError> {
             .map(|r| {
                 Ok(policy::Zone {
                     antipassback: parse("zones", r.id, &r.antipassback)?,
+                    presence_reset: r
+                        .presence_reset
+                        .as_deref()
+                        .map(|t| policy::parse_reset_time(t).map_err(|e| bad("zones", r.id, e)))
+                        .transpose()?,
                     id: r.id,
                     site_id: r.site_id,
                     parent_id: r.parent_id,

@@ -643,4 +643,67 @@ mod tests {
             .unwrap();
         assert_eq!(scopes, ["ci"], "the tokens stay, without their scope");
     }
+
+    /// The event-context migration fills what old rows can know (a swipe's direction from
+    /// its reader, its reason code from the stored decision) and leaves where and under
+    /// which policy it was decided unknown: today's zone of the door may not be then's.
+    #[test]
+    fn the_event_context_migration_fills_only_what_old_rows_can_know() {
+        use diesel::sql_types::{BigInt, Nullable, Text};
+        #[derive(diesel::QueryableByName, Debug, PartialEq)]
+        struct Context {
+            #[diesel(sql_type = Nullable<Text>)]
+            direction: Option<String>,
+            #[diesel(sql_type = Nullable<Text>)]
+            reason_code: Option<String>,
+            #[diesel(sql_type = Nullable<BigInt>)]
+            zone_id: Option<i64>,
+            #[diesel(sql_type = Nullable<BigInt>)]
+            policy_version: Option<i64>,
+        }
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        conn.run_pending_migrations(SQLITE_MIGRATIONS).unwrap();
+        loop {
+            let reverted = conn.revert_last_migration(SQLITE_MIGRATIONS).unwrap();
+            if reverted
+                .to_string()
+                .replace('-', "")
+                .starts_with("20261209000001")
+            {
+                break;
+            }
+        }
+        conn.batch_execute("PRAGMA foreign_keys = OFF").unwrap();
+        conn.batch_execute(
+            "INSERT INTO readers (reader_id, door_id, protocol, direction, secret, created_at, updated_at) VALUES \
+             ('lab-out', 1, 'mqtt', 'out', 's', '2026-11-24 08:00:00', '2026-11-24 08:00:00'); \
+             INSERT INTO events (at, reader_id, seq, reader_ts, kind, door_id, result, detail) VALUES \
+             ('2026-11-24 08:00:00', 'lab-out', 1, '2026-11-24 08:00:00', 'swipe', 1, 'granted', \
+              '{\"kind\":\"entitled\",\"entitlement_id\":1,\"level_id\":1,\"schedule_id\":1,\"via_zone\":null}'), \
+             ('2026-11-24 08:00:01', 'lab-out', 2, '2026-11-24 08:00:01', 'swipe', 1, 'denied', \
+              '{\"pin_lockout\":{\"attempts\":5},\"decision\":{\"kind\":\"pin_wrong\",\"credential_id\":1}}'), \
+             ('2026-11-24 08:00:02', 'gone', 3, '2026-11-24 08:00:02', 'reader_fault', NULL, NULL, 'not json');",
+        )
+        .unwrap();
+        conn.run_pending_migrations(SQLITE_MIGRATIONS).unwrap();
+        let rows: Vec<Context> = diesel::sql_query(
+            "SELECT direction, reason_code, zone_id, policy_version FROM events ORDER BY id",
+        )
+        .load(&mut conn)
+        .unwrap();
+        let context = |direction: Option<&str>, reason: Option<&str>| Context {
+            direction: direction.map(str::to_owned),
+            reason_code: reason.map(str::to_owned),
+            zone_id: None,
+            policy_version: None,
+        };
+        assert_eq!(
+            rows,
+            [
+                context(Some("out"), Some("entitled")),
+                context(Some("out"), Some("pin_wrong")),
+                context(None, None),
+            ]
+        );
+    }
 }

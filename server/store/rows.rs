@@ -57,6 +57,7 @@ pub struct ZoneRow {
     pub antipassback: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub presence_reset: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -248,6 +249,14 @@ pub struct EventRow {
     pub decision_id: Option<String>,
     pub command: Option<String>,
     pub detail: String,
+    pub site_id: Option<i64>,
+    pub zone_id: Option<i64>,
+    pub antipassback_zone_id: Option<i64>,
+    pub direction: Option<String>,
+    pub reason_code: Option<String>,
+    pub policy_version: Option<i64>,
+    pub risk_score: Option<f64>,
+    pub risk_reasons: Option<String>,
 }
 
 /// The last run of a job that runs once for all instances (`jobs.rs`).

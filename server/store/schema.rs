@@ -51,6 +51,8 @@ diesel::table! {
         antipassback -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        /// The daily anti-passback reset, "HH:MM" on the site's clock; NULL for none.
+        presence_reset -> Nullable<Text>,
     }
 }
 
@@ -297,6 +299,20 @@ diesel::table! {
         /// What a reader's event said (`message::content_digest`): tells a resend from a
         /// reused seq.
         content_digest -> Nullable<BigInt>,
+        /// Where the event happened when it happened (doors move between zones).
+        site_id -> Nullable<BigInt>,
+        zone_id -> Nullable<BigInt>,
+        /// The anti-passback zone a swipe's door counted for; presence is rebuilt from it.
+        antipassback_zone_id -> Nullable<BigInt>,
+        /// `in` or `out`: the swiped reader's direction.
+        direction -> Nullable<Text>,
+        /// The decision's reason kind, for grants as for denials.
+        reason_code -> Nullable<Text>,
+        /// The audit sequence number the policy in force was built from.
+        policy_version -> Nullable<BigInt>,
+        /// NULL until the risk engine scores events.
+        risk_score -> Nullable<Double>,
+        risk_reasons -> Nullable<Text>,
     }
 }
 

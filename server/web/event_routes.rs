@@ -25,7 +25,7 @@ pub struct EventQuery {
     pub door_id: Option<i64>,
     /// `swipe`, `door_open`, `door_closed`, `forced_open`, `held_open`, `rex`, `tamper`,
     /// `tamper_cleared`, `reader_online`, `reader_offline`, `reader_fault`,
-    /// `remote_unlock` or `pin_lockout`.
+    /// `remote_unlock`, `pin_lockout` or `presence_reset`.
     pub kind: Option<String>,
     /// `granted`, `denied` or `pin_required`.
     pub result: Option<String>,
@@ -58,6 +58,23 @@ pub struct EventView {
     pub decision_id: Option<String>,
     /// The decision's reason (JSON) or the fault (text).
     pub detail: serde_json::Value,
+    /// The site and zone the door was in when the event happened (doors move between
+    /// zones); null on events recorded before they were kept.
+    pub site_id: Option<i64>,
+    pub zone_id: Option<i64>,
+    /// The anti-passback zone a swipe's door counted for.
+    pub antipassback_zone_id: Option<i64>,
+    /// `in` or `out`: the swiped reader's direction.
+    pub direction: Option<String>,
+    /// Why a swipe was answered as it was, for grants as for denials: `entitled`,
+    /// `door_unlocked`, `free_access_schedule`, `soft_antipassback`, `no_entitlement`,
+    /// `outside_schedule`, `antipassback`, … (the `kind` of the reason in `detail`).
+    pub reason_code: Option<String>,
+    /// The policy version (audit sequence number) the swipe was decided under.
+    pub policy_version: Option<i64>,
+    /// The risk score and its reasons (JSON); null until the risk engine scores events.
+    pub risk_score: Option<f64>,
+    pub risk_reasons: Option<serde_json::Value>,
 }
 
 fn detail(text: &str) -> serde_json::Value {
@@ -80,6 +97,14 @@ impl From<EventRow> for EventView {
             deny_code: r.deny_code,
             decision_id: r.decision_id,
             detail: detail(&r.detail),
+            site_id: r.site_id,
+            zone_id: r.zone_id,
+            antipassback_zone_id: r.antipassback_zone_id,
+            direction: r.direction,
+            reason_code: r.reason_code,
+            policy_version: r.policy_version,
+            risk_score: r.risk_score,
+            risk_reasons: r.risk_reasons.as_deref().map(detail),
         }
     }
 }
@@ -101,6 +126,14 @@ impl From<&Recorded> for EventView {
             deny_code: e.deny_code.clone(),
             decision_id: e.decision_id.clone(),
             detail: detail(&e.detail),
+            site_id: e.site_id,
+            zone_id: e.zone_id,
+            antipassback_zone_id: e.antipassback_zone_id,
+            direction: e.direction.map(|d| d.as_str().to_owned()),
+            reason_code: e.reason_code.clone(),
+            policy_version: e.policy_version,
+            risk_score: e.risk_score,
+            risk_reasons: e.risk_reasons.as_deref().map(detail),
         }
     }
 }

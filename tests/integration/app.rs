@@ -186,6 +186,8 @@ pub struct TestApp {
     /// Whether the appliance polls its Modbus readers (then, when the test is over, every
     /// reader host it was ever given must have been loopback).
     polls_modbus: bool,
+    /// The clock the appliance runs on, for a restart.
+    clock: Clock,
     _pg: Option<PgDatabase>,
 }
 
@@ -328,10 +330,44 @@ impl TestApp {
             agent,
             tls,
             polls_modbus,
+            clock,
             _pg: pg,
         };
         app.token = app.token_for("root", "admin");
         app
+    }
+
+    /// Stops the appliance (HTTP, readers, event writer) and starts it again on the same
+    /// database, data folder and clock, as after a power cut or an upgrade: what it knows
+    /// after this it read from the database. Listeners get new ports (`addr`,
+    /// `mqtt_broker`).
+    pub fn restart(&mut self) {
+        let config = self.state.config.clone();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.block_on(self.handle.stop(false));
+            runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let running = runtime
+            .block_on(gatehouse::app::serve::start(config, self.clock))
+            .expect("appliance starts again");
+        self.handle = running.server.handle();
+        runtime.spawn(running.server);
+        self.addr = running.addr;
+        self.mqtt_broker = running.mqtt_broker;
+        self.mqtt_broker_tls = running.mqtt_broker_tls;
+        // The old state goes with its event log handle, which ends the old writer.
+        self.state = running.state;
+        self.runtime = Some(runtime);
+    }
+
+    /// The appliance's data folder (`data_dir`: its key, the SQLite file).
+    pub fn data_dir(&self) -> &Path {
+        self._dir.path()
     }
 
     pub fn db(&self) -> PooledDb {

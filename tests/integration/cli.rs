@@ -506,3 +506,44 @@ fn simulate_a_day_plays_the_site_on_its_own_clock() {
         "the site's own log is untouched"
     );
 }
+
+/// `gatehouse explain` answers with the presence the appliance has (rebuilt from the event
+/// log), so it gives the answer the reader got: a card inside a hard anti-passback zone is
+/// told it may not enter again.
+#[test]
+fn explain_knows_who_is_inside() {
+    use crate::mqtt::{Broker, site};
+    for backend in crate::app::backends() {
+        let site = site(Broker::Embedded, backend);
+        crate::antipassback::lab(&site, None);
+        let mut reader = site.reader("lab-in-a", false);
+        let (_, entered) = site
+            .runtime
+            .block_on(reader.swipe(site.card(), None, std::time::Duration::from_secs(10)))
+            .unwrap();
+        assert!(
+            matches!(entered, gatehouse_drivers::message::Command::Grant { .. }),
+            "{entered:?}"
+        );
+        let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .args(["explain", "--card", site.f.card, "--door", "Lab door"])
+            .current_dir(site.app.data_dir())
+            .env_remove("GATEHOUSE_CONFIG")
+            .env("GATEHOUSE_DATA_DIR", site.app.data_dir())
+            .env(
+                "GATEHOUSE_DATABASE_URL",
+                &site.app.state.config.database.url,
+            )
+            .env("GATEHOUSE_LOG", "warn")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.starts_with("Denied (antipassback)"), "{text}");
+        assert!(text.contains("[FAIL]"), "{text}");
+    }
+}

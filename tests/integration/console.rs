@@ -1826,6 +1826,7 @@ fn zones_are_added_moved_and_deleted_in_the_console_unless_something_is_in_them(
             ("site_id", &site),
             ("parent_id", &server_room),
             ("antipassback", "hard"),
+            ("presence_reset", "06:30"),
         ],
     );
     assert_eq!(page.status, 303, "{}", page.body);
@@ -1848,6 +1849,8 @@ fn zones_are_added_moved_and_deleted_in_the_console_unless_something_is_in_them(
         "{zone}"
     );
     assert!(zone.contains("<dt>Anti-passback</dt><dd>Hard: refused</dd>"));
+    assert!(zone.contains("<dt>Daily reset</dt><dd>at 06:30,"), "{zone}");
+    assert!(zone.contains("id=\"presence_reset\" name=\"presence_reset\" value=\"06:30\""));
 
     // Refused, with each message beside its field and what was typed kept.
     let page = admin.submit(
@@ -1858,9 +1861,16 @@ fn zones_are_added_moved_and_deleted_in_the_console_unless_something_is_in_them(
             ("site_id", &site),
             ("parent_id", &building),
             ("antipassback", "soft"),
+            ("presence_reset", "6.30"),
         ],
     );
     assert_eq!(page.status, 422, "{}", page.body);
+    assert!(
+        page.body
+            .contains("id=\"presence_reset-error\">&#39;6.30&#39; is not a time of day"),
+        "{}",
+        page.body
+    );
     assert!(
         page.body
             .contains("id=\"name-error\">this site already has a zone named &#39;Cage 1&#39;"),

@@ -2,6 +2,7 @@
 //! real databases (SQLite always; PostgreSQL when GATEHOUSE_TEST_POSTGRES_URL is set).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod antipassback;
 mod api;
 mod app;
 mod audit_chain;

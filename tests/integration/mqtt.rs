@@ -38,7 +38,7 @@ fn brokers() -> Vec<Broker> {
 
 /// Every broker this run can test, each with every database backend it can test: what
 /// comes over MQTT is recorded and answered the same on SQLite and PostgreSQL.
-fn setups() -> Vec<(Broker, Backend)> {
+pub(crate) fn setups() -> Vec<(Broker, Backend)> {
     let backends = backends();
     brokers()
         .into_iter()
@@ -133,6 +133,15 @@ fn rand_suffix() -> u32 {
 }
 
 impl Site {
+    /// Restarts the appliance on the same database (`TestApp::restart`); readers connect
+    /// again with `reader`, to the embedded broker's new port where it has one.
+    pub fn restart(&mut self) {
+        self.app.restart();
+        if let Some(addr) = self.app.mqtt_broker {
+            (self.host, self.port) = (addr.ip().to_string(), addr.port());
+        }
+    }
+
     fn secret(&self, reader: &str) -> String {
         self.app.reader_secret(reader)
     }

@@ -36,6 +36,7 @@ site = "HQ"
 name = "Server Room"
 parent = "Building"
 antipassback = "hard"
+presence_reset = "03:00"
 
 [[zones]]
 site = "HQ"
@@ -145,6 +146,10 @@ fn import_is_idempotent_and_export_round_trips() {
             "PINs are exported as hashes"
         );
         assert!(!exported.contains("4821"), "never the PIN itself");
+        assert!(
+            exported.contains("presence_reset = \"03:00\""),
+            "a zone's daily reset is exported"
+        );
         let copy = TestApp::new(crate::app::Backend::Sqlite);
         import(&copy, &exported).unwrap();
         let exported_again = site_file::export(&mut copy.db()).unwrap();

@@ -277,8 +277,10 @@ fn expect(snapshot: &Snapshot, readers: &[ReaderWire], plan: &mut [Planned], spe
         };
         let (a, b) = (outcome(&now), outcome(&later));
         *expected = if a == b { a } else { None };
-        if let Ok(decision) = &now {
-            presence.record(decision, p.at);
+        if let Ok(decision) = &now
+            && let Some(passage) = decision.passage(p.at)
+        {
+            let _ = presence.pass(passage);
         }
     }
 }

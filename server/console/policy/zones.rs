@@ -60,6 +60,9 @@ pub struct ZoneForm {
     parent_id: String,
     #[serde(default)]
     antipassback: String,
+    /// `HH:MM`, or empty for no daily reset.
+    #[serde(default)]
+    presence_reset: String,
 }
 
 #[derive(Template)]
@@ -225,6 +228,7 @@ fn zone_input(form: &ZoneForm) -> Result<ZoneInput, FieldErrors> {
             parent_id,
             name: form.name.trim().to_owned(),
             antipassback: form.antipassback.trim().to_owned(),
+            presence_reset: Some(form.presence_reset.trim().to_owned()),
         }),
         _ => Err(problems),
     }
@@ -444,6 +448,7 @@ async fn render_zone(
         site_id: zone.site_id.to_string(),
         parent_id: zone.parent_id.map(|p| p.to_string()).unwrap_or_default(),
         antipassback: zone.antipassback.clone(),
+        presence_reset: zone.presence_reset.clone().unwrap_or_default(),
     });
     let status = if refused.is_some() {
         StatusCode::CONFLICT

@@ -1,0 +1,10 @@
+DROP INDEX events_antipassback_at;
+DROP INDEX events_zone_at;
+ALTER TABLE events DROP COLUMN risk_reasons;
+ALTER TABLE events DROP COLUMN risk_score;
+ALTER TABLE events DROP COLUMN policy_version;
+ALTER TABLE events DROP COLUMN reason_code;
+ALTER TABLE events DROP COLUMN direction;
+ALTER TABLE events DROP COLUMN antipassback_zone_id;
+ALTER TABLE events DROP COLUMN zone_id;
+ALTER TABLE events DROP COLUMN site_id;
