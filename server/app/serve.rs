@@ -98,6 +98,9 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
     let hub =
         Hub::new(live.clone(), log.clone(), clock).with_pin_lockout(config.readers.pin_lockout());
     let console_hub = hub.clone();
+    // A zone's daily reset missed while the appliance was off is done now, before any
+    // reader is heard; the presence_reset job does the ones that come due while it runs.
+    hub.reset_presence_due(clock.now()).await;
     let mqtt = crate::readers::mqtt::start(&config.mqtt, live.clone(), hub.clone())?;
     crate::readers::modbus::start(
         &config.modbus,
