@@ -427,7 +427,7 @@ pub fn passages(
     scope.require_events()?;
     let size = chunk_size(size);
     let rows = short_read(conn, |conn| {
-        let mut rows = Vec::new();
+        let mut rows = passage_context::recorded_passages(conn, zone, period, after, size)?;
         for door in passage_context::zone_doors(conn, zone)? {
             rows.extend(passage_context::door_passages(
                 conn, door, zone, period, after, size,
@@ -496,12 +496,81 @@ pub fn inside(
     Ok(inside)
 }
 
-/// Where a recorded swipe passed and which way, from the columns events have today: the
-/// door's zone is its zone now (doors.zone_id) and the direction its reader's now
-/// (readers.direction, by the reader's wire id). Every presence query reads through here,
-/// so that events that store their zone and direction change only this.
+/// Where a recorded swipe passed and which way. Events keep the zone and direction they
+/// were decided with (`events.zone_id`, `events.direction`: doors move between zones);
+/// events recorded before those columns existed (zone_id NULL) fall back to the door's
+/// zone now and its reader's direction now, the best that can be known of them. Every
+/// presence query reads through here.
 mod passage_context {
     use super::*;
+
+    /// Granted swipes of known people whose recorded zone is `zone`, in (at, id) order
+    /// from the cursor, at most `size` (the `events_zone_at` range).
+    pub(super) fn recorded_passages(
+        conn: &mut DbConnection,
+        zone: i64,
+        period: Period,
+        after: Option<EventCursor>,
+        size: usize,
+    ) -> Result<Vec<Passage>, HistoryError> {
+        let on_rows = tested_on_rows(conn);
+        let mut q = events::table
+            .filter(events::zone_id.eq(zone))
+            .filter(events::person_id.is_not_null())
+            .filter(events::direction.is_not_null())
+            .select((
+                events::id,
+                events::at,
+                events::person_id,
+                events::door_id,
+                events::direction,
+            ))
+            .into_boxed();
+        q = if on_rows {
+            q.filter(events::kind.concat("").eq(EventKind::Swipe.as_str()))
+                .filter(events::result.concat("").eq("granted"))
+        } else {
+            q.filter(events::kind.eq(EventKind::Swipe.as_str()))
+                .filter(events::result.eq("granted"))
+        };
+        if let Some(from) = period.from {
+            q = q.filter(events::at.ge(stored(from)));
+        }
+        if let Some(until) = period.until {
+            q = q.filter(events::at.lt(stored(until)));
+        }
+        if let Some(c) = after {
+            q = q.filter(
+                events::at
+                    .ge(c.at)
+                    .and(events::at.gt(c.at).or(events::id.gt(c.id))),
+            );
+        }
+        type Row = (i64, NaiveDateTime, Option<i64>, Option<i64>, Option<String>);
+        let rows: Vec<Row> = q
+            .order((events::at.asc(), events::id.asc()))
+            .limit(sql_limit(size))
+            .load(conn)?;
+        let mut passages = Vec::with_capacity(rows.len());
+        for (event_id, at, person, door, direction) in rows {
+            let (Some(person_id), Some(door_id), Some(direction)) = (person, door, direction)
+            else {
+                continue;
+            };
+            let direction = direction
+                .parse::<Direction>()
+                .map_err(|e| HistoryError::Unreadable(format!("event {event_id}: {e}")))?;
+            passages.push(Passage {
+                event_id,
+                at: at.and_utc(),
+                person_id,
+                door_id,
+                zone_id: zone,
+                direction,
+            });
+        }
+        Ok(passages)
+    }
 
     /// The doors whose zone is `zone`, in id order.
     pub(super) fn zone_doors(conn: &mut DbConnection, zone: i64) -> QueryResult<Vec<i64>> {
@@ -512,8 +581,9 @@ mod passage_context {
             .load(conn)
     }
 
-    /// Granted swipes of known people at `door` through a reader still registered, in
-    /// (at, id) order from the cursor, at most `size`.
+    /// Granted swipes recorded before events kept their zone (zone_id NULL), of known
+    /// people at `door` through a reader still registered, in (at, id) order from the
+    /// cursor, at most `size`.
     pub(super) fn door_passages(
         conn: &mut DbConnection,
         door: i64,
@@ -526,6 +596,7 @@ mod passage_context {
         let mut q = events::table
             .inner_join(readers::table.on(readers::reader_id.nullable().eq(events::reader_id)))
             .filter(events::door_id.eq(door))
+            .filter(events::zone_id.is_null())
             .filter(events::person_id.is_not_null())
             .select((
                 events::id,
