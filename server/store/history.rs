@@ -504,6 +504,35 @@ pub fn inside(
 mod passage_context {
     use super::*;
 
+    /// Narrows a boxed events query to granted swipes in `period` after the cursor. The
+    /// two passage queries differ in their joins, so their boxed types differ: a macro
+    /// serves both.
+    macro_rules! granted_swipes_in {
+        ($q:expr, $on_rows:expr, $period:expr, $after:expr) => {{
+            let mut q = if $on_rows {
+                $q.filter(events::kind.concat("").eq(EventKind::Swipe.as_str()))
+                    .filter(events::result.concat("").eq("granted"))
+            } else {
+                $q.filter(events::kind.eq(EventKind::Swipe.as_str()))
+                    .filter(events::result.eq("granted"))
+            };
+            if let Some(from) = $period.from {
+                q = q.filter(events::at.ge(stored(from)));
+            }
+            if let Some(until) = $period.until {
+                q = q.filter(events::at.lt(stored(until)));
+            }
+            if let Some(c) = $after {
+                q = q.filter(
+                    events::at
+                        .ge(c.at)
+                        .and(events::at.gt(c.at).or(events::id.gt(c.id))),
+                );
+            }
+            q
+        }};
+    }
+
     /// Granted swipes of known people whose recorded zone is `zone`, in (at, id) order
     /// from the cursor, at most `size` (the `events_zone_at` range).
     pub(super) fn recorded_passages(
@@ -514,7 +543,7 @@ mod passage_context {
         size: usize,
     ) -> Result<Vec<Passage>, HistoryError> {
         let on_rows = tested_on_rows(conn);
-        let mut q = events::table
+        let q = events::table
             .filter(events::zone_id.eq(zone))
             .filter(events::person_id.is_not_null())
             .filter(events::direction.is_not_null())
@@ -526,26 +555,7 @@ mod passage_context {
                 events::direction,
             ))
             .into_boxed();
-        q = if on_rows {
-            q.filter(events::kind.concat("").eq(EventKind::Swipe.as_str()))
-                .filter(events::result.concat("").eq("granted"))
-        } else {
-            q.filter(events::kind.eq(EventKind::Swipe.as_str()))
-                .filter(events::result.eq("granted"))
-        };
-        if let Some(from) = period.from {
-            q = q.filter(events::at.ge(stored(from)));
-        }
-        if let Some(until) = period.until {
-            q = q.filter(events::at.lt(stored(until)));
-        }
-        if let Some(c) = after {
-            q = q.filter(
-                events::at
-                    .ge(c.at)
-                    .and(events::at.gt(c.at).or(events::id.gt(c.id))),
-            );
-        }
+        let q = granted_swipes_in!(q, on_rows, period, after);
         type Row = (i64, NaiveDateTime, Option<i64>, Option<i64>, Option<String>);
         let rows: Vec<Row> = q
             .order((events::at.asc(), events::id.asc()))
@@ -593,7 +603,7 @@ mod passage_context {
         size: usize,
     ) -> Result<Vec<Passage>, HistoryError> {
         let on_rows = tested_on_rows(conn);
-        let mut q = events::table
+        let q = events::table
             .inner_join(readers::table.on(readers::reader_id.nullable().eq(events::reader_id)))
             .filter(events::door_id.eq(door))
             .filter(events::zone_id.is_null())
@@ -607,26 +617,7 @@ mod passage_context {
             .into_boxed();
         // The door's (door_id, at) range is the one to walk: kind and result are tested on
         // its rows (see `tested_on_rows`).
-        q = if on_rows {
-            q.filter(events::kind.concat("").eq(EventKind::Swipe.as_str()))
-                .filter(events::result.concat("").eq("granted"))
-        } else {
-            q.filter(events::kind.eq(EventKind::Swipe.as_str()))
-                .filter(events::result.eq("granted"))
-        };
-        if let Some(from) = period.from {
-            q = q.filter(events::at.ge(stored(from)));
-        }
-        if let Some(until) = period.until {
-            q = q.filter(events::at.lt(stored(until)));
-        }
-        if let Some(c) = after {
-            q = q.filter(
-                events::at
-                    .ge(c.at)
-                    .and(events::at.gt(c.at).or(events::id.gt(c.id))),
-            );
-        }
+        let q = granted_swipes_in!(q, on_rows, period, after);
         let rows: Vec<(i64, NaiveDateTime, Option<i64>, String)> = q
             .order((events::at.asc(), events::id.asc()))
             .limit(sql_limit(size))
