@@ -334,7 +334,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export { output } => {
             let pool = open_database(&config)?;
             let mut conn = pool.get()?;
-            let text = crate::site_file::export(&mut conn)?;
+            let text = crate::io::site_file::export(&mut conn)?;
             match output {
                 Some(path) => {
                     std::fs::write(&path, text)
@@ -407,11 +407,11 @@ fn import(config: &Config, args: ImportArgs) -> Result<ExitCode> {
     let report = if let Some(path) = args.people {
         let file = std::fs::File::open(&path)
             .with_context(|| format!("cannot open {}", path.display()))?;
-        crate::site_file::import_people_csv(&mut conn, file, &ctx, args.dry_run, &progress)
+        crate::io::site_file::import_people_csv(&mut conn, file, &ctx, args.dry_run, &progress)
     } else if let Some(path) = args.file {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        crate::site_file::import(&mut conn, &text, &ctx, args.dry_run, &progress)
+        crate::io::site_file::import(&mut conn, &text, &ctx, args.dry_run, &progress)
     } else {
         bail!("name a site file, or --people FILE.csv");
     };

@@ -162,7 +162,7 @@ fn build(path: &Path, site_text: &str, spec: &Spec, now: DateTime<Utc>) -> Resul
         let mut conn = pool.get()?;
         gatehouse::store::migrate(&mut conn)?;
         eprint!("importing the example site … ");
-        let summary = gatehouse::site_file::import(&mut conn, site_text, &ctx, false, &|_, _| {})
+        let summary = gatehouse::io::site_file::import(&mut conn, site_text, &ctx, false, &|_, _| {})
             .map_err(|errors| {
             anyhow!(
                 "the site file does not import: {}",

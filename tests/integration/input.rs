@@ -4,7 +4,7 @@
 
 use chrono::Utc;
 use gatehouse::entities::ChangeContext;
-use gatehouse::site_file::{self, ImportError};
+use gatehouse::io::site_file::{self, ImportError};
 use serde_json::{Value, json};
 
 use crate::app::{Backend, TestApp, backends, build_site};

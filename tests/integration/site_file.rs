@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use gatehouse::entities::ChangeContext;
 use gatehouse::policy::{CredentialKey, Outcome, Presence, Request, Snapshot, decide};
-use gatehouse::site_file::{self, ImportError};
+use gatehouse::io::site_file::{self, ImportError};
 
 use serde_json::json;
 
