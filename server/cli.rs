@@ -407,7 +407,7 @@ fn import(config: &Config, args: ImportArgs) -> Result<ExitCode> {
     let report = if let Some(path) = args.people {
         let file = std::fs::File::open(&path)
             .with_context(|| format!("cannot open {}", path.display()))?;
-        crate::io::site_file::import_people_csv(&mut conn, file, &ctx, args.dry_run, &progress)
+        crate::io::people_csv::import(&mut conn, file, &ctx, args.dry_run, &progress)
     } else if let Some(path) = args.file {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
