@@ -225,7 +225,9 @@ impl LivePolicy {
                 Ok(next) => snapshot = next,
                 // Cannot happen for rows that were laid over the older snapshot; the next
                 // compile (the database moved, so `follow_database` runs one) has them.
-                Err(e) => tracing::warn!(error = %e, "a person change could not be laid over the new snapshot"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "a person change could not be laid over the new snapshot")
+                }
             }
         }
         let snapshot = Arc::new(snapshot);
@@ -255,42 +257,46 @@ impl LivePolicy {
         })
         .await
         .map_err(|e| RefreshError::Task(e.to_string()))??;
-        let laid_over = {
-            let mut laid = self.laid.lock().unwrap_or_else(|p| p.into_inner());
-            // Rows read before a newer read of the same person was laid are older news.
-            let records: Vec<PersonRecord> = records
-                .into_iter()
-                .filter(|r| {
-                    version >= laid.compiled
-                        && laid.version_of(r.person_id).is_none_or(|v| v <= version)
-                })
-                .collect();
-            if records.is_empty() {
-                return Ok(());
-            }
-            // While compiles fail (a database broken by hand), changes are not piled up
-            // without end: past a bound each one waits for a compile again, as before.
-            if laid.changes.len() >= MAX_LAID_CHANGES {
-                drop(laid);
-                return self.refresh(db, now).await;
-            }
-            match self.current.load().with_people(&records) {
-                Ok(next) => {
-                    self.current.store(Arc::new(next));
-                    laid.changes.push((version, records));
-                    self.laid_over.fetch_add(1, Ordering::Relaxed);
-                    true
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "a person change needs a full rebuild");
-                    false
-                }
-            }
-        };
-        if laid_over {
-            Ok(())
-        } else {
+        let needs_compile = self.lay_over(records, version);
+        if needs_compile {
             self.refresh(db, now).await
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Lays people's rows read at `version` over the snapshot in force; true when they need
+    /// a compile instead.
+    fn lay_over(&self, records: Vec<PersonRecord>, version: i64) -> bool {
+        let mut laid = self.laid.lock().unwrap_or_else(|p| p.into_inner());
+        // Rows read before the compile in force, or before a newer read of the same person
+        // was laid, are older than what the snapshot holds.
+        let records: Vec<PersonRecord> = records
+            .into_iter()
+            .filter(|r| {
+                version >= laid.compiled
+                    && laid.version_of(r.person_id).is_none_or(|v| v <= version)
+            })
+            .collect();
+        if records.is_empty() {
+            return false;
+        }
+        // While compiles fail (a database broken by hand), changes are not piled up
+        // without end: past a bound each one waits for a compile again, as before.
+        if laid.changes.len() >= MAX_LAID_CHANGES {
+            return true;
+        }
+        match self.current.load().with_people(&records) {
+            Ok(next) => {
+                self.current.store(Arc::new(next));
+                laid.changes.push((version, records));
+                self.laid_over.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "a person change needs a full rebuild");
+                true
+            }
         }
     }
 

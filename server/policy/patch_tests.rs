@@ -130,7 +130,12 @@ fn pick<T: Clone>(rng: &mut StdRng, items: &[T]) -> Option<T> {
 }
 
 /// One random person-scoped change to `data`; returns the people whose rows it changed.
-fn change(rng: &mut StdRng, data: &mut PolicyData, next_id: &mut i64, keys: &mut Vec<CredentialKey>) -> (String, Vec<i64>) {
+fn change(
+    rng: &mut StdRng,
+    data: &mut PolicyData,
+    next_id: &mut i64,
+    keys: &mut Vec<CredentialKey>,
+) -> (String, Vec<i64>) {
     let person_ids: Vec<i64> = data.people.iter().map(|p| p.id).collect();
     let Some(someone) = pick(rng, &person_ids) else {
         return ("nobody".into(), vec![]);
@@ -142,12 +147,18 @@ fn change(rng: &mut StdRng, data: &mut PolicyData, next_id: &mut i64, keys: &mut
     match rng.random_range(0..12) {
         0 => {
             let status = pick(rng, PersonStatus::ALL).unwrap_or(PersonStatus::Active);
-            data.people.iter_mut().filter(|p| p.id == someone).for_each(|p| p.status = status);
+            data.people
+                .iter_mut()
+                .filter(|p| p.id == someone)
+                .for_each(|p| p.status = status);
             (format!("person {someone} {status}"), vec![someone])
         }
         1 => {
             let until = valid_until(rng);
-            data.people.iter_mut().filter(|p| p.id == someone).for_each(|p| p.valid_until = until);
+            data.people
+                .iter_mut()
+                .filter(|p| p.id == someone)
+                .for_each(|p| p.valid_until = until);
             (format!("person {someone} until {until:?}"), vec![someone])
         }
         2 => {
@@ -176,19 +187,32 @@ fn change(rng: &mut StdRng, data: &mut PolicyData, next_id: &mut i64, keys: &mut
                 return ("no card".into(), vec![]);
             };
             let status = CredentialStatus::ALL[rng.random_range(0..CredentialStatus::ALL.len())];
-            data.credentials.iter_mut().filter(|x| x.id == c.id).for_each(|x| x.status = status);
+            data.credentials
+                .iter_mut()
+                .filter(|x| x.id == c.id)
+                .for_each(|x| x.status = status);
             (format!("card {} {status}", c.id), vec![c.person_id])
         }
         5 => {
             let Some(c) = pick(rng, &data.credentials) else {
                 return ("no card".into(), vec![]);
             };
-            data.credentials.iter_mut().filter(|x| x.id == c.id).for_each(|x| x.person_id = someone);
-            (format!("card {} moves from {} to {someone}", c.id, c.person_id), vec![someone, c.person_id])
+            data.credentials
+                .iter_mut()
+                .filter(|x| x.id == c.id)
+                .for_each(|x| x.person_id = someone);
+            (
+                format!("card {} moves from {} to {someone}", c.id, c.person_id),
+                vec![someone, c.person_id],
+            )
         }
         6 => {
             let level = LEVELS[rng.random_range(0..LEVELS.len())];
-            if data.entitlements.iter().any(|e| e.person_id == someone && e.level_id == level) {
+            if data
+                .entitlements
+                .iter()
+                .any(|e| e.person_id == someone && e.level_id == level)
+            {
                 return ("already held".into(), vec![]);
             }
             let id = new_id();
@@ -198,7 +222,10 @@ fn change(rng: &mut StdRng, data: &mut PolicyData, next_id: &mut i64, keys: &mut
                 level_id: level,
                 valid_until: valid_until(rng),
             });
-            (format!("entitlement {id}: {someone} to level {level}"), vec![someone])
+            (
+                format!("entitlement {id}: {someone} to level {level}"),
+                vec![someone],
+            )
         }
         7 => {
             let Some(e) = pick(rng, &data.entitlements) else {
@@ -245,19 +272,32 @@ fn change(rng: &mut StdRng, data: &mut PolicyData, next_id: &mut i64, keys: &mut
         }
         10 => {
             let id = new_id();
-            data.people.iter_mut().filter(|p| p.id == someone).for_each(|p| p.employee_id = format!("X{id}"));
+            data.people
+                .iter_mut()
+                .filter(|p| p.id == someone)
+                .for_each(|p| p.employee_id = format!("X{id}"));
             (format!("person {someone} is X{id}"), vec![someone])
         }
         _ => {
             let Some(other) = pick(rng, &person_ids).filter(|o| *o != someone) else {
                 return ("no one to swap with".into(), vec![]);
             };
-            let a = data.people.iter().position(|p| p.id == someone).unwrap_or(0);
+            let a = data
+                .people
+                .iter()
+                .position(|p| p.id == someone)
+                .unwrap_or(0);
             let b = data.people.iter().position(|p| p.id == other).unwrap_or(0);
-            let (ea, eb) = (data.people[a].employee_id.clone(), data.people[b].employee_id.clone());
+            let (ea, eb) = (
+                data.people[a].employee_id.clone(),
+                data.people[b].employee_id.clone(),
+            );
             data.people[a].employee_id = eb;
             data.people[b].employee_id = ea;
-            (format!("people {someone} and {other} swap employee ids"), vec![someone, other])
+            (
+                format!("people {someone} and {other} swap employee ids"),
+                vec![someone, other],
+            )
         }
     }
 }
@@ -269,7 +309,9 @@ fn changes_laid_over_decide_as_a_full_compile() {
         let mut fixture = building();
         let mut keys = Vec::new();
         for p in 1..=8 {
-            fixture = fixture.person(p).grant(100 + p, p, LEVELS[p as usize % LEVELS.len()], None);
+            fixture = fixture
+                .person(p)
+                .grant(100 + p, p, LEVELS[p as usize % LEVELS.len()], None);
             let key = uid(200 + p);
             keys.push(key.clone());
             fixture = fixture.with(|d| {
@@ -291,7 +333,9 @@ fn changes_laid_over_decide_as_a_full_compile() {
         for step in 0..60 {
             let (what, people) = change(&mut rng, &mut data, &mut next_id, &mut keys);
             let step = format!("seed {seed} step {step}: {what}");
-            laid = laid.with_people(&records(&data, &people)).unwrap_or_else(|e| panic!("{step}: {e}"));
+            laid = laid
+                .with_people(&records(&data, &people))
+                .unwrap_or_else(|e| panic!("{step}: {e}"));
             assert!(laid.is_patched() || people.is_empty(), "{step}");
             let compiled = Snapshot::compile(&data, WED_10).unwrap();
             people_ever.extend(people.iter().copied());
@@ -319,11 +363,26 @@ fn a_card_another_person_holds_is_left_to_a_full_compile() {
     let mut moved = data.clone();
     moved.credentials[0].person_id = 2;
     let refused = snap.with_people(&records(&moved, &[2]));
-    assert!(matches!(refused, Err(PatchError::KeyTaken { id: 11, .. })), "{refused:?}");
+    assert!(
+        matches!(refused, Err(PatchError::KeyTaken { id: 11, .. })),
+        "{refused:?}"
+    );
     // With both people, it is laid over; and a level the snapshot lacks is refused.
     let laid = snap.with_people(&records(&moved, &[2, 1])).unwrap();
-    assert_eq!(laid.credential(&CredentialKey::card("0a0b").unwrap()).map(|c| c.person_id), Some(2));
-    moved.entitlements.push(Entitlement { id: 5, person_id: 2, level_id: 77, valid_until: None });
+    assert_eq!(
+        laid.credential(&CredentialKey::card("0a0b").unwrap())
+            .map(|c| c.person_id),
+        Some(2)
+    );
+    moved.entitlements.push(Entitlement {
+        id: 5,
+        person_id: 2,
+        level_id: 77,
+        valid_until: None,
+    });
     let refused = snap.with_people(&records(&moved, &[2, 1]));
-    assert!(matches!(refused, Err(PatchError::UnknownLevel { level_id: 77, .. })), "{refused:?}");
+    assert!(
+        matches!(refused, Err(PatchError::UnknownLevel { level_id: 77, .. })),
+        "{refused:?}"
+    );
 }

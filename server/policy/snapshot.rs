@@ -690,7 +690,8 @@ impl Snapshot {
             })
             .collect();
 
-        let (person_creds, person_credentials) = group_by_person(&credential_person, data.people.len());
+        let (person_creds, person_credentials) =
+            group_by_person(&credential_person, data.people.len());
         let held = (data.people.len(), credentials.len(), entitlements.len());
         let compiled = Compiled {
             compiled_at: now,
@@ -1271,7 +1272,8 @@ impl<'a> Holders<'a> {
 
     /// Only called with an index past the compiled tables, which only a patch hands out.
     fn patch_ref(&self) -> &'a PeoplePatch {
-        static EMPTY: std::sync::LazyLock<PeoplePatch> = std::sync::LazyLock::new(PeoplePatch::default);
+        static EMPTY: std::sync::LazyLock<PeoplePatch> =
+            std::sync::LazyLock::new(PeoplePatch::default);
         self.patch.unwrap_or(&EMPTY)
     }
 }
@@ -1375,7 +1377,9 @@ impl Snapshot {
                         employee_id: person.employee_id.clone(),
                     });
                 }
-                patch.employee_ids.insert(person.employee_id.clone(), Some(p));
+                patch
+                    .employee_ids
+                    .insert(person.employee_id.clone(), Some(p));
             }
             patch.person_ids.insert(person.id, Some(p));
             patch.people.push(person.clone());

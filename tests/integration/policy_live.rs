@@ -150,10 +150,7 @@ fn a_policy_that_cannot_compile_keeps_the_last_good_one_and_says_so() {
     app.db()
         .batch_execute("UPDATE sites SET timezone = 'Mars/Olympus_Mons'")
         .unwrap();
-    let r = app.post(
-        "/api/v1/zones",
-        json!({"site_id": f.site, "name": "Annex"}),
-    );
+    let r = app.post("/api/v1/zones", json!({"site_id": f.site, "name": "Annex"}));
     assert_eq!(r.status, 500);
     assert!(
         r.body["error"].as_str().unwrap().contains("saved"),
@@ -332,7 +329,10 @@ fn each_change_to_a_person_governs_the_next_swipe_without_compiling_the_policy()
         ok(r, "card found");
 
         // A new person with a card but no access yet, then an entitlement.
-        let grace = app.create("people", json!({"employee_id": "E2", "name": "Grace Hopper"}));
+        let grace = app.create(
+            "people",
+            json!({"employee_id": "E2", "name": "Grace Hopper"}),
+        );
         let new_card = app.create(
             "credentials",
             json!({"person_id": grace, "card_uid": "0badcafe"}),
@@ -359,7 +359,10 @@ fn each_change_to_a_person_governs_the_next_swipe_without_compiling_the_policy()
             &format!("/api/v1/entitlements/{entitlement}"),
             json!({"person_id": grace, "level_id": f.staff_level, "valid_until": "2026-11-01T00:00:00Z"}),
         );
-        assert_eq!(swipe_by(&app, "0BADCAFE", monday).0, deny(DenyCode::Expired));
+        assert_eq!(
+            swipe_by(&app, "0BADCAFE", monday).0,
+            deny(DenyCode::Expired)
+        );
         ok(r, "entitlement expired");
         let r = app.delete(&format!("/api/v1/entitlements/{entitlement}"));
         assert_eq!(
@@ -379,8 +382,20 @@ fn each_change_to_a_person_governs_the_next_swipe_without_compiling_the_policy()
             &format!("/api/v1/people/{grace}"),
             json!({"employee_id": "E2b", "name": "Grace Hopper"}),
         );
-        assert!(app.state.live.snapshot().person_by_employee_id("E2b").is_some());
-        assert!(app.state.live.snapshot().person_by_employee_id("E2").is_none());
+        assert!(
+            app.state
+                .live
+                .snapshot()
+                .person_by_employee_id("E2b")
+                .is_some()
+        );
+        assert!(
+            app.state
+                .live
+                .snapshot()
+                .person_by_employee_id("E2")
+                .is_none()
+        );
         ok(r, "employee id");
         let r = app.delete(&format!("/api/v1/credentials/{card_id}"));
         ok(r, "card of grace deleted");

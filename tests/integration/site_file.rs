@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use gatehouse::entities::ChangeContext;
-use gatehouse::policy::{CredentialKey, Outcome, Presence, Request, Snapshot, decide};
 use gatehouse::io::site_file::{self, ImportError};
+use gatehouse::policy::{CredentialKey, Outcome, Presence, Request, Snapshot, decide};
 
 use serde_json::json;
 
@@ -343,7 +343,12 @@ fn audit_since(app: &TestApp, seq: i64) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["seq"].as_i64().unwrap(), e["summary"].as_str().unwrap().to_owned()))
+        .map(|e| {
+            (
+                e["seq"].as_i64().unwrap(),
+                e["summary"].as_str().unwrap().to_owned(),
+            )
+        })
         .filter(|(s, _)| *s > seq)
         .collect();
     entries.sort();
@@ -387,8 +392,14 @@ fn a_reimport_writes_and_audits_only_what_changed() {
         let changed = exported
             .replace("name = \"Grace Hopper\"", "name = \"Grace B. Hopper\"")
             .replace("status = \"suspended\"", "status = \" Suspended \"")
-            .replace("justification = \"on-call rota\"", "justification = \"on-call rota 2027\"")
-            .replace("card_number = 3456\nstatus = \"active\"", "card_number = 3456\nstatus = \"lost\"");
+            .replace(
+                "justification = \"on-call rota\"",
+                "justification = \"on-call rota 2027\"",
+            )
+            .replace(
+                "card_number = 3456\nstatus = \"active\"",
+                "card_number = 3456\nstatus = \"lost\"",
+            );
         let changed = format!(
             "{changed}\n[[people]]\nemployee_id = \"E4\"\nname = \"Barbara Liskov\"\nmanager = \"E1\"\n\n\
              [[entitlements]]\nemployee_id = \"E4\"\nlevel = \"Staff\"\n"
@@ -400,9 +411,18 @@ fn a_reimport_writes_and_audits_only_what_changed() {
         assert_eq!(section(&third, "entitlements"), (1, 1, 2), "{third}");
         let written = audit_since(&app, head);
         assert_eq!(written.len(), 6, "{written:?}");
-        assert!(written[..5].iter().any(|s| s == "update person E2"), "{written:?}");
-        assert!(written[..5].iter().any(|s| s == "create person E4"), "{written:?}");
-        assert!(written[..5].iter().any(|s| s == "update card 12:3456"), "{written:?}");
+        assert!(
+            written[..5].iter().any(|s| s == "update person E2"),
+            "{written:?}"
+        );
+        assert!(
+            written[..5].iter().any(|s| s == "create person E4"),
+            "{written:?}"
+        );
+        assert!(
+            written[..5].iter().any(|s| s == "update card 12:3456"),
+            "{written:?}"
+        );
         assert_eq!(written[5], "import: 2 created, 3 updated");
         let people = app.get("/api/v1/people?q=Grace").body;
         assert_eq!(people["items"][0]["name"], "Grace B. Hopper");
@@ -410,10 +430,12 @@ fn a_reimport_writes_and_audits_only_what_changed() {
         assert_eq!(suspended["total"], 1, "E3 stays suspended");
         // A change beside a bad entry is not applied: the import changes nothing.
         let head = audit_head(&app);
-        let bad = changed.replace("Grace B. Hopper", "Grace M. Hopper").replace(
-            "name = \"Barbara Liskov\"",
-            "name = \"Barbara Liskov\"\nperson_type = \"robot\"",
-        );
+        let bad = changed
+            .replace("Grace B. Hopper", "Grace M. Hopper")
+            .replace(
+                "name = \"Barbara Liskov\"",
+                "name = \"Barbara Liskov\"\nperson_type = \"robot\"",
+            );
         let errors = import(&app, &bad).unwrap_err();
         assert!(
             errors
@@ -452,29 +474,49 @@ fn people_csv_from_hr() {
         let csv = "employee_id,name,department,title,manager_employee_id,person_type,status,valid_from,valid_until\n\
                    E10,Linus T,Kernel,Maintainer,,employee,active,,\n\
                    C20,Casey Contractor,Facilities,Electrician,E10,contractor,active,2026-11-01,2026-12-31\n";
-        let summary =
-            gatehouse::io::people_csv::import(&mut app.db(), csv.as_bytes(), &ctx, false, &|_, _| {})
-                .unwrap();
+        let summary = gatehouse::io::people_csv::import(
+            &mut app.db(),
+            csv.as_bytes(),
+            &ctx,
+            false,
+            &|_, _| {},
+        )
+        .unwrap();
         assert_eq!(summary.created(), 2);
         // The nightly sync sends the same lines again: nothing is written; one changed
         // line (and one spelled differently but meaning the same) costs one update.
-        let again =
-            gatehouse::io::people_csv::import(&mut app.db(), csv.as_bytes(), &ctx, false, &|_, _| {})
-                .unwrap();
+        let again = gatehouse::io::people_csv::import(
+            &mut app.db(),
+            csv.as_bytes(),
+            &ctx,
+            false,
+            &|_, _| {},
+        )
+        .unwrap();
         assert_eq!(section(&again, "people"), (0, 0, 2), "{again}");
         let moved = csv
             .replace("Kernel,Maintainer", "Kernel,Lead Maintainer")
             .replace("contractor,active", "contractor, ACTIVE ");
-        let moved =
-            gatehouse::io::people_csv::import(&mut app.db(), moved.as_bytes(), &ctx, false, &|_, _| {})
-                .unwrap();
+        let moved = gatehouse::io::people_csv::import(
+            &mut app.db(),
+            moved.as_bytes(),
+            &ctx,
+            false,
+            &|_, _| {},
+        )
+        .unwrap();
         assert_eq!(section(&moved, "people"), (0, 1, 1), "{moved}");
         let people = app.get("/api/v1/people?person_type=contractor").body;
         assert_eq!(people["items"][0]["valid_until"], "2026-12-31T00:00:00Z");
         let bad = "employee_id,name,valid_until\nE11,Someone,next tuesday\n";
-        let errors =
-            gatehouse::io::people_csv::import(&mut app.db(), bad.as_bytes(), &ctx, false, &|_, _| {})
-                .unwrap_err();
+        let errors = gatehouse::io::people_csv::import(
+            &mut app.db(),
+            bad.as_bytes(),
+            &ctx,
+            false,
+            &|_, _| {},
+        )
+        .unwrap_err();
         assert_eq!(errors[0].place, "line 2");
         assert_eq!(count(&app, "people"), 2);
     }

@@ -373,7 +373,12 @@ fn levels(imp: &mut Importer<'_, '_>, entries: &[LevelEntry]) {
 }
 
 /// Looks a person up by employee id among those stored or written by this import.
-fn person(imp: &mut Importer<'_, '_>, stored: &Stored, place: &str, employee_id: &str) -> Option<i64> {
+fn person(
+    imp: &mut Importer<'_, '_>,
+    stored: &Stored,
+    place: &str,
+    employee_id: &str,
+) -> Option<i64> {
     let found = Ok(stored.person_id(employee_id));
     imp.need(place, "person", employee_id, found)
 }

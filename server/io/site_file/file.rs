@@ -316,7 +316,6 @@ pub struct EntitlementEntry {
     pub granted_at: Option<DateTime<Utc>>,
 }
 
-
 /// Parses a site file, naming the line of any syntax or type error.
 pub fn parse(text: &str) -> Result<SiteFile, Vec<ImportError>> {
     let file: SiteFile = toml::from_str(text).map_err(|e| {

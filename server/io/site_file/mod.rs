@@ -17,9 +17,9 @@ use std::fmt;
 use crate::entities::{ChangeContext, Upserted};
 use crate::store::DbConnection;
 
+pub(in crate::io) use apply::import_people;
 pub use export::export;
 pub use file::*;
-pub(in crate::io) use apply::import_people;
 use importer::run_import;
 
 /// One entry of the file that cannot be imported, and where it is.
@@ -81,7 +81,6 @@ impl fmt::Display for ImportSummary {
     }
 }
 
-
 /// Imports a site file in one transaction: either every entry is applied, or (if any entry
 /// is invalid) nothing is, and every problem is reported with its place in the file.
 pub fn import(
@@ -102,5 +101,7 @@ pub fn import(
         + file.people.len()
         + file.credentials.len()
         + file.entitlements.len();
-    run_import(conn, ctx, dry_run, total, progress, |imp| apply::apply(imp, &file))
+    run_import(conn, ctx, dry_run, total, progress, |imp| {
+        apply::apply(imp, &file)
+    })
 }

@@ -29,9 +29,8 @@ pub(in crate::io) struct Stored {
 impl Stored {
     /// Reads the four tables, each once, in the import's transaction.
     pub(in crate::io) fn load(conn: &mut DbConnection) -> QueryResult<Stored> {
-        let people_rows: Vec<PersonRow> = people::table
-            .select(PersonRow::as_select())
-            .load(conn)?;
+        let people_rows: Vec<PersonRow> =
+            people::table.select(PersonRow::as_select()).load(conn)?;
         let credential_rows: Vec<CredentialRow> = credentials::table
             .select(CredentialRow::as_select())
             .load(conn)?;
