@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDateTime, SubsecRound, TimeDelta, Utc};
 use gatehouse_drivers::sim::ScaledClock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,4 +54,14 @@ impl Clock {
             Clock::Shifted(shift) => Utc::now() + shift.ahead(),
         }
     }
+}
+
+/// A stored time (UTC, without a zone: how both backends keep it) to an API time.
+pub fn utc(t: NaiveDateTime) -> DateTime<Utc> {
+    t.and_utc()
+}
+
+/// An API time to a stored one, to the microsecond that both backends keep.
+pub fn stored(t: DateTime<Utc>) -> NaiveDateTime {
+    t.naive_utc().trunc_subsecs(6)
 }

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use chrono::{DateTime, Utc};
-use gatehouse::event_log::{EventKind, NewEvent};
-use gatehouse::reader_health::HealthBoard;
+use gatehouse::readers::health::HealthBoard;
+use gatehouse::store::event_log::{EventKind, NewEvent};
 
 /// A multi-threaded runtime whose threads are named `name` (see `measure::thread_cpu`).
 pub fn runtime(name: &str, threads: usize) -> Result<tokio::runtime::Runtime> {

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, NaiveDateTime, SubsecRound, TimeDelta, Utc};
 use diesel::prelude::*;
-use gatehouse::admins::{self, AdminInput};
 use gatehouse::entities::ChangeContext;
-use gatehouse::event_log::{EventKind, NewEvent};
+use gatehouse::identity::admins::{self, AdminInput};
+use gatehouse::store::event_log::{EventKind, NewEvent};
 use gatehouse::store::schema::{access_levels, credentials, entitlements, events, people, readers};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -153,7 +153,7 @@ fn bulk_connection(path: &Path) -> Result<SqliteConnection> {
 fn build(path: &Path, site_text: &str, spec: &Spec, now: DateTime<Utc>) -> Result<()> {
     remove_database(path)?;
     let ctx = ChangeContext {
-        actor: "console-bench",
+        provenance: &gatehouse::identity::provenance::Provenance::cli("console-bench"),
         now,
     };
     let url = format!("sqlite://{}", path.display());

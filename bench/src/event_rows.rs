@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use gatehouse::event_log::{EventInsert, NewEvent};
 use gatehouse::store::checkpoint::{Checkpointer, WalPolicy, WalShared, WalStats};
+use gatehouse::store::event_log::{EventInsert, NewEvent};
 use gatehouse::store::schema::events;
 use gatehouse::store::{DbConnection, DbPool};
 

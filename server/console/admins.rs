@@ -7,13 +7,13 @@ use askama::Template;
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use super::listing::{ListQuery, Paged};
+use super::kit::listing::{ListQuery, Paged};
+use super::kit::session::{Posted, Viewer};
+use super::kit::{Chrome, PageError, Problems, Section, page_with_status, see_other};
 use super::people::end_of_day;
-use super::session::{Posted, Viewer};
-use super::{Chrome, PageError, Problems, Section, page_with_status, see_other};
-use crate::admins::{self, AdminInput, AdminView, IssuedToken, TokenView};
+use crate::app::state::AppState;
 use crate::entities::{ChangeContext, ChangeError, FieldErrors};
-use crate::web::AppState;
+use crate::identity::admins::{self, AdminInput, AdminView, IssuedToken, TokenScope, TokenView};
 use crate::web::error::ApiError;
 
 /// The forms of the admins page, as typed (passwords are never typed back).
@@ -36,6 +36,9 @@ pub struct TokenForm {
     token_admin: String,
     #[serde(default)]
     token_expires: String,
+    /// `read_only` or `full` (`admins::TokenScope`).
+    #[serde(default)]
+    token_scope: String,
 }
 
 #[derive(Template)]
@@ -160,11 +163,15 @@ where
         + Send
         + 'static,
 {
-    let actor = viewer.may_manage_admins()?.username.clone();
+    viewer.may_manage_admins()?;
+    let provenance = viewer.provenance();
     let now = state.clock.now();
     let result = state
         .write(move |conn| {
-            let ctx = ChangeContext { actor: &actor, now };
+            let ctx = ChangeContext {
+                provenance: &provenance,
+                now,
+            };
             f(conn, &ctx).map_err(ApiError::from)
         })
         .await;
@@ -247,6 +254,7 @@ async fn set_disabled(
     disabled: bool,
 ) -> Result<HttpResponse, PageError> {
     let actor = posted.viewer.may_manage_admins()?.username.clone();
+    let provenance = posted.viewer.provenance();
     if disabled && actor == username {
         return Err(PageError::Conflict(
             "You cannot disable yourself: ask another admin.".to_owned(),
@@ -257,7 +265,10 @@ async fn set_disabled(
     let app = state.clone();
     state
         .write(move |conn| {
-            let ctx = ChangeContext { actor: &actor, now };
+            let ctx = ChangeContext {
+                provenance: &provenance,
+                now,
+            };
             admins::set_disabled(conn, &username, disabled, &ctx)?;
             if disabled {
                 app.sessions.close_all_of(conn, id)?;
@@ -295,7 +306,8 @@ pub async fn set_password(
     posted: Posted<AdminAction>,
     username: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    let actor = posted.viewer.may_manage_admins()?.username.clone();
+    posted.viewer.may_manage_admins()?;
+    let provenance = posted.viewer.provenance();
     let username = username.into_inner();
     let id = admin_id(&state, username.clone()).await?;
     let password = posted.form.password.clone();
@@ -304,7 +316,10 @@ pub async fn set_password(
     let who = username.clone();
     let result = state
         .write(move |conn| {
-            let ctx = ChangeContext { actor: &actor, now };
+            let ctx = ChangeContext {
+                provenance: &provenance,
+                now,
+            };
             admins::set_password(conn, &who, &password, &ctx).map_err(ApiError::from)?;
             app.sessions.close_all_of(conn, id)?;
             Ok(())
@@ -347,8 +362,10 @@ pub async fn tokens(
     viewer: Viewer,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, PageError> {
+    // Least privilege first: a token that only reads unless full is chosen.
     let typed = TokenForm {
         token_admin: viewer.identity().username.clone(),
+        token_scope: TokenScope::ReadOnly.as_str().to_owned(),
         ..Default::default()
     };
     render_tokens(
@@ -416,10 +433,18 @@ pub async fn issue_token(
                 }
             },
         };
+        // A form sent without the field gets what the form offers first: read-only.
+        let scope = match form.token_scope.trim() {
+            "" => TokenScope::ReadOnly,
+            text => text
+                .parse::<TokenScope>()
+                .map_err(|message| ChangeError::invalid("token_scope", message))?,
+        };
         admins::issue_token(
             conn,
             form.token_admin.trim(),
             form.token_name.trim(),
+            scope,
             expires,
             ctx,
         )
@@ -476,12 +501,16 @@ pub async fn revoke_token(
     posted: Posted<AdminAction>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
-    let actor = posted.viewer.may_manage_admins()?.username.clone();
+    posted.viewer.may_manage_admins()?;
+    let provenance = posted.viewer.provenance();
     let id = id.into_inner();
     let now = state.clock.now();
     state
         .write(move |conn| {
-            let ctx = ChangeContext { actor: &actor, now };
+            let ctx = ChangeContext {
+                provenance: &provenance,
+                now,
+            };
             admins::revoke_token(conn, id, &ctx)?;
             Ok(())
         })

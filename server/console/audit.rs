@@ -1,16 +1,16 @@
-//! The audit log in the console: every admin change, newest first, with who, when and
-//! what changed, and the hash chain's status, checked on request.
+//! The audit log in the console: every admin change, newest first, with who asked, who
+//! approved, through what, when and what changed, and the hash chain's status on request.
 
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::session::Viewer;
-use super::{Chrome, PageError, Section, page};
-use crate::audit::{self, ChainReport};
-use crate::entities::utc;
-use crate::web::AppState;
+use super::kit::session::Viewer;
+use super::kit::{Chrome, PageError, Section, page};
+use crate::app::state::AppState;
+use crate::clock::utc;
+use crate::store::audit::{self, ChainReport};
 
 const PAGE_SIZE: i64 = 50;
 
@@ -26,7 +26,12 @@ pub struct AuditQuery {
 pub struct AuditLine {
     pub seq: i64,
     pub at: DateTime<Utc>,
-    pub actor: String,
+    /// Who asked, in words ("admin root", "API token 'HR sync' (#3) of admin root").
+    pub requested_by: String,
+    /// Who approved, when the change needed approval.
+    pub approved_by: Option<String>,
+    /// Through what ("console", "API", "CLI", "import of office.toml").
+    pub via: String,
     pub action: String,
     pub entity: String,
     pub summary: String,
@@ -68,7 +73,7 @@ impl AuditPage {
     fn page_href(&self, page: &i64) -> String {
         format!(
             "/audit?entity={}&page={page}",
-            super::percent_encode_query(&self.entity)
+            super::kit::percent_encode_query(&self.entity)
         )
     }
 }
@@ -96,14 +101,19 @@ pub async fn list(
     let lines = rows
         .into_iter()
         .take(PAGE_SIZE as usize)
-        .map(|r| AuditLine {
-            changes: changes(r.before_json.as_deref(), r.after_json.as_deref()),
-            seq: r.seq,
-            at: utc(r.at),
-            actor: r.actor,
-            action: r.action,
-            entity: r.entity,
-            summary: r.summary,
+        .map(|r| {
+            let provenance = audit::provenance_of(&r);
+            AuditLine {
+                changes: changes(r.before_json.as_deref(), r.after_json.as_deref()),
+                seq: r.seq,
+                at: utc(r.at),
+                requested_by: provenance.requester_text(),
+                approved_by: provenance.approver_text(),
+                via: provenance.channel_text(),
+                action: r.action,
+                entity: r.entity,
+                summary: r.summary,
+            }
         })
         .collect();
     page(&AuditPage {

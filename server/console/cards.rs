@@ -5,11 +5,11 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::session::Viewer;
-use super::{Chrome, PageError, Section, page};
+use super::kit::session::Viewer;
+use super::kit::{Chrome, PageError, Section, page};
+use crate::app::state::AppState;
 use crate::entities::credentials::{CredentialFilter, CredentialView, Credentials};
 use crate::entities::{Entity, Page};
-use crate::web::AppState;
 
 const PAGE_SIZE: i64 = 50;
 
@@ -40,8 +40,8 @@ impl CardsPage {
     fn page_href(&self, page: &i64) -> String {
         format!(
             "/cards?uid={}&status={}&page={page}",
-            super::percent_encode_query(&self.uid),
-            super::percent_encode_query(&self.status)
+            super::kit::percent_encode_query(&self.uid),
+            super::kit::percent_encode_query(&self.status)
         )
     }
 }

@@ -1,5 +1,5 @@
 //! The console's charts as SVG text: activity heatmaps (weekday × hour) and door traffic
-//! over time, rendered on the server from `activity`'s numbers; pure functions, no I/O.
+//! over time, rendered on the server from the history layer's swipe counts (`store::history`); pure functions, no I/O.
 //!
 //! The SVG is meant to be inlined in a page and read without JavaScript: it scales to its
 //! container (`viewBox`, `width="100%"`), names itself to screen readers (`role="img"` and
@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Datelike, TimeDelta, Timelike, Utc};
 use chrono_tz::Tz;
 
-use super::activity::{TrafficPoint, WeekGrid};
+use crate::store::history::{TrafficPoint, WeekGrid};
 
 /// Colour steps of the heatmap, not counting empty.
 pub const LEVELS: usize = 6;

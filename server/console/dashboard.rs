@@ -10,12 +10,12 @@ use chrono_tz::Tz;
 use futures_util::stream;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::session::Viewer;
-use super::site_clock::{DATE_TIME, TIME_OF_DAY, on_clock};
-use super::{Chrome, PageError, Section, page};
-use crate::event_log::{EventFilter, recent};
+use super::kit::session::Viewer;
+use super::kit::site_clock::{DATE_TIME, TIME_OF_DAY, on_clock};
+use super::kit::{Chrome, PageError, Section, page};
+use crate::app::state::AppState;
 use crate::policy::Snapshot;
-use crate::web::AppState;
+use crate::store::event_log::{EventFilter, recent};
 use crate::web::event_routes::EventView;
 
 /// Offline readers named on the dashboard; the rest are counted.
@@ -178,7 +178,7 @@ const ALARMS_SHOWN: i64 = 20;
 async fn alarms_panel(state: &AppState, chrome: &Chrome) -> Result<AlarmsPanel, PageError> {
     let now = state.clock.now();
     let rows = state
-        .read(move |conn| Ok(crate::alarms::open(conn, now, ALARMS_SHOWN)?))
+        .read(move |conn| Ok(crate::readers::alarms::open(conn, now, ALARMS_SHOWN)?))
         .await?;
     let snapshot = state.live.snapshot();
     Ok(AlarmsPanel {
@@ -309,9 +309,10 @@ pub struct AckForm {
 /// POST /alarms/acknowledge
 pub async fn acknowledge(
     state: web::Data<AppState>,
-    posted: super::session::Posted<AckForm>,
+    posted: super::kit::session::Posted<AckForm>,
 ) -> Result<HttpResponse, PageError> {
-    let actor = posted.viewer.may_change_policy()?.username.clone();
+    posted.viewer.may_change_policy()?;
+    let provenance = posted.viewer.provenance();
     let ids: Vec<i64> = posted
         .form
         .ids
@@ -324,11 +325,14 @@ pub async fn acknowledge(
     let now = state.clock.now();
     state
         .write(move |conn| {
-            let ctx = crate::entities::ChangeContext { actor: &actor, now };
-            Ok(crate::alarms::acknowledge(conn, &ids, &ctx)?)
+            let ctx = crate::entities::ChangeContext {
+                provenance: &provenance,
+                now,
+            };
+            Ok(crate::readers::alarms::acknowledge(conn, &ids, &ctx)?)
         })
         .await?;
-    Ok(super::see_other("/"))
+    Ok(super::kit::see_other("/"))
 }
 
 /// How often a feed says it is alive, so proxies and browsers keep it open, and checks
@@ -357,7 +361,7 @@ fn feed_tick() -> Duration {
 /// What a live feed holds while it is open: the event subscription, and the session it was
 /// opened on, which it must not outlive.
 struct FeedWatch {
-    receiver: tokio::sync::broadcast::Receiver<std::sync::Arc<crate::event_log::Recorded>>,
+    receiver: tokio::sync::broadcast::Receiver<std::sync::Arc<crate::store::event_log::Recorded>>,
     state: web::Data<AppState>,
     /// The session cookie the feed was opened with.
     secret: String,
@@ -373,7 +377,7 @@ impl FeedWatch {
     /// tick, never one per event. A failed read counts as ended: the browser reconnects at
     /// once and is let in again only on a live session.
     async fn session_live(&self, ticked: bool) -> bool {
-        use super::session::Standing;
+        use crate::identity::sessions::Standing;
         let now = self.state.clock.now();
         match self.state.sessions.standing(&self.secret, now) {
             Standing::Live => true,
@@ -400,7 +404,7 @@ pub async fn feed(
 ) -> HttpResponse {
     let tz = Chrome::new(&state, &viewer, Section::Dashboard).timezone;
     let secret = req
-        .cookie(super::session::SESSION_COOKIE)
+        .cookie(super::kit::session::SESSION_COOKIE)
         .map(|c| c.value().to_owned())
         .unwrap_or_default();
     let watch = FeedWatch {

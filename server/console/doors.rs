@@ -7,17 +7,18 @@ use askama::Template;
 use chrono_tz::Tz;
 use serde::Deserialize;
 
-use super::listing::{ListQuery, Paged};
-use super::saved::{self, SavedQuery};
-use super::session::{Posted, Viewer};
-use super::{Chrome, PageError, Problems, Section, page, page_with_status, see_other};
+use super::kit::listing::{ListQuery, Paged};
+use super::kit::saved::{self, SavedQuery};
+use super::kit::session::{Posted, Viewer};
+use super::kit::{Chrome, PageError, Problems, Section, page, page_with_status, see_other};
+use crate::app::state::AppState;
 use crate::entities::doors::{DoorFilter, DoorInput, DoorView, Doors};
 use crate::entities::readers::{ReaderFilter, ReaderInput, ReaderView, Readers};
 use crate::entities::sites::{SiteView, Sites};
 use crate::entities::zones::Zones;
 use crate::entities::{self, Entity, FieldErrors, Page};
-use crate::reader_health::ReaderHealth;
-use crate::web::AppState;
+use crate::readers::health::ReaderHealth;
+use crate::store::history::SwipesOf;
 use crate::web::error::ApiError;
 
 /// One door as the list shows it.
@@ -268,14 +269,16 @@ async fn render_door(
     let (door_state, alarm) = door_state(state, id, &chrome, door_tz);
     let heatmap = super::activity_heatmap(
         state,
-        super::activity::Scope::Door(id),
+        chrome.history_scope(),
+        SwipesOf::Door(id),
         &format!("When {} is used", door.name),
         door_tz,
     )
     .await?;
     let traffic = super::daily_traffic(
         state,
-        super::activity::Scope::Door(id),
+        chrome.history_scope(),
+        SwipesOf::Door(id),
         &format!("{}: swipes per day", door.name),
         door_tz,
     )
@@ -287,7 +290,7 @@ async fn render_door(
         let snapshot = state.live.snapshot();
         let site = snapshot.zone(door.zone_id).map(|z| z.site_id);
         (
-            site.map(|site| super::policy_pages::site_zones(&snapshot, site))
+            site.map(|site| super::policy::zones::site_zones(&snapshot, site))
                 .unwrap_or_default(),
             snapshot.sites().len() > 1,
         )
@@ -467,6 +470,7 @@ pub async fn unlock(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
     let actor = posted.viewer.may_change_policy()?.username.clone();
+    let provenance = posted.viewer.provenance();
     let id = id.into_inner();
     let door = state
         .live
@@ -488,16 +492,16 @@ pub async fn unlock(
         .unlock_for(id, chrono::Duration::seconds(seconds), &actor)
         .await
         .map_err(|e| match e {
-            crate::hub::UnlockError::Log(e) => PageError::Internal(e.to_string()),
+            crate::readers::hub::UnlockError::Log(e) => PageError::Internal(e.to_string()),
             refused => PageError::Conflict(format!("{}: {refused}.", door.name)),
         })?;
     let now = state.clock.now();
     state
         .write(move |conn| {
-            crate::audit::append(
+            crate::store::audit::append(
                 conn,
-                &crate::audit::AuditEntry {
-                    actor: &actor,
+                &crate::store::audit::AuditEntry {
+                    provenance: &provenance,
                     action: "unlock",
                     entity: "door",
                     entity_id: Some(id.to_string()),

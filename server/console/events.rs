@@ -9,13 +9,13 @@ use futures_util::stream;
 use serde::Deserialize;
 
 use super::dashboard::FeedItem;
+use super::kit::session::Viewer;
+use super::kit::{Chrome, PageError, Problems, Section, page, page_with_status};
 use super::people::end_of_day;
-use super::session::Viewer;
-use super::{Chrome, PageError, Problems, Section, page, page_with_status};
+use crate::app::state::AppState;
 use crate::entities::FieldErrors;
-use crate::event_log::{EventFilter, EventKind, recent};
 use crate::policy::Snapshot;
-use crate::web::AppState;
+use crate::store::event_log::{EventFilter, EventKind, recent};
 use crate::web::event_routes::EventView;
 
 const PAGE_SIZE: i64 = 50;

@@ -5,11 +5,12 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::session::{Posted, Viewer};
-use super::{Chrome, PageError, Section, page, see_other};
+use super::kit::session::{Posted, Viewer};
+use super::kit::{Chrome, PageError, Section, page, see_other};
+use crate::app::state::AppState;
 use crate::entities::sites::{SiteFilter, SiteInput, SiteView, Sites};
 use crate::entities::{self, ChangeContext, Entity, Page};
-use crate::web::AppState;
+use crate::identity::provenance::Provenance;
 use crate::web::error::ApiError;
 
 #[derive(Template)]
@@ -58,14 +59,17 @@ pub struct LockdownForm {
 
 async fn set_lockdown(
     state: &AppState,
-    actor: String,
+    provenance: Provenance,
     site_id: Option<i64>,
     on: bool,
 ) -> Result<(), PageError> {
     let now = state.clock.now();
     state
         .change(move |conn| {
-            let ctx = ChangeContext { actor: &actor, now };
+            let ctx = ChangeContext {
+                provenance: &provenance,
+                now,
+            };
             let (sites, _) = Sites::list(
                 conn,
                 &SiteFilter::default(),
@@ -110,9 +114,10 @@ pub async fn start(
     state: web::Data<AppState>,
     posted: Posted<LockdownForm>,
 ) -> Result<HttpResponse, PageError> {
-    let actor = posted.viewer.may_change_policy()?.username.clone();
+    posted.viewer.may_change_policy()?;
+    let provenance = posted.viewer.provenance();
     if posted.form.confirm.is_none() {
-        return super::page_with_status(
+        return super::kit::page_with_status(
             actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
             &LockdownPage {
                 chrome: Chrome::new(&state, &posted.viewer, Section::Lockdown),
@@ -121,7 +126,7 @@ pub async fn start(
             },
         );
     }
-    set_lockdown(&state, actor, posted.form.site_id, true).await?;
+    set_lockdown(&state, provenance, posted.form.site_id, true).await?;
     tracing::warn!("lockdown started from the console");
     Ok(see_other("/lockdown"))
 }
@@ -131,8 +136,9 @@ pub async fn end(
     state: web::Data<AppState>,
     posted: Posted<LockdownForm>,
 ) -> Result<HttpResponse, PageError> {
-    let actor = posted.viewer.may_change_policy()?.username.clone();
-    set_lockdown(&state, actor, posted.form.site_id, false).await?;
+    posted.viewer.may_change_policy()?;
+    let provenance = posted.viewer.provenance();
+    set_lockdown(&state, provenance, posted.form.site_id, false).await?;
     tracing::warn!("lockdown ended from the console");
     Ok(see_other("/lockdown"))
 }

@@ -9,9 +9,10 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 
 use super::dashboard::FeedItem;
-use super::saved::{self, SavedQuery};
-use super::session::{Posted, Viewer};
-use super::{Chrome, PageError, Problems, Section, page, page_with_status, see_other};
+use super::kit::saved::{self, SavedQuery};
+use super::kit::session::{Posted, Viewer};
+use super::kit::{Chrome, PageError, Problems, Section, page, page_with_status, see_other};
+use crate::app::state::AppState;
 use crate::entities::credentials::{
     CredentialFilter, CredentialInput, CredentialView, Credentials,
 };
@@ -21,9 +22,8 @@ use crate::entities::entitlements::{
 use crate::entities::levels::{LevelFilter, Levels};
 use crate::entities::people::{People, PersonFilter, PersonInput, PersonView};
 use crate::entities::{self, ChangeContext, ChangeError, Entity, FieldErrors, Page};
-use crate::event_log::{EventFilter, recent};
 use crate::policy::{PeopleQuery, PersonStatus, Snapshot};
-use crate::web::AppState;
+use crate::store::event_log::{EventFilter, recent};
 use crate::web::error::ApiError;
 use crate::web::event_routes::EventView;
 
@@ -57,8 +57,8 @@ impl ListPage {
     fn page_href(&self, page: &i64) -> String {
         format!(
             "/people?q={}&status={}&page={page}",
-            super::percent_encode_query(&self.q),
-            super::percent_encode_query(&self.status)
+            super::kit::percent_encode_query(&self.q),
+            super::kit::percent_encode_query(&self.status)
         )
     }
 }
@@ -424,6 +424,7 @@ async fn render_person(
     let chrome = Chrome::new(state, viewer, Section::People);
     let heatmap = super::person_heatmap(
         state,
+        chrome.history_scope(),
         id,
         &format!("When {} badges", person.name),
         chrome.timezone,

@@ -1,13 +1,15 @@
 //! Settings: how this appliance is configured (listeners, database, brokers, retention,
-//! sessions; no secrets), what it runs, and how an installer changes it.
+//! sessions; no secrets), what it runs (its jobs and their last runs), and how an
+//! installer changes it.
 
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use chrono::{DateTime, Utc};
 
-use super::session::Viewer;
-use super::{Chrome, PageError, Section, page};
-use crate::web::AppState;
+use super::kit::session::Viewer;
+use super::kit::{Chrome, PageError, Section, page};
+use crate::app::jobs::{Instances, JobView, RunOutcome};
+use crate::app::state::AppState;
 
 #[derive(Template)]
 #[template(path = "settings.html")]
@@ -21,10 +23,14 @@ struct SettingsPage {
     doors: usize,
     readers: usize,
     sites: Vec<(String, String, bool)>,
+    jobs: Vec<JobView>,
 }
 
 /// GET /settings
 pub async fn show(state: web::Data<AppState>, viewer: Viewer) -> Result<HttpResponse, PageError> {
+    let stored = state
+        .read(|conn| Ok(crate::app::jobs::stored_runs(conn)?))
+        .await?;
     let snapshot = state.live.snapshot();
     let counts = snapshot.counts();
     page(&SettingsPage {
@@ -41,5 +47,6 @@ pub async fn show(state: web::Data<AppState>, viewer: Viewer) -> Result<HttpResp
             .iter()
             .map(|s| (s.name.clone(), s.timezone.clone(), s.lockdown))
             .collect(),
+        jobs: state.jobs.views(&stored),
     })
 }

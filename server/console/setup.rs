@@ -9,22 +9,21 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::session::{self, Sessions, session_cookie};
-use super::{PageError, page_with_status, see_other};
-use crate::admins::{self, AdminInput, Role};
-use crate::audit::{self, AuditEntry};
+use super::kit::session::{self, session_cookie};
+use super::kit::{PageError, page_with_status, see_other};
+use crate::app::state::AppState;
 use crate::config::Config;
 use crate::entities::{ChangeContext, ChangeError};
-use crate::secret::constant_time_eq;
+use crate::identity::admins::{self, AdminInput, Role};
+use crate::identity::provenance::Provenance;
+use crate::identity::secret::constant_time_eq;
+use crate::identity::sessions::Sessions;
 use crate::store::DbPool;
-use crate::web::AppState;
+use crate::store::audit::{self, AuditEntry};
 use crate::web::error::ApiError;
 
 /// The file in the data folder that holds the setup code while no admin exists.
 pub const SETUP_CODE_FILE: &str = "first-admin-code";
-
-/// Who the audit log says made the first admin.
-const SETUP_ACTOR: &str = "first-admin setup";
 
 fn code_path(config: &Config) -> PathBuf {
     config.data_dir.join(SETUP_CODE_FILE)
@@ -185,7 +184,7 @@ pub async fn submit(
                 username,
                 vec![format!(
                     "Too many wrong setup codes from this computer. {}",
-                    crate::web::throttle::Throttle::wait_words(wait)
+                    crate::identity::throttle::Throttle::wait_words(wait)
                 )],
             );
         }
@@ -235,8 +234,9 @@ pub async fn submit(
             if admins::count_admins(conn)? > 0 {
                 return Ok(Err(Refusal::Done));
             }
+            let provenance = Provenance::setup_code();
             let ctx = ChangeContext {
-                actor: SETUP_ACTOR,
+                provenance: &provenance,
                 now,
             };
             let view = match admins::create_admin(conn, &input, &ctx) {
@@ -259,12 +259,13 @@ pub async fn submit(
                 username: view.username.clone(),
                 role: Role::Admin,
             };
+            let signed_in = Provenance::console(&identity);
             let (secret, _) = app.sessions.open(conn, identity, now, &remote)?;
             // The setup signs the new admin in: recorded like any other console sign-in.
             audit::append(
                 conn,
                 &AuditEntry {
-                    actor: &view.username,
+                    provenance: &signed_in,
                     action: "sign_in",
                     entity: "session",
                     entity_id: None,

@@ -8,15 +8,17 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::session::{self, Posted, SESSION_COOKIE, Sessions, Viewer, session_cookie};
-use super::{PageError, page_with_status, see_other};
-use crate::admins::{self, SignIn};
-use crate::audit::{self, AuditEntry};
-use crate::secret::{Lane, SecretError};
-use crate::web::AppState;
+use super::kit::session::{self, Posted, SESSION_COOKIE, Viewer, session_cookie};
+use super::kit::{PageError, page_with_status, see_other};
+use crate::app::state::AppState;
+use crate::identity::admins::{self, SignIn};
+use crate::identity::provenance::Provenance;
+use crate::identity::secret::{Lane, SecretError};
+use crate::identity::sessions::Sessions;
+use crate::identity::throttle::Throttle;
+use crate::store::audit::{self, AuditEntry};
 use crate::web::client_addr::client_addr;
 use crate::web::error::ApiError;
-use crate::web::throttle::Throttle;
 
 #[derive(Template)]
 #[template(path = "sign_in.html")]
@@ -159,9 +161,9 @@ pub async fn submit(
     let check = {
         let subject = subject.clone();
         let password = form.password.clone();
-        crate::secret::pool()
+        crate::identity::secret::pool()
             .run(Lane::General, move || {
-                crate::secret::verify_secret(subject.hash_to_check(), &password)
+                crate::identity::secret::verify_secret(subject.hash_to_check(), &password)
             })
             .await
     };
@@ -198,7 +200,7 @@ pub async fn submit(
                     audit::append(
                         conn,
                         &AuditEntry {
-                            actor: &identity.username,
+                            provenance: &Provenance::console(identity),
                             action: "sign_in",
                             entity: "session",
                             entity_id: None,
@@ -279,6 +281,7 @@ pub async fn sign_out(
 ) -> Result<HttpResponse, PageError> {
     let secret = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
     let username = posted.viewer.identity().username.clone();
+    let provenance = posted.viewer.provenance();
     let now = state.clock.now();
     let app = state.clone();
     state
@@ -289,7 +292,7 @@ pub async fn sign_out(
             audit::append(
                 conn,
                 &AuditEntry {
-                    actor: &username,
+                    provenance: &provenance,
                     action: "sign_out",
                     entity: "session",
                     entity_id: None,

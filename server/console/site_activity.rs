@@ -6,10 +6,11 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use chrono_tz::Tz;
 
-use super::activity::Scope;
-use super::session::Viewer;
-use super::{Chrome, PageError, Section, activity_heatmap, daily_traffic, page, site_clock};
-use crate::web::AppState;
+use super::kit::session::Viewer;
+use super::kit::{Chrome, PageError, Section, page, site_clock};
+use super::{activity_heatmap, daily_traffic};
+use crate::app::state::AppState;
+use crate::store::history::SwipesOf;
 
 /// One site's charts, where sites keep different time.
 struct SiteCharts {
@@ -34,9 +35,18 @@ struct ActivityPage {
 pub async fn show(state: web::Data<AppState>, viewer: Viewer) -> Result<HttpResponse, PageError> {
     let chrome = Chrome::new(&state, &viewer, Section::Activity);
     let tz = chrome.timezone;
+    let scope = chrome.history_scope();
     if !chrome.clocks_differ() {
-        let heatmap = activity_heatmap(&state, Scope::Site, "When people badge", tz).await?;
-        let traffic = daily_traffic(&state, Scope::Site, "Swipes per day, whole site", tz).await?;
+        let heatmap =
+            activity_heatmap(&state, scope, SwipesOf::Site, "When people badge", tz).await?;
+        let traffic = daily_traffic(
+            &state,
+            scope,
+            SwipesOf::Site,
+            "Swipes per day, whole site",
+            tz,
+        )
+        .await?;
         return page(&ActivityPage {
             chrome,
             heatmap,
@@ -52,14 +62,16 @@ pub async fn show(state: web::Data<AppState>, viewer: Viewer) -> Result<HttpResp
             .map_or_else(|| format!("site {site_id}"), |s| s.name.clone());
         let heatmap = activity_heatmap(
             &state,
-            Scope::Doors(doors.clone()),
+            scope,
+            SwipesOf::Doors(doors.clone()),
             &format!("When people badge at {name}"),
             tz,
         )
         .await?;
         let traffic = daily_traffic(
             &state,
-            Scope::Doors(doors),
+            scope,
+            SwipesOf::Doors(doors),
             &format!("Swipes per day, {name}"),
             tz,
         )

@@ -7,13 +7,13 @@ use chrono::{NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
 
-use super::session::Viewer;
-use super::{Chrome, PageError, Problems, Section, page_with_status};
+use super::kit::session::Viewer;
+use super::kit::{Chrome, PageError, Problems, Section, page_with_status};
+use crate::app::state::AppState;
 use crate::entities::people::{People, PersonFilter};
 use crate::entities::{Entity, FieldErrors, Page};
-use crate::explain::{DoorQuery, SubjectQuery, answer};
 use crate::policy::explain::Explanation;
-use crate::web::AppState;
+use crate::policy::explain_query::{DoorQuery, SubjectQuery, answer};
 
 #[derive(Deserialize, Default)]
 pub struct WhyQuery {

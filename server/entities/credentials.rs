@@ -7,7 +7,8 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ChangeContext, ChangeError, Entity, FieldErrors, Page, require_ref, stored, utc};
+use super::{ChangeContext, ChangeError, Entity, FieldErrors, Page, require_ref};
+use crate::clock::{stored, utc};
 use crate::policy::{CredentialKey, CredentialStatus};
 use crate::store::DbConnection;
 use crate::store::rows::CredentialRow;
@@ -220,13 +221,16 @@ impl Entity for Credentials {
             if input.pin.is_some() {
                 errors.add("pin_hash", "give a PIN or its hash, not both");
             }
-            if !crate::secret::is_acceptable_hash(hash) {
+            if !crate::identity::secret::is_acceptable_hash(hash) {
                 errors.add(
                     "pin_hash",
                     "must be an argon2id PHC string as written by `gatehouse export`, \
                      with a cost between OWASP's minimum and 256 MiB",
                 );
-            } else if crate::secret::is_foreign_pin_hash(crate::appliance_key::installed(), hash) {
+            } else if crate::identity::secret::is_foreign_pin_hash(
+                crate::identity::appliance_key::installed(),
+                hash,
+            ) {
                 errors.add(
                     "pin_hash",
                     "was keyed with another appliance's key, so no PIN can match it here: \
@@ -283,9 +287,10 @@ impl Entity for Credentials {
             None => input.pin_hash.map(Some),
             Some("") => Some(None),
             Some(pin) => Some(Some(
-                crate::secret::hash_pin(crate::appliance_key::installed(), pin).map_err(|e| {
-                    ChangeError::invalid("pin", format!("could not be hashed: {e}"))
-                })?,
+                crate::identity::secret::hash_pin(crate::identity::appliance_key::installed(), pin)
+                    .map_err(|e| {
+                        ChangeError::invalid("pin", format!("could not be hashed: {e}"))
+                    })?,
             )),
         };
         let now = ctx.stamp();
@@ -340,7 +345,11 @@ impl Entity for Credentials {
         let same = match (input.pin.as_deref(), input.pin_hash.as_deref(), &stored) {
             (Some(""), None, None) => true,
             (Some(pin), None, Some(hash)) if !pin.is_empty() => {
-                crate::secret::verify_pin(crate::appliance_key::installed(), hash, pin)
+                crate::identity::secret::verify_pin(
+                    crate::identity::appliance_key::installed(),
+                    hash,
+                    pin,
+                )
             }
             (None, Some(new_hash), Some(hash)) => new_hash == hash,
             _ => false,

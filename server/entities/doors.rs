@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
-    ChangeContext, ChangeError, Entity, FieldErrors, Page, like_pattern, lower, require_ref, utc,
+    ChangeContext, ChangeError, Entity, FieldErrors, Page, like_pattern, lower, require_ref,
 };
+use crate::clock::utc;
 use crate::policy::{DoorMode, Sensitivity};
 use crate::store::DbConnection;
 use crate::store::rows::DoorRow;

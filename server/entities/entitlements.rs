@@ -7,7 +7,8 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ChangeContext, ChangeError, Entity, FieldErrors, Page, require_ref, stored, utc};
+use super::{ChangeContext, ChangeError, Entity, FieldErrors, Page, require_ref};
+use crate::clock::{stored, utc};
 use crate::store::DbConnection;
 use crate::store::rows::EntitlementRow;
 use crate::store::schema::{access_levels, entitlements, people};
@@ -140,7 +141,7 @@ impl Entity for Entitlements {
             None => Ok(diesel::insert_into(entitlements::table)
                 .values((
                     values,
-                    entitlements::granted_by.eq(ctx.actor),
+                    entitlements::granted_by.eq(ctx.provenance.actor()),
                     entitlements::granted_at.eq(ctx.stamp()),
                 ))
                 .returning(entitlements::id)

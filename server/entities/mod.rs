@@ -20,8 +20,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::audit::{self, AuditEntry};
+use crate::identity::provenance::Provenance;
 use crate::store::DbConnection;
+use crate::store::audit::{self, AuditEntry};
 
 /// Per-field validation messages, keyed by the field's name in the input.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, ToSchema)]
@@ -166,10 +167,11 @@ pub struct Listing<T> {
     pub limit: i64,
 }
 
-/// Who makes a change and when; carried into the audit log and `granted_by` fields.
+/// Who makes a change (who asked, who approved, through what) and when; carried into the
+/// audit log, and as its actor text into `granted_by` fields.
 #[derive(Debug, Clone)]
 pub struct ChangeContext<'a> {
-    pub actor: &'a str,
+    pub provenance: &'a Provenance,
     pub now: DateTime<Utc>,
 }
 
@@ -333,7 +335,7 @@ fn record<E: Entity>(
     audit::append(
         conn,
         &AuditEntry {
-            actor: ctx.actor,
+            provenance: ctx.provenance,
             action,
             entity: E::NAME,
             entity_id: Some(id.to_string()),
@@ -447,16 +449,6 @@ pub fn list<E: Entity>(
 /// Reads one entity or says it does not exist.
 pub fn get<E: Entity>(conn: &mut DbConnection, id: i64) -> Result<E::View, ChangeError> {
     E::get(conn, id)?.ok_or_else(|| not_found::<E>(id))
-}
-
-/// Stored UTC time to an API time.
-pub fn utc(t: NaiveDateTime) -> DateTime<Utc> {
-    t.and_utc()
-}
-
-/// API time to stored UTC time.
-pub fn stored(t: DateTime<Utc>) -> NaiveDateTime {
-    t.naive_utc().trunc_subsecs(6)
 }
 
 /// Adds a "does not exist" error when `exists` is false.

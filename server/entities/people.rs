@@ -9,8 +9,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{
     ChangeContext, ChangeError, Entity, FieldErrors, Page, like_pattern, lower, require_ref,
-    stored, utc,
 };
+use crate::clock::{stored, utc};
 use crate::policy::PersonStatus;
 use crate::store::DbConnection;
 use crate::store::rows::PersonRow;

@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
-    ChangeContext, ChangeError, Entity, FieldErrors, Page, like_pattern, lower, require_ref, utc,
+    ChangeContext, ChangeError, Entity, FieldErrors, Page, like_pattern, lower, require_ref,
 };
+use crate::clock::utc;
 use std::sync::RwLock;
 
 use gatehouse_drivers::networks::Networks;
@@ -380,7 +381,7 @@ impl Entity for Readers {
             .first(conn)
             .optional()?;
         match stored {
-            Some(stored) if crate::secret::constant_time_eq(&stored, given) => {
+            Some(stored) if crate::identity::secret::constant_time_eq(&stored, given) => {
                 input.secret = None;
                 Ok(Vec::new())
             }

@@ -5,7 +5,8 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ChangeContext, ChangeError, Entity, FieldErrors, Page, like_pattern, lower, utc};
+use super::{ChangeContext, ChangeError, Entity, FieldErrors, Page, like_pattern, lower};
+use crate::clock::utc;
 use crate::store::DbConnection;
 use crate::store::rows::SiteRow;
 use crate::store::schema::sites;

@@ -634,7 +634,11 @@ pub(super) fn check_pin(
                 credential_id: c.id,
             }),
             Some(hash)
-                if crate::secret::verify_pin(crate::appliance_key::installed(), hash, pin) =>
+                if crate::identity::secret::verify_pin(
+                    crate::identity::appliance_key::installed(),
+                    hash,
+                    pin,
+                ) =>
             {
                 PinCheck::Verified
             }
@@ -1087,7 +1091,7 @@ mod tests {
 
     #[test]
     fn card_and_pin() {
-        let pin_hash = crate::secret::hash_secret("4821").unwrap();
+        let pin_hash = crate::identity::secret::hash_secret("4821").unwrap();
         let snap = building()
             .person(1)
             .card(11, 1, "01")

@@ -688,7 +688,7 @@ mod tests {
     /// Explain must tell the same story as decide, whatever the scenario.
     #[test]
     fn agrees_with_decide_everywhere() {
-        let pin_hash = crate::secret::hash_secret("4821").unwrap();
+        let pin_hash = crate::identity::secret::hash_secret("4821").unwrap();
         let f = building()
             .person(1)
             .card(11, 1, "01")

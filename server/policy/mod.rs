@@ -1,9 +1,10 @@
-//! The access-decision engine: policy model, compiled snapshot, schedules, anti-passback
-//! state, the pure `decide` function and its human-readable `explain`.
+//! The access decision, pure: the policy model, its compiled snapshot and schedules,
+//! anti-passback state, `decide`, its trace `explain`, and "why?" asked by names.
 
 pub mod decide;
 pub mod directory;
 pub mod explain;
+pub mod explain_query;
 pub mod model;
 pub mod presence;
 pub mod schedule;

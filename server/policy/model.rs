@@ -75,7 +75,7 @@ pub struct Credential {
     pub id: i64,
     pub person_id: i64,
     pub key: CredentialKey,
-    /// argon2id PHC string (see `crate::secret`); never the PIN itself.
+    /// argon2id PHC string (see `crate::identity::secret`); never the PIN itself.
     pub pin_hash: Option<String>,
     pub status: CredentialStatus,
     pub valid_until: Option<DateTime<Utc>>,

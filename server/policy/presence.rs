@@ -58,7 +58,8 @@ impl Presence {
         self.last.retain(|(p, _), _| *p != person_id);
     }
 
-    /// Forgets everyone (e.g. a nightly reset, or after an evacuation).
+    /// Forgets everyone (after an evacuation, say). No nightly reset is performed yet:
+    /// nothing calls this, and presence lasts until the appliance restarts.
     pub fn clear(&mut self) {
         self.last.clear();
     }

@@ -88,29 +88,10 @@ impl Interval {
 /// Validates one window: its cron expression (see the module docs for the accepted forms)
 /// and its duration in minutes (1 to 10080).
 pub fn parse_window(expression: &str, duration_min: u32) -> Result<ParsedWindow, ScheduleError> {
-    let invalid = |reason: String| ScheduleError::InvalidCron {
+    let cron = parse_cron(expression).map_err(|reason| ScheduleError::InvalidCron {
         expression: expression.to_owned(),
         reason,
-    };
-    let fields: Vec<&str> = expression.split_whitespace().collect();
-    let crate_form = match fields.as_slice() {
-        [] => return Err(invalid("it is empty".into())),
-        [shorthand] if shorthand.starts_with('@') => (*shorthand).to_owned(),
-        [minute, hour, dom, month, dow] => {
-            let dow = standard_days_of_week(dow).map_err(invalid)?;
-            format!("0 {minute} {hour} {dom} {month} {dow}")
-        }
-        [_, _, _, _, _, _] | [_, _, _, _, _, _, _] => fields.join(" "),
-        other => {
-            return Err(invalid(format!(
-                "it has {} fields, expected 5 (or the 6/7-field form with seconds and year)",
-                other.len()
-            )));
-        }
-    };
-    let cron: cron::Schedule = crate_form
-        .parse()
-        .map_err(|e: cron::error::Error| invalid(e.to_string()))?;
+    })?;
     if !(1..=MAX_WINDOW_MINUTES).contains(&duration_min) {
         return Err(ScheduleError::Duration {
             expression: expression.to_owned(),
@@ -132,6 +113,35 @@ pub fn parse_window(expression: &str, duration_min: u32) -> Result<ParsedWindow,
         source: expression.to_owned(),
         cron,
         duration: TimeDelta::minutes(i64::from(duration_min)),
+    })
+}
+
+/// Reads a cron expression in the forms the module docs describe (standard 5 fields,
+/// the `cron` crate's 6/7 fields with seconds, `@daily` …); the error is the reason alone,
+/// for the caller to say what the expression was for. The appliance's jobs use it too.
+pub fn parse_cron(expression: &str) -> Result<cron::Schedule, String> {
+    let fields: Vec<&str> = expression.split_whitespace().collect();
+    let crate_form = match fields.as_slice() {
+        [] => return Err("it is empty".into()),
+        [shorthand] if shorthand.starts_with('@') => (*shorthand).to_owned(),
+        [minute, hour, dom, month, dow] => {
+            let dow = standard_days_of_week(dow)?;
+            format!("0 {minute} {hour} {dom} {month} {dow}")
+        }
+        [_, _, _, _, _, _] | [_, _, _, _, _, _, _] => fields.join(" "),
+        other => {
+            return Err(format!(
+                "it has {} fields, expected 5 (or the 6/7-field form with seconds and year)",
+                other.len()
+            ));
+        }
+    };
+    crate_form.parse().map_err(|e: cron::error::Error| {
+        // The crate's text repeats the expression (in its own 6-field form, which the
+        // admin did not type) over a caret line; its last line says what is wrong.
+        let text = e.to_string();
+        let reason = text.lines().rev().map(str::trim).find(|l| !l.is_empty());
+        reason.unwrap_or(&text).to_owned()
     })
 }
 
@@ -686,6 +696,7 @@ mod tests {
         let err = parse_window("0 25 * * *", 60).unwrap_err();
         assert!(matches!(err, ScheduleError::InvalidCron { .. }));
         assert!(err.to_string().contains("'0 25 * * *'"), "{err}");
+        assert!(!err.to_string().contains('\n'), "{err}");
         let err = parse_window("0 8 * *", 60).unwrap_err();
         assert!(err.to_string().contains("4 fields"), "{err}");
         let err = parse_window("0 8 * * Mon-Fry", 60).unwrap_err();

@@ -1,7 +1,10 @@
 //! Storage: the connection pool over SQLite or PostgreSQL (chosen by the database URL),
-//! embedded migrations, and the row types and queries of every table.
+//! embedded migrations, the row types, the event log and the audit chain.
 
+pub mod audit;
 pub mod checkpoint;
+pub mod event_log;
+pub mod history;
 pub mod load;
 pub mod rows;
 pub mod schema;
@@ -540,5 +543,104 @@ mod tests {
         before_it(&mut forged);
         forged.batch_execute(&insert(0, 1)).unwrap();
         assert!(forged.run_pending_migrations(SQLITE_MIGRATIONS).is_err());
+    }
+
+    /// The provenance migration maps the actor of every earlier entry as
+    /// `Provenance::from_recorded_actor` does (which `audit verify` checks them against),
+    /// keeps their hashes at version 1, and makes every earlier token full.
+    #[test]
+    fn the_provenance_migration_reads_earlier_actors_and_keeps_tokens_full() {
+        use crate::identity::provenance::Provenance;
+        use crate::store::rows::AuditRow;
+        use crate::store::schema::{api_tokens, audit_log};
+        use diesel::prelude::*;
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        conn.run_pending_migrations(SQLITE_MIGRATIONS).unwrap();
+        loop {
+            let reverted = conn.revert_last_migration(SQLITE_MIGRATIONS).unwrap();
+            if reverted
+                .to_string()
+                .replace('-', "")
+                .starts_with("20261209000020")
+            {
+                break;
+            }
+        }
+        let actors = [
+            "root",
+            "cli:alice",
+            "sign-in lockout",
+            "first-admin setup",
+            "CLI:shouting",
+        ];
+        for (i, actor) in actors.iter().enumerate() {
+            conn.batch_execute(&format!(
+                "INSERT INTO audit_log (seq, at, actor, action, entity, summary, prev_hash, \
+                 hash) VALUES ({}, '2026-12-01 08:00:00', '{actor}', 'create', 'person', 's', \
+                 'p', 'h')",
+                i + 1
+            ))
+            .unwrap();
+        }
+        conn.batch_execute(
+            "INSERT INTO admin_users (username, password_hash, role, disabled, created_at, \
+             updated_at) VALUES ('root', 'x', 'admin', 0, '2026-12-01 08:00:00', \
+             '2026-12-01 08:00:00'); \
+             INSERT INTO api_tokens (admin_user_id, name, token_hash, created_at, revoked) \
+             VALUES (1, 'ci', 'd', '2026-12-01 08:00:00', 0)",
+        )
+        .unwrap();
+        conn.run_pending_migrations(SQLITE_MIGRATIONS).unwrap();
+        let rows: Vec<AuditRow> = audit_log::table
+            .order(audit_log::seq)
+            .select(AuditRow::as_select())
+            .load(&mut conn)
+            .unwrap();
+        assert_eq!(rows.len(), actors.len());
+        for row in &rows {
+            assert_eq!(row.hash_version, 1, "{}", row.actor);
+            assert_eq!(
+                row.provenance,
+                Provenance::from_recorded_actor(&row.actor).columns(),
+                "{}",
+                row.actor
+            );
+        }
+        let read: Vec<String> = rows
+            .iter()
+            .map(|row| {
+                Provenance::from_columns(&row.provenance, &row.actor).requester_text()
+                    + " / "
+                    + &Provenance::from_columns(&row.provenance, &row.actor).channel_text()
+            })
+            .collect();
+        assert_eq!(
+            read,
+            [
+                "root / not recorded",
+                "CLI user alice / CLI",
+                "the appliance (sign-in lockout) / console",
+                "the holder of the first-admin setup code / console",
+                "CLI:shouting / not recorded",
+            ]
+        );
+        let scopes: Vec<String> = api_tokens::table
+            .select(api_tokens::scope)
+            .load(&mut conn)
+            .unwrap();
+        assert_eq!(scopes, ["full"]);
+        // And back (with any migration after it).
+        while !conn
+            .revert_last_migration(SQLITE_MIGRATIONS)
+            .unwrap()
+            .to_string()
+            .replace('-', "")
+            .starts_with("20261209000020")
+        {}
+        let scopes: Vec<String> = api_tokens::table
+            .select(api_tokens::name)
+            .load(&mut conn)
+            .unwrap();
+        assert_eq!(scopes, ["ci"], "the tokens stay, without their scope");
     }
 }

@@ -185,6 +185,8 @@ pub struct ApiTokenRow {
     pub expires_at: Option<NaiveDateTime>,
     pub last_used_at: Option<NaiveDateTime>,
     pub revoked: bool,
+    /// `read_only` or `full` (`admins::TokenScope`).
+    pub scope: String,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -204,6 +206,28 @@ pub struct AuditRow {
     pub hash: String,
     /// Chained with the appliance key (HMAC-SHA256); false for entries made before.
     pub keyed: bool,
+    #[diesel(embed)]
+    pub provenance: ProvenanceColumns,
+    /// Which fields the hash covers: 1 before provenance was recorded, 2 with it
+    /// (`audit::HASH_VERSION`).
+    pub hash_version: i32,
+}
+
+/// An audit entry's provenance as stored (`provenance::Provenance` is the typed value):
+/// who asked (a kind, and the id and name that kind has), on whose behalf (a token's
+/// admin), who approved it, and through what.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_log)]
+pub struct ProvenanceColumns {
+    pub requested_by_kind: String,
+    pub requested_by_id: Option<i64>,
+    pub requested_by_name: String,
+    pub on_behalf_of_id: Option<i64>,
+    pub on_behalf_of_name: Option<String>,
+    pub approved_by_id: Option<i64>,
+    pub approved_by_name: Option<String>,
+    pub via: String,
+    pub via_detail: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -224,4 +248,20 @@ pub struct EventRow {
     pub decision_id: Option<String>,
     pub command: Option<String>,
     pub detail: String,
+}
+
+/// The last run of a job that runs once for all instances (`jobs.rs`).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = job_runs, primary_key(job))]
+pub struct JobRunRow {
+    pub job: String,
+    /// The scheduled time this run was for.
+    pub due_at: NaiveDateTime,
+    pub started_at: NaiveDateTime,
+    pub duration_ms: i64,
+    pub succeeded: bool,
+    /// What the run did, or why it failed.
+    pub detail: String,
+    /// Which appliance instance ran it (host and process id).
+    pub instance: String,
 }

@@ -201,6 +201,7 @@ diesel::table! {
         expires_at -> Nullable<Timestamp>,
         last_used_at -> Nullable<Timestamp>,
         revoked -> Bool,
+        scope -> Text,
     }
 }
 
@@ -219,6 +220,28 @@ diesel::table! {
         prev_hash -> Text,
         hash -> Text,
         keyed -> Bool,
+        requested_by_kind -> Text,
+        requested_by_id -> Nullable<BigInt>,
+        requested_by_name -> Text,
+        on_behalf_of_id -> Nullable<BigInt>,
+        on_behalf_of_name -> Nullable<Text>,
+        approved_by_id -> Nullable<BigInt>,
+        approved_by_name -> Nullable<Text>,
+        via -> Text,
+        via_detail -> Nullable<Text>,
+        hash_version -> Integer,
+    }
+}
+
+diesel::table! {
+    job_runs (job) {
+        job -> Text,
+        due_at -> Timestamp,
+        started_at -> Timestamp,
+        duration_ms -> BigInt,
+        succeeded -> Bool,
+        detail -> Text,
+        instance -> Text,
     }
 }
 

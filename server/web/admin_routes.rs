@@ -5,12 +5,14 @@ use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::AppState;
 use super::auth::Authenticated;
 use super::error::{ApiError, parse_json};
-use crate::admins::{self, AdminInput};
-use crate::audit;
-use crate::entities::{ChangeContext, Page, utc};
+use crate::app::state::AppState;
+use crate::clock::utc;
+use crate::entities::{ChangeContext, Page};
+use crate::identity::admins::{self, AdminInput, TokenScope};
+use crate::identity::provenance::{Approval, Channel, Requester};
+use crate::store::audit;
 
 pub async fn list_admins(
     state: web::Data<AppState>,
@@ -26,12 +28,16 @@ pub async fn create_admin(
     auth: Authenticated,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = auth.require_admin()?.username.clone();
+    auth.require_admin()?;
+    let provenance = auth.change_provenance()?;
     let input: AdminInput = parse_json(&body)?;
     let now = state.clock.now();
     let view = state
         .change(move |conn| {
-            let ctx = ChangeContext { actor: &actor, now };
+            let ctx = ChangeContext {
+                provenance: &provenance,
+                now,
+            };
             Ok(admins::create_admin(conn, &input, &ctx)?)
         })
         .await?;
@@ -45,8 +51,16 @@ pub struct TokenRequest {
     pub username: String,
     /// What the token is for, e.g. "HR sync".
     pub name: String,
+    /// `read_only` (every GET, no change) or `full` (all the admin's role allows; the
+    /// default, as tokens were before scopes).
+    #[serde(default = "full_scope")]
+    pub scope: TokenScope,
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
+}
+
+fn full_scope() -> TokenScope {
+    TokenScope::Full
 }
 
 pub async fn list_tokens(
@@ -65,16 +79,21 @@ pub async fn issue_token(
     auth: Authenticated,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = auth.require_admin()?.username.clone();
+    auth.require_admin()?;
+    let provenance = auth.change_provenance()?;
     let request: TokenRequest = parse_json(&body)?;
     let now = state.clock.now();
     let issued = state
         .change(move |conn| {
-            let ctx = ChangeContext { actor: &actor, now };
+            let ctx = ChangeContext {
+                provenance: &provenance,
+                now,
+            };
             Ok(admins::issue_token(
                 conn,
                 &request.username,
                 &request.name,
+                request.scope,
                 request.expires_at,
                 &ctx,
             )?)
@@ -88,12 +107,16 @@ pub async fn revoke_token(
     auth: Authenticated,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = auth.require_admin()?.username.clone();
+    auth.require_admin()?;
+    let provenance = auth.change_provenance()?;
     let id = id.into_inner();
     let now = state.clock.now();
     state
         .change(move |conn| {
-            let ctx = ChangeContext { actor: &actor, now };
+            let ctx = ChangeContext {
+                provenance: &provenance,
+                now,
+            };
             Ok(admins::revoke_token(conn, id, &ctx)?)
         })
         .await?;
@@ -112,7 +135,16 @@ pub struct AuditFilter {
 pub struct AuditEntryView {
     pub seq: i64,
     pub at: DateTime<Utc>,
+    /// Who asked, in one string as before provenance (an admin's username, `cli:USER`).
     pub actor: String,
+    /// Who asked: `kind` is `admin`, `api_token`, `cli_user`, `setup_code`, `appliance`, or
+    /// `recorded` (an entry from before provenance: its actor only).
+    pub requested_by: Requester,
+    /// Who approved the change, when it needed approval.
+    pub approved_by: Option<Approval>,
+    /// Through what: `channel` is `console`, `api`, `cli`, `import` (with its `file`), or
+    /// `unknown` (before provenance).
+    pub via: Channel,
     pub action: String,
     pub entity: String,
     pub entity_id: Option<String>,
@@ -143,17 +175,23 @@ pub async fn audit_list(
     let json = |text: Option<String>| text.and_then(|t| serde_json::from_str(&t).ok());
     let entries: Vec<AuditEntryView> = rows
         .into_iter()
-        .map(|r| AuditEntryView {
-            seq: r.seq,
-            at: utc(r.at),
-            actor: r.actor,
-            action: r.action,
-            entity: r.entity,
-            entity_id: r.entity_id,
-            summary: r.summary,
-            before: json(r.before_json),
-            after: json(r.after_json),
-            hash: r.hash,
+        .map(|r| {
+            let provenance = audit::provenance_of(&r);
+            AuditEntryView {
+                seq: r.seq,
+                at: utc(r.at),
+                actor: r.actor,
+                requested_by: provenance.requested_by,
+                approved_by: provenance.approved_by,
+                via: provenance.via,
+                action: r.action,
+                entity: r.entity,
+                entity_id: r.entity_id,
+                summary: r.summary,
+                before: json(r.before_json),
+                after: json(r.after_json),
+                hash: r.hash,
+            }
         })
         .collect();
     Ok(HttpResponse::Ok().json(entries))

@@ -1,5 +1,5 @@
 //! Bearer-token authentication of API requests (digests compared, failures throttled per
-//! client address) and the role checks every route makes.
+//! client address), the token's scope, and the role checks every route makes.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -8,13 +8,15 @@ use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use actix_web::http::Method;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use sha2::{Digest, Sha256};
 
-use super::AppState;
 use super::error::ApiError;
-use crate::admins::{self, Identity, Role, TokenCheck};
-use crate::secret::{Lane, SecretError};
+use crate::app::state::AppState;
+use crate::identity::admins::{self, Identity, Role, TokenBearer, TokenCheck};
+use crate::identity::provenance::Provenance;
+use crate::identity::secret::{Lane, SecretError};
 
 /// How long a verified token is trusted without reading its row again. Revoking a token or
 /// disabling an admin through this appliance clears the cache at once; a change made
@@ -29,7 +31,7 @@ pub const TOKEN_FAILURE_WINDOW: Duration = Duration::from_secs(10 * 60);
 /// Verified tokens by SHA-256 of their text, so that a busy client costs no read per
 /// request, and a generation that tells open event streams to check their token again.
 pub struct TokenCache {
-    entries: Mutex<HashMap<[u8; 32], (Identity, Instant)>>,
+    entries: Mutex<HashMap<[u8; 32], (TokenBearer, Instant)>>,
     cleared: tokio::sync::watch::Sender<u64>,
 }
 
@@ -43,18 +45,18 @@ impl Default for TokenCache {
 }
 
 impl TokenCache {
-    fn get(&self, key: &[u8; 32]) -> Option<Identity> {
+    fn get(&self, key: &[u8; 32]) -> Option<TokenBearer> {
         let entries = self.entries.lock().ok()?;
         entries
             .get(key)
             .filter(|(_, at)| at.elapsed() < TOKEN_CACHE_TTL)
-            .map(|(identity, _)| identity.clone())
+            .map(|(bearer, _)| bearer.clone())
     }
 
-    fn put(&self, key: [u8; 32], identity: Identity) {
+    fn put(&self, key: [u8; 32], bearer: TokenBearer) {
         if let Ok(mut entries) = self.entries.lock() {
             entries.retain(|_, (_, at)| at.elapsed() < TOKEN_CACHE_TTL);
-            entries.insert(key, (identity, Instant::now()));
+            entries.insert(key, (bearer, Instant::now()));
         }
     }
 
@@ -73,30 +75,51 @@ impl TokenCache {
     }
 }
 
-/// The admin making this request, established from its bearer token.
+/// The admin making this request, established from its bearer token, and the token's
+/// scope: a read-only token is refused here on anything but GET and HEAD, so that no route
+/// that changes something can forget it.
 pub struct Authenticated {
-    pub identity: Identity,
+    pub bearer: TokenBearer,
     /// The token as presented, for a response held open on it (the event stream) to
     /// check again.
     pub token: String,
 }
 
 impl Authenticated {
+    pub fn identity(&self) -> &Identity {
+        &self.bearer.identity
+    }
+
     pub fn require_policy_writer(&self) -> Result<&Identity, ApiError> {
-        if self.identity.role.can_change_policy() {
-            Ok(&self.identity)
+        if self.identity().role.can_change_policy() {
+            Ok(self.identity())
         } else {
-            Err(ApiError::Forbidden(self.identity.role.as_str()))
+            Err(ApiError::Forbidden(self.identity().role.as_str()))
         }
     }
 
     pub fn require_admin(&self) -> Result<&Identity, ApiError> {
-        if self.identity.role == Role::Admin {
-            Ok(&self.identity)
+        if self.identity().role == Role::Admin {
+            Ok(self.identity())
         } else {
-            Err(ApiError::Forbidden(self.identity.role.as_str()))
+            Err(ApiError::Forbidden(self.identity().role.as_str()))
         }
     }
+
+    /// The provenance of a change made with this request: its token, through the API.
+    /// Refused for a token whose scope may not change anything (a second check after the
+    /// method's, for a change a route might make on a GET).
+    pub fn change_provenance(&self) -> Result<Provenance, ApiError> {
+        if !self.bearer.scope.may_change() {
+            return Err(ApiError::TokenScope(self.bearer.scope));
+        }
+        Ok(self.bearer.provenance())
+    }
+}
+
+/// Whether a request with this method only reads.
+fn only_reads(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD)
 }
 
 /// The admin a token belongs to, if it is valid now. From the cache when it was verified
@@ -107,10 +130,10 @@ pub async fn authenticate(
     state: &AppState,
     token: &str,
     client: Option<IpAddr>,
-) -> Result<Identity, ApiError> {
+) -> Result<TokenBearer, ApiError> {
     let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-    if let Some(identity) = state.tokens.get(&key) {
-        return Ok(identity);
+    if let Some(bearer) = state.tokens.get(&key) {
+        return Ok(bearer);
     }
     let reservation = client
         .map(|addr| state.token_throttle.reserve(addr))
@@ -121,16 +144,16 @@ pub async fn authenticate(
     let check = state
         .read(move |conn| Ok(admins::check_token(conn, &presented, now)?))
         .await?;
-    let identity = match check {
-        TokenCheck::Valid(identity) => Some(identity),
+    let bearer = match check {
+        TokenCheck::Valid(bearer) => Some(bearer),
         TokenCheck::Invalid => None,
         TokenCheck::Legacy {
             token_id,
             phc,
             secret,
-            identity,
+            bearer,
         } => {
-            let pool = crate::secret::pool();
+            let pool = crate::identity::secret::pool();
             let matches = pool
                 .verify(Lane::General, phc.clone(), secret.clone())
                 .await
@@ -147,16 +170,16 @@ pub async fn authenticate(
                     })
                     .await?;
             }
-            matches.then_some(identity)
+            matches.then_some(bearer)
         }
     };
-    match identity {
-        Some(identity) => {
+    match bearer {
+        Some(bearer) => {
             // A right token does not forgive the address's failures: one valid token must
             // not be a way to keep guessing others.
             drop(reservation);
-            state.tokens.put(key, identity.clone());
-            Ok(identity)
+            state.tokens.put(key, bearer.clone());
+            Ok(bearer)
         }
         None => {
             if let Some(reservation) = reservation {
@@ -186,12 +209,16 @@ impl FromRequest for Authenticated {
             .map(|t| t.trim().to_owned());
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let client = super::client_addr::client_addr(req);
+        let only_reads = only_reads(req.method());
         Box::pin(async move {
             let (Some(token), Some(state)) = (token, state) else {
                 return Err(ApiError::Unauthenticated);
             };
-            let identity = authenticate(&state, &token, client).await?;
-            Ok(Authenticated { identity, token })
+            let bearer = authenticate(&state, &token, client).await?;
+            if !only_reads && !bearer.scope.may_change() {
+                return Err(ApiError::TokenScope(bearer.scope));
+            }
+            Ok(Authenticated { bearer, token })
         })
     }
 }

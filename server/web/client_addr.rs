@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use actix_web::{HttpRequest, web};
 use ipnet::IpNet;
 
-use super::AppState;
+use crate::app::state::AppState;
 
 /// The reverse proxies whose X-Forwarded-For is believed: addresses and networks.
 #[derive(Debug, Clone, Default)]

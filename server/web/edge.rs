@@ -140,10 +140,12 @@ pub async fn guard(
             return Ok(req.into_response(e.error_response()));
         }
         let message = match &e {
-            ApiError::BadRequest(_, fields) => crate::console::describe(fields),
+            ApiError::BadRequest(_, fields) => crate::console::kit::describe(fields),
             other => other.to_string(),
         };
-        return Ok(req.into_response(crate::console::PageError::BadForm(message).error_response()));
+        return Ok(
+            req.into_response(crate::console::kit::PageError::BadForm(message).error_response())
+        );
     }
     let api = req.path().starts_with(API);
     let mut req = req;
@@ -184,7 +186,7 @@ pub fn unreadable_form() -> Option<FieldErrors> {
         .filter(|fields| !fields.is_empty())
 }
 
-/// The largest console form looked at here: the console's own limit (session.rs).
+/// The largest console form looked at here: the console's own limit (console/kit/session.rs).
 const FORM_LIMIT: usize = 256 * 1024;
 
 /// A console form post (urlencoded) no larger than the console accepts: what is checked.

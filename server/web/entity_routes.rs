@@ -3,8 +3,8 @@
 
 use actix_web::{HttpResponse, web};
 
-use super::AppState;
 use super::auth::Authenticated;
+use crate::app::state::AppState;
 use std::collections::BTreeSet;
 
 use utoipa::ToSchema;
@@ -54,12 +54,16 @@ async fn create<E: Entity>(
     auth: Authenticated,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = auth.require_policy_writer()?.username.clone();
+    auth.require_policy_writer()?;
+    let provenance = auth.change_provenance()?;
     let input: E::Input = parse_json(&body)?;
     let now = state.clock.now();
     let view = state
         .change_people(move |conn| {
-            let ctx = ChangeContext { actor: &actor, now };
+            let ctx = ChangeContext {
+                provenance: &provenance,
+                now,
+            };
             let view = entities::create::<E>(conn, input, &ctx)?;
             let people = E::person_of(&view).map(|p| vec![p]);
             Ok((view, people))
@@ -74,13 +78,17 @@ async fn replace<E: Entity>(
     id: web::Path<i64>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = auth.require_policy_writer()?.username.clone();
+    auth.require_policy_writer()?;
+    let provenance = auth.change_provenance()?;
     let id = id.into_inner();
     let input: E::Input = from_json_value(without_view_only::<E>(id, parse_json_value(&body)?)?)?;
     let now = state.clock.now();
     let view = state
         .change_people(move |conn| {
-            let ctx = ChangeContext { actor: &actor, now };
+            let ctx = ChangeContext {
+                provenance: &provenance,
+                now,
+            };
             // A card moved to another person changes both people's rows.
             let before = entities::get::<E>(conn, id).ok();
             let view = entities::update::<E>(conn, id, input, &ctx)?;
@@ -100,12 +108,16 @@ async fn delete<E: Entity>(
     auth: Authenticated,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = auth.require_policy_writer()?.username.clone();
+    auth.require_policy_writer()?;
+    let provenance = auth.change_provenance()?;
     let id = id.into_inner();
     let now = state.clock.now();
     state
         .change_people(move |conn| {
-            let ctx = ChangeContext { actor: &actor, now };
+            let ctx = ChangeContext {
+                provenance: &provenance,
+                now,
+            };
             let before = entities::get::<E>(conn, id)?;
             entities::delete::<E>(conn, id, &ctx)?;
             Ok(((), E::person_of(&before).map(|p| vec![p])))

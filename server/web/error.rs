@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::entities::{ChangeError, FieldErrors};
+use crate::store::history::HistoryError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -12,6 +13,12 @@ pub enum ApiError {
     Unauthenticated,
     #[error("your role ({0}) may not do this")]
     Forbidden(&'static str),
+    /// The token's scope does not allow this (a read-only token asked for a change).
+    #[error(
+        "this token's scope is {0}: it may read (GET) but not change anything; issue a token \
+         with scope full for changes"
+    )]
+    TokenScope(crate::identity::admins::TokenScope),
     #[error("{0}")]
     NotFound(String),
     #[error("invalid input")]
@@ -42,13 +49,16 @@ struct ErrorBody<'a> {
     error: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     fields: Option<&'a FieldErrors>,
+    /// The token's scope, when that is what refused the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<crate::identity::admins::TokenScope>,
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::TokenScope(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest(..) => StatusCode::BAD_REQUEST,
@@ -82,6 +92,10 @@ impl ResponseError for ApiError {
                 ApiError::Invalid(fields) | ApiError::BadRequest(_, fields) => Some(fields),
                 _ => None,
             },
+            scope: match self {
+                ApiError::TokenScope(scope) => Some(*scope),
+                _ => None,
+            },
         })
     }
 }
@@ -110,6 +124,18 @@ impl From<diesel::result::Error> for ApiError {
                 info.message()
             )),
             other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<HistoryError> for ApiError {
+    fn from(e: HistoryError) -> Self {
+        match e {
+            HistoryError::Database(db) => db.into(),
+            HistoryError::NotPermitted { role, .. } => ApiError::Forbidden(role.as_str()),
+            HistoryError::InsideTransaction | HistoryError::Unreadable(_) => {
+                ApiError::Internal(e.to_string())
+            }
         }
     }
 }

@@ -10,11 +10,12 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::{IntoParams, ToSchema};
 
-use super::AppState;
 use super::auth::{Authenticated, still_valid};
 use super::error::ApiError;
-use crate::entities::{FieldErrors, utc};
-use crate::event_log::{EventFilter, EventKind, Recorded, recent};
+use crate::app::state::AppState;
+use crate::clock::utc;
+use crate::entities::FieldErrors;
+use crate::store::event_log::{EventFilter, EventKind, Recorded, recent};
 use crate::store::rows::EventRow;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -70,7 +71,7 @@ impl From<EventRow> for EventView {
             at: utc(r.at),
             kind: r.kind,
             reader_id: r.reader_id,
-            seq: r.seq.map(crate::event_log::reader_seq),
+            seq: r.seq.map(crate::store::event_log::reader_seq),
             door_id: r.door_id,
             person_id: r.person_id,
             credential_id: r.credential_id,
@@ -91,7 +92,7 @@ impl From<&Recorded> for EventView {
             at: e.at,
             kind: e.kind.as_str().to_owned(),
             reader_id: e.reader_id.clone(),
-            seq: e.seq.map(crate::event_log::reader_seq),
+            seq: e.seq.map(crate::store::event_log::reader_seq),
             door_id: e.door_id,
             person_id: e.person_id,
             credential_id: e.credential_id,

@@ -7,12 +7,12 @@ use utoipa::IntoParams;
 use utoipa::openapi::HttpMethod;
 use utoipa::openapi::path::{Operation, OperationBuilder, ParameterIn};
 
-use super::AppState;
 use super::auth::Authenticated;
 use super::error::ApiError;
+use crate::app::state::AppState;
 use crate::entities::FieldErrors;
-use crate::explain::{DoorQuery, ExplainQueryError, SubjectQuery, answer};
 use crate::policy::CredentialKey;
+use crate::policy::explain_query::{DoorQuery, ExplainQueryError, SubjectQuery, answer};
 
 /// Name the subject by exactly one of person_id, employee_id, card_uid or facility+number,
 /// and the door by door_id or door (its name).

@@ -159,7 +159,7 @@ fn entity<E: Entity>(doc: &mut DocBuilder) {
 
 /// The event log, its live stream, and the readers' health.
 fn event_paths(doc: &mut DocBuilder) {
-    let health = doc.schema_ref::<crate::reader_health::ReaderHealth>();
+    let health = doc.schema_ref::<crate::readers::health::ReaderHealth>();
     doc.route(
         "/api/v1/readers/health",
         HttpMethod::Get,
@@ -203,11 +203,31 @@ fn event_paths(doc: &mut DocBuilder) {
     );
 }
 
+/// The periodic jobs.
+fn job_paths(doc: &mut DocBuilder) {
+    let job = doc.schema_ref::<crate::app::jobs::JobView>();
+    doc.route(
+        "/api/v1/jobs",
+        HttpMethod::Get,
+        operation(
+            "jobs",
+            "Every periodic job: schedule, last run (start, duration, result, detail), next \
+             run, runs skipped"
+                .to_owned(),
+        )
+        .response(
+            "200",
+            json_response("the jobs", ArrayBuilder::new().items(job).build()),
+        )
+        .build(),
+    );
+}
+
 /// Admin users, tokens and the audit log.
 fn admin_paths(doc: &mut DocBuilder) {
     use super::admin_routes::{AuditEntryView, AuditFilter, TokenRequest};
-    use crate::admins::{AdminInput, AdminView, IssuedToken, TokenView};
-    use crate::audit::ChainReport;
+    use crate::identity::admins::{AdminInput, AdminView, IssuedToken, TokenView};
+    use crate::store::audit::ChainReport;
     let admin = doc.schema_ref::<AdminView>();
     let admin_input = doc.schema_ref::<AdminInput>();
     let token = doc.schema_ref::<TokenView>();
@@ -317,6 +337,7 @@ pub fn document() -> OpenApi {
     super::explain_routes::document(&mut |path, method, op| doc.route(path, method, op));
     admin_paths(&mut doc);
     event_paths(&mut doc);
+    job_paths(&mut doc);
     let mut components = ComponentsBuilder::new().security_scheme(
         "bearer",
         SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),

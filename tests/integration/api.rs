@@ -320,6 +320,7 @@ fn openapi_document_and_health() {
         ("/api/v1/events", "get"),
         ("/api/v1/events/stream", "get"),
         ("/api/v1/readers/health", "get"),
+        ("/api/v1/jobs", "get"),
     ] {
         assert!(
             doc.body["paths"][path][method].is_object(),
@@ -327,6 +328,7 @@ fn openapi_document_and_health() {
         );
     }
     assert!(doc.body["components"]["schemas"]["PersonInput"].is_object());
+    assert!(doc.body["components"]["schemas"]["JobView"].is_object());
     let health = app.get_as(None, "/healthz");
     assert_eq!(health.status, 200);
     assert_eq!(health.body["database"], "ok");

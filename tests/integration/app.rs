@@ -10,12 +10,12 @@ use actix_web::web;
 use chrono::Utc;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use gatehouse::admins::{self, AdminInput};
+use gatehouse::app::state::AppState;
 use gatehouse::clock::Clock;
 use gatehouse::config::Config;
 use gatehouse::entities::ChangeContext;
+use gatehouse::identity::admins::{self, AdminInput};
 use gatehouse::store::{DbConnection, PooledDb};
-use gatehouse::web::AppState;
 use serde_json::Value;
 
 pub const POSTGRES_ENV: &str = "GATEHOUSE_TEST_POSTGRES_URL";
@@ -287,6 +287,7 @@ impl TestApp {
             },
             readers: Default::default(),
             events: Default::default(),
+            jobs: Default::default(),
         };
         // Nothing a test starts may reach past this machine (`assert_readers_on_loopback`
         // checks the reader hosts when the test is over).
@@ -300,7 +301,7 @@ impl TestApp {
             .build()
             .unwrap();
         let running = runtime
-            .block_on(gatehouse::serve::start(config, clock))
+            .block_on(gatehouse::app::serve::start(config, clock))
             .expect("appliance starts");
         let handle = running.server.handle();
         runtime.spawn(running.server);
@@ -341,7 +342,7 @@ impl TestApp {
     pub fn token_for(&self, username: &str, role: &str) -> String {
         let mut conn = self.db();
         let ctx = ChangeContext {
-            actor: "test-setup",
+            provenance: &gatehouse::identity::provenance::Provenance::cli("test-setup"),
             now: Utc::now(),
         };
         admins::create_admin(
@@ -354,9 +355,16 @@ impl TestApp {
             &ctx,
         )
         .unwrap();
-        admins::issue_token(&mut conn, username, "tests", None, &ctx)
-            .unwrap()
-            .token
+        admins::issue_token(
+            &mut conn,
+            username,
+            "tests",
+            admins::TokenScope::Full,
+            None,
+            &ctx,
+        )
+        .unwrap()
+        .token
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -441,11 +449,11 @@ impl TestApp {
 
     /// The newest recorded events of one kind (all kinds with None), newest first.
     pub fn events(&self, kind: Option<&str>) -> Vec<gatehouse::store::rows::EventRow> {
-        let filter = gatehouse::event_log::EventFilter {
+        let filter = gatehouse::store::event_log::EventFilter {
             kind: kind.map(str::to_owned),
             ..Default::default()
         };
-        gatehouse::event_log::recent(&mut self.db(), &filter, 1000).unwrap()
+        gatehouse::store::event_log::recent(&mut self.db(), &filter, 1000).unwrap()
     }
 
     /// Makes a reader a legacy one (bare v1 events) that must sign its events with the v1
@@ -463,8 +471,15 @@ impl TestApp {
     /// Runs `gatehouse simulate` with `args` against this appliance's database (and the
     /// environment `env`), as an installer would.
     pub fn simulate(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+        let mut with_simulate = vec!["simulate"];
+        with_simulate.extend_from_slice(args);
+        self.command(&with_simulate, env)
+    }
+
+    /// Runs `gatehouse ARGS` on this appliance's database and data folder, as an installer
+    /// on the appliance would.
+    pub fn command(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
         std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-            .arg("simulate")
             .args(args)
             .env("GATEHOUSE_DATABASE_URL", self.state.config.database_url())
             // The same data folder, so that it reads the same appliance key.

@@ -3,7 +3,7 @@
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use gatehouse::audit;
+use gatehouse::store::audit;
 use gatehouse::store::rows::AuditRow;
 use gatehouse::store::schema::audit_log;
 use serde_json::json;
@@ -78,23 +78,50 @@ fn verify_names_edited_and_deleted_entries() {
 /// The entry's hash as someone who can read the code and holds the appliance key (the
 /// worst case: the database and the data folder both in hand) computes it: HMAC-SHA256,
 /// under the key's audit subkey, over a JSON array of its fields and the previous entry's
-/// hash (what `audit::append` does). An entry forged without the key is caught by its own
-/// hash: `append_without_the_key`.
+/// hash (what `audit::append` does), with the provenance columns from version 2 on. An
+/// entry forged without the key is caught by its own hash: `append_without_the_key`.
 fn recomputed_hash(row: &AuditRow) -> String {
-    let canonical = json!([
-        row.seq,
-        row.at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
-        row.actor,
-        row.action,
-        row.entity,
-        row.entity_id,
-        row.summary,
-        row.before_json,
-        row.after_json,
-        row.prev_hash,
-    ]);
-    let key = gatehouse::appliance_key::installed().expect("the test appliance's key");
-    hex::encode(gatehouse::appliance_key::hmac_sha256(
+    let at = row.at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string();
+    let p = &row.provenance;
+    let canonical = match row.hash_version {
+        1 => json!([
+            row.seq,
+            at,
+            row.actor,
+            row.action,
+            row.entity,
+            row.entity_id,
+            row.summary,
+            row.before_json,
+            row.after_json,
+            row.prev_hash,
+        ]),
+        2 => json!([
+            2,
+            row.seq,
+            at,
+            row.actor,
+            row.action,
+            row.entity,
+            row.entity_id,
+            row.summary,
+            row.before_json,
+            row.after_json,
+            p.requested_by_kind,
+            p.requested_by_id,
+            p.requested_by_name,
+            p.on_behalf_of_id,
+            p.on_behalf_of_name,
+            p.approved_by_id,
+            p.approved_by_name,
+            p.via,
+            p.via_detail,
+            row.prev_hash,
+        ]),
+        other => panic!("hash version {other}"),
+    };
+    let key = gatehouse::identity::appliance_key::installed().expect("the test appliance's key");
+    hex::encode(gatehouse::identity::appliance_key::hmac_sha256(
         key.audit_mac_key(),
         canonical.to_string().as_bytes(),
     ))
@@ -168,6 +195,8 @@ fn a_forged_entry_with_a_recomputed_hash_still_breaks_the_chain() {
                 audit_log::prev_hash.eq(&forged.prev_hash),
                 audit_log::hash.eq(&forged.hash),
                 audit_log::keyed.eq(true),
+                audit_log::hash_version.eq(forged.hash_version),
+                forged.provenance.clone(),
             ))
             .execute(&mut conn)
             .unwrap();
@@ -195,7 +224,9 @@ fn a_forged_entry_with_a_recomputed_hash_still_breaks_the_chain() {
 
 /// Inserts an entry after the head as someone who can write the database but has no
 /// appliance key would: linked to the head, its hash SHA-256 over its fields as the chain
-/// was hashed before it was keyed. `keyed` is what the row claims.
+/// was hashed before it was keyed and before provenance (hash version 1, its provenance
+/// as the migration that added it derived it from the actor). `keyed` is what the row
+/// claims.
 fn append_without_the_key(conn: &mut gatehouse::store::DbConnection, seq: i64, keyed: bool) {
     use diesel::prelude::*;
     use gatehouse::store::schema::audit_log;
@@ -232,6 +263,7 @@ fn append_without_the_key(conn: &mut gatehouse::store::DbConnection, seq: i64, k
             audit_log::prev_hash.eq(&prev),
             audit_log::hash.eq(&hash),
             audit_log::keyed.eq(keyed),
+            audit_log::requested_by_name.eq("root"),
         ))
         .execute(conn)
         .unwrap();
@@ -292,11 +324,11 @@ fn entries_from_before_the_chain_was_keyed_still_verify() {
     // leaves them (keyed false).
     append_without_the_key(&mut conn, 1, false);
     append_without_the_key(&mut conn, 2, false);
-    let key = gatehouse::appliance_key::install_from(dir.path(), true).unwrap();
+    let key = gatehouse::identity::appliance_key::install_from(dir.path(), true).unwrap();
     audit::append(
         &mut conn,
         &audit::AuditEntry {
-            actor: "root",
+            provenance: &gatehouse::identity::provenance::Provenance::cli("root"),
             action: "update",
             entity: "person",
             entity_id: Some("1".to_owned()),
@@ -316,6 +348,20 @@ fn entries_from_before_the_chain_was_keyed_still_verify() {
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     assert_eq!(report.problems[0].seq, 3);
     assert!(report.problems[0].problem.contains("not loaded"));
+    // The provenance of an entry from before it was recorded is what its actor gives: its
+    // hash does not cover the columns, but an edit of them is caught all the same.
+    conn.batch_execute(
+        "UPDATE audit_log SET requested_by_kind = 'cli_user', via = 'cli' WHERE seq = 2",
+    )
+    .unwrap();
+    let report = audit::verify_with(&mut conn, Some(key)).unwrap();
+    assert_eq!(
+        report.problems,
+        vec![audit::ChainProblem {
+            seq: 2,
+            problem: "its content does not match its hash (the entry was edited)".to_owned(),
+        }]
+    );
 }
 
 #[test]

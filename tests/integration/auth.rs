@@ -9,16 +9,19 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use diesel::prelude::*;
-use gatehouse::admins;
 use gatehouse::entities::ChangeContext;
+use gatehouse::identity::admins;
+use gatehouse::identity::provenance::Provenance;
 use gatehouse::store::schema::{admin_sessions, api_tokens};
 
 use crate::app::{Backend, TestApp, backends};
 use crate::console::{Browser, PASSWORD, add_admin};
 
 fn ctx() -> ChangeContext<'static> {
+    static TEST_SETUP: std::sync::LazyLock<Provenance> =
+        std::sync::LazyLock::new(|| Provenance::cli("test-setup"));
     ChangeContext {
-        actor: "test-setup",
+        provenance: &TEST_SETUP,
         now: Utc::now(),
     }
 }
@@ -40,20 +43,36 @@ fn token_id(token: &str) -> i64 {
 fn api_tokens_are_stored_as_digests_and_older_argon2_tokens_upgrade_on_first_use() {
     for backend in backends() {
         let app = TestApp::new(backend);
-        let issued = admins::issue_token(&mut app.db(), "root", "ci", None, &ctx()).unwrap();
+        let issued = admins::issue_token(
+            &mut app.db(),
+            "root",
+            "ci",
+            admins::TokenScope::Full,
+            None,
+            &ctx(),
+        )
+        .unwrap();
         let (id, secret) = (issued.view.id, issued.token.rsplit('_').next().unwrap());
         assert_eq!(
             stored_hash(&app, id),
-            gatehouse::secret::digest_hex(secret),
+            gatehouse::identity::secret::digest_hex(secret),
             "{backend:?}: a new token's secret is kept as its SHA-256"
         );
         assert_eq!(app.get_as(Some(&issued.token), "/api/v1/sites").status, 200);
 
         // A token issued before digests holds an argon2id hash of its secret.
-        let old = admins::issue_token(&mut app.db(), "root", "old", None, &ctx()).unwrap();
+        let old = admins::issue_token(
+            &mut app.db(),
+            "root",
+            "old",
+            admins::TokenScope::Full,
+            None,
+            &ctx(),
+        )
+        .unwrap();
         let old_id = old.view.id;
         let old_secret = old.token.rsplit('_').next().unwrap().to_owned();
-        let phc = gatehouse::secret::hash_secret(&old_secret).unwrap();
+        let phc = gatehouse::identity::secret::hash_secret(&old_secret).unwrap();
         diesel::update(api_tokens::table.find(old_id))
             .set(api_tokens::token_hash.eq(&phc))
             .execute(&mut app.db())
@@ -66,7 +85,7 @@ fn api_tokens_are_stored_as_digests_and_older_argon2_tokens_upgrade_on_first_use
         assert_eq!(app.get_as(Some(&old.token), "/api/v1/sites").status, 200);
         assert_eq!(
             stored_hash(&app, old_id),
-            gatehouse::secret::digest_hex(&old_secret),
+            gatehouse::identity::secret::digest_hex(&old_secret),
             "{backend:?}: upgraded on first use"
         );
         app.state.tokens.clear();
@@ -174,7 +193,7 @@ fn sixty_wrong_sign_ins_at_once_get_at_most_the_limit_checked() {
         .password_checks
         .load(std::sync::atomic::Ordering::SeqCst)
         - checked_before;
-    let limit = gatehouse::console::session::THROTTLE_FAILURES;
+    let limit = gatehouse::identity::sessions::THROTTLE_FAILURES;
     assert!(
         checked <= limit as u64,
         "{checked} passwords checked: {statuses:?}"
@@ -487,9 +506,16 @@ fn revocations_through_the_cli_reach_a_running_appliance_at_once() {
     for backend in backends() {
         let app = TestApp::new(backend);
         let token = app.token_for("ops", "operator");
-        let streamed = admins::issue_token(&mut app.db(), "root", "feed", None, &ctx())
-            .unwrap()
-            .token;
+        let streamed = admins::issue_token(
+            &mut app.db(),
+            "root",
+            "feed",
+            admins::TokenScope::Full,
+            None,
+            &ctx(),
+        )
+        .unwrap()
+        .token;
         // Both verified and cached.
         assert_eq!(app.get_as(Some(&token), "/api/v1/sites").status, 200);
         let mut stream = OpenStream::open(&app, &streamed);
@@ -546,9 +572,16 @@ fn revocations_through_the_cli_reach_a_running_appliance_at_once() {
 #[test]
 fn a_token_revoked_through_the_api_ends_its_open_stream() {
     let app = TestApp::new(Backend::Sqlite);
-    let streamed = admins::issue_token(&mut app.db(), "root", "feed", None, &ctx())
-        .unwrap()
-        .token;
+    let streamed = admins::issue_token(
+        &mut app.db(),
+        "root",
+        "feed",
+        admins::TokenScope::Full,
+        None,
+        &ctx(),
+    )
+    .unwrap()
+    .token;
     let mut stream = OpenStream::open(&app, &streamed);
     let r = app.delete(&format!("/api/v1/tokens/{}", token_id(&streamed)));
     assert_eq!(r.status, 204, "{}", r.body);

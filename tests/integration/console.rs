@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 
 use chrono::Utc;
-use gatehouse::admins::{self, AdminInput};
 use gatehouse::entities::ChangeContext;
-use gatehouse::event_log::{EventKind, NewEvent};
+use gatehouse::identity::admins::{self, AdminInput};
+use gatehouse::store::event_log::{EventKind, NewEvent};
 use serde_json::json;
 
 use crate::app::{Backend, Fixture, TestApp, build_site};
@@ -198,7 +198,7 @@ pub(crate) fn add_admin(app: &TestApp, username: &str, role: &str) {
             role: role.to_owned(),
         },
         &ChangeContext {
-            actor: "test-setup",
+            provenance: &gatehouse::identity::provenance::Provenance::cli("test-setup"),
             now: Utc::now(),
         },
     )
@@ -310,7 +310,7 @@ fn signing_in_opens_the_dashboard_and_wrong_passwords_lock_the_account() {
         "dana",
         "a brand new long password",
         &ChangeContext {
-            actor: "root",
+            provenance: &gatehouse::identity::provenance::Provenance::cli("root"),
             now: Utc::now(),
         },
     )
@@ -589,7 +589,8 @@ fn the_events_page_filters_pages_and_exports_what_it_shows() {
             ..NewEvent::new(EventKind::ForcedOpen, t0)
         }))
         .collect();
-    gatehouse::event_log::write_batch(&mut app.db(), &events, &mut Default::default()).unwrap();
+    gatehouse::store::event_log::write_batch(&mut app.db(), &events, &mut Default::default())
+        .unwrap();
     let mut browser = signed_in(&app, "auditor");
 
     let page = browser.get("/events?kind=swipe");
@@ -1015,11 +1016,11 @@ fn alarms_wait_on_the_dashboard_until_someone_acknowledges_them() {
         },
     ];
     let ids: Vec<i64> =
-        gatehouse::event_log::write_batch(&mut app.db(), &alarms, &mut Default::default())
+        gatehouse::store::event_log::write_batch(&mut app.db(), &alarms, &mut Default::default())
             .unwrap()
             .into_iter()
             .map(|a| match a {
-                gatehouse::event_log::Appended::New(id) => id,
+                gatehouse::store::event_log::Appended::New(id) => id,
                 other => panic!("{other:?}"),
             })
             .collect();
@@ -1455,7 +1456,7 @@ fn the_people_list_searches_filters_and_pages_and_shows_changes_at_once() {
                 serde_json::from_value(json!({"employee_id": "L-1", "name": "Late Person"}))
                     .unwrap(),
                 &ChangeContext {
-                    actor: "test-setup",
+                    provenance: &gatehouse::identity::provenance::Provenance::cli("test-setup"),
                     now: Utc::now(),
                 },
             )
@@ -1568,7 +1569,7 @@ fn the_live_feed_ends_when_its_session_does() {
             )
             .unwrap();
         match appended {
-            gatehouse::event_log::Appended::New(id) => id,
+            gatehouse::store::event_log::Appended::New(id) => id,
             other => panic!("{other:?}"),
         }
     };

@@ -4,7 +4,7 @@
 //! appliance rendered exactly as before.
 
 use chrono::{DateTime, Utc};
-use gatehouse::event_log::{EventKind, NewEvent, write_batch};
+use gatehouse::store::event_log::{EventKind, NewEvent, write_batch};
 use serde_json::json;
 
 use crate::app::{Backend, Fixture, TestApp, build_site};
@@ -224,7 +224,7 @@ fn each_event_shows_on_its_own_sites_clock() {
             ..NewEvent::new(EventKind::ForcedOpen, utc("2026-11-23T14:08:00Z"))
         }))
         .unwrap();
-    let gatehouse::event_log::Appended::New(id) = appended else {
+    let gatehouse::store::event_log::Appended::New(id) = appended else {
         panic!("{appended:?}")
     };
     assert!(

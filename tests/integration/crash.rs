@@ -83,11 +83,11 @@ impl Appliance {
     /// The appliance's event log, read after it has stopped.
     fn swipes(&self) -> Vec<gatehouse::store::rows::EventRow> {
         let pool = gatehouse::store::open(&self.database_url, 1).unwrap();
-        let filter = gatehouse::event_log::EventFilter {
+        let filter = gatehouse::store::event_log::EventFilter {
             kind: Some("swipe".into()),
             ..Default::default()
         };
-        gatehouse::event_log::recent(&mut pool.get().unwrap(), &filter, 100_000).unwrap()
+        gatehouse::store::event_log::recent(&mut pool.get().unwrap(), &filter, 100_000).unwrap()
     }
 
     fn command(&self) -> Process {

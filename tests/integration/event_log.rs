@@ -1,7 +1,9 @@
 //! The event log: durable on return, resends recorded once, filtered queries, retention.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use gatehouse::event_log::{Appended, BatchPolicy, EventFilter, EventKind, EventLog, NewEvent};
+use gatehouse::store::event_log::{
+    Appended, BatchPolicy, EventFilter, EventKind, EventLog, NewEvent,
+};
 
 use crate::app::{TestApp, backends, wait_until};
 
@@ -62,7 +64,8 @@ fn appended_events_are_durable_and_resends_are_recorded_once() {
         assert!(outcomes.iter().all(|o| matches!(o, Appended::New(_))));
         // Another connection sees them all: they were committed before append returned.
         let mut conn = app.db();
-        let all = gatehouse::event_log::recent(&mut conn, &EventFilter::default(), 1000).unwrap();
+        let all =
+            gatehouse::store::event_log::recent(&mut conn, &EventFilter::default(), 1000).unwrap();
         assert_eq!(all.len(), 500);
         // A resend after a reconnect (same reader, seq and ts) gets the recorded answer.
         let again = runtime
@@ -90,7 +93,7 @@ fn appended_events_are_durable_and_resends_are_recorded_once() {
             person_id: Some(3),
             ..EventFilter::default()
         };
-        let first_page = gatehouse::event_log::recent(&mut conn, &person, 30).unwrap();
+        let first_page = gatehouse::store::event_log::recent(&mut conn, &person, 30).unwrap();
         assert_eq!(first_page.len(), 30);
         assert!(
             first_page.windows(2).all(|w| w[0].at >= w[1].at),
@@ -100,7 +103,7 @@ fn appended_events_are_durable_and_resends_are_recorded_once() {
             before_id: first_page.last().map(|e| e.id),
             ..person.clone()
         };
-        let second_page = gatehouse::event_log::recent(&mut conn, &next, 1000).unwrap();
+        let second_page = gatehouse::store::event_log::recent(&mut conn, &next, 1000).unwrap();
         assert_eq!(
             first_page.len() + second_page.len(),
             71,
@@ -108,7 +111,8 @@ fn appended_events_are_durable_and_resends_are_recorded_once() {
         );
         // Retention removes what is older than the cutoff, and only that.
         let removed =
-            gatehouse::event_log::delete_before(&mut conn, t0 + TimeDelta::seconds(100)).unwrap();
+            gatehouse::store::event_log::delete_before(&mut conn, t0 + TimeDelta::seconds(100))
+                .unwrap();
         assert_eq!(removed, 100);
         drop(log);
     }
@@ -127,11 +131,12 @@ fn a_batch_gets_the_ids_of_its_rows_and_a_resend_within_it_is_recorded_once() {
             .collect();
         batch.insert(300, swipe("r1", 7, t0 + TimeDelta::seconds(7), Some(7)));
         let mut conn = app.db();
-        let mut marks = gatehouse::event_log::SeqMarks::default();
-        let outcomes = gatehouse::event_log::write_batch(&mut conn, &batch, &mut marks).unwrap();
+        let mut marks = gatehouse::store::event_log::SeqMarks::default();
+        let outcomes =
+            gatehouse::store::event_log::write_batch(&mut conn, &batch, &mut marks).unwrap();
         assert_eq!(outcomes.len(), 601);
         let stored =
-            gatehouse::event_log::recent(&mut conn, &EventFilter::default(), 1000).unwrap();
+            gatehouse::store::event_log::recent(&mut conn, &EventFilter::default(), 1000).unwrap();
         assert_eq!(stored.len(), 600, "the resend is not a second row");
         for (event, outcome) in batch.iter().zip(&outcomes) {
             let id = match outcome {
@@ -158,7 +163,7 @@ fn a_batch_gets_the_ids_of_its_rows_and_a_resend_within_it_is_recorded_once() {
 /// once, not again on every read.
 #[test]
 fn the_day_tally_equals_a_fresh_count_as_events_arrive() {
-    use gatehouse::event_log::{DayTally, counts_since};
+    use gatehouse::store::event_log::{DayTally, counts_since};
     for backend in backends() {
         let app = TestApp::new(backend);
         let (runtime, log) = log_on(&app);
@@ -239,7 +244,7 @@ fn small_wal_log(
 ) -> (
     gatehouse::store::DbPool,
     EventLog,
-    gatehouse::event_log::EventLogWriter,
+    gatehouse::store::event_log::EventLogWriter,
 ) {
     let url = format!("sqlite://{}", dir.join("g.db").display());
     let pool = gatehouse::store::open(&url, 4).unwrap();
@@ -334,9 +339,12 @@ fn the_wal_is_checkpointed_beside_the_writer_and_stays_bounded() {
         wal_file < BOUND * (4096 + 24),
         "WAL file of {wal_file} bytes"
     );
-    let all =
-        gatehouse::event_log::recent(&mut pool.get().unwrap(), &EventFilter::default(), 10_000)
-            .unwrap();
+    let all = gatehouse::store::event_log::recent(
+        &mut pool.get().unwrap(),
+        &EventFilter::default(),
+        10_000,
+    )
+    .unwrap();
     assert_eq!(all.len(), 6000);
 }
 
@@ -381,7 +389,7 @@ fn a_reader_of_an_old_snapshot_puts_off_the_restart_without_stalling_appends() {
 /// recognises a resend of an old event, and a Modbus reader's numbering continues after it.
 #[test]
 fn a_new_writer_knows_each_readers_highest_number() {
-    use gatehouse::event_log::highest_seq;
+    use gatehouse::store::event_log::highest_seq;
     for backend in backends() {
         let app = TestApp::new(backend);
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -438,7 +446,7 @@ fn a_new_writer_knows_each_readers_highest_number() {
 /// as unsigned, in the writer and in SQL), and its resend is known.
 #[test]
 fn seqs_up_to_two_to_the_64_are_recorded_and_ordered_as_unsigned() {
-    use gatehouse::event_log::{highest_seq, stored_seq};
+    use gatehouse::store::event_log::{highest_seq, stored_seq};
     for backend in backends() {
         let app = TestApp::new(backend);
         let (runtime, log) = log_on(&app);
@@ -489,10 +497,11 @@ fn seqs_up_to_two_to_the_64_are_recorded_and_ordered_as_unsigned() {
             Some(top),
             "never lowered"
         );
-        let rows = gatehouse::event_log::recent(&mut conn, &EventFilter::default(), 10).unwrap();
+        let rows =
+            gatehouse::store::event_log::recent(&mut conn, &EventFilter::default(), 10).unwrap();
         assert!(
             rows.iter()
-                .any(|r| r.seq.map(gatehouse::event_log::reader_seq) == Some(top))
+                .any(|r| r.seq.map(gatehouse::store::event_log::reader_seq) == Some(top))
         );
     }
 }

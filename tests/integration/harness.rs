@@ -52,7 +52,7 @@ fn the_example_sites_modbus_readers_are_on_loopback() {
     let app = TestApp::new(Backend::Sqlite);
     let text = std::fs::read_to_string(repo().join("packaging/examples/office.toml")).unwrap();
     let ctx = gatehouse::entities::ChangeContext {
-        actor: "test-setup",
+        provenance: &gatehouse::identity::provenance::Provenance::cli("test-setup"),
         now: chrono::Utc::now(),
     };
     gatehouse::io::site_file::import(&mut app.db(), &text, &ctx, false, &|_, _| {}).unwrap();

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use gatehouse::clock::Clock;
-use gatehouse::event_log::{BatchPolicy, EventLog};
-use gatehouse::hub::Hub;
+use gatehouse::readers::hub::Hub;
+use gatehouse::store::event_log::{BatchPolicy, EventLog};
 use gatehouse_drivers::message::{Command, DenyCode, ErrorCode, seal, verify_command};
 use serde_json::json;
 
@@ -48,7 +48,9 @@ impl Rig {
     }
 
     fn send_payload(&self, reader: &str, payload: &[u8]) -> Option<Command> {
-        let reply = self.runtime.block_on(self.hub.handle(reader, payload))?;
+        let reply = self
+            .runtime
+            .block_on(self.hub.handle_mqtt(reader, payload))?;
         assert_eq!(reply.reader_id, reader);
         // What the reader does: verify the signed payload before acting on it.
         let wire = self.hub.encode(&reply).unwrap();
@@ -135,7 +137,7 @@ fn denials_reach_the_reader_with_their_code() {
     // Sunday: outside business hours.
     let sunday = monday_morning() - TimeDelta::days(1);
     let rig = Rig::new(app, sunday);
-    let reply = rig.runtime.block_on(rig.hub.handle(
+    let reply = rig.runtime.block_on(rig.hub.handle_mqtt(
         "main-in",
         &seal(
             "main-in",
@@ -156,7 +158,7 @@ fn denials_reach_the_reader_with_their_code() {
         json!({"employee_id": "E1", "name": "Ada Lovelace", "status": "suspended"}),
     );
     assert_eq!(r.status, 200);
-    let reply = rig.runtime.block_on(rig.hub.handle(
+    let reply = rig.runtime.block_on(rig.hub.handle_mqtt(
         "main-in",
         &seal(
             "main-in",
@@ -196,7 +198,7 @@ fn bad_input_is_a_reader_fault_and_changes_nothing_else() {
     );
     assert_eq!(rig.send("main-in", &huge), None);
     // A stranger publishing as an unregistered reader gets nothing.
-    let stranger = rig.runtime.block_on(rig.hub.handle(
+    let stranger = rig.runtime.block_on(rig.hub.handle_mqtt(
         "intruder/../x",
         br#"{"type":"rex","seq":1,"ts":"2026-11-23T09:00:00Z"}"#,
     ));
@@ -328,7 +330,7 @@ fn a_reader_that_must_sign_cannot_be_impersonated() {
     // And B's answers are signed with B's key, so they cannot open A's door.
     let b_reply = rig
         .hub
-        .encode(&gatehouse::hub::Reply {
+        .encode(&gatehouse::readers::hub::Reply {
             reader_id: "side-in".into(),
             command: Command::Grant {
                 reference: 1,
@@ -609,7 +611,7 @@ fn the_largest_seq_is_accepted() {
         let swipes = rig.app.events(Some("swipe"));
         assert_eq!(swipes.len(), 1);
         assert_eq!(
-            swipes[0].seq.map(gatehouse::event_log::reader_seq),
+            swipes[0].seq.map(gatehouse::store::event_log::reader_seq),
             Some(top)
         );
     }

@@ -4,6 +4,7 @@
 
 use chrono::Utc;
 use gatehouse::entities::ChangeContext;
+use gatehouse::identity::provenance::Provenance;
 use gatehouse::io::site_file::{self, ImportError};
 use serde_json::{Value, json};
 
@@ -44,8 +45,10 @@ fn raw(app: &TestApp, method: &str, path: &str, body: &[u8]) -> (u16, String, Va
 }
 
 fn ctx() -> ChangeContext<'static> {
+    static TEST_SETUP: std::sync::LazyLock<Provenance> =
+        std::sync::LazyLock::new(|| Provenance::cli("input-test"));
     ChangeContext {
-        actor: "input-test",
+        provenance: &TEST_SETUP,
         now: Utc::now(),
     }
 }
@@ -61,7 +64,9 @@ fn total(app: &TestApp, collection: &str) -> i64 {
 }
 
 fn audit_entries(app: &TestApp) -> i64 {
-    gatehouse::audit::verify(&mut app.db()).unwrap().entries as i64
+    gatehouse::store::audit::verify(&mut app.db())
+        .unwrap()
+        .entries as i64
 }
 
 #[test]

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use diesel::prelude::*;
-use gatehouse::admins::{self, AdminInput};
 use gatehouse::entities::ChangeContext;
+use gatehouse::identity::admins::{self, AdminInput};
 use gatehouse::store::schema::api_tokens;
 
 const PASSWORD: &str = "a long enough password";
@@ -39,13 +39,13 @@ impl Appliance {
         std::fs::create_dir_all(&data).unwrap();
         // The entries made below are keyed with this process's appliance key: the data
         // folder gets that key, as `serve` will look for it there.
-        gatehouse::appliance_key::install_from(&data, true).unwrap();
+        gatehouse::identity::appliance_key::install_from(&data, true).unwrap();
         let url = format!("sqlite://{}", data.join("gatehouse.db").display());
         let pool = gatehouse::store::open(&url, 1).unwrap();
         let conn = &mut pool.get().unwrap();
         gatehouse::store::migrate(conn).unwrap();
         let ctx = ChangeContext {
-            actor: "test-setup",
+            provenance: &gatehouse::identity::provenance::Provenance::cli("test-setup"),
             now: Utc::now(),
         };
         admins::create_admin(
@@ -58,13 +58,18 @@ impl Appliance {
             &ctx,
         )
         .unwrap();
-        let token = admins::issue_token(conn, "root", "tests", None, &ctx)
-            .unwrap()
-            .token;
-        let legacy = admins::issue_token(conn, "root", "old", None, &ctx).unwrap();
+        let token =
+            admins::issue_token(conn, "root", "tests", admins::TokenScope::Full, None, &ctx)
+                .unwrap()
+                .token;
+        let legacy =
+            admins::issue_token(conn, "root", "old", admins::TokenScope::Full, None, &ctx).unwrap();
         let secret = legacy.token.rsplit('_').next().unwrap();
         diesel::update(api_tokens::table.find(legacy.view.id))
-            .set(api_tokens::token_hash.eq(gatehouse::secret::hash_secret(secret).unwrap()))
+            .set(
+                api_tokens::token_hash
+                    .eq(gatehouse::identity::secret::hash_secret(secret).unwrap()),
+            )
             .execute(conn)
             .unwrap();
         let port = TcpListener::bind("127.0.0.1:0")

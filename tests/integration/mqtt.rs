@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use gatehouse::clock::{Clock, ClockShift};
 use gatehouse::config::{BrokerChoice, MqttConfig};
-use gatehouse::event_log::EventFilter;
+use gatehouse::store::event_log::EventFilter;
 use gatehouse_drivers::message::{Command, DenyCode, ErrorCode, EventBody, WireCredential};
 use gatehouse_drivers::mqtt::ClientTls;
 use gatehouse_drivers::sim::{ScaledClock, SimReader, SimSettings};
@@ -190,9 +190,12 @@ fn a_swipe_over_mqtt_opens_the_door_once() {
         };
         let again = site.runtime.block_on(async {
             // Same seq and the original's time: a true resend.
-            let rows =
-                gatehouse::event_log::recent(&mut site.app.db(), &EventFilter::default(), 10)
-                    .unwrap();
+            let rows = gatehouse::store::event_log::recent(
+                &mut site.app.db(),
+                &EventFilter::default(),
+                10,
+            )
+            .unwrap();
             let ts = rows[0].reader_ts.unwrap().and_utc();
             reader.resend(seq, &body, ts).await.unwrap();
             reader.next_answer(WAIT).await.unwrap().unwrap()
@@ -1104,7 +1107,7 @@ fn a_busy_tls_port_stops_the_start_and_names_the_setting() {
         .enable_all()
         .build()
         .unwrap();
-    let started = runtime.block_on(gatehouse::serve::start(
+    let started = runtime.block_on(gatehouse::app::serve::start(
         config,
         gatehouse::clock::Clock::System,
     ));
@@ -1203,7 +1206,7 @@ fn a_thousand_readers_coming_online_at_once_do_not_stall_the_appliance_on(backen
         ));
     }
     let ctx = gatehouse::entities::ChangeContext {
-        actor: "test-setup",
+        provenance: &gatehouse::identity::provenance::Provenance::cli("test-setup"),
         now: chrono::Utc::now(),
     };
     gatehouse::io::site_file::import(&mut site.app.db(), &file, &ctx, false, &|_, _| {}).unwrap();
@@ -1392,8 +1395,12 @@ fn wrong_pins_in_a_row_block_the_card_until_the_block_ends_on(backend: Backend) 
     assert_eq!(lockouts.len(), 1, "{lockouts:?}");
     assert_eq!(lockouts[0].person_id, Some(site.f.person));
     assert_eq!(lockouts[0].door_id, Some(site.f.server_door));
-    let open = gatehouse::alarms::open(&mut site.app.db(), chrono::Utc::now() + shift.ahead(), 10)
-        .unwrap();
+    let open = gatehouse::readers::alarms::open(
+        &mut site.app.db(),
+        chrono::Utc::now() + shift.ahead(),
+        10,
+    )
+    .unwrap();
     assert!(open.iter().any(|e| e.kind == "pin_lockout"), "{open:?}");
     let listed = site.app.get("/api/v1/events?kind=pin_lockout");
     assert_eq!(listed.status, 200, "{}", listed.body);

@@ -212,7 +212,7 @@ fn changes_made_outside_the_api_reach_the_live_policy() {
         // directly, through the same audited path, without telling this process.
         let mut conn = app.db();
         let ctx = gatehouse::entities::ChangeContext {
-            actor: "cli:elsewhere",
+            provenance: &gatehouse::identity::provenance::Provenance::cli("elsewhere"),
             now: Utc::now(),
         };
         let person =

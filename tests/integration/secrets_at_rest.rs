@@ -255,7 +255,7 @@ const SERVER_READER: &str = "\n[[readers]]\nreader_id = \"server-in\"\ndoor = \"
 
 #[test]
 fn pin_hashes_need_the_appliance_key_and_old_ones_keep_working() {
-    let key = gatehouse::appliance_key::installed;
+    let key = gatehouse::identity::appliance_key::installed;
     for backend in backends() {
         let app = TestApp::new(backend);
         let site =
@@ -263,10 +263,18 @@ fn pin_hashes_need_the_appliance_key_and_old_ones_keep_working() {
         import(&app, &site).unwrap();
         let keyed = stored_pin_hash(&app);
         assert!(keyed.contains(",keyid="), "{keyed}");
-        assert!(gatehouse::secret::verify_pin(key(), &keyed, "73914682"));
+        assert!(gatehouse::identity::secret::verify_pin(
+            key(),
+            &keyed,
+            "73914682"
+        ));
         // Someone with only the database cannot test guesses against it.
-        assert!(!gatehouse::secret::verify_pin(None, &keyed, "73914682"));
-        assert!(!gatehouse::secret::verify_secret(&keyed, "73914682"));
+        assert!(!gatehouse::identity::secret::verify_pin(
+            None, &keyed, "73914682"
+        ));
+        assert!(!gatehouse::identity::secret::verify_secret(
+            &keyed, "73914682"
+        ));
         assert_eq!(
             server_room_swipe(&app, "73914682"),
             Outcome::Grant { unlock_ms: 5000 }
@@ -274,7 +282,7 @@ fn pin_hashes_need_the_appliance_key_and_old_ones_keep_working() {
 
         // A hash made before PINs were keyed opens the door as before, and re-importing
         // the same PIN leaves it alone.
-        let old = gatehouse::secret::hash_secret("73914682").unwrap();
+        let old = gatehouse::identity::secret::hash_secret("73914682").unwrap();
         diesel::update(credentials::table.filter(credentials::card_uid.eq("04A1B2C3")))
             .set(credentials::pin_hash.eq(Some(&old)))
             .execute(&mut *app.db())
@@ -308,10 +316,8 @@ fn pin_hashes_need_the_appliance_key_and_old_ones_keep_working() {
         );
 
         // A hash keyed on another appliance can match no PIN here: refused, by name.
-        let foreign = gatehouse::secret::hash_pin(
-            Some(&gatehouse::appliance_key::ApplianceKey::from_master(
-                &[42u8; 32],
-            )),
+        let foreign = gatehouse::identity::secret::hash_pin(
+            Some(&gatehouse::identity::appliance_key::ApplianceKey::from_master(&[42u8; 32])),
             "51840297",
         )
         .unwrap();

@@ -98,7 +98,7 @@ pub(crate) fn import(
 ) -> Result<site_file::ImportSummary, Vec<ImportError>> {
     let mut conn = app.db();
     let ctx = ChangeContext {
-        actor: "import-test",
+        provenance: &gatehouse::identity::provenance::Provenance::cli("import-test"),
         now: Utc::now(),
     };
     site_file::import(&mut conn, text, &ctx, false, &|_, _| {})
@@ -328,7 +328,9 @@ fn one_bad_entry_names_its_place_and_nothing_is_imported() {
             );
         }
         assert_eq!(
-            gatehouse::audit::verify(&mut app.db()).unwrap().entries,
+            gatehouse::store::audit::verify(&mut app.db())
+                .unwrap()
+                .entries,
             2,
             "only the test admin's setup entries"
         );
@@ -356,7 +358,7 @@ fn audit_since(app: &TestApp, seq: i64) -> Vec<String> {
 }
 
 fn audit_head(app: &TestApp) -> i64 {
-    gatehouse::audit::verify(&mut app.db()).unwrap().entries as i64
+    gatehouse::store::audit::verify(&mut app.db()).unwrap().entries as i64
 }
 
 /// (created, updated, unchanged) of one section of an import.
@@ -468,7 +470,7 @@ fn people_csv_from_hr() {
     for backend in backends() {
         let app = TestApp::new(backend);
         let ctx = ChangeContext {
-            actor: "hr",
+            provenance: &gatehouse::identity::provenance::Provenance::cli("hr"),
             now: Utc::now(),
         };
         let csv = "employee_id,name,department,title,manager_employee_id,person_type,status,valid_from,valid_until\n\
@@ -534,7 +536,7 @@ fn the_shipped_example_site_imports() {
     assert!(count(&app, "people") >= 200, "{summary}");
     assert!(count(&app, "doors") >= 24);
     assert_eq!(
-        gatehouse::audit::verify(&mut app.db())
+        gatehouse::store::audit::verify(&mut app.db())
             .unwrap()
             .problems
             .len(),

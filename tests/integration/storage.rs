@@ -17,7 +17,7 @@ fn two_processes_writing_one_sqlite_file_both_succeed() {
                 let pool = gatehouse::store::open(&url, 1).unwrap();
                 let mut conn = pool.get().unwrap();
                 let ctx = ChangeContext {
-                    actor: "writer",
+                    provenance: &gatehouse::identity::provenance::Provenance::cli("writer"),
                     now: Utc::now(),
                 };
                 for i in 0..40 {
@@ -44,7 +44,7 @@ fn two_processes_writing_one_sqlite_file_both_succeed() {
     for w in writers {
         w.join().unwrap();
     }
-    let report = gatehouse::audit::verify(&mut setup.get().unwrap()).unwrap();
+    let report = gatehouse::store::audit::verify(&mut setup.get().unwrap()).unwrap();
     assert_eq!(report.entries, 80);
     assert!(report.is_intact(), "{:?}", report.problems);
 }
@@ -62,7 +62,7 @@ fn concurrent_writers_keep_one_unbroken_audit_chain() {
                     let pool = gatehouse::store::open(&url, 1).unwrap();
                     let mut conn = pool.get().unwrap();
                     let ctx = ChangeContext {
-                        actor: "instance",
+                        provenance: &gatehouse::identity::provenance::Provenance::cli("instance"),
                         now: Utc::now(),
                     };
                     for i in 0..20 {
@@ -82,7 +82,7 @@ fn concurrent_writers_keep_one_unbroken_audit_chain() {
         for w in writers {
             w.join().unwrap();
         }
-        let report = gatehouse::audit::verify(&mut app.db()).unwrap();
+        let report = gatehouse::store::audit::verify(&mut app.db()).unwrap();
         assert!(report.is_intact(), "{:?}", report.problems);
         assert_eq!(app.get("/api/v1/sites").body["total"], 60);
     }

@@ -19,6 +19,7 @@ use anyhow::{Context, Result, anyhow};
 use chrono::Utc;
 use clap::Parser;
 use gatehouse::entities::ChangeContext;
+use gatehouse::identity::provenance::Provenance;
 use gatehouse::io::site_file::ImportSummary;
 use gatehouse::policy::Snapshot;
 use gatehouse::store::DbConnection;
@@ -78,9 +79,13 @@ fn errors_text(errors: &[gatehouse::io::site_file::ImportError]) -> String {
         .join("; ")
 }
 
+/// Who makes the benchmark's changes, as `gatehouse import` records an import.
+static PROVENANCE: std::sync::LazyLock<Provenance> =
+    std::sync::LazyLock::new(|| Provenance::import("import-bench", "generated people"));
+
 fn ctx() -> ChangeContext<'static> {
     ChangeContext {
-        actor: "import-bench",
+        provenance: &PROVENANCE,
         now: Utc::now(),
     }
 }
@@ -252,8 +257,11 @@ fn main() -> Result<()> {
     // entries MACed with it, so the imports pay what they pay on an appliance.
     let data_dir = dir.path().join("data");
     std::fs::create_dir_all(&data_dir)?;
-    std::fs::set_permissions(&data_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
-    gatehouse::appliance_key::install_from(&data_dir, true)?;
+    std::fs::set_permissions(
+        &data_dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )?;
+    gatehouse::identity::appliance_key::install_from(&data_dir, true)?;
     if !args.csv_only {
         let pool = open(dir.path(), "site.db")?;
         let mut conn = pool.get()?;
@@ -398,7 +406,7 @@ fn api_changes(dir: &Path, args: &Args, levels: &[String]) -> Result<()> {
     )?;
     let config = gatehouse::config::Config::load(Some(&config_path), std::iter::empty())?;
     let runtime = gatehouse_bench::appliance::runtime("appliance", 2)?;
-    let running = runtime.block_on(gatehouse::serve::start(
+    let running = runtime.block_on(gatehouse::app::serve::start(
         config,
         gatehouse::clock::Clock::System,
     ))?;
@@ -408,9 +416,9 @@ fn api_changes(dir: &Path, args: &Args, levels: &[String]) -> Result<()> {
     let token = {
         let mut conn = state.db.get()?;
         let ctx = ctx();
-        gatehouse::admins::create_admin(
+        gatehouse::identity::admins::create_admin(
             &mut conn,
-            &gatehouse::admins::AdminInput {
+            &gatehouse::identity::admins::AdminInput {
                 username: "idp".to_owned(),
                 password: "a long enough password".to_owned(),
                 role: "admin".to_owned(),
@@ -418,7 +426,7 @@ fn api_changes(dir: &Path, args: &Args, levels: &[String]) -> Result<()> {
             &ctx,
         )
         .map_err(|e| anyhow!("cannot create the API's admin: {e:?}"))?;
-        gatehouse::admins::issue_token(&mut conn, "idp", "identity provider", None, &ctx)
+        gatehouse::identity::admins::issue_token(&mut conn, "idp", "identity provider", None, &ctx)
             .map_err(|e| anyhow!("cannot issue a token: {e:?}"))?
             .token
     };

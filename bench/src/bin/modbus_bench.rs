@@ -163,11 +163,11 @@ fn main() -> Result<()> {
         ..Config::default()
     };
     {
-        let pool = gatehouse::cli::open_database(&config)?;
+        let pool = gatehouse::app::database::open_database(&config)?;
         let mut conn = pool.get()?;
         let people = 1000;
         let ctx = ChangeContext {
-            actor: "bench",
+            provenance: &gatehouse::identity::provenance::Provenance::cli("bench"),
             now: Utc::now(),
         };
         gatehouse::io::site_file::import(
@@ -181,7 +181,7 @@ fn main() -> Result<()> {
     }
     let appliance_rt = runtime("appliance", 2)?;
     let running = appliance_rt
-        .block_on(gatehouse::serve::start(config, Clock::System))
+        .block_on(gatehouse::app::serve::start(config, Clock::System))
         .context("the appliance starts")?;
     let server = running.server;
     appliance_rt.spawn(server);

@@ -28,7 +28,7 @@ use diesel::prelude::*;
 use gatehouse::clock::Clock;
 use gatehouse::config::{BrokerChoice, Config, MqttConfig};
 use gatehouse::entities::ChangeContext;
-use gatehouse::event_log::{BatchPolicy, EventInsert, EventLog, NewEvent};
+use gatehouse::store::event_log::{BatchPolicy, EventInsert, EventLog, NewEvent};
 use gatehouse::store::schema::events;
 use gatehouse_bench::appliance::{recorded_swipe, runtime, wait_online};
 use gatehouse_bench::measure::{
@@ -703,7 +703,7 @@ fn legs(db: &gatehouse::store::DbPool, granted: &[Timed]) -> Result<Legs> {
     let gatehouse::store::DbConnection::Sqlite(conn) = &mut *pooled else {
         bail!("the appliance runs on SQLite here");
     };
-    let since = gatehouse::entities::stored(first - TimeDelta::seconds(1));
+    let since = gatehouse::clock::stored(first - TimeDelta::seconds(1));
     let rows: Vec<(Option<String>, Option<i64>, chrono::NaiveDateTime)> = events::table
         .filter(events::kind.eq("swipe"))
         .filter(events::at.ge(since))
@@ -917,10 +917,10 @@ fn run(
         ..Config::default()
     };
     {
-        let pool = gatehouse::cli::open_database(&config)?;
+        let pool = gatehouse::app::database::open_database(&config)?;
         let mut conn = pool.get()?;
         let ctx = ChangeContext {
-            actor: "bench",
+            provenance: &gatehouse::identity::provenance::Provenance::cli("bench"),
             now: Utc::now(),
         };
         let started = Instant::now();
@@ -941,7 +941,7 @@ fn run(
     // Two workers, as `gatehouse serve` has on this 2-core machine.
     let appliance_rt = runtime(APPLIANCE, 2)?;
     let running = appliance_rt
-        .block_on(gatehouse::serve::start(config, Clock::System))
+        .block_on(gatehouse::app::serve::start(config, Clock::System))
         .context("the appliance starts")?;
     let server_handle = running.server.handle();
     appliance_rt.spawn(running.server);

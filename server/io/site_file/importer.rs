@@ -129,10 +129,10 @@ pub(in crate::io) fn run_import(
             return Err(Abort::DryRun(imp.summary));
         }
         let summary = imp.summary;
-        crate::audit::append(
+        crate::store::audit::append(
             conn,
-            &crate::audit::AuditEntry {
-                actor: ctx.actor,
+            &crate::store::audit::AuditEntry {
+                provenance: ctx.provenance,
                 action: "import",
                 entity: "site_file",
                 entity_id: None,
