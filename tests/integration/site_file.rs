@@ -358,7 +358,9 @@ fn audit_since(app: &TestApp, seq: i64) -> Vec<String> {
 }
 
 fn audit_head(app: &TestApp) -> i64 {
-    gatehouse::store::audit::verify(&mut app.db()).unwrap().entries as i64
+    gatehouse::store::audit::verify(&mut app.db())
+        .unwrap()
+        .entries as i64
 }
 
 /// (created, updated, unchanged) of one section of an import.

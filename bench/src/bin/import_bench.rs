@@ -426,9 +426,16 @@ fn api_changes(dir: &Path, args: &Args, levels: &[String]) -> Result<()> {
             &ctx,
         )
         .map_err(|e| anyhow!("cannot create the API's admin: {e:?}"))?;
-        gatehouse::identity::admins::issue_token(&mut conn, "idp", "identity provider", None, &ctx)
-            .map_err(|e| anyhow!("cannot issue a token: {e:?}"))?
-            .token
+        gatehouse::identity::admins::issue_token(
+            &mut conn,
+            "idp",
+            "identity provider",
+            gatehouse::identity::admins::TokenScope::Full,
+            None,
+            &ctx,
+        )
+        .map_err(|e| anyhow!("cannot issue a token: {e:?}"))?
+        .token
     };
     // The reference: compiling the whole policy, as every change cost before.
     let compile = {
