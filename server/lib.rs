@@ -9,8 +9,9 @@ pub mod console;
 pub mod entities;
 pub mod identity;
 pub mod input;
+pub mod io;
 pub mod policy;
 pub mod readers;
-pub mod site_file;
+
 pub mod store;
 pub mod web;

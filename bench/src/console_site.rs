@@ -162,17 +162,18 @@ fn build(path: &Path, site_text: &str, spec: &Spec, now: DateTime<Utc>) -> Resul
         let mut conn = pool.get()?;
         gatehouse::store::migrate(&mut conn)?;
         eprint!("importing the example site … ");
-        let summary = gatehouse::site_file::import(&mut conn, site_text, &ctx, false, &|_, _| {})
-            .map_err(|errors| {
-            anyhow!(
-                "the site file does not import: {}",
-                errors
-                    .iter()
-                    .map(|e| format!("{}: {}", e.place, e.message))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )
-        })?;
+        let summary =
+            gatehouse::io::site_file::import(&mut conn, site_text, &ctx, false, &|_, _| {})
+                .map_err(|errors| {
+                    anyhow!(
+                        "the site file does not import: {}",
+                        errors
+                            .iter()
+                            .map(|e| format!("{}: {}", e.place, e.message))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    )
+                })?;
         eprintln!("{} entries", summary.created());
         for i in 0..spec.admins {
             eprint!(

@@ -137,4 +137,28 @@ impl AppState {
             .map_err(|e| ApiError::PolicyNotLive(e.to_string()))?;
         Ok(result)
     }
+
+    /// Runs an admin change like [`AppState::change`]; when `f` names the people whose own
+    /// rows (person, cards, entitlements) are all it changed, only their rows are read
+    /// again and laid over the live snapshot (`LivePolicy::refresh_people`), so an
+    /// identity provider's stream of single-person changes does not compile the whole
+    /// policy for each; otherwise the policy is rebuilt. Either way the change governs the
+    /// very next swipe.
+    pub async fn change_people<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<(T, Option<Vec<i64>>), ApiError> + Send + 'static,
+    {
+        if let Some(fields) = edge::unreadable_form() {
+            return Err(ApiError::Invalid(fields));
+        }
+        let (result, people) = self.write(f).await?;
+        let now = self.clock.now();
+        match people {
+            Some(people) => self.live.refresh_people(&self.db, people, now).await,
+            None => self.live.refresh(&self.db, now).await,
+        }
+        .map_err(|e| ApiError::PolicyNotLive(e.to_string()))?;
+        Ok(result)
+    }
 }

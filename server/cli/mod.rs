@@ -299,7 +299,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export { output } => {
             let pool = open_database(&config)?;
             let mut conn = pool.get()?;
-            let text = crate::site_file::export(&mut conn)?;
+            let text = crate::io::site_file::export(&mut conn)?;
             match output {
                 Some(path) => {
                     std::fs::write(&path, text)
@@ -374,7 +374,7 @@ fn import(config: &Config, args: ImportArgs) -> Result<ExitCode> {
             provenance: &provenance,
             now: Utc::now(),
         };
-        crate::site_file::import_people_csv(&mut conn, file, &ctx, args.dry_run, &progress)
+        crate::io::people_csv::import(&mut conn, file, &ctx, args.dry_run, &progress)
     } else if let Some(path) = args.file {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
@@ -383,7 +383,7 @@ fn import(config: &Config, args: ImportArgs) -> Result<ExitCode> {
             provenance: &provenance,
             now: Utc::now(),
         };
-        crate::site_file::import(&mut conn, &text, &ctx, args.dry_run, &progress)
+        crate::io::site_file::import(&mut conn, &text, &ctx, args.dry_run, &progress)
     } else {
         bail!("name a site file, or --people FILE.csv");
     };

@@ -370,6 +370,10 @@ impl Entity for Credentials {
         diesel::delete(credentials::table.find(id)).execute(conn)
     }
 
+    fn person_of(view: &CredentialView) -> Option<i64> {
+        Some(view.person_id)
+    }
+
     fn label(view: &CredentialView) -> String {
         match (&view.card_uid, view.facility, view.card_number) {
             (Some(uid), _, _) => format!("card {uid}"),
@@ -387,4 +391,40 @@ pub fn count_unkeyed_pins(conn: &mut DbConnection) -> QueryResult<i64> {
         .filter(credentials::pin_hash.not_like("%,keyid=%"))
         .count()
         .get_result(conn)
+}
+
+/// Whether writing `input` over the stored row would change nothing, compared as `write`
+/// and `unseen_changes` store it: the key normalised, the status's canonical spelling, and
+/// the PIN kept (none given), removed where there is none, or given as the stored hash. A
+/// PIN in clear is told from the stored hash only by argon2id, so it counts as a change
+/// here and `upsert` verifies it; so does anything `write` would refuse.
+pub fn unchanged(row: &CredentialRow, input: &CredentialInput) -> bool {
+    let same_key = match key_of(input, &mut FieldErrors::default()) {
+        Some(CredentialKey::Card { uid }) => {
+            row.card_uid.as_deref() == Some(uid.as_str())
+                && row.facility.is_none()
+                && row.card_number.is_none()
+        }
+        Some(CredentialKey::Wiegand { facility, number }) => {
+            row.card_uid.is_none()
+                && row.facility == i32::try_from(facility).ok()
+                && row.card_number == Some(i64::from(number))
+        }
+        None => false,
+    };
+    let same_pin = match (input.pin.as_deref(), input.pin_hash.as_deref()) {
+        (None, None) => true,
+        (Some(""), None) => row.pin_hash.is_none(),
+        (None, Some(hash)) => row.pin_hash.as_deref() == Some(hash),
+        _ => false,
+    };
+    same_key
+        && same_pin
+        && row.person_id == input.person_id
+        && row.kind == input.kind
+        && input
+            .status
+            .parse::<CredentialStatus>()
+            .is_ok_and(|status| row.status == status.as_str())
+        && row.valid_until == input.valid_until.map(stored)
 }

@@ -159,10 +159,23 @@ impl Entity for Entitlements {
         diesel::delete(entitlements::table.find(id)).execute(conn)
     }
 
+    fn person_of(view: &EntitlementView) -> Option<i64> {
+        Some(view.person_id)
+    }
+
     fn label(view: &EntitlementView) -> String {
         format!(
             "entitlement of person {} to level {}",
             view.person_id, view.level_id
         )
     }
+}
+
+/// Whether writing `input` over the stored row would change nothing (who granted it and
+/// when are kept by `write` anyway): the site file skips such an entry without a write.
+pub fn unchanged(row: &EntitlementRow, input: &EntitlementInput) -> bool {
+    row.person_id == input.person_id
+        && row.level_id == input.level_id
+        && row.valid_until == input.valid_until.map(stored)
+        && row.justification == input.justification
 }

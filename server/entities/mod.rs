@@ -220,6 +220,13 @@ pub trait Entity: 'static {
     ) -> Result<Vec<&'static str>, ChangeError> {
         Ok(Vec::new())
     }
+    /// The person whose own rows this is (a person) or belongs to (their card, their
+    /// entitlement): a change to it touches that person alone, so the API lays the
+    /// person's rows over the live snapshot instead of compiling the whole policy. None
+    /// for everything else.
+    fn person_of(_view: &Self::View) -> Option<i64> {
+        None
+    }
     /// Fills in what is shown once, on creation only (a reader's secret).
     fn reveal_on_create(
         _conn: &mut DbConnection,

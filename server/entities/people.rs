@@ -289,6 +289,10 @@ impl Entity for People {
     fn label(view: &PersonView) -> String {
         format!("person {}", view.employee_id)
     }
+
+    fn person_of(view: &PersonView) -> Option<i64> {
+        Some(view.id)
+    }
 }
 
 /// True when `person` is `candidate` or reports to them through the chain of managers.
@@ -321,4 +325,24 @@ pub fn id_by_employee_id(conn: &mut DbConnection, employee_id: &str) -> QueryRes
         .select(people::id)
         .first(conn)
         .optional()
+}
+
+/// Whether writing `input` over the stored row would change nothing, compared as `write`
+/// stores it (trimmed texts, the status's canonical spelling, times to the microsecond):
+/// the site file and the people CSV skip such an entry without a write. A value it cannot
+/// read counts as a change, so that `write` judges and reports it.
+pub fn unchanged(row: &PersonRow, input: &PersonInput) -> bool {
+    row.employee_id == input.employee_id.trim()
+        && row.name == input.name.trim()
+        && row.department == input.department.trim()
+        && row.title == input.title.trim()
+        && row.manager_id == input.manager_id
+        && row.person_type == input.person_type
+        && input
+            .status
+            .parse::<PersonStatus>()
+            .is_ok_and(|status| row.status == status.as_str())
+        && row.valid_from == input.valid_from.map(stored)
+        && row.valid_until == input.valid_until.map(stored)
+        && row.notes == input.notes
 }

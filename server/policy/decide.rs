@@ -385,10 +385,10 @@ pub(super) fn evaluate(
                 );
                 return d.deny(Reason::UnknownCredential);
             };
-            let credential = &snap.credentials[c as usize];
-            let person = snap.credential_person[c as usize];
+            let credential = snap.credential_at(c);
+            let person = snap.credential_owner(c);
             d.credential_id = Some(credential.id);
-            d.person_id = Some(snap.people[person as usize].id);
+            d.person_id = Some(snap.person_at(person).id);
             observe(Check::CredentialKnown, CheckStatus::Passed, None);
             check!(Check::CredentialStatus, check_credential_status(credential));
             check!(
@@ -398,7 +398,7 @@ pub(super) fn evaluate(
             (Some(credential), person)
         }
         Who::Person(person) => {
-            d.person_id = Some(snap.people[person as usize].id);
+            d.person_id = Some(snap.person_at(person).id);
             for c in [
                 Check::CredentialKnown,
                 Check::CredentialStatus,
@@ -410,7 +410,7 @@ pub(super) fn evaluate(
         }
     };
 
-    let p = &snap.people[person as usize];
+    let p = snap.person_at(person);
     check!(Check::PersonStatus, check_person_status(p));
     check!(Check::PersonValidity, check_person_validity(p, now));
     check!(Check::Lockdown, check_lockdown(view.site));
@@ -619,15 +619,18 @@ pub(super) fn covering_entitlements(
     person: u32,
     door: u32,
 ) -> impl Iterator<Item = Covering<'_>> {
-    snap.person_entitlements(person).filter_map(move |i| {
-        let level = snap.entitlement_level[i];
-        let covers = snap.covers(door, level);
-        (!covers.is_empty()).then(|| Covering {
-            entitlement: &snap.entitlements[i],
-            level,
-            covers,
+    let (entitlements, levels) = snap.person_entitlements(person);
+    entitlements
+        .iter()
+        .zip(levels)
+        .filter_map(move |(entitlement, &level)| {
+            let covers = snap.covers(door, level);
+            (!covers.is_empty()).then_some(Covering {
+                entitlement,
+                level,
+                covers,
+            })
         })
-    })
 }
 
 pub(super) fn entitlement_expired(e: &Entitlement, now: DateTime<Utc>) -> bool {
@@ -687,7 +690,7 @@ pub(super) fn check_entitlements(
         });
     }
     Err(Reason::NoEntitlement {
-        person_id: snap.people[person as usize].id,
+        person_id: snap.person_at(person).id,
         door_id: snap.doors[door as usize].id,
     })
 }

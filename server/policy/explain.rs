@@ -136,7 +136,7 @@ pub fn explain(
         Who::Person(p) => Some(p),
         Who::Credential(_) => decision.person_id.and_then(|id| snapshot.person_index(id)),
     };
-    let person = person_idx.map(|p| &snapshot.people[p as usize]);
+    let person = person_idx.map(|p| snapshot.person_at(p));
     let credential = decision
         .credential_id
         .and_then(|id| snapshot.credential_by_id(id));

@@ -12,6 +12,8 @@ pub mod snapshot;
 
 #[cfg(test)]
 mod fixtures;
+#[cfg(test)]
+mod patch_tests;
 
 pub use decide::{
     Check, CheckStatus, DecideError, Decision, DenyCode, GrantedBy, Outcome, Reason, Request,
@@ -29,4 +31,6 @@ pub use model::{
 };
 pub use presence::{Passage, Presence, PresenceEntry, Reservation};
 pub use schedule::{ParsedSchedule, ParsedWindow, ScheduleError, is_open_exact, parse_window};
-pub use snapshot::{CompileError, Counts, DoorView, ReaderView, Snapshot};
+pub use snapshot::{
+    CompileError, Counts, DoorView, PatchError, PersonRecord, ReaderView, Snapshot,
+};

@@ -2,7 +2,7 @@
 //! once per policy change, so that a decision is a few hash lookups and binary searches.
 
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use chrono_tz::Tz;
@@ -170,12 +170,37 @@ pub struct DoorView<'a> {
     pub antipassback_zone: Option<&'a Zone>,
 }
 
-/// The compiled, immutable policy. Cheap to share (`Arc`) and swap; never mutated.
+/// The compiled, immutable policy. Cheap to share (`Arc`) and swap; never mutated. A
+/// change to one person's own rows (the person, their cards, their entitlements) makes a
+/// new snapshot that shares the compiled policy and lays the person's new rows over it
+/// (`with_people`); a full `compile` folds them in again.
 pub struct Snapshot {
-    compiled_at: DateTime<Utc>,
-    /// The stored policy version (audit sequence number) this was compiled from; 0 when
-    /// compiled from data that was not read from a database.
+    compiled: Arc<Compiled>,
+    /// The people laid over `compiled` since it was compiled (none after `compile`).
+    patch: Option<Arc<PeoplePatch>>,
+    /// The stored policy version (audit sequence number) this snapshot holds: the one it
+    /// was compiled from, or the newest its laid-over people were read at; 0 when built
+    /// from data that was not read from a database.
     version: i64,
+    /// How many people, credentials and entitlements are in force, with the patch.
+    held: (usize, usize, usize),
+    /// People in name order for the console's lists; built on first use, since decisions
+    /// never need it. With a patch, from the people in force (a copy, made then).
+    directory: OnceLock<(Option<Vec<Person>>, PeopleDirectory)>,
+}
+
+impl std::ops::Deref for Snapshot {
+    type Target = Compiled;
+
+    fn deref(&self) -> &Compiled {
+        &self.compiled
+    }
+}
+
+/// What `Snapshot::compile` builds: every table indexed. Only `Snapshot` reads its people,
+/// cards and entitlements (through the patch laid over them).
+pub struct Compiled {
+    compiled_at: DateTime<Utc>,
     horizon_start: DateTime<Utc>,
     horizon_end: DateTime<Utc>,
 
@@ -196,14 +221,17 @@ pub struct Snapshot {
     reader_door: Vec<u32>,
     reader_index: FxHashMap<String, u32>,
 
-    pub(super) people: Vec<Person>,
+    people: Vec<Person>,
     /// `entitlements[person_ents[p].0 .. person_ents[p].1]` are person `p`'s, in input order.
     person_ents: Vec<(u32, u32)>,
     person_index: FxHashMap<i64, u32>,
     employee_index: FxHashMap<String, u32>,
 
-    pub(super) credentials: Vec<Credential>,
-    pub(super) credential_person: Vec<u32>,
+    credentials: Vec<Credential>,
+    credential_person: Vec<u32>,
+    /// `person_credentials[person_creds[p].0 .. person_creds[p].1]` are person `p`'s cards.
+    person_creds: Vec<(u32, u32)>,
+    person_credentials: Vec<u32>,
     credential_index: FxHashMap<i64, u32>,
     key_index: FxHashMap<CredentialKey, u32>,
 
@@ -214,8 +242,8 @@ pub struct Snapshot {
     pub(super) levels: Vec<AccessLevel>,
     level_index: FxHashMap<i64, u32>,
 
-    pub(super) entitlements: Vec<Entitlement>,
-    pub(super) entitlement_level: Vec<u32>,
+    entitlements: Vec<Entitlement>,
+    entitlement_level: Vec<u32>,
 
     /// (door << 32 | level) -> range of `covers`, in level item order.
     coverage: FxHashMap<u64, (u32, u32)>,
@@ -223,10 +251,6 @@ pub struct Snapshot {
 
     timelines: Vec<Timeline>,
     timeline_index: FxHashMap<(u32, u32), u32>,
-
-    /// People in name order for the console's lists; built on first use, since decisions
-    /// never need it.
-    directory: OnceLock<PeopleDirectory>,
 }
 
 impl fmt::Debug for Snapshot {
@@ -670,9 +694,11 @@ impl Snapshot {
             })
             .collect();
 
-        Ok(Snapshot {
+        let (person_creds, person_credentials) =
+            group_by_person(&credential_person, data.people.len());
+        let held = (data.people.len(), credentials.len(), entitlements.len());
+        let compiled = Compiled {
             compiled_at: now,
-            version: 0,
             horizon_start,
             horizon_end,
             sites: data.sites.clone(),
@@ -694,6 +720,8 @@ impl Snapshot {
             employee_index,
             credentials,
             credential_person,
+            person_creds,
+            person_credentials,
             credential_index,
             key_index,
             schedules: data.schedules.clone(),
@@ -707,6 +735,12 @@ impl Snapshot {
             covers,
             timelines: timelines_vec,
             timeline_index: timelines.index,
+        };
+        Ok(Snapshot {
+            compiled: Arc::new(compiled),
+            patch: None,
+            version: 0,
+            held,
             directory: OnceLock::new(),
         })
     }
@@ -721,7 +755,8 @@ impl Snapshot {
         self.version
     }
 
-    /// The snapshot, marked as compiled from stored version `version`.
+    /// The snapshot, marked as holding stored version `version` (compiled from it, or
+    /// with people laid over it that were read at it).
     pub fn at_version(mut self, version: i64) -> Snapshot {
         self.version = version;
         self
@@ -743,12 +778,12 @@ impl Snapshot {
             zones: self.zones.len(),
             doors: self.doors.len(),
             readers: self.readers.len(),
-            people: self.people.len(),
-            credentials: self.credentials.len(),
+            people: self.held.0,
+            credentials: self.held.1,
             schedules: self.schedules.len(),
             holidays: self.holiday_count,
             levels: self.levels.len(),
-            entitlements: self.entitlements.len(),
+            entitlements: self.held.2,
             door_level_pairs: self.coverage.len(),
             timelines: self.timelines.len(),
         }
@@ -849,32 +884,60 @@ impl Snapshot {
         offset: usize,
         limit: usize,
     ) -> DirectoryPage {
-        self.directory
-            .get_or_init(|| PeopleDirectory::build(&self.people))
-            .find(&self.people, query, offset, limit)
+        let (own, directory) = self.directory.get_or_init(|| match &self.patch {
+            None => (None, PeopleDirectory::build(&self.compiled.people)),
+            Some(_) => {
+                let people = self.people_in_force();
+                let directory = PeopleDirectory::build(&people);
+                (Some(people), directory)
+            }
+        });
+        let people = own.as_deref().unwrap_or(&self.compiled.people);
+        directory.find(people, query, offset, limit)
+    }
+
+    /// Every person in force: the compiled ones not laid over, then the patch's.
+    fn people_in_force(&self) -> Vec<Person> {
+        let holders = self.holders();
+        let mut people: Vec<Person> = self
+            .compiled
+            .people
+            .iter()
+            .filter(|p| holders.patched(p.id).is_none())
+            .cloned()
+            .collect();
+        if let Some(patch) = &self.patch {
+            people.extend(
+                patch
+                    .person_ids
+                    .values()
+                    .flatten()
+                    .map(|&p| holders.person_at(p).clone()),
+            );
+        }
+        people
     }
 
     pub fn person(&self, person_id: i64) -> Option<&Person> {
-        self.person_index(person_id)
-            .map(|i| &self.people[i as usize])
+        self.person_index(person_id).map(|i| self.person_at(i))
     }
 
     pub fn person_by_employee_id(&self, employee_id: &str) -> Option<&Person> {
-        self.employee_index
-            .get(employee_id)
-            .map(|&i| &self.people[i as usize])
+        self.holders()
+            .employee(employee_id)
+            .map(|i| self.person_at(i))
     }
 
     /// The credential a reader's key belongs to (card uids compare normalised).
     pub fn credential(&self, key: &CredentialKey) -> Option<&Credential> {
         self.credential_index_by_key(key)
-            .map(|i| &self.credentials[i as usize])
+            .map(|i| self.credential_at(i))
     }
 
     pub fn credential_by_id(&self, credential_id: i64) -> Option<&Credential> {
-        self.credential_index
-            .get(&credential_id)
-            .map(|&i| &self.credentials[i as usize])
+        self.holders()
+            .credential_by_id(credential_id)
+            .map(|i| self.credential_at(i))
     }
 
     pub fn schedules(&self) -> &[Schedule] {
@@ -896,10 +959,7 @@ impl Snapshot {
     /// A person's entitlements in input order (empty for an unknown person).
     pub fn entitlements_of(&self, person_id: i64) -> &[Entitlement] {
         match self.person_index(person_id) {
-            Some(p) => {
-                let (a, b) = self.person_ents[p as usize];
-                &self.entitlements[a as usize..b as usize]
-            }
+            Some(p) => self.person_entitlements(p).0,
             None => &[],
         }
     }
@@ -969,7 +1029,22 @@ impl Snapshot {
     }
 
     pub(super) fn person_index(&self, person_id: i64) -> Option<u32> {
-        self.person_index.get(&person_id).copied()
+        self.holders().person_index(person_id)
+    }
+
+    /// The person at index `p` (an index `person_index` or `credential_owner` gave).
+    pub(super) fn person_at(&self, p: u32) -> &Person {
+        self.holders().person_at(p)
+    }
+
+    /// The credential at index `c` (an index `credential_index_by_key` gave).
+    pub(super) fn credential_at(&self, c: u32) -> &Credential {
+        self.holders().credential_at(c)
+    }
+
+    /// The index of the person credential `c` belongs to.
+    pub(super) fn credential_owner(&self, c: u32) -> u32 {
+        self.holders().credential_owner(c)
     }
 
     pub(super) fn reader_index(&self, wire_id: &str) -> Option<(u32, Direction)> {
@@ -981,7 +1056,7 @@ impl Snapshot {
     }
 
     pub(super) fn credential_index_by_key(&self, key: &CredentialKey) -> Option<u32> {
-        self.key_index.get(key).copied()
+        self.holders().credential_by_key(key)
     }
 
     pub(super) fn door_view_at(&self, door: u32) -> DoorView<'_> {
@@ -994,10 +1069,9 @@ impl Snapshot {
         }
     }
 
-    /// Range of `entitlements` held by person `p`.
-    pub(super) fn person_entitlements(&self, p: u32) -> std::ops::Range<usize> {
-        let (a, b) = self.person_ents[p as usize];
-        a as usize..b as usize
+    /// The entitlements held by person `p`, in id order, and the index of each one's level.
+    pub(super) fn person_entitlements(&self, p: u32) -> (&[Entitlement], &[u32]) {
+        self.holders().entitlements_of(p)
     }
 
     /// How level `level` reaches door `door` (empty: it doesn't).
@@ -1025,6 +1099,380 @@ impl Snapshot {
         let ts = schedule::next_change(&self.timelines[tl as usize].intervals, t.timestamp())?;
         DateTime::<Utc>::from_timestamp(ts, 0).filter(|c| *c <= self.horizon_end)
     }
+}
+
+/// One person's own rows as stored now: what a change to that person, their cards or
+/// their entitlements lays over a snapshot (`Snapshot::with_people`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonRecord {
+    pub person_id: i64,
+    /// `None`: the person no longer exists.
+    pub person: Option<Person>,
+    pub credentials: Vec<Credential>,
+    /// In id order, as `load_policy` reads them (the first open one grants).
+    pub entitlements: Vec<Entitlement>,
+}
+
+/// Why a person's rows cannot be laid over a snapshot; the caller compiles the whole
+/// policy instead, which judges them against everything else.
+#[derive(Debug, thiserror::Error)]
+pub enum PatchError {
+    #[error("entitlement {id} refers to access level {level_id}, which the snapshot lacks")]
+    UnknownLevel { id: i64, level_id: i64 },
+    #[error("credential {id}: its key {key} is another person's in the snapshot")]
+    KeyTaken { id: i64, key: String },
+    #[error("person {id}: employee id '{employee_id}' is another person's in the snapshot")]
+    EmployeeIdTaken { id: i64, employee_id: String },
+    #[error("{entity} {id} belongs to person {owner}, not to person {person}")]
+    NotTheirs {
+        entity: &'static str,
+        id: i64,
+        owner: i64,
+        person: i64,
+    },
+}
+
+/// The people laid over a compiled snapshot, with their cards and entitlements. Indexes
+/// past the compiled tables' ends are the patch's: person `compiled.people.len() + k` is
+/// `people[k]`, credential `compiled.credentials.len() + k` is `credentials[k]`. The maps
+/// say, for every id and key a patched person had or has, where it is now (`None`: gone);
+/// whatever they do not name is as compiled.
+#[derive(Debug, Default, Clone)]
+struct PeoplePatch {
+    person_ids: FxHashMap<i64, Option<u32>>,
+    employee_ids: FxHashMap<String, Option<u32>>,
+    people: Vec<Person>,
+    /// Per patched person: their range of `credentials` and of `entitlements`.
+    creds: Vec<(u32, u32)>,
+    ents: Vec<(u32, u32)>,
+    keys: FxHashMap<CredentialKey, Option<u32>>,
+    credential_ids: FxHashMap<i64, Option<u32>>,
+    credentials: Vec<Credential>,
+    credential_person: Vec<u32>,
+    entitlements: Vec<Entitlement>,
+    entitlement_level: Vec<u32>,
+}
+
+/// The people, cards and entitlements in force: the compiled tables under the patch.
+#[derive(Clone, Copy)]
+struct Holders<'a> {
+    compiled: &'a Compiled,
+    patch: Option<&'a PeoplePatch>,
+}
+
+impl<'a> Holders<'a> {
+    fn base_people(&self) -> u32 {
+        idx(self.compiled.people.len())
+    }
+
+    fn base_credentials(&self) -> u32 {
+        idx(self.compiled.credentials.len())
+    }
+
+    /// What the patch says of a person id: `Some(Some(p))` laid over, `Some(None)` gone.
+    fn patched(&self, person_id: i64) -> Option<Option<u32>> {
+        self.patch
+            .and_then(|patch| patch.person_ids.get(&person_id).copied())
+    }
+
+    fn person_index(&self, person_id: i64) -> Option<u32> {
+        match self.patched(person_id) {
+            Some(p) => p,
+            None => self.compiled.person_index.get(&person_id).copied(),
+        }
+    }
+
+    fn person_at(&self, p: u32) -> &'a Person {
+        match p.checked_sub(self.base_people()) {
+            None => &self.compiled.people[p as usize],
+            Some(k) => &self.patch_ref().people[k as usize],
+        }
+    }
+
+    fn employee(&self, employee_id: &str) -> Option<u32> {
+        if let Some(found) = self
+            .patch
+            .and_then(|patch| patch.employee_ids.get(employee_id))
+        {
+            return *found;
+        }
+        let p = *self.compiled.employee_index.get(employee_id)?;
+        // A person laid over is found only through the patch.
+        self.patched(self.compiled.people[p as usize].id)
+            .is_none()
+            .then_some(p)
+    }
+
+    fn credential_by_key(&self, key: &CredentialKey) -> Option<u32> {
+        if let Some(found) = self.patch.and_then(|patch| patch.keys.get(key)) {
+            return *found;
+        }
+        let c = *self.compiled.key_index.get(key)?;
+        self.base_credential_in_force(c).then_some(c)
+    }
+
+    fn credential_by_id(&self, credential_id: i64) -> Option<u32> {
+        if let Some(found) = self
+            .patch
+            .and_then(|patch| patch.credential_ids.get(&credential_id))
+        {
+            return *found;
+        }
+        let c = *self.compiled.credential_index.get(&credential_id)?;
+        self.base_credential_in_force(c).then_some(c)
+    }
+
+    /// A compiled credential counts only while neither it nor its holder is laid over.
+    fn base_credential_in_force(&self, c: u32) -> bool {
+        let Some(patch) = self.patch else {
+            return true;
+        };
+        let credential = &self.compiled.credentials[c as usize];
+        !patch.credential_ids.contains_key(&credential.id)
+            && !patch.person_ids.contains_key(&credential.person_id)
+    }
+
+    fn credential_at(&self, c: u32) -> &'a Credential {
+        match c.checked_sub(self.base_credentials()) {
+            None => &self.compiled.credentials[c as usize],
+            Some(k) => &self.patch_ref().credentials[k as usize],
+        }
+    }
+
+    fn credential_owner(&self, c: u32) -> u32 {
+        match c.checked_sub(self.base_credentials()) {
+            None => self.compiled.credential_person[c as usize],
+            Some(k) => self.patch_ref().credential_person[k as usize],
+        }
+    }
+
+    /// Person `p`'s credentials, as indexes.
+    fn credentials_of(&self, p: u32) -> std::ops::Range<u32> {
+        match p.checked_sub(self.base_people()) {
+            None => 0..0,
+            Some(k) => {
+                let (a, b) = self.patch_ref().creds[k as usize];
+                self.base_credentials() + a..self.base_credentials() + b
+            }
+        }
+    }
+
+    /// Person `p`'s compiled credentials (none for a patched person: see `credentials_of`).
+    fn compiled_credentials_of(&self, p: u32) -> &'a [u32] {
+        if p >= self.base_people() {
+            return &[];
+        }
+        let (a, b) = self.compiled.person_creds[p as usize];
+        &self.compiled.person_credentials[a as usize..b as usize]
+    }
+
+    fn entitlements_of(&self, p: u32) -> (&'a [Entitlement], &'a [u32]) {
+        match p.checked_sub(self.base_people()) {
+            None => {
+                let (a, b) = self.compiled.person_ents[p as usize];
+                let range = a as usize..b as usize;
+                (
+                    &self.compiled.entitlements[range.clone()],
+                    &self.compiled.entitlement_level[range],
+                )
+            }
+            Some(k) => {
+                let patch = self.patch_ref();
+                let (a, b) = patch.ents[k as usize];
+                let range = a as usize..b as usize;
+                (
+                    &patch.entitlements[range.clone()],
+                    &patch.entitlement_level[range],
+                )
+            }
+        }
+    }
+
+    /// Only called with an index past the compiled tables, which only a patch hands out.
+    fn patch_ref(&self) -> &'a PeoplePatch {
+        static EMPTY: std::sync::LazyLock<PeoplePatch> =
+            std::sync::LazyLock::new(PeoplePatch::default);
+        self.patch.unwrap_or(&EMPTY)
+    }
+}
+
+impl Snapshot {
+    fn holders(&self) -> Holders<'_> {
+        Holders {
+            compiled: &self.compiled,
+            patch: self.patch.as_deref(),
+        }
+    }
+
+    /// Whether people were laid over this snapshot since it was compiled.
+    pub fn is_patched(&self) -> bool {
+        self.patch.is_some()
+    }
+
+    /// This snapshot with the given people's own rows replaced by `records` (a person
+    /// created, changed or deleted; their cards and entitlements as they are now), sharing
+    /// everything else. Decisions on the result are those of compiling the policy with
+    /// those rows (the tests compare them); where that cannot be told from the person
+    /// alone (a key or employee id another person holds, a level the snapshot lacks) it
+    /// refuses, and the caller compiles.
+    pub fn with_people(&self, records: &[PersonRecord]) -> Result<Snapshot, PatchError> {
+        let mut patch = self.patch.as_deref().cloned().unwrap_or_default();
+        let (mut people, mut credentials, mut entitlements) = self.held;
+        // First take out everything the people had, so that a card moving between two of
+        // them is free for its new holder.
+        for record in records {
+            let view = Holders {
+                compiled: &self.compiled,
+                patch: Some(&patch),
+            };
+            let Some(p) = view.person_index(record.person_id) else {
+                continue;
+            };
+            let person = view.person_at(p);
+            let own_key = |key: &CredentialKey, c: u32| view.credential_by_key(key) == Some(c);
+            // Only what is still theirs: a card that moved to another person laid over
+            // earlier is that person's now.
+            let owned: Vec<(u32, &Credential)> = view
+                .compiled_credentials_of(p)
+                .iter()
+                .copied()
+                .chain(view.credentials_of(p))
+                .map(|c| (c, view.credential_at(c)))
+                .filter(|(c, credential)| view.credential_by_id(credential.id) == Some(*c))
+                .collect();
+            let free_keys: Vec<CredentialKey> = owned
+                .iter()
+                .filter(|(c, credential)| own_key(&credential.key, *c))
+                .map(|(_, credential)| credential.key.clone())
+                .collect();
+            let gone_ids: Vec<i64> = owned.iter().map(|(_, credential)| credential.id).collect();
+            let employee_id = (!person.employee_id.is_empty()
+                && view.employee(&person.employee_id) == Some(p))
+            .then(|| person.employee_id.clone());
+            let held = view.entitlements_of(p).0.len();
+            people -= 1;
+            credentials -= gone_ids.len();
+            entitlements -= held;
+            for key in free_keys {
+                patch.keys.insert(key, None);
+            }
+            for id in gone_ids {
+                patch.credential_ids.insert(id, None);
+            }
+            if let Some(employee_id) = employee_id {
+                patch.employee_ids.insert(employee_id, None);
+            }
+            patch.person_ids.insert(record.person_id, None);
+        }
+        let base_people = idx(self.compiled.people.len());
+        let base_credentials = idx(self.compiled.credentials.len());
+        let mut added = FxHashSet::default();
+        for record in records {
+            let Some(person) = &record.person else {
+                continue;
+            };
+            if !added.insert(record.person_id) {
+                continue;
+            }
+            let not_theirs = |entity, id, owner| PatchError::NotTheirs {
+                entity,
+                id,
+                owner,
+                person: record.person_id,
+            };
+            if person.id != record.person_id {
+                return Err(not_theirs("person", person.id, person.id));
+            }
+            let p = base_people + idx(patch.people.len());
+            if !person.employee_id.is_empty() {
+                let view = Holders {
+                    compiled: &self.compiled,
+                    patch: Some(&patch),
+                };
+                if view.employee(&person.employee_id).is_some() {
+                    return Err(PatchError::EmployeeIdTaken {
+                        id: person.id,
+                        employee_id: person.employee_id.clone(),
+                    });
+                }
+                patch
+                    .employee_ids
+                    .insert(person.employee_id.clone(), Some(p));
+            }
+            patch.person_ids.insert(person.id, Some(p));
+            patch.people.push(person.clone());
+            people += 1;
+            let first = idx(patch.credentials.len());
+            for c in &record.credentials {
+                if c.person_id != person.id {
+                    return Err(not_theirs("credential", c.id, c.person_id));
+                }
+                let view = Holders {
+                    compiled: &self.compiled,
+                    patch: Some(&patch),
+                };
+                if view.credential_by_key(&c.key).is_some() {
+                    return Err(PatchError::KeyTaken {
+                        id: c.id,
+                        key: c.key.to_string(),
+                    });
+                }
+                let at = base_credentials + idx(patch.credentials.len());
+                patch.keys.insert(c.key.clone(), Some(at));
+                patch.credential_ids.insert(c.id, Some(at));
+                patch.credentials.push(c.clone());
+                patch.credential_person.push(p);
+                credentials += 1;
+            }
+            patch.creds.push((first, idx(patch.credentials.len())));
+            let first = idx(patch.entitlements.len());
+            let mut held: Vec<&Entitlement> = record.entitlements.iter().collect();
+            held.sort_by_key(|e| e.id);
+            for e in held {
+                if e.person_id != person.id {
+                    return Err(not_theirs("entitlement", e.id, e.person_id));
+                }
+                let level = *self.compiled.level_index.get(&e.level_id).ok_or(
+                    PatchError::UnknownLevel {
+                        id: e.id,
+                        level_id: e.level_id,
+                    },
+                )?;
+                patch.entitlements.push(e.clone());
+                patch.entitlement_level.push(level);
+                entitlements += 1;
+            }
+            patch.ents.push((first, idx(patch.entitlements.len())));
+        }
+        Ok(Snapshot {
+            compiled: self.compiled.clone(),
+            patch: Some(Arc::new(patch)),
+            // The caller marks the version its rows were read at (`at_version`).
+            version: self.version,
+            held: (people, credentials, entitlements),
+            directory: OnceLock::new(),
+        })
+    }
+}
+
+/// Groups item indexes by the person each belongs to: per person, a range of the second
+/// vector, which lists item indexes person by person (each person's in item order).
+fn group_by_person(owner: &[u32], people: usize) -> (Vec<(u32, u32)>, Vec<u32>) {
+    let mut starts = vec![0u32; people + 1];
+    for &p in owner {
+        starts[p as usize + 1] += 1;
+    }
+    for i in 1..starts.len() {
+        starts[i] += starts[i - 1];
+    }
+    let ranges = starts.windows(2).map(|w| (w[0], w[1])).collect();
+    let mut fill = starts;
+    let mut items = vec![0u32; owner.len()];
+    for (i, &p) in owner.iter().enumerate() {
+        items[fill[p as usize] as usize] = idx(i);
+        fill[p as usize] += 1;
+    }
+    (ranges, items)
 }
 
 /// Every door in `zone` and, recursively, in its child zones.

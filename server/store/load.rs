@@ -155,31 +155,13 @@ pub fn load_policy(conn: &mut DbConnection) -> Result<LoadedPolicy, LoadError> {
             .select(PersonRow::as_select())
             .load(conn)?
             .into_iter()
-            .map(|r| {
-                Ok(policy::Person {
-                    status: parse("people", r.id, &r.status)?,
-                    id: r.id,
-                    employee_id: r.employee_id,
-                    name: r.name,
-                    valid_from: r.valid_from.map(|t| t.and_utc()),
-                    valid_until: r.valid_until.map(|t| t.and_utc()),
-                })
-            })
+            .map(person)
             .collect::<Result<_, LoadError>>()?;
         let credentials = credentials::table
             .select(CredentialRow::as_select())
             .load(conn)?
             .into_iter()
-            .map(|r| {
-                Ok(policy::Credential {
-                    key: credential_key(&r)?,
-                    status: parse("credentials", r.id, &r.status)?,
-                    id: r.id,
-                    person_id: r.person_id,
-                    pin_hash: r.pin_hash,
-                    valid_until: r.valid_until.map(|t| t.and_utc()),
-                })
-            })
+            .map(credential)
             .collect::<Result<_, LoadError>>()?;
         let windows: Vec<WindowRow> = schedule_windows::table
             .order((schedule_windows::schedule_id, schedule_windows::position))
@@ -264,12 +246,7 @@ pub fn load_policy(conn: &mut DbConnection) -> Result<LoadedPolicy, LoadError> {
             .select(EntitlementRow::as_select())
             .load(conn)?
             .into_iter()
-            .map(|r| policy::Entitlement {
-                id: r.id,
-                person_id: r.person_id,
-                level_id: r.level_id,
-                valid_until: r.valid_until.map(|t| t.and_utc()),
-            })
+            .map(entitlement)
             .collect();
         let data = PolicyData {
             sites,
@@ -289,6 +266,80 @@ pub fn load_policy(conn: &mut DbConnection) -> Result<LoadedPolicy, LoadError> {
             version,
         })
     })
+}
+
+/// These people's own rows as stored now (each with their cards and entitlements, or as
+/// gone), and the policy version they were read at, in one consistent read: what a change
+/// to them lays over the live snapshot (`Snapshot::with_people`).
+pub fn load_people(
+    conn: &mut DbConnection,
+    person_ids: &[i64],
+) -> Result<(Vec<policy::PersonRecord>, i64), LoadError> {
+    super::read_consistently(conn, |conn| {
+        let version = policy_version(conn)?;
+        let mut records = Vec::with_capacity(person_ids.len());
+        for &person_id in person_ids {
+            let found = people::table
+                .find(person_id)
+                .select(PersonRow::as_select())
+                .first(conn)
+                .optional()?;
+            let credentials = credentials::table
+                .filter(credentials::person_id.eq(person_id))
+                .order(credentials::id)
+                .select(CredentialRow::as_select())
+                .load(conn)?
+                .into_iter()
+                .map(credential)
+                .collect::<Result<_, LoadError>>()?;
+            let entitlements = entitlements::table
+                .filter(entitlements::person_id.eq(person_id))
+                .order(entitlements::id)
+                .select(EntitlementRow::as_select())
+                .load(conn)?
+                .into_iter()
+                .map(entitlement)
+                .collect();
+            records.push(policy::PersonRecord {
+                person_id,
+                person: found.map(person).transpose()?,
+                credentials,
+                entitlements,
+            });
+        }
+        Ok((records, version))
+    })
+}
+
+fn person(r: PersonRow) -> Result<policy::Person, LoadError> {
+    Ok(policy::Person {
+        status: parse("people", r.id, &r.status)?,
+        id: r.id,
+        employee_id: r.employee_id,
+        name: r.name,
+        valid_from: r.valid_from.map(|t| t.and_utc()),
+        valid_until: r.valid_until.map(|t| t.and_utc()),
+    })
+}
+
+fn credential(r: CredentialRow) -> Result<policy::Credential, LoadError> {
+    Ok(policy::Credential {
+        key: credential_key(&r)?,
+        status: parse("credentials", r.id, &r.status)?,
+        id: r.id,
+        person_id: r.person_id,
+        pin_hash: r.pin_hash,
+        valid_until: r.valid_until.map(|t| t.and_utc()),
+    })
+}
+
+fn entitlement(r: EntitlementRow) -> policy::Entitlement {
+    policy::Entitlement {
+        id: r.id,
+        person_id: r.person_id,
+        level_id: r.level_id,
+        valid_until: r.valid_until.map(|t| t.and_utc()),
+    }
 }
 
 fn credential_key(r: &CredentialRow) -> Result<CredentialKey, LoadError> {

@@ -59,12 +59,14 @@ async fn create<E: Entity>(
     let input: E::Input = parse_json(&body)?;
     let now = state.clock.now();
     let view = state
-        .change(move |conn| {
+        .change_people(move |conn| {
             let ctx = ChangeContext {
                 provenance: &provenance,
                 now,
             };
-            Ok(entities::create::<E>(conn, input, &ctx)?)
+            let view = entities::create::<E>(conn, input, &ctx)?;
+            let people = E::person_of(&view).map(|p| vec![p]);
+            Ok((view, people))
         })
         .await?;
     Ok(HttpResponse::Created().json(view))
@@ -82,12 +84,20 @@ async fn replace<E: Entity>(
     let input: E::Input = from_json_value(without_view_only::<E>(id, parse_json_value(&body)?)?)?;
     let now = state.clock.now();
     let view = state
-        .change(move |conn| {
+        .change_people(move |conn| {
             let ctx = ChangeContext {
                 provenance: &provenance,
                 now,
             };
-            Ok(entities::update::<E>(conn, id, input, &ctx)?)
+            // A card moved to another person changes both people's rows.
+            let before = entities::get::<E>(conn, id).ok();
+            let view = entities::update::<E>(conn, id, input, &ctx)?;
+            let people = E::person_of(&view).map(|after| {
+                let mut people = vec![after];
+                people.extend(before.as_ref().and_then(E::person_of));
+                people
+            });
+            Ok((view, people))
         })
         .await?;
     Ok(HttpResponse::Ok().json(view))
@@ -103,12 +113,14 @@ async fn delete<E: Entity>(
     let id = id.into_inner();
     let now = state.clock.now();
     state
-        .change(move |conn| {
+        .change_people(move |conn| {
             let ctx = ChangeContext {
                 provenance: &provenance,
                 now,
             };
-            Ok(entities::delete::<E>(conn, id, &ctx)?)
+            let before = entities::get::<E>(conn, id)?;
+            entities::delete::<E>(conn, id, &ctx)?;
+            Ok(((), E::person_of(&before).map(|p| vec![p])))
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())

@@ -55,7 +55,7 @@ fn the_example_sites_modbus_readers_are_on_loopback() {
         provenance: &gatehouse::identity::provenance::Provenance::cli("test-setup"),
         now: chrono::Utc::now(),
     };
-    gatehouse::site_file::import(&mut app.db(), &text, &ctx, false, &|_, _| {}).unwrap();
+    gatehouse::io::site_file::import(&mut app.db(), &text, &ctx, false, &|_, _| {}).unwrap();
     use diesel::prelude::*;
     use gatehouse::store::schema::readers;
     let hosts: Vec<Option<String>> = readers::table

@@ -5,7 +5,7 @@
 use chrono::Utc;
 use gatehouse::entities::ChangeContext;
 use gatehouse::identity::provenance::Provenance;
-use gatehouse::site_file::{self, ImportError};
+use gatehouse::io::site_file::{self, ImportError};
 use serde_json::{Value, json};
 
 use crate::app::{Backend, TestApp, backends, build_site};
@@ -388,7 +388,7 @@ fn every_problem_of_a_people_csv_is_listed_with_its_line_and_nothing_is_imported
             b"Bad \xFF name,,\nE4,Nul\0l,,\nE5,Cyclist,,E6\nE6,Cyclist Two,,E5\n",
         );
         let errors =
-            site_file::import_people_csv(&mut app.db(), &csv[..], &ctx(), false, &|_, _| {})
+            gatehouse::io::people_csv::import(&mut app.db(), &csv[..], &ctx(), false, &|_, _| {})
                 .unwrap_err();
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
         for (line, says) in [

@@ -1218,7 +1218,7 @@ fn a_thousand_readers_coming_online_at_once_do_not_stall_the_appliance_on(backen
         provenance: &gatehouse::identity::provenance::Provenance::cli("test-setup"),
         now: chrono::Utc::now(),
     };
-    gatehouse::site_file::import(&mut site.app.db(), &file, &ctx, false, &|_, _| {}).unwrap();
+    gatehouse::io::site_file::import(&mut site.app.db(), &file, &ctx, false, &|_, _| {}).unwrap();
     let deadline = std::time::Instant::now() + WAIT;
     while site.app.state.live.readers().get("bulk-1099").is_none() {
         assert!(

@@ -389,7 +389,7 @@ fn a_new_reader_secret_is_a_change_and_is_audited_without_the_secret() {
         assert_eq!(audit[0]["after"]["direction"], "out");
 
         // Through a site file, too.
-        let exported = gatehouse::site_file::export(&mut app.db()).unwrap();
+        let exported = gatehouse::io::site_file::export(&mut app.db()).unwrap();
         assert!(exported.contains(second));
         let third = "c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3";
         let summary = import(&app, &exported.replace(second, third)).unwrap();

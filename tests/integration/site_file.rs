@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use gatehouse::entities::ChangeContext;
+use gatehouse::io::site_file::{self, ImportError};
 use gatehouse::policy::{CredentialKey, Outcome, Presence, Request, Snapshot, decide};
-use gatehouse::site_file::{self, ImportError};
 
 use serde_json::json;
 
@@ -342,6 +342,122 @@ fn one_bad_entry_names_its_place_and_nothing_is_imported() {
     }
 }
 
+/// The audit summaries written after `seq`, in order.
+fn audit_since(app: &TestApp, seq: i64) -> Vec<String> {
+    let mut entries: Vec<(i64, String)> = app
+        .get("/api/v1/audit?limit=1000")
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["seq"].as_i64().unwrap(),
+                e["summary"].as_str().unwrap().to_owned(),
+            )
+        })
+        .filter(|(s, _)| *s > seq)
+        .collect();
+    entries.sort();
+    entries.into_iter().map(|(_, summary)| summary).collect()
+}
+
+fn audit_head(app: &TestApp) -> i64 {
+    gatehouse::store::audit::verify(&mut app.db())
+        .unwrap()
+        .entries as i64
+}
+
+/// (created, updated, unchanged) of one section of an import.
+fn section(summary: &site_file::ImportSummary, name: &str) -> (usize, usize, usize) {
+    summary
+        .sections
+        .iter()
+        .find(|s| s.0 == name)
+        .map(|s| (s.1, s.2, s.3))
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_reimport_writes_and_audits_only_what_changed() {
+    for backend in backends() {
+        let app = TestApp::new(backend);
+        let extra = "\n[[people]]\nemployee_id = \"E3\"\nname = \"Alan Turing\"\nstatus = \"suspended\"\n\n\
+                     [[credentials]]\nemployee_id = \"E2\"\nkind = \"wiegand\"\nfacility = 12\ncard_number = 3456\n\n\
+                     [[entitlements]]\nemployee_id = \"E2\"\nlevel = \"Staff\"\n";
+        import(&app, &format!("{SMALL_SITE}{extra}")).unwrap();
+        // The exported file holds every stored value (PIN hashes, grantors): imported back
+        // unchanged, nothing is written and only the import itself is audited.
+        let exported = site_file::export(&mut app.db()).unwrap();
+        let head = audit_head(&app);
+        let again = import(&app, &exported).unwrap();
+        assert_eq!((again.created(), again.updated()), (0, 0), "{again}");
+        assert_eq!(section(&again, "people"), (0, 0, 3), "{again}");
+        assert_eq!(section(&again, "credentials"), (0, 0, 2), "{again}");
+        assert_eq!(section(&again, "entitlements"), (0, 0, 3), "{again}");
+        assert_eq!(audit_since(&app, head), ["import: 0 created, 0 updated"]);
+        // A few changes, spelled as a person would type them (case, spaces), cost exactly
+        // those writes and audit entries; what only looks different is left alone.
+        let changed = exported
+            .replace("name = \"Grace Hopper\"", "name = \"Grace B. Hopper\"")
+            .replace("status = \"suspended\"", "status = \" Suspended \"")
+            .replace(
+                "justification = \"on-call rota\"",
+                "justification = \"on-call rota 2027\"",
+            )
+            .replace(
+                "card_number = 3456\nstatus = \"active\"",
+                "card_number = 3456\nstatus = \"lost\"",
+            );
+        let changed = format!(
+            "{changed}\n[[people]]\nemployee_id = \"E4\"\nname = \"Barbara Liskov\"\nmanager = \"E1\"\n\n\
+             [[entitlements]]\nemployee_id = \"E4\"\nlevel = \"Staff\"\n"
+        );
+        let head = audit_head(&app);
+        let third = import(&app, &changed).unwrap();
+        assert_eq!(section(&third, "people"), (1, 1, 2), "{third}");
+        assert_eq!(section(&third, "credentials"), (0, 1, 1), "{third}");
+        assert_eq!(section(&third, "entitlements"), (1, 1, 2), "{third}");
+        let written = audit_since(&app, head);
+        assert_eq!(written.len(), 6, "{written:?}");
+        assert!(
+            written[..5].iter().any(|s| s == "update person E2"),
+            "{written:?}"
+        );
+        assert!(
+            written[..5].iter().any(|s| s == "create person E4"),
+            "{written:?}"
+        );
+        assert!(
+            written[..5].iter().any(|s| s == "update card 12:3456"),
+            "{written:?}"
+        );
+        assert_eq!(written[5], "import: 2 created, 3 updated");
+        let people = app.get("/api/v1/people?q=Grace").body;
+        assert_eq!(people["items"][0]["name"], "Grace B. Hopper");
+        let suspended = app.get("/api/v1/people?status=suspended").body;
+        assert_eq!(suspended["total"], 1, "E3 stays suspended");
+        // A change beside a bad entry is not applied: the import changes nothing.
+        let head = audit_head(&app);
+        let bad = changed
+            .replace("Grace B. Hopper", "Grace M. Hopper")
+            .replace(
+                "name = \"Barbara Liskov\"",
+                "name = \"Barbara Liskov\"\nperson_type = \"robot\"",
+            );
+        let errors = import(&app, &bad).unwrap_err();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.place.contains("(E4)") && e.message.contains("person_type")),
+            "{errors:?}"
+        );
+        assert_eq!(audit_since(&app, head), Vec::<String>::new());
+        let people = app.get("/api/v1/people?q=Grace").body;
+        assert_eq!(people["items"][0]["name"], "Grace B. Hopper");
+    }
+}
+
 #[test]
 fn syntax_errors_name_the_line() {
     let app = TestApp::new(crate::app::Backend::Sqlite);
@@ -367,16 +483,49 @@ fn people_csv_from_hr() {
         let csv = "employee_id,name,department,title,manager_employee_id,person_type,status,valid_from,valid_until\n\
                    E10,Linus T,Kernel,Maintainer,,employee,active,,\n\
                    C20,Casey Contractor,Facilities,Electrician,E10,contractor,active,2026-11-01,2026-12-31\n";
-        let summary =
-            site_file::import_people_csv(&mut app.db(), csv.as_bytes(), &ctx, false, &|_, _| {})
-                .unwrap();
+        let summary = gatehouse::io::people_csv::import(
+            &mut app.db(),
+            csv.as_bytes(),
+            &ctx,
+            false,
+            &|_, _| {},
+        )
+        .unwrap();
         assert_eq!(summary.created(), 2);
+        // The nightly sync sends the same lines again: nothing is written; one changed
+        // line (and one spelled differently but meaning the same) costs one update.
+        let again = gatehouse::io::people_csv::import(
+            &mut app.db(),
+            csv.as_bytes(),
+            &ctx,
+            false,
+            &|_, _| {},
+        )
+        .unwrap();
+        assert_eq!(section(&again, "people"), (0, 0, 2), "{again}");
+        let moved = csv
+            .replace("Kernel,Maintainer", "Kernel,Lead Maintainer")
+            .replace("contractor,active", "contractor, ACTIVE ");
+        let moved = gatehouse::io::people_csv::import(
+            &mut app.db(),
+            moved.as_bytes(),
+            &ctx,
+            false,
+            &|_, _| {},
+        )
+        .unwrap();
+        assert_eq!(section(&moved, "people"), (0, 1, 1), "{moved}");
         let people = app.get("/api/v1/people?person_type=contractor").body;
         assert_eq!(people["items"][0]["valid_until"], "2026-12-31T00:00:00Z");
         let bad = "employee_id,name,valid_until\nE11,Someone,next tuesday\n";
-        let errors =
-            site_file::import_people_csv(&mut app.db(), bad.as_bytes(), &ctx, false, &|_, _| {})
-                .unwrap_err();
+        let errors = gatehouse::io::people_csv::import(
+            &mut app.db(),
+            bad.as_bytes(),
+            &ctx,
+            false,
+            &|_, _| {},
+        )
+        .unwrap_err();
         assert_eq!(errors[0].place, "line 2");
         assert_eq!(count(&app, "people"), 2);
     }

@@ -170,7 +170,7 @@ fn main() -> Result<()> {
             provenance: &gatehouse::identity::provenance::Provenance::cli("bench"),
             now: Utc::now(),
         };
-        gatehouse::site_file::import(
+        gatehouse::io::site_file::import(
             &mut conn,
             &site_file(&addrs, people),
             &ctx,

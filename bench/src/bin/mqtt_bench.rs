@@ -924,7 +924,7 @@ fn run(
             now: Utc::now(),
         };
         let started = Instant::now();
-        gatehouse::site_file::import(
+        gatehouse::io::site_file::import(
             &mut conn,
             &site_file(args.readers, PEOPLE),
             &ctx,

@@ -1,0 +1,5 @@
+//! What comes in and goes out in bulk: the site file (import and export) and the people
+//! CSV of HR, both written through the same audited `entities` paths as the API.
+
+pub mod people_csv;
+pub mod site_file;
