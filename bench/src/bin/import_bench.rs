@@ -338,7 +338,7 @@ fn changes_of(
         .filter(entitlements::level_id.eq(level))
         .select(entitlements::id)
         .first(conn)?;
-    let on = round % 2 == 0;
+    let on = round.is_multiple_of(2);
     let status = if on { "suspended" } else { "active" };
     let card_status = if on { "lost" } else { "active" };
     let until = if on {
