@@ -270,8 +270,8 @@ describe('the web console', { timeout: 10 * 60_000 }, () => {
     // A zone inside the first zone of the site, with soft anti-passback.
     await page.goto('/zones');
     await page.getByLabel('Name').fill(name);
-    const parent = await page.getByLabel('Inside').locator('option').nth(1).innerText();
-    await page.getByLabel('Inside').selectOption({ index: 1 });
+    const parent = await page.getByLabel('Inside', { exact: true }).locator('option').nth(1).innerText();
+    await page.getByLabel('Inside', { exact: true }).selectOption({ index: 1 });
     await page.getByLabel(/^Anti-passback/).selectOption('soft');
     await page.getByRole('button', { name: 'Add zone' }).click();
     await page.waitForURL((url) => /^\/zones\/\d+$/.test(url.pathname));
