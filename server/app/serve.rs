@@ -309,15 +309,32 @@ fn register_jobs(state: &web::Data<AppState>) -> Result<()> {
         // Presence is kept by each instance, so each clears its own.
         Instances::Each,
         on_state(state, |state| async move {
-            let done = state.hub.reset_presence_due(state.clock.now()).await;
-            if done.is_empty() {
+            let outcomes = state.hub.reset_presence_due(state.clock.now()).await;
+            if outcomes.is_empty() {
                 return Ok("no zone due".to_string());
             }
-            let zones: Vec<String> = done
-                .iter()
-                .map(|(zone, forgotten)| format!("zone {zone} ({forgotten} forgotten)"))
-                .collect();
-            Ok(format!("reset {}", zones.join(", ")))
+            let (mut done, mut failed) = (Vec::new(), Vec::new());
+            for outcome in outcomes {
+                match outcome {
+                    Ok((zone, forgotten)) => {
+                        done.push(format!("zone {zone} ({forgotten} forgotten)"))
+                    }
+                    Err((zone, why)) => failed.push(format!("zone {zone}: {why}")),
+                }
+            }
+            if failed.is_empty() {
+                Ok(format!("reset {}", done.join(", ")))
+            } else {
+                Err(format!(
+                    "not recorded, so not reset (tried again next minute): {}{}",
+                    failed.join("; "),
+                    if done.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; reset {}", done.join(", "))
+                    }
+                ))
+            }
         }),
     ))?;
     jobs.add(JobSpec::new(

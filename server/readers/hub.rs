@@ -189,6 +189,10 @@ fn wire_code(code: policy::DenyCode) -> WireDenyCode {
     WireDenyCode::parse(code.as_str()).unwrap_or(WireDenyCode::Risk)
 }
 
+/// What one zone's due daily reset came to: the zone and how many people it forgot, or
+/// the zone and why its reset could not be recorded (it stays due: tried again next time).
+pub type ZoneReset = Result<(i64, usize), (i64, String)>;
+
 impl Hub {
     pub fn new(live: Arc<LivePolicy>, log: EventLog, clock: Clock) -> Hub {
         Hub {
@@ -259,9 +263,8 @@ impl Hub {
     /// presence_resets_due`): each is recorded as a `presence_reset` event first, then
     /// applied, so that a restart (which rebuilds presence from the passages after a
     /// zone's last recorded reset) agrees. One that cannot be recorded is not applied, and
-    /// is due again at the next call. Returns the zones reset, with how many people each
-    /// forgot.
-    pub async fn reset_presence_due(&self, now: DateTime<Utc>) -> Vec<(i64, usize)> {
+    /// is due again at the next call. Returns what each due zone came to (`ZoneReset`).
+    pub async fn reset_presence_due(&self, now: DateTime<Utc>) -> Vec<ZoneReset> {
         let mut done = Vec::new();
         for due in self.live.presence_resets_due(now) {
             let local = due.due.with_timezone(&due.timezone);
@@ -278,6 +281,7 @@ impl Hub {
             };
             if let Err(e) = self.log.append(record).await {
                 tracing::error!(zone_id = due.zone_id, error = %e, "anti-passback reset not recorded; it is tried again in a minute");
+                done.push(Err((due.zone_id, e.to_string())));
                 continue;
             }
             let forgotten = self.live.reset_presence(due.zone_id, now);
@@ -286,7 +290,7 @@ impl Hub {
                 forgotten,
                 "daily anti-passback reset: the zone's presence was cleared"
             );
-            done.push((due.zone_id, forgotten));
+            done.push(Ok((due.zone_id, forgotten)));
         }
         done
     }
