@@ -298,6 +298,19 @@ where
 mod tests {
     use super::*;
 
+    /// Reverts the newest migrations of `conn` back through the one whose version starts
+    /// with `version` (digits only, e.g. "20261209000001"): the database as it was just
+    /// before that migration, for a test that fills it with old rows and migrates again.
+    fn revert_through(conn: &mut SqliteConnection, version: &str) {
+        while !conn
+            .revert_last_migration(SQLITE_MIGRATIONS)
+            .unwrap()
+            .to_string()
+            .replace('-', "")
+            .starts_with(version)
+        {}
+    }
+
     #[test]
     fn urls_choose_backends() {
         assert_eq!(
@@ -337,17 +350,7 @@ mod tests {
         }
         let mut conn = SqliteConnection::establish(":memory:").unwrap();
         conn.run_pending_migrations(SQLITE_MIGRATIONS).unwrap();
-        // Back to just before it (and any later migration).
-        loop {
-            let reverted = conn.revert_last_migration(SQLITE_MIGRATIONS).unwrap();
-            if reverted
-                .to_string()
-                .replace('-', "")
-                .starts_with("20261203000001")
-            {
-                break;
-            }
-        }
+        revert_through(&mut conn, "20261203000001");
         conn.batch_execute(
             "INSERT INTO events (at, reader_id, seq, reader_ts, kind) VALUES \
              ('2026-11-24 08:00:00', 'r1', 3, '2026-11-24 08:00:00', 'swipe'), \
@@ -419,16 +422,7 @@ mod tests {
         }
         let mut conn = SqliteConnection::establish(":memory:").unwrap();
         conn.run_pending_migrations(SQLITE_MIGRATIONS).unwrap();
-        loop {
-            let reverted = conn.revert_last_migration(SQLITE_MIGRATIONS).unwrap();
-            if reverted
-                .to_string()
-                .replace('-', "")
-                .starts_with("20261208000001")
-            {
-                break;
-            }
-        }
+        revert_through(&mut conn, "20261208000001");
         // The door is beside the point: no site, zone and door rows for it.
         conn.batch_execute("PRAGMA foreign_keys = OFF").unwrap();
         conn.batch_execute(
@@ -486,16 +480,7 @@ mod tests {
         }
         let before_it = |conn: &mut SqliteConnection| {
             conn.run_pending_migrations(SQLITE_MIGRATIONS).unwrap();
-            loop {
-                let reverted = conn.revert_last_migration(SQLITE_MIGRATIONS).unwrap();
-                if reverted
-                    .to_string()
-                    .replace('-', "")
-                    .starts_with("20261208000003")
-                {
-                    break;
-                }
-            }
+            revert_through(conn, "20261208000003");
         };
         let insert = |seq: i64, id: i64| {
             format!(
@@ -556,16 +541,7 @@ mod tests {
         use diesel::prelude::*;
         let mut conn = SqliteConnection::establish(":memory:").unwrap();
         conn.run_pending_migrations(SQLITE_MIGRATIONS).unwrap();
-        loop {
-            let reverted = conn.revert_last_migration(SQLITE_MIGRATIONS).unwrap();
-            if reverted
-                .to_string()
-                .replace('-', "")
-                .starts_with("20261209000020")
-            {
-                break;
-            }
-        }
+        revert_through(&mut conn, "20261209000020");
         let actors = [
             "root",
             "cli:alice",
@@ -630,13 +606,7 @@ mod tests {
             .unwrap();
         assert_eq!(scopes, ["full"]);
         // And back (with any migration after it).
-        while !conn
-            .revert_last_migration(SQLITE_MIGRATIONS)
-            .unwrap()
-            .to_string()
-            .replace('-', "")
-            .starts_with("20261209000020")
-        {}
+        revert_through(&mut conn, "20261209000020");
         let scopes: Vec<String> = api_tokens::table
             .select(api_tokens::name)
             .load(&mut conn)
@@ -663,16 +633,7 @@ mod tests {
         }
         let mut conn = SqliteConnection::establish(":memory:").unwrap();
         conn.run_pending_migrations(SQLITE_MIGRATIONS).unwrap();
-        loop {
-            let reverted = conn.revert_last_migration(SQLITE_MIGRATIONS).unwrap();
-            if reverted
-                .to_string()
-                .replace('-', "")
-                .starts_with("20261209000001")
-            {
-                break;
-            }
-        }
+        revert_through(&mut conn, "20261209000001");
         conn.batch_execute("PRAGMA foreign_keys = OFF").unwrap();
         conn.batch_execute(
             "INSERT INTO readers (reader_id, door_id, protocol, direction, secret, created_at, updated_at) VALUES \
