@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use chrono::{DateTime, Utc};
 use gatehouse::readers::health::HealthBoard;
-use gatehouse::store::event_log::{EventKind, NewEvent};
+use gatehouse::store::event_log::{Event, EventKind};
 
 /// A multi-threaded runtime whose threads are named `name` (see `measure::thread_cpu`).
 pub fn runtime(name: &str, threads: usize) -> Result<tokio::runtime::Runtime> {
@@ -49,8 +49,8 @@ pub fn recorded_swipe(
     door: i64,
     person: i64,
     denied: bool,
-) -> NewEvent {
-    NewEvent {
+) -> Event {
+    Event {
         reader_id: Some(reader),
         seq: Some(i64::try_from(i).unwrap_or(i64::MAX)),
         reader_ts: Some(at),
@@ -66,6 +66,6 @@ pub fn recorded_swipe(
         detail:
             r#"{"kind":"entitled","entitlement_id":1,"level_id":1,"schedule_id":1,"via_zone":null}"#
                 .to_owned(),
-        ..NewEvent::new(EventKind::Swipe, at)
+        ..Event::new(EventKind::Swipe, at)
     }
 }

@@ -17,7 +17,7 @@ use chrono::{DateTime, NaiveDateTime, SubsecRound, TimeDelta, Utc};
 use diesel::prelude::*;
 use gatehouse::entities::ChangeContext;
 use gatehouse::identity::admins::{self, AdminInput};
-use gatehouse::store::event_log::{EventKind, NewEvent};
+use gatehouse::store::event_log::{Event, EventKind};
 use gatehouse::store::schema::{access_levels, credentials, entitlements, events, people, readers};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -430,17 +430,17 @@ impl EventGenerator {
         })
     }
 
-    fn make(&mut self, rng: &mut StdRng, at: DateTime<Utc>) -> NewEvent {
+    fn make(&mut self, rng: &mut StdRng, at: DateTime<Utc>) -> Event {
         let seq = self.next_seq;
         self.next_seq += 1;
         let (reader, door) = self.readers[rng.random_range(0..self.readers.len())].clone();
         let roll = rng.random_range(0..1000);
-        let door_event = |kind| NewEvent {
+        let door_event = |kind| Event {
             reader_id: Some(reader.clone()),
             seq: Some(seq),
             reader_ts: Some(at),
             door_id: Some(door),
-            ..NewEvent::new(kind, at)
+            ..Event::new(kind, at)
         };
         match roll {
             0..740 => {
@@ -482,13 +482,13 @@ impl EventGenerator {
             740..860 => door_event(EventKind::DoorOpen),
             860..980 => door_event(EventKind::DoorClosed),
             980..995 => door_event(EventKind::Rex),
-            995..998 => NewEvent {
+            995..998 => Event {
                 door_id: Some(door),
-                ..NewEvent::new(EventKind::HeldOpen, at)
+                ..Event::new(EventKind::HeldOpen, at)
             },
-            _ => NewEvent {
+            _ => Event {
                 door_id: Some(door),
-                ..NewEvent::new(EventKind::ForcedOpen, at)
+                ..Event::new(EventKind::ForcedOpen, at)
             },
         }
     }

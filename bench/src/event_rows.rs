@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use gatehouse::store::checkpoint::{Checkpointer, WalPolicy, WalShared, WalStats};
-use gatehouse::store::event_log::{EventInsert, NewEvent};
+use gatehouse::store::event_log::{Event, EventColumns};
 use gatehouse::store::schema::events;
 use gatehouse::store::{DbConnection, DbPool};
 
@@ -30,9 +30,9 @@ pub fn fresh_database(dir: &Path, name: &str) -> Result<DbPool> {
 
 /// Inserts `rows` in multi-row INSERTs of [`ROWS_PER_INSERT`], in the caller's transaction
 /// (or each statement in its own, without one). No resend check.
-pub fn insert_rows(conn: &mut SqliteConnection, rows: &[NewEvent]) -> QueryResult<()> {
+pub fn insert_rows(conn: &mut SqliteConnection, rows: &[Event]) -> QueryResult<()> {
     for rows in rows.chunks(ROWS_PER_INSERT) {
-        let rows: Vec<EventInsert<'_>> = rows.iter().map(EventInsert::of).collect();
+        let rows: Vec<EventColumns<'_>> = rows.iter().map(EventColumns::of).collect();
         diesel::insert_into(events::table)
             .values(&rows)
             .execute(conn)?;
@@ -58,7 +58,7 @@ pub enum Checkpoints {
 /// checkpoint thread, what it did.
 pub fn raw_insert(
     pool: &DbPool,
-    rows: &[NewEvent],
+    rows: &[Event],
     batch: usize,
     checkpoints: Checkpoints,
 ) -> Result<(Duration, Option<WalStats>)> {

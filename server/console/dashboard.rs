@@ -1,6 +1,7 @@
 //! The dashboard: today's counts, open doors, readers offline, and the live event feed
 //! (the newest events at load, then each new one over server-sent events).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
@@ -15,8 +16,7 @@ use super::kit::site_clock::{DATE_TIME, TIME_OF_DAY, on_clock};
 use super::kit::{Chrome, PageError, Section, page};
 use crate::app::state::AppState;
 use crate::policy::Snapshot;
-use crate::store::event_log::{EventFilter, recent};
-use crate::web::event_routes::EventView;
+use crate::store::event_log::{Event, EventFilter, EventKind, Recorded, recent};
 
 /// Offline readers named on the dashboard; the rest are counted.
 const OFFLINE_SHOWN: usize = 12;
@@ -24,15 +24,13 @@ const OFFLINE_SHOWN: usize = 12;
 /// Events shown in the feed when the dashboard loads.
 const FEED_LENGTH: i64 = 25;
 
-/// One line of an event feed, in words.
+/// One line of an event feed: the recorded event, and what it says in words.
 pub struct FeedItem {
-    pub id: i64,
-    pub at: DateTime<Utc>,
+    pub event: Arc<Recorded>,
     /// What happened: "Card granted", "Door forced open", …
     pub what: &'static str,
     pub person: Option<(i64, String)>,
     pub door: Option<String>,
-    pub reader: Option<String>,
     /// `granted`, `denied`, `pin_required`, or `alarm`/`info` for non-swipe events.
     pub tone: &'static str,
     /// The result word people search for: "granted", "denied", "PIN asked".
@@ -45,6 +43,18 @@ pub struct FeedItem {
 }
 
 impl FeedItem {
+    pub fn id(&self) -> i64 {
+        self.event.id
+    }
+
+    pub fn at(&self) -> DateTime<Utc> {
+        self.event.event.at
+    }
+
+    pub fn reader(&self) -> Option<&str> {
+        self.event.event.reader_id.as_deref()
+    }
+
     /// The clock the event is read on: its site's, else the page's `page`.
     pub fn zone_or(&self, page: Tz) -> Tz {
         self.zone.unwrap_or(page)
@@ -53,43 +63,45 @@ impl FeedItem {
     /// The event's time of day on its site's clock, marked with the zone when that is not
     /// the page's clock `page`.
     pub fn clock(&self, page: &Tz) -> String {
-        on_clock(&self.at, self.zone_or(*page), *page, TIME_OF_DAY)
+        on_clock(&self.at(), self.zone_or(*page), *page, TIME_OF_DAY)
     }
 
     /// The event's date and time on its site's clock, marked like [`FeedItem::clock`].
     pub fn time(&self, page: &Tz) -> String {
-        on_clock(&self.at, self.zone_or(*page), *page, DATE_TIME)
+        on_clock(&self.at(), self.zone_or(*page), *page, DATE_TIME)
     }
 
-    pub fn new(event: &EventView, snapshot: &Snapshot) -> FeedItem {
-        let (what, tone) = match (event.kind.as_str(), event.result.as_deref()) {
-            ("swipe", Some("granted")) => ("Card", "granted"),
-            ("swipe", Some("pin_required")) => ("Card", "pin_required"),
-            ("swipe", _) => ("Card", "denied"),
-            ("door_open", _) => ("Door opened", "info"),
-            ("door_closed", _) => ("Door closed", "info"),
-            ("forced_open", _) => ("Door forced open", "alarm"),
-            ("held_open", _) => ("Door held open", "alarm"),
-            ("rex", _) => ("Exit button", "info"),
-            ("tamper", _) => ("Reader tampered with", "alarm"),
-            ("tamper_cleared", _) => ("Tamper cleared", "info"),
-            ("reader_online", _) => ("Reader online", "info"),
-            ("reader_offline", _) => ("Reader offline", "alarm"),
-            ("reader_fault", _) => ("Reader fault", "alarm"),
-            ("remote_unlock", _) => ("Unlocked from the console", "info"),
-            ("pin_lockout", _) => ("Card blocked: wrong PINs", "alarm"),
-            ("presence_reset", _) => ("Anti-passback reset", "info"),
-            _ => ("Event", "info"),
+    pub fn new(recorded: impl Into<Arc<Recorded>>, snapshot: &Snapshot) -> FeedItem {
+        let recorded = recorded.into();
+        let event = &recorded.event;
+        let swipe = event.kind == EventKind::Swipe;
+        let (what, tone) = match event.kind {
+            EventKind::Swipe => match event.result.as_deref() {
+                Some("granted") => ("Card", "granted"),
+                Some("pin_required") => ("Card", "pin_required"),
+                _ => ("Card", "denied"),
+            },
+            EventKind::DoorOpen => ("Door opened", "info"),
+            EventKind::DoorClosed => ("Door closed", "info"),
+            EventKind::ForcedOpen => ("Door forced open", "alarm"),
+            EventKind::HeldOpen => ("Door held open", "alarm"),
+            EventKind::Rex => ("Exit button", "info"),
+            EventKind::Tamper => ("Reader tampered with", "alarm"),
+            EventKind::TamperCleared => ("Tamper cleared", "info"),
+            EventKind::ReaderOnline => ("Reader online", "info"),
+            EventKind::ReaderOffline => ("Reader offline", "alarm"),
+            EventKind::ReaderFault => ("Reader fault", "alarm"),
+            EventKind::RemoteUnlock => ("Unlocked from the console", "info"),
+            EventKind::PinLockout => ("Card blocked: wrong PINs", "alarm"),
+            EventKind::PresenceReset => ("Anti-passback reset", "info"),
         };
-        let result = match (event.kind.as_str(), event.result.as_deref()) {
-            ("swipe", Some("granted")) => Some("granted"),
-            ("swipe", Some("pin_required")) => Some("PIN asked"),
-            ("swipe", _) => Some("denied"),
-            _ => None,
+        let result = match event.result.as_deref() {
+            _ if !swipe => None,
+            Some("granted") => Some("granted"),
+            Some("pin_required") => Some("PIN asked"),
+            _ => Some("denied"),
         };
         FeedItem {
-            id: event.id,
-            at: event.at,
             what,
             person: event.person_id.map(|id| {
                 (
@@ -104,17 +116,17 @@ impl FeedItem {
                     .door(id)
                     .map_or_else(|| format!("door {id}"), |d| d.name.clone())
             }),
-            reader: event.reader_id.clone(),
             tone,
             result,
             why: event.deny_code.as_deref().map(deny_words),
             zone: event_zone(event, snapshot),
+            event: recorded,
         }
     }
 }
 
 /// The timezone of the site an event happened at: its door's, else its reader's door's.
-fn event_zone(event: &EventView, snapshot: &Snapshot) -> Option<Tz> {
+fn event_zone(event: &Event, snapshot: &Snapshot) -> Option<Tz> {
     match (event.door_id, event.reader_id.as_deref()) {
         (Some(door), _) => snapshot.door_timezone(door),
         (None, Some(reader)) => snapshot
@@ -185,7 +197,7 @@ async fn alarms_panel(state: &AppState, chrome: &Chrome) -> Result<AlarmsPanel, 
     Ok(AlarmsPanel {
         alarms: rows
             .into_iter()
-            .map(|row| FeedItem::new(&EventView::from(row), &snapshot))
+            .map(|row| FeedItem::new(row, &snapshot))
             .collect(),
         csrf: chrome.csrf.clone(),
         can_change: chrome.can_change(),
@@ -278,7 +290,7 @@ pub async fn show(state: web::Data<AppState>, viewer: Viewer) -> Result<HttpResp
     let snapshot = state.live.snapshot();
     let feed = rows
         .into_iter()
-        .map(|row| FeedItem::new(&EventView::from(row), &snapshot))
+        .map(|row| FeedItem::new(row, &snapshot))
         .collect();
     page(&DashboardPage {
         chrome,
@@ -362,7 +374,7 @@ fn feed_tick() -> Duration {
 /// What a live feed holds while it is open: the event subscription, and the session it was
 /// opened on, which it must not outlive.
 struct FeedWatch {
-    receiver: tokio::sync::broadcast::Receiver<std::sync::Arc<crate::store::event_log::Recorded>>,
+    receiver: tokio::sync::broadcast::Receiver<Arc<Recorded>>,
     state: web::Data<AppState>,
     /// The session cookie the feed was opened with.
     secret: String,
@@ -427,8 +439,7 @@ pub async fn feed(
         }
         let frame = match received {
             Ok(Ok(recorded)) => {
-                let view = EventView::from(recorded.as_ref());
-                let item = FeedItem::new(&view, &watch.state.live.snapshot());
+                let item = FeedItem::new(recorded, &watch.state.live.snapshot());
                 let html = FeedItemFragment {
                     item: &item,
                     chrome_tz: tz,
@@ -437,7 +448,7 @@ pub async fn feed(
                 .unwrap_or_default();
                 // One line of data per frame: SSE ends a field at a newline.
                 let html = html.replace(['\n', '\r'], " ");
-                format!("id: {}\nevent: feed\ndata: {html}\n\n", view.id)
+                format!("id: {}\nevent: feed\ndata: {html}\n\n", item.id())
             }
             Ok(Err(RecvError::Lagged(missed))) => {
                 format!("event: lagged\ndata: {missed}\n\n")

@@ -16,7 +16,6 @@ use crate::app::state::AppState;
 use crate::entities::FieldErrors;
 use crate::policy::Snapshot;
 use crate::store::event_log::{EventFilter, EventKind, recent};
-use crate::web::event_routes::EventView;
 
 const PAGE_SIZE: i64 = 50;
 /// Rows read per query while exporting: the export streams, it never holds the whole log.
@@ -200,13 +199,13 @@ pub async fn list(
     let items: Vec<FeedItem> = rows
         .into_iter()
         .take(PAGE_SIZE as usize)
-        .map(|row| FeedItem::new(&EventView::from(row), &snapshot))
+        .map(|row| FeedItem::new(row, &snapshot))
         .collect();
     let next_href = more
         .then(|| {
             items
                 .last()
-                .map(|last| query.href("/events", Some(last.id)))
+                .map(|last| query.href("/events", Some(last.id())))
         })
         .flatten();
     page(&EventsPage {
@@ -240,11 +239,12 @@ fn csv_field(text: &str) -> String {
 
 /// One event as a CSV row; its time in RFC 3339 on its site's clock (else `page`'s), with
 /// the offset, so that each row is unambiguous on its own.
-fn csv_line(item: &FeedItem, event: &EventView, page: Tz) -> String {
+fn csv_line(item: &FeedItem, page: Tz) -> String {
+    let event = &item.event.event;
     let fields = [
-        event.id.to_string(),
+        item.id().to_string(),
         event.at.with_timezone(&item.zone_or(page)).to_rfc3339(),
-        event.kind.clone(),
+        event.kind.as_str().to_owned(),
         event.result.clone().unwrap_or_default(),
         event.deny_code.clone().unwrap_or_default(),
         item.person
@@ -314,8 +314,7 @@ pub async fn export(
             let snapshot = state.live.snapshot();
             let mut text = String::new();
             for row in rows {
-                let event = EventView::from(row);
-                text.push_str(&csv_line(&FeedItem::new(&event, &snapshot), &event, tz));
+                text.push_str(&csv_line(&FeedItem::new(row, &snapshot), tz));
             }
             Some((Ok(web::Bytes::from(text)), (next, false)))
         }

@@ -25,7 +25,6 @@ use crate::entities::{self, ChangeContext, ChangeError, Entity, FieldErrors, Pag
 use crate::policy::{PeopleQuery, PersonStatus, Snapshot};
 use crate::store::event_log::{EventFilter, recent};
 use crate::web::error::ApiError;
-use crate::web::event_routes::EventView;
 
 /// People per page of the list.
 const PAGE_SIZE: i64 = 50;
@@ -443,7 +442,7 @@ async fn render_person(
         .collect();
     let events = rows
         .into_iter()
-        .map(|row| FeedItem::new(&EventView::from(row), &snapshot))
+        .map(|row| FeedItem::new(row, &snapshot))
         .collect();
     let status = Problems::status(problems.is_empty());
     page_with_status(

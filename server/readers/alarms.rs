@@ -7,8 +7,7 @@ use diesel::prelude::*;
 use crate::entities::ChangeContext;
 use crate::store::DbConnection;
 use crate::store::audit::{self, AuditEntry};
-use crate::store::event_log::EventKind;
-use crate::store::rows::EventRow;
+use crate::store::event_log::{EventKind, Recorded};
 use crate::store::schema::{alarm_acks, events};
 
 /// The kinds of event that need someone to look.
@@ -28,7 +27,7 @@ fn kinds() -> Vec<&'static str> {
 }
 
 /// Unacknowledged alarms, newest first, at most `limit`.
-pub fn open(conn: &mut DbConnection, now: DateTime<Utc>, limit: i64) -> QueryResult<Vec<EventRow>> {
+pub fn open(conn: &mut DbConnection, now: DateTime<Utc>, limit: i64) -> QueryResult<Vec<Recorded>> {
     let since = (now - OPEN_FOR).naive_utc();
     events::table
         .filter(events::kind.eq_any(kinds()))
@@ -38,7 +37,7 @@ pub fn open(conn: &mut DbConnection, now: DateTime<Utc>, limit: i64) -> QueryRes
         )))
         .order((events::at.desc(), events::id.desc()))
         .limit(limit)
-        .select(EventRow::as_select())
+        .select(Recorded::as_select())
         .load(conn)
 }
 

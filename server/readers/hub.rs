@@ -17,7 +17,7 @@ use crate::readers::door_state::{Alarm, DoorStates};
 use crate::readers::fault_budget::{Admission, FaultBudget, IN_ALL, PER_READER, Suppressed};
 use crate::readers::health::HealthBoard;
 use crate::readers::pin_lockout::{self, LockoutPolicy, PinLockout, PinResult};
-use crate::store::event_log::{Appended, EventKind, EventLog, LogError, NewEvent, stored_seq};
+use crate::store::event_log::{Appended, Event, EventKind, EventLog, LogError, stored_seq};
 use crate::store::load::ReaderWire;
 
 /// An answer for one reader.
@@ -108,7 +108,7 @@ fn open_event(reader_id: &str, wire: &ReaderWire, payload: &[u8]) -> Result<Read
 }
 
 /// How a reader's door, REX or tamper event was recorded.
-enum Recorded {
+enum Logged {
     /// New, at this door (if the reader has one).
     New(Option<i64>),
     /// A resend, or not recorded at all (the log is down): nothing moves.
@@ -245,7 +245,7 @@ impl Hub {
             return Err(UnlockError::NoReader);
         }
         let until = now + duration;
-        let mut event = NewEvent::new(EventKind::RemoteUnlock, now);
+        let mut event = Event::new(EventKind::RemoteUnlock, now);
         event.door_id = Some(door_id);
         (event.site_id, event.zone_id) = (Some(view.site.id), Some(view.zone.id));
         event.detail = serde_json::json!({"by": by, "seconds": duration.num_seconds()}).to_string();
@@ -268,7 +268,7 @@ impl Hub {
         let mut done = Vec::new();
         for due in self.live.presence_resets_due(now) {
             let local = due.due.with_timezone(&due.timezone);
-            let record = NewEvent {
+            let record = Event {
                 zone_id: Some(due.zone_id),
                 site_id: Some(due.site_id),
                 detail: format!(
@@ -277,7 +277,7 @@ impl Hub {
                     policy::format_reset_time(due.local_time),
                     due.timezone.name()
                 ),
-                ..NewEvent::new(EventKind::PresenceReset, now)
+                ..Event::new(EventKind::PresenceReset, now)
             };
             if let Err(e) = self.log.append(record).await {
                 tracing::error!(zone_id = due.zone_id, error = %e, "anti-passback reset not recorded; it is tried again in a minute");
@@ -394,15 +394,15 @@ impl Hub {
                     EventKind::DoorClosed
                 };
                 match self.record_reader_event(reader_id, event, kind, now).await {
-                    Recorded::New(Some(door_id)) => {
+                    Logged::New(Some(door_id)) => {
                         let alarm = self.with_doors(|d| d.contact(door_id, *open, now));
                         if let Some(alarm) = alarm {
                             self.record_alarm(alarm, Some(reader_id), now).await;
                         }
                         None
                     }
-                    Recorded::New(None) | Recorded::Nothing => None,
-                    Recorded::SeqReused => {
+                    Logged::New(None) | Logged::Nothing => None,
+                    Logged::SeqReused => {
                         Some(self.error(reader_id, event.seq, ErrorCode::SeqReused))
                     }
                 }
@@ -412,12 +412,12 @@ impl Hub {
                     .record_reader_event(reader_id, event, EventKind::Rex, now)
                     .await
                 {
-                    Recorded::New(Some(door_id)) => {
+                    Logged::New(Some(door_id)) => {
                         self.with_doors(|d| d.rex(door_id, now));
                         None
                     }
-                    Recorded::New(None) | Recorded::Nothing => None,
-                    Recorded::SeqReused => {
+                    Logged::New(None) | Logged::Nothing => None,
+                    Logged::SeqReused => {
                         Some(self.error(reader_id, event.seq, ErrorCode::SeqReused))
                     }
                 }
@@ -429,10 +429,10 @@ impl Hub {
                     EventKind::TamperCleared
                 };
                 match self.record_reader_event(reader_id, event, kind, now).await {
-                    Recorded::SeqReused => {
+                    Logged::SeqReused => {
                         Some(self.error(reader_id, event.seq, ErrorCode::SeqReused))
                     }
-                    Recorded::New(_) | Recorded::Nothing => None,
+                    Logged::New(_) | Logged::Nothing => None,
                 }
             }
             // Heartbeats keep a reader's health current; they are not worth a row each.
@@ -495,12 +495,12 @@ impl Hub {
         let snapshot = self.live.snapshot();
         let door_id = snapshot.reader(reader_id).map(|r| r.door_id());
         let (site_id, zone_id) = place_of(&snapshot, door_id);
-        let record = NewEvent {
+        let record = Event {
             reader_id: Some(reader_id.to_owned()),
             door_id,
             site_id,
             zone_id,
-            ..NewEvent::new(kind, now)
+            ..Event::new(kind, now)
         };
         if let Err(e) = self.log.append(record).await {
             tracing::error!(reader = reader_id, error = %e, "reader status not recorded");
@@ -634,7 +634,7 @@ impl Hub {
                 None,
             ),
         };
-        let record = NewEvent {
+        let record = Event {
             reader_id: Some(reader_id.to_owned()),
             seq: Some(stored_seq(event.seq)),
             reader_ts: Some(event.ts),
@@ -655,7 +655,7 @@ impl Hub {
             direction: Some(decision.direction),
             reason_code: Some(decision.reason.code().to_owned()),
             policy_version: Some(snapshot.version()),
-            ..NewEvent::new(EventKind::Swipe, now)
+            ..Event::new(EventKind::Swipe, now)
         };
         let appended = self.log.append(record).await;
         if let Some(passage) = passage
@@ -741,7 +741,7 @@ impl Hub {
             %until,
             "card blocked after {attempts} wrong PINs in a row"
         );
-        let record = NewEvent {
+        let record = Event {
             reader_id: Some(reader_id.to_owned()),
             door_id: Some(decision.door_id),
             site_id: Some(decision.site_id),
@@ -752,7 +752,7 @@ impl Hub {
                 "{attempts} wrong PINs in a row: the card is refused everywhere until {}",
                 until.format("%Y-%m-%dT%H:%M:%SZ")
             ),
-            ..NewEvent::new(EventKind::PinLockout, now)
+            ..Event::new(EventKind::PinLockout, now)
         };
         if let Err(e) = self.log.append(record).await {
             tracing::error!(reader = reader_id, error = %e, "PIN lockout alarm not recorded");
@@ -787,11 +787,11 @@ impl Hub {
         event: &ReaderEvent,
         kind: EventKind,
         now: DateTime<Utc>,
-    ) -> Recorded {
+    ) -> Logged {
         let snapshot = self.live.snapshot();
         let door_id = snapshot.reader(reader_id).map(|r| r.door_id());
         let (site_id, zone_id) = place_of(&snapshot, door_id);
-        let record = NewEvent {
+        let record = Event {
             reader_id: Some(reader_id.to_owned()),
             seq: Some(stored_seq(event.seq)),
             reader_ts: Some(event.ts),
@@ -799,18 +799,18 @@ impl Hub {
             door_id,
             site_id,
             zone_id,
-            ..NewEvent::new(kind, now)
+            ..Event::new(kind, now)
         };
         match self.log.append(record).await {
-            Ok(Appended::New(_)) => Recorded::New(door_id),
-            Ok(Appended::Duplicate { .. }) => Recorded::Nothing,
+            Ok(Appended::New(_)) => Logged::New(door_id),
+            Ok(Appended::Duplicate { .. }) => Logged::Nothing,
             Ok(Appended::SeqReused { id }) => {
                 self.seq_reused(reader_id, event, id, now).await;
-                Recorded::SeqReused
+                Logged::SeqReused
             }
             Err(e) => {
                 tracing::error!(reader = reader_id, seq = event.seq, error = %e, "reader event not recorded");
-                Recorded::Nothing
+                Logged::Nothing
             }
         }
     }
@@ -837,13 +837,13 @@ impl Hub {
         };
         tracing::warn!(door_id, alarm = kind.as_str(), "door alarm");
         let (site_id, zone_id) = place_of(&self.live.snapshot(), Some(door_id));
-        let record = NewEvent {
+        let record = Event {
             reader_id: reader_id.map(str::to_owned),
             door_id: Some(door_id),
             site_id,
             zone_id,
             detail,
-            ..NewEvent::new(kind, now)
+            ..Event::new(kind, now)
         };
         if let Err(e) = self.log.append(record).await {
             tracing::error!(door_id, error = %e, "door alarm not recorded");
@@ -901,13 +901,13 @@ impl Hub {
         let snapshot = self.live.snapshot();
         let door_id = snapshot.reader(&reader).map(|r| r.door_id());
         let (site_id, zone_id) = place_of(&snapshot, door_id);
-        let record = NewEvent {
+        let record = Event {
             reader_id: Some(reader),
             door_id,
             site_id,
             zone_id,
             detail,
-            ..NewEvent::new(EventKind::ReaderFault, now)
+            ..Event::new(EventKind::ReaderFault, now)
         };
         if let Err(e) = self.log.append(record).await {
             tracing::error!(error = %e, "reader fault not recorded");

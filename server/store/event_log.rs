@@ -7,17 +7,19 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
+use utoipa::ToSchema;
 
 use crate::clock::stored;
 use crate::policy::{Direction, Passage, PresenceEntry};
 use crate::store::checkpoint::{Checkpointer, WalPolicy, WalShared, WalStats};
-use crate::store::rows::EventRow;
 use crate::store::schema::{event_reader_marks, events};
 use crate::store::{DbConnection, DbPool, PooledDb, write_transaction};
 
-/// What happened. Stored as its `as_str()`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// What happened. Stored and serialized as its `as_str()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum EventKind {
     Swipe,
     DoorOpen,
@@ -77,6 +79,51 @@ impl EventKind {
     }
 }
 
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for EventKind {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for EventKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// A kind name this version does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not an event kind")]
+pub struct UnknownEventKind(pub String);
+
+impl std::str::FromStr for EventKind {
+    type Err = UnknownEventKind;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EventKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| UnknownEventKind(s.to_owned()))
+    }
+}
+
+impl<DB: diesel::backend::Backend> Queryable<diesel::sql_types::Text, DB> for EventKind
+where
+    String: diesel::deserialize::FromSql<diesel::sql_types::Text, DB>,
+{
+    type Row = String;
+
+    fn build(row: String) -> diesel::deserialize::Result<Self> {
+        Ok(row.parse()?)
+    }
+}
+
 /// How long a reader's seq is remembered: an event within a day of the last with its seq
 /// and among the reader's last `SEQ_WINDOW_EVENTS` numbers is that event again (a resend)
 /// or a reused seq. Beyond both, the seq is a new event's (a reader that restarted its
@@ -96,55 +143,176 @@ pub fn reader_seq(stored: i64) -> u64 {
     u64::from_be_bytes(stored.to_be_bytes())
 }
 
-/// One event to record. `reader_id` and `seq` identify a reader's own event: the same
-/// pair again within its window is a resend (recorded once) when `content_digest` is the
-/// same, else a reused seq (not recorded).
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewEvent {
+/// One event of the log, the one type it flows as: built by the hub (or an import), written
+/// by the writer, broadcast to live watchers and read back, with its id, as [`Recorded`].
+/// `reader_id` and `seq` identify a reader's own event: the same pair again within its
+/// window is a resend (recorded once) when `content_digest` is the same, else a reused seq
+/// (not recorded). Serialized as the API shows it: the reader's time, digest and answer
+/// stay inside; `seq` is the reader's number; `detail` and `risk_reasons` are JSON.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Serialize, ToSchema)]
+#[diesel(table_name = events)]
+pub struct Event {
+    #[diesel(deserialize_as = StoredInstant)]
     pub at: DateTime<Utc>,
     pub kind: EventKind,
     pub reader_id: Option<String>,
-    /// The reader's seq as stored (`stored_seq`).
+    /// The reader's seq as stored (`stored_seq`); the reader's own number in JSON.
+    #[serde(serialize_with = "serialize_seq")]
+    #[schema(value_type = Option<u64>)]
     pub seq: Option<i64>,
+    #[diesel(deserialize_as = StoredInstantOrNull)]
+    #[serde(skip)]
     pub reader_ts: Option<DateTime<Utc>>,
     /// What the reader's event said (`message::content_digest`); `None` compares by
     /// `reader_ts` alone.
+    #[serde(skip)]
     pub content_digest: Option<i64>,
     pub door_id: Option<i64>,
     pub person_id: Option<i64>,
     pub credential_id: Option<i64>,
-    /// The credential as presented, kept for unknown cards (evidence of probing).
+    /// The credential as presented, kept only for unknown cards (evidence of probing).
     pub presented: Option<String>,
     /// `granted`, `denied` or `pin_required` for swipes.
     pub result: Option<String>,
     pub deny_code: Option<String>,
     pub decision_id: Option<String>,
     /// The answer sent to the reader, so that a resend gets the very same answer.
+    #[serde(skip)]
     pub command: Option<String>,
-    /// The decision's reasons or the fault, as JSON or text.
+    /// The decision's reasons (JSON) or the fault (text).
+    #[serde(serialize_with = "serialize_json_text")]
+    #[schema(value_type = Object)]
     pub detail: String,
-    /// The site and zone of the door when the event happened (doors move between zones).
+    /// The site and zone the door was in when the event happened (doors move between
+    /// zones); null on events recorded before they were kept.
     pub site_id: Option<i64>,
     pub zone_id: Option<i64>,
     /// The anti-passback zone a swipe's door counted for: presence is rebuilt from the
     /// granted swipes that have one (`passages`).
     pub antipassback_zone_id: Option<i64>,
-    /// The swiped reader's direction.
+    /// `in` or `out`: the swiped reader's direction.
+    #[diesel(deserialize_as = StoredDirection)]
+    #[schema(value_type = Option<String>)]
     pub direction: Option<Direction>,
-    /// The decision's reason (`Reason::code`), for grants as for denials.
+    /// Why a swipe was answered as it was, for grants as for denials: `entitled`,
+    /// `door_unlocked`, `free_access_schedule`, `soft_antipassback`, `no_entitlement`,
+    /// `outside_schedule`, `antipassback`, … (`Reason::code`, the `kind` of the reason in
+    /// `detail`).
     pub reason_code: Option<String>,
-    /// The stored policy version the decision was made under (`Snapshot::version`).
+    /// The policy version (audit sequence number) the swipe was decided under
+    /// (`Snapshot::version`).
     pub policy_version: Option<i64>,
-    /// None until the risk engine scores events.
+    /// The risk score and its reasons (JSON); null until the risk engine scores events.
     pub risk_score: Option<f64>,
-    /// The risk engine's reasons, as JSON.
+    #[serde(serialize_with = "serialize_json_text_or_null")]
+    #[schema(value_type = Option<Object>)]
     pub risk_reasons: Option<String>,
 }
 
-impl NewEvent {
+/// A recorded event: its id in the log and the event. What reads of the log return, what
+/// live watchers receive, and what the API serves (the id beside the event's fields).
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Serialize, ToSchema)]
+#[diesel(table_name = events)]
+pub struct Recorded {
+    pub id: i64,
+    #[diesel(embed)]
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// A stored timestamp (UTC without zone) read as the instant it is.
+#[doc(hidden)]
+pub struct StoredInstant(chrono::NaiveDateTime);
+
+impl<DB: diesel::backend::Backend> Queryable<diesel::sql_types::Timestamp, DB> for StoredInstant
+where
+    chrono::NaiveDateTime: diesel::deserialize::FromSql<diesel::sql_types::Timestamp, DB>,
+{
+    type Row = chrono::NaiveDateTime;
+
+    fn build(row: chrono::NaiveDateTime) -> diesel::deserialize::Result<Self> {
+        Ok(StoredInstant(row))
+    }
+}
+
+impl From<StoredInstant> for DateTime<Utc> {
+    fn from(t: StoredInstant) -> Self {
+        crate::clock::utc(t.0)
+    }
+}
+
+/// A nullable stored timestamp, read like [`StoredInstant`].
+#[doc(hidden)]
+pub struct StoredInstantOrNull(Option<chrono::NaiveDateTime>);
+
+impl<DB: diesel::backend::Backend>
+    Queryable<diesel::sql_types::Nullable<diesel::sql_types::Timestamp>, DB> for StoredInstantOrNull
+where
+    chrono::NaiveDateTime: diesel::deserialize::FromSql<diesel::sql_types::Timestamp, DB>,
+{
+    type Row = Option<chrono::NaiveDateTime>;
+
+    fn build(row: Option<chrono::NaiveDateTime>) -> diesel::deserialize::Result<Self> {
+        Ok(StoredInstantOrNull(row))
+    }
+}
+
+impl From<StoredInstantOrNull> for Option<DateTime<Utc>> {
+    fn from(t: StoredInstantOrNull) -> Self {
+        t.0.map(crate::clock::utc)
+    }
+}
+
+/// A stored reader direction (`in`/`out`, or NULL for events that have none).
+#[doc(hidden)]
+pub struct StoredDirection(Option<Direction>);
+
+impl<DB: diesel::backend::Backend>
+    Queryable<diesel::sql_types::Nullable<diesel::sql_types::Text>, DB> for StoredDirection
+where
+    String: diesel::deserialize::FromSql<diesel::sql_types::Text, DB>,
+{
+    type Row = Option<String>;
+
+    fn build(row: Option<String>) -> diesel::deserialize::Result<Self> {
+        match row {
+            None => Ok(StoredDirection(None)),
+            Some(text) => Ok(StoredDirection(Some(text.parse()?))),
+        }
+    }
+}
+
+impl From<StoredDirection> for Option<Direction> {
+    fn from(d: StoredDirection) -> Self {
+        d.0
+    }
+}
+
+fn serialize_seq<S: serde::Serializer>(seq: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    seq.map(reader_seq).serialize(s)
+}
+
+/// Text that holds JSON (a decision's reasons) as that JSON; other text (a fault's
+/// message) as a string.
+fn json_text(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
+}
+
+fn serialize_json_text<S: serde::Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
+    json_text(text).serialize(s)
+}
+
+fn serialize_json_text_or_null<S: serde::Serializer>(
+    text: &Option<String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    text.as_deref().map(json_text).serialize(s)
+}
+
+impl Event {
     /// An event of `kind` at `at`, with every other field empty.
-    pub fn new(kind: EventKind, at: DateTime<Utc>) -> NewEvent {
-        NewEvent {
+    pub fn new(kind: EventKind, at: DateTime<Utc>) -> Event {
+        Event {
             at,
             kind,
             reader_id: None,
@@ -221,15 +389,8 @@ impl Default for BatchPolicy {
 }
 
 struct Pending {
-    event: NewEvent,
+    event: Event,
     done: oneshot::Sender<Result<Appended, LogError>>,
-}
-
-/// An event as it was recorded, for live watchers (the event stream of the API).
-#[derive(Debug, Clone)]
-pub struct Recorded {
-    pub id: i64,
-    pub event: NewEvent,
 }
 
 /// A cloneable handle for appending; the `EventLogWriter` does the writing.
@@ -332,7 +493,7 @@ impl EventLog {
     }
 
     /// Appends an event and resolves once it is durable (or known to be a resend).
-    pub async fn append(&self, event: NewEvent) -> Result<Appended, LogError> {
+    pub async fn append(&self, event: Event) -> Result<Appended, LogError> {
         let (done, wait) = oneshot::channel();
         self.tx
             .send(Pending { event, done })
@@ -389,7 +550,7 @@ impl EventLogWriter {
                     Ok(None) | Err(_) => break,
                 }
             }
-            let (events, waiters): (Vec<NewEvent>, Vec<_>) =
+            let (events, waiters): (Vec<Event>, Vec<_>) =
                 batch.into_iter().map(|p| (p.event, p.done)).unzip();
             // A panic below (a bug, never bad input) fails this batch, not the writer: with
             // the writer gone, no door would be answered again until a restart.
@@ -424,7 +585,7 @@ impl EventLogWriter {
     }
 
     /// Writes one batch in one transaction on the writer's connection.
-    fn commit(&mut self, events: &[NewEvent]) -> Result<Vec<Appended>, LogError> {
+    fn commit(&mut self, events: &[Event]) -> Result<Vec<Appended>, LogError> {
         // The writer keeps its connection between batches: a checkout from the pool
         // costs a validity query, on the path of every door's answer.
         let mut conn = match self.conn.take() {
@@ -522,11 +683,13 @@ fn open_writer(
     .map_err(|e| LogError::Write(e.to_string()))
 }
 
-/// A `NewEvent` as the row it is stored as. `None` is written as NULL (rather than the
-/// column's default), which lets SQLite take many rows in one INSERT.
+/// An [`Event`]'s columns as diesel inserts them, borrowed from the event. `None` is
+/// written as NULL (rather than the column's default), which lets SQLite take many rows in
+/// one INSERT. Not a second event type: a view of one, for the statements that write it
+/// (the writer's, and the benchmarks' raw floor).
 #[derive(Insertable)]
 #[diesel(table_name = events, treat_none_as_null = true)]
-pub struct EventInsert<'a> {
+pub struct EventColumns<'a> {
     at: chrono::NaiveDateTime,
     reader_id: Option<&'a str>,
     seq: Option<i64>,
@@ -552,9 +715,9 @@ pub struct EventInsert<'a> {
     risk_reasons: Option<&'a str>,
 }
 
-impl<'a> EventInsert<'a> {
-    pub fn of(e: &'a NewEvent) -> EventInsert<'a> {
-        EventInsert {
+impl<'a> EventColumns<'a> {
+    pub fn of(e: &'a Event) -> EventColumns<'a> {
+        EventColumns {
             at: stored(e.at),
             reader_id: e.reader_id.as_deref(),
             seq: e.seq,
@@ -643,7 +806,7 @@ fn raise_marks(
 /// Writes a batch in one transaction; resends of recorded events are reported, not written.
 pub fn write_batch(
     conn: &mut DbConnection,
-    batch: &[NewEvent],
+    batch: &[Event],
     marks: &mut SeqMarks,
 ) -> QueryResult<Vec<Appended>> {
     write_transaction(conn, |conn| {
@@ -676,8 +839,8 @@ pub fn write_batch(
             fresh.push(i);
         }
         // Then the new ones, many rows to a statement.
-        let rows: Vec<EventInsert<'_>> =
-            fresh.iter().map(|&i| EventInsert::of(&batch[i])).collect();
+        let rows: Vec<EventColumns<'_>> =
+            fresh.iter().map(|&i| EventColumns::of(&batch[i])).collect();
         let ids = insert_rows(conn, &rows)?;
         // In reader order: instances sharing a PostgreSQL database then lock the readers'
         // rows in the same order, and cannot deadlock on them.
@@ -722,7 +885,7 @@ pub fn write_batch(
 
 /// Whether two events under one reader's seq say the same: their content digests, or
 /// where one has none (a row from before digests) their reader times.
-fn same_content(a: &NewEvent, b: &NewEvent) -> bool {
+fn same_content(a: &Event, b: &Event) -> bool {
     match (a.content_digest, b.content_digest) {
         (Some(x), Some(y)) => x == y,
         _ => a.reader_ts == b.reader_ts,
@@ -734,7 +897,7 @@ fn same_content(a: &NewEvent, b: &NewEvent) -> bool {
 /// the seq's window (a reused seq), or nothing that counts.
 fn find_recorded(
     conn: &mut DbConnection,
-    e: &NewEvent,
+    e: &Event,
     reader: &str,
     seq: i64,
     highest: u64,
@@ -789,7 +952,7 @@ const ROWS_PER_INSERT: usize = 256;
 /// Inserts rows in multi-row statements and returns their ids in order. On SQLite, which
 /// holds the write lock for the whole transaction, one statement's rows take consecutive
 /// ids ending at `last_insert_rowid()`; PostgreSQL returns them.
-fn insert_rows(conn: &mut DbConnection, rows: &[EventInsert<'_>]) -> QueryResult<Vec<i64>> {
+fn insert_rows(conn: &mut DbConnection, rows: &[EventColumns<'_>]) -> QueryResult<Vec<i64>> {
     let mut ids = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         match conn {
@@ -928,8 +1091,8 @@ pub fn recent(
     conn: &mut DbConnection,
     filter: &EventFilter,
     limit: i64,
-) -> QueryResult<Vec<EventRow>> {
-    let mut q = events::table.select(EventRow::as_select()).into_boxed();
+) -> QueryResult<Vec<Recorded>> {
+    let mut q = events::table.select(Recorded::as_select()).into_boxed();
     if let Some(p) = filter.person_id {
         q = q.filter(events::person_id.eq(p));
     }

@@ -35,7 +35,8 @@ use crate::clock::stored;
 use crate::identity::admins::Role;
 use crate::policy::model::Direction;
 use crate::store::event_log::EventKind;
-use crate::store::rows::{AuditRow, EventRow};
+use crate::store::event_log::Recorded;
+use crate::store::rows::AuditRow;
 use crate::store::schema::{access_level_items, audit_log, doors, events, readers, zones};
 use crate::store::{DbConnection, read_consistently};
 
@@ -154,9 +155,9 @@ impl EventCursor {
     }
 
     /// The cursor just after this event.
-    pub fn after(event: &EventRow) -> EventCursor {
+    pub fn after(event: &Recorded) -> EventCursor {
         EventCursor {
-            at: event.at,
+            at: stored(event.event.at),
             id: event.id,
         }
     }
@@ -244,7 +245,7 @@ pub fn events(
     query: &EventQuery,
     after: Option<EventCursor>,
     size: usize,
-) -> Result<Chunk<EventRow, EventCursor>, HistoryError> {
+) -> Result<Chunk<Recorded, EventCursor>, HistoryError> {
     scope.require_events()?;
     let size = chunk_size(size);
     let rows = short_read(conn, |conn| {
@@ -264,7 +265,7 @@ pub fn events(
         for door in doors {
             rows.extend(event_range(conn, On::Door(door), query, after, size)?);
         }
-        rows.sort_unstable_by_key(|r: &EventRow| (r.at, r.id));
+        rows.sort_unstable_by_key(|r: &Recorded| (r.event.at, r.id));
         rows.truncate(size);
         Ok(rows)
     })?;
@@ -285,9 +286,9 @@ fn event_range(
     query: &EventQuery,
     after: Option<EventCursor>,
     size: usize,
-) -> QueryResult<Vec<EventRow>> {
+) -> QueryResult<Vec<Recorded>> {
     let on_rows = tested_on_rows(conn);
-    let mut q = events::table.select(EventRow::as_select()).into_boxed();
+    let mut q = events::table.select(Recorded::as_select()).into_boxed();
     match on {
         On::All => {}
         On::Person(person) => q = q.filter(events::person_id.eq(person)),
@@ -380,7 +381,7 @@ pub fn event_chunks(
     scope: ReadScope,
     query: EventQuery,
     size: usize,
-) -> Chunks<'_, EventRow, EventCursor> {
+) -> Chunks<'_, Recorded, EventCursor> {
     Chunks::new(conn, move |conn, after| {
         events(conn, scope, &query, after, size)
     })

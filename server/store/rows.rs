@@ -231,34 +231,6 @@ pub struct ProvenanceColumns {
     pub via_detail: Option<String>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = events)]
-pub struct EventRow {
-    pub id: i64,
-    pub at: NaiveDateTime,
-    pub reader_id: Option<String>,
-    pub seq: Option<i64>,
-    pub reader_ts: Option<NaiveDateTime>,
-    pub kind: String,
-    pub door_id: Option<i64>,
-    pub person_id: Option<i64>,
-    pub credential_id: Option<i64>,
-    pub presented: Option<String>,
-    pub result: Option<String>,
-    pub deny_code: Option<String>,
-    pub decision_id: Option<String>,
-    pub command: Option<String>,
-    pub detail: String,
-    pub site_id: Option<i64>,
-    pub zone_id: Option<i64>,
-    pub antipassback_zone_id: Option<i64>,
-    pub direction: Option<String>,
-    pub reason_code: Option<String>,
-    pub policy_version: Option<i64>,
-    pub risk_score: Option<f64>,
-    pub risk_reasons: Option<String>,
-}
-
 /// The last run of a job that runs once for all instances (`jobs.rs`).
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = job_runs, primary_key(job))]

@@ -13,10 +13,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::{Authenticated, still_valid};
 use super::error::ApiError;
 use crate::app::state::AppState;
-use crate::clock::utc;
 use crate::entities::FieldErrors;
 use crate::store::event_log::{EventFilter, EventKind, Recorded, recent};
-use crate::store::rows::EventRow;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -39,108 +37,9 @@ pub struct EventQuery {
     pub limit: Option<i64>,
 }
 
-/// One recorded event.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct EventView {
-    pub id: i64,
-    pub at: DateTime<Utc>,
-    pub kind: String,
-    pub reader_id: Option<String>,
-    /// The reader's own number for the event.
-    pub seq: Option<u64>,
-    pub door_id: Option<i64>,
-    pub person_id: Option<i64>,
-    pub credential_id: Option<i64>,
-    /// The credential as presented, kept only when it matched nobody.
-    pub presented: Option<String>,
-    pub result: Option<String>,
-    pub deny_code: Option<String>,
-    pub decision_id: Option<String>,
-    /// The decision's reason (JSON) or the fault (text).
-    pub detail: serde_json::Value,
-    /// The site and zone the door was in when the event happened (doors move between
-    /// zones); null on events recorded before they were kept.
-    pub site_id: Option<i64>,
-    pub zone_id: Option<i64>,
-    /// The anti-passback zone a swipe's door counted for.
-    pub antipassback_zone_id: Option<i64>,
-    /// `in` or `out`: the swiped reader's direction.
-    pub direction: Option<String>,
-    /// Why a swipe was answered as it was, for grants as for denials: `entitled`,
-    /// `door_unlocked`, `free_access_schedule`, `soft_antipassback`, `no_entitlement`,
-    /// `outside_schedule`, `antipassback`, … (the `kind` of the reason in `detail`).
-    pub reason_code: Option<String>,
-    /// The policy version (audit sequence number) the swipe was decided under.
-    pub policy_version: Option<i64>,
-    /// The risk score and its reasons (JSON); null until the risk engine scores events.
-    pub risk_score: Option<f64>,
-    pub risk_reasons: Option<serde_json::Value>,
-}
-
-fn detail(text: &str) -> serde_json::Value {
-    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
-}
-
-impl From<EventRow> for EventView {
-    fn from(r: EventRow) -> Self {
-        EventView {
-            id: r.id,
-            at: utc(r.at),
-            kind: r.kind,
-            reader_id: r.reader_id,
-            seq: r.seq.map(crate::store::event_log::reader_seq),
-            door_id: r.door_id,
-            person_id: r.person_id,
-            credential_id: r.credential_id,
-            presented: r.presented,
-            result: r.result,
-            deny_code: r.deny_code,
-            decision_id: r.decision_id,
-            detail: detail(&r.detail),
-            site_id: r.site_id,
-            zone_id: r.zone_id,
-            antipassback_zone_id: r.antipassback_zone_id,
-            direction: r.direction,
-            reason_code: r.reason_code,
-            policy_version: r.policy_version,
-            risk_score: r.risk_score,
-            risk_reasons: r.risk_reasons.as_deref().map(detail),
-        }
-    }
-}
-
-impl From<&Recorded> for EventView {
-    fn from(r: &Recorded) -> Self {
-        let e = &r.event;
-        EventView {
-            id: r.id,
-            at: e.at,
-            kind: e.kind.as_str().to_owned(),
-            reader_id: e.reader_id.clone(),
-            seq: e.seq.map(crate::store::event_log::reader_seq),
-            door_id: e.door_id,
-            person_id: e.person_id,
-            credential_id: e.credential_id,
-            presented: e.presented.clone(),
-            result: e.result.clone(),
-            deny_code: e.deny_code.clone(),
-            decision_id: e.decision_id.clone(),
-            detail: detail(&e.detail),
-            site_id: e.site_id,
-            zone_id: e.zone_id,
-            antipassback_zone_id: e.antipassback_zone_id,
-            direction: e.direction.map(|d| d.as_str().to_owned()),
-            reason_code: e.reason_code.clone(),
-            policy_version: e.policy_version,
-            risk_score: e.risk_score,
-            risk_reasons: e.risk_reasons.as_deref().map(detail),
-        }
-    }
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventPage {
-    pub items: Vec<EventView>,
+    pub items: Vec<Recorded>,
     /// Pass as `before_id` for the next (older) page; absent on the last page.
     pub next_before_id: Option<i64>,
 }
@@ -181,7 +80,7 @@ pub async fn list(
         None
     };
     Ok(HttpResponse::Ok().json(EventPage {
-        items: rows.into_iter().map(EventView::from).collect(),
+        items: rows,
         next_before_id,
     }))
 }
@@ -238,9 +137,11 @@ pub async fn stream(state: web::Data<AppState>, auth: Authenticated) -> HttpResp
             let Some(received) = received else { continue };
             let frame = match received {
                 Ok(Ok(recorded)) => {
-                    let view = EventView::from(recorded.as_ref());
-                    let data = serde_json::to_string(&view).unwrap_or_default();
-                    format!("id: {}\nevent: {}\ndata: {data}\n\n", view.id, view.kind)
+                    let data = serde_json::to_string(recorded.as_ref()).unwrap_or_default();
+                    format!(
+                        "id: {}\nevent: {}\ndata: {data}\n\n",
+                        recorded.id, recorded.event.kind
+                    )
                 }
                 Ok(Err(RecvError::Lagged(missed))) => {
                     format!("event: lagged\ndata: {{\"missed\":{missed}}}\n\n")

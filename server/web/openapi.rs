@@ -190,7 +190,7 @@ fn event_paths(doc: &mut DocBuilder) {
         HttpMethod::Get,
         operation(
             "events",
-            "Every event as it is recorded (text/event-stream: `event` is the kind, `data` an EventView)"
+            "Every event as it is recorded (text/event-stream: `event` is the kind, `data` a Recorded event)"
                 .to_owned(),
         )
         .response(

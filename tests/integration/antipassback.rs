@@ -101,21 +101,21 @@ fn one_card_swiped_at_two_entry_readers_at_once_enters_once() {
         // card set up above) is newer than the compile.
         let version = site.app.state.live.snapshot().version();
         for s in &swipes {
-            assert_eq!(s.door_id, Some(door));
-            assert_eq!(s.zone_id, Some(zone));
-            assert_eq!(s.site_id, Some(site.f.site));
-            assert_eq!(s.antipassback_zone_id, Some(zone));
-            assert_eq!(s.policy_version, Some(version));
-            assert_eq!(s.risk_score, None);
-            let expected = match s.result.as_deref() {
+            assert_eq!(s.event.door_id, Some(door));
+            assert_eq!(s.event.zone_id, Some(zone));
+            assert_eq!(s.event.site_id, Some(site.f.site));
+            assert_eq!(s.event.antipassback_zone_id, Some(zone));
+            assert_eq!(s.event.policy_version, Some(version));
+            assert_eq!(s.event.risk_score, None);
+            let expected = match s.event.result.as_deref() {
                 Some("granted") => "entitled",
                 _ => "antipassback",
             };
-            assert_eq!(s.reason_code.as_deref(), Some(expected), "{s:?}");
+            assert_eq!(s.event.reason_code.as_deref(), Some(expected), "{s:?}");
         }
         let ins = swipes
             .iter()
-            .filter(|s| s.direction.as_deref() == Some("in"))
+            .filter(|s| s.event.direction.map(|d| d.as_str()) == Some("in"))
             .count();
         assert_eq!(ins, 10);
     }
@@ -182,8 +182,12 @@ fn a_zones_daily_reset_lets_everyone_in_again_and_is_kept_across_a_restart() {
         );
         let resets = site.app.events(Some("presence_reset"));
         assert_eq!(resets.len(), 1, "{resets:?}");
-        assert_eq!(resets[0].zone_id, Some(zone));
-        assert!(resets[0].detail.contains(&reset), "{}", resets[0].detail);
+        assert_eq!(resets[0].event.zone_id, Some(zone));
+        assert!(
+            resets[0].event.detail.contains(&reset),
+            "{}",
+            resets[0].event.detail
+        );
         // After a restart the passage before the reset still does not count.
         drop(a);
         site.restart();

@@ -329,6 +329,36 @@ fn openapi_document_and_health() {
     }
     assert!(doc.body["components"]["schemas"]["PersonInput"].is_object());
     assert!(doc.body["components"]["schemas"]["JobView"].is_object());
+    // The event a page lists is the log's one event type, as served: its id beside the
+    // event's fields (flattened), the reader's internals (time, digest, answer) left out.
+    let schemas = &doc.body["components"]["schemas"];
+    let recorded = serde_json::to_string(&schemas["Recorded"]).unwrap();
+    let event = serde_json::to_string(&schemas["Event"]).unwrap();
+    for field in ["\"id\"", "Event"] {
+        assert!(recorded.contains(field), "{field} missing in {recorded}");
+    }
+    for field in [
+        "at",
+        "kind",
+        "seq",
+        "zone_id",
+        "direction",
+        "reason_code",
+        "policy_version",
+        "risk_score",
+        "risk_reasons",
+    ] {
+        assert!(
+            event.contains(&format!("\"{field}\"")),
+            "{field} missing in {event}"
+        );
+    }
+    for internal in ["reader_ts", "content_digest", "command"] {
+        assert!(
+            !event.contains(&format!("\"{internal}\"")),
+            "{internal} in {event}"
+        );
+    }
     let health = app.get_as(None, "/healthz");
     assert_eq!(health.status, 200);
     assert_eq!(health.body["database"], "ok");

@@ -484,7 +484,7 @@ impl TestApp {
     }
 
     /// The newest recorded events of one kind (all kinds with None), newest first.
-    pub fn events(&self, kind: Option<&str>) -> Vec<gatehouse::store::rows::EventRow> {
+    pub fn events(&self, kind: Option<&str>) -> Vec<gatehouse::store::event_log::Recorded> {
         let filter = gatehouse::store::event_log::EventFilter {
             kind: kind.map(str::to_owned),
             ..Default::default()
@@ -699,7 +699,7 @@ pub fn assert_simulated(out: &std::process::Output, swipes: usize) -> String {
 /// stored command or detail, and the digits as no stored value. Checked field by field,
 /// not on the whole row's text, because four digits turn up by chance inside timestamps
 /// and decision ids.
-pub fn assert_pin_on_no_record(rows: &[gatehouse::store::rows::EventRow], pin: &str) {
+pub fn assert_pin_on_no_record(rows: &[gatehouse::store::event_log::Recorded], pin: &str) {
     fn holds_pin(value: &Value, pin: &str) -> bool {
         match value {
             Value::String(s) => s == pin,
@@ -709,8 +709,8 @@ pub fn assert_pin_on_no_record(rows: &[gatehouse::store::rows::EventRow], pin: &
         }
     }
     for row in rows {
-        assert_ne!(row.presented.as_deref(), Some(pin), "{row:?}");
-        for text in [Some(&row.detail), row.command.as_ref()]
+        assert_ne!(row.event.presented.as_deref(), Some(pin), "{row:?}");
+        for text in [Some(&row.event.detail), row.event.command.as_ref()]
             .into_iter()
             .flatten()
         {

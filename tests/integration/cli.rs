@@ -307,11 +307,11 @@ fn simulate_one_card_at_one_reader_prints_its_answer() {
     let recorded: Vec<_> = swipes
         .iter()
         .map(|e| {
-            assert_eq!(e.person_id, Some(site.f.person), "{e:?}");
+            assert_eq!(e.event.person_id, Some(site.f.person), "{e:?}");
             (
-                e.reader_id.as_deref().unwrap(),
-                e.result.as_deref().unwrap(),
-                e.deny_code.as_deref(),
+                e.event.reader_id.as_deref().unwrap(),
+                e.event.result.as_deref().unwrap(),
+                e.event.deny_code.as_deref(),
             )
         })
         .collect();

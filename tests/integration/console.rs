@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::Utc;
 use gatehouse::entities::ChangeContext;
 use gatehouse::identity::admins::{self, AdminInput};
-use gatehouse::store::event_log::{EventKind, NewEvent};
+use gatehouse::store::event_log::{Event, EventKind};
 use serde_json::json;
 
 use crate::app::{Backend, Fixture, TestApp, build_site};
@@ -573,8 +573,8 @@ fn the_events_page_filters_pages_and_exports_what_it_shows() {
     let app = TestApp::new(Backend::Sqlite);
     let f = build_site(&app);
     let t0 = Utc::now() - chrono::TimeDelta::minutes(10);
-    let events: Vec<NewEvent> = (0..70i64)
-        .map(|i| NewEvent {
+    let events: Vec<Event> = (0..70i64)
+        .map(|i| Event {
             reader_id: Some("main-in".to_owned()),
             seq: Some(i),
             reader_ts: Some(t0 + chrono::TimeDelta::seconds(i)),
@@ -582,11 +582,11 @@ fn the_events_page_filters_pages_and_exports_what_it_shows() {
             person_id: Some(f.person),
             result: Some(if i % 7 == 0 { "denied" } else { "granted" }.to_owned()),
             deny_code: (i % 7 == 0).then(|| "schedule".to_owned()),
-            ..NewEvent::new(EventKind::Swipe, t0 + chrono::TimeDelta::seconds(i))
+            ..Event::new(EventKind::Swipe, t0 + chrono::TimeDelta::seconds(i))
         })
-        .chain(std::iter::once(NewEvent {
+        .chain(std::iter::once(Event {
             door_id: Some(f.main_door),
-            ..NewEvent::new(EventKind::ForcedOpen, t0)
+            ..Event::new(EventKind::ForcedOpen, t0)
         }))
         .collect();
     gatehouse::store::event_log::write_batch(&mut app.db(), &events, &mut Default::default())
@@ -1001,18 +1001,18 @@ fn alarms_wait_on_the_dashboard_until_someone_acknowledges_them() {
     let f = build_site(&app);
     let now = Utc::now();
     let alarms = vec![
-        NewEvent {
+        Event {
             door_id: Some(f.main_door),
-            ..NewEvent::new(EventKind::ForcedOpen, now - chrono::TimeDelta::minutes(3))
+            ..Event::new(EventKind::ForcedOpen, now - chrono::TimeDelta::minutes(3))
         },
-        NewEvent {
+        Event {
             door_id: Some(f.server_door),
-            ..NewEvent::new(EventKind::HeldOpen, now - chrono::TimeDelta::minutes(2))
+            ..Event::new(EventKind::HeldOpen, now - chrono::TimeDelta::minutes(2))
         },
         // A week and more ago: history, not an open alarm.
-        NewEvent {
+        Event {
             door_id: Some(f.main_door),
-            ..NewEvent::new(EventKind::ForcedOpen, now - chrono::TimeDelta::days(8))
+            ..Event::new(EventKind::ForcedOpen, now - chrono::TimeDelta::days(8))
         },
     ];
     let ids: Vec<i64> =
@@ -1576,7 +1576,7 @@ fn the_live_feed_ends_when_its_session_does() {
             .block_on(
                 app.state
                     .events
-                    .append(NewEvent::new(EventKind::Rex, Utc::now())),
+                    .append(Event::new(EventKind::Rex, Utc::now())),
             )
             .unwrap();
         match appended {

@@ -4,7 +4,7 @@
 //! appliance rendered exactly as before.
 
 use chrono::{DateTime, Utc};
-use gatehouse::store::event_log::{EventKind, NewEvent, write_batch};
+use gatehouse::store::event_log::{Event, EventKind, write_batch};
 use serde_json::json;
 
 use crate::app::{Backend, Fixture, TestApp, build_site};
@@ -21,28 +21,28 @@ fn utc(text: &str) -> DateTime<Utc> {
 fn record_events(app: &TestApp, f: &Fixture) {
     let t = utc(MONDAY);
     let events = vec![
-        NewEvent {
+        Event {
             reader_id: Some("main-in".to_owned()),
             door_id: Some(f.main_door),
             person_id: Some(f.person),
             result: Some("granted".to_owned()),
-            ..NewEvent::new(EventKind::Swipe, t)
+            ..Event::new(EventKind::Swipe, t)
         },
-        NewEvent {
+        Event {
             reader_id: Some("main-in".to_owned()),
             door_id: Some(f.main_door),
             person_id: Some(f.person),
             result: Some("denied".to_owned()),
             deny_code: Some("schedule".to_owned()),
-            ..NewEvent::new(EventKind::Swipe, t + chrono::TimeDelta::minutes(1))
+            ..Event::new(EventKind::Swipe, t + chrono::TimeDelta::minutes(1))
         },
-        NewEvent {
+        Event {
             door_id: Some(f.server_door),
-            ..NewEvent::new(EventKind::ForcedOpen, t + chrono::TimeDelta::minutes(2))
+            ..Event::new(EventKind::ForcedOpen, t + chrono::TimeDelta::minutes(2))
         },
-        NewEvent {
+        Event {
             reader_id: Some("main-in".to_owned()),
-            ..NewEvent::new(EventKind::ReaderOffline, t + chrono::TimeDelta::minutes(3))
+            ..Event::new(EventKind::ReaderOffline, t + chrono::TimeDelta::minutes(3))
         },
     ];
     write_batch(&mut app.db(), &events, &mut Default::default()).unwrap();
@@ -140,12 +140,12 @@ fn add_new_york(app: &TestApp, f: &Fixture) -> NewYork {
 
 /// A granted swipe by the fixture's person at `door` (read by `reader`) at `at`.
 fn swipe_at(app: &TestApp, f: &Fixture, door: i64, reader: &str, at: &str) {
-    let event = NewEvent {
+    let event = Event {
         reader_id: Some(reader.to_owned()),
         door_id: Some(door),
         person_id: Some(f.person),
         result: Some("granted".to_owned()),
-        ..NewEvent::new(EventKind::Swipe, utc(at))
+        ..Event::new(EventKind::Swipe, utc(at))
     };
     write_batch(&mut app.db(), &[event], &mut Default::default()).unwrap();
 }
@@ -158,9 +158,9 @@ fn each_event_shows_on_its_own_sites_clock() {
     swipe_at(&app, &f, f.main_door, "main-in", MONDAY);
     swipe_at(&app, &f, ny.door, "ny-in", "2026-11-23T14:06:00Z");
     // A reader's word with no door: on its door's site's clock.
-    let offline = NewEvent {
+    let offline = Event {
         reader_id: Some("ny-in".to_owned()),
-        ..NewEvent::new(EventKind::ReaderOffline, utc("2026-11-23T14:07:00Z"))
+        ..Event::new(EventKind::ReaderOffline, utc("2026-11-23T14:07:00Z"))
     };
     write_batch(&mut app.db(), &[offline], &mut Default::default()).unwrap();
     let mut browser = signed_in(&app, "auditor");
@@ -219,9 +219,9 @@ fn each_event_shows_on_its_own_sites_clock() {
         .build()
         .unwrap();
     let appended = runtime
-        .block_on(app.state.events.append(NewEvent {
+        .block_on(app.state.events.append(Event {
             door_id: Some(ny.door),
-            ..NewEvent::new(EventKind::ForcedOpen, utc("2026-11-23T14:08:00Z"))
+            ..Event::new(EventKind::ForcedOpen, utc("2026-11-23T14:08:00Z"))
         }))
         .unwrap();
     let gatehouse::store::event_log::Appended::New(id) = appended else {

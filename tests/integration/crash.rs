@@ -81,7 +81,7 @@ impl Appliance {
     }
 
     /// The appliance's event log, read after it has stopped.
-    fn swipes(&self) -> Vec<gatehouse::store::rows::EventRow> {
+    fn swipes(&self) -> Vec<gatehouse::store::event_log::Recorded> {
         let pool = gatehouse::store::open(&self.database_url, 1).unwrap();
         let filter = gatehouse::store::event_log::EventFilter {
             kind: Some("swipe".into()),
@@ -296,19 +296,23 @@ fn kill_9_loses_no_answered_swipe_and_answers_resends_once_on(backend: Backend) 
     let rows = appliance.swipes();
     let mut per_seq: HashMap<i64, usize> = HashMap::new();
     for r in &rows {
-        *per_seq.entry(r.seq.unwrap()).or_default() += 1;
+        *per_seq.entry(r.event.seq.unwrap()).or_default() += 1;
     }
     assert_eq!(rows.len(), ledger.sent.len(), "one row per swipe");
     assert!(per_seq.values().all(|n| *n == 1), "a swipe recorded twice");
     for r in &rows {
-        let seq = u64::try_from(r.seq.unwrap()).unwrap();
+        let seq = u64::try_from(r.event.seq.unwrap()).unwrap();
         let told = match &ledger.answered[&seq] {
             Command::Grant { decision_id, .. }
             | Command::Deny { decision_id, .. }
             | Command::PinRequired { decision_id, .. } => decision_id.clone(),
             other => panic!("seq {seq} was answered with {other:?}"),
         };
-        assert_eq!(r.decision_id.as_deref(), Some(told.as_str()), "seq {seq}");
+        assert_eq!(
+            r.event.decision_id.as_deref(),
+            Some(told.as_str()),
+            "seq {seq}"
+        );
     }
 }
 
@@ -429,7 +433,7 @@ fn a_broker_crash_loses_nothing_and_doubles_nothing_on(binary: &std::path::Path,
         ledger.sent.len(),
         "one row per swipe, none lost, none doubled"
     );
-    let mut seqs: Vec<i64> = rows.iter().map(|r| r.seq.unwrap()).collect();
+    let mut seqs: Vec<i64> = rows.iter().map(|r| r.event.seq.unwrap()).collect();
     seqs.sort_unstable();
     seqs.dedup();
     assert_eq!(seqs.len(), rows.len());
@@ -553,15 +557,18 @@ fn kill_9_with_a_modbus_door_unlocked_relocks_it_and_records_each_answer_once_on
     let rows: Vec<_> = appliance
         .swipes()
         .into_iter()
-        .filter(|r| r.reader_id.as_deref() == Some("dock-io"))
+        .filter(|r| r.event.reader_id.as_deref() == Some("dock-io"))
         .collect();
     assert!(
         (answered..=answered + cut_short).contains(&rows.len()),
         "{} rows for {answered} answered swipes and {cut_short} cut short",
         rows.len()
     );
-    assert!(rows.iter().all(|r| r.result.as_deref() == Some("granted")));
-    let mut seqs: Vec<i64> = rows.iter().map(|r| r.seq.unwrap()).collect();
+    assert!(
+        rows.iter()
+            .all(|r| r.event.result.as_deref() == Some("granted"))
+    );
+    let mut seqs: Vec<i64> = rows.iter().map(|r| r.event.seq.unwrap()).collect();
     seqs.sort_unstable();
     seqs.dedup();
     assert_eq!(seqs.len(), rows.len(), "event numbers reused after a crash");

@@ -1,21 +1,19 @@
 //! The event log: durable on return, resends recorded once, filtered queries, retention.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use gatehouse::store::event_log::{
-    Appended, BatchPolicy, EventFilter, EventKind, EventLog, NewEvent,
-};
+use gatehouse::store::event_log::{Appended, BatchPolicy, Event, EventFilter, EventKind, EventLog};
 
 use crate::app::{TestApp, backends, wait_until};
 
-fn swipe(reader: &str, seq: i64, at: DateTime<Utc>, person: Option<i64>) -> NewEvent {
-    NewEvent {
+fn swipe(reader: &str, seq: i64, at: DateTime<Utc>, person: Option<i64>) -> Event {
+    Event {
         reader_id: Some(reader.to_owned()),
         seq: Some(seq),
         reader_ts: Some(at),
         person_id: person,
         result: Some("granted".to_owned()),
         command: Some(format!("{{\"type\":\"grant\",\"ref\":{seq}}}")),
-        ..NewEvent::new(EventKind::Swipe, at)
+        ..Event::new(EventKind::Swipe, at)
     }
 }
 
@@ -96,7 +94,9 @@ fn appended_events_are_durable_and_resends_are_recorded_once() {
         let first_page = gatehouse::store::event_log::recent(&mut conn, &person, 30).unwrap();
         assert_eq!(first_page.len(), 30);
         assert!(
-            first_page.windows(2).all(|w| w[0].at >= w[1].at),
+            first_page
+                .windows(2)
+                .all(|w| w[0].event.at >= w[1].event.at),
             "newest first"
         );
         let next = EventFilter {
@@ -126,7 +126,7 @@ fn a_batch_gets_the_ids_of_its_rows_and_a_resend_within_it_is_recorded_once() {
             .unwrap()
             .with_timezone(&Utc);
         // More rows than one INSERT statement takes, with a resend in the middle of them.
-        let mut batch: Vec<NewEvent> = (0..600i64)
+        let mut batch: Vec<Event> = (0..600i64)
             .map(|i| swipe("r1", i, t0 + TimeDelta::seconds(i), Some(i)))
             .collect();
         batch.insert(300, swipe("r1", 7, t0 + TimeDelta::seconds(7), Some(7)));
@@ -148,8 +148,11 @@ fn a_batch_gets_the_ids_of_its_rows_and_a_resend_within_it_is_recorded_once() {
                 .iter()
                 .find(|r| r.id == id)
                 .expect("the id of a stored row");
-            assert_eq!(row.seq, event.seq, "each event is told its own row's id");
-            assert_eq!(row.person_id, event.person_id);
+            assert_eq!(
+                row.event.seq, event.seq,
+                "each event is told its own row's id"
+            );
+            assert_eq!(row.event.person_id, event.person_id);
         }
         assert!(matches!(
             &outcomes[300],
@@ -168,8 +171,8 @@ fn the_day_tally_equals_a_fresh_count_as_events_arrive() {
         let app = TestApp::new(backend);
         let (runtime, log) = log_on(&app);
         let midnight = utc("2026-11-24T00:00:00Z");
-        let append = |e: NewEvent| runtime.block_on(log.append(e)).unwrap();
-        let denied = |seq: i64, at: DateTime<Utc>| NewEvent {
+        let append = |e: Event| runtime.block_on(log.append(e)).unwrap();
+        let denied = |seq: i64, at: DateTime<Utc>| Event {
             result: Some("denied".to_owned()),
             ..swipe("r2", seq, at, Some(2))
         };
@@ -421,7 +424,7 @@ fn a_new_writer_knows_each_readers_highest_number() {
 
         let (log, writer) = EventLog::new(app.state.db.clone(), BatchPolicy::default());
         runtime.spawn(writer.run());
-        let append = |e: NewEvent| runtime.block_on(log.append(e)).unwrap();
+        let append = |e: Event| runtime.block_on(log.append(e)).unwrap();
         match append(swipe("mark-1", 7, at(7), None)) {
             Appended::Duplicate { command, .. } => {
                 assert_eq!(command.as_deref(), Some("{\"type\":\"grant\",\"ref\":7}"))
@@ -501,7 +504,7 @@ fn seqs_up_to_two_to_the_64_are_recorded_and_ordered_as_unsigned() {
             gatehouse::store::event_log::recent(&mut conn, &EventFilter::default(), 10).unwrap();
         assert!(
             rows.iter()
-                .any(|r| r.seq.map(gatehouse::store::event_log::reader_seq) == Some(top))
+                .any(|r| r.event.seq.map(gatehouse::store::event_log::reader_seq) == Some(top))
         );
     }
 }

@@ -8,11 +8,12 @@ use gatehouse::identity::admins::Role;
 use gatehouse::policy::model::Direction;
 use gatehouse::readers::hub::Hub;
 use gatehouse::store::DbConnection;
+use gatehouse::store::event_log::Recorded;
 use gatehouse::store::event_log::{BatchPolicy, EventKind, EventLog};
 use gatehouse::store::history::{
     self, ChangeQuery, ChangesOf, EventQuery, EventsOf, HistoryError, Inside, Period, ReadScope,
 };
-use gatehouse::store::rows::{AuditRow, EventRow};
+use gatehouse::store::rows::AuditRow;
 use gatehouse_drivers::message::{Command, seal};
 use serde_json::json;
 
@@ -167,20 +168,20 @@ impl Building {
     }
 
     /// Every swipe recorded, in history's order.
-    fn swipes(&self) -> Vec<EventRow> {
+    fn swipes(&self) -> Vec<Recorded> {
         let mut rows = self.app.events(Some("swipe"));
-        rows.sort_by_key(|r| (r.at, r.id));
+        rows.sort_by_key(|r| (r.event.at, r.id));
         rows
     }
 }
 
-fn ids(rows: &[EventRow]) -> Vec<i64> {
+fn ids(rows: &[Recorded]) -> Vec<i64> {
     rows.iter().map(|r| r.id).collect()
 }
 
 /// Everything a query returns, read in chunks of `size`; also checks that no chunk is
 /// larger than asked.
-fn read_all(app: &TestApp, scope: ReadScope, query: &EventQuery, size: usize) -> Vec<EventRow> {
+fn read_all(app: &TestApp, scope: ReadScope, query: &EventQuery, size: usize) -> Vec<Recorded> {
     let mut conn = app.db();
     let mut rows = Vec::new();
     for chunk in history::event_chunks(&mut conn, scope, query.clone(), size) {
@@ -206,21 +207,21 @@ fn a_person_a_door_a_level_and_a_period_hold_what_happened_there() {
         site.play_the_day();
         let swipes = site.swipes();
         assert_eq!(swipes.len(), 14, "{backend:?}");
-        let of = |test: &dyn Fn(&EventRow) -> bool| -> Vec<i64> {
+        let of = |test: &dyn Fn(&Recorded) -> bool| -> Vec<i64> {
             swipes.iter().filter(|r| test(r)).map(|r| r.id).collect()
         };
         let read = |of: EventsOf| ids(&read_all(&site.app, ADMIN, &query(of), 1000));
 
-        let ada = of(&|r| r.person_id == Some(site.f.person));
+        let ada = of(&|r| r.event.person_id == Some(site.f.person));
         assert_eq!(ada.len(), 10, "{backend:?}");
         assert_eq!(read(EventsOf::Person(site.f.person)), ada, "{backend:?}");
-        let grace = of(&|r| r.person_id == Some(site.grace));
+        let grace = of(&|r| r.event.person_id == Some(site.grace));
         assert_eq!(grace.len(), 3, "{backend:?}");
         assert_eq!(read(EventsOf::Person(site.grace)), grace, "{backend:?}");
 
         // The server room door: Ada in, Grace refused, Ada out.
         let server = read(EventsOf::Door(site.f.server_door));
-        assert_eq!(server, of(&|r| r.door_id == Some(site.f.server_door)));
+        assert_eq!(server, of(&|r| r.event.door_id == Some(site.f.server_door)));
         assert_eq!(server.len(), 3, "{backend:?}");
 
         // The building zone's level covers the server room's door inside it too; the main
@@ -230,7 +231,7 @@ fn a_person_a_door_a_level_and_a_period_hold_what_happened_there() {
             ids(&swipes),
             "{backend:?}"
         );
-        let main = of(&|r| r.door_id == Some(site.f.main_door));
+        let main = of(&|r| r.event.door_id == Some(site.f.main_door));
         assert_eq!(main.len(), 11, "{backend:?}");
         assert_eq!(read(EventsOf::Level(site.main_only)), main, "{backend:?}");
         assert_eq!(read(EventsOf::Level(9_999)), Vec::<i64>::new());
@@ -244,7 +245,7 @@ fn a_person_a_door_a_level_and_a_period_hold_what_happened_there() {
         let between = ids(&read_all(&site.app, ADMIN, &period, 1000));
         assert_eq!(
             between,
-            of(&|r| r.at.and_utc() >= minute(2) && r.at.and_utc() < minute(4)),
+            of(&|r| r.event.at >= minute(2) && r.event.at < minute(4)),
             "{backend:?}"
         );
         assert_eq!(between.len(), 2, "{backend:?}");
@@ -274,10 +275,7 @@ fn chunks_return_every_event_once_across_ties_on_time() {
         site.play_the_day();
         let swipes = site.swipes();
         // Three swipes share the first minute and seven the sixth.
-        let sixth = swipes
-            .iter()
-            .filter(|r| r.at.and_utc() == minute(6))
-            .count();
+        let sixth = swipes.iter().filter(|r| r.event.at == minute(6)).count();
         assert_eq!(sixth, 7, "{backend:?}");
         for of in [
             EventsOf::All,

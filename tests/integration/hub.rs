@@ -69,7 +69,7 @@ impl Rig {
         )
     }
 
-    fn events(&self) -> Vec<gatehouse::store::rows::EventRow> {
+    fn events(&self) -> Vec<gatehouse::store::event_log::Recorded> {
         self.app.events(None)
     }
 }
@@ -111,20 +111,20 @@ fn swipes_are_answered_recorded_and_never_twice() {
         );
         let events = rig.events();
         assert_eq!(events.len(), 2, "one row per event, not per message");
-        let probe = events.iter().find(|e| e.seq == Some(2)).unwrap();
+        let probe = events.iter().find(|e| e.event.seq == Some(2)).unwrap();
         assert_eq!(
-            probe.presented.as_deref(),
+            probe.event.presented.as_deref(),
             Some("DEADBEEF"),
             "unknown cards are evidence"
         );
-        assert_eq!(probe.deny_code.as_deref(), Some("unknown_credential"));
-        let grant = events.iter().find(|e| e.seq == Some(1)).unwrap();
+        assert_eq!(probe.event.deny_code.as_deref(), Some("unknown_credential"));
+        let grant = events.iter().find(|e| e.event.seq == Some(1)).unwrap();
         assert_eq!(
-            (grant.person_id, grant.door_id),
+            (grant.event.person_id, grant.event.door_id),
             (Some(f.person), Some(f.main_door))
         );
         assert_eq!(
-            grant.presented, None,
+            grant.event.presented, None,
             "known cards are recorded by id, not by number"
         );
     }
@@ -206,13 +206,13 @@ fn bad_input_is_a_reader_fault_and_changes_nothing_else() {
     let events = rig.events();
     assert_eq!(events.len(), 4);
     assert!(
-        events.iter().all(|e| e.kind == "reader_fault"),
+        events.iter().all(|e| e.event.kind == "reader_fault"),
         "{events:?}"
     );
     assert!(
         events
             .iter()
-            .any(|e| e.reader_id.as_deref() == Some("intruder?..?x"))
+            .any(|e| e.event.reader_id.as_deref() == Some("intruder?..?x"))
     );
     // The reader keeps being served.
     assert!(matches!(
@@ -233,11 +233,12 @@ fn a_modbus_reader_is_not_heard_over_mqtt() {
     // Someone who learnt the Modbus reader's id (and secret) publishes a swipe as it.
     assert_eq!(rig.swipe("door-mb", 1, f.card), None);
     let events = rig.events();
-    assert!(events.iter().all(|e| e.kind != "swipe"), "{events:?}");
+    assert!(events.iter().all(|e| e.event.kind != "swipe"), "{events:?}");
     assert!(
         events
             .iter()
-            .any(|e| e.kind == "reader_fault" && e.detail.contains("registered for Modbus")),
+            .any(|e| e.event.kind == "reader_fault"
+                && e.event.detail.contains("registered for Modbus")),
         "{events:?}"
     );
 }
@@ -253,7 +254,7 @@ fn a_flood_of_bad_messages_is_recorded_up_to_a_budget_then_counted() {
     let faults = |rig: &Rig| {
         rig.events()
             .into_iter()
-            .filter(|e| e.kind == "reader_fault")
+            .filter(|e| e.event.kind == "reader_fault")
             .collect::<Vec<_>>()
     };
     assert_eq!(faults(&rig).len(), 20, "a minute's budget of rows, not 100");
@@ -274,7 +275,7 @@ fn a_flood_of_bad_messages_is_recorded_up_to_a_budget_then_counted() {
     assert!(
         faults
             .iter()
-            .any(|e| e.detail.starts_with("80 more fault(s)")),
+            .any(|e| e.event.detail.starts_with("80 more fault(s)")),
         "{faults:?}"
     );
 }
@@ -325,7 +326,7 @@ fn a_reader_that_must_sign_cannot_be_impersonated() {
         Some(Command::Grant { reference: 3, .. })
     ));
     let events = rig.events();
-    let swipes: Vec<_> = events.iter().filter(|e| e.kind == "swipe").collect();
+    let swipes: Vec<_> = events.iter().filter(|e| e.event.kind == "swipe").collect();
     assert_eq!(swipes.len(), 1, "only the genuine swipe was decided");
     // And B's answers are signed with B's key, so they cannot open A's door.
     let b_reply = rig
@@ -380,8 +381,8 @@ fn door_rex_and_tamper_are_recorded() {
         .into_iter()
         .rev()
         .map(|e| {
-            assert_eq!(e.door_id, Some(f.main_door));
-            e.kind
+            assert_eq!(e.event.door_id, Some(f.main_door));
+            e.event.kind.as_str().to_owned()
         })
         .collect();
     assert_eq!(
@@ -430,12 +431,12 @@ fn forced_and_held_open_doors_raise_alarms() {
             .check_held_open(monday_morning() + TimeDelta::seconds(90)),
     );
     let events = rig.events();
-    let count = |kind: &str| events.iter().filter(|e| e.kind == kind).count();
+    let count = |kind: &str| events.iter().filter(|e| e.event.kind == kind).count();
     assert_eq!(count("forced_open"), 1, "{events:?}");
     assert_eq!(count("held_open"), 1, "{events:?}");
-    let held = events.iter().find(|e| e.kind == "held_open").unwrap();
-    assert_eq!(held.door_id, Some(f.main_door));
-    assert!(held.detail.contains("45 s"), "{}", held.detail);
+    let held = events.iter().find(|e| e.event.kind == "held_open").unwrap();
+    assert_eq!(held.event.door_id, Some(f.main_door));
+    assert!(held.event.detail.contains("45 s"), "{}", held.event.detail);
 }
 
 fn swipe_json(seq: u64, ts: &str, uid: &str) -> String {
@@ -574,11 +575,14 @@ fn a_reused_seq_is_a_fault_and_a_resend_gets_the_first_answer() {
         assert_eq!(rig.send("main-in", &rex), reused);
         let swipes = rig.app.events(Some("swipe"));
         assert_eq!(swipes.len(), 1, "{swipes:?}");
-        assert_eq!(swipes[0].deny_code.as_deref(), Some("unknown_credential"));
+        assert_eq!(
+            swipes[0].event.deny_code.as_deref(),
+            Some("unknown_credential")
+        );
         let faults = rig.app.events(Some("reader_fault"));
         assert_eq!(faults.len(), 3, "{faults:?}");
         assert!(
-            faults.iter().all(|e| e.detail.contains("seq reused")),
+            faults.iter().all(|e| e.event.detail.contains("seq reused")),
             "{faults:?}"
         );
         assert!(rig.app.events(Some("rex")).is_empty());
@@ -611,7 +615,10 @@ fn the_largest_seq_is_accepted() {
         let swipes = rig.app.events(Some("swipe"));
         assert_eq!(swipes.len(), 1);
         assert_eq!(
-            swipes[0].seq.map(gatehouse::store::event_log::reader_seq),
+            swipes[0]
+                .event
+                .seq
+                .map(gatehouse::store::event_log::reader_seq),
             Some(top)
         );
     }

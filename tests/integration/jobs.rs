@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{TimeDelta, Utc};
 use gatehouse::app::jobs::{Instances, JobSpec};
 use gatehouse::clock::{Clock, ClockShift};
-use gatehouse::store::event_log::{Appended, EventKind, NewEvent};
+use gatehouse::store::event_log::{Appended, Event, EventKind};
 use serde_json::Value;
 
 use crate::app::{Backend, TestApp, backends, wait_until, wait_until_within};
@@ -28,7 +28,7 @@ fn job(app: &TestApp, name: &str) -> Value {
         .unwrap_or_else(|| panic!("no job {name} in {}", jobs.body))
 }
 
-fn append(app: &TestApp, event: NewEvent) -> i64 {
+fn append(app: &TestApp, event: Event) -> i64 {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -87,11 +87,11 @@ fn the_appliances_jobs_show_their_runs_on_the_settings_page_and_in_the_api() {
         // A year and more ago, and yesterday: the default retention keeps 365 days.
         let old = append(
             &app,
-            NewEvent::new(EventKind::Rex, Utc::now() - TimeDelta::days(400)),
+            Event::new(EventKind::Rex, Utc::now() - TimeDelta::days(400)),
         );
         let recent = append(
             &app,
-            NewEvent::new(EventKind::Rex, Utc::now() - TimeDelta::days(1)),
+            Event::new(EventKind::Rex, Utc::now() - TimeDelta::days(1)),
         );
         // The next 03:30 comes within a day of the appliance's clock.
         shift.advance(TimeDelta::days(1));

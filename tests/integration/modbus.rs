@@ -90,12 +90,12 @@ impl Rig {
     }
 
     /// This reader's recorded events of one kind, oldest first.
-    fn events_of(&self, reader_id: &str, kind: &str) -> Vec<gatehouse::store::rows::EventRow> {
+    fn events_of(&self, reader_id: &str, kind: &str) -> Vec<gatehouse::store::event_log::Recorded> {
         let mut events: Vec<_> = self
             .app
             .events(Some(kind))
             .into_iter()
-            .filter(|e| e.reader_id.as_deref() == Some(reader_id))
+            .filter(|e| e.event.reader_id.as_deref() == Some(reader_id))
             .collect();
         events.reverse();
         events
@@ -182,13 +182,16 @@ fn a_swipe_over_modbus_unlocks_the_door_for_its_time_and_is_recorded_once() {
         rig.wait_polled(&device, 10);
         let swipes = rig.events_of("main-mb", "swipe");
         assert_eq!(swipes.len(), 2, "{swipes:?}");
-        assert_eq!(swipes[0].result.as_deref(), Some("granted"));
-        assert_eq!(swipes[0].person_id, Some(f.person));
-        assert_eq!(swipes[0].door_id, Some(f.main_door));
-        assert_eq!(swipes[1].result.as_deref(), Some("denied"));
-        assert_eq!(swipes[1].deny_code.as_deref(), Some("unknown_credential"));
+        assert_eq!(swipes[0].event.result.as_deref(), Some("granted"));
+        assert_eq!(swipes[0].event.person_id, Some(f.person));
+        assert_eq!(swipes[0].event.door_id, Some(f.main_door));
+        assert_eq!(swipes[1].event.result.as_deref(), Some("denied"));
         assert_eq!(
-            swipes.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            swipes[1].event.deny_code.as_deref(),
+            Some("unknown_credential")
+        );
+        assert_eq!(
+            swipes.iter().map(|e| e.event.seq).collect::<Vec<_>>(),
             vec![Some(1), Some(2)],
             "a Modbus reader's events are numbered by the appliance"
         );
@@ -249,7 +252,7 @@ fn door_contact_rex_and_tamper_raise_the_right_events_and_alarms() {
     device.set_tamper(false);
     rig.wait_events("main-mb", "tamper_cleared", 1);
     let held = &rig.app.events(Some("held_open"))[0];
-    assert_eq!(held.door_id, Some(f.main_door));
+    assert_eq!(held.event.door_id, Some(f.main_door));
 }
 
 #[test]
@@ -291,7 +294,7 @@ fn card_and_pin_over_modbus_asks_for_the_pin_then_checks_it() {
     let swipes = rig.events_of("server-mb", "swipe");
     let results: Vec<_> = swipes
         .iter()
-        .map(|e| (e.result.clone(), e.deny_code.clone()))
+        .map(|e| (e.event.result.clone(), e.event.deny_code.clone()))
         .collect();
     assert_eq!(
         results,
@@ -329,7 +332,10 @@ fn lockdown_and_door_modes_reach_every_modbus_device() {
     assert!(!main.relay_unlocked());
     rig.wait_events("main-mb", "swipe", 1);
     assert_eq!(
-        rig.events_of("main-mb", "swipe")[0].deny_code.as_deref(),
+        rig.events_of("main-mb", "swipe")[0]
+            .event
+            .deny_code
+            .as_deref(),
         Some("lockdown")
     );
     lock(false);
@@ -381,15 +387,15 @@ fn devices_that_answer_garbage_or_nothing_are_faults_and_the_others_keep_being_s
     rig.wait_online("quiet-mb", false);
     let noisy_fault = &rig.events_of("noisy-mb", "reader_fault")[0];
     assert!(
-        noisy_fault.detail.contains("garbage"),
+        noisy_fault.event.detail.contains("garbage"),
         "{}",
-        noisy_fault.detail
+        noisy_fault.event.detail
     );
     let quiet_fault = &rig.events_of("quiet-mb", "reader_fault")[0];
     assert!(
-        quiet_fault.detail.contains("no answer within 200 ms"),
+        quiet_fault.event.detail.contains("no answer within 200 ms"),
         "{}",
-        quiet_fault.detail
+        quiet_fault.event.detail
     );
     rig.wait_events("quiet-mb", "reader_offline", 1);
 
@@ -406,6 +412,7 @@ fn devices_that_answer_garbage_or_nothing_are_faults_and_the_others_keep_being_s
     rig.wait_events("good-mb", "reader_fault", 1);
     assert!(
         rig.events_of("good-mb", "reader_fault")[0]
+            .event
             .detail
             .contains("do not decode")
     );
@@ -539,7 +546,7 @@ fn simulate_plays_modbus_devices_that_the_appliance_polls() {
     assert_eq!(swipes.len(), 20);
     let granted = swipes
         .iter()
-        .filter(|e| e.result.as_deref() == Some("granted"))
+        .filter(|e| e.event.result.as_deref() == Some("granted"))
         .count();
     assert!(granted > 0, "{stdout}");
     // Every grant was followed by the door opening and closing, and none of it is an alarm.
@@ -566,7 +573,7 @@ fn a_momentary_unlock_from_the_console_opens_the_relay_for_its_time_but_not_in_l
     });
     let unlocks = rig.app.events(Some("remote_unlock"));
     assert_eq!(unlocks.len(), 1);
-    assert!(unlocks[0].detail.contains("\"by\":\"operator\""));
+    assert!(unlocks[0].event.detail.contains("\"by\":\"operator\""));
     // The door opening during the unlock is not forced.
     main.set_door_open(true);
     rig.wait_events("main-mb", "door_open", 1);

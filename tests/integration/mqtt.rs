@@ -205,7 +205,7 @@ fn a_swipe_over_mqtt_opens_the_door_once() {
                 10,
             )
             .unwrap();
-            let ts = rows[0].reader_ts.unwrap().and_utc();
+            let ts = rows[0].event.reader_ts.unwrap();
             reader.resend(seq, &body, ts).await.unwrap();
             reader.next_answer(WAIT).await.unwrap().unwrap()
         });
@@ -349,14 +349,13 @@ fn refusal(
 }
 
 /// Waits until a reader fault whose detail contains `words` is on record for `reader`.
-fn wait_for_fault(site: &Site, reader: &str, words: &str) -> gatehouse::store::rows::EventRow {
+fn wait_for_fault(site: &Site, reader: &str, words: &str) -> gatehouse::store::event_log::Recorded {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
         let faults = site.app.events(Some("reader_fault"));
-        if let Some(fault) = faults
-            .iter()
-            .find(|f| f.reader_id.as_deref() == Some(reader) && f.detail.contains(words))
-        {
+        if let Some(fault) = faults.iter().find(|f| {
+            f.event.reader_id.as_deref() == Some(reader) && f.event.detail.contains(words)
+        }) {
             return fault.clone();
         }
         assert!(
@@ -385,8 +384,11 @@ fn the_embedded_broker_refuses_strangers_on(backend: Backend) {
         Some(ConnectReturnCode::BadUserNamePassword)
     );
     let fault = wait_for_fault(&site, "main-in", "wrong secret");
-    assert!(!fault.detail.contains("not-the-secret-at-all"), "{fault:?}");
-    assert_eq!(fault.door_id, Some(site.f.main_door));
+    assert!(
+        !fault.event.detail.contains("not-the-secret-at-all"),
+        "{fault:?}"
+    );
+    assert_eq!(fault.event.door_id, Some(site.f.main_door));
     assert_eq!(
         refusal(&site, "someone", None),
         Some(ConnectReturnCode::NotAuthorized),
@@ -416,7 +418,7 @@ fn the_embedded_broker_refuses_strangers_on(backend: Backend) {
     assert!(
         faults
             .iter()
-            .all(|f| f.reader_id.as_deref() == Some("main-in")),
+            .all(|f| f.event.reader_id.as_deref() == Some("main-in")),
         "{faults:?}"
     );
     assert_eq!(faults.len(), 2, "{faults:?}");
@@ -456,9 +458,12 @@ fn the_embedded_broker_keeps_each_reader_to_its_own_topics_on(backend: Backend) 
         .block_on(a.publish_as("side-in", as_b))
         .unwrap();
     let fault = wait_for_fault(&site, "main-in", "not its own topic");
-    assert!(fault.detail.contains("readers/side-in/events"), "{fault:?}");
     assert!(
-        !fault.detail.contains("credential"),
+        fault.event.detail.contains("readers/side-in/events"),
+        "{fault:?}"
+    );
+    assert!(
+        !fault.event.detail.contains("credential"),
         "no payload in the record: {fault:?}"
     );
     // B was told nothing, and nothing was decided.
@@ -575,10 +580,10 @@ fn bad_input_over_mqtt_is_a_fault_and_the_reader_keeps_being_served() {
                 assert_eq!(
                     faults
                         .iter()
-                        .any(|f| f.reader_id.as_deref() == Some("ghost")),
+                        .any(|f| f.event.reader_id.as_deref() == Some("ghost")),
                     external
                 );
-                assert!(faults.iter().any(|f| f.detail.contains("limit")));
+                assert!(faults.iter().any(|f| f.event.detail.contains("limit")));
                 break;
             }
             assert!(
@@ -1402,23 +1407,26 @@ fn wrong_pins_in_a_row_block_the_card_until_the_block_ends_on(backend: Backend) 
     // One alarm, open on the dashboard's list, naming the card's holder and the door.
     let lockouts = site.app.events(Some("pin_lockout"));
     assert_eq!(lockouts.len(), 1, "{lockouts:?}");
-    assert_eq!(lockouts[0].person_id, Some(site.f.person));
-    assert_eq!(lockouts[0].door_id, Some(site.f.server_door));
+    assert_eq!(lockouts[0].event.person_id, Some(site.f.person));
+    assert_eq!(lockouts[0].event.door_id, Some(site.f.server_door));
     let open = gatehouse::readers::alarms::open(
         &mut site.app.db(),
         chrono::Utc::now() + shift.ahead(),
         10,
     )
     .unwrap();
-    assert!(open.iter().any(|e| e.kind == "pin_lockout"), "{open:?}");
+    assert!(
+        open.iter().any(|e| e.event.kind == "pin_lockout"),
+        "{open:?}"
+    );
     let listed = site.app.get("/api/v1/events?kind=pin_lockout");
     assert_eq!(listed.status, 200, "{}", listed.body);
     assert_pin_on_no_record(&site.app.events(Some("swipe")), "4821");
     assert_pin_on_no_record(&site.app.events(Some("swipe")), "1111");
     assert!(
-        !lockouts[0].detail.contains("1111"),
+        !lockouts[0].event.detail.contains("1111"),
         "{}",
-        lockouts[0].detail
+        lockouts[0].event.detail
     );
     // 15 minutes later (the default block) the right PIN opens the door again. The
     // reader's clock moves with the appliance's: commands are believed within 30 s.
@@ -1474,7 +1482,7 @@ fn wrong_pins_sent_at_once_are_not_all_checked_on(backend: Backend) {
     assert_eq!(swipes.len(), 20);
     let checked = swipes
         .iter()
-        .filter(|e| !e.detail.contains("pin_lockout"))
+        .filter(|e| !e.event.detail.contains("pin_lockout"))
         .count();
     assert!(checked <= 5, "{checked} PINs were checked: {swipes:?}");
     assert_eq!(site.app.events(Some("pin_lockout")).len(), 1);

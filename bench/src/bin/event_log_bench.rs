@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::Parser;
 use gatehouse::store::checkpoint::WalStats;
-use gatehouse::store::event_log::{BatchPolicy, EventFilter, EventLog, NewEvent, recent};
+use gatehouse::store::event_log::{BatchPolicy, Event, EventFilter, EventLog, recent};
 use gatehouse_bench::appliance::recorded_swipe;
 use gatehouse_bench::event_rows::{Checkpoints, fresh_database, raw_insert};
 use gatehouse_bench::measure::{Stats, fmt_duration, machine};
@@ -71,7 +71,7 @@ fn wal_line(stats: &WalStats, events: usize) -> String {
 
 const PEOPLE: i64 = 100_000;
 
-fn event(rng: &mut impl Rng, i: usize, t0: DateTime<Utc>) -> NewEvent {
+fn event(rng: &mut impl Rng, i: usize, t0: DateTime<Utc>) -> Event {
     let person = rng.random_range(1..=PEOPLE);
     let denied = rng.random_bool(0.1);
     let door = rng.random_range(1..=1000);
@@ -84,7 +84,7 @@ fn main() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
     let t0 = DateTime::parse_from_rfc3339("2026-11-24T08:00:00Z")?.with_timezone(&Utc);
-    let rows: Vec<NewEvent> = (0..args.events).map(|i| event(&mut rng, i, t0)).collect();
+    let rows: Vec<Event> = (0..args.events).map(|i| event(&mut rng, i, t0)).collect();
     let mut policy = BatchPolicy::default();
     policy.max_batch = args.max_batch.unwrap_or(policy.max_batch);
     policy.cache_kib = args.cache_kib.unwrap_or(policy.cache_kib);
@@ -226,7 +226,7 @@ fn main() -> Result<()> {
         let mut i = args.events;
         while stored < args.stored {
             let n = (args.stored - stored).min(100_000);
-            let chunk: Vec<NewEvent> = (0..n).map(|k| event(&mut rng, i + k, t0)).collect();
+            let chunk: Vec<Event> = (0..n).map(|k| event(&mut rng, i + k, t0)).collect();
             raw_insert(&log_db, &chunk, 5_000, Checkpoints::Sqlite)?;
             i += n;
             stored += n;

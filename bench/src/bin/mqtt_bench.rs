@@ -28,7 +28,7 @@ use diesel::prelude::*;
 use gatehouse::clock::Clock;
 use gatehouse::config::{BrokerChoice, Config, MqttConfig};
 use gatehouse::entities::ChangeContext;
-use gatehouse::store::event_log::{BatchPolicy, EventInsert, EventLog, NewEvent};
+use gatehouse::store::event_log::{self, BatchPolicy, EventColumns, EventLog};
 use gatehouse::store::schema::events;
 use gatehouse_bench::appliance::{recorded_swipe, runtime, wait_online};
 use gatehouse_bench::measure::{
@@ -519,7 +519,7 @@ impl Echo {
 }
 
 /// A swipe event row as the appliance records one for a grant.
-fn swipe_row(i: usize, t0: DateTime<Utc>) -> NewEvent {
+fn swipe_row(i: usize, t0: DateTime<Utc>) -> event_log::Event {
     let at = t0 + TimeDelta::milliseconds(i64::try_from(i).unwrap_or(0));
     let index = |n: usize| i64::try_from(n).unwrap_or(0) + 1;
     recorded_swipe(
@@ -559,7 +559,7 @@ impl FloorCommits {
         };
         conn.immediate_transaction(|conn| {
             diesel::insert_into(events::table)
-                .values(EventInsert::of(&row))
+                .values(EventColumns::of(&row))
                 .execute(conn)
         })?;
         Ok(())

@@ -635,7 +635,8 @@ fn recorded_answer(
     crate::store::event_log::recent(&mut conn, &filter, 1000)
         .ok()?
         .into_iter()
-        .find(|row| row.reader_id.as_deref() == Some(reader_id))?
+        .find(|row| row.event.reader_id.as_deref() == Some(reader_id))?
+        .event
         .command
         .and_then(|text| serde_json::from_str(&text).ok())
 }

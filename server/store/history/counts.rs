@@ -273,7 +273,7 @@ struct BucketCount {
 const SQLITE_BUCKETS: &str = "WITH buckets(bucket, bucket_start, bucket_stop) AS (\
      SELECT key, value, lead(value) OVER (ORDER BY key) FROM json_each(?1))";
 
-// Only swipes carry a result (see `event_log::NewEvent::result`), so the whole site's
+// Only swipes carry a result (see `event_log::Event::result`), so the whole site's
 // counts need no `kind` test and read nothing but the covering index `events_result_at`.
 const SQLITE_SITE: &str = "SELECT bucket, \
      (SELECT count(*) FROM events WHERE result = 'granted' \
@@ -439,7 +439,7 @@ mod tests {
     use chrono_tz::Europe::Berlin;
 
     use super::*;
-    use crate::store::event_log::{EventKind, NewEvent, SeqMarks, write_batch};
+    use crate::store::event_log::{Event, EventKind, SeqMarks, write_batch};
     use crate::store::history::test_databases::databases;
 
     fn at(tz: Tz, y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
@@ -453,16 +453,16 @@ mod tests {
         at(Tz::UTC, y, mo, d, h, mi)
     }
 
-    fn swipe(at: DateTime<Utc>, person: Option<i64>, door: i64, result: &str) -> NewEvent {
-        NewEvent {
+    fn swipe(at: DateTime<Utc>, person: Option<i64>, door: i64, result: &str) -> Event {
+        Event {
             person_id: person,
             door_id: Some(door),
             result: Some(result.to_owned()),
-            ..NewEvent::new(EventKind::Swipe, at)
+            ..Event::new(EventKind::Swipe, at)
         }
     }
 
-    fn record(conn: &mut DbConnection, events: &[NewEvent]) {
+    fn record(conn: &mut DbConnection, events: &[Event]) {
         write_batch(conn, events, &mut SeqMarks::default()).unwrap();
     }
 
@@ -568,9 +568,9 @@ mod tests {
                     swipe(minutes(4), None, 20, "denied"),
                     // Asked for a PIN: the PIN entry that follows is the swipe counted.
                     swipe(minutes(5), Some(1), 10, "pin_required"),
-                    NewEvent {
+                    Event {
                         door_id: Some(10),
-                        ..NewEvent::new(EventKind::DoorOpen, minutes(6))
+                        ..Event::new(EventKind::DoorOpen, minutes(6))
                     },
                 ],
             );
@@ -614,10 +614,10 @@ mod tests {
                     swipe(minutes(3), Some(1), 30, "denied"),
                     swipe(minutes(4), Some(2), 20, "denied"),
                     // A swipe with no door: counted where doors are excepted.
-                    NewEvent {
+                    Event {
                         person_id: Some(1),
                         result: Some("granted".to_owned()),
-                        ..NewEvent::new(EventKind::Swipe, minutes(5))
+                        ..Event::new(EventKind::Swipe, minutes(5))
                     },
                 ],
             );
