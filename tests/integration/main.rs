@@ -13,6 +13,7 @@ mod console_editing;
 mod console_timezones;
 mod crash;
 mod event_log;
+mod events_import;
 mod harness;
 mod history;
 mod https;
