@@ -12,6 +12,7 @@ mod console;
 mod console_editing;
 mod console_timezones;
 mod crash;
+mod entitlement_review;
 mod event_log;
 mod events_import;
 mod harness;
