@@ -385,3 +385,50 @@ fn the_command_line_prints_findings_as_a_table_and_as_json_lines() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("entitlement_review.toxic"), "{err}");
 }
+
+#[test]
+fn the_api_serves_the_review_to_every_role_and_documents_it() {
+    for backend in backends() {
+        let app = TestApp::new(backend);
+        load(&app);
+        // The test appliance's config names no toxic combination: six findings.
+        let all = app.get("/api/v1/risk/entitlements");
+        assert_eq!(all.status, 200, "{}", all.body);
+        let findings = all.body["findings"].as_array().unwrap();
+        assert_eq!(findings.len(), 6, "{backend:?}: {}", all.body);
+        assert_eq!(findings[0]["kind"], "unused_entitlement");
+        assert_eq!(findings[0]["evidence"]["uses_in_window"], 0);
+        assert_eq!(findings[0]["remediation"]["action"], "revoke");
+        assert!(all.body["window_from"].is_string());
+
+        let dormant = app.get("/api/v1/risk/entitlements?kind=dormant_credential");
+        let dormant = dormant.body["findings"].as_array().unwrap().clone();
+        assert_eq!(dormant.len(), 1);
+        assert_eq!(dormant[0]["credential"]["name"], "0E050002");
+        let e1 = findings[0]["person"]["id"].as_i64().unwrap();
+        let mine = app.get(&format!("/api/v1/risk/entitlements?person_id={e1}&min_score=50"));
+        assert!(
+            mine.body["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|f| f["person"]["id"] == e1 && f["score"].as_f64().unwrap() >= 50.0),
+            "{}",
+            mine.body
+        );
+
+        assert_eq!(app.get("/api/v1/risk/entitlements?min_score=500").status, 422);
+        assert_eq!(app.get("/api/v1/risk/entitlements?kind=bad").status, 422);
+        assert_eq!(app.get("/api/v1/risk/entitlements?role=admin").status, 400);
+        assert_eq!(app.get_as(None, "/api/v1/risk/entitlements").status, 401);
+        let auditor = app.token_for("auditor", "auditor");
+        let seen = app.get_as(Some(&auditor), "/api/v1/risk/entitlements");
+        assert_eq!(seen.status, 200);
+        assert_eq!(seen.body["findings"], all.body["findings"]);
+
+        let doc = app.get_as(None, "/api/v1/openapi.json").body;
+        let path = &doc["paths"]["/api/v1/risk/entitlements"]["get"];
+        assert!(path["responses"]["200"].is_object(), "{path}");
+        assert!(doc["components"]["schemas"]["Finding"].is_object());
+    }
+}
