@@ -145,7 +145,11 @@ impl Directory {
                 .load(conn)?;
             let card_rows: Vec<(i64, i64, Option<String>)> = credentials::table
                 .filter(credentials::card_uid.is_not_null())
-                .select((credentials::id, credentials::person_id, credentials::card_uid))
+                .select((
+                    credentials::id,
+                    credentials::person_id,
+                    credentials::card_uid,
+                ))
                 .load(conn)?;
             Ok(Directory {
                 doors: door_rows
@@ -239,7 +243,7 @@ struct Window {
     retention_days: u32,
 }
 
-fn field<'r>(record: &'r csv::StringRecord, column: Option<usize>) -> &'r str {
+fn field(record: &csv::StringRecord, column: Option<usize>) -> &str {
     column.and_then(|i| record.get(i)).unwrap_or("").trim()
 }
 
@@ -335,9 +339,7 @@ fn resolve(
     };
     let reason = field(record, columns.reason);
     if reason.chars().count() > MAX_REASON_CHARS {
-        return Err(format!(
-            "reason: longer than {MAX_REASON_CHARS} characters"
-        ));
+        return Err(format!("reason: longer than {MAX_REASON_CHARS} characters"));
     }
     let direction_text = field(record, columns.direction);
     let direction = if direction_text.is_empty() {
@@ -739,22 +741,21 @@ pub fn import<R: Read + Seek>(
             let result = write_transaction::<u64, Abort, _>(conn, |conn| {
                 let mut added = 0u64;
                 let mut failed = None;
-                let outcome = writing
-                    .run(&mut *source, &directory, &window, |_, row| {
-                        let key = keys.of(&row);
-                batch.push(imported_event(&row, key));
-                        if batch.len() >= ROWS_PER_INSERT {
-                            match insert_new(conn, &batch) {
-                                Ok(n) => added += n,
-                                Err(e) => {
-                                    failed = Some(e);
-                                    return Err(Vec::new());
-                                }
+                let outcome = writing.run(&mut *source, &directory, &window, |_, row| {
+                    let key = keys.of(&row);
+                    batch.push(imported_event(&row, key));
+                    if batch.len() >= ROWS_PER_INSERT {
+                        match insert_new(conn, &batch) {
+                            Ok(n) => added += n,
+                            Err(e) => {
+                                failed = Some(e);
+                                return Err(Vec::new());
                             }
-                            batch.clear();
                         }
-                        Ok(())
-                    });
+                        batch.clear();
+                    }
+                    Ok(())
+                });
                 if let Some(e) = failed {
                     return Err(Abort::Db(e));
                 }

@@ -453,7 +453,12 @@ impl<'h> Index<'h> {
 
     /// The person's peers (same department and title, active, not them) and the share of
     /// them holding `level`; None when they have fewer than `min_peers`.
-    fn peer_share(&self, person: i64, level: i64, settings: &Settings) -> Option<(String, usize, f64)> {
+    fn peer_share(
+        &self,
+        person: i64,
+        level: i64,
+        settings: &Settings,
+    ) -> Option<(String, usize, f64)> {
         let p = self.people.get(&person)?;
         let group = self.groups.get(&(p.department.trim(), p.title.trim()))?;
         let peers: Vec<i64> = group.iter().copied().filter(|q| *q != person).collect();
@@ -491,8 +496,18 @@ pub fn analyse(h: &Holdings, usage: &Usage, settings: &Settings, now: DateTime<U
         b.score
             .total_cmp(&a.score)
             .then(a.kind.cmp(&b.kind))
-            .then(a.person.as_ref().map(|p| p.id).cmp(&b.person.as_ref().map(|p| p.id)))
-            .then(a.level.as_ref().map(|l| l.id).cmp(&b.level.as_ref().map(|l| l.id)))
+            .then(
+                a.person
+                    .as_ref()
+                    .map(|p| p.id)
+                    .cmp(&b.person.as_ref().map(|p| p.id)),
+            )
+            .then(
+                a.level
+                    .as_ref()
+                    .map(|l| l.id)
+                    .cmp(&b.level.as_ref().map(|l| l.id)),
+            )
     });
     Review {
         findings,
@@ -537,7 +552,9 @@ fn unused_and_rare(
                 // the grant (through another level) is no use of this one.
                 let idle_from = used.last.map_or(e.granted_at, |l| l.max(e.granted_at));
                 let idle = now - idle_from;
-                let rarity = peers.as_ref().map_or(1.0, |(_, _, share)| 0.5 + 0.5 * (1.0 - share));
+                let rarity = peers
+                    .as_ref()
+                    .map_or(1.0, |(_, _, share)| 0.5 + 0.5 * (1.0 - share));
                 let mut f = finding(
                     FindingKind::UnusedEntitlement,
                     Factors {
@@ -621,7 +638,8 @@ fn redundant(index: &Index<'_>, findings: &mut Vec<Finding>) {
         let mut kept: Vec<&history::HeldEntitlement> = Vec::new();
         for e in order {
             let doors = index.level_doors.get(&e.level_id).unwrap_or(&empty);
-            let lasts = |other: &history::HeldEntitlement| match (other.valid_until, e.valid_until) {
+            let lasts = |other: &history::HeldEntitlement| match (other.valid_until, e.valid_until)
+            {
                 (None, _) => true,
                 (Some(_), None) => false,
                 (Some(o), Some(mine)) => o >= mine,
@@ -777,7 +795,11 @@ fn overbroad(index: &Index<'_>, usage: &Usage, since: DateTime<Utc>, findings: &
                 })
             })
             .collect();
-        let unused: Vec<i64> = doors.iter().copied().filter(|d| !used.contains(d)).collect();
+        let unused: Vec<i64> = doors
+            .iter()
+            .copied()
+            .filter(|d| !used.contains(d))
+            .collect();
         let share_unused = unused.len() as f64 / doors.len() as f64;
         if share_unused <= 0.5 {
             continue;
@@ -863,7 +885,10 @@ fn toxic(
             ));
             continue;
         }
-        let doors: Vec<i64> = door_names.iter().filter_map(|d| by_name.get(d.as_str()).copied()).collect();
+        let doors: Vec<i64> = door_names
+            .iter()
+            .filter_map(|d| by_name.get(d.as_str()).copied())
+            .collect();
         for (person, held) in &index.held {
             // Which of the person's levels grant each door of the combination.
             let mut granting: BTreeSet<i64> = BTreeSet::new();
@@ -936,10 +961,10 @@ fn toxic(
 impl fmt::Display for Finding {
     /// One line: kind, score, who, what, the fix.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let who = self
-            .person
-            .as_ref()
-            .map_or_else(|| "-".to_owned(), |p| format!("{} ({})", p.employee_id, p.name));
+        let who = self.person.as_ref().map_or_else(
+            || "-".to_owned(),
+            |p| format!("{} ({})", p.employee_id, p.name),
+        );
         let what = self
             .level
             .as_ref()

@@ -244,7 +244,12 @@ fn the_review_finds_each_kind_over_imported_history() {
         ]
         .into_iter()
         .collect();
-        assert_eq!(found(&result), expected, "{backend:?}: {:#?}", result.findings);
+        assert_eq!(
+            found(&result),
+            expected,
+            "{backend:?}: {:#?}",
+            result.findings
+        );
         assert_eq!(result.notes.len(), 1, "{:?}", result.notes);
         assert!(result.notes[0].contains("'Vault'"), "{:?}", result.notes);
 
@@ -296,7 +301,11 @@ fn the_review_finds_each_kind_over_imported_history() {
         assert_eq!(broad.evidence.holders, Some(5));
         assert_eq!(broad.factors.unusedness, 0.75);
         assert_eq!(broad.remediation.action, Action::ReplaceLevel);
-        assert!(broad.remediation.text.contains("Lab A"), "{}", broad.remediation.text);
+        assert!(
+            broad.remediation.text.contains("Lab A"),
+            "{}",
+            broad.remediation.text
+        );
 
         let toxic = of(FindingKind::ToxicCombination, "");
         assert_eq!(toxic.evidence.combination.as_deref(), Some("Cash handling"));
@@ -346,9 +355,19 @@ fn the_command_line_prints_findings_as_a_table_and_as_json_lines() {
     )
     .unwrap();
     install.ok(&["--config", "g.toml", "import", "site.toml"], None);
-    install.ok(&["--config", "g.toml", "import", "--events", "history.csv"], None);
+    install.ok(
+        &["--config", "g.toml", "import", "--events", "history.csv"],
+        None,
+    );
     let lines = install.ok(
-        &["--config", "g.toml", "risk", "entitlements", "--format", "jsonl"],
+        &[
+            "--config",
+            "g.toml",
+            "risk",
+            "entitlements",
+            "--format",
+            "jsonl",
+        ],
         None,
     );
     let findings: Vec<serde_json::Value> = lines
@@ -362,7 +381,14 @@ fn the_command_line_prints_findings_as_a_table_and_as_json_lines() {
     assert_eq!(findings[0]["score"], 100.0);
     assert!(findings.iter().any(|f| f["kind"] == "toxic_combination"));
     let table = install.ok(
-        &["--config", "g.toml", "risk", "entitlements", "--min-score", "50"],
+        &[
+            "--config",
+            "g.toml",
+            "risk",
+            "entitlements",
+            "--min-score",
+            "50",
+        ],
         None,
     );
     assert!(table.starts_with("finding"), "{table}");
@@ -406,7 +432,9 @@ fn the_api_serves_the_review_to_every_role_and_documents_it() {
         assert_eq!(dormant.len(), 1);
         assert_eq!(dormant[0]["credential"]["name"], "0E050002");
         let e1 = findings[0]["person"]["id"].as_i64().unwrap();
-        let mine = app.get(&format!("/api/v1/risk/entitlements?person_id={e1}&min_score=50"));
+        let mine = app.get(&format!(
+            "/api/v1/risk/entitlements?person_id={e1}&min_score=50"
+        ));
         assert!(
             mine.body["findings"]
                 .as_array()
@@ -417,7 +445,10 @@ fn the_api_serves_the_review_to_every_role_and_documents_it() {
             mine.body
         );
 
-        assert_eq!(app.get("/api/v1/risk/entitlements?min_score=500").status, 422);
+        assert_eq!(
+            app.get("/api/v1/risk/entitlements?min_score=500").status,
+            422
+        );
         assert_eq!(app.get("/api/v1/risk/entitlements?kind=bad").status, 422);
         assert_eq!(app.get("/api/v1/risk/entitlements?role=admin").status, 400);
         assert_eq!(app.get_as(None, "/api/v1/risk/entitlements").status, 401);

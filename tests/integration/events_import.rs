@@ -132,7 +132,10 @@ fn imported_history_reads_like_live_events_and_a_second_import_adds_nothing() {
             .collect();
         drop(conn);
         assert_eq!(rows.len(), 4, "{backend:?}: {rows:?}");
-        assert!(rows.iter().all(|r| r.kind == "swipe" && r.site_id.is_some() && r.zone_id.is_some()));
+        assert!(
+            rows.iter()
+                .all(|r| r.kind == "swipe" && r.site_id.is_some() && r.zone_id.is_some())
+        );
         assert_eq!(rows[0].at, rows[1].at, "the double read stays two events");
         assert_eq!(rows[2].result.as_deref(), Some("denied"));
         let detail: serde_json::Value = serde_json::from_str(&rows[2].detail).unwrap();
@@ -165,10 +168,7 @@ fn imported_history_reads_like_live_events_and_a_second_import_adds_nothing() {
         assert_eq!((again.added, again.already_present), (0, 5), "{backend:?}");
         assert_eq!(count_events(&app), before + 5);
         assert_eq!(import_entries(&audit_summaries(&app)), 1);
-        let overlapping = format!(
-            "{csv}{},E2,,Main Entrance,granted,,in\n",
-            ago(12, 8 * 60)
-        );
+        let overlapping = format!("{csv}{},E2,,Main Entrance,granted,,in\n", ago(12, 8 * 60));
         let more = import_events(&app, &overlapping, false).unwrap();
         assert_eq!((more.added, more.already_present), (1, 5), "{backend:?}");
         assert_eq!(imported_count(&app), 6);
@@ -219,15 +219,25 @@ fn a_bad_line_is_named_and_nothing_is_written() {
             assert!(got.contains(want), "{got} should contain {want}");
         }
         assert!(text[4].starts_with("line 7: at: "), "{}", text[4]);
-        assert!(text[8].contains("older than the event retention (365 days"), "{}", text[8]);
+        assert!(
+            text[8].contains("older than the event retention (365 days"),
+            "{}",
+            text[8]
+        );
         assert_eq!(count_events(&app), before, "{backend:?}: nothing written");
 
         // A header the importer does not know is refused before any line is read.
         let errors = import_events(&app, "when,employee_id,door,result\n", false).unwrap_err();
         assert_eq!(errors[0].place, "line 1");
-        assert!(errors[0].message.contains("unknown column 'when'"), "{errors:?}");
+        assert!(
+            errors[0].message.contains("unknown column 'when'"),
+            "{errors:?}"
+        );
         let errors = import_events(&app, "at,door,result\n", false).unwrap_err();
-        assert!(errors[0].message.contains("'employee_id' or 'card_uid'"), "{errors:?}");
+        assert!(
+            errors[0].message.contains("'employee_id' or 'card_uid'"),
+            "{errors:?}"
+        );
         assert_eq!(count_events(&app), before);
     }
 }
@@ -275,10 +285,8 @@ fn a_new_entitlement_keeps_the_grant_time_of_the_site_file() {
         );
         let errors = crate::site_file::import(&other, &future).unwrap_err();
         assert!(
-            errors
-                .iter()
-                .any(|e| e.place.starts_with("entitlements[0]")
-                    && e.message.contains("granted_at: is in the future")),
+            errors.iter().any(|e| e.place.starts_with("entitlements[0]")
+                && e.message.contains("granted_at: is in the future")),
             "{errors:?}"
         );
         assert_eq!(other.get("/api/v1/people").body["total"], 0);
@@ -315,7 +323,10 @@ fn the_command_line_imports_history_once_and_names_bad_lines() {
     let out = install.run(&["import", "--events", "bad.csv"], None);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("line 2: door: no door is named 'Nowhere'"), "{err}");
+    assert!(
+        err.contains("line 2: door: no door is named 'Nowhere'"),
+        "{err}"
+    );
     // Not a terminal: no progress line in the output.
     assert!(!err.contains("checking"), "{err}");
 }

@@ -113,7 +113,10 @@ fn main() -> Result<()> {
         let yesterday = Utc::now().naive_utc() - TimeDelta::days(1);
         TimeDelta::weeks((yesterday - last).num_weeks())
     };
-    let granted_at = (first + shift).date().and_hms_opt(0, 0, 0).unwrap_or(first + shift);
+    let granted_at = (first + shift)
+        .date()
+        .and_hms_opt(0, 0, 0)
+        .unwrap_or(first + shift);
 
     let people: BTreeSet<&str> = reads.iter().map(|r| r.prox.as_str()).collect();
     let card_of: BTreeMap<&str, String> = people
@@ -180,7 +183,9 @@ fn main() -> Result<()> {
          \n[[levels]]\nname = \"Server Room\"\nitems = [{{ door = \"Server Room Door\", schedule = \"Always\" }}]\n",
         floor_items.join(", ")
     );
-    let granted = granted_at.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let granted = granted_at
+        .and_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     for person in &people {
         let _ = write!(
             site,

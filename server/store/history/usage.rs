@@ -297,38 +297,46 @@ pub fn usage(
                 q.load(conn)
             }
         };
-        let credential_rows = |conn: &mut DbConnection, recent: bool| -> QueryResult<Vec<Grouped>> {
-            let q = events::table
-                .filter(granted)
-                .filter(events::credential_id.is_not_null())
-                .group_by((events::person_id, events::credential_id))
-                .select((
-                    events::person_id,
-                    events::credential_id,
-                    diesel::dsl::count(events::id),
-                    diesel::dsl::max(events::at),
-                ));
-            if recent {
-                q.filter(events::at.ge(from)).load(conn)
-            } else {
-                q.load(conn)
-            }
-        };
-        let merge = |all: Vec<Grouped>, recent: Vec<Grouped>| -> Vec<(i64, i64, i64, i64, DateTime<Utc>)> {
-            let recent: std::collections::HashMap<(i64, i64), i64> = recent
-                .into_iter()
-                .filter_map(|(p, k, n, _)| Some(((p?, k?), n)))
-                .collect();
-            let mut rows: Vec<_> = all
-                .into_iter()
-                .filter_map(|(p, k, n, last)| {
-                    let (p, k, last) = (p?, k?, last?);
-                    Some((p, k, n, recent.get(&(p, k)).copied().unwrap_or(0), last.and_utc()))
-                })
-                .collect();
-            rows.sort_unstable_by_key(|r| (r.0, r.1));
-            rows
-        };
+        let credential_rows =
+            |conn: &mut DbConnection, recent: bool| -> QueryResult<Vec<Grouped>> {
+                let q = events::table
+                    .filter(granted)
+                    .filter(events::credential_id.is_not_null())
+                    .group_by((events::person_id, events::credential_id))
+                    .select((
+                        events::person_id,
+                        events::credential_id,
+                        diesel::dsl::count(events::id),
+                        diesel::dsl::max(events::at),
+                    ));
+                if recent {
+                    q.filter(events::at.ge(from)).load(conn)
+                } else {
+                    q.load(conn)
+                }
+            };
+        let merge =
+            |all: Vec<Grouped>, recent: Vec<Grouped>| -> Vec<(i64, i64, i64, i64, DateTime<Utc>)> {
+                let recent: std::collections::HashMap<(i64, i64), i64> = recent
+                    .into_iter()
+                    .filter_map(|(p, k, n, _)| Some(((p?, k?), n)))
+                    .collect();
+                let mut rows: Vec<_> = all
+                    .into_iter()
+                    .filter_map(|(p, k, n, last)| {
+                        let (p, k, last) = (p?, k?, last?);
+                        Some((
+                            p,
+                            k,
+                            n,
+                            recent.get(&(p, k)).copied().unwrap_or(0),
+                            last.and_utc(),
+                        ))
+                    })
+                    .collect();
+                rows.sort_unstable_by_key(|r| (r.0, r.1));
+                rows
+            };
         let doors = merge(door_rows(conn, false)?, door_rows(conn, true)?)
             .into_iter()
             .map(|(person_id, door_id, uses, uses_since, last)| DoorUse {
