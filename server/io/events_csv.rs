@@ -254,12 +254,6 @@ fn resolve(
     directory: &Directory,
     window: &Window,
 ) -> Result<Row, String> {
-    for (i, value) in record.iter().enumerate() {
-        if value.contains('\0') {
-            let column = COLUMNS.get(i).copied().unwrap_or("a field");
-            return Err(format!("{column}: {}", crate::input::NUL));
-        }
-    }
     let at_text = field(record, Some(columns.at));
     let at = DateTime::parse_from_rfc3339(at_text)
         .map_err(|_| {
@@ -597,6 +591,14 @@ impl Pass<'_> {
                     continue;
                 }
             };
+            if let Some(i) = text.iter().position(|value| value.contains('\0')) {
+                let column = headers.get(i).unwrap_or("a field").trim();
+                problem(
+                    &mut outcome,
+                    line_error(line, format!("{column}: {}", crate::input::NUL)),
+                );
+                continue;
+            }
             match resolve(&text, &columns, directory, window) {
                 Ok(row) => each(line, row)?,
                 Err(message) => problem(&mut outcome, line_error(line, message)),

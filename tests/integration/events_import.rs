@@ -196,7 +196,8 @@ fn a_bad_line_is_named_and_nothing_is_written() {
              {ok},,FFFF0000,Main Entrance,granted,,\n\
              {ok},E1,,Main Entrance,granted,,sideways\n\
              {old},E1,,Main Entrance,granted,,\n\
-             {ok},,,Main Entrance,granted,,\n",
+             {ok},,,Main Entrance,granted,,\n\
+             {ok},E1,,Main Entrance,granted,held\u{0}open,\n",
             ok = ago(3, 600),
             old = ago(400, 0),
         );
@@ -213,6 +214,7 @@ fn a_bad_line_is_named_and_nothing_is_written() {
             "line 10: direction: 'sideways' is neither in nor out",
             "line 11: at: ",
             "line 12: employee_id or card_uid: one of them is needed",
+            "line 13: reason: must not contain a NUL character",
         ];
         assert_eq!(text.len(), expect.len(), "{backend:?}: {text:#?}");
         for (got, want) in text.iter().zip(expect) {
