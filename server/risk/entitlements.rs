@@ -982,3 +982,260 @@ impl fmt::Display for Finding {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::history::{
+        HeldCredential, HeldDoor, HeldEntitlement, HeldLevelItem, HeldPerson,
+    };
+
+    fn at(days_ago: i64) -> DateTime<Utc> {
+        now() - TimeDelta::days(days_ago)
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-12-08T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn person(id: i64, department: &str) -> HeldPerson {
+        HeldPerson {
+            id,
+            employee_id: format!("E{id}"),
+            name: format!("Person {id}"),
+            department: department.to_owned(),
+            title: "Engineer".to_owned(),
+            status: "active".to_owned(),
+        }
+    }
+
+    fn grant(id: i64, person_id: i64, level_id: i64, days_ago: i64) -> HeldEntitlement {
+        HeldEntitlement {
+            id,
+            person_id,
+            level_id,
+            granted_at: at(days_ago),
+            valid_until: None,
+        }
+    }
+
+    fn item(level_id: i64, door: i64, schedule_id: i64) -> HeldLevelItem {
+        HeldLevelItem {
+            level_id,
+            door_id: Some(door),
+            zone_id: None,
+            schedule_id,
+        }
+    }
+
+    /// Doors 1 to 3 in zone 1; level 1 = doors 1 and 2 (schedule 1), level 2 = door 1
+    /// (schedule 1), level 3 = door 1 on schedule 2.
+    fn building() -> Holdings {
+        Holdings {
+            people: vec![person(1, "Eng")],
+            levels: vec![
+                (1, "Wide".into()),
+                (2, "Narrow".into()),
+                (3, "Nights".into()),
+            ],
+            level_items: vec![item(1, 1, 1), item(1, 2, 1), item(2, 1, 1), item(3, 1, 2)],
+            doors: (1..=3)
+                .map(|id| HeldDoor {
+                    id,
+                    zone_id: 1,
+                    name: format!("Door {id}"),
+                    sensitivity: "normal".into(),
+                })
+                .collect(),
+            zones: vec![(1, None)],
+            ..Holdings::default()
+        }
+    }
+
+    fn kinds(review: &Review) -> Vec<(FindingKind, Option<String>)> {
+        review
+            .findings
+            .iter()
+            .map(|f| (f.kind, f.level.as_ref().map(|l| l.name.clone())))
+            .collect()
+    }
+
+    #[test]
+    fn a_grant_younger_than_the_window_is_not_judged_and_an_older_one_is() {
+        let mut h = building();
+        h.entitlements = vec![grant(1, 1, 1, 30)];
+        let settings = Settings::default();
+        let review = analyse(&h, &Usage::default(), &settings, now());
+        assert!(review.findings.is_empty(), "{:?}", review.findings);
+        h.entitlements = vec![grant(1, 1, 1, 120)];
+        let review = analyse(&h, &Usage::default(), &settings, now());
+        assert_eq!(
+            kinds(&review),
+            vec![
+                (FindingKind::OverbroadLevel, Some("Wide".into())),
+                (FindingKind::UnusedEntitlement, Some("Wide".into())),
+            ]
+        );
+        // Both doors unused: the level scores 100 x 0.6 x 1 x 1. The grant, 120 days
+        // idle of a 90-day window, 120 / 180 (above the floor of 0.5): 100 x 0.6 x 0.67.
+        assert_eq!(review.findings[0].score, 60.0);
+        let unused = &review.findings[1];
+        assert_eq!(unused.score, 40.0);
+        assert_eq!(unused.factors.unusedness, 0.67);
+        assert_eq!(unused.evidence.idle_days, Some(120));
+        // A use in the window, at either door, is a use of the level.
+        let mut usage = Usage::default();
+        usage.doors.insert(
+            (1, 2),
+            Use {
+                uses: 1,
+                uses_in_window: 1,
+                last: Some(at(5)),
+            },
+        );
+        let review = analyse(&h, &usage, &settings, now());
+        assert!(review.findings.is_empty(), "{:?}", review.findings);
+    }
+
+    #[test]
+    fn a_grant_is_redundant_only_on_the_same_schedule_and_for_as_long() {
+        let mut h = building();
+        let mut usage = Usage::default();
+        for door in [1, 2] {
+            usage.doors.insert(
+                (1, door),
+                Use {
+                    uses: 3,
+                    uses_in_window: 3,
+                    last: Some(at(1)),
+                },
+            );
+        }
+        // Narrow (door 1, schedule 1) is inside Wide; Nights (door 1, schedule 2) is not.
+        h.entitlements = vec![
+            grant(1, 1, 1, 200),
+            grant(2, 1, 2, 200),
+            grant(3, 1, 3, 200),
+        ];
+        let review = analyse(&h, &usage, &Settings::default(), now());
+        assert_eq!(
+            kinds(&review),
+            vec![(FindingKind::RedundantGrant, Some("Narrow".into()))]
+        );
+        assert_eq!(review.findings[0].evidence.levels, vec!["Wide".to_owned()]);
+        // Wide ends before Narrow does: Narrow adds something after that.
+        h.entitlements[0].valid_until = Some(now() + TimeDelta::days(10));
+        let review = analyse(&h, &usage, &Settings::default(), now());
+        assert!(review.findings.is_empty(), "{:?}", review.findings);
+        // An expired or a suspended person's grants are not reviewed at all.
+        h.entitlements[0].valid_until = Some(at(1));
+        h.people[0].status = "suspended".into();
+        let review = analyse(&h, &Usage::default(), &Settings::default(), now());
+        assert!(review.findings.is_empty(), "{:?}", review.findings);
+    }
+
+    #[test]
+    fn peers_are_compared_only_in_groups_large_enough() {
+        let mut h = building();
+        h.people = (1..=4).map(|id| person(id, "Eng")).collect();
+        h.entitlements = vec![grant(1, 1, 3, 10)];
+        let settings = Settings::default();
+        // Three peers, none holding Nights: an outlier (too young to be unused).
+        let review = analyse(&h, &Usage::default(), &settings, now());
+        assert_eq!(
+            kinds(&review),
+            vec![(FindingKind::PeerOutlier, Some("Nights".into()))]
+        );
+        assert_eq!(review.findings[0].evidence.peers, Some(3));
+        assert_eq!(review.findings[0].factors.rarity, 1.0);
+        // Two peers only: not compared.
+        h.people.pop();
+        let review = analyse(&h, &Usage::default(), &settings, now());
+        assert!(review.findings.is_empty(), "{:?}", review.findings);
+        // One of three peers holding it too: a third, above the 30% line.
+        h.people.push(person(4, "Eng"));
+        h.entitlements.push(grant(2, 2, 3, 10));
+        let review = analyse(&h, &Usage::default(), &settings, now());
+        assert!(
+            !review
+                .findings
+                .iter()
+                .any(|f| f.kind == FindingKind::PeerOutlier && f.person.as_ref().unwrap().id == 1),
+            "{:?}",
+            review.findings
+        );
+    }
+
+    #[test]
+    fn a_card_is_dormant_from_its_last_use_or_its_registration() {
+        let mut h = building();
+        let card = |id: i64, created_days_ago: i64| HeldCredential {
+            id,
+            person_id: 1,
+            label: format!("0{id}"),
+            status: "active".into(),
+            valid_until: None,
+            created_at: at(created_days_ago),
+        };
+        h.credentials = vec![card(1, 400), card(2, 10), card(3, 400)];
+        let mut usage = Usage::default();
+        usage.credentials.insert(
+            1,
+            Use {
+                uses: 4,
+                uses_in_window: 0,
+                last: Some(at(100)),
+            },
+        );
+        usage.credentials.insert(
+            3,
+            Use {
+                uses: 4,
+                uses_in_window: 2,
+                last: Some(at(2)),
+            },
+        );
+        let review = analyse(&h, &usage, &Settings::default(), now());
+        let dormant: Vec<&str> = review
+            .findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::DormantCredential)
+            .map(|f| f.credential.as_ref().unwrap().name.as_str())
+            .collect();
+        // Card 2 is new and unused: not judged yet; card 3 is in use.
+        assert_eq!(dormant, vec!["01"]);
+        assert_eq!(review.findings[0].evidence.idle_days, Some(100));
+    }
+
+    #[test]
+    fn a_toxic_combination_names_the_levels_and_an_unknown_door_is_a_note() {
+        let mut h = building();
+        h.level_items.push(item(2, 3, 1));
+        h.entitlements = vec![grant(1, 1, 1, 10), grant(2, 1, 2, 10)];
+        let settings = Settings {
+            toxic: vec![
+                (
+                    "Two and three".into(),
+                    vec!["Door 2".into(), "Door 3".into()],
+                ),
+                ("Ghost".into(), vec!["Door 1".into(), "Door 9".into()]),
+            ],
+            ..Settings::default()
+        };
+        let review = analyse(&h, &Usage::default(), &settings, now());
+        let toxic: Vec<&Finding> = review
+            .findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::ToxicCombination)
+            .collect();
+        assert_eq!(toxic.len(), 1);
+        assert_eq!(
+            toxic[0].evidence.levels,
+            vec!["Wide".to_owned(), "Narrow".to_owned()]
+        );
+        assert_eq!(review.notes.len(), 1);
+        assert!(review.notes[0].contains("'Door 9'"), "{:?}", review.notes);
+    }
+}
