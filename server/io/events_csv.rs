@@ -191,7 +191,8 @@ impl Columns {
     fn of(headers: &csv::StringRecord) -> Result<Columns, String> {
         let mut found: HashMap<&str, usize> = HashMap::new();
         for (i, name) in headers.iter().enumerate() {
-            let name = name.trim();
+            // A spreadsheet's "CSV UTF-8" starts with a byte-order mark.
+            let name = name.trim_start_matches('\u{feff}').trim();
             if !COLUMNS.contains(&name) {
                 return Err(format!(
                     "unknown column '{name}'; the columns are {}",

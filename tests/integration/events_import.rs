@@ -241,6 +241,13 @@ fn a_bad_line_is_named_and_nothing_is_written() {
             "{errors:?}"
         );
         assert_eq!(count_events(&app), before);
+
+        // A spreadsheet's export, with a byte-order mark before the header, is read.
+        let excel = format!(
+            "\u{feff}at,employee_id,door,result\r\n{},E1,Main Entrance,granted\r\n",
+            ago(3, 600)
+        );
+        assert_eq!(import_events(&app, &excel, false).unwrap().added, 1);
     }
 }
 
