@@ -143,6 +143,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(health_routes::reader_health),
         )
         .route("/jobs", web::get().to(job_routes::list_jobs))
+        .route(
+            "/risk/entitlements",
+            web::get().to(crate::web::review_routes::entitlements),
+        )
         .route("/audit", web::get().to(admin_routes::audit_list))
         .route("/audit/verify", web::get().to(admin_routes::audit_verify))
         .route("/admin-users", web::get().to(admin_routes::list_admins))

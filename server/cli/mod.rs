@@ -44,7 +44,8 @@ pub enum Command {
     Migrate,
     /// Validate the configuration (file and GATEHOUSE_* overrides) without starting.
     CheckConfig,
-    /// Import a site file (TOML), or people from an HR export with --people FILE.csv.
+    /// Import a site file (TOML), people from an HR export with --people FILE.csv, or
+    /// event history from a previous access system with --events FILE.csv.
     Import(ImportArgs),
     /// Write the whole site (policy, readers with secrets, people, credentials) as TOML.
     Export {
@@ -63,16 +64,43 @@ pub enum Command {
     /// Inspect the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Risk analyses over the policy and its history.
+    #[command(subcommand)]
+    Risk(RiskCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RiskCommand {
+    /// Entitlement findings: unused, peer outliers, redundant, dormant cards, over-broad
+    /// levels, toxic combinations ([entitlement_review] in the config), highest score first.
+    Entitlements {
+        /// table (for people) or jsonl (one finding per line, for scripts).
+        #[arg(long, value_enum, default_value = "table")]
+        format: OutputFormat,
+        /// Leave out findings scoring below this (0 to 100).
+        #[arg(long, default_value_t = 0.0)]
+        min_score: f64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Jsonl,
 }
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// The site file to import (see docs/site-file.md).
-    #[arg(required_unless_present = "people")]
+    #[arg(required_unless_present_any = ["people", "events"])]
     pub file: Option<PathBuf>,
     /// A CSV of people (employee_id,name,department,title,manager_employee_id,person_type,status,valid_from,valid_until).
     #[arg(long, conflicts_with = "file")]
     pub people: Option<PathBuf>,
+    /// A CSV of swipes from a previous access system (at,employee_id or card_uid,door,result,reason,direction):
+    /// added to the event log marked as imported; rows already imported are skipped.
+    #[arg(long, conflicts_with_all = ["file", "people"])]
+    pub events: Option<PathBuf>,
     /// Validate only; write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -350,6 +378,52 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Admin(cmd) => admin(&config, cmd),
         Command::Audit(cmd) => audit_command(&config, cmd),
+        Command::Risk(cmd) => risk_command(&config, cmd),
+    }
+}
+
+fn risk_command(config: &Config, cmd: RiskCommand) -> Result<ExitCode> {
+    match cmd {
+        RiskCommand::Entitlements { format, min_score } => {
+            use crate::risk::entitlements::{Settings, review};
+            let pool = open_database(config)?;
+            let mut conn = pool.get()?;
+            let settings = Settings::from_config(&config.entitlement_review);
+            // The appliance's own operator: reads as an admin may.
+            let scope = crate::store::history::ReadScope::of(admins::Role::Admin);
+            let found = review(&mut conn, scope, &settings, Utc::now())
+                .context("cannot read the entitlements and their use")?;
+            for note in &found.notes {
+                eprintln!("note: {note}");
+            }
+            let shown = found.findings.iter().filter(|f| f.score >= min_score);
+            let mut out = std::io::stdout().lock();
+            match format {
+                OutputFormat::Jsonl => {
+                    for finding in shown {
+                        writeln!(out, "{}", serde_json::to_string(finding)?)?;
+                    }
+                }
+                OutputFormat::Table => {
+                    writeln!(
+                        out,
+                        "{:<19} {:>5}  {:<28} {:<24} suggestion",
+                        "finding", "score", "person", "level or card"
+                    )?;
+                    let mut n = 0usize;
+                    for finding in shown {
+                        writeln!(out, "{finding}")?;
+                        n += 1;
+                    }
+                    writeln!(
+                        out,
+                        "{n} findings; unused means no use in {} days",
+                        settings.unused_days
+                    )?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -366,6 +440,9 @@ fn import(config: &Config, args: ImportArgs) -> Result<ExitCode> {
     };
     // The file as it was named on the command line: what the audit log says was imported.
     let provenance = |path: &Path| Provenance::import(&os_user(), &path.display().to_string());
+    if let Some(path) = args.events {
+        return import_events(config, &mut conn, &path, args.dry_run, &provenance(&path));
+    }
     let report = if let Some(path) = args.people {
         let file = std::fs::File::open(&path)
             .with_context(|| format!("cannot open {}", path.display()))?;
@@ -397,6 +474,62 @@ fn import(config: &Config, args: ImportArgs) -> Result<ExitCode> {
         }
         Err(errors) => {
             eprintln!("nothing was imported; fix these entries and try again:");
+            for e in errors.iter().take(50) {
+                eprintln!("  {e}");
+            }
+            if errors.len() > 50 {
+                eprintln!("  … and {} more", errors.len() - 50);
+            }
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// `gatehouse import --events FILE.csv`: a progress line on a terminal (the file is read
+/// twice: checked, then written), the summary, or every problem with its line.
+fn import_events(
+    config: &Config,
+    conn: &mut crate::store::DbConnection,
+    path: &Path,
+    dry_run: bool,
+    provenance: &Provenance,
+) -> Result<ExitCode> {
+    use crate::io::events_csv::{self, EventImportOptions, Phase};
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let terminal = std::io::stderr().is_terminal();
+    let progress = |p: &events_csv::Progress| {
+        if !terminal {
+            return;
+        }
+        let phase = match p.phase {
+            Phase::Checking => "checking",
+            Phase::Writing => "writing ",
+        };
+        let percent = (p.bytes * 100).checked_div(p.total_bytes).unwrap_or(100);
+        eprint!("\r  {phase} {percent:>3}%  {} rows", p.rows);
+        if p.bytes >= p.total_bytes {
+            eprintln!();
+        }
+    };
+    let ctx = ChangeContext {
+        provenance,
+        now: Utc::now(),
+    };
+    let options = EventImportOptions {
+        dry_run,
+        retention_days: config.events.retention_days,
+    };
+    match events_csv::import(conn, &mut file, &ctx, options, &progress) {
+        Ok(summary) => {
+            print!("{summary}");
+            if dry_run {
+                println!("dry run: nothing was written");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            eprintln!("nothing was imported; fix these lines and try again:");
             for e in errors.iter().take(50) {
                 eprintln!("  {e}");
             }

@@ -27,6 +27,7 @@ pub struct Config {
     pub readers: ReadersConfig,
     pub events: EventsConfig,
     pub jobs: JobsConfig,
+    pub entitlement_review: EntitlementReviewConfig,
 }
 
 /// The readers: where they may be, and what the appliance does about their traffic beyond
@@ -147,6 +148,89 @@ impl Default for EventsConfig {
         EventsConfig {
             retention_days: 365,
         }
+    }
+}
+
+/// What the entitlement review (`risk::entitlements`, `gatehouse risk entitlements`) calls
+/// unused, rare and toxic (docs/risk.md, "Entitlement findings").
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EntitlementReviewConfig {
+    /// An entitlement (or card) with no use in this many days is unused (dormant); one
+    /// granted more recently is not judged yet.
+    pub unused_days: u32,
+    /// An entitlement held by fewer than this percentage of the person's peers (same
+    /// department and title) is a peer outlier.
+    pub peer_share_percent: u32,
+    /// Peer groups smaller than this (not counting the person) are not compared.
+    pub min_peers: u32,
+    /// Doors no one person should be able to open together (`[[entitlement_review.toxic]]`
+    /// with a `name` and two or more door `doors` by name).
+    pub toxic: Vec<ToxicCombination>,
+}
+
+impl Default for EntitlementReviewConfig {
+    fn default() -> Self {
+        EntitlementReviewConfig {
+            unused_days: 90,
+            peer_share_percent: 30,
+            min_peers: 3,
+            toxic: Vec::new(),
+        }
+    }
+}
+
+/// Doors that together make a toxic combination (the loading dock and the cash office).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ToxicCombination {
+    pub name: String,
+    /// Door names, as in the site file.
+    pub doors: Vec<String>,
+}
+
+impl EntitlementReviewConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, message: String| ConfigError::Invalid { key, message };
+        if !(1..=3650).contains(&self.unused_days) {
+            return Err(invalid(
+                "entitlement_review.unused_days",
+                format!("{} is outside 1..=3650 days", self.unused_days),
+            ));
+        }
+        if !(1..=100).contains(&self.peer_share_percent) {
+            return Err(invalid(
+                "entitlement_review.peer_share_percent",
+                format!("{} is outside 1..=100 percent", self.peer_share_percent),
+            ));
+        }
+        if !(1..=1000).contains(&self.min_peers) {
+            return Err(invalid(
+                "entitlement_review.min_peers",
+                format!("{} is outside 1..=1000 people", self.min_peers),
+            ));
+        }
+        for (i, combination) in self.toxic.iter().enumerate() {
+            if combination.name.trim().is_empty() {
+                return Err(invalid(
+                    "entitlement_review.toxic",
+                    format!("combination {} has no name", i + 1),
+                ));
+            }
+            let mut doors: Vec<&str> = combination.doors.iter().map(|d| d.trim()).collect();
+            doors.sort_unstable();
+            doors.dedup();
+            if doors.len() < 2 || doors.iter().any(|d| d.is_empty()) {
+                return Err(invalid(
+                    "entitlement_review.toxic",
+                    format!(
+                        "'{}' must name two or more different doors",
+                        combination.name
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -528,6 +612,7 @@ impl Default for Config {
             readers: ReadersConfig::default(),
             events: EventsConfig::default(),
             jobs: JobsConfig::default(),
+            entitlement_review: EntitlementReviewConfig::default(),
         }
     }
 }
@@ -721,6 +806,7 @@ impl Config {
             });
         }
         self.jobs.validate()?;
+        self.entitlement_review.validate()?;
         if !(1..=100).contains(&self.readers.pin_attempts) {
             return Err(ConfigError::Invalid {
                 key: "readers.pin_attempts",
@@ -929,7 +1015,14 @@ impl Config {
 
 /// Sections of the config file; a variable GATEHOUSE_{SECTION}_{KEY} sets `[section] key`.
 const SECTIONS: &[&str] = &[
-    "http", "database", "mqtt", "events", "modbus", "readers", "jobs",
+    "http",
+    "database",
+    "mqtt",
+    "events",
+    "modbus",
+    "readers",
+    "jobs",
+    "entitlement_review",
 ];
 
 fn apply_env_override(table: &mut toml::Table, var: &str, raw: &str) -> Result<(), ConfigError> {

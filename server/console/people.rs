@@ -326,6 +326,7 @@ fn create_person(
                 level_id,
                 valid_until,
                 justification: "granted when the person was added in the console".to_owned(),
+                granted_at: None,
             },
             ctx,
         );
@@ -592,6 +593,7 @@ pub async fn grant_access(
                     level_id: level_id.unwrap_or_default(),
                     valid_until,
                     justification: typed.justification.trim().to_owned(),
+                    granted_at: None,
                 },
                 ctx,
             )?;

@@ -37,6 +37,11 @@ pub struct EntitlementInput {
     pub valid_until: Option<DateTime<Utc>>,
     #[serde(default)]
     pub justification: String,
+    /// When a new entitlement was granted, if before now: a site file's `granted_at`,
+    /// from a previous access system. Not part of the API's body (an API client grants
+    /// now); an existing entitlement keeps its own.
+    #[serde(skip)]
+    pub granted_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -130,6 +135,12 @@ impl Entity for Entitlements {
         if taken.is_some_and(|other| Some(other) != id) {
             errors.add("level_id", "this person already holds this access level");
         }
+        if id.is_none()
+            && let Some(granted_at) = input.granted_at
+            && granted_at > ctx.now
+        {
+            errors.add("granted_at", "is in the future");
+        }
         errors.into_result()?;
         let values = (
             entitlements::person_id.eq(input.person_id),
@@ -142,7 +153,8 @@ impl Entity for Entitlements {
                 .values((
                     values,
                     entitlements::granted_by.eq(ctx.provenance.actor()),
-                    entitlements::granted_at.eq(ctx.stamp()),
+                    entitlements::granted_at
+                        .eq(input.granted_at.map_or_else(|| ctx.stamp(), stored)),
                 ))
                 .returning(entitlements::id)
                 .get_result(conn)?),

@@ -22,6 +22,7 @@
 //! settles).
 
 mod counts;
+mod usage;
 
 use std::collections::HashMap;
 
@@ -30,6 +31,10 @@ use diesel::connection::{Connection, TransactionManager};
 use diesel::prelude::*;
 
 pub use counts::{Bucket, MAX_BUCKETS, SwipesOf, TrafficPoint, WeekGrid};
+pub use usage::{
+    CredentialUse, DoorUse, HeldCredential, HeldDoor, HeldEntitlement, HeldLevelItem, HeldPerson,
+    Holdings, UsageChunk, holdings, usage,
+};
 
 use crate::clock::stored;
 use crate::identity::admins::Role;

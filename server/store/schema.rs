@@ -313,6 +313,10 @@ diesel::table! {
         /// NULL until the risk engine scores events.
         risk_score -> Nullable<Double>,
         risk_reasons -> Nullable<Text>,
+        /// `live` (recorded by this appliance) or `imported` (`gatehouse import --events`).
+        origin -> Text,
+        /// An imported row's natural key (`io::events_csv`): NULL on live events.
+        import_key -> Nullable<BigInt>,
     }
 }
 

@@ -59,6 +59,12 @@ static API_QUERIES: LazyLock<HashMap<String, BTreeSet<String>>> = LazyLock::new(
             .collect(),
     );
     table.insert(
+        "/api/v1/risk/entitlements".to_owned(),
+        names::<super::review_routes::ReviewQuery>()
+            .into_iter()
+            .collect(),
+    );
+    table.insert(
         "/api/v1/events".to_owned(),
         names::<super::event_routes::EventQuery>()
             .into_iter()

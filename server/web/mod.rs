@@ -12,6 +12,7 @@ pub mod explain_routes;
 pub mod health_routes;
 pub mod job_routes;
 pub mod openapi;
+pub mod review_routes;
 
 use crate::entities::{
     Entity, credentials::Credentials, doors::Doors, entitlements::Entitlements, holidays::Holidays,

@@ -203,6 +203,32 @@ fn event_paths(doc: &mut DocBuilder) {
     );
 }
 
+/// The entitlement review.
+fn risk_paths(doc: &mut DocBuilder) {
+    use super::review_routes::ReviewQuery;
+    let review = doc.schema_ref::<crate::risk::entitlements::Review>();
+    let mut op = operation(
+        "risk",
+        "Entitlement findings (unused, peer outliers, redundant, dormant cards, over-broad \
+         levels, toxic combinations), highest score first, each with its evidence and a \
+         suggested remediation"
+            .to_owned(),
+    );
+    for p in ReviewQuery::into_params(|| Some(ParameterIn::Query)) {
+        op = op.parameter(p);
+    }
+    doc.route(
+        "/api/v1/risk/entitlements",
+        HttpMethod::Get,
+        op.response("200", json_response("the review", review))
+            .response(
+                "422",
+                ResponseBuilder::new().description("a parameter is out of range"),
+            )
+            .build(),
+    );
+}
+
 /// The periodic jobs.
 fn job_paths(doc: &mut DocBuilder) {
     let job = doc.schema_ref::<crate::app::jobs::JobView>();
@@ -338,6 +364,7 @@ pub fn document() -> OpenApi {
     admin_paths(&mut doc);
     event_paths(&mut doc);
     job_paths(&mut doc);
+    risk_paths(&mut doc);
     let mut components = ComponentsBuilder::new().security_scheme(
         "bearer",
         SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),

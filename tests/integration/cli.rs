@@ -6,18 +6,18 @@ use std::process::{Command, Output, Stdio};
 
 use crate::site_file::SMALL_SITE;
 
-struct Install {
-    dir: tempfile::TempDir,
+pub(crate) struct Install {
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Install {
-    fn new() -> Install {
+    pub(crate) fn new() -> Install {
         Install {
             dir: tempfile::tempdir().unwrap(),
         }
     }
 
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+    pub(crate) fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
             .args(args)
             .current_dir(self.dir.path())
@@ -41,7 +41,7 @@ impl Install {
         child.wait_with_output().unwrap()
     }
 
-    fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+    pub(crate) fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
         let out = self.run(args, stdin);
         assert!(
             out.status.success(),

@@ -9,6 +9,11 @@
 //! whether each change was in force when its answer arrived; the reference is one compile
 //! of the whole policy, measured in the same run.
 //!
+//! Then event history (`gatehouse import --events`): a CSV of `--events` swipes by those
+//! people's cards at the building's doors over the last 300 days, imported into the same
+//! database (first import, then again: nothing added), against the site file's first
+//! import as the reference.
+//!
 //! cargo run --release -p gatehouse-bench --bin import-bench -- --people 100000
 
 use std::fmt::Write as _;
@@ -45,6 +50,9 @@ struct Args {
     /// How long the API part sends changes, in seconds.
     #[arg(long, default_value_t = 20)]
     api_seconds: u64,
+    /// Swipes in the event history CSV (0 skips the event history part).
+    #[arg(long, default_value_t = 1_000_000)]
+    events: usize,
 }
 
 /// One timed import and what it did.
@@ -281,6 +289,15 @@ fn main() -> Result<()> {
             ),
             &passes,
         );
+        if args.events > 0 {
+            let doors: Vec<String> = gatehouse::io::site_file::parse(&site)
+                .map_err(|e| anyhow!("{}: {}", args.site, errors_text(&e)))?
+                .doors
+                .into_iter()
+                .map(|d| d.name)
+                .collect();
+            event_history(&mut conn, dir.path(), &args, &doors, passes[0].took)?;
+        }
         drop(conn);
         drop(pool);
         if args.api_rate > 0 {
@@ -297,6 +314,81 @@ fn main() -> Result<()> {
         time_csv(&mut conn, "re-import, 1 in N", &edited)?,
     ];
     report(&format!("people CSV ({} KiB)", csv.len() / 1024), &passes);
+    Ok(())
+}
+
+/// Writes the event history CSV: swipe `n` is person `n * 7919 % people`'s first card at
+/// one of the doors, one in 50 refused, spread over the last 300 days (oldest first).
+fn write_events_csv(path: &Path, rows: usize, people: usize, doors: &[String]) -> Result<u64> {
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(out, "at,card_uid,door,result,direction")?;
+    let start = Utc::now() - chrono::TimeDelta::days(300);
+    let step = 300.0 * 86_400.0 / rows.max(1) as f64;
+    for n in 0..rows {
+        let at = start + chrono::TimeDelta::milliseconds((n as f64 * step * 1000.0) as i64);
+        let person = (n * 7919) % people.max(1);
+        let result = if n % 50 == 0 { "denied" } else { "granted" };
+        let direction = if n % 2 == 0 { "in" } else { "out" };
+        writeln!(
+            out,
+            "{},A1{:010X},{},{result},{direction}",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            person * 2,
+            doors[n % doors.len()],
+        )?;
+    }
+    out.flush()?;
+    Ok(std::fs::metadata(path)?.len())
+}
+
+/// Imports the event history twice (the second adds nothing) and reports both against the
+/// site file's first import.
+fn event_history(
+    conn: &mut DbConnection,
+    dir: &Path,
+    args: &Args,
+    doors: &[String],
+    reference: Duration,
+) -> Result<()> {
+    use gatehouse::io::events_csv::{EventImportOptions, import};
+    if doors.is_empty() {
+        return Err(anyhow!("{} has no doors", args.site));
+    }
+    let path = dir.join("history.csv");
+    let bytes = write_events_csv(&path, args.events, args.people, doors)?;
+    let options = EventImportOptions {
+        dry_run: false,
+        retention_days: 365,
+    };
+    let mut passes = Vec::new();
+    for name in ["first import", "re-import (adds nothing)"] {
+        let mut file = std::fs::File::open(&path)?;
+        let started = Instant::now();
+        let summary = import(conn, &mut file, &ctx(), options, &|_| {})
+            .map_err(|e| anyhow!("{name}: {}", errors_text(&e)))?;
+        passes.push((name, started.elapsed(), summary));
+    }
+    println!(
+        "\nevent history ({} swipes, {} MiB CSV), into the site file's database",
+        args.events,
+        bytes / (1024 * 1024)
+    );
+    println!(
+        "{:<26} {:>10} {:>14} {:>16} {:>9} {:>9}",
+        "pass", "time", "rows/s", "vs site file 1st", "added", "present"
+    );
+    for (name, took, summary) in &passes {
+        println!(
+            "{:<26} {:>10} {:>14.0} {:>15.3}x {:>9} {:>9}",
+            name,
+            fmt_duration(*took),
+            summary.rows as f64 / took.as_secs_f64(),
+            ratio(*took, reference),
+            summary.added,
+            summary.already_present
+        );
+    }
     Ok(())
 }
 

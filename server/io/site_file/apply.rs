@@ -495,6 +495,9 @@ fn entitlements(imp: &mut Importer<'_, '_>, stored: &mut Stored, entries: &[Enti
             level_id,
             valid_until: e.valid_until,
             justification: e.justification.clone(),
+            // Kept only when the entitlement is new: the grant's real time, from the
+            // previous system, against which "unused for 90 days" is judged.
+            granted_at: e.granted_at,
         };
         let same = existing
             .and_then(|id| stored.entitlement(id))

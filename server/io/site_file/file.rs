@@ -308,7 +308,9 @@ pub struct EntitlementEntry {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub justification: String,
     /// Written by export for the record; import keeps the original grantor of existing
-    /// entitlements and records the importer for new ones.
+    /// entitlements and records the importer for new ones. `granted_at` is kept for a new
+    /// entitlement (the real grant time, from a previous system); an existing one keeps its
+    /// own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub granted_by: Option<String>,
     #[serde(
