@@ -24,7 +24,7 @@ use crate::clock::stored;
 use crate::entities::ChangeContext;
 use crate::policy::CredentialKey;
 use crate::policy::model::Direction;
-use crate::store::event_log::EventKind;
+use crate::store::event_log::{Event, EventColumns, EventKind, Origin};
 use crate::store::schema::{credentials, doors, events, people, zones};
 use crate::store::{DbConnection, write_transaction};
 
@@ -408,58 +408,39 @@ fn first_64_bits(digest: &[u8]) -> i64 {
     i64::from_be_bytes(bytes)
 }
 
-/// The row an imported line is stored as: a swipe at its door, with the door's zone and
-/// site as they are now (the previous system's layout is not known), the person and card,
-/// the result and, in `detail`, that it was imported and the previous system's reason.
-/// Every other column of the event log stays NULL: no reader, no decision, no reason code
-/// (the previous system's reasons are not the appliance's), and no anti-passback zone, so
-/// that presence, rebuilt from live passages only, cannot be left thinking someone from
-/// history is still inside. `None` is written as NULL, which lets SQLite take many rows
-/// in one INSERT.
-#[derive(Insertable)]
-#[diesel(table_name = events, treat_none_as_null = true)]
-struct ImportedEvent {
-    at: NaiveDateTime,
-    kind: &'static str,
-    door_id: Option<i64>,
-    site_id: Option<i64>,
-    zone_id: Option<i64>,
-    person_id: Option<i64>,
-    credential_id: Option<i64>,
-    result: Option<&'static str>,
-    direction: Option<&'static str>,
-    detail: String,
-    origin: &'static str,
-    import_key: Option<i64>,
-}
-
-/// The one place an imported line becomes an event row.
-fn imported_event(row: &Row, key: i64) -> ImportedEvent {
+/// The one place an imported line becomes an event: a swipe at its door, with the door's
+/// site and zone as they are now (the previous system's layout is not known), the person
+/// and card, the result and direction, marked imported, and in `detail` the previous
+/// system's reason. No reader, decision, reason code (its reasons are not the appliance's)
+/// or anti-passback zone, so that presence, rebuilt from live passages only, cannot be
+/// left thinking someone from history is still inside.
+fn imported_event(row: &Row, key: i64) -> Event {
     let mut detail = serde_json::json!({"origin": "imported"});
     if !row.reason.is_empty() {
         detail["reason"] = serde_json::Value::String(row.reason.clone());
     }
-    ImportedEvent {
-        at: row.at,
-        kind: EventKind::Swipe.as_str(),
+    Event {
         door_id: Some(row.door.id),
         site_id: Some(row.door.site_id),
         zone_id: Some(row.door.zone_id),
         person_id: Some(row.person_id),
         credential_id: row.credential_id,
-        result: Some(if row.granted { "granted" } else { "denied" }),
-        direction: row.direction.map(Direction::as_str),
+        result: Some(if row.granted { "granted" } else { "denied" }.to_owned()),
+        direction: row.direction,
         detail: detail.to_string(),
-        origin: "imported",
+        origin: Origin::Imported,
         import_key: Some(key),
+        ..Event::new(EventKind::Swipe, crate::clock::utc(row.at))
     }
 }
 
 /// Inserts the rows, skipping those whose key is already stored; returns how many were
 /// added.
-fn insert_new(conn: &mut DbConnection, rows: &[ImportedEvent]) -> QueryResult<u64> {
+fn insert_new(conn: &mut DbConnection, rows: &[Event]) -> QueryResult<u64> {
     let mut added = 0u64;
     for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let chunk: Vec<EventColumns<'_>> = chunk.iter().map(EventColumns::of).collect();
+        let chunk = &chunk;
         let inserted = match conn {
             // INSERT OR IGNORE: diesel has no multi-row ON CONFLICT for SQLite. It also
             // skips rows that break NOT NULL or CHECK, which these rows cannot (every
@@ -698,7 +679,7 @@ pub fn import<R: Read + Seek>(
         progress,
     };
     let mut keys = Keys::new();
-    let mut batch: Vec<ImportedEvent> = Vec::new();
+    let mut batch: Vec<Event> = Vec::new();
     let added = match conn {
         DbConnection::Sqlite(_) => {
             let mut added = 0u64;

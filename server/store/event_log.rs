@@ -207,6 +207,45 @@ pub struct Event {
     #[serde(serialize_with = "serialize_json_text_or_null")]
     #[schema(value_type = Option<Object>)]
     pub risk_reasons: Option<String>,
+    /// Recorded by this appliance (`live`), or brought in from a previous access system's
+    /// history (`imported`, `gatehouse import --events`).
+    pub origin: Origin,
+    /// An imported row's identity (what the line said and how many identical lines came
+    /// before it), so that importing a file twice adds nothing; None for live events.
+    #[serde(skip)]
+    pub import_key: Option<i64>,
+}
+
+/// Where an event comes from. Stored and serialized as its `as_str()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    Live,
+    Imported,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Live => "live",
+            Origin::Imported => "imported",
+        }
+    }
+}
+
+impl<DB: diesel::backend::Backend> Queryable<diesel::sql_types::Text, DB> for Origin
+where
+    String: diesel::deserialize::FromSql<diesel::sql_types::Text, DB>,
+{
+    type Row = String;
+
+    fn build(row: String) -> diesel::deserialize::Result<Self> {
+        match row.as_str() {
+            "live" => Ok(Origin::Live),
+            "imported" => Ok(Origin::Imported),
+            other => Err(format!("'{other}' is not an event origin").into()),
+        }
+    }
 }
 
 /// A recorded event: its id in the log and the event. What reads of the log return, what
@@ -336,6 +375,8 @@ impl Event {
             policy_version: None,
             risk_score: None,
             risk_reasons: None,
+            origin: Origin::Live,
+            import_key: None,
         }
     }
 }
@@ -713,6 +754,8 @@ pub struct EventColumns<'a> {
     policy_version: Option<i64>,
     risk_score: Option<f64>,
     risk_reasons: Option<&'a str>,
+    origin: &'static str,
+    import_key: Option<i64>,
 }
 
 impl<'a> EventColumns<'a> {
@@ -741,6 +784,8 @@ impl<'a> EventColumns<'a> {
             policy_version: e.policy_version,
             risk_score: e.risk_score,
             risk_reasons: e.risk_reasons.as_deref(),
+            origin: e.origin.as_str(),
+            import_key: e.import_key,
         }
     }
 }

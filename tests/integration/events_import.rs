@@ -132,20 +132,27 @@ fn imported_history_reads_like_live_events_and_a_second_import_adds_nothing() {
             .collect();
         drop(conn);
         assert_eq!(rows.len(), 4, "{backend:?}: {rows:?}");
+        assert!(rows.iter().all(|r| r.event.kind == "swipe"
+            && r.event.site_id.is_some()
+            && r.event.zone_id.is_some()));
+        assert_eq!(
+            rows[0].event.at, rows[1].event.at,
+            "the double read stays two events"
+        );
+        assert_eq!(rows[2].event.result.as_deref(), Some("denied"));
+        let detail: serde_json::Value = serde_json::from_str(&rows[2].event.detail).unwrap();
+        assert_eq!(detail["origin"], "imported");
         assert!(
             rows.iter()
-                .all(|r| r.kind == "swipe" && r.site_id.is_some() && r.zone_id.is_some())
+                .all(|r| r.event.origin == gatehouse::store::event_log::Origin::Imported),
+            "every imported row is marked so"
         );
-        assert_eq!(rows[0].at, rows[1].at, "the double read stays two events");
-        assert_eq!(rows[2].result.as_deref(), Some("denied"));
-        let detail: serde_json::Value = serde_json::from_str(&rows[2].detail).unwrap();
-        assert_eq!(detail["origin"], "imported");
         assert_eq!(detail["reason"], "Outside time zone");
-        assert_eq!(rows[3].result.as_deref(), Some("granted"));
-        assert!(rows[3].credential_id.is_some(), "the card is kept");
-        assert_eq!(rows[3].direction.as_deref(), Some("in"));
+        assert_eq!(rows[3].event.result.as_deref(), Some("granted"));
+        assert!(rows[3].event.credential_id.is_some(), "the card is kept");
+        assert_eq!(rows[3].event.direction.map(|d| d.as_str()), Some("in"));
         // No anti-passback zone: history never leaves anyone "inside".
-        assert!(rows.iter().all(|r| r.antipassback_zone_id.is_none()));
+        assert!(rows.iter().all(|r| r.event.antipassback_zone_id.is_none()));
 
         let audited = audit_summaries(&app);
         let import_entries = |audited: &[String]| {
