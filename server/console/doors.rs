@@ -4,6 +4,8 @@
 
 use actix_web::{HttpResponse, web};
 use askama::Template;
+use std::collections::HashSet;
+
 use chrono_tz::Tz;
 use serde::Deserialize;
 
@@ -17,6 +19,7 @@ use crate::entities::readers::{ReaderFilter, ReaderInput, ReaderView, Readers};
 use crate::entities::sites::{SiteView, Sites};
 use crate::entities::zones::Zones;
 use crate::entities::{self, Entity, FieldErrors, Page};
+use crate::readers::door_state::DoorState;
 use crate::readers::health::ReaderHealth;
 use crate::store::history::SwipesOf;
 use crate::web::error::ApiError;
@@ -25,11 +28,39 @@ use crate::web::error::ApiError;
 pub struct DoorLine {
     pub door: DoorView,
     pub zone: String,
-    /// "open since 09:12:03", "open since 09:12:03, held open", or "closed".
-    pub state: String,
-    pub alarm: bool,
+    pub state: StateShown,
     pub readers_online: usize,
     pub readers: usize,
+}
+
+/// A door's state as a page shows it: in words, and how it is marked.
+pub struct StateShown {
+    /// "unknown", "closed", "open since 09:12:03", "forced open since 09:12:03, held
+    /// open", each with "last known: its reader is offline" when that is so.
+    pub words: String,
+    /// Live and alarming: forced or held open, reported by a reader that is online.
+    pub alarm: bool,
+    /// Only the last known: the reader that reported it is offline.
+    pub stale: bool,
+    /// Nothing known yet.
+    pub unknown: bool,
+    /// "unlocked until 14:05:00": an admin's unlock in force, on the door's site's clock.
+    pub unlocked_until: Option<String>,
+}
+
+impl StateShown {
+    /// The CSS class of the state's cell or row: `alarm`, `stale`, `unknown` or none.
+    pub fn class(&self) -> &'static str {
+        if self.alarm {
+            "alarm"
+        } else if self.stale {
+            "stale"
+        } else if self.unknown {
+            "unknown"
+        } else {
+            ""
+        }
+    }
 }
 
 /// Doors per page of the list.
@@ -47,24 +78,50 @@ fn health_of(state: &AppState, reader_ids: &[String]) -> Vec<ReaderHealth> {
     state.health.of(reader_ids.iter().map(String::as_str))
 }
 
-/// The door's state in words, with the time it opened on its site's clock `tz`.
-fn door_state(state: &AppState, door_id: i64, chrome: &Chrome, tz: Tz) -> (String, bool) {
-    let open = state.doors.lock().ok().and_then(|doors| {
-        doors
-            .open_doors()
-            .into_iter()
-            .find(|d| d.door_id == door_id)
-    });
-    match open {
-        Some(d) if d.held_open => (
-            format!("open since {}, held open", chrome.clock_in(&d.since, &tz)),
-            true,
+/// The door's state in words, its times on its site's clock `tz`; `offline` are the
+/// readers offline now, whose last reports are stale.
+fn door_state(
+    state: &AppState,
+    door_id: i64,
+    chrome: &Chrome,
+    tz: Tz,
+    offline: &HashSet<String>,
+) -> StateShown {
+    let status = match state.doors.lock() {
+        Ok(doors) => doors.status(door_id, |r| offline.contains(r)),
+        Err(poisoned) => poisoned.into_inner().status(door_id, |r| offline.contains(r)),
+    };
+    let mut words = match status.state {
+        DoorState::Unknown => "unknown: its contact has not reported since the appliance started"
+            .to_owned(),
+        DoorState::Closed { .. } => "closed".to_owned(),
+        DoorState::Open {
+            since,
+            forced,
+            held_open,
+        } => format!(
+            "{}open since {}{}",
+            if forced { "forced " } else { "" },
+            chrome.clock_in(&since, &tz),
+            if held_open { ", held open" } else { "" }
         ),
-        Some(d) => (
-            format!("open since {}", chrome.clock_in(&d.since, &tz)),
-            false,
-        ),
-        None => ("closed".to_owned(), false),
+    };
+    if status.stale {
+        words.push_str(" (last known: the reader that reported it is offline)");
+    }
+    StateShown {
+        alarm: status.open_now()
+            && matches!(
+                status.state,
+                DoorState::Open { forced: true, .. } | DoorState::Open { held_open: true, .. }
+            ),
+        stale: status.stale,
+        unknown: status.state == DoorState::Unknown,
+        unlocked_until: state
+            .hub
+            .unlocked_until(door_id)
+            .map(|until| format!("unlocked until {}", chrome.clock_in(&until, &tz))),
+        words,
     }
 }
 
@@ -108,11 +165,12 @@ pub async fn list(
     let snapshot = state.live.snapshot();
     let ids: Vec<String> = readers.iter().map(|r| r.reader_id.clone()).collect();
     let health = health_of(&state, &ids);
+    let offline = state.health.offline();
     let lines = doors
         .into_iter()
         .map(|door| {
             let tz = snapshot.door_timezone(door.id).unwrap_or(chrome.timezone);
-            let (door_state, alarm) = door_state(&state, door.id, &chrome, tz);
+            let door_state = door_state(&state, door.id, &chrome, tz, &offline);
             let mine: Vec<&ReaderView> = readers.iter().filter(|r| r.door_id == door.id).collect();
             let online = mine
                 .iter()
@@ -127,7 +185,6 @@ pub async fn list(
                     .zone(door.zone_id)
                     .map_or_else(String::new, |z| z.name.clone()),
                 state: door_state,
-                alarm,
                 readers_online: online,
                 readers: mine.len(),
                 door,
@@ -167,8 +224,11 @@ struct ShowPage {
     chrome: Chrome,
     door: DoorView,
     zone: String,
-    state: String,
-    alarm: bool,
+    state: StateShown,
+    /// The site the door is at, when it is in lockdown: no Unlock is offered then.
+    lockdown: Option<String>,
+    /// Why an unlock just posted was refused, if it was.
+    refusal: Option<String>,
     readers: Vec<(ReaderView, ReaderHealth)>,
     typed: ReaderForm,
     problems: Problems,
@@ -198,6 +258,7 @@ struct Shown {
     problems: Problems,
     registered: Option<ReaderView>,
     notice: Option<&'static str>,
+    refused: Option<Refused>,
 }
 
 impl Shown {
@@ -215,6 +276,7 @@ impl Shown {
             problems: Problems::default(),
             registered: None,
             notice: None,
+            refused: None,
         }
     }
 }
@@ -231,6 +293,7 @@ async fn render_door(
         problems,
         registered,
         notice,
+        refused,
     } = shown;
     let (door, readers) = state
         .read(move |conn| {
@@ -266,7 +329,12 @@ async fn render_door(
         .collect();
     let snapshot = state.live.snapshot();
     let door_tz = snapshot.door_timezone(id).unwrap_or(chrome.timezone);
-    let (door_state, alarm) = door_state(state, id, &chrome, door_tz);
+    let door_state = door_state(state, id, &chrome, door_tz, &state.health.offline());
+    let lockdown = snapshot
+        .door_view(id)
+        .filter(|view| view.site.lockdown)
+        .map(|view| view.site.name.clone());
+    let refusal = refused.map(|r| r.words(&door.name, lockdown.as_deref()));
     let heatmap = super::activity_heatmap(
         state,
         chrome.history_scope(),
@@ -304,7 +372,8 @@ async fn render_door(
             door,
             zone,
             state: door_state,
-            alarm,
+            lockdown,
+            refusal,
             readers,
             typed,
             problems,
@@ -320,15 +389,64 @@ async fn render_door(
     )
 }
 
+/// Why the console did not unlock a door: the door page says so after the redirect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Refused {
+    /// The door's site is in lockdown.
+    Lockdown,
+    /// The door's mode is `locked`, and the override was not confirmed.
+    Locked,
+    /// The door has no reader to unlock it.
+    NoReader,
+}
+
+impl Refused {
+    fn code(self) -> &'static str {
+        match self {
+            Refused::Lockdown => "lockdown",
+            Refused::Locked => "locked",
+            Refused::NoReader => "no_reader",
+        }
+    }
+
+    /// The reason in words, for the door `door` at a site in lockdown `lockdown` (if it is).
+    fn words(self, door: &str, lockdown: Option<&str>) -> String {
+        match self {
+            Refused::Lockdown => format!(
+                "{door} was not unlocked: {} is in lockdown. End the lockdown to unlock doors.",
+                lockdown.unwrap_or("its site")
+            ),
+            Refused::Locked => format!(
+                "{door} was not unlocked: its mode is locked. To open it anyway for the time \
+                 chosen, tick \u{201c}Unlock although the door is locked\u{201d} and unlock again, \
+                 or change its mode."
+            ),
+            Refused::NoReader => format!(
+                "{door} was not unlocked: it has no reader to unlock it. Register one below."
+            ),
+        }
+    }
+}
+
+/// The door page's query after a refused unlock.
+#[derive(Deserialize, Default)]
+pub struct RefusedQuery {
+    #[serde(default)]
+    refused: Option<Refused>,
+}
+
 /// GET /doors/{id}
 pub async fn show(
     state: web::Data<AppState>,
     viewer: Viewer,
     id: web::Path<i64>,
     query: web::Query<SavedQuery>,
+    refused: web::Query<RefusedQuery>,
 ) -> Result<HttpResponse, PageError> {
     let shown = Shown {
         notice: query.notice(),
+        refused: refused.refused,
         ..Shown::fresh()
     };
     render_door(&state, &viewer, id.into_inner(), shown).await
@@ -461,14 +579,20 @@ pub struct UnlockForm {
     /// How long; the door's own unlock time when absent.
     #[serde(default)]
     seconds: Option<i64>,
+    /// The checkbox that confirms unlocking a door whose mode is `locked`.
+    #[serde(default)]
+    override_locked: Option<String>,
 }
 
-/// POST /doors/{id}/unlock: a momentary unlock; refused in lockdown.
+/// POST /doors/{id}/unlock: a momentary unlock. Refused in lockdown, and for a door whose
+/// mode is `locked` unless the form confirms the override; a refusal goes back to the door
+/// page, which says why.
 pub async fn unlock(
     state: web::Data<AppState>,
     posted: Posted<UnlockForm>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
+    use crate::readers::hub::UnlockError;
     let actor = posted.viewer.may_change_policy()?.username.clone();
     let provenance = posted.viewer.provenance();
     let id = id.into_inner();
@@ -487,15 +611,58 @@ pub async fn unlock(
             "an unlock lasts 1 second to 1 hour".to_owned(),
         ));
     }
-    state
+    let override_locked = posted.form.override_locked.is_some();
+    let until = match state
         .hub
-        .unlock_for(id, chrono::Duration::seconds(seconds), &actor)
+        .unlock_for(
+            id,
+            chrono::Duration::seconds(seconds),
+            override_locked,
+            &actor,
+        )
         .await
-        .map_err(|e| match e {
-            crate::readers::hub::UnlockError::Log(e) => PageError::Internal(e.to_string()),
-            refused => PageError::Conflict(format!("{}: {refused}.", door.name)),
-        })?;
+    {
+        Ok(until) => until,
+        Err(e) => {
+            let refused = match e {
+                UnlockError::Lockdown => Refused::Lockdown,
+                UnlockError::DoorLocked => Refused::Locked,
+                UnlockError::NoReader => Refused::NoReader,
+                UnlockError::UnknownDoor(_) => {
+                    return Err(PageError::NotFound(format!("There is no door {id}.")));
+                }
+                UnlockError::Log(e) => return Err(PageError::Internal(e.to_string())),
+            };
+            return Ok(see_other(&format!(
+                "/doors/{id}?refused={}",
+                refused.code()
+            )));
+        }
+    };
+    record_unlock(&state, provenance, &door, seconds, until).await?;
+    Ok(see_other(&format!("/doors/{id}")))
+}
+
+/// Records an admin's unlock of `door` in the audit log.
+pub async fn record_unlock(
+    state: &AppState,
+    provenance: crate::identity::provenance::Provenance,
+    door: &crate::policy::Door,
+    seconds: i64,
+    until: chrono::DateTime<chrono::Utc>,
+) -> Result<(), ApiError> {
     let now = state.clock.now();
+    let overriding = door.mode == crate::policy::DoorMode::Locked;
+    let summary = format!(
+        "unlock door '{}' for {seconds} s{}",
+        door.name,
+        if overriding {
+            ", overriding its locked mode"
+        } else {
+            ""
+        }
+    );
+    let id = door.id;
     state
         .write(move |conn| {
             crate::store::audit::append(
@@ -505,16 +672,19 @@ pub async fn unlock(
                     action: "unlock",
                     entity: "door",
                     entity_id: Some(id.to_string()),
-                    summary: format!("unlock door '{}' for {seconds} s", door.name),
+                    summary,
                     before: None,
-                    after: None,
+                    after: Some(serde_json::json!({
+                        "until": until,
+                        "seconds": seconds,
+                        "overrides_locked": overriding,
+                    })),
                 },
                 now,
             )?;
             Ok(())
         })
-        .await?;
-    Ok(see_other(&format!("/doors/{id}")))
+        .await
 }
 
 /// A number typed into the form, or a message for the field.

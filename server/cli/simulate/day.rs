@@ -588,5 +588,6 @@ async fn play_day(
             }
         }
     }
+    player.finish().await;
     (tally, hours)
 }
