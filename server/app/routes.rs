@@ -10,8 +10,8 @@ use crate::entities::{
 };
 use crate::web::error::ApiError;
 use crate::web::{
-    admin_routes, edge, entity_routes, event_routes, explain_routes, health_routes, job_routes,
-    openapi,
+    admin_routes, door_routes, edge, entity_routes, event_routes, explain_routes, health_routes,
+    job_routes, openapi,
 };
 
 /// The whole URL map of the appliance.
@@ -142,6 +142,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/readers/health",
             web::get().to(health_routes::reader_health),
         )
+        // Before the doors collection, whose `/doors/{id}` would take "states".
+        .route("/doors/states", web::get().to(door_routes::states))
+        .route("/doors/{id}/unlock", web::post().to(door_routes::unlock))
         .route("/jobs", web::get().to(job_routes::list_jobs))
         .route("/audit", web::get().to(admin_routes::audit_list))
         .route("/audit/verify", web::get().to(admin_routes::audit_verify))

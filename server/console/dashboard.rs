@@ -283,7 +283,10 @@ async fn status_panel(state: &AppState, tz: Tz) -> Result<StatusPanel, PageError
         .into_iter()
         .map(|(door_id, until)| {
             let door_tz = snapshot.door_timezone(door_id).unwrap_or(tz);
-            (door_name(door_id), on_clock(&until, door_tz, tz, TIME_OF_DAY))
+            (
+                door_name(door_id),
+                on_clock(&until, door_tz, tz, TIME_OF_DAY),
+            )
         })
         .collect();
     Ok(StatusPanel {

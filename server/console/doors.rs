@@ -89,11 +89,12 @@ fn door_state(
 ) -> StateShown {
     let status = match state.doors.lock() {
         Ok(doors) => doors.status(door_id, |r| offline.contains(r)),
-        Err(poisoned) => poisoned.into_inner().status(door_id, |r| offline.contains(r)),
+        Err(poisoned) => poisoned
+            .into_inner()
+            .status(door_id, |r| offline.contains(r)),
     };
     let mut words = match status.state {
-        DoorState::Unknown => "unknown: its contact has not reported since the appliance started"
-            .to_owned(),
+        DoorState::Unknown => "unknown".to_owned(),
         DoorState::Closed { .. } => "closed".to_owned(),
         DoorState::Open {
             since,
@@ -107,13 +108,17 @@ fn door_state(
         ),
     };
     if status.stale {
-        words.push_str(" (last known: the reader that reported it is offline)");
+        words.push_str(" (last known: its reader is offline)");
     }
     StateShown {
         alarm: status.open_now()
             && matches!(
                 status.state,
-                DoorState::Open { forced: true, .. } | DoorState::Open { held_open: true, .. }
+                DoorState::Open { forced: true, .. }
+                    | DoorState::Open {
+                        held_open: true,
+                        ..
+                    }
             ),
         stale: status.stale,
         unknown: status.state == DoorState::Unknown,
@@ -639,52 +644,20 @@ pub async fn unlock(
             )));
         }
     };
-    record_unlock(&state, provenance, &door, seconds, until).await?;
-    Ok(see_other(&format!("/doors/{id}")))
-}
-
-/// Records an admin's unlock of `door` in the audit log.
-pub async fn record_unlock(
-    state: &AppState,
-    provenance: crate::identity::provenance::Provenance,
-    door: &crate::policy::Door,
-    seconds: i64,
-    until: chrono::DateTime<chrono::Utc>,
-) -> Result<(), ApiError> {
     let now = state.clock.now();
-    let overriding = door.mode == crate::policy::DoorMode::Locked;
-    let summary = format!(
-        "unlock door '{}' for {seconds} s{}",
-        door.name,
-        if overriding {
-            ", overriding its locked mode"
-        } else {
-            ""
-        }
-    );
-    let id = door.id;
     state
         .write(move |conn| {
-            crate::store::audit::append(
+            Ok(crate::entities::doors::record_unlock(
                 conn,
-                &crate::store::audit::AuditEntry {
-                    provenance: &provenance,
-                    action: "unlock",
-                    entity: "door",
-                    entity_id: Some(id.to_string()),
-                    summary,
-                    before: None,
-                    after: Some(serde_json::json!({
-                        "until": until,
-                        "seconds": seconds,
-                        "overrides_locked": overriding,
-                    })),
-                },
+                &provenance,
+                &door,
+                seconds,
+                until,
                 now,
-            )?;
-            Ok(())
+            )?)
         })
-        .await
+        .await?;
+    Ok(see_other(&format!("/doors/{id}")))
 }
 
 /// A number typed into the form, or a message for the field.

@@ -302,9 +302,15 @@ mod tests {
                 open_for: TimeDelta::seconds(39)
             }]
         );
-        assert!(doors.held_open(t(50), limit, none_offline).is_empty(), "once");
+        assert!(
+            doors.held_open(t(50), limit, none_offline).is_empty(),
+            "once"
+        );
         doors.contact(1, "r1", false, t(60));
-        assert!(doors.held_open(t(200), limit, none_offline).is_empty(), "closed");
+        assert!(
+            doors.held_open(t(200), limit, none_offline).is_empty(),
+            "closed"
+        );
     }
 
     #[test]

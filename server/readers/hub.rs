@@ -365,12 +365,15 @@ impl Hub {
         done
     }
 
-    /// Ends momentary unlocks whose time is up; called every second.
+    /// Ends momentary unlocks whose time is up, and those a lockdown or the door's being
+    /// set to `locked` ended meanwhile (so that they do not resume when it is over);
+    /// called every second.
     pub fn end_unlocks(&self, now: DateTime<Utc>) {
+        let snapshot = self.live.snapshot();
         let ended = match self.unlocks.lock() {
             Ok(mut unlocked) => {
                 let before = unlocked.len();
-                unlocked.retain(|_, unlock| unlock.until > now);
+                unlocked.retain(|door_id, unlock| in_force(&snapshot, *door_id, unlock, now));
                 unlocked.len() != before
             }
             Err(_) => false,
@@ -465,8 +468,7 @@ impl Hub {
                 };
                 match self.record_reader_event(reader_id, event, kind, now).await {
                     Recorded::New(Some(door_id)) => {
-                        let alarm =
-                            self.with_doors(|d| d.contact(door_id, reader_id, *open, now));
+                        let alarm = self.with_doors(|d| d.contact(door_id, reader_id, *open, now));
                         if let Some(alarm) = alarm {
                             self.record_alarm(alarm, Some(reader_id), now).await;
                         }
@@ -519,14 +521,14 @@ impl Hub {
     pub fn reader_modes(&self) -> Vec<(String, ReaderMode)> {
         let snapshot = self.live.snapshot();
         let now = self.clock.now();
+        // An unlock that a lockdown or the door's `locked` mode ended is forgotten here
+        // too, where readers are told their modes: it must not resume when that is over.
         let unlocked: Vec<i64> = self
             .unlocks
             .lock()
-            .map(|u| {
-                u.iter()
-                    .filter(|(door_id, unlock)| in_force(&snapshot, **door_id, unlock, now))
-                    .map(|(d, _)| *d)
-                    .collect()
+            .map(|mut u| {
+                u.retain(|door_id, unlock| in_force(&snapshot, *door_id, unlock, now));
+                u.keys().copied().collect()
             })
             .unwrap_or_default();
         snapshot

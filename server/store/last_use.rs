@@ -27,13 +27,11 @@ pub fn note_last_use(
     for (credential, at) in latest {
         let at = stored(at);
         diesel::update(
-            credentials::table
-                .find(credential)
-                .filter(
-                    credentials::last_used_at
-                        .is_null()
-                        .or(credentials::last_used_at.lt(at)),
-                ),
+            credentials::table.find(credential).filter(
+                credentials::last_used_at
+                    .is_null()
+                    .or(credentials::last_used_at.lt(at)),
+            ),
         )
         .set(credentials::last_used_at.eq(at))
         .execute(conn)?;

@@ -651,7 +651,8 @@ fn an_open_door_whose_reader_went_offline_raises_no_held_open_alarm() {
     );
     assert!(status().open_now());
     // The reader goes away (its last will) with the door on the books as open.
-    rig.runtime.block_on(rig.hub.reader_status("main-in", false));
+    rig.runtime
+        .block_on(rig.hub.reader_status("main-in", false));
     assert!(status().stale, "{:?}", status());
     assert!(!status().open_now());
     for minutes in [1, 10, 60] {
@@ -686,9 +687,7 @@ fn a_swipe_records_the_cards_last_use() {
         );
         let rig = Rig::new(app, monday_morning());
         let card = |uid: &str| {
-            let r = rig
-                .app
-                .get(&format!("/api/v1/credentials?card_uid={uid}"));
+            let r = rig.app.get(&format!("/api/v1/credentials?card_uid={uid}"));
             assert_eq!(r.status, 200, "{}", r.body);
             r.body["items"][0].clone()
         };
@@ -712,7 +711,10 @@ fn a_swipe_records_the_cards_last_use() {
             rig.swipe("main-in", 2, "0BADCAFE"),
             Some(Command::Deny { .. })
         ));
-        assert_eq!(card("0BADCAFE")["last_used_at"], json!("2026-11-23T09:00:00Z"));
+        assert_eq!(
+            card("0BADCAFE")["last_used_at"],
+            json!("2026-11-23T09:00:00Z")
+        );
         assert_eq!(card("0BADCAFE")["id"], json!(other));
     }
 }

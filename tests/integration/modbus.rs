@@ -623,7 +623,11 @@ fn unlocking_a_locked_door_needs_a_confirmation_and_a_running_unlock_shows_until
     let page = admin.submit(&door, &format!("{door}/mode"), &[("mode", "locked")]);
     assert_eq!(page.status, 303, "{}", page.body);
     let page = admin.get(&door);
-    assert!(page.body.contains("id=\"override_locked\""), "{}", page.body);
+    assert!(
+        page.body.contains("id=\"override_locked\""),
+        "{}",
+        page.body
+    );
 
     // Without the confirmation: refused, back on the door page with the reason.
     let page = admin.submit(&door, &unlock, &[("seconds", "60")]);
@@ -695,6 +699,17 @@ fn unlocking_a_locked_door_needs_a_confirmation_and_a_running_unlock_shows_until
     wait_until("the server room relay locked by its mode", || {
         !server.relay_unlocked()
     });
+    let page = admin.get(&server_door);
+    assert!(!page.body.contains("id=\"door-unlocked\""), "{}", page.body);
+    // Ended, not paused: set back to normal within its ten minutes, the door stays locked.
+    let page = admin.submit(
+        &server_door,
+        &format!("{server_door}/mode"),
+        &[("mode", "normal")],
+    );
+    assert_eq!(page.status, 303, "{}", page.body);
+    rig.wait_polled(&server, 10);
+    assert!(!server.relay_unlocked(), "the ended unlock came back");
     let page = admin.get(&server_door);
     assert!(!page.body.contains("id=\"door-unlocked\""), "{}", page.body);
 }

@@ -1521,10 +1521,7 @@ fn simulate_closes_every_door_it_opens_before_its_readers_go_offline() {
         "{kinds:?}"
     );
     let offline = kinds.iter().position(|k| *k == "reader_offline").unwrap();
-    let last_door = kinds
-        .iter()
-        .rposition(|k| k.starts_with("door_"))
-        .unwrap();
+    let last_door = kinds.iter().rposition(|k| k.starts_with("door_")).unwrap();
     assert!(last_door < offline, "{kinds:?}");
     assert_eq!(kinds[last_door], "door_closed", "{kinds:?}");
     assert!(site.app.events(Some("forced_open")).is_empty());
