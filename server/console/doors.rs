@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::kit::listing::{ListQuery, Paged};
 use super::kit::saved::{self, SavedQuery};
 use super::kit::session::{Posted, Viewer};
-use super::kit::{Chrome, PageError, Problems, Section, page, page_with_status, see_other};
+use super::kit::{Chrome, PageError, Problems, Section, page_with_status, see_other};
 use crate::app::state::AppState;
 use crate::entities::doors::{DoorFilter, DoorInput, DoorView, Doors};
 use crate::entities::readers::{ReaderFilter, ReaderInput, ReaderView, Readers};
@@ -72,6 +72,10 @@ struct ListPage {
     chrome: Chrome,
     list: Paged,
     doors: Vec<DoorLine>,
+    /// The zones a new door can go in (id, "Site › Zone › Zone").
+    zones: Vec<(i64, String)>,
+    typed: NewDoorForm,
+    problems: Problems,
 }
 
 fn health_of(state: &AppState, reader_ids: &[String]) -> Vec<ReaderHealth> {
@@ -136,7 +140,24 @@ pub async fn list(
     viewer: Viewer,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let query = query.into_inner();
+    render_list(
+        &state,
+        &viewer,
+        query.into_inner(),
+        NewDoorForm::default(),
+        Problems::default(),
+    )
+    .await
+}
+
+/// The doors list, with the add-a-door form as typed and its problems.
+async fn render_list(
+    state: &AppState,
+    viewer: &Viewer,
+    query: ListQuery,
+    typed: NewDoorForm,
+    problems: Problems,
+) -> Result<HttpResponse, PageError> {
     let filter = DoorFilter {
         q: query.search(),
         ..Default::default()
@@ -166,16 +187,16 @@ pub async fn list(
             Ok((doors, total, readers))
         })
         .await?;
-    let chrome = Chrome::new(&state, &viewer, Section::Doors);
+    let chrome = Chrome::new(state, viewer, Section::Doors);
     let snapshot = state.live.snapshot();
     let ids: Vec<String> = readers.iter().map(|r| r.reader_id.clone()).collect();
-    let health = health_of(&state, &ids);
+    let health = health_of(state, &ids);
     let offline = state.health.offline();
     let lines = doors
         .into_iter()
         .map(|door| {
             let tz = snapshot.door_timezone(door.id).unwrap_or(chrome.timezone);
-            let door_state = door_state(&state, door.id, &chrome, tz, &offline);
+            let door_state = door_state(state, door.id, &chrome, tz, &offline);
             let mine: Vec<&ReaderView> = readers.iter().filter(|r| r.door_id == door.id).collect();
             let online = mine
                 .iter()
@@ -196,11 +217,34 @@ pub async fn list(
             }
         })
         .collect();
-    page(&ListPage {
-        chrome,
-        list: Paged::new("/doors", &query, total, PAGE_SIZE),
-        doors: lines,
-    })
+    // Every zone, by site and path, for the add-a-door form.
+    let several_sites = snapshot.sites().len() > 1;
+    let zones = snapshot
+        .sites()
+        .iter()
+        .flat_map(|site| {
+            super::policy::zones::site_zones(&snapshot, site.id)
+                .into_iter()
+                .map(move |(id, path)| {
+                    if several_sites {
+                        (id, format!("{} › {path}", site.name))
+                    } else {
+                        (id, path)
+                    }
+                })
+        })
+        .collect();
+    page_with_status(
+        Problems::status(problems.is_empty()),
+        &ListPage {
+            chrome,
+            list: Paged::new("/doors", &query, total, PAGE_SIZE),
+            doors: lines,
+            zones,
+            typed,
+            problems,
+        },
+    )
 }
 
 /// The register-a-reader form, as typed.
@@ -234,6 +278,8 @@ struct ShowPage {
     lockdown: Option<String>,
     /// Why an unlock just posted was refused, if it was.
     refusal: Option<String>,
+    /// The settings form: the door's own, or as typed when it came back.
+    settings: SettingsForm,
     readers: Vec<(ReaderView, ReaderHealth)>,
     typed: ReaderForm,
     problems: Problems,
@@ -264,6 +310,8 @@ struct Shown {
     registered: Option<ReaderView>,
     notice: Option<&'static str>,
     refused: Option<Refused>,
+    /// The settings form as typed, when it came back with problems.
+    settings: Option<SettingsForm>,
 }
 
 impl Shown {
@@ -282,6 +330,7 @@ impl Shown {
             registered: None,
             notice: None,
             refused: None,
+            settings: None,
         }
     }
 }
@@ -299,6 +348,7 @@ async fn render_door(
         registered,
         notice,
         refused,
+        settings,
     } = shown;
     let (door, readers) = state
         .read(move |conn| {
@@ -340,6 +390,7 @@ async fn render_door(
         .filter(|view| view.site.lockdown)
         .map(|view| view.site.name.clone());
     let refusal = refused.map(|r| r.words(&door.name, lockdown.as_deref()));
+    let settings = settings.unwrap_or_else(|| SettingsForm::of(&door));
     let heatmap = super::activity_heatmap(
         state,
         chrome.history_scope(),
@@ -379,6 +430,7 @@ async fn render_door(
             state: door_state,
             lockdown,
             refusal,
+            settings,
             readers,
             typed,
             problems,
@@ -727,6 +779,277 @@ pub async fn register_reader(
                 ..Shown::fresh()
             };
             render_door(&state, &posted.viewer, door_id, shown).await
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Seconds as typed ("5", "2.5") in milliseconds, within `min_ms..=max_ms`; else a message
+/// for `field` in `problems`.
+fn seconds_ms(
+    problems: &mut FieldErrors,
+    field: &str,
+    text: &str,
+    (min_ms, max_ms): (i32, i32),
+) -> Option<i32> {
+    let parsed = text
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite())
+        .map(|s| (s * 1000.0).round())
+        .filter(|ms| (f64::from(min_ms)..=f64::from(max_ms)).contains(ms));
+    match parsed {
+        // In range, so it fits an i32.
+        #[allow(clippy::cast_possible_truncation)]
+        Some(ms) => Some(ms as i32),
+        None => {
+            let (min, max) = (f64::from(min_ms) / 1000.0, f64::from(max_ms) / 1000.0);
+            problems.add(
+                field,
+                format!("enter a number of seconds from {min} to {max}"),
+            );
+            None
+        }
+    }
+}
+
+/// A door's settings form (name, unlock time, held-open time, sensitivity), as typed.
+#[derive(Deserialize, Default, Clone)]
+pub struct SettingsForm {
+    #[serde(default)]
+    name: String,
+    /// Seconds, "5" or "2.5".
+    #[serde(default)]
+    unlock_s: String,
+    #[serde(default)]
+    held_open_s: String,
+    #[serde(default)]
+    sensitivity: String,
+}
+
+impl SettingsForm {
+    /// The form filled with the door's own settings.
+    fn of(door: &DoorView) -> SettingsForm {
+        SettingsForm {
+            name: door.name.clone(),
+            unlock_s: (f64::from(door.unlock_ms) / 1000.0).to_string(),
+            held_open_s: door.held_open_s.to_string(),
+            sensitivity: door.sensitivity.clone(),
+        }
+    }
+}
+
+/// The range of a door's unlock time in milliseconds, and of its held-open time in
+/// seconds (the entity's).
+const UNLOCK_MS: (i32, i32) = (100, 600_000);
+const HELD_OPEN_S: (i32, i32) = (1, 86_400);
+
+/// Whole seconds as typed, within `min..=max`; else a message for `field` in `problems`.
+fn whole_seconds(
+    problems: &mut FieldErrors,
+    field: &str,
+    text: &str,
+    (min, max): (i32, i32),
+) -> Option<i32> {
+    let parsed = text
+        .trim()
+        .parse::<i32>()
+        .ok()
+        .filter(|s| (min..=max).contains(s));
+    if parsed.is_none() {
+        problems.add(
+            field,
+            format!("enter a whole number of seconds from {min} to {max}"),
+        );
+    }
+    parsed
+}
+
+/// POST /doors/{id}/edit: renames the door and sets its unlock time, held-open time and
+/// sensitivity; audited, and in force from the next swipe.
+pub async fn edit(
+    state: web::Data<AppState>,
+    posted: Posted<SettingsForm>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    posted.viewer.may_change_policy()?;
+    let id = id.into_inner();
+    let form = posted.form.clone();
+    let mut problems = FieldErrors::default();
+    let unlock_ms = seconds_ms(&mut problems, "unlock_s", &form.unlock_s, UNLOCK_MS);
+    let held_open_s = whole_seconds(&mut problems, "held_open_s", &form.held_open_s, HELD_OPEN_S);
+    let result = match (unlock_ms, held_open_s) {
+        (Some(unlock_ms), Some(held_open_s)) if problems.is_empty() => {
+            let (name, sensitivity) = (form.name.clone(), form.sensitivity.clone());
+            posted
+                .change_policy(&state, move |conn, ctx| {
+                    let door = Doors::get(conn, id)?
+                        .ok_or_else(|| ApiError::NotFound(format!("There is no door {id}.")))?;
+                    let input = DoorInput {
+                        zone_id: door.zone_id,
+                        name,
+                        unlock_ms,
+                        held_open_s,
+                        mode: door.mode,
+                        free_access_schedule_id: door.free_access_schedule_id,
+                        sensitivity,
+                    };
+                    Ok(saved::update::<Doors>(conn, id, input, ctx)?)
+                })
+                .await
+        }
+        _ => Err(ApiError::Invalid(problems)),
+    };
+    match result {
+        Ok(saved) => Ok(saved::see_page(&format!("/doors/{id}"), saved)),
+        Err(ApiError::Invalid(fields)) => {
+            let shown = Shown {
+                settings: Some(posted.form),
+                problems: Problems(fields),
+                ..Shown::fresh()
+            };
+            render_door(&state, &posted.viewer, id, shown).await
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// POST /doors/{id}/delete: deletes a door that nothing refers to any more (no reader, in
+/// no access level); otherwise the door page says what still does. Its events stay.
+pub async fn delete(
+    state: web::Data<AppState>,
+    posted: Posted<super::policy::NoFields>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    use crate::store::schema::{access_level_items, readers};
+    use diesel::prelude::*;
+    posted.viewer.may_change_policy()?;
+    let id = id.into_inner();
+    let result = posted
+        .change_policy(&state, move |conn, ctx| {
+            let door = Doors::get(conn, id)?
+                .ok_or_else(|| ApiError::NotFound(format!("There is no door {id}.")))?;
+            let readers: i64 = readers::table
+                .filter(readers::door_id.eq(id))
+                .count()
+                .get_result(conn)?;
+            let levels = access_level_items::table
+                .filter(access_level_items::door_id.eq(id))
+                .select(access_level_items::level_id)
+                .distinct()
+                .load::<i64>(conn)?
+                .len();
+            if readers > 0 || levels > 0 {
+                let mut uses = Vec::new();
+                if readers > 0 {
+                    uses.push(format!(
+                        "{readers} reader{} (remove {} through the API or the site file)",
+                        if readers == 1 { "" } else { "s" },
+                        if readers == 1 { "it" } else { "them" }
+                    ));
+                }
+                if levels > 0 {
+                    uses.push(format!(
+                        "{levels} access level{} (remove the door from {} on the level's page)",
+                        if levels == 1 { "" } else { "s" },
+                        if levels == 1 { "it" } else { "each" }
+                    ));
+                }
+                return Err(ApiError::Conflict(format!(
+                    "{} was not deleted: it still has {}.",
+                    door.name,
+                    uses.join(" and is in ")
+                )));
+            }
+            entities::delete::<Doors>(conn, id, ctx)?;
+            Ok(())
+        })
+        .await;
+    match result {
+        Ok(()) => Ok(see_other("/doors")),
+        Err(ApiError::Conflict(message)) => {
+            let mut problems = FieldErrors::default();
+            problems.add("delete", message);
+            let shown = Shown {
+                problems: Problems(problems),
+                ..Shown::fresh()
+            };
+            render_door(&state, &posted.viewer, id, shown).await
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// The add-a-door form of the doors list, as typed.
+#[derive(Deserialize, Clone)]
+pub struct NewDoorForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    zone_id: String,
+    #[serde(default)]
+    unlock_s: String,
+    #[serde(default)]
+    held_open_s: String,
+}
+
+impl Default for NewDoorForm {
+    fn default() -> NewDoorForm {
+        NewDoorForm {
+            name: String::new(),
+            zone_id: String::new(),
+            unlock_s: "5".to_owned(),
+            held_open_s: "30".to_owned(),
+        }
+    }
+}
+
+/// POST /doors: adds a door in a zone, normal mode, with its unlock and held-open times;
+/// its page comes next, to register its readers.
+pub async fn create(
+    state: web::Data<AppState>,
+    posted: Posted<NewDoorForm>,
+) -> Result<HttpResponse, PageError> {
+    posted.viewer.may_change_policy()?;
+    let form = posted.form.clone();
+    let mut problems = FieldErrors::default();
+    let unlock_ms = seconds_ms(&mut problems, "unlock_s", &form.unlock_s, UNLOCK_MS);
+    let held_open_s = whole_seconds(&mut problems, "held_open_s", &form.held_open_s, HELD_OPEN_S);
+    let zone_id = form.zone_id.trim().parse::<i64>().ok();
+    if zone_id.is_none() {
+        problems.add("zone_id", "choose a zone from the list");
+    }
+    let result = match (unlock_ms, held_open_s, zone_id) {
+        (Some(unlock_ms), Some(held_open_s), Some(zone_id)) if problems.is_empty() => {
+            let input = DoorInput {
+                zone_id,
+                name: form.name.clone(),
+                unlock_ms,
+                held_open_s,
+                mode: crate::entities::doors::default_mode(),
+                free_access_schedule_id: None,
+                sensitivity: "normal".to_owned(),
+            };
+            posted
+                .change_policy(&state, move |conn, ctx| {
+                    Ok(entities::create::<Doors>(conn, input, ctx)?)
+                })
+                .await
+        }
+        _ => Err(ApiError::Invalid(problems)),
+    };
+    match result {
+        Ok(door) => Ok(see_other(&format!("/doors/{}", door.id))),
+        Err(ApiError::Invalid(fields)) => {
+            render_list(
+                &state,
+                &posted.viewer,
+                ListQuery::default(),
+                posted.form,
+                Problems(fields),
+            )
+            .await
         }
         Err(other) => Err(other.into()),
     }
