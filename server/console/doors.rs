@@ -800,8 +800,7 @@ fn seconds_ms(
         .map(|s| (s * 1000.0).round())
         .filter(|ms| (f64::from(min_ms)..=f64::from(max_ms)).contains(ms));
     match parsed {
-        // In range, so it fits an i32.
-        #[allow(clippy::cast_possible_truncation)]
+        // A whole number within an i32 range, so the cast is exact.
         Some(ms) => Some(ms as i32),
         None => {
             let (min, max) = (f64::from(min_ms) / 1000.0, f64::from(max_ms) / 1000.0);

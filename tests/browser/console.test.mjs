@@ -551,6 +551,38 @@ describe('the web console', { timeout: 10 * 60_000 }, () => {
     }
   });
 
+  it('adds a door, renames it, and deletes it', async () => {
+    const page = await signedIn(ADMINS.admin);
+    const { name } = fresh('Browser Door');
+    await page.goto('/doors');
+    await page.getByLabel('Name').fill(name);
+    await page.getByRole('button', { name: 'Add door' }).click();
+    // No zone chosen: the form comes back with the message beside the field.
+    await textWhen(page.locator('#zone_id-error'), (t) => t.includes('choose a zone'), 'the zone message');
+    assert.equal(await page.getByLabel('Name').inputValue(), name, 'the name typed is kept');
+    await screenshot(page, 'door-add-invalid');
+    await page.getByLabel('Zone').selectOption({ index: 1 });
+    await page.getByRole('button', { name: 'Add door' }).click();
+    await page.waitForURL((url) => /^\/doors\/\d+$/.test(url.pathname));
+    assert.equal((await page.getByRole('heading', { level: 1 }).innerText()).trim(), name);
+    await textWhen(page.locator('#door-state'), (t) => t.startsWith('unknown'), 'a new door is unknown');
+
+    await page.getByLabel('Name', { exact: true }).fill(`${name} East`);
+    await page.getByLabel(/^Unlock time, seconds/).fill('3');
+    await page.getByRole('button', { name: 'Save door' }).click();
+    await textWhen(
+      page.getByRole('heading', { level: 1 }),
+      (t) => t === `${name} East`,
+      'the door renamed',
+    );
+    await screenshot(page, 'door-settings');
+    const url = page.url();
+    await page.getByRole('button', { name: 'Delete door' }).click();
+    await page.waitForURL((u) => u.pathname === '/doors');
+    const gone = await page.request.get(url);
+    assert.equal(gone.status(), 404, 'the door is gone');
+  });
+
   it('shows an auditor no editing controls and refuses their changes', async () => {
     const person = await personViaApi('Arlo Audited');
     const page = await signedIn(ADMINS.auditor);

@@ -2465,7 +2465,10 @@ fn doors_are_added_edited_and_deleted_in_the_console_each_audited() {
         "{}",
         page.body
     );
-    assert_eq!(app.get(&main.replace("/doors", "/api/v1/doors")).status, 200);
+    assert_eq!(
+        app.get(&main.replace("/doors", "/api/v1/doors")).status,
+        200
+    );
 
     let page = admin.submit(&door, &format!("{door}/delete"), &[]);
     assert_eq!(page.status, 303, "{}", page.body);
