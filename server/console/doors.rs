@@ -447,8 +447,7 @@ async fn render_door(
 }
 
 /// Why the console did not unlock a door: the door page says so after the redirect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
     /// The door's site is in lockdown.
     Lockdown,
@@ -459,6 +458,8 @@ pub enum Refused {
 }
 
 impl Refused {
+    const ALL: [Refused; 3] = [Refused::Lockdown, Refused::Locked, Refused::NoReader];
+
     fn code(self) -> &'static str {
         match self {
             Refused::Lockdown => "lockdown",
@@ -486,11 +487,18 @@ impl Refused {
     }
 }
 
-/// The door page's query after a refused unlock.
+/// The door page's query after a refused unlock: one of the reasons' codes; anything else
+/// (an edited address) says nothing.
 #[derive(Deserialize, Default)]
 pub struct RefusedQuery {
     #[serde(default)]
-    refused: Option<Refused>,
+    refused: String,
+}
+
+impl RefusedQuery {
+    fn reason(&self) -> Option<Refused> {
+        Refused::ALL.into_iter().find(|r| r.code() == self.refused)
+    }
 }
 
 /// GET /doors/{id}
@@ -503,7 +511,7 @@ pub async fn show(
 ) -> Result<HttpResponse, PageError> {
     let shown = Shown {
         notice: query.notice(),
-        refused: refused.refused,
+        refused: refused.reason(),
         ..Shown::fresh()
     };
     render_door(&state, &viewer, id.into_inner(), shown).await
