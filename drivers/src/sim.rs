@@ -3,7 +3,7 @@
 //! they are believed). Used by `gatehouse simulate`, the tests and the benchmarks.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -87,6 +87,10 @@ pub struct SimReader {
     /// The reader's clock when it is not the wall clock (a simulated day).
     clock: Option<ScaledClock>,
     format: EventFormat,
+    /// QoS 1 publishes handed to the client, and the broker's acknowledgements of them:
+    /// `flush` waits until the second catches up with the first.
+    published: Arc<AtomicU64>,
+    acked: Arc<AtomicU64>,
 }
 
 /// A clock that runs `speed` times faster than the wall clock from `origin` (at the wall
@@ -219,6 +223,9 @@ impl SimReader {
         let topic = commands_topic.clone();
         let connects = Arc::new(AtomicU32::new(0));
         let counted = connects.clone();
+        let published = Arc::new(AtomicU64::new(0));
+        let acked = Arc::new(AtomicU64::new(0));
+        let acks = acked.clone();
         let connection = tokio::spawn(async move {
             let mut ready = Some(ready_tx);
             loop {
@@ -237,6 +244,9 @@ impl SimReader {
                         if let Some(r) = ready.take() {
                             let _ = r.send(Ok(()));
                         }
+                    }
+                    Ok(Event::Incoming(Packet::PubAck(_))) => {
+                        acks.fetch_add(1, Ordering::Relaxed);
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) if p.topic == topic => {
                         if tx.send((p.payload.to_vec(), Utc::now())).await.is_err() {
@@ -276,6 +286,7 @@ impl SimReader {
             client
                 .publish(&status_topic, QoS::AtLeastOnce, true, "online")
                 .await?;
+            published.fetch_add(1, Ordering::Relaxed);
         }
         Ok(SimReader {
             settings,
@@ -287,7 +298,23 @@ impl SimReader {
             connects,
             clock: None,
             format: EventFormat::default(),
+            published,
+            acked,
         })
+    }
+
+    /// Waits until the broker has acknowledged everything this reader published, at most
+    /// `timeout`: what a reader does before it goes away, so that its last events (a door
+    /// closing) are not lost with its connection.
+    pub async fn flush(&self, timeout: Duration) -> Result<(), SimError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.acked.load(Ordering::Relaxed) < self.published.load(Ordering::Relaxed) {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(SimError::Timeout(timeout));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(())
     }
 
     /// Sends events as `format` from now on (sealed until told otherwise).
@@ -341,6 +368,7 @@ impl SimReader {
         // that blocked there would hang instead of sending again later.
         self.client
             .try_publish(topic, QoS::AtLeastOnce, false, payload)?;
+        self.published.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -351,6 +379,7 @@ impl SimReader {
         // that blocked there would hang instead of sending again later.
         self.client
             .try_publish(topic, QoS::AtLeastOnce, false, payload)?;
+        self.published.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -368,6 +397,7 @@ impl SimReader {
         // that blocked there would hang instead of sending again later.
         self.client
             .try_publish(topic, QoS::AtLeastOnce, false, payload)?;
+        self.published.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 

@@ -10,8 +10,8 @@ use crate::entities::{
 };
 use crate::web::error::ApiError;
 use crate::web::{
-    admin_routes, edge, entity_routes, event_routes, explain_routes, health_routes, job_routes,
-    openapi,
+    admin_routes, door_routes, edge, entity_routes, event_routes, explain_routes, health_routes,
+    job_routes, openapi,
 };
 
 /// The whole URL map of the appliance.
@@ -56,7 +56,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/cards/{id}/pin", web::post().to(people::set_card_pin))
         .route("/access/{id}/remove", web::post().to(people::remove_access))
         .route("/doors", web::get().to(doors::list))
+        .route("/doors", web::post().to(doors::create))
         .route("/doors/{id}", web::get().to(doors::show))
+        .route("/doors/{id}/edit", web::post().to(doors::edit))
+        .route("/doors/{id}/delete", web::post().to(doors::delete))
         .route("/doors/{id}/mode", web::post().to(doors::set_mode))
         .route("/doors/{id}/zone", web::post().to(doors::move_to_zone))
         .route("/doors/{id}/unlock", web::post().to(doors::unlock))
@@ -142,6 +145,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/readers/health",
             web::get().to(health_routes::reader_health),
         )
+        // Before the doors collection, whose `/doors/{id}` would take "states".
+        .route("/doors/states", web::get().to(door_routes::states))
+        .route("/doors/{id}/unlock", web::post().to(door_routes::unlock))
         .route("/jobs", web::get().to(job_routes::list_jobs))
         .route(
             "/risk/entitlements",

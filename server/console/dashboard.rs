@@ -171,8 +171,21 @@ pub struct StatusPanel {
     readers_offline_total: usize,
     /// The first few offline readers by id; the doors page has them all.
     readers_offline: Vec<String>,
-    /// Door name, open since (on the door's site's clock), held open past its threshold.
-    open_doors: Vec<(String, String, bool)>,
+    open_doors: Vec<OpenDoorLine>,
+    /// Doors an admin unlocked, and until when (on the door's site's clock).
+    unlocked_doors: Vec<(String, String)>,
+}
+
+/// A door reported open, as the dashboard lists it.
+pub struct OpenDoorLine {
+    name: String,
+    /// Open since, on the door's site's clock.
+    since: String,
+    /// Open past its threshold (a held-open alarm was raised).
+    held_open: bool,
+    forced: bool,
+    /// Only the last known: the reader that reported it is offline.
+    stale: bool,
 }
 
 /// Alarms waiting for someone, with the buttons that acknowledge them.
@@ -253,19 +266,39 @@ async fn status_panel(state: &AppState, tz: Tz) -> Result<StatusPanel, PageError
         .collect();
     let readers_offline_total = offline.len();
     let readers_offline = offline.into_iter().take(OFFLINE_SHOWN).collect();
+    let offline_now = state.health.offline();
     let open = match state.doors.lock() {
-        Ok(doors) => doors.open_doors(),
+        Ok(doors) => doors.open_doors(|r| offline_now.contains(r)),
         Err(_) => Vec::new(),
+    };
+    let door_name = |door_id: i64| {
+        snapshot
+            .door(door_id)
+            .map_or_else(|| format!("door {door_id}"), |door| door.name.clone())
     };
     let open_doors = open
         .into_iter()
         .map(|d| {
-            let name = snapshot
-                .door(d.door_id)
-                .map_or_else(|| format!("door {}", d.door_id), |door| door.name.clone());
             let door_tz = snapshot.door_timezone(d.door_id).unwrap_or(tz);
-            let since = on_clock(&d.since, door_tz, tz, TIME_OF_DAY);
-            (name, since, d.held_open)
+            OpenDoorLine {
+                name: door_name(d.door_id),
+                since: on_clock(&d.since, door_tz, tz, TIME_OF_DAY),
+                held_open: d.held_open,
+                forced: d.forced,
+                stale: d.stale,
+            }
+        })
+        .collect();
+    let unlocked_doors = state
+        .hub
+        .unlocked_doors()
+        .into_iter()
+        .map(|(door_id, until)| {
+            let door_tz = snapshot.door_timezone(door_id).unwrap_or(tz);
+            (
+                door_name(door_id),
+                on_clock(&until, door_tz, tz, TIME_OF_DAY),
+            )
         })
         .collect();
     Ok(StatusPanel {
@@ -276,6 +309,7 @@ async fn status_panel(state: &AppState, tz: Tz) -> Result<StatusPanel, PageError
         readers_offline_total,
         readers_offline,
         open_doors,
+        unlocked_doors,
     })
 }
 

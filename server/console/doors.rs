@@ -4,19 +4,22 @@
 
 use actix_web::{HttpResponse, web};
 use askama::Template;
+use std::collections::HashSet;
+
 use chrono_tz::Tz;
 use serde::Deserialize;
 
 use super::kit::listing::{ListQuery, Paged};
 use super::kit::saved::{self, SavedQuery};
 use super::kit::session::{Posted, Viewer};
-use super::kit::{Chrome, PageError, Problems, Section, page, page_with_status, see_other};
+use super::kit::{Chrome, PageError, Problems, Section, page_with_status, see_other};
 use crate::app::state::AppState;
 use crate::entities::doors::{DoorFilter, DoorInput, DoorView, Doors};
 use crate::entities::readers::{ReaderFilter, ReaderInput, ReaderView, Readers};
 use crate::entities::sites::{SiteView, Sites};
 use crate::entities::zones::Zones;
 use crate::entities::{self, Entity, FieldErrors, Page};
+use crate::readers::door_state::DoorState;
 use crate::readers::health::ReaderHealth;
 use crate::store::history::SwipesOf;
 use crate::web::error::ApiError;
@@ -25,11 +28,39 @@ use crate::web::error::ApiError;
 pub struct DoorLine {
     pub door: DoorView,
     pub zone: String,
-    /// "open since 09:12:03", "open since 09:12:03, held open", or "closed".
-    pub state: String,
-    pub alarm: bool,
+    pub state: StateShown,
     pub readers_online: usize,
     pub readers: usize,
+}
+
+/// A door's state as a page shows it: in words, and how it is marked.
+pub struct StateShown {
+    /// "unknown", "closed", "open since 09:12:03", "forced open since 09:12:03, held
+    /// open", each with "last known: its reader is offline" when that is so.
+    pub words: String,
+    /// Live and alarming: forced or held open, reported by a reader that is online.
+    pub alarm: bool,
+    /// Only the last known: the reader that reported it is offline.
+    pub stale: bool,
+    /// Nothing known yet.
+    pub unknown: bool,
+    /// "unlocked until 14:05:00": an admin's unlock in force, on the door's site's clock.
+    pub unlocked_until: Option<String>,
+}
+
+impl StateShown {
+    /// The CSS class of the state's cell or row: `alarm`, `stale`, `unknown` or none.
+    pub fn class(&self) -> &'static str {
+        if self.alarm {
+            "alarm"
+        } else if self.stale {
+            "stale"
+        } else if self.unknown {
+            "unknown"
+        } else {
+            ""
+        }
+    }
 }
 
 /// Doors per page of the list.
@@ -41,30 +72,65 @@ struct ListPage {
     chrome: Chrome,
     list: Paged,
     doors: Vec<DoorLine>,
+    /// The zones a new door can go in (id, "Site › Zone › Zone").
+    zones: Vec<(i64, String)>,
+    typed: NewDoorForm,
+    problems: Problems,
 }
 
 fn health_of(state: &AppState, reader_ids: &[String]) -> Vec<ReaderHealth> {
     state.health.of(reader_ids.iter().map(String::as_str))
 }
 
-/// The door's state in words, with the time it opened on its site's clock `tz`.
-fn door_state(state: &AppState, door_id: i64, chrome: &Chrome, tz: Tz) -> (String, bool) {
-    let open = state.doors.lock().ok().and_then(|doors| {
-        doors
-            .open_doors()
-            .into_iter()
-            .find(|d| d.door_id == door_id)
-    });
-    match open {
-        Some(d) if d.held_open => (
-            format!("open since {}, held open", chrome.clock_in(&d.since, &tz)),
-            true,
+/// The door's state in words, its times on its site's clock `tz`; `offline` are the
+/// readers offline now, whose last reports are stale.
+fn door_state(
+    state: &AppState,
+    door_id: i64,
+    chrome: &Chrome,
+    tz: Tz,
+    offline: &HashSet<String>,
+) -> StateShown {
+    let status = match state.doors.lock() {
+        Ok(doors) => doors.status(door_id, |r| offline.contains(r)),
+        Err(poisoned) => poisoned
+            .into_inner()
+            .status(door_id, |r| offline.contains(r)),
+    };
+    let mut words = match status.state {
+        DoorState::Unknown => "unknown".to_owned(),
+        DoorState::Closed { .. } => "closed".to_owned(),
+        DoorState::Open {
+            since,
+            forced,
+            held_open,
+        } => format!(
+            "{}open since {}{}",
+            if forced { "forced " } else { "" },
+            chrome.clock_in(&since, &tz),
+            if held_open { ", held open" } else { "" }
         ),
-        Some(d) => (
-            format!("open since {}", chrome.clock_in(&d.since, &tz)),
-            false,
-        ),
-        None => ("closed".to_owned(), false),
+    };
+    if status.stale {
+        words.push_str(" (last known: its reader is offline)");
+    }
+    StateShown {
+        alarm: status.open_now()
+            && matches!(
+                status.state,
+                DoorState::Open { forced: true, .. }
+                    | DoorState::Open {
+                        held_open: true,
+                        ..
+                    }
+            ),
+        stale: status.stale,
+        unknown: status.state == DoorState::Unknown,
+        unlocked_until: state
+            .hub
+            .unlocked_until(door_id)
+            .map(|until| format!("unlocked until {}", chrome.clock_in(&until, &tz))),
+        words,
     }
 }
 
@@ -74,7 +140,24 @@ pub async fn list(
     viewer: Viewer,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let query = query.into_inner();
+    render_list(
+        &state,
+        &viewer,
+        query.into_inner(),
+        NewDoorForm::default(),
+        Problems::default(),
+    )
+    .await
+}
+
+/// The doors list, with the add-a-door form as typed and its problems.
+async fn render_list(
+    state: &AppState,
+    viewer: &Viewer,
+    query: ListQuery,
+    typed: NewDoorForm,
+    problems: Problems,
+) -> Result<HttpResponse, PageError> {
     let filter = DoorFilter {
         q: query.search(),
         ..Default::default()
@@ -104,15 +187,16 @@ pub async fn list(
             Ok((doors, total, readers))
         })
         .await?;
-    let chrome = Chrome::new(&state, &viewer, Section::Doors);
+    let chrome = Chrome::new(state, viewer, Section::Doors);
     let snapshot = state.live.snapshot();
     let ids: Vec<String> = readers.iter().map(|r| r.reader_id.clone()).collect();
-    let health = health_of(&state, &ids);
+    let health = health_of(state, &ids);
+    let offline = state.health.offline();
     let lines = doors
         .into_iter()
         .map(|door| {
             let tz = snapshot.door_timezone(door.id).unwrap_or(chrome.timezone);
-            let (door_state, alarm) = door_state(&state, door.id, &chrome, tz);
+            let door_state = door_state(state, door.id, &chrome, tz, &offline);
             let mine: Vec<&ReaderView> = readers.iter().filter(|r| r.door_id == door.id).collect();
             let online = mine
                 .iter()
@@ -127,18 +211,40 @@ pub async fn list(
                     .zone(door.zone_id)
                     .map_or_else(String::new, |z| z.name.clone()),
                 state: door_state,
-                alarm,
                 readers_online: online,
                 readers: mine.len(),
                 door,
             }
         })
         .collect();
-    page(&ListPage {
-        chrome,
-        list: Paged::new("/doors", &query, total, PAGE_SIZE),
-        doors: lines,
-    })
+    // Every zone, by site and path, for the add-a-door form.
+    let several_sites = snapshot.sites().len() > 1;
+    let zones = snapshot
+        .sites()
+        .iter()
+        .flat_map(|site| {
+            super::policy::zones::site_zones(&snapshot, site.id)
+                .into_iter()
+                .map(move |(id, path)| {
+                    if several_sites {
+                        (id, format!("{} › {path}", site.name))
+                    } else {
+                        (id, path)
+                    }
+                })
+        })
+        .collect();
+    page_with_status(
+        Problems::status(problems.is_empty()),
+        &ListPage {
+            chrome,
+            list: Paged::new("/doors", &query, total, PAGE_SIZE),
+            doors: lines,
+            zones,
+            typed,
+            problems,
+        },
+    )
 }
 
 /// The register-a-reader form, as typed.
@@ -167,8 +273,13 @@ struct ShowPage {
     chrome: Chrome,
     door: DoorView,
     zone: String,
-    state: String,
-    alarm: bool,
+    state: StateShown,
+    /// The site the door is at, when it is in lockdown: no Unlock is offered then.
+    lockdown: Option<String>,
+    /// Why an unlock just posted was refused, if it was.
+    refusal: Option<String>,
+    /// The settings form: the door's own, or as typed when it came back.
+    settings: SettingsForm,
     readers: Vec<(ReaderView, ReaderHealth)>,
     typed: ReaderForm,
     problems: Problems,
@@ -198,6 +309,9 @@ struct Shown {
     problems: Problems,
     registered: Option<ReaderView>,
     notice: Option<&'static str>,
+    refused: Option<Refused>,
+    /// The settings form as typed, when it came back with problems.
+    settings: Option<SettingsForm>,
 }
 
 impl Shown {
@@ -215,6 +329,8 @@ impl Shown {
             problems: Problems::default(),
             registered: None,
             notice: None,
+            refused: None,
+            settings: None,
         }
     }
 }
@@ -231,6 +347,8 @@ async fn render_door(
         problems,
         registered,
         notice,
+        refused,
+        settings,
     } = shown;
     let (door, readers) = state
         .read(move |conn| {
@@ -266,7 +384,13 @@ async fn render_door(
         .collect();
     let snapshot = state.live.snapshot();
     let door_tz = snapshot.door_timezone(id).unwrap_or(chrome.timezone);
-    let (door_state, alarm) = door_state(state, id, &chrome, door_tz);
+    let door_state = door_state(state, id, &chrome, door_tz, &state.health.offline());
+    let lockdown = snapshot
+        .door_view(id)
+        .filter(|view| view.site.lockdown)
+        .map(|view| view.site.name.clone());
+    let refusal = refused.map(|r| r.words(&door.name, lockdown.as_deref()));
+    let settings = settings.unwrap_or_else(|| SettingsForm::of(&door));
     let heatmap = super::activity_heatmap(
         state,
         chrome.history_scope(),
@@ -304,7 +428,9 @@ async fn render_door(
             door,
             zone,
             state: door_state,
-            alarm,
+            lockdown,
+            refusal,
+            settings,
             readers,
             typed,
             problems,
@@ -320,15 +446,72 @@ async fn render_door(
     )
 }
 
+/// Why the console did not unlock a door: the door page says so after the redirect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The door's site is in lockdown.
+    Lockdown,
+    /// The door's mode is `locked`, and the override was not confirmed.
+    Locked,
+    /// The door has no reader to unlock it.
+    NoReader,
+}
+
+impl Refused {
+    const ALL: [Refused; 3] = [Refused::Lockdown, Refused::Locked, Refused::NoReader];
+
+    fn code(self) -> &'static str {
+        match self {
+            Refused::Lockdown => "lockdown",
+            Refused::Locked => "locked",
+            Refused::NoReader => "no_reader",
+        }
+    }
+
+    /// The reason in words, for the door `door` at a site in lockdown `lockdown` (if it is).
+    fn words(self, door: &str, lockdown: Option<&str>) -> String {
+        match self {
+            Refused::Lockdown => format!(
+                "{door} was not unlocked: {} is in lockdown. End the lockdown to unlock doors.",
+                lockdown.unwrap_or("its site")
+            ),
+            Refused::Locked => format!(
+                "{door} was not unlocked: its mode is locked. To open it anyway for the time \
+                 chosen, tick \u{201c}Unlock although the door is locked\u{201d} and unlock again, \
+                 or change its mode."
+            ),
+            Refused::NoReader => format!(
+                "{door} was not unlocked: it has no reader to unlock it. Register one below."
+            ),
+        }
+    }
+}
+
+/// The door page's query after a refused unlock: one of the reasons' codes; anything else
+/// (an edited address) says nothing.
+#[derive(Deserialize, Default)]
+pub struct RefusedQuery {
+    #[serde(default)]
+    refused: String,
+}
+
+impl RefusedQuery {
+    fn reason(&self) -> Option<Refused> {
+        Refused::ALL.into_iter().find(|r| r.code() == self.refused)
+    }
+}
+
 /// GET /doors/{id}
 pub async fn show(
     state: web::Data<AppState>,
     viewer: Viewer,
     id: web::Path<i64>,
     query: web::Query<SavedQuery>,
+    refused: web::Query<RefusedQuery>,
 ) -> Result<HttpResponse, PageError> {
     let shown = Shown {
         notice: query.notice(),
+        refused: refused.reason(),
         ..Shown::fresh()
     };
     render_door(&state, &viewer, id.into_inner(), shown).await
@@ -461,14 +644,20 @@ pub struct UnlockForm {
     /// How long; the door's own unlock time when absent.
     #[serde(default)]
     seconds: Option<i64>,
+    /// The checkbox that confirms unlocking a door whose mode is `locked`.
+    #[serde(default)]
+    override_locked: Option<String>,
 }
 
-/// POST /doors/{id}/unlock: a momentary unlock; refused in lockdown.
+/// POST /doors/{id}/unlock: a momentary unlock. Refused in lockdown, and for a door whose
+/// mode is `locked` unless the form confirms the override; a refusal goes back to the door
+/// page, which says why.
 pub async fn unlock(
     state: web::Data<AppState>,
     posted: Posted<UnlockForm>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
+    use crate::readers::hub::UnlockError;
     let actor = posted.viewer.may_change_policy()?.username.clone();
     let provenance = posted.viewer.provenance();
     let id = id.into_inner();
@@ -487,31 +676,45 @@ pub async fn unlock(
             "an unlock lasts 1 second to 1 hour".to_owned(),
         ));
     }
-    state
+    let override_locked = posted.form.override_locked.is_some();
+    let until = match state
         .hub
-        .unlock_for(id, chrono::Duration::seconds(seconds), &actor)
+        .unlock_for(
+            id,
+            chrono::Duration::seconds(seconds),
+            override_locked,
+            &actor,
+        )
         .await
-        .map_err(|e| match e {
-            crate::readers::hub::UnlockError::Log(e) => PageError::Internal(e.to_string()),
-            refused => PageError::Conflict(format!("{}: {refused}.", door.name)),
-        })?;
+    {
+        Ok(until) => until,
+        Err(e) => {
+            let refused = match e {
+                UnlockError::Lockdown => Refused::Lockdown,
+                UnlockError::DoorLocked => Refused::Locked,
+                UnlockError::NoReader => Refused::NoReader,
+                UnlockError::UnknownDoor(_) => {
+                    return Err(PageError::NotFound(format!("There is no door {id}.")));
+                }
+                UnlockError::Log(e) => return Err(PageError::Internal(e.to_string())),
+            };
+            return Ok(see_other(&format!(
+                "/doors/{id}?refused={}",
+                refused.code()
+            )));
+        }
+    };
     let now = state.clock.now();
     state
         .write(move |conn| {
-            crate::store::audit::append(
+            Ok(crate::entities::doors::record_unlock(
                 conn,
-                &crate::store::audit::AuditEntry {
-                    provenance: &provenance,
-                    action: "unlock",
-                    entity: "door",
-                    entity_id: Some(id.to_string()),
-                    summary: format!("unlock door '{}' for {seconds} s", door.name),
-                    before: None,
-                    after: None,
-                },
+                &provenance,
+                &door,
+                seconds,
+                until,
                 now,
-            )?;
-            Ok(())
+            )?)
         })
         .await?;
     Ok(see_other(&format!("/doors/{id}")))
@@ -584,6 +787,276 @@ pub async fn register_reader(
                 ..Shown::fresh()
             };
             render_door(&state, &posted.viewer, door_id, shown).await
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Seconds as typed ("5", "2.5") in milliseconds, within `min_ms..=max_ms`; else a message
+/// for `field` in `problems`.
+fn seconds_ms(
+    problems: &mut FieldErrors,
+    field: &str,
+    text: &str,
+    (min_ms, max_ms): (i32, i32),
+) -> Option<i32> {
+    let parsed = text
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite())
+        .map(|s| (s * 1000.0).round())
+        .filter(|ms| (f64::from(min_ms)..=f64::from(max_ms)).contains(ms));
+    match parsed {
+        // A whole number within an i32 range, so the cast is exact.
+        Some(ms) => Some(ms as i32),
+        None => {
+            let (min, max) = (f64::from(min_ms) / 1000.0, f64::from(max_ms) / 1000.0);
+            problems.add(
+                field,
+                format!("enter a number of seconds from {min} to {max}"),
+            );
+            None
+        }
+    }
+}
+
+/// A door's settings form (name, unlock time, held-open time, sensitivity), as typed.
+#[derive(Deserialize, Default, Clone)]
+pub struct SettingsForm {
+    #[serde(default)]
+    name: String,
+    /// Seconds, "5" or "2.5".
+    #[serde(default)]
+    unlock_s: String,
+    #[serde(default)]
+    held_open_s: String,
+    #[serde(default)]
+    sensitivity: String,
+}
+
+impl SettingsForm {
+    /// The form filled with the door's own settings.
+    fn of(door: &DoorView) -> SettingsForm {
+        SettingsForm {
+            name: door.name.clone(),
+            unlock_s: (f64::from(door.unlock_ms) / 1000.0).to_string(),
+            held_open_s: door.held_open_s.to_string(),
+            sensitivity: door.sensitivity.clone(),
+        }
+    }
+}
+
+/// The range of a door's unlock time in milliseconds, and of its held-open time in
+/// seconds (the entity's).
+const UNLOCK_MS: (i32, i32) = (100, 600_000);
+const HELD_OPEN_S: (i32, i32) = (1, 86_400);
+
+/// Whole seconds as typed, within `min..=max`; else a message for `field` in `problems`.
+fn whole_seconds(
+    problems: &mut FieldErrors,
+    field: &str,
+    text: &str,
+    (min, max): (i32, i32),
+) -> Option<i32> {
+    let parsed = text
+        .trim()
+        .parse::<i32>()
+        .ok()
+        .filter(|s| (min..=max).contains(s));
+    if parsed.is_none() {
+        problems.add(
+            field,
+            format!("enter a whole number of seconds from {min} to {max}"),
+        );
+    }
+    parsed
+}
+
+/// POST /doors/{id}/edit: renames the door and sets its unlock time, held-open time and
+/// sensitivity; audited, and in force from the next swipe.
+pub async fn edit(
+    state: web::Data<AppState>,
+    posted: Posted<SettingsForm>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    posted.viewer.may_change_policy()?;
+    let id = id.into_inner();
+    let form = posted.form.clone();
+    let mut problems = FieldErrors::default();
+    let unlock_ms = seconds_ms(&mut problems, "unlock_s", &form.unlock_s, UNLOCK_MS);
+    let held_open_s = whole_seconds(&mut problems, "held_open_s", &form.held_open_s, HELD_OPEN_S);
+    let result = match (unlock_ms, held_open_s) {
+        (Some(unlock_ms), Some(held_open_s)) if problems.is_empty() => {
+            let (name, sensitivity) = (form.name.clone(), form.sensitivity.clone());
+            posted
+                .change_policy(&state, move |conn, ctx| {
+                    let door = Doors::get(conn, id)?
+                        .ok_or_else(|| ApiError::NotFound(format!("There is no door {id}.")))?;
+                    let input = DoorInput {
+                        zone_id: door.zone_id,
+                        name,
+                        unlock_ms,
+                        held_open_s,
+                        mode: door.mode,
+                        free_access_schedule_id: door.free_access_schedule_id,
+                        sensitivity,
+                    };
+                    Ok(saved::update::<Doors>(conn, id, input, ctx)?)
+                })
+                .await
+        }
+        _ => Err(ApiError::Invalid(problems)),
+    };
+    match result {
+        Ok(saved) => Ok(saved::see_page(&format!("/doors/{id}"), saved)),
+        Err(ApiError::Invalid(fields)) => {
+            let shown = Shown {
+                settings: Some(posted.form),
+                problems: Problems(fields),
+                ..Shown::fresh()
+            };
+            render_door(&state, &posted.viewer, id, shown).await
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// POST /doors/{id}/delete: deletes a door that nothing refers to any more (no reader, in
+/// no access level); otherwise the door page says what still does. Its events stay.
+pub async fn delete(
+    state: web::Data<AppState>,
+    posted: Posted<super::policy::NoFields>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    use crate::store::schema::{access_level_items, readers};
+    use diesel::prelude::*;
+    posted.viewer.may_change_policy()?;
+    let id = id.into_inner();
+    let result = posted
+        .change_policy(&state, move |conn, ctx| {
+            let door = Doors::get(conn, id)?
+                .ok_or_else(|| ApiError::NotFound(format!("There is no door {id}.")))?;
+            let readers: i64 = readers::table
+                .filter(readers::door_id.eq(id))
+                .count()
+                .get_result(conn)?;
+            let levels = access_level_items::table
+                .filter(access_level_items::door_id.eq(id))
+                .select(access_level_items::level_id)
+                .distinct()
+                .load::<i64>(conn)?
+                .len();
+            if readers > 0 || levels > 0 {
+                let mut uses = Vec::new();
+                if readers > 0 {
+                    uses.push(format!(
+                        "{readers} reader{} (remove {} through the API or the site file)",
+                        if readers == 1 { "" } else { "s" },
+                        if readers == 1 { "it" } else { "them" }
+                    ));
+                }
+                if levels > 0 {
+                    uses.push(format!(
+                        "{levels} access level{} (remove the door from {} on the level's page)",
+                        if levels == 1 { "" } else { "s" },
+                        if levels == 1 { "it" } else { "each" }
+                    ));
+                }
+                return Err(ApiError::Conflict(format!(
+                    "{} was not deleted: it still has {}.",
+                    door.name,
+                    uses.join(" and is in ")
+                )));
+            }
+            entities::delete::<Doors>(conn, id, ctx)?;
+            Ok(())
+        })
+        .await;
+    match result {
+        Ok(()) => Ok(see_other("/doors")),
+        Err(ApiError::Conflict(message)) => {
+            let mut problems = FieldErrors::default();
+            problems.add("delete", message);
+            let shown = Shown {
+                problems: Problems(problems),
+                ..Shown::fresh()
+            };
+            render_door(&state, &posted.viewer, id, shown).await
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// The add-a-door form of the doors list, as typed.
+#[derive(Deserialize, Clone)]
+pub struct NewDoorForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    zone_id: String,
+    #[serde(default)]
+    unlock_s: String,
+    #[serde(default)]
+    held_open_s: String,
+}
+
+impl Default for NewDoorForm {
+    fn default() -> NewDoorForm {
+        NewDoorForm {
+            name: String::new(),
+            zone_id: String::new(),
+            unlock_s: "5".to_owned(),
+            held_open_s: "30".to_owned(),
+        }
+    }
+}
+
+/// POST /doors: adds a door in a zone, normal mode, with its unlock and held-open times;
+/// its page comes next, to register its readers.
+pub async fn create(
+    state: web::Data<AppState>,
+    posted: Posted<NewDoorForm>,
+) -> Result<HttpResponse, PageError> {
+    posted.viewer.may_change_policy()?;
+    let form = posted.form.clone();
+    let mut problems = FieldErrors::default();
+    let unlock_ms = seconds_ms(&mut problems, "unlock_s", &form.unlock_s, UNLOCK_MS);
+    let held_open_s = whole_seconds(&mut problems, "held_open_s", &form.held_open_s, HELD_OPEN_S);
+    let zone_id = form.zone_id.trim().parse::<i64>().ok();
+    if zone_id.is_none() {
+        problems.add("zone_id", "choose a zone from the list");
+    }
+    let result = match (unlock_ms, held_open_s, zone_id) {
+        (Some(unlock_ms), Some(held_open_s), Some(zone_id)) if problems.is_empty() => {
+            let input = DoorInput {
+                zone_id,
+                name: form.name.clone(),
+                unlock_ms,
+                held_open_s,
+                mode: crate::entities::doors::default_mode(),
+                free_access_schedule_id: None,
+                sensitivity: "normal".to_owned(),
+            };
+            posted
+                .change_policy(&state, move |conn, ctx| {
+                    Ok(entities::create::<Doors>(conn, input, ctx)?)
+                })
+                .await
+        }
+        _ => Err(ApiError::Invalid(problems)),
+    };
+    match result {
+        Ok(door) => Ok(see_other(&format!("/doors/{}", door.id))),
+        Err(ApiError::Invalid(fields)) => {
+            render_list(
+                &state,
+                &posted.viewer,
+                ListQuery::default(),
+                posted.form,
+                Problems(fields),
+            )
+            .await
         }
         Err(other) => Err(other.into()),
     }

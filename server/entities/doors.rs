@@ -220,3 +220,43 @@ pub fn id_by_name(conn: &mut DbConnection, name: &str) -> QueryResult<Option<i64
         .first(conn)
         .optional()
 }
+
+/// Records an admin's momentary unlock of `door` (as the live policy has it) in the audit
+/// log: for `seconds`, until `until`, and whether it overrode the door's `locked` mode.
+/// The unlock itself is the hub's (`Hub::unlock_for`), which records it as an event.
+pub fn record_unlock(
+    conn: &mut DbConnection,
+    provenance: &crate::identity::provenance::Provenance,
+    door: &crate::policy::Door,
+    seconds: i64,
+    until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    let overriding = door.mode == DoorMode::Locked;
+    crate::store::audit::append(
+        conn,
+        &crate::store::audit::AuditEntry {
+            provenance,
+            action: "unlock",
+            entity: "door",
+            entity_id: Some(door.id.to_string()),
+            summary: format!(
+                "unlock door '{}' for {seconds} s{}",
+                door.name,
+                if overriding {
+                    ", overriding its locked mode"
+                } else {
+                    ""
+                }
+            ),
+            before: None,
+            after: Some(serde_json::json!({
+                "until": until,
+                "seconds": seconds,
+                "overrides_locked": overriding,
+            })),
+        },
+        now,
+    )?;
+    Ok(())
+}

@@ -103,6 +103,23 @@ impl HealthBoard {
         self.update(reader_id, |h| h.faults += 1);
     }
 
+    /// Whether the reader has said it is offline (its status or last will, or its Modbus
+    /// device unreachable); a reader that never said either way is not.
+    pub fn is_offline(&self, reader_id: &str) -> bool {
+        locked(&self.readers)
+            .get(reader_id)
+            .is_some_and(|h| h.online == Some(false))
+    }
+
+    /// The readers offline now ([`HealthBoard::is_offline`]).
+    pub fn offline(&self) -> std::collections::HashSet<String> {
+        locked(&self.readers)
+            .values()
+            .filter(|h| h.online == Some(false))
+            .map(|h| h.reader_id.clone())
+            .collect()
+    }
+
     pub fn attach_poller(&self, reader_id: &str, handle: DeviceHandle) {
         locked(&self.pollers).insert(reader_id.to_owned(), handle);
     }

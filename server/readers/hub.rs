@@ -36,8 +36,8 @@ pub struct Hub {
     doors: Arc<Mutex<DoorStates>>,
     health: HealthBoard,
     faults: Arc<Mutex<FaultBudget>>,
-    /// Doors unlocked by an admin's hand until the given instant (momentary unlock).
-    unlocked_until: Arc<Mutex<HashMap<i64, DateTime<Utc>>>>,
+    /// Doors unlocked by an admin's hand (momentary unlocks), by door.
+    unlocks: Arc<Mutex<HashMap<i64, Unlock>>>,
     /// Bumped whenever the mode some reader should be in changes without a policy change
     /// (a momentary unlock starts or ends); the drivers re-send modes on it.
     mode_changes: Arc<tokio::sync::watch::Sender<u64>>,
@@ -117,6 +117,15 @@ enum Logged {
     SeqReused,
 }
 
+/// A momentary unlock by an admin's hand.
+#[derive(Debug, Clone, Copy)]
+struct Unlock {
+    until: DateTime<Utc>,
+    /// The admin confirmed unlocking a door whose mode is `locked`; an ordinary unlock
+    /// ends when the door is set to `locked`.
+    overrides_locked: bool,
+}
+
 /// Why a momentary unlock was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum UnlockError {
@@ -124,6 +133,10 @@ pub enum UnlockError {
     UnknownDoor(i64),
     #[error("the site is in lockdown: end the lockdown to unlock doors")]
     Lockdown,
+    #[error(
+        "the door's mode is locked: an unlock would override it, so it needs an explicit confirmation"
+    )]
+    DoorLocked,
     #[error("the door has no reader to unlock it")]
     NoReader,
     #[error("the unlock could not be recorded: {0}")]
@@ -175,6 +188,16 @@ fn decide_now(
     Ok((decision, snapshot))
 }
 
+/// Whether an admin's unlock of `door_id` holds at `now`: not over, the door's site not
+/// in lockdown, and the door not set to `locked` since (unless the unlock overrode that).
+fn in_force(snapshot: &Snapshot, door_id: i64, unlock: &Unlock, now: DateTime<Utc>) -> bool {
+    unlock.until > now
+        && snapshot.door_view(door_id).is_some_and(|view| {
+            !view.site.lockdown
+                && (unlock.overrides_locked || view.door.mode != policy::DoorMode::Locked)
+        })
+}
+
 /// The site and zone a door is in now (`None`s for no door, or one no longer known).
 fn place_of(snapshot: &Snapshot, door_id: Option<i64>) -> (Option<i64>, Option<i64>) {
     door_id
@@ -202,7 +225,7 @@ impl Hub {
             doors: Arc::default(),
             health: HealthBoard::default(),
             faults: Arc::default(),
-            unlocked_until: Arc::default(),
+            unlocks: Arc::default(),
             mode_changes: Arc::new(tokio::sync::watch::channel(0).0),
             pins: PinLockout::default(),
         }
@@ -226,13 +249,16 @@ impl Hub {
 
     /// Unlocks a door for `duration` by an admin's hand: its readers are told `unlocked`
     /// and then their usual mode again; the door opening meanwhile is not forced. Refused
-    /// during a lockdown. Recorded in the event log (the caller records the admin change).
+    /// during a lockdown, and for a door whose mode is `locked` unless `override_locked`
+    /// (the admin confirmed it). Recorded in the event log (the caller records the admin
+    /// change). Returns when the unlock ends.
     pub async fn unlock_for(
         &self,
         door_id: i64,
         duration: chrono::Duration,
+        override_locked: bool,
         by: &str,
-    ) -> Result<(), UnlockError> {
+    ) -> Result<DateTime<Utc>, UnlockError> {
         let now = self.clock.now();
         let snapshot = self.live.snapshot();
         let view = snapshot
@@ -241,6 +267,10 @@ impl Hub {
         if view.site.lockdown {
             return Err(UnlockError::Lockdown);
         }
+        let locked = view.door.mode == policy::DoorMode::Locked;
+        if locked && !override_locked {
+            return Err(UnlockError::DoorLocked);
+        }
         if !snapshot.readers().iter().any(|r| r.door_id == door_id) {
             return Err(UnlockError::NoReader);
         }
@@ -248,15 +278,55 @@ impl Hub {
         let mut event = Event::new(EventKind::RemoteUnlock, now);
         event.door_id = Some(door_id);
         (event.site_id, event.zone_id) = (Some(view.site.id), Some(view.zone.id));
-        event.detail = serde_json::json!({"by": by, "seconds": duration.num_seconds()}).to_string();
+        event.detail = serde_json::json!({
+            "by": by,
+            "seconds": duration.num_seconds(),
+            "overrides_locked": locked,
+        })
+        .to_string();
         self.log.append(event).await?;
-        if let Ok(mut unlocked) = self.unlocked_until.lock() {
-            unlocked.insert(door_id, until);
+        if let Ok(mut unlocked) = self.unlocks.lock() {
+            unlocked.insert(
+                door_id,
+                Unlock {
+                    until,
+                    overrides_locked: locked,
+                },
+            );
         }
         let ms = u32::try_from(duration.num_milliseconds()).unwrap_or(u32::MAX);
         self.with_doors(|d| d.granted(door_id, ms, now));
         self.mode_changed();
-        Ok(())
+        Ok(until)
+    }
+
+    /// The doors unlocked by an admin's hand now, with when each unlock ends: not during
+    /// their site's lockdown, nor an ordinary unlock of a door set to `locked` since.
+    pub fn unlocked_doors(&self) -> Vec<(i64, DateTime<Utc>)> {
+        let snapshot = self.live.snapshot();
+        let now = self.clock.now();
+        let Ok(unlocked) = self.unlocks.lock() else {
+            return Vec::new();
+        };
+        let mut doors: Vec<(i64, DateTime<Utc>)> = unlocked
+            .iter()
+            .filter(|(door_id, unlock)| in_force(&snapshot, **door_id, unlock, now))
+            .map(|(door_id, unlock)| (*door_id, unlock.until))
+            .collect();
+        doors.sort_unstable();
+        doors
+    }
+
+    /// When the admin's unlock of `door_id` ends, if one is in force
+    /// ([`Hub::unlocked_doors`]).
+    pub fn unlocked_until(&self, door_id: i64) -> Option<DateTime<Utc>> {
+        let snapshot = self.live.snapshot();
+        let now = self.clock.now();
+        let unlocked = self.unlocks.lock().ok()?;
+        unlocked
+            .get(&door_id)
+            .filter(|unlock| in_force(&snapshot, door_id, unlock, now))
+            .map(|unlock| unlock.until)
     }
 
     /// Performs the daily anti-passback resets that have come due (`LivePolicy::
@@ -295,12 +365,15 @@ impl Hub {
         done
     }
 
-    /// Ends momentary unlocks whose time is up; called every second.
+    /// Ends momentary unlocks whose time is up, and those a lockdown or the door's being
+    /// set to `locked` ended meanwhile (so that they do not resume when it is over);
+    /// called every second.
     pub fn end_unlocks(&self, now: DateTime<Utc>) {
-        let ended = match self.unlocked_until.lock() {
+        let snapshot = self.live.snapshot();
+        let ended = match self.unlocks.lock() {
             Ok(mut unlocked) => {
                 let before = unlocked.len();
-                unlocked.retain(|_, until| *until > now);
+                unlocked.retain(|door_id, unlock| in_force(&snapshot, *door_id, unlock, now));
                 unlocked.len() != before
             }
             Err(_) => false,
@@ -395,7 +468,7 @@ impl Hub {
                 };
                 match self.record_reader_event(reader_id, event, kind, now).await {
                     Logged::New(Some(door_id)) => {
-                        let alarm = self.with_doors(|d| d.contact(door_id, *open, now));
+                        let alarm = self.with_doors(|d| d.contact(door_id, reader_id, *open, now));
                         if let Some(alarm) = alarm {
                             self.record_alarm(alarm, Some(reader_id), now).await;
                         }
@@ -448,14 +521,14 @@ impl Hub {
     pub fn reader_modes(&self) -> Vec<(String, ReaderMode)> {
         let snapshot = self.live.snapshot();
         let now = self.clock.now();
+        // An unlock that a lockdown or the door's `locked` mode ended is forgotten here
+        // too, where readers are told their modes: it must not resume when that is over.
         let unlocked: Vec<i64> = self
-            .unlocked_until
+            .unlocks
             .lock()
-            .map(|u| {
-                u.iter()
-                    .filter(|(_, t)| **t > now)
-                    .map(|(d, _)| *d)
-                    .collect()
+            .map(|mut u| {
+                u.retain(|door_id, unlock| in_force(&snapshot, *door_id, unlock, now));
+                u.keys().copied().collect()
             })
             .unwrap_or_default();
         snapshot
@@ -854,12 +927,17 @@ impl Hub {
     /// calls this every second.
     pub async fn check_held_open(&self, now: DateTime<Utc>) {
         let snapshot = self.live.snapshot();
+        let health = self.health.clone();
         let alarms = self.with_doors(|d| {
-            d.held_open(now, |door_id| {
-                snapshot
-                    .door(door_id)
-                    .map(|door| chrono::TimeDelta::seconds(i64::from(door.held_open_s)))
-            })
+            d.held_open(
+                now,
+                |door_id| {
+                    snapshot
+                        .door(door_id)
+                        .map(|door| chrono::TimeDelta::seconds(i64::from(door.held_open_s)))
+                },
+                |reader| health.is_offline(reader),
+            )
         });
         for alarm in alarms {
             self.record_alarm(alarm, None, now).await;

@@ -887,6 +887,14 @@ pub fn write_batch(
         let rows: Vec<EventColumns<'_>> =
             fresh.iter().map(|&i| EventColumns::of(&batch[i])).collect();
         let ids = insert_rows(conn, &rows)?;
+        // The cards' last use, in the same transaction: one UPDATE per card of the batch.
+        super::last_use::note_last_use(
+            conn,
+            fresh.iter().filter_map(|&i| {
+                let e = &batch[i];
+                (e.kind == EventKind::Swipe).then_some((e.credential_id?, e.at))
+            }),
+        )?;
         // In reader order: instances sharing a PostgreSQL database then lock the readers'
         // rows in the same order, and cannot deadlock on them.
         let mut highest: std::collections::BTreeMap<&str, u64> = Default::default();

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod checkpoint;
 pub mod event_log;
 pub mod history;
+pub mod last_use;
 pub mod load;
 pub mod rows;
 pub mod schema;

@@ -4,6 +4,7 @@
 pub mod admin_routes;
 pub mod auth;
 pub mod client_addr;
+pub mod door_routes;
 pub mod edge;
 pub mod entity_routes;
 pub mod error;

@@ -229,6 +229,56 @@ fn risk_paths(doc: &mut DocBuilder) {
     );
 }
 
+/// The doors' states and momentary unlocks.
+fn door_paths(doc: &mut DocBuilder) {
+    use super::door_routes::{DoorStateView, UnlockRequest, UnlockView};
+    let state = doc.schema_ref::<DoorStateView>();
+    let request = doc.schema_ref::<UnlockRequest>();
+    let done = doc.schema_ref::<UnlockView>();
+    let errors = doc.schema_ref::<FieldErrors>();
+    doc.route(
+        "/api/v1/doors/states",
+        HttpMethod::Get,
+        operation(
+            "doors",
+            "Every door's state as its readers report it: unknown, closed or open (forced, \
+             held open), stale while the reporting reader is offline, and an admin's unlock"
+                .to_owned(),
+        )
+        .response(
+            "200",
+            json_response("the doors", ArrayBuilder::new().items(state).build()),
+        )
+        .build(),
+    );
+    doc.route(
+        "/api/v1/doors/{id}/unlock",
+        HttpMethod::Post,
+        operation(
+            "doors",
+            "Unlock a door for a moment (1 to 3600 s; the door's unlock time by default)"
+                .to_owned(),
+        )
+        .parameter(id_param())
+        .request_body(Some(
+            RequestBodyBuilder::new()
+                .content(JSON, ContentBuilder::new().schema(Some(request)).build())
+                .build(),
+        ))
+        .response("200", json_response("unlocked until `until`", done))
+        .response("404", ResponseBuilder::new().description("no such door"))
+        .response(
+            "409",
+            ResponseBuilder::new().description(
+                "refused, with the reason in `error`: the site is in lockdown, the door's \
+                 mode is locked and `override_locked` was not sent, or it has no reader",
+            ),
+        )
+        .response("422", json_response("invalid input", errors))
+        .build(),
+    );
+}
+
 /// The periodic jobs.
 fn job_paths(doc: &mut DocBuilder) {
     let job = doc.schema_ref::<crate::app::jobs::JobView>();
@@ -365,6 +415,7 @@ pub fn document() -> OpenApi {
     event_paths(&mut doc);
     job_paths(&mut doc);
     risk_paths(&mut doc);
+    door_paths(&mut doc);
     let mut components = ComponentsBuilder::new().security_scheme(
         "bearer",
         SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),

@@ -398,3 +398,111 @@ fn a_put_that_changes_nothing_adds_no_audit_entry() {
         assert_eq!(audit_entries(&app), audited + 1, "{backend:?}: a change");
     }
 }
+
+/// The API unlocks a door for a moment or refuses with 409 and the reason in JSON (no
+/// reader, a locked door without `override_locked`, a lockdown), and tells every door's
+/// state: unknown until its contact reports, with the running unlock.
+#[test]
+fn the_api_unlocks_a_door_or_says_why_not_and_tells_each_doors_state() {
+    let app = TestApp::new(crate::app::Backend::Sqlite);
+    let f = build_site(&app);
+    let state_of = |door: i64| {
+        let r = app.get("/api/v1/doors/states");
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["door_id"] == door)
+            .cloned()
+            .unwrap()
+    };
+    let main = state_of(f.main_door);
+    assert_eq!(main["contact"], "unknown", "{main}");
+    assert_eq!(main["since"], serde_json::Value::Null);
+    assert_eq!(main["unlocked_until"], serde_json::Value::Null);
+    let unlock = |door: i64, body: serde_json::Value| {
+        app.post(&format!("/api/v1/doors/{door}/unlock"), body)
+    };
+
+    let r = unlock(f.server_door, json!({}));
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(
+        r.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("Server Room Door: the door has no reader"),
+        "{}",
+        r.body
+    );
+    let r = unlock(f.main_door, json!({"seconds": 0}));
+    assert_eq!(r.status, 422, "{}", r.body);
+    let r = unlock(f.main_door, json!({"seconds": 60, "open": "please"}));
+    assert_eq!(r.status, 422, "{}", r.body);
+    let auditor = app.token_for("audrey", "auditor");
+    let r = app.send_as(
+        Some(&auditor),
+        "POST",
+        &format!("/api/v1/doors/{}/unlock", f.main_door),
+        &json!({}),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+
+    let r = unlock(f.main_door, json!({"seconds": 60}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["seconds"], 60);
+    assert_eq!(r.body["overrides_locked"], false);
+    assert_eq!(state_of(f.main_door)["unlocked_until"], r.body["until"]);
+
+    // A locked door: refused unless the override is sent, which ends the unlock above.
+    let mut door = app.get(&format!("/api/v1/doors/{}", f.main_door)).body;
+    door["mode"] = json!("locked");
+    let r = app.put(&format!("/api/v1/doors/{}", f.main_door), door);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        state_of(f.main_door)["unlocked_until"],
+        serde_json::Value::Null
+    );
+    let r = unlock(f.main_door, json!({"seconds": 30}));
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(
+        r.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("override_locked"),
+        "{}",
+        r.body
+    );
+    let r = unlock(f.main_door, json!({"seconds": 30, "override_locked": true}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["overrides_locked"], true);
+
+    // A lockdown refuses every unlock, and ends the running one.
+    let r = app.put(
+        &format!("/api/v1/sites/{}", f.site),
+        json!({"name": "HQ", "timezone": "Europe/Berlin", "lockdown": true}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        state_of(f.main_door)["unlocked_until"],
+        serde_json::Value::Null
+    );
+    let r = unlock(f.main_door, json!({"override_locked": true}));
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(
+        r.body["error"].as_str().unwrap().contains("lockdown"),
+        "{}",
+        r.body
+    );
+
+    assert_eq!(app.events(Some("remote_unlock")).len(), 2);
+    let audit = app.get("/api/v1/audit?entity=door").body.to_string();
+    assert!(
+        audit.contains("unlock door 'Main Entrance' for 30 s, overriding its locked mode"),
+        "{audit}"
+    );
+    assert!(
+        app.get("/api/v1/openapi.json").body["paths"]["/api/v1/doors/{id}/unlock"]["post"]
+            .is_object()
+    );
+}

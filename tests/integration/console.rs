@@ -2347,3 +2347,150 @@ fn the_access_levels_list_searches_and_pages() {
     // Staff is held by the fixture's one person.
     assert!(staff.body.contains("1 person"), "{}", staff.body);
 }
+
+/// Doors are added, renamed, given their times and deleted in the console: a form with
+/// mistakes comes back with each message beside its field and what was typed; a door still
+/// in use is not deleted and its page says what uses it; every change is audited.
+#[test]
+fn doors_are_added_edited_and_deleted_in_the_console_each_audited() {
+    let app = TestApp::new(Backend::Sqlite);
+    let f = build_site(&app);
+    let mut admin = signed_in(&app, "admin");
+    let building = f.building.to_string();
+
+    let page = admin.submit(
+        "/doors",
+        "/doors",
+        &[
+            ("name", "Side Door"),
+            ("zone_id", ""),
+            ("unlock_s", "0"),
+            ("held_open_s", "soon"),
+        ],
+    );
+    assert_eq!(page.status, 422, "{}", page.body);
+    for field in ["zone_id-error", "unlock_s-error", "held_open_s-error"] {
+        assert!(page.body.contains(&format!("id=\"{field}\"")), "{field}");
+    }
+    assert!(page.body.contains("value=\"Side Door\""), "typed text kept");
+    let page = admin.submit(
+        "/doors",
+        "/doors",
+        &[
+            ("name", "Main Entrance"),
+            ("zone_id", &building),
+            ("unlock_s", "5"),
+            ("held_open_s", "30"),
+        ],
+    );
+    assert_eq!(page.status, 422, "{}", page.body);
+    assert!(page.body.contains("already exists"), "{}", page.body);
+
+    let page = admin.submit(
+        "/doors",
+        "/doors",
+        &[
+            ("name", "Side Door"),
+            ("zone_id", &building),
+            ("unlock_s", "2.5"),
+            ("held_open_s", "45"),
+        ],
+    );
+    assert_eq!(page.status, 303, "{}", page.body);
+    let door = page.location().to_owned();
+    let id: i64 = door.trim_start_matches("/doors/").parse().unwrap();
+    let api = app.get(&format!("/api/v1/doors/{id}")).body;
+    assert_eq!(api["name"], "Side Door");
+    assert_eq!(api["zone_id"], f.building);
+    assert_eq!(api["unlock_ms"], 2500);
+    assert_eq!(api["held_open_s"], 45);
+    assert_eq!(api["mode"], "normal");
+
+    let edit = format!("{door}/edit");
+    let settings = [
+        ("name", "Side Door East"),
+        ("unlock_s", "3"),
+        ("held_open_s", "60"),
+        ("sensitivity", "high"),
+    ];
+    let page = admin.submit(&door, &edit, &settings);
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.location(), door);
+    let api = app.get(&format!("/api/v1/doors/{id}")).body;
+    assert_eq!(api["name"], "Side Door East");
+    assert_eq!(api["unlock_ms"], 3000);
+    assert_eq!(api["held_open_s"], 60);
+    assert_eq!(api["sensitivity"], "high");
+    let page = admin.submit(&door, &edit, &settings);
+    assert_eq!(page.location(), format!("{door}?saved=unchanged"));
+    let page = admin.submit(
+        &door,
+        &edit,
+        &[
+            ("name", "Server Room Door"),
+            ("unlock_s", "900"),
+            ("held_open_s", "60"),
+            ("sensitivity", "high"),
+        ],
+    );
+    assert_eq!(page.status, 422, "{}", page.body);
+    assert!(page.body.contains("id=\"unlock_s-error\""), "{}", page.body);
+    assert!(page.body.contains("value=\"900\""), "typed text kept");
+    let page = admin.submit(
+        &door,
+        &edit,
+        &[
+            ("name", "Server Room Door"),
+            ("unlock_s", "3"),
+            ("held_open_s", "60"),
+            ("sensitivity", "high"),
+        ],
+    );
+    assert_eq!(page.status, 422, "{}", page.body);
+    assert!(page.body.contains("id=\"name-error\""), "{}", page.body);
+    assert_eq!(
+        app.get(&format!("/api/v1/doors/{id}")).body["name"],
+        "Side Door East"
+    );
+
+    // The main entrance has a reader and is in an access level: not deleted, and why.
+    let main = format!("/doors/{}", f.main_door);
+    let page = admin.submit(&main, &format!("{main}/delete"), &[]);
+    assert_eq!(page.status, 422, "{}", page.body);
+    assert!(
+        page.body.contains(
+            "Main Entrance was not deleted: it still has 1 reader (remove it through the API \
+             or the site file) and is in 1 access level"
+        ),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        app.get(&main.replace("/doors", "/api/v1/doors")).status,
+        200
+    );
+
+    let page = admin.submit(&door, &format!("{door}/delete"), &[]);
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.location(), "/doors");
+    assert_eq!(app.get(&format!("/api/v1/doors/{id}")).status, 404);
+
+    let audit = app.get("/api/v1/audit?entity=door").body.to_string();
+    for summary in [
+        "create door 'Side Door'",
+        "update door 'Side Door East'",
+        "delete door 'Side Door East'",
+    ] {
+        assert!(audit.contains(summary), "{summary}: {audit}");
+    }
+    // A door page's address edited to carry an unknown refusal says nothing of it.
+    let page = admin.get(&format!("{main}?refused=%3Cb%3Ebogus"));
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains("id=\"refusal\""), "{}", page.body);
+    // An auditor sees neither form.
+    let mut auditor = signed_in(&app, "auditor");
+    let list = auditor.get("/doors").body;
+    assert!(!list.contains("id=\"add-door\""));
+    let page = auditor.get(&main).body;
+    assert!(!page.contains("id=\"settings-form\""));
+}

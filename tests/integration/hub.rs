@@ -623,3 +623,105 @@ fn the_largest_seq_is_accepted() {
         );
     }
 }
+
+/// A door's state is only as good as the reader that reported it: once that reader is
+/// offline, what it said last is stale, and an open door it reported raises no held-open
+/// alarm however long it stays on the books. Back online, its word counts again.
+#[test]
+fn an_open_door_whose_reader_went_offline_raises_no_held_open_alarm() {
+    let app = TestApp::new(crate::app::Backend::Sqlite);
+    let f = build_site(&app);
+    let rig = Rig::new(app, monday_morning());
+    let offline = |reader: &str| {
+        rig.hub
+            .health()
+            .of(std::iter::once(reader))
+            .first()
+            .is_some_and(|h| h.online == Some(false))
+    };
+    let status = || {
+        let doors = rig.hub.doors();
+        let doors = doors.lock().unwrap();
+        doors.status(f.main_door, offline)
+    };
+    use gatehouse::readers::door_state::DoorState;
+    assert_eq!(status().state, DoorState::Unknown, "never reported");
+    rig.runtime.block_on(rig.hub.reader_status("main-in", true));
+    assert!(matches!(
+        rig.swipe("main-in", 1, f.card),
+        Some(Command::Grant { .. })
+    ));
+    rig.send(
+        "main-in",
+        &json!({"type": "door", "seq": 2, "ts": "2026-11-23T09:00:00Z", "state": "open"})
+            .to_string(),
+    );
+    assert!(status().open_now());
+    // The reader goes away (its last will) with the door on the books as open.
+    rig.runtime
+        .block_on(rig.hub.reader_status("main-in", false));
+    assert!(status().stale, "{:?}", status());
+    assert!(!status().open_now());
+    for minutes in [1, 10, 60] {
+        rig.runtime.block_on(
+            rig.hub
+                .check_held_open(monday_morning() + TimeDelta::minutes(minutes)),
+        );
+    }
+    assert!(
+        rig.app.events(Some("held_open")).is_empty(),
+        "a held-open alarm from what an offline reader said last"
+    );
+    // Back online and still open (it sends no close): now it is held open, once.
+    rig.runtime.block_on(rig.hub.reader_status("main-in", true));
+    rig.runtime.block_on(
+        rig.hub
+            .check_held_open(monday_morning() + TimeDelta::minutes(61)),
+    );
+    assert_eq!(rig.app.events(Some("held_open")).len(), 1);
+}
+
+/// Each card's last use is written with the swipes that used it (granted or refused), and
+/// shown by the API; a card never presented has none.
+#[test]
+fn a_swipe_records_the_cards_last_use() {
+    for backend in backends() {
+        let app = TestApp::new(backend);
+        let f = build_site(&app);
+        let other = app.create(
+            "credentials",
+            json!({"person_id": f.person, "card_uid": "0BADCAFE"}),
+        );
+        let rig = Rig::new(app, monday_morning());
+        let card = |uid: &str| {
+            let r = rig.app.get(&format!("/api/v1/credentials?card_uid={uid}"));
+            assert_eq!(r.status, 200, "{}", r.body);
+            r.body["items"][0].clone()
+        };
+        assert_eq!(card(f.card)["last_used_at"], serde_json::Value::Null);
+        assert!(matches!(
+            rig.swipe("main-in", 1, f.card),
+            Some(Command::Grant { .. })
+        ));
+        assert_eq!(
+            card(f.card)["last_used_at"],
+            json!("2026-11-23T09:00:00Z"),
+            "{backend:?}"
+        );
+        // A refused swipe is a use of the card too (a lost card tried at a door).
+        let r = rig.app.put(
+            &format!("/api/v1/credentials/{other}"),
+            json!({"person_id": f.person, "card_uid": "0BADCAFE", "status": "lost"}),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(matches!(
+            rig.swipe("main-in", 2, "0BADCAFE"),
+            Some(Command::Deny { .. })
+        ));
+        assert_eq!(
+            card("0BADCAFE")["last_used_at"],
+            json!("2026-11-23T09:00:00Z")
+        );
+        assert_eq!(card("0BADCAFE")["id"], json!(other));
+    }
+}

@@ -585,13 +585,201 @@ fn a_momentary_unlock_from_the_console_opens_the_relay_for_its_time_but_not_in_l
         json!({"name": "HQ", "timezone": "Europe/Berlin", "lockdown": true}),
     );
     assert_eq!(r.status, 200);
+    // During the lockdown the door page offers no Unlock; a form posted from a page
+    // loaded before it started goes back to the door page, which says why.
+    let page = operator.get(&door);
+    assert!(!page.body.contains("id=\"unlock-form\""), "{}", page.body);
+    assert!(
+        page.body.contains("No unlock during the lockdown of HQ"),
+        "{}",
+        page.body
+    );
     let page = operator.submit(&door, &format!("{door}/unlock"), &[("seconds", "60")]);
-    assert_eq!(page.status, 409);
-    assert!(page.body.contains("lockdown"), "{}", page.body);
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.location(), format!("{door}?refused=lockdown"));
+    let page = operator.get(page.location());
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body
+            .contains("Main Entrance was not unlocked: HQ is in lockdown."),
+        "{}",
+        page.body
+    );
     assert!(!main.relay_unlocked());
+    assert_eq!(rig.app.events(Some("remote_unlock")).len(), 1);
     let audit = rig.app.get("/api/v1/audit?entity=door").body.to_string();
     assert!(
         audit.contains("unlock door 'Main Entrance' for 1 s"),
         "{audit}"
+    );
+}
+
+/// A door whose mode is `locked` is not unlocked by a click: the form asks to confirm the
+/// override, and without it the door page says why nothing happened. A running unlock is
+/// shown with its end on the door, the doors list and the dashboard; an ordinary unlock
+/// ends when the door is set to `locked`.
+#[test]
+fn unlocking_a_locked_door_needs_a_confirmation_and_a_running_unlock_shows_until_when() {
+    let rig = rig(Backend::Sqlite);
+    let f = &rig.f;
+    let main = rig.device("main-mb", f.main_door);
+    rig.wait_online("main-mb", true);
+    let mut admin = crate::console::signed_in(&rig.app, "admin");
+    let door = format!("/doors/{}", f.main_door);
+    let unlock = format!("{door}/unlock");
+    let page = admin.submit(&door, &format!("{door}/mode"), &[("mode", "locked")]);
+    assert_eq!(page.status, 303, "{}", page.body);
+    let page = admin.get(&door);
+    assert!(
+        page.body.contains("id=\"override_locked\""),
+        "{}",
+        page.body
+    );
+
+    // Without the confirmation: refused, back on the door page with the reason.
+    let page = admin.submit(&door, &unlock, &[("seconds", "60")]);
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.location(), format!("{door}?refused=locked"));
+    let page = admin.get(page.location());
+    assert!(
+        page.body
+            .contains("Main Entrance was not unlocked: its mode is locked."),
+        "{}",
+        page.body
+    );
+    rig.wait_polled(&main, 5);
+    assert!(!main.relay_unlocked(), "a locked door unlocked silently");
+    assert!(rig.app.events(Some("remote_unlock")).is_empty());
+
+    // Confirmed: unlocked for its time, and shown so with its end.
+    let page = admin.submit(
+        &door,
+        &unlock,
+        &[("seconds", "60"), ("override_locked", "on")],
+    );
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.location(), door);
+    wait_until("the relay unlocked", || main.relay_unlocked());
+    let page = admin.get(&door);
+    assert!(page.body.contains("id=\"door-unlocked\""), "{}", page.body);
+    assert!(page.body.contains("unlocked until "), "{}", page.body);
+    assert!(
+        admin.get("/doors").body.contains("unlocked until "),
+        "the doors list shows the running unlock"
+    );
+    let status = admin.get("/dashboard/status").body;
+    assert!(
+        status.contains("Main Entrance: unlocked until "),
+        "{status}"
+    );
+    let audit = rig.app.get("/api/v1/audit?entity=door").body.to_string();
+    assert!(
+        audit.contains("unlock door 'Main Entrance' for 60 s, overriding its locked mode"),
+        "{audit}"
+    );
+    let unlocks = rig.app.events(Some("remote_unlock"));
+    assert!(
+        unlocks[0]
+            .event
+            .detail
+            .contains("\"overrides_locked\":true"),
+        "{}",
+        unlocks[0].event.detail
+    );
+
+    // An ordinary unlock of a normal door ends when the door is set to locked.
+    let page = admin.submit(&door, &format!("{door}/mode"), &[("mode", "normal")]);
+    assert_eq!(page.status, 303, "{}", page.body);
+    let server = rig.device("server-mb", f.server_door);
+    rig.wait_online("server-mb", true);
+    let server_door = format!("/doors/{}", f.server_door);
+    let page = admin.submit(
+        &server_door,
+        &format!("{server_door}/unlock"),
+        &[("seconds", "600")],
+    );
+    assert_eq!(page.status, 303, "{}", page.body);
+    wait_until("the server room relay unlocked", || server.relay_unlocked());
+    let page = admin.submit(
+        &server_door,
+        &format!("{server_door}/mode"),
+        &[("mode", "locked")],
+    );
+    assert_eq!(page.status, 303, "{}", page.body);
+    wait_until("the server room relay locked by its mode", || {
+        !server.relay_unlocked()
+    });
+    let page = admin.get(&server_door);
+    assert!(!page.body.contains("id=\"door-unlocked\""), "{}", page.body);
+    // Ended, not paused: set back to normal within its ten minutes, the door stays locked.
+    let page = admin.submit(
+        &server_door,
+        &format!("{server_door}/mode"),
+        &[("mode", "normal")],
+    );
+    assert_eq!(page.status, 303, "{}", page.body);
+    rig.wait_polled(&server, 10);
+    assert!(!server.relay_unlocked(), "the ended unlock came back");
+    let page = admin.get(&server_door);
+    assert!(!page.body.contains("id=\"door-unlocked\""), "{}", page.body);
+}
+
+/// The doors list and the dashboard tell a door never reported (unknown) from a closed
+/// one, and a door whose reporting reader went offline (stale: the last known) from one
+/// known open now.
+#[test]
+fn door_states_are_unknown_until_reported_and_stale_while_their_reader_is_offline() {
+    let rig = rig(Backend::Sqlite);
+    let f = &rig.f;
+    let mut admin = crate::console::signed_in(&rig.app, "admin");
+    let row = |html: &str, door: &str| -> String {
+        let at = html.find(&format!(">{door}</a>")).expect(door);
+        let start = html[..at].rfind("<tr").unwrap();
+        let end = at + html[at..].find("</tr>").unwrap();
+        html[start..end].to_owned()
+    };
+    let list = admin.get("/doors").body;
+    for door in ["Main Entrance", "Server Room Door"] {
+        let line = row(&list, door);
+        assert!(line.contains("unknown"), "{line}");
+        assert!(!line.contains("closed"), "{line}");
+    }
+
+    let main = rig.device("main-mb", f.main_door);
+    rig.wait_online("main-mb", true);
+    main.set_door_open(true);
+    rig.wait_events("main-mb", "door_open", 1);
+    main.set_door_open(false);
+    rig.wait_events("main-mb", "door_closed", 1);
+    let list = admin.get("/doors").body;
+    let line = row(&list, "Main Entrance");
+    assert!(line.contains("<td>closed"), "{line}");
+    assert!(row(&list, "Server Room Door").contains("unknown"));
+
+    // Opened with nobody let in: forced, and an alarm while its reader is online.
+    main.set_door_open(true);
+    rig.wait_events("main-mb", "door_open", 2);
+    let line = row(&admin.get("/doors").body, "Main Entrance");
+    assert!(line.contains("class=\"alarm\""), "{line}");
+    assert!(line.contains("forced open since"), "{line}");
+
+    // The device stops answering: the door is only known as it was, and says so.
+    main.set_behaviour(gatehouse_drivers::sim_modbus::Behaviour::Silent);
+    rig.wait_online("main-mb", false);
+    let line = row(&admin.get("/doors").body, "Main Entrance");
+    assert!(line.contains("class=\"stale\""), "{line}");
+    assert!(
+        line.contains("forced open since") && line.contains("last known"),
+        "{line}"
+    );
+    let status = admin.get("/dashboard/status").body;
+    assert!(
+        status.contains("(last known: its reader is offline)"),
+        "{status}"
+    );
+    let page = admin.get(&format!("/doors/{}", f.main_door)).body;
+    assert!(
+        page.contains("<dd id=\"door-state\" class=\"stale\">"),
+        "{page}"
     );
 }

@@ -1487,3 +1487,54 @@ fn wrong_pins_sent_at_once_are_not_all_checked_on(backend: Backend) {
     assert!(checked <= 5, "{checked} PINs were checked: {swipes:?}");
     assert_eq!(site.app.events(Some("pin_lockout")).len(), 1);
 }
+
+/// `simulate` closes every door it opens, and its readers leave only once the broker has
+/// their last events: each door opening on record is followed by its closing, before the
+/// reader's going offline, and no door is left looking open.
+#[test]
+fn simulate_closes_every_door_it_opens_before_its_readers_go_offline() {
+    let site = site(Broker::Embedded, Backend::Sqlite);
+    let broker = format!("mqtt://{}:{}", site.host, site.port);
+    let out = site.app.simulate(
+        &[
+            "--readers",
+            "1",
+            "--swipes",
+            "20",
+            "--rate",
+            "100",
+            "--broker",
+            &broker,
+        ],
+        &[("GATEHOUSE_MQTT_TOPIC_ROOT", &site.topic_root)],
+    );
+    assert_simulated(&out, 20);
+    crate::app::wait_until("the simulated reader's going offline on record", || {
+        !site.app.events(Some("reader_offline")).is_empty()
+    });
+    // Oldest first.
+    let mut events: Vec<_> = site
+        .app
+        .events(None)
+        .into_iter()
+        .filter(|e| e.event.reader_id.as_deref() == Some("main-in"))
+        .collect();
+    events.reverse();
+    let kinds: Vec<&str> = events.iter().map(|e| e.event.kind.as_str()).collect();
+    let opens = kinds.iter().filter(|k| **k == "door_open").count();
+    assert!(opens > 0, "{kinds:?}");
+    assert_eq!(
+        opens,
+        kinds.iter().filter(|k| **k == "door_closed").count(),
+        "{kinds:?}"
+    );
+    let offline = kinds.iter().position(|k| *k == "reader_offline").unwrap();
+    let last_door = kinds.iter().rposition(|k| k.starts_with("door_")).unwrap();
+    assert!(last_door < offline, "{kinds:?}");
+    assert_eq!(kinds[last_door], "door_closed", "{kinds:?}");
+    assert!(site.app.events(Some("forced_open")).is_empty());
+    // The console shows the door closed, not open or held open.
+    let mut admin = crate::console::signed_in(&site.app, "admin");
+    let list = admin.get("/doors").body;
+    assert!(!list.contains("open since"), "{list}");
+}

@@ -589,5 +589,6 @@ async fn play_day(
             }
         }
     }
+    player.finish().await;
     (tally, hours)
 }

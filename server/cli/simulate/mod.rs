@@ -299,14 +299,34 @@ impl Player {
     async fn door(&mut self, open: bool) -> bool {
         match self {
             Player::Mqtt(reader) => {
-                let now = reader.now();
-                reader.send(&EventBody::Door { open }, now).await.is_ok()
+                let body = EventBody::Door { open };
+                if reader.send(&body, reader.now()).await.is_ok() {
+                    return true;
+                }
+                // The client's queue is full: let it drain and try once more, so that a
+                // door this reader opened is not left open on the appliance's books.
+                reader.flush(ANSWER_TIMEOUT).await.is_ok()
+                    && reader.send(&body, reader.now()).await.is_ok()
             }
             Player::Modbus { device, hold } => {
                 device.set_door_open(open);
                 tokio::time::sleep(*hold).await;
                 true
             }
+        }
+    }
+
+    /// Before the reader goes away (and the broker says so with its last will): waits
+    /// until the broker has everything it sent, its last door closing too. A Modbus
+    /// device held each input for a few polls already.
+    async fn finish(&mut self) {
+        if let Player::Mqtt(reader) = self
+            && let Err(e) = reader.flush(ANSWER_TIMEOUT).await
+        {
+            eprintln!(
+                "reader {}: its last events may not have reached the broker ({e})",
+                reader.reader_id()
+            );
         }
     }
 
@@ -440,6 +460,7 @@ async fn play(mut player: Player, planned: Vec<Planned>, interval: Duration) -> 
             .swipe_and_pass(&swipe.credential, Some(&swipe.expected), dwell, &mut tally)
             .await;
     }
+    player.finish().await;
     tally
 }
 
