@@ -251,6 +251,11 @@ pub struct Engine {
     grammars: Grammars,
     queue: Queue,
     cache: Mutex<Cached>,
+    /// The cache's capacity, kept outside its lock: checking a request's budget must not
+    /// wait for the request running.
+    context_size: usize,
+    /// Bytes the cache holds allocated.
+    cache_bytes: usize,
     options: EngineOptions,
 }
 
@@ -281,6 +286,7 @@ impl Engine {
         let grammars = Grammars::new(&tokenizer, tokenizer.plain_clone())?;
         let context = options.context_size.min(model.config.context_length);
         let kv = KvCache::new(&model.config, context)?;
+        let cache_bytes = kv.bytes();
         Ok(Engine {
             model,
             tokenizer,
@@ -294,6 +300,8 @@ impl Engine {
                 kv,
                 tokens: Vec::new(),
             }),
+            context_size: context,
+            cache_bytes,
             options,
         })
     }
@@ -312,15 +320,21 @@ impl Engine {
 
     /// Tokens a request may use in all (prompt and answer).
     pub fn context_size(&self) -> usize {
-        lock(&self.cache).kv.capacity()
+        self.context_size
+    }
+
+    /// Requests waiting for their turn (not counting the one running).
+    pub fn queued(&self) -> usize {
+        lock(&self.queue.state).waiting.len()
     }
 
     /// Bytes held by the KV cache.
     pub fn cache_bytes(&self) -> usize {
-        lock(&self.cache).kv.bytes()
+        self.cache_bytes
     }
 
-    /// Empties the KV cache (the next request runs its whole prompt).
+    /// Empties the KV cache (the next request runs its whole prompt). Waits for the
+    /// request running, if any.
     pub fn clear_cache(&self) {
         let mut cache = lock(&self.cache);
         cache.kv.truncate(0);
@@ -571,6 +585,23 @@ struct Output<'a> {
     bytes: Vec<u8>,
     text: String,
     emitted: usize,
+    stopped: bool,
+}
+
+/// Length of the longest prefix of `bytes` that does not end inside a character that
+/// more bytes could complete (invalid sequences before that count as complete: they
+/// will never become valid).
+fn complete_prefix(bytes: &[u8]) -> usize {
+    let mut start = 0;
+    loop {
+        match std::str::from_utf8(&bytes[start..]) {
+            Ok(_) => return bytes.len(),
+            Err(e) => match e.error_len() {
+                Some(n) => start += e.valid_up_to() + n,
+                None => return start + e.valid_up_to(),
+            },
+        }
+    }
 }
 
 impl<'a> Output<'a> {
@@ -580,17 +611,15 @@ impl<'a> Output<'a> {
             bytes: Vec::new(),
             text: String::new(),
             emitted: 0,
+            stopped: false,
         }
     }
 
     /// Adds a token's bytes; returns the stop sequence if one now appears.
     fn push(&mut self, bytes: Vec<u8>, on_text: &mut dyn FnMut(&str)) -> Option<String> {
         self.bytes.extend(bytes);
-        let valid = match std::str::from_utf8(&self.bytes) {
-            Ok(s) => s.len(),
-            Err(e) => e.valid_up_to(),
-        };
-        self.text = String::from_utf8_lossy(&self.bytes[..valid]).into_owned();
+        let complete = complete_prefix(&self.bytes);
+        self.text = String::from_utf8_lossy(&self.bytes[..complete]).into_owned();
         if let Some((at, stop)) = self
             .stops
             .iter()
@@ -599,7 +628,7 @@ impl<'a> Output<'a> {
         {
             let stop = stop.clone();
             self.text.truncate(at);
-            self.bytes.truncate(at);
+            self.stopped = true;
             if at > self.emitted {
                 on_text(&self.text[self.emitted..at]);
                 self.emitted = at;
@@ -622,9 +651,12 @@ impl<'a> Output<'a> {
         None
     }
 
-    /// Flushes what was held back (no stop sequence completed), including bytes of a
-    /// character the answer ended in the middle of.
+    /// Flushes what was held back when no stop sequence ended the answer, including
+    /// the bytes of a character the answer ended in the middle of.
     fn finish(&mut self, on_text: &mut dyn FnMut(&str)) {
+        if self.stopped {
+            return;
+        }
         self.text = String::from_utf8_lossy(&self.bytes).into_owned();
         if self.text.len() > self.emitted {
             on_text(&self.text[self.emitted..]);
@@ -677,6 +709,14 @@ mod tests {
         assert_eq!(text, "€!");
         assert!(seen.iter().all(|s| !s.contains('\u{fffd}')));
         assert_eq!(seen.concat(), "€!");
+    }
+
+    #[test]
+    fn invalid_bytes_do_not_hold_back_what_follows() {
+        let (seen, text, stop) = run(&["STOP"], &[b"a\x80b", b"cST", b"OP", b"z"]);
+        assert_eq!(text, "a\u{fffd}bc");
+        assert_eq!(seen.concat(), text);
+        assert_eq!(stop.as_deref(), Some("STOP"));
     }
 
     #[test]
