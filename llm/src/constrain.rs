@@ -130,9 +130,9 @@ fn check_supported(schema: &Value, at: &str) -> Result<()> {
                         check_supported(v, &format!("{at}/{k}"))?;
                     }
                     "anyOf" => {
-                        let list = v.as_array().ok_or_else(|| {
-                            Error::Grammar(format!("{at}/anyOf is not an array"))
-                        })?;
+                        let list = v
+                            .as_array()
+                            .ok_or_else(|| Error::Grammar(format!("{at}/anyOf is not an array")))?;
                         for (i, sub) in list.iter().enumerate() {
                             check_supported(sub, &format!("{at}/anyOf/{i}"))?;
                         }
@@ -147,7 +147,9 @@ fn check_supported(schema: &Value, at: &str) -> Result<()> {
             }
             Ok(())
         }
-        _ => Err(Error::Grammar(format!("{at}: a schema must be an object or a boolean"))),
+        _ => Err(Error::Grammar(format!(
+            "{at}: a schema must be an object or a boolean"
+        ))),
     }
 }
 
@@ -193,7 +195,10 @@ fn validate_at(schema: &Value, value: &Value, at: &str) -> std::result::Result<(
     if let Some(Value::Array(options)) = map.get("enum")
         && !options.contains(value)
     {
-        return Err(format!("{here}: {value} is not one of {}", Value::Array(options.clone())));
+        return Err(format!(
+            "{here}: {value} is not one of {}",
+            Value::Array(options.clone())
+        ));
     }
     if let Some(c) = map.get("const")
         && c != value
@@ -201,9 +206,7 @@ fn validate_at(schema: &Value, value: &Value, at: &str) -> std::result::Result<(
         return Err(format!("{here}: {value} is not {c}"));
     }
     if let Some(Value::Array(options)) = map.get("anyOf")
-        && !options
-            .iter()
-            .any(|s| validate_at(s, value, at).is_ok())
+        && !options.iter().any(|s| validate_at(s, value, at).is_ok())
     {
         return Err(format!("{here}: {value} matches none of the alternatives"));
     }
@@ -221,10 +224,11 @@ fn validate_at(schema: &Value, value: &Value, at: &str) -> std::result::Result<(
                 let path = format!("{at}/{k}");
                 match props.and_then(|p| p.get(k)) {
                     Some(sub) => validate_at(sub, v, &path)?,
-                    None => match map.get("additionalProperties") {
-                        Some(extra) => validate_at(extra, v, &path)?,
-                        None => {}
-                    },
+                    None => {
+                        if let Some(extra) = map.get("additionalProperties") {
+                            validate_at(extra, v, &path)?;
+                        }
+                    }
                 }
             }
         }
@@ -262,12 +266,12 @@ fn validate_at(schema: &Value, value: &Value, at: &str) -> std::result::Result<(
         Value::Number(n) => {
             let x = n.as_f64().unwrap_or(f64::NAN);
             if let Some(min) = map.get("minimum").and_then(Value::as_f64)
-                && !(x >= min)
+                && x.partial_cmp(&min).is_none_or(|o| o.is_lt())
             {
                 return Err(format!("{here}: {n} is below the minimum {min}"));
             }
             if let Some(max) = map.get("maximum").and_then(Value::as_f64)
-                && !(x <= max)
+                && x.partial_cmp(&max).is_none_or(|o| o.is_gt())
             {
                 return Err(format!("{here}: {n} is above the maximum {max}"));
             }

@@ -357,9 +357,7 @@ impl Engine {
             return Err(Error::Request("the prompt is empty".into()));
         }
         if let Sampling::Random {
-            temperature,
-            top_p,
-            ..
+            temperature, top_p, ..
         } = request.sampling
             && !(temperature > 0.0 && temperature.is_finite() && top_p > 0.0 && top_p <= 1.0)
         {
@@ -540,11 +538,12 @@ impl Sampler {
                 _ => Some((i, l)),
             })
             .ok_or_else(|| Error::Grammar("no token is allowed at this point".into()))?;
-        let (Sampling::Random {
-            temperature,
-            top_p,
-            ..
-        }, Some(rng)) = (self.sampling, self.rng.as_mut())
+        let (
+            Sampling::Random {
+                temperature, top_p, ..
+            },
+            Some(rng),
+        ) = (self.sampling, self.rng.as_mut())
         else {
             return Ok(best.0 as u32);
         };
@@ -738,8 +737,10 @@ mod tests {
         };
         assert_eq!(a, b);
         assert!(a.iter().all(|t| *t != 3));
-        assert!(Sampler::new(Sampling::Greedy)
-            .sample(&[f32::NEG_INFINITY; 3])
-            .is_err());
+        assert!(
+            Sampler::new(Sampling::Greedy)
+                .sample(&[f32::NEG_INFINITY; 3])
+                .is_err()
+        );
     }
 }

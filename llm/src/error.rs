@@ -30,7 +30,9 @@ pub enum Error {
         limit: usize,
     },
     /// The request queue is full: the caller should answer "busy" and let the user retry.
-    #[error("the model is busy: {waiting} requests are already waiting (limit {limit}); try again shortly")]
+    #[error(
+        "the model is busy: {waiting} requests are already waiting (limit {limit}); try again shortly"
+    )]
     Busy { waiting: usize, limit: usize },
     /// The caller's cancel token fired; what was generated so far is discarded.
     #[error("the request was cancelled")]

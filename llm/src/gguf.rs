@@ -60,7 +60,11 @@ impl Gguf {
             gguf_file::Value::I16(v) => u64::try_from(*v).unwrap_or(u64::MAX),
             gguf_file::Value::I32(v) => u64::try_from(*v).unwrap_or(u64::MAX),
             gguf_file::Value::I64(v) => u64::try_from(*v).unwrap_or(u64::MAX),
-            _ => return Err(Error::Format(format!("metadata key `{key}` is not an integer"))),
+            _ => {
+                return Err(Error::Format(format!(
+                    "metadata key `{key}` is not an integer"
+                )));
+            }
         };
         usize::try_from(n)
             .ok()
@@ -72,7 +76,9 @@ impl Gguf {
         match self.value(key)? {
             gguf_file::Value::F32(v) => Ok(*v),
             gguf_file::Value::F64(v) => Ok(*v as f32),
-            _ => Err(Error::Format(format!("metadata key `{key}` is not a number"))),
+            _ => Err(Error::Format(format!(
+                "metadata key `{key}` is not a number"
+            ))),
         }
     }
 
@@ -199,7 +205,11 @@ pub fn install(
         .filter(|(k, _)| k.as_str() != "general.alignment")
         .map(|(k, v)| (k.as_str(), v))
         .collect();
-    let named: Vec<(&str, &QTensor)> = names.iter().map(|n| n.as_str()).zip(tensors.iter()).collect();
+    let named: Vec<(&str, &QTensor)> = names
+        .iter()
+        .map(|n| n.as_str())
+        .zip(tensors.iter())
+        .collect();
 
     let partial = partial_path(dest);
     let result = (|| {
@@ -263,7 +273,9 @@ fn verify(path: &Path, names: &[String]) -> Result<()> {
         .values()
         .any(|t| needs_requantize(t.ggml_dtype))
     {
-        return Err(Error::Format("written file still has slow tensor formats".into()));
+        return Err(Error::Format(
+            "written file still has slow tensor formats".into(),
+        ));
     }
     let tokenizer = crate::tokenizer::TextTokenizer::from_gguf(&gguf)?;
     let model = crate::model::Model::from_gguf(&mut gguf)?;
@@ -277,4 +289,3 @@ fn verify(path: &Path, names: &[String]) -> Result<()> {
     }
     Ok(())
 }
-

@@ -62,9 +62,7 @@ impl Config {
         let key = |k: &str| format!("{arch_name}.{k}");
         let hidden = gguf.usize(&key("embedding_length"))?;
         let heads = gguf.usize(&key("attention.head_count"))?;
-        let kv_heads = gguf
-            .usize(&key("attention.head_count_kv"))
-            .unwrap_or(heads);
+        let kv_heads = gguf.usize(&key("attention.head_count_kv")).unwrap_or(heads);
         let layers = gguf.usize(&key("block_count"))?;
         let feed_forward = gguf.usize(&key("feed_forward_length"))?;
         let rms_eps = gguf.f32(&key("attention.layer_norm_rms_epsilon"))?;
@@ -195,14 +193,22 @@ impl Model {
                 q_bias: bias(gguf, &format!("{p}.attn_q.bias"), q_width)?,
                 k_bias: bias(gguf, &format!("{p}.attn_k.bias"), kv_width)?,
                 v_bias: bias(gguf, &format!("{p}.attn_v.bias"), kv_width)?,
-                out: matrix(gguf, &format!("{p}.attn_output.weight"), &[c.hidden, q_width])?,
+                out: matrix(
+                    gguf,
+                    &format!("{p}.attn_output.weight"),
+                    &[c.hidden, q_width],
+                )?,
                 ffn_norm: vector(gguf, &format!("{p}.ffn_norm.weight"), c.hidden)?,
                 gate: matrix(
                     gguf,
                     &format!("{p}.ffn_gate.weight"),
                     &[c.feed_forward, c.hidden],
                 )?,
-                up: matrix(gguf, &format!("{p}.ffn_up.weight"), &[c.feed_forward, c.hidden])?,
+                up: matrix(
+                    gguf,
+                    &format!("{p}.ffn_up.weight"),
+                    &[c.feed_forward, c.hidden],
+                )?,
                 down: matrix(
                     gguf,
                     &format!("{p}.ffn_down.weight"),
@@ -256,7 +262,9 @@ impl Model {
             });
         }
         if let Some(bad) = tokens.iter().find(|t| **t as usize >= c.vocab_size) {
-            return Err(Error::Request(format!("token {bad} is outside the vocabulary")));
+            return Err(Error::Request(format!(
+                "token {bad} is outside the vocabulary"
+            )));
         }
         let ids = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
         let mut x = self.embedding.embedding(&ids)?;
@@ -330,7 +338,10 @@ impl Model {
         let last = x.narrow(1, len - 1, 1)?;
         let last = candle_nn::ops::rms_norm(&last, &self.norm, c.rms_eps)?;
         let logits = self.output.forward(&last)?;
-        Ok(logits.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
+        Ok(logits
+            .flatten_all()?
+            .to_dtype(DType::F32)?
+            .to_vec1::<f32>()?)
     }
 }
 
@@ -387,4 +398,3 @@ impl KvCache {
             .sum()
     }
 }
-

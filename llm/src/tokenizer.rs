@@ -173,11 +173,17 @@ fn configure(tokenizer: &mut Tokenizer, pre: &str) -> Result<()> {
             tokenizer
                 .with_normalizer(Some(NFC))
                 .map_err(|e| Error::Tokenizer(e.to_string()))?;
-            Sequence::new(vec![split(QWEN2)?, ByteLevel::new(false, false, false).into()]).into()
+            Sequence::new(vec![
+                split(QWEN2)?,
+                ByteLevel::new(false, false, false).into(),
+            ])
+            .into()
         }
-        "llama-bpe" | "llama3" | "smaug-bpe" => {
-            Sequence::new(vec![split(LLAMA3)?, ByteLevel::new(false, true, false).into()]).into()
-        }
+        "llama-bpe" | "llama3" | "smaug-bpe" => Sequence::new(vec![
+            split(LLAMA3)?,
+            ByteLevel::new(false, true, false).into(),
+        ])
+        .into(),
         // SmolLM: every digit on its own, then GPT-2's byte-level split.
         "smollm" => Sequence::new(vec![
             Digits::new(true).into(),
@@ -308,7 +314,12 @@ impl TextTokenizer {
         if let Some(eot) = valid(id_of("tokenizer.ggml.eot_token_id")) {
             end_of_turn.push(eot);
         }
-        for name in ["<|im_end|>", "<|eot_id|>", "<|endoftext|>", "<|end_of_text|>"] {
+        for name in [
+            "<|im_end|>",
+            "<|eot_id|>",
+            "<|endoftext|>",
+            "<|end_of_text|>",
+        ] {
             if let Some(id) = ids.get(name)
                 && types[*id as usize] == TYPE_CONTROL
                 && !end_of_turn.contains(id)
@@ -316,7 +327,10 @@ impl TextTokenizer {
                 end_of_turn.push(*id);
             }
         }
-        let control = |name: &str| ids.get(name).is_some_and(|i| types[*i as usize] == TYPE_CONTROL);
+        let control = |name: &str| {
+            ids.get(name)
+                .is_some_and(|i| types[*i as usize] == TYPE_CONTROL)
+        };
         let template = if control("<|im_start|>") && control("<|im_end|>") {
             Some(ChatTemplate::ChatMl)
         } else if control("<|start_header_id|>")
@@ -428,7 +442,9 @@ impl TextTokenizer {
     /// the assistant's turn. Message contents are encoded as text only.
     pub fn encode_chat(&self, messages: &[Message]) -> Result<Vec<u32>> {
         let template = self.template.ok_or_else(|| {
-            Error::Unsupported("this model's vocabulary has no chat format this runtime knows".into())
+            Error::Unsupported(
+                "this model's vocabulary has no chat format this runtime knows".into(),
+            )
         })?;
         let mut out = Vec::new();
         if self.add_bos

@@ -1,6 +1,9 @@
 //! The llm crate's tests: tiny generated models for every behaviour, and the real
 //! SmolLM2 model when GATEHOUSE_TEST_LLM_MODEL names its GGUF.
 
+// Helpers outside #[test] functions panic on failure like the tests themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod real;
 mod tiny;
 
@@ -42,11 +45,13 @@ fn greedy(prompt: &str, n: usize) -> Request {
 }
 
 fn seeded(prompt: &str, n: usize, seed: u64) -> Request {
-    Request::text(prompt).max_tokens(n).sampling(Sampling::Random {
-        temperature: 1.5,
-        top_p: 0.95,
-        seed,
-    })
+    Request::text(prompt)
+        .max_tokens(n)
+        .sampling(Sampling::Random {
+            temperature: 1.5,
+            top_p: 0.95,
+            seed,
+        })
 }
 
 #[test]
@@ -62,7 +67,9 @@ fn loads_each_architecture_with_its_shape() {
         );
         assert_eq!(c.vocab_size, tiny::vocab().tokens.len());
         assert_eq!(engine.context_size(), tiny::CONTEXT);
-        let g = engine.generate(&greedy("the door", 8), &mut |_| {}).unwrap();
+        let g = engine
+            .generate(&greedy("the door", 8), &mut |_| {})
+            .unwrap();
         assert!(!g.tokens.is_empty(), "{arch} generated nothing");
     }
 }
@@ -108,7 +115,12 @@ fn tokenizer_round_trips_text() {
         }
         // The merges are used: "hello" is "hell" + "o", not five bytes.
         let hello = t.encode("hello").unwrap();
-        assert_eq!(hello.len(), 2, "{arch}: {hello:?} {:?}", hello.iter().map(|i| t.decode(&[*i])).collect::<Vec<_>>());
+        assert_eq!(
+            hello.len(),
+            2,
+            "{arch}: {hello:?} {:?}",
+            hello.iter().map(|i| t.decode(&[*i])).collect::<Vec<_>>()
+        );
         assert_eq!(t.encode(" the door").unwrap().len(), 2, "{arch}");
     }
 }
@@ -143,7 +155,10 @@ fn seeded_sampling_is_repeatable_and_seeds_differ() {
         let b = engine.generate(&seeded("the", 24, 1), &mut |_| {}).unwrap();
         let c = engine.generate(&seeded("the", 24, 2), &mut |_| {}).unwrap();
         assert_eq!(a.tokens, b.tokens, "{arch}");
-        assert_ne!(a.tokens, c.tokens, "{arch}: seeds 1 and 2 gave the same answer");
+        assert_ne!(
+            a.tokens, c.tokens,
+            "{arch}: seeds 1 and 2 gave the same answer"
+        );
         let g1 = engine.generate(&greedy("the", 24), &mut |_| {}).unwrap();
         engine.clear_cache();
         let g2 = engine.generate(&greedy("the", 24), &mut |_| {}).unwrap();
@@ -219,7 +234,9 @@ fn streamed_pieces_add_up_to_the_answer() {
 fn stop_sequence_ends_the_answer_before_it() {
     let model = tiny("llama");
     let engine = engine(&model);
-    let free = engine.generate(&greedy("the door", 40), &mut |_| {}).unwrap();
+    let free = engine
+        .generate(&greedy("the door", 40), &mut |_| {})
+        .unwrap();
     // A piece of the free answer, from its middle, as a stop sequence.
     let chars: Vec<char> = free.text.chars().collect();
     assert!(chars.len() > 10, "answer too short: {:?}", free.text);
@@ -271,7 +288,10 @@ fn cancellation_stops_generation_and_leaves_the_engine_usable() {
         }
     });
     assert!(matches!(result, Err(Error::Cancelled)), "{result:?}");
-    assert!(pieces <= 4, "generation went on for {pieces} pieces after cancel");
+    assert!(
+        pieces <= 4,
+        "generation went on for {pieces} pieces after cancel"
+    );
     // Cancelled before it starts: nothing runs.
     let already = CancelToken::new();
     already.cancel();
@@ -280,8 +300,12 @@ fn cancellation_stops_generation_and_leaves_the_engine_usable() {
         Err(Error::Cancelled)
     ));
     // The cache left behind is consistent: the next answer is the cold one.
-    let a = engine.generate(&greedy("the door is", 16), &mut |_| {}).unwrap();
-    let b = cold.generate(&greedy("the door is", 16), &mut |_| {}).unwrap();
+    let a = engine
+        .generate(&greedy("the door is", 16), &mut |_| {})
+        .unwrap();
+    let b = cold
+        .generate(&greedy("the door is", 16), &mut |_| {})
+        .unwrap();
     assert_eq!(a.tokens, b.tokens);
 }
 
@@ -329,7 +353,16 @@ fn a_full_queue_answers_busy_and_frees_up_after() {
     let busy = engine
         .generate(&greedy("x", 2), &mut |_| {})
         .expect_err("ran while another request held the model");
-    assert!(matches!(busy, Error::Busy { waiting: 1, limit: 1 }), "{busy}");
+    assert!(
+        matches!(
+            busy,
+            Error::Busy {
+                waiting: 1,
+                limit: 1
+            }
+        ),
+        "{busy}"
+    );
     assert!(busy.to_string().contains("busy"), "{busy}");
     release_tx.send(()).unwrap();
     first.join().unwrap().unwrap();
@@ -395,7 +428,11 @@ fn greedy_constrained_output_is_valid_json() {
     let schema = json!({"type": "object", "required": ["ok"], "additionalProperties": false,
         "properties": {"ok": {"type": "boolean"}}});
     let (value, _) = engine
-        .generate_json(&Request::text("answer:").schema(schema.clone()).max_tokens(20))
+        .generate_json(
+            &Request::text("answer:")
+                .schema(schema.clone())
+                .max_tokens(20),
+        )
         .unwrap();
     assert!(value["ok"].is_boolean(), "{value}");
     // A schema the validator cannot check is refused, not half-enforced.
@@ -418,7 +455,10 @@ fn install_requantizes_slow_formats_and_verifies() {
         let mut steps = Vec::new();
         let report = gatehouse_llm::install(&model.path, &dest, &mut |p| steps.push(p)).unwrap();
         assert_eq!(report.architecture, arch);
-        assert_eq!(report.name.as_deref(), Some(format!("tiny-{arch}").as_str()));
+        assert_eq!(
+            report.name.as_deref(),
+            Some(format!("tiny-{arch}").as_str())
+        );
         // Every matrix was Q4_1; norms and biases were F32 and stay so.
         let matrices = tiny::LAYERS * 7 + 1 + usize::from(arch == "llama");
         assert_eq!(report.requantized, matrices);
@@ -431,12 +471,21 @@ fn install_requantizes_slow_formats_and_verifies() {
         assert!(!model.path.with_file_name("installed.gguf.partial").exists());
         let mut file = std::fs::File::open(&dest).unwrap();
         let content = candle_core::quantized::gguf_file::Content::read(&mut file).unwrap();
-        assert!(content.tensor_infos.values().all(|t| !gatehouse_llm::needs_requantize(t.ggml_dtype)));
+        assert!(
+            content
+                .tensor_infos
+                .values()
+                .all(|t| !gatehouse_llm::needs_requantize(t.ggml_dtype))
+        );
         // The installed model answers like the original, up to the requantization.
         let original = Engine::load(&model.path, EngineOptions::default()).unwrap();
         let installed = Engine::load(&dest, EngineOptions::default()).unwrap();
-        let a = original.generate(&greedy("the door", 6), &mut |_| {}).unwrap();
-        let b = installed.generate(&greedy("the door", 6), &mut |_| {}).unwrap();
+        let a = original
+            .generate(&greedy("the door", 6), &mut |_| {})
+            .unwrap();
+        let b = installed
+            .generate(&greedy("the door", 6), &mut |_| {})
+            .unwrap();
         assert_eq!(a.tokens[0], b.tokens[0], "{arch}");
     }
 }

@@ -32,8 +32,8 @@ fn real_model_installs_answers_and_calls_tools() {
     assert!(report.requantized > 0);
     let engine = Engine::load(&dest, EngineOptions::default()).unwrap();
 
-    let request = Request::chat(vec![Message::user("What is the capital of France?")])
-        .max_tokens(24);
+    let request =
+        Request::chat(vec![Message::user("What is the capital of France?")]).max_tokens(24);
     let answer = engine.generate(&request, &mut |_| {}).unwrap();
     eprintln!(
         "greedy answer: {:?} ({} prompt tokens, prefill {:?}, first token {:?}, {} tokens in {:?})",
@@ -70,6 +70,9 @@ fn real_model_installs_answers_and_calls_tools() {
     .schema(schema.clone())
     .max_tokens(40);
     let (value, g) = engine.generate_json(&call).unwrap();
-    eprintln!("tool call: {value} (mask {:?} of decode {:?})", g.timings.mask, g.timings.decode);
+    eprintln!(
+        "tool call: {value} (mask {:?} of decode {:?})",
+        g.timings.mask, g.timings.decode
+    );
     validate(&schema, &value).unwrap();
 }

@@ -65,7 +65,9 @@ pub fn vocab() -> Vocab {
 
 fn random(rng: &mut StdRng, dims: &[usize], scale: f32) -> Tensor {
     let n: usize = dims.iter().product();
-    let data: Vec<f32> = (0..n).map(|_| (rng.random::<f32>() * 2.0 - 1.0) * scale).collect();
+    let data: Vec<f32> = (0..n)
+        .map(|_| (rng.random::<f32>() * 2.0 - 1.0) * scale)
+        .collect();
     Tensor::from_vec(data, dims, &Device::Cpu).unwrap()
 }
 
@@ -119,11 +121,17 @@ pub fn write(path: &Path, arch: &str, dtype: GgmlDType, seed: u64) {
     let mut tensors: Vec<(String, QTensor)> = Vec::new();
     // Large embedding/output weights make the next-token distribution peaked, so that
     // greedy choices are not decided by rounding noise.
-    tensors.push(("token_embd.weight".into(), q(random(&mut rng, &[n_vocab, HIDDEN], 0.5))));
+    tensors.push((
+        "token_embd.weight".into(),
+        q(random(&mut rng, &[n_vocab, HIDDEN], 0.5)),
+    ));
     for i in 0..LAYERS {
         let p = format!("blk.{i}");
         tensors.push((format!("{p}.attn_norm.weight"), dense(ones(HIDDEN))));
-        tensors.push((format!("{p}.attn_q.weight"), q(random(&mut rng, &[HIDDEN, HIDDEN], 0.3))));
+        tensors.push((
+            format!("{p}.attn_q.weight"),
+            q(random(&mut rng, &[HIDDEN, HIDDEN], 0.3)),
+        ));
         tensors.push((
             format!("{p}.attn_k.weight"),
             q(random(&mut rng, &[KV_HEADS * head_dim, HIDDEN], 0.3)),
@@ -133,7 +141,10 @@ pub fn write(path: &Path, arch: &str, dtype: GgmlDType, seed: u64) {
             q(random(&mut rng, &[KV_HEADS * head_dim, HIDDEN], 0.3)),
         ));
         if arch == "qwen2" {
-            tensors.push((format!("{p}.attn_q.bias"), dense(random(&mut rng, &[HIDDEN], 0.1))));
+            tensors.push((
+                format!("{p}.attn_q.bias"),
+                dense(random(&mut rng, &[HIDDEN], 0.1)),
+            ));
             tensors.push((
                 format!("{p}.attn_k.bias"),
                 dense(random(&mut rng, &[KV_HEADS * head_dim], 0.1)),
@@ -148,13 +159,25 @@ pub fn write(path: &Path, arch: &str, dtype: GgmlDType, seed: u64) {
             q(random(&mut rng, &[HIDDEN, HIDDEN], 0.1)),
         ));
         tensors.push((format!("{p}.ffn_norm.weight"), dense(ones(HIDDEN))));
-        tensors.push((format!("{p}.ffn_gate.weight"), q(random(&mut rng, &[FFN, HIDDEN], 0.2))));
-        tensors.push((format!("{p}.ffn_up.weight"), q(random(&mut rng, &[FFN, HIDDEN], 0.2))));
-        tensors.push((format!("{p}.ffn_down.weight"), q(random(&mut rng, &[HIDDEN, FFN], 0.1))));
+        tensors.push((
+            format!("{p}.ffn_gate.weight"),
+            q(random(&mut rng, &[FFN, HIDDEN], 0.2)),
+        ));
+        tensors.push((
+            format!("{p}.ffn_up.weight"),
+            q(random(&mut rng, &[FFN, HIDDEN], 0.2)),
+        ));
+        tensors.push((
+            format!("{p}.ffn_down.weight"),
+            q(random(&mut rng, &[HIDDEN, FFN], 0.1)),
+        ));
     }
     tensors.push(("output_norm.weight".into(), dense(ones(HIDDEN))));
     if arch == "llama" {
-        tensors.push(("output.weight".into(), q(random(&mut rng, &[n_vocab, HIDDEN], 1.0))));
+        tensors.push((
+            "output.weight".into(),
+            q(random(&mut rng, &[n_vocab, HIDDEN], 1.0)),
+        ));
     }
     let meta: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let named: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
