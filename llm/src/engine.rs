@@ -314,6 +314,11 @@ impl Engine {
         &self.tokenizer
     }
 
+    /// The model itself, for measurements that bypass the queue and the shared cache.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
     pub fn options(&self) -> &EngineOptions {
         &self.options
     }

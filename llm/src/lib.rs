@@ -54,10 +54,14 @@
 //!   this vocabulary's token bytes; the accepted schema subset is checked again on the
 //!   finished output ([`validate`]); [`restrict_enum`] narrows allowed values.
 //!
+//! - [`bench`] (bench.rs): prefill/decode tokens per second, time to first token, peak
+//!   memory; `cargo run -p gatehouse-llm --release --example bench -- MODEL.gguf`.
+//!
 //! Threads: candle's CPU kernels run on one process-wide pool sized from the
 //! `CANDLE_NUM_THREADS` environment variable (else the physical cores) when first used;
 //! [`effective_threads`] reports it and [`EngineOptions::threads`] is checked against it.
 
+mod bench;
 mod constrain;
 mod engine;
 mod error;
@@ -65,6 +69,7 @@ mod gguf;
 mod model;
 mod tokenizer;
 
+pub use bench::{BenchReport, bench, peak_rss};
 pub use constrain::{restrict_enum, validate};
 pub use engine::{
     CancelToken, Engine, EngineOptions, Finish, Generation, Prompt, Request, Sampling, Timings,
