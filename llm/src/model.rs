@@ -4,8 +4,10 @@
 
 use std::sync::Arc;
 
-use candle_core::quantized::{QMatMul, QTensor};
-use candle_core::{DType, Device, Module, Tensor};
+use std::borrow::Cow;
+
+use candle_core::quantized::{QMatMul, QStorage, QTensor};
+use candle_core::{D, DType, Device, Module, Tensor};
 
 use crate::error::{Error, Result};
 use crate::gguf::Gguf;
@@ -119,18 +121,74 @@ impl Config {
     }
 }
 
+/// Matrices applied to the same input, stacked into one when they share a format: one
+/// quantization of the input and one parallel pass instead of several (q, k, v; gate, up).
+enum Projections {
+    Fused { matrix: QMatMul, widths: Vec<usize> },
+    Separate(Vec<QMatMul>),
+}
+
+impl Projections {
+    fn new(parts: Vec<QTensor>) -> Result<Self> {
+        let dtype = parts[0].dtype();
+        let width = parts[0].shape().dims2()?.1;
+        let mut widths = Vec::with_capacity(parts.len());
+        let mut same = true;
+        for p in &parts {
+            let (rows, cols) = p.shape().dims2()?;
+            same &= p.dtype() == dtype && cols == width;
+            widths.push(rows);
+        }
+        if !same {
+            return Ok(Projections::Separate(
+                parts
+                    .into_iter()
+                    .map(QMatMul::from_qtensor)
+                    .collect::<candle_core::Result<_>>()?,
+            ));
+        }
+        // Quantized rows are whole blocks, so stacking matrices is stacking their bytes.
+        let mut data = Vec::new();
+        for p in &parts {
+            data.extend_from_slice(&p.data()?);
+        }
+        let rows = widths.iter().sum::<usize>();
+        let storage = QStorage::from_data(Cow::Owned(data), &Device::Cpu, dtype)?;
+        let matrix = QMatMul::from_qtensor(QTensor::new(storage, (rows, width))?)?;
+        Ok(Projections::Fused { matrix, widths })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        match self {
+            Projections::Separate(ms) => Ok(ms
+                .iter()
+                .map(|m| m.forward(x))
+                .collect::<candle_core::Result<_>>()?),
+            Projections::Fused { matrix, widths } => {
+                let y = matrix.forward(x)?;
+                let mut offset = 0;
+                let mut out = Vec::with_capacity(widths.len());
+                for w in widths {
+                    out.push(y.narrow(D::Minus1, offset, *w)?);
+                    offset += w;
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
 struct Layer {
     attn_norm: Tensor,
-    q: QMatMul,
-    k: QMatMul,
-    v: QMatMul,
+    /// q, k, v.
+    qkv: Projections,
     q_bias: Option<Tensor>,
     k_bias: Option<Tensor>,
     v_bias: Option<Tensor>,
     out: QMatMul,
     ffn_norm: Tensor,
-    gate: QMatMul,
-    up: QMatMul,
+    /// gate, up.
+    gate_up: Projections,
     down: QMatMul,
 }
 
@@ -164,10 +222,13 @@ impl Model {
         let c = &config;
         let q_width = c.heads * c.head_dim;
         let kv_width = c.kv_heads * c.head_dim;
-        let matrix = |gguf: &mut Gguf, name: &str, dims: &[usize]| -> Result<QMatMul> {
+        let raw = |gguf: &mut Gguf, name: &str, dims: &[usize]| -> Result<QTensor> {
             let t = gguf.tensor(name)?;
             expect_shape(&t, name, dims)?;
-            Ok(QMatMul::from_qtensor(t)?)
+            Ok(t)
+        };
+        let matrix = |gguf: &mut Gguf, name: &str, dims: &[usize]| -> Result<QMatMul> {
+            Ok(QMatMul::from_qtensor(raw(gguf, name, dims)?)?)
         };
         let vector = |gguf: &mut Gguf, name: &str, len: usize| -> Result<Tensor> {
             let t = gguf.tensor(name)?;
@@ -187,9 +248,11 @@ impl Model {
             let p = format!("blk.{i}");
             layers.push(Layer {
                 attn_norm: vector(gguf, &format!("{p}.attn_norm.weight"), c.hidden)?,
-                q: matrix(gguf, &format!("{p}.attn_q.weight"), &[q_width, c.hidden])?,
-                k: matrix(gguf, &format!("{p}.attn_k.weight"), &[kv_width, c.hidden])?,
-                v: matrix(gguf, &format!("{p}.attn_v.weight"), &[kv_width, c.hidden])?,
+                qkv: Projections::new(vec![
+                    raw(gguf, &format!("{p}.attn_q.weight"), &[q_width, c.hidden])?,
+                    raw(gguf, &format!("{p}.attn_k.weight"), &[kv_width, c.hidden])?,
+                    raw(gguf, &format!("{p}.attn_v.weight"), &[kv_width, c.hidden])?,
+                ])?,
                 q_bias: bias(gguf, &format!("{p}.attn_q.bias"), q_width)?,
                 k_bias: bias(gguf, &format!("{p}.attn_k.bias"), kv_width)?,
                 v_bias: bias(gguf, &format!("{p}.attn_v.bias"), kv_width)?,
@@ -199,16 +262,18 @@ impl Model {
                     &[c.hidden, q_width],
                 )?,
                 ffn_norm: vector(gguf, &format!("{p}.ffn_norm.weight"), c.hidden)?,
-                gate: matrix(
-                    gguf,
-                    &format!("{p}.ffn_gate.weight"),
-                    &[c.feed_forward, c.hidden],
-                )?,
-                up: matrix(
-                    gguf,
-                    &format!("{p}.ffn_up.weight"),
-                    &[c.feed_forward, c.hidden],
-                )?,
+                gate_up: Projections::new(vec![
+                    raw(
+                        gguf,
+                        &format!("{p}.ffn_gate.weight"),
+                        &[c.feed_forward, c.hidden],
+                    )?,
+                    raw(
+                        gguf,
+                        &format!("{p}.ffn_up.weight"),
+                        &[c.feed_forward, c.hidden],
+                    )?,
+                ])?,
                 down: matrix(
                     gguf,
                     &format!("{p}.ffn_down.weight"),
@@ -290,18 +355,19 @@ impl Model {
         let scale = 1.0 / (c.head_dim as f64).sqrt();
         for (li, layer) in self.layers.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, c.rms_eps)?;
-            let project = |w: &QMatMul, b: &Option<Tensor>, heads: usize| -> Result<Tensor> {
-                let mut y = w.forward(&h)?;
-                if let Some(b) = b {
-                    y = y.broadcast_add(b)?;
-                }
-                Ok(y.reshape((1, len, heads, c.head_dim))?
+            let qkv = layer.qkv.forward(&h)?;
+            let heads = |y: &Tensor, b: &Option<Tensor>, n: usize| -> Result<Tensor> {
+                let y = match b {
+                    Some(b) => y.broadcast_add(b)?,
+                    None => y.clone(),
+                };
+                Ok(y.reshape((1, len, n, c.head_dim))?
                     .transpose(1, 2)?
                     .contiguous()?)
             };
-            let q = project(&layer.q, &layer.q_bias, c.heads)?;
-            let k = project(&layer.k, &layer.k_bias, c.kv_heads)?;
-            let v = project(&layer.v, &layer.v_bias, c.kv_heads)?;
+            let q = heads(&qkv[0], &layer.q_bias, c.heads)?;
+            let k = heads(&qkv[1], &layer.k_bias, c.kv_heads)?;
+            let v = heads(&qkv[2], &layer.v_bias, c.kv_heads)?;
             let (q, k) = match c.architecture {
                 Architecture::Llama => (
                     candle_nn::rotary_emb::rope_i(&q, &cos, &sin)?,
@@ -331,7 +397,8 @@ impl Model {
                 .reshape((1, len, c.heads * c.head_dim))?;
             x = (x + layer.out.forward(&y)?)?;
             let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, c.rms_eps)?;
-            let gated = (layer.gate.forward(&h)?.silu()? * layer.up.forward(&h)?)?;
+            let gate_up = layer.gate_up.forward(&h)?;
+            let gated = (gate_up[0].silu()? * &gate_up[1])?;
             x = (x + layer.down.forward(&gated)?)?;
         }
         cache.len = total;
