@@ -22,7 +22,7 @@ use crate::tokenizer::{Message, TextTokenizer};
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
     /// Tokens the KV cache holds (prompt plus answer); capped at the model's own
-    /// context length. Memory: 2 × layers × key/value width × 4 bytes per token.
+    /// context length and at 32768. Memory: 2 × layers × key/value width × 4 bytes per token.
     pub context_size: usize,
     /// Requests that may wait while one runs; one more gets [`Error::Busy`].
     pub queue_limit: usize,
@@ -284,7 +284,10 @@ impl Engine {
         let tokenizer = TextTokenizer::from_gguf(&gguf)?;
         let model = Model::from_gguf(&mut gguf)?;
         let grammars = Grammars::new(&tokenizer, tokenizer.plain_clone())?;
-        let context = options.context_size.min(model.config.context_length);
+        let context = options
+            .context_size
+            .min(model.config.context_length)
+            .min(crate::model::MAX_POSITIONS);
         let kv = KvCache::new(&model.config, context)?;
         let cache_bytes = kv.bytes();
         Ok(Engine {

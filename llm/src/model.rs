@@ -204,7 +204,7 @@ pub struct Model {
 }
 
 /// Longest context the rotary tables are built for, whatever the model claims.
-const MAX_POSITIONS: usize = 32_768;
+pub(crate) const MAX_POSITIONS: usize = 32_768;
 
 fn expect_shape(t: &QTensor, name: &str, dims: &[usize]) -> Result<()> {
     if t.shape().dims() != dims {
