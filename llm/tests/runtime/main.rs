@@ -75,6 +75,25 @@ fn loads_each_architecture_with_its_shape() {
 }
 
 #[test]
+fn layers_mixing_formats_run_unfused() {
+    for arch in ARCHS {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mixed.gguf");
+        tiny::write_mixed(&path, arch, GgmlDType::Q8_0, GgmlDType::Q4_0, 5);
+        let engine = Engine::load(&path, EngineOptions::default()).unwrap();
+        let a = engine
+            .generate(&greedy("the door", 12), &mut |_| {})
+            .unwrap();
+        engine.clear_cache();
+        let b = engine
+            .generate(&greedy("the door", 12), &mut |_| {})
+            .unwrap();
+        assert_eq!(a.tokens.len(), 12, "{arch}");
+        assert_eq!(a.tokens, b.tokens, "{arch}");
+    }
+}
+
+#[test]
 fn unsupported_architecture_is_refused_by_name() {
     let model = tiny("llama");
     let bytes = std::fs::read(&model.path).unwrap();

@@ -73,6 +73,12 @@ fn random(rng: &mut StdRng, dims: &[usize], scale: f32) -> Tensor {
 
 /// Writes a tiny `arch` ("llama" or "qwen2") model with weights quantized as `dtype`.
 pub fn write(path: &Path, arch: &str, dtype: GgmlDType, seed: u64) {
+    write_mixed(path, arch, dtype, dtype, seed)
+}
+
+/// Like [`write`], with the value and up projections in `other` (as in Q4_K_M files,
+/// which mix formats within a layer).
+pub fn write_mixed(path: &Path, arch: &str, dtype: GgmlDType, other: GgmlDType, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let v = vocab();
     let n_vocab = v.tokens.len();
@@ -116,6 +122,7 @@ pub fn write(path: &Path, arch: &str, dtype: GgmlDType, seed: u64) {
     ];
     let head_dim = HIDDEN / HEADS;
     let q = |t: Tensor| QTensor::quantize(&t, dtype).unwrap();
+    let q_other = |t: Tensor| QTensor::quantize(&t, other).unwrap();
     let dense = |t: Tensor| QTensor::quantize(&t, GgmlDType::F32).unwrap();
     let ones = |n: usize| Tensor::ones(n, candle_core::DType::F32, &Device::Cpu).unwrap();
     let mut tensors: Vec<(String, QTensor)> = Vec::new();
@@ -138,7 +145,7 @@ pub fn write(path: &Path, arch: &str, dtype: GgmlDType, seed: u64) {
         ));
         tensors.push((
             format!("{p}.attn_v.weight"),
-            q(random(&mut rng, &[KV_HEADS * head_dim, HIDDEN], 0.3)),
+            q_other(random(&mut rng, &[KV_HEADS * head_dim, HIDDEN], 0.3)),
         ));
         if arch == "qwen2" {
             tensors.push((
