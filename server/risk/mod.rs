@@ -1,0 +1,22 @@
+//! The risk engine: baselines of who normally goes where and when, and the anomaly score
+//! every recorded swipe gets against them. docs/risk.md says what it uses and why.
+//!
+//! - `observation.rs`: the one conversion from a recorded event to what is scored.
+//! - `context.rs`: who belongs to which peer group, status changes, site time zones.
+//! - `baselines.rs`: the compiled `Baselines` (aggregates, never events) and their training.
+//! - `recent.rs`: short-term state (denials, last place of each card), bounded.
+//! - `score.rs`: the pure `score` function and its typed reasons.
+//! - `live.rs`: the baselines in force (arc-swap), the event writer's scorer, retraining.
+//! - `scenario.rs`: the seeded scenario generator the tests and the benchmark use.
+
+pub mod baselines;
+pub mod context;
+pub mod observation;
+pub mod recent;
+pub mod score;
+
+pub use baselines::Baselines;
+pub use context::ScoringContext;
+pub use observation::{Observation, Outcome};
+pub use recent::Recent;
+pub use score::{Reason, ReasonCode, Score, score};
