@@ -21,6 +21,10 @@ pub const HOURS_OF_WEEK: usize = 168;
 /// Two swipes of one person further apart than this are not a transfer between places.
 pub const MAX_TRANSFER: TimeDelta = TimeDelta::hours(12);
 
+/// An entry counts as a re-entry without exit only this soon after the previous entry:
+/// a day's entry after last night's missed exit reader is a habit, not a card passed back.
+pub const REENTRY_WINDOW: TimeDelta = TimeDelta::hours(12);
+
 /// The hour-of-week bin of `at` on the wall clock of `tz`.
 pub fn hour_of_week(at: DateTime<Utc>, tz: Tz) -> usize {
     let local = at.with_timezone(&tz);
@@ -56,8 +60,8 @@ pub struct PersonProfile {
     transitions: Vec<(i64, i64, u32)>,
     /// The last granted swipe: where and when (for transitions, transfers and dormancy).
     last: Option<Place>,
-    /// The last direction seen per zone with exit readers.
-    inside: Vec<(i64, Direction)>,
+    /// The last direction seen per zone with exit readers, and when (Unix seconds).
+    inside: Vec<(i64, Direction, i64)>,
     /// The longest time between two consecutive swipes, in seconds.
     pub longest_gap: i64,
     pub first_seen: Option<i64>,
@@ -157,16 +161,18 @@ impl PersonProfile {
     }
 
     /// Records a granted swipe's direction in a zone with exit readers; true when it is an
-    /// entry with no exit since the previous entry.
-    fn note_direction(&mut self, zone: i64, direction: Direction) -> bool {
-        match self.inside.iter_mut().find(|(z, _)| *z == zone) {
+    /// entry with no exit since the previous entry, within `REENTRY_WINDOW` of it.
+    fn note_direction(&mut self, zone: i64, direction: Direction, at: i64) -> bool {
+        match self.inside.iter_mut().find(|(z, _, _)| *z == zone) {
             Some(entry) => {
-                let again = entry.1 == Direction::In && direction == Direction::In;
-                entry.1 = direction;
+                let again = entry.1 == Direction::In
+                    && direction == Direction::In
+                    && at - entry.2 < REENTRY_WINDOW.num_seconds();
+                *entry = (zone, direction, at);
                 again
             }
             None => {
-                self.inside.push((zone, direction));
+                self.inside.push((zone, direction, at));
                 false
             }
         }
@@ -343,7 +349,7 @@ impl Baselines {
                     + p.zones.len() * (16 + 2 * HOURS_OF_WEEK)
                     + p.doors.capacity() * std::mem::size_of::<DoorUse>()
                     + p.transitions.capacity() * 24
-                    + p.inside.capacity() * 16
+                    + p.inside.capacity() * 24
             })
             .sum();
         let group: usize = self
@@ -384,7 +390,7 @@ impl Baselines {
                 if let Some(direction) = o.direction
                     && ctx.zone_has_exit(zone)
                 {
-                    let again = person.note_direction(zone, direction);
+                    let again = person.note_direction(zone, direction, at);
                     if direction == Direction::In {
                         person.entries = person.entries.saturating_add(1);
                         person.reentries += u32::from(again);
@@ -486,9 +492,18 @@ mod tests {
         }
         let ctx = b.build();
         let mut base = Baselines::default();
-        base.observe(&ctx, &swipe(1, 5, 50, "2026-12-07T07:00:00Z", Outcome::Granted));
-        base.observe(&ctx, &swipe(1, 6, 60, "2026-12-07T07:05:00Z", Outcome::Granted));
-        base.observe(&ctx, &swipe(1, 7, 60, "2026-12-07T07:06:00Z", Outcome::Denied));
+        base.observe(
+            &ctx,
+            &swipe(1, 5, 50, "2026-12-07T07:00:00Z", Outcome::Granted),
+        );
+        base.observe(
+            &ctx,
+            &swipe(1, 6, 60, "2026-12-07T07:05:00Z", Outcome::Granted),
+        );
+        base.observe(
+            &ctx,
+            &swipe(1, 7, 60, "2026-12-07T07:06:00Z", Outcome::Denied),
+        );
         let p = base.person(1).unwrap();
         assert_eq!((p.swipes, p.granted, p.denials), (3, 2, 1));
         // Monday 08:00 in Berlin.

@@ -78,10 +78,14 @@ impl ScoringContext {
 
     /// Reads what the context needs: people, sites, which zones have exit readers, and
     /// status changes from the audit log since `now - STATUS_CHANGE_LOOKBACK`.
-    pub fn load(conn: &mut DbConnection, now: DateTime<Utc>) -> Result<ScoringContext, HistoryError> {
+    pub fn load(
+        conn: &mut DbConnection,
+        now: DateTime<Utc>,
+    ) -> Result<ScoringContext, HistoryError> {
         let mut b = ContextBuilder::default();
-        let site_rows: Vec<(i64, String)> =
-            sites::table.select((sites::id, sites::timezone)).load(conn)?;
+        let site_rows: Vec<(i64, String)> = sites::table
+            .select((sites::id, sites::timezone))
+            .load(conn)?;
         for (id, tz) in site_rows {
             // A timezone the site file validated; an unreadable one scores in UTC.
             b.site(id, tz.parse().unwrap_or(Tz::UTC));
@@ -119,7 +123,9 @@ impl ScoringContext {
                         .and_then(|v| v.get("status").and_then(|s| s.as_str()).map(str::to_owned))
                 };
                 let (before, after) = (status(&row.before_json), status(&row.after_json));
-                if before.is_some() && after.is_some() && before != after
+                if before.is_some()
+                    && after.is_some()
+                    && before != after
                     && let Some(id) = row.entity_id.as_deref().and_then(|i| i.parse().ok())
                 {
                     b.status_change(id, row.at.and_utc());
@@ -171,8 +177,7 @@ impl ContextBuilder {
         let mut names: FxHashMap<String, Arc<str>> = FxHashMap::default();
         let mut people = FxHashMap::default();
         for (id, d, t) in &self.people {
-            let name = if sizes.get(&(d.as_str(), t.as_str())).copied().unwrap_or(0) >= MIN_PEERS
-            {
+            let name = if sizes.get(&(d.as_str(), t.as_str())).copied().unwrap_or(0) >= MIN_PEERS {
                 format!("{d} / {t}")
             } else {
                 d.clone()

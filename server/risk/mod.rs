@@ -11,8 +11,10 @@
 
 pub mod baselines;
 pub mod context;
+pub mod evaluation;
 pub mod observation;
 pub mod recent;
+pub mod scenario;
 pub mod score;
 
 pub use baselines::Baselines;

@@ -189,9 +189,8 @@ impl Recent {
             times.sort_unstable();
             let median = times.get(times.len() / 2).copied().unwrap_or(i64::MAX);
             self.cards.retain(|_, c| last(c) > median);
-            self.readers.retain(|_, r| {
-                r.denials.last().is_some_and(|(at, _)| *at > median)
-            });
+            self.readers
+                .retain(|_, r| r.denials.last().is_some_and(|(at, _)| *at > median));
         }
     }
 }
@@ -225,8 +224,14 @@ mod tests {
             r.record(&ctx, &swipe(1, i * 60, Outcome::Denied));
         }
         let now = DateTime::from_timestamp(1_800_000_000 + 300, 0).unwrap();
-        assert_eq!(r.card_swipes(CardKey::Known(1), now, TimeDelta::minutes(10)), (5, 5));
-        assert_eq!(r.card_swipes(CardKey::Known(1), now, TimeDelta::minutes(2)), (2, 2));
+        assert_eq!(
+            r.card_swipes(CardKey::Known(1), now, TimeDelta::minutes(10)),
+            (5, 5)
+        );
+        assert_eq!(
+            r.card_swipes(CardKey::Known(1), now, TimeDelta::minutes(2)),
+            (2, 2)
+        );
         r.record(&ctx, &swipe(2, 301, Outcome::Denied));
         assert_eq!(
             r.reader_denied_cards(99, Some(CardKey::Known(2)), now, TimeDelta::minutes(10)),

@@ -12,7 +12,9 @@
 use chrono::TimeDelta;
 use serde::Serialize;
 
-use super::baselines::{Baselines, GroupProfile, HOURS_OF_WEEK, Place, Route, hour_of_week, route};
+use super::baselines::{
+    Baselines, GroupProfile, HOURS_OF_WEEK, Place, REENTRY_WINDOW, Route, hour_of_week, route,
+};
 use super::context::ScoringContext;
 use super::observation::{CardKey, Observation, Outcome};
 use super::recent::Recent;
@@ -35,12 +37,14 @@ pub const STATUS_CHANGE_DAYS: i64 = 14;
 pub const DENIAL_WINDOW: TimeDelta = TimeDelta::minutes(10);
 pub const READER_WINDOW: TimeDelta = TimeDelta::minutes(2);
 pub const UNKNOWN_WINDOW: TimeDelta = TimeDelta::hours(1);
-pub const REENTRY_WINDOW: TimeDelta = TimeDelta::hours(16);
 
 /// Transfers seen fewer times than this are judged by the defaults below.
 const MIN_TRANSFERS: u32 = 20;
 const DEFAULT_SITE_TRANSFER_S: i64 = 600;
 const DEFAULT_ZONE_TRANSFER_S: i64 = 8;
+/// Within a site, the learned fastest transfer is taken as at most this: routine gaps
+/// between swipes include time spent in the room, not just the walk.
+const MAX_ZONE_TRANSFER_S: i64 = 60;
 
 /// Pseudo-counts: how many swipes' worth the wider baseline weighs in a narrower one.
 const PERSON_PRIOR: f64 = 10.0;
@@ -195,9 +199,12 @@ pub fn features(b: &Baselines, ctx: &ScoringContext, recent: &Recent, o: &Observ
     // they have a habit there), against a time picked at random.
     if o.person.is_some() {
         let bin = hour_of_week(o.at, ctx.timezone(o.site));
-        let zone = o.zone.filter(|z| profile.is_some_and(|p| p.zone_total(Some(*z)) >= 20));
+        let zone = o
+            .zone
+            .filter(|z| profile.is_some_and(|p| p.zone_total(Some(*z)) >= 20));
         let smooth = |count: &dyn Fn(usize) -> f64| {
-            let at = |d: isize| count((bin as isize + d).rem_euclid(HOURS_OF_WEEK as isize) as usize);
+            let at =
+                |d: isize| count((bin as isize + d).rem_euclid(HOURS_OF_WEEK as isize) as usize);
             at(0) + 0.5 * (at(-1) + at(1)) + 0.25 * (at(-24) + at(24))
         };
         const MASS: f64 = 2.5;
@@ -224,7 +231,12 @@ pub fn features(b: &Baselines, ctx: &ScoringContext, recent: &Recent, o: &Observ
             None => (p_group, 0.0),
         };
         let uniform = 1.0 / HOURS_OF_WEEK as f64;
-        f.set(ReasonCode::OffHours, ln_ratio(uniform, p_self, 6.0), p_self * n, n);
+        f.set(
+            ReasonCode::OffHours,
+            ln_ratio(uniform, p_self, 6.0),
+            p_self * n,
+            n,
+        );
     }
 
     if let Some(door) = o.door {
@@ -235,7 +247,12 @@ pub fn features(b: &Baselines, ctx: &ScoringContext, recent: &Recent, o: &Observ
         {
             let k = p.doors().len() as f64;
             let p_new = (k + 1.0) / (f64::from(p.granted) + k + 2.0);
-            f.set(ReasonCode::FirstDoorUse, ln_ratio(0.3, p_new, 4.0), k, f64::from(p.granted));
+            f.set(
+                ReasonCode::FirstDoorUse,
+                ln_ratio(0.3, p_new, 4.0),
+                k,
+                f64::from(p.granted),
+            );
         }
         // A door the peers (or, without peers, everyone) hardly use, and not a habit of
         // this person's own.
@@ -262,7 +279,16 @@ pub fn features(b: &Baselines, ctx: &ScoringContext, recent: &Recent, o: &Observ
     }
 
     if let Some(card) = o.card() {
-        card_features(&mut f, b, ctx, recent, o, card, profile.map(|p| (p.swipes, p.denials)), global);
+        card_features(
+            &mut f,
+            b,
+            ctx,
+            recent,
+            o,
+            card,
+            profile.map(|p| (p.swipes, p.denials)),
+            global,
+        );
     }
 
     // Use right after a status change, or by a person no longer active.
@@ -279,7 +305,7 @@ pub fn features(b: &Baselines, ctx: &ScoringContext, recent: &Recent, o: &Observ
         }
     }
     match o.deny {
-        Some(DenyCode::Inactive) => f.set(ReasonCode::AfterStatusChange, 4.5, -1.0, 1.0),
+        Some(DenyCode::Inactive) => f.set(ReasonCode::AfterStatusChange, 6.0, -1.0, 1.0),
         Some(DenyCode::Expired) => f.set(ReasonCode::AfterStatusChange, 2.0, -1.0, 2.0),
         _ => {}
     }
@@ -294,7 +320,7 @@ pub fn features(b: &Baselines, ctx: &ScoringContext, recent: &Recent, o: &Observ
         if gap > threshold {
             f.set(
                 ReasonCode::AfterDormancy,
-                (2.5 + 2.0 * (gap / threshold).ln()).min(6.0),
+                (3.5 + 2.5 * (gap / threshold).ln()).min(7.0),
                 gap / 86_400.0,
                 p.longest_gap as f64 / 86_400.0,
             );
@@ -320,7 +346,12 @@ fn card_features(
         CardKey::Unknown(_) => {
             let (before, _) = recent.card_swipes(card, o.at, UNKNOWN_WINDOW);
             let k = f64::from(before + 1);
-            f.set(ReasonCode::UnknownCardRepeated, (1.0 + 2.5 * (k - 1.0)).min(8.0), k, 0.0);
+            f.set(
+                ReasonCode::UnknownCardRepeated,
+                (1.0 + 2.5 * (k - 1.0)).min(8.0),
+                k,
+                0.0,
+            );
         }
         CardKey::Known(_) => {
             // A burst of denials, against this person's own rate of denials.
@@ -368,7 +399,9 @@ fn card_features(
                         ),
                         Route::Zones(..) => (
                             ReasonCode::TwoPlacesAtOnce,
-                            learned.unwrap_or(DEFAULT_ZONE_TRANSFER_S).max(2),
+                            learned
+                                .unwrap_or(DEFAULT_ZONE_TRANSFER_S)
+                                .clamp(2, MAX_ZONE_TRANSFER_S),
                         ),
                     };
                     let fastest = fastest as f64;
@@ -395,7 +428,7 @@ fn card_features(
                 };
                 f.set(
                     ReasonCode::ReentryWithoutExit,
-                    ln_ratio(0.5, p_re, 5.0),
+                    ln_ratio(0.5, p_re, 6.5),
                     (now_ms - at) as f64 / 60_000.0,
                     p_re,
                 );
@@ -451,8 +484,8 @@ fn words(code: ReasonCode, fact: Fact) -> String {
         ReasonCode::AfterStatusChange => {
             format!("{a:.0} hours after the person's status changed")
         }
-        ReasonCode::AfterDormancy => format!(
-            "first use in {a:.0} days (their longest gap before was {b:.0} days)"
-        ),
+        ReasonCode::AfterDormancy => {
+            format!("first use in {a:.0} days (their longest gap before was {b:.0} days)")
+        }
     }
 }
