@@ -27,6 +27,39 @@ pub struct Config {
     pub readers: ReadersConfig,
     pub events: EventsConfig,
     pub jobs: JobsConfig,
+    pub risk: RiskConfig,
+}
+
+/// The risk engine (`server/risk/`, docs/risk.md): anomaly scores of every swipe.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RiskConfig {
+    /// Whether swipes are scored at all (baselines trained, scores stored).
+    pub enabled: bool,
+    /// How many days of history the baselines are trained on; never more than
+    /// `events.retention_days` keeps.
+    pub training_days: u32,
+}
+
+impl Default for RiskConfig {
+    fn default() -> Self {
+        RiskConfig {
+            enabled: true,
+            training_days: 90,
+        }
+    }
+}
+
+impl Config {
+    /// The stretch of history the risk baselines are trained on: `risk.training_days`, cut
+    /// to `events.retention_days` when that keeps less.
+    pub fn risk_training_window(&self) -> chrono::TimeDelta {
+        let days = match self.events.retention_days {
+            0 => self.risk.training_days,
+            kept => self.risk.training_days.min(kept),
+        };
+        chrono::TimeDelta::days(i64::from(days))
+    }
 }
 
 /// The readers: where they may be, and what the appliance does about their traffic beyond
@@ -163,6 +196,9 @@ pub struct JobsConfig {
     /// When the live policy is rebuilt without a change, so that the precomputed schedule
     /// windows keep reaching days ahead of the clock: a cron expression.
     pub policy_rebuild: String,
+    /// When the risk baselines are retrained from history (`risk.training_days`): a cron
+    /// expression.
+    pub risk_retrain: String,
 }
 
 impl Default for JobsConfig {
@@ -171,6 +207,7 @@ impl Default for JobsConfig {
             timezone: "UTC".to_owned(),
             event_retention: "30 3 * * *".to_owned(),
             policy_rebuild: "0 * * * *".to_owned(),
+            risk_retrain: "15 2 * * *".to_owned(),
         }
     }
 }
@@ -193,6 +230,7 @@ impl JobsConfig {
         for (key, expression) in [
             ("jobs.event_retention", &self.event_retention),
             ("jobs.policy_rebuild", &self.policy_rebuild),
+            ("jobs.risk_retrain", &self.risk_retrain),
         ] {
             crate::policy::schedule::parse_cron(expression).map_err(|reason| {
                 ConfigError::Invalid {
@@ -528,6 +566,7 @@ impl Default for Config {
             readers: ReadersConfig::default(),
             events: EventsConfig::default(),
             jobs: JobsConfig::default(),
+            risk: RiskConfig::default(),
         }
     }
 }
@@ -721,6 +760,15 @@ impl Config {
             });
         }
         self.jobs.validate()?;
+        if !(1..=3_650).contains(&self.risk.training_days) {
+            return Err(ConfigError::Invalid {
+                key: "risk.training_days",
+                message: format!(
+                    "{} days is outside 1..=3650; the default is 90",
+                    self.risk.training_days
+                ),
+            });
+        }
         if !(1..=100).contains(&self.readers.pin_attempts) {
             return Err(ConfigError::Invalid {
                 key: "readers.pin_attempts",
@@ -917,6 +965,19 @@ impl Config {
                 ),
             ),
             (
+                "risk",
+                if self.risk.enabled {
+                    format!(
+                        "swipes scored; baselines trained on {} days at '{}' (cron, {})",
+                        self.risk_training_window().num_days(),
+                        self.jobs.risk_retrain,
+                        self.jobs.timezone
+                    )
+                } else {
+                    "off".to_owned()
+                },
+            ),
+            (
                 "readers",
                 format!(
                     "a card is blocked for {} minutes after {} wrong PINs in a row",
@@ -929,7 +990,7 @@ impl Config {
 
 /// Sections of the config file; a variable GATEHOUSE_{SECTION}_{KEY} sets `[section] key`.
 const SECTIONS: &[&str] = &[
-    "http", "database", "mqtt", "events", "modbus", "readers", "jobs",
+    "http", "database", "mqtt", "events", "modbus", "readers", "jobs", "risk",
 ];
 
 fn apply_env_override(table: &mut toml::Table, var: &str, raw: &str) -> Result<(), ConfigError> {

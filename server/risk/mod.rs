@@ -12,6 +12,7 @@
 pub mod baselines;
 pub mod context;
 pub mod evaluation;
+pub mod live;
 pub mod observation;
 pub mod recent;
 pub mod scenario;

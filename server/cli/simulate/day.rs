@@ -378,6 +378,7 @@ pub async fn run(config: &Config, options: DayOptions) -> Result<()> {
         },
         events: crate::config::EventsConfig { retention_days: 0 },
         jobs: config.jobs.clone(),
+        risk: config.risk.clone(),
     };
 
     let (loaded, mut devices) = {
