@@ -106,7 +106,9 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
         let (engine, pool, now) = (engine.clone(), pool.clone(), clock.now());
         tokio::task::spawn_blocking(move || match engine.retrain(&pool, now) {
             Ok(summary) => tracing::info!("risk: {summary}"),
-            Err(e) => tracing::error!(error = %e, "risk baselines not trained at start; swipes are scored after the next risk_retrain run"),
+            Err(e) => {
+                tracing::error!(error = %e, "risk baselines not trained at start; swipes are scored after the next risk_retrain run")
+            }
         });
     }
     let hub =
@@ -412,17 +414,15 @@ fn register_jobs(state: &web::Data<AppState>) -> Result<()> {
             &schedules.risk_retrain,
             // Each instance scores with baselines of its own.
             Instances::Each,
-            on_state(state, |state| {
-                async move {
-                    let engine = state.risk.clone().ok_or("the risk engine is off")?;
-                    let now = state.clock.now();
-                    let db = state.db.clone();
-                    tokio::task::spawn_blocking(move || engine.retrain(&db, now))
-                        .await
-                        .map_err(|e| format!("the training stopped: {e}"))?
-                        .map(|summary| summary.to_string())
-                        .map_err(|e| format!("the previous baselines stay in force: {e}"))
-                }
+            on_state(state, |state| async move {
+                let engine = state.risk.clone().ok_or("the risk engine is off")?;
+                let now = state.clock.now();
+                let db = state.db.clone();
+                tokio::task::spawn_blocking(move || engine.retrain(&db, now))
+                    .await
+                    .map_err(|e| format!("the training stopped: {e}"))?
+                    .map(|summary| summary.to_string())
+                    .map_err(|e| format!("the previous baselines stay in force: {e}"))
             }),
         ))
         .context("setting jobs.risk_retrain")?;

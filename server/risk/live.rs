@@ -25,7 +25,9 @@ use super::recent::Recent;
 use super::score::{Score, score};
 use crate::identity::admins::Role;
 use crate::store::event_log::{EventKind, EventLog, Recorded};
-use crate::store::history::{self, EventQuery, EventsOf, HistoryError, MAX_CHUNK, Period, ReadScope};
+use crate::store::history::{
+    self, EventQuery, EventsOf, HistoryError, MAX_CHUNK, Period, ReadScope,
+};
 use crate::store::schema::events;
 use crate::store::{DbConnection, DbPool, write_transaction};
 

@@ -290,6 +290,7 @@ impl TestApp {
             readers: Default::default(),
             events: Default::default(),
             jobs: Default::default(),
+            risk: Default::default(),
         };
         // Nothing a test starts may reach past this machine (`assert_readers_on_loopback`
         // checks the reader hosts when the test is over).
