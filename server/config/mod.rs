@@ -1360,6 +1360,31 @@ mod tests {
     }
 
     #[test]
+    fn risk_training_is_set_by_file_or_environment_and_never_outlasts_retention() {
+        let c = load_str("", &[]).unwrap();
+        assert!(c.risk.enabled);
+        assert_eq!(c.risk_training_window().num_days(), 90);
+        assert_eq!(c.jobs.risk_retrain, "15 2 * * *");
+        let c = load_str(
+            "[risk]\ntraining_days = 120\n[events]\nretention_days = 30\n",
+            &[("GATEHOUSE_JOBS_RISK_RETRAIN", "0 4 * * *")],
+        )
+        .unwrap();
+        assert_eq!(c.risk_training_window().num_days(), 30);
+        assert_eq!(c.jobs.risk_retrain, "0 4 * * *");
+        let c = load_str("", &[("GATEHOUSE_RISK_ENABLED", "false")]).unwrap();
+        assert!(!c.risk.enabled);
+        let err = load_str("[risk]\ntraining_days = 0\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("risk.training_days"), "{err}");
+        let err = load_str("", &[("GATEHOUSE_JOBS_RISK_RETRAIN", "nightly")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("jobs.risk_retrain"), "{err}");
+    }
+
+    #[test]
     fn job_schedules_are_checked_at_load_and_name_their_key() {
         let config = load_str(
             "[jobs]\ntimezone = \"Europe/Berlin\"\nevent_retention = \"15 2 * * Sun\"\n",
