@@ -135,7 +135,8 @@ pub struct NewEvent {
     pub reason_code: Option<String>,
     /// The stored policy version the decision was made under (`Snapshot::version`).
     pub policy_version: Option<i64>,
-    /// None until the risk engine scores events.
+    /// None when recorded: the risk engine scores a swipe once it is on record
+    /// (`risk::live`).
     pub risk_score: Option<f64>,
     /// The risk engine's reasons, as JSON.
     pub risk_reasons: Option<String>,
