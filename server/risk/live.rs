@@ -322,3 +322,79 @@ pub fn write_scores(conn: &mut DbConnection, scores: &[Scored]) -> QueryResult<(
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::event_log::{Appended, NewEvent, SeqMarks, write_batch};
+    use crate::store::history::test_databases::databases;
+    use crate::store::rows::EventRow;
+
+    fn swipe(at: DateTime<Utc>, door: i64) -> NewEvent {
+        NewEvent {
+            door_id: Some(door),
+            zone_id: Some(door * 10),
+            person_id: Some(1),
+            credential_id: Some(11),
+            result: Some("granted".to_owned()),
+            direction: Some(crate::policy::model::Direction::In),
+            ..NewEvent::new(EventKind::Swipe, at)
+        }
+    }
+
+    #[test]
+    fn training_reads_the_window_only_and_scores_are_stored_on_their_events() {
+        let now = DateTime::parse_from_rfc3339("2026-12-07T12:00:00Z")
+            .unwrap()
+            .to_utc();
+        for db in databases() {
+            let mut conn = db.pool.get().unwrap();
+            let mut batch: Vec<NewEvent> = (1..=20)
+                .map(|day| swipe(now - TimeDelta::days(day), 5))
+                .collect();
+            // Outside the window: not trained on.
+            batch.push(swipe(now - TimeDelta::days(45), 6));
+            // Not a swipe: not trained on.
+            batch.push(NewEvent::new(EventKind::DoorOpen, now - TimeDelta::days(2)));
+            let ids: Vec<i64> = write_batch(&mut conn, &batch, &mut SeqMarks::default())
+                .unwrap()
+                .into_iter()
+                .map(|a| match a {
+                    Appended::New(id) => id,
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            let trained = train(&mut conn, now, TimeDelta::days(30), 1).unwrap();
+            assert_eq!(trained.baselines.observed, 20, "{}", db.backend);
+            let person = trained.baselines.person(1).unwrap();
+            assert_eq!(person.door(5).unwrap().count, 20);
+            assert!(person.door(6).is_none());
+
+            // A score as the scorer stores it, read back as the events API reads it.
+            let o = Observation::of_event(&swipe(now, 6)).unwrap();
+            let scored = score(&trained.baselines, &trained.context, &Recent::default(), &o);
+            assert!(
+                scored
+                    .reasons
+                    .iter()
+                    .any(|r| r.code == super::super::ReasonCode::FirstDoorUse),
+                "{scored:?}"
+            );
+            write_scores(
+                &mut conn,
+                &[Scored {
+                    id: ids[0],
+                    score: scored.clone(),
+                }],
+            )
+            .unwrap();
+            let row: EventRow = events::table
+                .find(ids[0])
+                .select(EventRow::as_select())
+                .first(&mut conn)
+                .unwrap();
+            assert_eq!(row.risk_score, Some(f64::from(scored.value)));
+            assert_eq!(row.risk_reasons, Some(scored.reasons_json()));
+        }
+    }
+}
