@@ -489,3 +489,110 @@ fn words(code: ReasonCode, fact: Fact) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Utc};
+
+    use super::*;
+    use crate::risk::context::ContextBuilder;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().to_utc()
+    }
+
+    fn swipe(person: i64, door: i64, zone: i64, when: DateTime<Utc>) -> Observation {
+        Observation {
+            at: when,
+            site: Some(1),
+            zone: Some(zone),
+            door: Some(door),
+            reader: door as u64,
+            direction: Some(Direction::In),
+            person: Some(person),
+            credential: Some(person * 10),
+            unknown_key: None,
+            outcome: Outcome::Granted,
+            deny: None,
+        }
+    }
+
+    /// Four weeks of a day worker (person 1, 08:00 UTC) and a night worker (person 2,
+    /// 02:00 UTC), each at their own door, each with two peers of the same routine.
+    fn baselines() -> (Baselines, ScoringContext) {
+        let mut b = ContextBuilder::default();
+        b.site(1, chrono_tz::Tz::UTC);
+        for id in [1, 3, 4] {
+            b.person(id, "Office", "Clerk");
+        }
+        for id in [2, 5, 6] {
+            b.person(id, "Plant", "Operator");
+        }
+        let ctx = b.build();
+        let mut base = Baselines::default();
+        let start = at("2026-11-02T00:00:00Z");
+        for day in 0..28 {
+            for (person, hour, door) in [
+                (1, 8, 10),
+                (3, 8, 10),
+                (4, 8, 10),
+                (2, 2, 20),
+                (5, 2, 20),
+                (6, 2, 20),
+            ] {
+                let when = start + TimeDelta::days(day) + TimeDelta::hours(hour);
+                base.observe(&ctx, &swipe(person, door, door * 10, when));
+            }
+        }
+        (base, ctx)
+    }
+
+    #[test]
+    fn the_same_hour_is_routine_for_the_night_shift_and_off_hours_for_the_day_worker() {
+        let (base, ctx) = baselines();
+        let recent = Recent::default();
+        let night = at("2026-12-01T02:05:00Z");
+        let own = score(&base, &ctx, &recent, &swipe(2, 20, 200, night));
+        assert_eq!(own.value, 0, "{own:?}");
+        assert!(own.reasons.is_empty(), "{own:?}");
+        let day_worker = score(&base, &ctx, &recent, &swipe(1, 10, 100, night));
+        assert_eq!(
+            day_worker.reasons[0].code,
+            ReasonCode::OffHours,
+            "{day_worker:?}"
+        );
+        assert!(day_worker.evidence > 2.5, "{day_worker:?}");
+        // At the plant's door too: the door is new to them and their peers never use it.
+        let elsewhere = score(&base, &ctx, &recent, &swipe(1, 20, 200, night));
+        let codes: Vec<ReasonCode> = elsewhere.reasons.iter().map(|r| r.code).collect();
+        assert!(codes.contains(&ReasonCode::FirstDoorUse), "{elsewhere:?}");
+        assert!(
+            codes.contains(&ReasonCode::DoorPeersNeverUse),
+            "{elsewhere:?}"
+        );
+        assert!(elsewhere.evidence > day_worker.evidence, "{elsewhere:?}");
+        assert!(elsewhere.reasons.len() <= TOP_REASONS);
+    }
+
+    #[test]
+    fn one_card_at_two_doors_seconds_apart_is_named_a_clone() {
+        let (base, ctx) = baselines();
+        let mut recent = Recent::default();
+        let first = swipe(1, 10, 100, at("2026-12-01T08:00:00Z"));
+        assert_eq!(score(&base, &ctx, &recent, &first).value, 0);
+        recent.record(&ctx, &first);
+        let second = swipe(1, 11, 110, at("2026-12-01T08:00:02Z"));
+        let s = score(&base, &ctx, &recent, &second);
+        assert!(
+            s.reasons
+                .iter()
+                .any(|r| r.code == ReasonCode::TwoPlacesAtOnce),
+            "{s:?}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&s.reasons_json()).unwrap();
+        assert!(
+            json[0]["words"].as_str().unwrap().contains("s after"),
+            "{json}"
+        );
+    }
+}
