@@ -6,6 +6,7 @@
 //! * [`run`], [`measure`]: the timed passes, statistics, process memory and thread CPU.
 //! * [`appliance`]: the appliance inside a benchmark's process.
 //! * [`event_rows`]: event rows in bulk, straight into SQLite.
+//! * [`isolation_forest`]: the risk benchmark's reference detector.
 //! * [`console_site`]: the console benchmark's database (the example site, 100,000 people,
 //!   10 million events), cached between runs.
 
@@ -14,6 +15,7 @@ pub mod building;
 pub mod cedar;
 pub mod console_site;
 pub mod event_rows;
+pub mod isolation_forest;
 pub mod measure;
 pub mod requests;
 pub mod run;

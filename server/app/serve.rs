@@ -95,6 +95,22 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
     };
     let (log, writer) = EventLog::new(pool.clone(), BatchPolicy::default());
     tokio::spawn(writer.run());
+    // The risk scorer follows the event log from here on; it scores once the baselines
+    // are trained (the pass below, then the risk_retrain job).
+    let risk = config.risk.enabled.then(|| {
+        let engine = crate::risk::live::RiskEngine::new(config.risk_training_window());
+        engine.start_scorer(&log, pool.clone());
+        engine
+    });
+    if let Some(engine) = &risk {
+        let (engine, pool, now) = (engine.clone(), pool.clone(), clock.now());
+        tokio::task::spawn_blocking(move || match engine.retrain(&pool, now) {
+            Ok(summary) => tracing::info!("risk: {summary}"),
+            Err(e) => {
+                tracing::error!(error = %e, "risk baselines not trained at start; swipes are scored after the next risk_retrain run")
+            }
+        });
+    }
     let hub =
         Hub::new(live.clone(), log.clone(), clock).with_pin_lockout(config.readers.pin_lockout());
     let console_hub = hub.clone();
@@ -137,6 +153,7 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
         console_hub,
         proxies,
         jobs,
+        risk,
     ));
     let app_state = state.clone();
     let server = HttpServer::new(move || {
@@ -389,6 +406,27 @@ fn register_jobs(state: &web::Data<AppState>) -> Result<()> {
             }
         }),
     ))?;
+    if state.risk.is_some() {
+        jobs.add(JobSpec::new(
+            "risk_retrain",
+            "Retrains the risk baselines (who normally goes where and when) from the events \
+             of the last risk.training_days",
+            &schedules.risk_retrain,
+            // Each instance scores with baselines of its own.
+            Instances::Each,
+            on_state(state, |state| async move {
+                let engine = state.risk.clone().ok_or("the risk engine is off")?;
+                let now = state.clock.now();
+                let db = state.db.clone();
+                tokio::task::spawn_blocking(move || engine.retrain(&db, now))
+                    .await
+                    .map_err(|e| format!("the training stopped: {e}"))?
+                    .map(|summary| summary.to_string())
+                    .map_err(|e| format!("the previous baselines stay in force: {e}"))
+            }),
+        ))
+        .context("setting jobs.risk_retrain")?;
+    }
     if let Some(days) = std::num::NonZeroU32::new(state.config.events.retention_days) {
         jobs.add(JobSpec::new(
             "event_retention",

@@ -41,6 +41,8 @@ pub struct AppState {
     pub day_tally: Arc<crate::store::event_log::DayTally>,
     /// The periodic jobs and their last runs.
     pub jobs: Arc<crate::app::jobs::Jobs>,
+    /// The risk engine's baselines and live scores; None when `[risk] enabled = false`.
+    pub risk: Option<Arc<crate::risk::live::RiskEngine>>,
     /// Serialises admin write transactions in this process: SQLite allows one writer, and
     /// the audit chain needs its entries appended one after another.
     write_lock: Arc<Mutex<()>>,
@@ -58,6 +60,7 @@ impl AppState {
         hub: crate::readers::hub::Hub,
         trusted_proxies: client_addr::TrustedProxies,
         jobs: Arc<crate::app::jobs::Jobs>,
+        risk: Option<Arc<crate::risk::live::RiskEngine>>,
     ) -> AppState {
         let sessions = crate::identity::sessions::Sessions::new(
             config.http.session_idle_minutes,
@@ -82,6 +85,7 @@ impl AppState {
             sessions,
             day_tally: Arc::default(),
             jobs,
+            risk,
             write_lock: Arc::new(Mutex::new(())),
         }
     }

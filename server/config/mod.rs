@@ -28,6 +28,39 @@ pub struct Config {
     pub events: EventsConfig,
     pub jobs: JobsConfig,
     pub entitlement_review: EntitlementReviewConfig,
+    pub risk: RiskConfig,
+}
+
+/// The risk engine (`server/risk/`, docs/risk.md): anomaly scores of every swipe.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RiskConfig {
+    /// Whether swipes are scored at all (baselines trained, scores stored).
+    pub enabled: bool,
+    /// How many days of history the baselines are trained on; never more than
+    /// `events.retention_days` keeps.
+    pub training_days: u32,
+}
+
+impl Default for RiskConfig {
+    fn default() -> Self {
+        RiskConfig {
+            enabled: true,
+            training_days: 90,
+        }
+    }
+}
+
+impl Config {
+    /// The stretch of history the risk baselines are trained on: `risk.training_days`, cut
+    /// to `events.retention_days` when that keeps less.
+    pub fn risk_training_window(&self) -> chrono::TimeDelta {
+        let days = match self.events.retention_days {
+            0 => self.risk.training_days,
+            kept => self.risk.training_days.min(kept),
+        };
+        chrono::TimeDelta::days(i64::from(days))
+    }
 }
 
 /// The readers: where they may be, and what the appliance does about their traffic beyond
@@ -247,6 +280,9 @@ pub struct JobsConfig {
     /// When the live policy is rebuilt without a change, so that the precomputed schedule
     /// windows keep reaching days ahead of the clock: a cron expression.
     pub policy_rebuild: String,
+    /// When the risk baselines are retrained from history (`risk.training_days`): a cron
+    /// expression.
+    pub risk_retrain: String,
 }
 
 impl Default for JobsConfig {
@@ -255,6 +291,7 @@ impl Default for JobsConfig {
             timezone: "UTC".to_owned(),
             event_retention: "30 3 * * *".to_owned(),
             policy_rebuild: "0 * * * *".to_owned(),
+            risk_retrain: "15 2 * * *".to_owned(),
         }
     }
 }
@@ -277,6 +314,7 @@ impl JobsConfig {
         for (key, expression) in [
             ("jobs.event_retention", &self.event_retention),
             ("jobs.policy_rebuild", &self.policy_rebuild),
+            ("jobs.risk_retrain", &self.risk_retrain),
         ] {
             crate::policy::schedule::parse_cron(expression).map_err(|reason| {
                 ConfigError::Invalid {
@@ -613,6 +651,7 @@ impl Default for Config {
             events: EventsConfig::default(),
             jobs: JobsConfig::default(),
             entitlement_review: EntitlementReviewConfig::default(),
+            risk: RiskConfig::default(),
         }
     }
 }
@@ -807,6 +846,15 @@ impl Config {
         }
         self.jobs.validate()?;
         self.entitlement_review.validate()?;
+        if !(1..=3_650).contains(&self.risk.training_days) {
+            return Err(ConfigError::Invalid {
+                key: "risk.training_days",
+                message: format!(
+                    "{} days is outside 1..=3650; the default is 90",
+                    self.risk.training_days
+                ),
+            });
+        }
         if !(1..=100).contains(&self.readers.pin_attempts) {
             return Err(ConfigError::Invalid {
                 key: "readers.pin_attempts",
@@ -1003,6 +1051,19 @@ impl Config {
                 ),
             ),
             (
+                "risk",
+                if self.risk.enabled {
+                    format!(
+                        "swipes scored; baselines trained on {} days at '{}' (cron, {})",
+                        self.risk_training_window().num_days(),
+                        self.jobs.risk_retrain,
+                        self.jobs.timezone
+                    )
+                } else {
+                    "off".to_owned()
+                },
+            ),
+            (
                 "readers",
                 format!(
                     "a card is blocked for {} minutes after {} wrong PINs in a row",
@@ -1023,6 +1084,7 @@ const SECTIONS: &[&str] = &[
     "readers",
     "jobs",
     "entitlement_review",
+    "risk",
 ];
 
 fn apply_env_override(table: &mut toml::Table, var: &str, raw: &str) -> Result<(), ConfigError> {
@@ -1389,6 +1451,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("database.pool_size"), "{err}");
+    }
+
+    #[test]
+    fn risk_training_is_set_by_file_or_environment_and_never_outlasts_retention() {
+        let c = load_str("", &[]).unwrap();
+        assert!(c.risk.enabled);
+        assert_eq!(c.risk_training_window().num_days(), 90);
+        assert_eq!(c.jobs.risk_retrain, "15 2 * * *");
+        let c = load_str(
+            "[risk]\ntraining_days = 120\n[events]\nretention_days = 30\n",
+            &[("GATEHOUSE_JOBS_RISK_RETRAIN", "0 4 * * *")],
+        )
+        .unwrap();
+        assert_eq!(c.risk_training_window().num_days(), 30);
+        assert_eq!(c.jobs.risk_retrain, "0 4 * * *");
+        let c = load_str("", &[("GATEHOUSE_RISK_ENABLED", "false")]).unwrap();
+        assert!(!c.risk.enabled);
+        let err = load_str("[risk]\ntraining_days = 0\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("risk.training_days"), "{err}");
+        let err = load_str("", &[("GATEHOUSE_JOBS_RISK_RETRAIN", "nightly")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("jobs.risk_retrain"), "{err}");
     }
 
     #[test]

@@ -202,7 +202,8 @@ pub struct Event {
     /// The policy version (audit sequence number) the swipe was decided under
     /// (`Snapshot::version`).
     pub policy_version: Option<i64>,
-    /// The risk score and its reasons (JSON); null until the risk engine scores events.
+    /// None when recorded: the risk engine scores a swipe once it is on record
+    /// (`risk::live`).
     pub risk_score: Option<f64>,
     #[serde(serialize_with = "serialize_json_text_or_null")]
     #[schema(value_type = Option<Object>)]

@@ -310,7 +310,7 @@ diesel::table! {
         reason_code -> Nullable<Text>,
         /// The audit sequence number the policy in force was built from.
         policy_version -> Nullable<BigInt>,
-        /// NULL until the risk engine scores events.
+        /// NULL until the risk engine has scored the swipe (`risk::live`).
         risk_score -> Nullable<Double>,
         risk_reasons -> Nullable<Text>,
         /// `live` (recorded by this appliance) or `imported` (`gatehouse import --events`).

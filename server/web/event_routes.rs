@@ -85,6 +85,28 @@ pub async fn list(
     }))
 }
 
+/// The next score stored, or never when the risk engine is off.
+async fn next_score(
+    scores: &mut Option<
+        tokio::sync::broadcast::Receiver<std::sync::Arc<crate::risk::live::Scored>>,
+    >,
+) -> Result<std::sync::Arc<crate::risk::live::Scored>, RecvError> {
+    match scores {
+        Some(scores) => scores.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A `risk` frame: an event's score and reasons, once the risk engine has stored them.
+fn risk_frame(scored: &crate::risk::live::Scored) -> String {
+    let data = serde_json::json!({
+        "id": scored.id,
+        "risk_score": f64::from(scored.score.value),
+        "risk_reasons": scored.score.reasons,
+    });
+    format!("event: risk\ndata: {data}\n\n")
+}
+
 /// How often an idle stream says it is alive, so proxies and browsers keep it open.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
@@ -96,6 +118,8 @@ const TOKEN_INVALID_FRAME: &str =
 /// What an open event stream holds between frames.
 struct StreamWatch {
     receiver: tokio::sync::broadcast::Receiver<std::sync::Arc<Recorded>>,
+    /// Scores as the risk engine stores them (None when it is off).
+    scores: Option<tokio::sync::broadcast::Receiver<std::sync::Arc<crate::risk::live::Scored>>>,
     /// Wakes the stream when verified tokens were dropped (one revoked here, or the
     /// database changed elsewhere), so that even an idle stream checks at once.
     clears: tokio::sync::watch::Receiver<u64>,
@@ -108,6 +132,7 @@ pub async fn stream(state: web::Data<AppState>, auth: Authenticated) -> HttpResp
     clears.mark_unchanged();
     let watch = StreamWatch {
         receiver: state.events.watch(),
+        scores: state.risk.as_ref().map(|r| r.watch_scores()),
         clears,
         token: auth.token,
         state,
@@ -115,8 +140,18 @@ pub async fn stream(state: web::Data<AppState>, auth: Authenticated) -> HttpResp
     let body = stream::unfold(Some(watch), |watch| async move {
         let mut watch = watch?;
         loop {
+            let mut score_frame = None;
             let received = tokio::select! {
                 received = tokio::time::timeout(KEEPALIVE, watch.receiver.recv()) => Some(received),
+                scored = next_score(&mut watch.scores) => {
+                    match scored {
+                        Ok(scored) => score_frame = Some(risk_frame(&scored)),
+                        // A score missed here is in its event when that is read again.
+                        Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => watch.scores = None,
+                    }
+                    None
+                }
                 cleared = watch.clears.changed() => {
                     if cleared.is_err() {
                         return None;
@@ -133,6 +168,9 @@ pub async fn stream(state: web::Data<AppState>, auth: Authenticated) -> HttpResp
                     )),
                     None,
                 ));
+            }
+            if let Some(frame) = score_frame {
+                return Some((Ok(web::Bytes::from(frame)), Some(watch)));
             }
             let Some(received) = received else { continue };
             let frame = match received {

@@ -291,6 +291,7 @@ impl TestApp {
             events: Default::default(),
             jobs: Default::default(),
             entitlement_review: Default::default(),
+            risk: Default::default(),
         };
         // Nothing a test starts may reach past this machine (`assert_readers_on_loopback`
         // checks the reader hosts when the test is over).

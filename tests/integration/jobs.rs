@@ -59,6 +59,7 @@ fn the_appliances_jobs_show_their_runs_on_the_settings_page_and_in_the_api() {
                 "presence_reset",
                 "policy_rebuild",
                 "audit_head_log",
+                "risk_retrain",
                 "event_retention"
             ]
         );

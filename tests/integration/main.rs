@@ -27,6 +27,7 @@ mod mosquitto;
 mod mqtt;
 mod policy_live;
 mod provenance;
+mod risk;
 mod secrets_at_rest;
 mod site_file;
 mod storage;

@@ -644,8 +644,8 @@ fn swipes_are_searchable_and_streamed_live_on(backend: Backend) {
         panic!("{answer:?}")
     };
     let deadline = std::time::Instant::now() + WAIT;
-    let mut saw = (false, false);
-    while !(saw.0 && saw.1) {
+    let mut saw = (false, false, false);
+    while !(saw.0 && saw.1 && saw.2) {
         let line = lines
             .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
             .expect("a frame");
@@ -653,6 +653,11 @@ fn swipes_are_searchable_and_streamed_live_on(backend: Backend) {
         saw.1 |= line.starts_with("data: ")
             && line.contains(&decision_id)
             && line.contains("\"granted\"");
+        // Then its anomaly score, once the risk engine has stored it.
+        saw.2 |= saw.1
+            && line.starts_with("data: ")
+            && line.contains("\"risk_score\":")
+            && !line.contains("\"kind\"");
     }
     drop(lines);
     drop(watcher);

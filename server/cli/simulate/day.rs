@@ -379,6 +379,7 @@ pub async fn run(config: &Config, options: DayOptions) -> Result<()> {
         events: crate::config::EventsConfig { retention_days: 0 },
         jobs: config.jobs.clone(),
         entitlement_review: config.entitlement_review.clone(),
+        risk: config.risk.clone(),
     };
 
     let (loaded, mut devices) = {
