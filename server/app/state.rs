@@ -29,6 +29,8 @@ pub struct AppState {
     pub trusted_proxies: client_addr::TrustedProxies,
     /// Console sign-in sessions.
     pub sessions: crate::identity::sessions::Sessions,
+    /// What console changes did, waiting for the next page of their session.
+    pub notices: Arc<crate::console::kit::notice::Notices>,
     /// The event log, for the event stream.
     pub events: crate::store::event_log::EventLog,
     /// The readers' health, as the hub sees it.
@@ -80,6 +82,7 @@ impl AppState {
             password_checks: Default::default(),
             trusted_proxies,
             sessions,
+            notices: Default::default(),
             day_tally: Arc::default(),
             jobs,
             write_lock: Arc::new(Mutex::new(())),

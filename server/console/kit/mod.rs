@@ -2,6 +2,7 @@
 //! the session guards, searched lists, saving forms, site clocks and the static files.
 
 pub mod listing;
+pub mod notice;
 pub mod saved;
 pub mod session;
 pub mod site_clock;
@@ -297,6 +298,8 @@ pub struct Chrome {
     pub timezone: Tz,
     /// The other timezones sites keep, for the footer; empty when all keep one.
     pub other_clocks: Vec<site_clock::OtherClock>,
+    /// What the viewer's last changes did, for the layout to say once.
+    pending: notice::PendingNotices,
 }
 
 impl Chrome {
@@ -331,7 +334,14 @@ impl Chrome {
                 .collect(),
             timezone,
             other_clocks: site_clock::other_clocks(&snapshot, timezone, state.clock.now()),
+            pending: notice::PendingNotices::new(state.notices.clone(), viewer.0.id),
         }
+    }
+
+    /// The notices waiting for this page, taken: `base.html` asks once, so each is said
+    /// on one page (a panel that refreshes itself never asks).
+    pub fn notices(&self) -> Vec<notice::Notice> {
+        self.pending.take()
     }
 
     /// May this admin change policy? Pages hide what they may not do.
