@@ -324,7 +324,7 @@ pub async fn acknowledge(
         return Err(PageError::BadForm("no alarm named".to_owned()));
     }
     let now = state.clock.now();
-    state
+    let acknowledged = state
         .write(move |conn| {
             let ctx = crate::entities::ChangeContext {
                 provenance: &provenance,
@@ -333,7 +333,19 @@ pub async fn acknowledge(
             Ok(crate::readers::alarms::acknowledge(conn, &ids, &ctx)?)
         })
         .await?;
-    Ok(super::kit::see_other("/"))
+    let notice = match acknowledged {
+        0 => super::kit::notice::Notice::unchanged_because(
+            "those alarms were already acknowledged (or are too old to be).",
+        ),
+        1 => super::kit::notice::Notice::done("Alarm acknowledged"),
+        n => super::kit::notice::Notice::done(format!("{n} alarms acknowledged")),
+    };
+    Ok(super::kit::notice::see_other_saying(
+        &state,
+        &posted.viewer,
+        "/",
+        notice,
+    ))
 }
 
 /// How often a feed says it is alive, so proxies and browsers keep it open, and checks

@@ -8,9 +8,10 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 
 use super::kit::listing::{ListQuery, Paged};
-use super::kit::saved::{self, SavedQuery};
+use super::kit::notice::{Notice, see_other_saying};
+use super::kit::saved;
 use super::kit::session::{Posted, Viewer};
-use super::kit::{Chrome, PageError, Problems, Section, page, page_with_status, see_other};
+use super::kit::{Chrome, PageError, Problems, Section, page, page_with_status};
 use crate::app::state::AppState;
 use crate::entities::doors::{DoorFilter, DoorInput, DoorView, Doors};
 use crate::entities::readers::{ReaderFilter, ReaderInput, ReaderView, Readers};
@@ -180,8 +181,6 @@ struct ShowPage {
     zone_chosen: String,
     /// Whether the appliance has other sites, whose zones the form does not offer.
     other_sites: bool,
-    /// "Nothing changed", after a save that changed nothing.
-    notice: Option<&'static str>,
     /// When the door is used (weekday × hour) and its daily traffic, as SVG.
     heatmap: String,
     traffic: String,
@@ -197,7 +196,6 @@ struct Shown {
     zone_id: Option<String>,
     problems: Problems,
     registered: Option<ReaderView>,
-    notice: Option<&'static str>,
 }
 
 impl Shown {
@@ -214,7 +212,6 @@ impl Shown {
             zone_id: None,
             problems: Problems::default(),
             registered: None,
-            notice: None,
         }
     }
 }
@@ -230,7 +227,6 @@ async fn render_door(
         zone_id: zone_typed,
         problems,
         registered,
-        notice,
     } = shown;
     let (door, readers) = state
         .read(move |conn| {
@@ -312,7 +308,6 @@ async fn render_door(
             zones,
             zone_chosen,
             other_sites,
-            notice,
             heatmap,
             traffic,
             door_tz,
@@ -325,13 +320,8 @@ pub async fn show(
     state: web::Data<AppState>,
     viewer: Viewer,
     id: web::Path<i64>,
-    query: web::Query<SavedQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let shown = Shown {
-        notice: query.notice(),
-        ..Shown::fresh()
-    };
-    render_door(&state, &viewer, id.into_inner(), shown).await
+    render_door(&state, &viewer, id.into_inner(), Shown::fresh()).await
 }
 
 #[derive(Deserialize)]
@@ -395,6 +385,12 @@ pub async fn move_to_zone(
                             &door.name, &from_site, &to.name, &to_site,
                         )));
                     }
+                    let said = format!(
+                        "{} moved to zone {}: levels that open that zone open it from the \
+                         next swipe",
+                        door.name,
+                        Zones::get(conn, zone_id)?.map_or_else(String::new, |z| z.name)
+                    );
                     let input = DoorInput {
                         zone_id,
                         name: door.name,
@@ -404,13 +400,19 @@ pub async fn move_to_zone(
                         free_access_schedule_id: door.free_access_schedule_id,
                         sensitivity: door.sensitivity,
                     };
-                    Ok(saved::update::<Doors>(conn, id, input, ctx)?)
+                    Ok((saved::update::<Doors>(conn, id, input, ctx)?, said))
                 })
                 .await
         }
     };
     match result {
-        Ok(saved) => Ok(saved::see_page(&format!("/doors/{id}"), saved)),
+        Ok((saved, said)) => Ok(saved::see_page(
+            &state,
+            &posted.viewer,
+            &format!("/doors/{id}"),
+            saved,
+            said,
+        )),
         Err(ApiError::Invalid(fields)) => {
             let shown = Shown {
                 zone_id: Some(typed),
@@ -437,10 +439,11 @@ pub async fn set_mode(
 ) -> Result<HttpResponse, PageError> {
     let id = id.into_inner();
     let mode = posted.form.mode.clone();
-    let saved = posted
+    let (saved, name) = posted
         .change_policy(&state, move |conn, ctx| {
             let door = Doors::get(conn, id)?
                 .ok_or_else(|| ApiError::NotFound(format!("There is no door {id}.")))?;
+            let name = door.name.clone();
             let input = DoorInput {
                 zone_id: door.zone_id,
                 name: door.name,
@@ -450,10 +453,22 @@ pub async fn set_mode(
                 free_access_schedule_id: door.free_access_schedule_id,
                 sensitivity: door.sensitivity,
             };
-            Ok(saved::update::<Doors>(conn, id, input, ctx)?)
+            Ok((saved::update::<Doors>(conn, id, input, ctx)?, name))
         })
         .await?;
-    Ok(saved::see_page(&format!("/doors/{id}"), saved))
+    let said = match posted.form.mode.as_str() {
+        "locked" => format!("{name} is locked: no card opens it until its mode changes"),
+        "unlocked" => format!("{name} is unlocked: it stays open to anyone until its mode changes"),
+        "card_and_pin" => format!("{name} now asks for a card and its PIN"),
+        _ => format!("{name} is back to normal: cards open it as their access allows"),
+    };
+    Ok(saved::see_page(
+        &state,
+        &posted.viewer,
+        &format!("/doors/{id}"),
+        saved,
+        said,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -495,6 +510,7 @@ pub async fn unlock(
             crate::readers::hub::UnlockError::Log(e) => PageError::Internal(e.to_string()),
             refused => PageError::Conflict(format!("{}: {refused}.", door.name)),
         })?;
+    let said = format!("{} unlocked for {seconds} s", door.name);
     let now = state.clock.now();
     state
         .write(move |conn| {
@@ -514,7 +530,12 @@ pub async fn unlock(
             Ok(())
         })
         .await?;
-    Ok(see_other(&format!("/doors/{id}")))
+    Ok(see_other_saying(
+        &state,
+        &posted.viewer,
+        &format!("/doors/{id}"),
+        Notice::done(said),
+    ))
 }
 
 /// A number typed into the form, or a message for the field.

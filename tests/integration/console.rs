@@ -904,8 +904,14 @@ fn admins_are_managed_by_admins_only_and_disabling_ends_their_sessions() {
             ("password", PASSWORD),
         ],
     );
-    assert_eq!(page.status, 200, "{}", page.body);
-    assert!(page.body.contains("olga can now sign in as operator."));
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.location(), "/admins");
+    assert!(
+        admin
+            .get("/admins")
+            .body
+            .contains("olga can now sign in as operator.")
+    );
 
     let mut olga = Browser::new(&app);
     assert_eq!(olga.sign_in_as("olga", PASSWORD).status, 303);
@@ -1215,6 +1221,8 @@ fn holidays_are_added_and_removed_beside_the_schedules_they_close() {
         .clone();
     let page = operator.submit("/holidays", &format!("/holidays/{id}/delete"), &[]);
     assert_eq!(page.status, 303);
+    let landed = operator.get("/holidays").body;
+    assert!(landed.contains("role=\"status\">Staff party ("), "{landed}");
     assert!(!operator.get("/holidays").body.contains("Staff party"));
     let audit = app.get("/api/v1/audit?entity=holiday").body.to_string();
     assert!(
@@ -1953,6 +1961,11 @@ fn zones_are_added_moved_and_deleted_in_the_console_unless_something_is_in_them(
     assert_eq!(page.status, 303, "{}", page.body);
     assert_eq!(page.location(), "/zones");
     assert_eq!(app.get(&format!("/api/v1/zones/{cage}")).status, 404);
+    let landed = admin.get("/zones").body;
+    assert!(
+        landed.contains("role=\"status\">Zone Cage A deleted"),
+        "{landed}"
+    );
     assert!(!admin.get("/zones").body.contains("Cage A"));
 
     let audit = app.get("/api/v1/audit?entity=zone").body;

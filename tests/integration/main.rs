@@ -10,6 +10,7 @@ mod auth;
 mod cli;
 mod console;
 mod console_editing;
+mod console_notices;
 mod console_timezones;
 mod crash;
 mod event_log;

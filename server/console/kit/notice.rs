@@ -85,6 +85,14 @@ impl Notice {
             text: super::saved::NOTHING_CHANGED.to_owned(),
         }
     }
+
+    /// A change that found nothing to do, and why ("Lockdown was already on there.").
+    pub fn unchanged_because(why: impl Into<String>) -> Notice {
+        Notice {
+            tone: Tone::Unchanged,
+            text: format!("Nothing changed: {}", why.into()),
+        }
+    }
 }
 
 /// The notices waiting for their page, by session id.
