@@ -16,6 +16,7 @@ mod crash;
 mod event_log;
 mod harness;
 mod history;
+mod holidays;
 mod https;
 mod hub;
 mod input;
