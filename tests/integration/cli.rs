@@ -147,7 +147,7 @@ fn installer_flow_import_explain_and_audit() {
     let report = install.ok(&["import", site.to_str().unwrap()], None);
     assert!(report.contains("people"), "{report}");
     // Monday 2026-11-23 06:30 Berlin: before business hours.
-    let text = install.ok(
+    let denied = install.run(
         &[
             "explain",
             "--person",
@@ -159,8 +159,13 @@ fn installer_flow_import_explain_and_audit() {
         ],
         None,
     );
+    assert_eq!(denied.status.code(), Some(1), "denied exits 1");
+    let text = String::from_utf8(denied.stdout).unwrap();
     assert!(text.contains("level 'Staff'"), "{text}");
-    assert!(text.contains("closed now"), "{text}");
+    assert!(
+        text.contains("closed then, opens 2026-11-23 07:00 CET"),
+        "{text}"
+    );
     let json = install.ok(
         &[
             "explain",
@@ -181,6 +186,7 @@ fn installer_flow_import_explain_and_audit() {
         None,
     );
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("E404"));
+    assert_eq!(unknown.status.code(), Some(2), "an error exits 2");
     let verified = install.ok(&["audit", "verify"], None);
     assert!(verified.contains("intact"), "{verified}");
     let head = verified
@@ -538,12 +544,103 @@ fn explain_knows_who_is_inside() {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{text}{}",
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "denied: {text}{}",
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(text.starts_with("Denied (antipassback)"), "{text}");
         assert!(text.contains("[FAIL]"), "{text}");
     }
+}
+
+/// `explain` about Christmas Day at a time given on the site's clock: the holiday is
+/// named, the time is said (not "now"), the next opening lies beyond the compiled days,
+/// times are on the site's clock, a card is explained by its number, repeated skipped
+/// checks share a line, and the exit code is the answer; a closed pipe is no panic.
+#[test]
+fn explain_names_holidays_and_times_on_the_sites_clock_and_exits_with_the_answer() {
+    let install = Install::new();
+    install.ok(&["migrate"], None);
+    let site = install.dir.path().join("site.toml");
+    std::fs::write(&site, SMALL_SITE).unwrap();
+    install.ok(&["import", site.to_str().unwrap()], None);
+    let explain = |args: &[&str]| {
+        let mut all = vec!["explain", "--door", "Main Entrance"];
+        all.extend_from_slice(args);
+        let out = install.run(&all, None);
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+
+    // Friday 2026-12-25, 10:00 in Berlin: business hours, but Christmas Day.
+    let (code, text, err) = explain(&["--person", "E1", "--at", "2026-12-25 10:00"]);
+    assert_eq!(code, Some(1), "{text}{err}");
+    assert!(
+        text.contains("is closed at 2026-12-25 10:00 CET: 2026-12-25 is a holiday (Christmas Day)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("door: Main Entrance (2026-12-25 10:00 CET)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("closed then for the holiday Christmas Day, opens 2026-12-28 07:00 CET"),
+        "the next opening, found past the compiled days: {text}"
+    );
+    assert!(!text.contains(" now"), "a time that is not now: {text}");
+    assert!(!text.contains("UTC"), "the site's clock: {text}");
+    assert_eq!(
+        text.matches("explaining a person rather than a presented credential")
+            .count(),
+        1,
+        "the three skipped card checks share a line: {text}"
+    );
+    assert!(
+        text.contains("known credential, credential status, credential expiry: not checked"),
+        "{text}"
+    );
+
+    let (code, text, err) = explain(&["--card", "04a1b2c3", "--at", "2026-11-23 10:30"]);
+    assert_eq!(code, Some(0), "granted exits 0: {text}{err}");
+    assert!(text.starts_with("Granted"), "{text}");
+    let (code, text, _) = explain(&["--card", "12:34567", "--at", "2026-11-23 10:30"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("no credential has the wiegand key 12:34567"),
+        "{text}"
+    );
+    let (code, _, err) = explain(&["--card", "04a1b2c3", "--at", "Christmas"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("2026-12-25 10:00"), "{err}");
+
+    // `| head -c1`: the reader is gone before the answer is written.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args([
+            "explain",
+            "--person",
+            "E1",
+            "--door",
+            "Main Entrance",
+            "--at",
+            "2026-12-25 10:00",
+            "--json",
+        ])
+        .current_dir(install.dir.path())
+        .env_remove("GATEHOUSE_CONFIG")
+        .env("GATEHOUSE_DATA_DIR", install.dir.path().join("data"))
+        .env("GATEHOUSE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
 }

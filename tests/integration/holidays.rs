@@ -123,3 +123,31 @@ fn holidays_at_every_site_and_at_one_export_and_import_back() {
         assert_eq!(holidays(&copy).len(), 2);
     }
 }
+
+/// "Why?" on Christmas Day names the holiday as the reason the schedule is closed, and
+/// when it opens after it, beyond the days the policy is compiled for.
+#[test]
+fn why_on_a_holiday_says_it_is_one() {
+    let app = TestApp::new(Backend::Sqlite);
+    let f = build_site(&app);
+    let mut auditor = signed_in(&app, "auditor");
+    let page = auditor.get(&format!(
+        "/why?person=E1&door={}&when=2026-12-25T10:00",
+        f.main_door
+    ));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body
+            .contains("is closed at 2026-12-25 10:00 CET: 2026-12-25 is a holiday (Christmas Day)"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains(
+            "Business hours (closed for the holiday Christmas Day; opens 2026-12-28 07:00"
+        ),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("does not apply now"), "{}", page.body);
+}
