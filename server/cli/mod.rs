@@ -265,9 +265,11 @@ fn init_logging() {
         // rumqttd logs every ordinary client disconnect as an error; the appliance reports
         // what matters about its broker itself. GATEHOUSE_LOG=info,rumqttd=info shows it.
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=off"));
+    // Colours only for a person at a terminal: a log file or a pipe gets plain text.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 
@@ -284,6 +286,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 println!("  {setting:<13} {value}");
             }
             for warning in config.secret_file_warnings() {
+                println!("warning: {warning}");
+            }
+            for warning in busy_listeners(&config) {
                 println!("warning: {warning}");
             }
             Ok(ExitCode::SUCCESS)
@@ -360,15 +365,54 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// The addresses `serve` would listen on that cannot be listened on now (a port another
+/// program holds, a port below 1024 without the right): `serve` would fail to start.
+/// Warnings, not errors: a running gatehouse holds its own ports while its next config
+/// is checked.
+fn busy_listeners(config: &Config) -> Vec<String> {
+    let mut listeners = Vec::new();
+    if let Ok(addr) = config.listen_addr() {
+        listeners.push(("[http] listen", "GATEHOUSE_HTTP_LISTEN", addr));
+    }
+    if config.mqtt.broker == config::BrokerChoice::Embedded {
+        if let Ok(Some(addr)) = config.mqtt.plain_listen() {
+            listeners.push(("[mqtt] listen", "GATEHOUSE_MQTT_LISTEN", addr));
+        }
+        if let Ok(Some(addr)) = config.mqtt.tls_listen_addr() {
+            listeners.push(("[mqtt] tls_listen", "GATEHOUSE_MQTT_TLS_LISTEN", addr));
+        }
+    }
+    listeners
+        .into_iter()
+        .filter(|(_, _, addr)| addr.port() != 0)
+        .filter_map(|(setting, env, addr)| {
+            let e = std::net::TcpListener::bind(addr).err()?;
+            Some(format!(
+                "{setting} {addr} cannot be listened on now ({e}): `gatehouse serve` will not \
+                 start until it is free, unless that is this appliance, running; choose \
+                 another with {setting} or {env}"
+            ))
+        })
+        .collect()
+}
+
 fn import(config: &Config, args: ImportArgs) -> Result<ExitCode> {
     let pool = open_database(config)?;
     let mut conn = pool.get()?;
-    let progress = |done: usize, total: usize| {
-        if total >= 1000 && (done.is_multiple_of(1000) || done == total) {
+    // At a terminal one line counts up in place; in a log or a pipe each step is a line
+    // of its own, every 10,000 entries.
+    let terminal = std::io::stderr().is_terminal();
+    let progress = move |done: usize, total: usize| {
+        if total < 1000 {
+            return;
+        }
+        if terminal && (done.is_multiple_of(1000) || done == total) {
             eprint!("\r  {done}/{total} entries");
             if done == total {
                 eprintln!();
             }
+        } else if !terminal && (done.is_multiple_of(10_000) || done == total) {
+            eprintln!("  {done}/{total} entries");
         }
     };
     // The file as it was named on the command line: what the audit log says was imported.
@@ -528,11 +572,26 @@ fn explain_time(text: &str, tz: chrono_tz::Tz) -> Result<DateTime<Utc>> {
         })
 }
 
-fn read_password(from_stdin: bool) -> Result<String> {
+/// A new admin password: asked twice at a terminal, else one line of standard input.
+/// `command` is the command line to suggest when none came ("admin create NAME").
+fn read_password(from_stdin: bool, command: &str) -> Result<String> {
     let password = if from_stdin || !std::io::stdin().is_terminal() {
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
-        line.trim_end_matches(['\r', '\n']).to_owned()
+        let password = line.trim_end_matches(['\r', '\n']).to_owned();
+        if password.is_empty() {
+            bail!(
+                "no password was given: standard input {} and held no line. Run the command \
+                 at a terminal to be asked for it, or pipe it in with --password-stdin, e.g. \
+                 printf '%s\\n' \"$PASSWORD\" | gatehouse {command} --password-stdin",
+                if from_stdin {
+                    "was read (--password-stdin)"
+                } else {
+                    "is not a terminal"
+                }
+            );
+        }
+        password
     } else {
         let first = rpassword::prompt_password("Password (12 characters or more): ")?;
         let second = rpassword::prompt_password("Again: ")?;
@@ -558,7 +617,7 @@ fn admin(config: &Config, cmd: AdminCommand) -> Result<ExitCode> {
             role,
             password_stdin,
         } => {
-            let password = read_password(password_stdin)?;
+            let password = read_password(password_stdin, &format!("admin create {username}"))?;
             let input = admins::AdminInput {
                 username,
                 password,
@@ -582,7 +641,8 @@ fn admin(config: &Config, cmd: AdminCommand) -> Result<ExitCode> {
             username,
             password_stdin,
         } => {
-            let password = read_password(password_stdin)?;
+            let password =
+                read_password(password_stdin, &format!("admin set-password {username}"))?;
             admins::set_password(&mut conn, &username, &password, &ctx)
                 .map_err(describe_change_error)?;
             println!("password of '{username}' changed");

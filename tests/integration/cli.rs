@@ -113,6 +113,31 @@ fn a_busy_port_is_a_clear_startup_error() {
         err.contains(&busy) && err.contains("GATEHOUSE_MQTT_LISTEN"),
         "{err}"
     );
+    let reason = std::io::Error::from(std::io::ErrorKind::AddrInUse).to_string();
+    let os_reason = std::net::TcpListener::bind(&busy).unwrap_err().to_string();
+    assert_eq!(
+        err.matches(&os_reason).count(),
+        1,
+        "the OS's reason once ({reason}): {err}"
+    );
+
+    // check-config sees the busy port before a start fails on it.
+    let checked = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .arg("check-config")
+        .current_dir(install.dir.path())
+        .env("GATEHOUSE_DATA_DIR", install.dir.path().join("data"))
+        .env("GATEHOUSE_HTTP_LISTEN", "127.0.0.1:0")
+        .env("GATEHOUSE_MQTT_LISTEN", &busy)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        out.contains(&format!(
+            "warning: [mqtt] listen {busy} cannot be listened on now"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("GATEHOUSE_MQTT_LISTEN"), "{out}");
 }
 
 #[test]
@@ -125,6 +150,14 @@ fn installer_flow_import_explain_and_audit() {
     );
     assert!(!short.status.success());
     assert!(String::from_utf8_lossy(&short.stderr).contains("at least 12"));
+    // `< /dev/null`: no password at all, and the way to give one.
+    let none = install.run(&["admin", "create", "bob"], Some(""));
+    assert_eq!(none.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&none.stderr);
+    assert!(
+        err.contains("no password was given") && err.contains("admin create bob --password-stdin"),
+        "{err}"
+    );
     install.ok(
         &[
             "admin",
@@ -643,4 +676,37 @@ fn explain_names_holidays_and_times_on_the_sites_clock_and_exits_with_the_answer
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(1), "{err}");
+}
+
+/// Into a log or a pipe, `import` writes plain lines: no colour codes, no carriage
+/// returns; its progress is a line now and then.
+#[test]
+fn import_into_a_pipe_writes_plain_lines() {
+    // A fresh database: the import migrates it first, and logs that.
+    let install = Install::new();
+    let mut text = SMALL_SITE.to_owned();
+    for i in 0..1200 {
+        text.push_str(&format!(
+            "\n[[people]]\nemployee_id = \"P{i}\"\nname = \"Person {i}\"\n"
+        ));
+    }
+    let site = install.dir.path().join("big.toml");
+    std::fs::write(&site, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["import", site.to_str().unwrap()])
+        .current_dir(install.dir.path())
+        .env_remove("GATEHOUSE_CONFIG")
+        .env("GATEHOUSE_DATA_DIR", install.dir.path().join("data"))
+        .env("GATEHOUSE_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains('\r'), "{err:?}");
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    assert!(
+        err.contains("entries\n"),
+        "progress, a line at a time: {err:?}"
+    );
+    assert!(err.contains("INFO"), "the log is there, plain: {err:?}");
 }
