@@ -11,6 +11,7 @@ mod cli;
 mod console;
 mod console_editing;
 mod console_notices;
+mod console_reading;
 mod console_timezones;
 mod crash;
 mod event_log;

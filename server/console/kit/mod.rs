@@ -366,6 +366,18 @@ impl Chrome {
         site_clock::on_clock(at, *tz, self.timezone, site_clock::DATE_TIME)
     }
 
+    /// An end date on `tz`'s clock as the forms take it: the last day it is good for
+    /// ("2027-03-31" for an end at the midnight that closes that day), or the date and
+    /// time of an end at another time. One convention for every "until" in the console.
+    pub fn until_in(&self, at: &DateTime<Utc>, tz: &Tz) -> String {
+        site_clock::last_day(at, *tz, self.timezone)
+    }
+
+    /// [`Chrome::until_in`] on the page's clock.
+    pub fn until(&self, at: &DateTime<Utc>) -> String {
+        self.until_in(at, &self.timezone)
+    }
+
     /// A time of day on `tz`'s wall clock, for today's lists; marked like [`Chrome::time_in`].
     pub fn clock_in(&self, at: &DateTime<Utc>, tz: &Tz) -> String {
         site_clock::on_clock(at, *tz, self.timezone, site_clock::TIME_OF_DAY)
