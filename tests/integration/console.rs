@@ -1712,7 +1712,13 @@ fn the_first_admin_is_made_in_the_browser_with_the_setup_code() {
     let dashboard = browser.get("/");
     assert_eq!(dashboard.status, 200, "signed in as the new admin");
     assert!(dashboard.body.contains("facilities"));
-    assert!(browser.get("/admins").status == 200, "with the admin role");
+    let listed = browser.get("/admins");
+    assert!(listed.status == 200, "with the admin role");
+    assert!(
+        !listed.body.contains("<td>never</td>"),
+        "the setup's sign-in is their last sign-in: {}",
+        listed.body
+    );
     assert_eq!(admins(&app), 1);
     assert!(!code_file.exists(), "the code works once");
     let actors: Vec<String> = audit_log::table
