@@ -54,11 +54,6 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
         let config = config.clone();
         tokio::task::spawn_blocking(move || crate::app::database::open_database(&config)).await??
     };
-    let setup_code = {
-        let (config, pool) = (config.clone(), pool.clone());
-        tokio::task::spawn_blocking(move || crate::console::setup::prepare(&config, &pool))
-            .await??
-    };
     for warning in config.secret_file_warnings() {
         tracing::warn!("{warning}");
     }
@@ -75,13 +70,6 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
         tracing::warn!(
             "{unkeyed_pins} card PINs are hashed without the appliance key (set before this \
              version): they keep working, and are keyed when they are next changed"
-        );
-    }
-    if let Some(code_file) = setup_code {
-        tracing::warn!(
-            "no admin user exists yet: open the console's /setup page and enter the one-time \
-             code from {} (or run `gatehouse admin create NAME --role admin`)",
-            code_file.display()
         );
     }
     let live = {
@@ -214,6 +202,20 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
         }
     })?;
     let addr = server.addrs().first().copied().unwrap_or(addr);
+    // The setup code only once the console can be reached: a start that fails leaves none
+    // behind to be read or to mislead.
+    let setup_code = {
+        let (config, pool) = (state.config.clone(), state.db.clone());
+        tokio::task::spawn_blocking(move || crate::console::setup::prepare(&config, &pool))
+            .await??
+    };
+    if let Some(code_file) = setup_code {
+        tracing::warn!(
+            "no admin user exists yet: open the console's /setup page and enter the one-time \
+             code from {} (or run `gatehouse admin create NAME --role admin`)",
+            code_file.display()
+        );
+    }
     let server = server.run();
     register_jobs(&state)?;
     state.jobs.start();

@@ -105,6 +105,15 @@ fn a_busy_port_is_a_clear_startup_error() {
         err.contains("in use") && err.contains("GATEHOUSE_HTTP_LISTEN"),
         "{err}"
     );
+    let code = install
+        .dir
+        .path()
+        .join("data")
+        .join(gatehouse::console::setup::SETUP_CODE_FILE);
+    assert!(
+        !code.exists(),
+        "a start that failed wrote no setup code for nobody to use"
+    );
     let err = serve(&[
         ("GATEHOUSE_HTTP_LISTEN", "127.0.0.1:0"),
         ("GATEHOUSE_MQTT_LISTEN", &busy),
@@ -120,6 +129,7 @@ fn a_busy_port_is_a_clear_startup_error() {
         1,
         "the OS's reason once ({reason}): {err}"
     );
+    assert!(!code.exists(), "nor one that failed on the MQTT port");
 
     // check-config sees the busy port before a start fails on it.
     let checked = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
