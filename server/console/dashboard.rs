@@ -225,7 +225,15 @@ async fn status_panel(state: &AppState, tz: Tz) -> Result<StatusPanel, PageError
         match (kind.as_str(), result.as_deref()) {
             ("swipe", Some("granted")) => granted += n,
             ("swipe", Some("denied")) => denied += n,
-            ("forced_open" | "held_open" | "tamper" | "pin_lockout", _) => alarms += n,
+            // Every kind the alarms panel lists beside this count (a reader going offline
+            // too), so that the two agree.
+            (kind, _)
+                if crate::readers::alarms::ALARM_KINDS
+                    .iter()
+                    .any(|alarm| alarm.as_str() == kind) =>
+            {
+                alarms += n
+            }
             _ => {}
         }
     }

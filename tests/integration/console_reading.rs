@@ -68,3 +68,49 @@ fn a_persons_page_has_no_empty_rows_or_repeated_headings() {
         "said once, by the chart: {page}"
     );
 }
+
+/// The dashboard's "alarms today" counts every kind of alarm the panel beside it lists (a
+/// reader going offline too), and each listed alarm says its date as well as its time.
+#[test]
+fn alarms_today_counts_what_the_panel_lists_and_alarms_carry_their_date() {
+    use gatehouse::store::event_log::{EventKind, NewEvent};
+    let app = TestApp::new(Backend::Sqlite);
+    let f = build_site(&app);
+    let now = chrono::Utc::now();
+    let events = vec![
+        NewEvent {
+            door_id: Some(f.main_door),
+            ..NewEvent::new(EventKind::ForcedOpen, now - chrono::TimeDelta::seconds(20))
+        },
+        NewEvent {
+            reader_id: Some("main-in".to_owned()),
+            ..NewEvent::new(
+                EventKind::ReaderOffline,
+                now - chrono::TimeDelta::seconds(10),
+            )
+        },
+        NewEvent {
+            door_id: Some(f.main_door),
+            ..NewEvent::new(EventKind::HeldOpen, now - chrono::TimeDelta::days(3))
+        },
+    ];
+    gatehouse::store::event_log::write_batch(&mut app.db(), &events, &mut Default::default())
+        .unwrap();
+    let mut auditor = signed_in(&app, "auditor");
+    let status = auditor.get("/dashboard/status").body;
+    assert!(
+        status.contains("<span class=\"n\">2</span> alarms today"),
+        "{status}"
+    );
+    let panel = auditor.get("/dashboard/alarms").body;
+    assert_eq!(
+        panel.matches("<li class=\"event alarm\"").count(),
+        3,
+        "{panel}"
+    );
+    let three_days_ago = (now - chrono::TimeDelta::days(3))
+        .with_timezone(&chrono_tz::Europe::Berlin)
+        .format("%Y-%m-%d ")
+        .to_string();
+    assert!(panel.contains(&three_days_ago), "{panel}");
+}
