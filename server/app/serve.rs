@@ -181,6 +181,8 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
             .configure(routes)
     })
     .workers(2)
+    // `serve` handles the stop signals itself (`stop_signal`), to end the live feeds first.
+    .disable_signals()
     // Page and database work runs on these; argon2id runs on its own pool
     // (`secret::pool`). Bounded so that a flood of slow requests queues instead of
     // starting hundreds of threads.
@@ -423,8 +425,41 @@ fn register_jobs(state: &web::Data<AppState>) -> Result<()> {
 
 pub async fn serve(config: Config, clock: Clock) -> Result<()> {
     let running = start(config, clock).await?;
+    let (handle, state) = (running.server.handle(), running.state.clone());
+    // SIGTERM (systemd's stop) or Ctrl-C: the live feeds end first, then the server stops
+    // gracefully, so an open dashboard does not hold the stop for the shutdown timeout.
+    tokio::spawn(async move {
+        match stop_signal().await {
+            Ok(signal) => tracing::info!(signal, "stopping"),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot wait for a stop signal; stop with SIGKILL");
+                return;
+            }
+        }
+        state.stopping.send_replace(true);
+        handle.stop(true).await;
+    });
     running
         .server
         .await
         .context("the HTTP server stopped with an error")
+}
+
+/// Waits for SIGTERM or SIGINT (Ctrl-C); says which.
+async fn stop_signal() -> std::io::Result<&'static str> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await?;
+        Ok("Ctrl-C")
+    }
 }

@@ -31,6 +31,9 @@ pub struct AppState {
     pub sessions: crate::identity::sessions::Sessions,
     /// What console changes did, waiting for the next page of their session.
     pub notices: Arc<crate::console::kit::notice::Notices>,
+    /// Set when the appliance is stopping: long-lived answers (the dashboard's live feed)
+    /// end, so that a graceful stop does not wait for them.
+    pub stopping: tokio::sync::watch::Sender<bool>,
     /// The event log, for the event stream.
     pub events: crate::store::event_log::EventLog,
     /// The readers' health, as the hub sees it.
@@ -83,6 +86,7 @@ impl AppState {
             trusted_proxies,
             sessions,
             notices: Default::default(),
+            stopping: tokio::sync::watch::channel(false).0,
             day_tally: Arc::default(),
             jobs,
             write_lock: Arc::new(Mutex::new(())),

@@ -384,6 +384,8 @@ fn feed_tick() -> Duration {
 struct FeedWatch {
     receiver: tokio::sync::broadcast::Receiver<std::sync::Arc<crate::store::event_log::Recorded>>,
     state: web::Data<AppState>,
+    /// Becomes true when the appliance is stopping.
+    stopping: tokio::sync::watch::Receiver<bool>,
     /// The session cookie the feed was opened with.
     secret: String,
     /// The next keepalive and full session check. A deadline rather than a wait restarted
@@ -430,12 +432,18 @@ pub async fn feed(
         .unwrap_or_default();
     let watch = FeedWatch {
         receiver: state.events.watch(),
+        stopping: state.stopping.subscribe(),
         state: state.clone(),
         secret,
         next_tick: tokio::time::Instant::now() + feed_tick(),
     };
     let body = stream::unfold(watch, move |mut watch| async move {
-        let received = tokio::time::timeout_at(watch.next_tick, watch.receiver.recv()).await;
+        // The appliance is stopping: the feed ends (the browser reconnects to whichever
+        // appliance answers next) instead of holding the stop.
+        let received = tokio::select! {
+            received = tokio::time::timeout_at(watch.next_tick, watch.receiver.recv()) => received,
+            _ = watch.stopping.wait_for(|stopping| *stopping) => return None,
+        };
         let ticked = received.is_err();
         if ticked {
             watch.next_tick = tokio::time::Instant::now() + feed_tick();

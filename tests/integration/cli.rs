@@ -720,3 +720,132 @@ fn import_into_a_pipe_writes_plain_lines() {
     );
     assert!(err.contains("INFO"), "the log is there, plain: {err:?}");
 }
+
+/// SIGTERM (systemd's stop) while a dashboard's live feed is open: the feed ends and the
+/// appliance exits at once, not after the 30 s the server would wait for the feed.
+#[test]
+fn sigterm_with_a_live_feed_open_stops_at_once() {
+    use std::io::Read;
+    let install = Install::new();
+    install.ok(
+        &[
+            "admin",
+            "create",
+            "dana",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        Some("correct horse battery staple\n"),
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .arg("serve")
+        .current_dir(install.dir.path())
+        .env_remove("GATEHOUSE_CONFIG")
+        .env("GATEHOUSE_DATA_DIR", install.dir.path().join("data"))
+        .env("GATEHOUSE_HTTP_LISTEN", format!("127.0.0.1:{port}"))
+        .env("GATEHOUSE_MQTT_BROKER", "off")
+        .env("GATEHOUSE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .new_agent();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while agent.get(format!("{base}/healthz")).call().is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the appliance did not start"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "serve exited");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let cookie = |response: &ureq::http::Response<ureq::Body>| -> String {
+        response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let mut form = agent.get(format!("{base}/login")).call().unwrap();
+    let sign_in_cookie = cookie(&form);
+    let body = form.body_mut().read_to_string().unwrap();
+    let csrf = body.split("name=\"csrf\" value=\"").nth(1).unwrap();
+    let csrf = &csrf[..csrf.find('"').unwrap()];
+    let signed_in = agent
+        .post(format!("{base}/login"))
+        .header("Cookie", &sign_in_cookie)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Sec-Fetch-Site", "same-origin")
+        .send(
+            serde_urlencoded::to_string([
+                ("csrf", csrf),
+                ("next", "/"),
+                ("username", "dana"),
+                ("password", "correct horse battery staple"),
+            ])
+            .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(signed_in.status().as_u16(), 303);
+    let session = cookie(&signed_in);
+
+    let (opened, ended) = (
+        std::sync::mpsc::channel::<u16>(),
+        std::sync::mpsc::channel::<()>(),
+    );
+    let feed_url = format!("{base}/live/feed");
+    let feed = std::thread::spawn(move || {
+        let response = agent
+            .get(feed_url)
+            .header("Cookie", &session)
+            .call()
+            .unwrap();
+        opened.0.send(response.status().as_u16()).unwrap();
+        let mut sink = Vec::new();
+        let _ = response.into_body().into_reader().read_to_end(&mut sink);
+        ended.0.send(()).unwrap();
+    });
+    let wait = std::time::Duration::from_secs(10);
+    assert_eq!(
+        opened.1.recv_timeout(wait).unwrap(),
+        200,
+        "the feed is open"
+    );
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // Well inside the server's 30 s shutdown timeout that an open feed used to take.
+    let deadline = std::time::Instant::now() + wait;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve was still running 10 s after SIGTERM with a feed open");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(
+        status.success(),
+        "a stop on SIGTERM is a clean exit: {status}"
+    );
+    ended.1.recv_timeout(wait).expect("the feed ended");
+    feed.join().unwrap();
+}
