@@ -136,12 +136,7 @@ pub async fn add_holiday(
             posted
                 .change_policy(&state, move |conn, ctx| {
                     let holiday = entities::create::<Holidays>(conn, input, ctx)?;
-                    Ok(holiday_words(
-                        &holiday.name,
-                        holiday.date,
-                        holiday.site_id,
-                        conn,
-                    )?)
+                    holiday_words(&holiday.name, holiday.date, holiday.site_id, conn)
                 })
                 .await
         }
@@ -180,12 +175,7 @@ pub async fn delete_holiday(
             let holiday = Holidays::get(conn, id)?
                 .ok_or_else(|| ApiError::NotFound(format!("There is no holiday {id}.")))?;
             entities::delete::<Holidays>(conn, id, ctx)?;
-            Ok(holiday_words(
-                &holiday.name,
-                holiday.date,
-                holiday.site_id,
-                conn,
-            )?)
+            holiday_words(&holiday.name, holiday.date, holiday.site_id, conn)
         })
         .await?;
     Ok(see_other_saying(
