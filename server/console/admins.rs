@@ -235,8 +235,12 @@ async fn set_disabled(
     let actor = posted.viewer.may_manage_admins()?.username.clone();
     let provenance = posted.viewer.provenance();
     if disabled && actor == username {
-        return Err(PageError::Conflict(
-            "You cannot disable yourself: ask another admin.".to_owned(),
+        // Back to the list, saying why, rather than a page that leads nowhere.
+        return Ok(see_other_saying(
+            &state,
+            &posted.viewer,
+            "/admins",
+            Notice::refused("You cannot disable yourself: ask another admin."),
         ));
     }
     let id = admin_id(&state, username.clone()).await?;

@@ -962,7 +962,17 @@ fn admins_are_managed_by_admins_only_and_disabling_ends_their_sessions() {
     assert_eq!(olga.get("/").status, 303, "her session is over");
     assert_eq!(olga.sign_in_as("olga", PASSWORD).status, 401);
     let page = admin.submit("/admins", "/admins/admin/disable", &[]);
-    assert_eq!(page.status, 409, "nobody disables themselves");
+    assert_eq!(page.status, 303, "nobody disables themselves");
+    assert_eq!(
+        page.location(),
+        "/admins",
+        "back to the list, which says why"
+    );
+    let back = admin.get("/admins").body;
+    assert!(
+        back.contains("<p class=\"notice refused\" role=\"alert\">You cannot disable yourself"),
+        "{back}"
+    );
 }
 
 #[test]
