@@ -28,19 +28,21 @@ const BROKER_START_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
+    // The OS's reason is in the message and is not the error's `source`, so that a chain
+    // printed whole (`{:#}`) says it once.
     #[error(
-        "cannot listen for MQTT on {addr}: {source}; set [mqtt] listen in the config file or GATEHOUSE_MQTT_LISTEN (or use an external broker)"
+        "cannot listen for MQTT on {addr}: {cause}; set [mqtt] listen in the config file or GATEHOUSE_MQTT_LISTEN (or use an external broker)"
     )]
     Listen {
         addr: SocketAddr,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error(
-        "cannot listen for MQTT over TLS on {addr}: {source}; set [mqtt] tls_listen in the config file or GATEHOUSE_MQTT_TLS_LISTEN"
+        "cannot listen for MQTT over TLS on {addr}: {cause}; set [mqtt] tls_listen in the config file or GATEHOUSE_MQTT_TLS_LISTEN"
     )]
     ListenTls {
         addr: SocketAddr,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("the embedded MQTT broker could not start: {0}")]
     Start(String),
@@ -263,14 +265,14 @@ pub fn start(listeners: Listeners, access: Access) -> Result<Bound, BrokerError>
     let plain_listener = match listeners.plain {
         Some(addr) => Some(bind_for_readers(addr, |source| BrokerError::Listen {
             addr,
-            source,
+            cause: source,
         })?),
         None => None,
     };
     let tls_listener = match &listeners.tls {
         Some((addr, _)) => Some(bind_for_readers(*addr, |source| BrokerError::ListenTls {
             addr: *addr,
-            source,
+            cause: source,
         })?),
         None => None,
     };
@@ -368,7 +370,7 @@ pub fn start(listeners: Listeners, access: Access) -> Result<Bound, BrokerError>
         let listener =
             tokio::net::TcpListener::from_std(listener).map_err(|source| BrokerError::Listen {
                 addr: bound,
-                source,
+                cause: source,
             })?;
         runtime.spawn(serve_plain(listener, relay.clone()));
         plain_addr = Some(bound);
@@ -378,7 +380,7 @@ pub fn start(listeners: Listeners, access: Access) -> Result<Bound, BrokerError>
         let listener = tokio::net::TcpListener::from_std(listener).map_err(|source| {
             BrokerError::ListenTls {
                 addr: bound,
-                source,
+                cause: source,
             }
         })?;
         runtime.spawn(serve_tls(listener, tls, relay));

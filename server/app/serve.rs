@@ -54,11 +54,6 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
         let config = config.clone();
         tokio::task::spawn_blocking(move || crate::app::database::open_database(&config)).await??
     };
-    let setup_code = {
-        let (config, pool) = (config.clone(), pool.clone());
-        tokio::task::spawn_blocking(move || crate::console::setup::prepare(&config, &pool))
-            .await??
-    };
     for warning in config.secret_file_warnings() {
         tracing::warn!("{warning}");
     }
@@ -75,13 +70,6 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
         tracing::warn!(
             "{unkeyed_pins} card PINs are hashed without the appliance key (set before this \
              version): they keep working, and are keyed when they are next changed"
-        );
-    }
-    if let Some(code_file) = setup_code {
-        tracing::warn!(
-            "no admin user exists yet: open the console's /setup page and enter the one-time \
-             code from {} (or run `gatehouse admin create NAME --role admin`)",
-            code_file.display()
         );
     }
     let live = {
@@ -210,6 +198,8 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
             .configure(routes)
     })
     .workers(2)
+    // `serve` handles the stop signals itself (`stop_signal`), to end the live feeds first.
+    .disable_signals()
     // Page and database work runs on these; argon2id runs on its own pool
     // (`secret::pool`). Bounded so that a flood of slow requests queues instead of
     // starting hundreds of threads.
@@ -231,6 +221,20 @@ pub async fn start(config: Config, clock: Clock) -> Result<Running> {
         }
     })?;
     let addr = server.addrs().first().copied().unwrap_or(addr);
+    // The setup code only once the console can be reached: a start that fails leaves none
+    // behind to be read or to mislead.
+    let setup_code = {
+        let (config, pool) = (state.config.clone(), state.db.clone());
+        tokio::task::spawn_blocking(move || crate::console::setup::prepare(&config, &pool))
+            .await??
+    };
+    if let Some(code_file) = setup_code {
+        tracing::warn!(
+            "no admin user exists yet: open the console's /setup page and enter the one-time \
+             code from {} (or run `gatehouse admin create NAME --role admin`)",
+            code_file.display()
+        );
+    }
     let server = server.run();
     register_jobs(&state)?;
     state.jobs.start();
@@ -459,8 +463,41 @@ fn register_jobs(state: &web::Data<AppState>) -> Result<()> {
 
 pub async fn serve(config: Config, clock: Clock) -> Result<()> {
     let running = start(config, clock).await?;
+    let (handle, state) = (running.server.handle(), running.state.clone());
+    // SIGTERM (systemd's stop) or Ctrl-C: the live feeds end first, then the server stops
+    // gracefully, so an open dashboard does not hold the stop for the shutdown timeout.
+    tokio::spawn(async move {
+        match stop_signal().await {
+            Ok(signal) => tracing::info!(signal, "stopping"),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot wait for a stop signal; stop with SIGKILL");
+                return;
+            }
+        }
+        state.stopping.send_replace(true);
+        handle.stop(true).await;
+    });
     running
         .server
         .await
         .context("the HTTP server stopped with an error")
+}
+
+/// Waits for SIGTERM or SIGINT (Ctrl-C); says which.
+async fn stop_signal() -> std::io::Result<&'static str> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await?;
+        Ok("Ctrl-C")
+    }
 }

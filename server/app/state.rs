@@ -29,6 +29,11 @@ pub struct AppState {
     pub trusted_proxies: client_addr::TrustedProxies,
     /// Console sign-in sessions.
     pub sessions: crate::identity::sessions::Sessions,
+    /// What console changes did, waiting for the next page of their session.
+    pub notices: Arc<crate::console::kit::notice::Notices>,
+    /// Set when the appliance is stopping: long-lived answers (the dashboard's live feed)
+    /// end, so that a graceful stop does not wait for them.
+    pub stopping: tokio::sync::watch::Sender<bool>,
     /// The event log, for the event stream.
     pub events: crate::store::event_log::EventLog,
     /// The readers' health, as the hub sees it.
@@ -83,6 +88,8 @@ impl AppState {
             password_checks: Default::default(),
             trusted_proxies,
             sessions,
+            notices: Default::default(),
+            stopping: tokio::sync::watch::channel(false).0,
             day_tally: Arc::default(),
             jobs,
             risk,

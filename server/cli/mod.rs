@@ -111,7 +111,8 @@ pub struct ExplainArgs {
     /// The person's employee id.
     #[arg(long, group = "subject")]
     pub person: Option<String>,
-    /// A card UID (hex).
+    /// A card's number as the console shows it: its UID in hex (04A1B2C3), or a Wiegand
+    /// card as FACILITY:NUMBER (12:34567).
     #[arg(long, group = "subject")]
     pub card: Option<String>,
     /// A Wiegand credential as FACILITY:NUMBER.
@@ -120,13 +121,19 @@ pub struct ExplainArgs {
     /// The door's name.
     #[arg(long)]
     pub door: String,
-    /// When (RFC 3339, e.g. 2026-11-24T08:30:00Z). Default: now.
+    /// When: a time on the clock of the door's site ("2026-12-25 10:00"), or with its
+    /// offset (RFC 3339, 2026-12-25T10:00:00+01:00). Default: now.
     #[arg(long)]
-    pub at: Option<DateTime<Utc>>,
+    pub at: Option<String>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
+
+/// What `explain` exits with: the answer, so that scripts can ask (an error is 2, as for
+/// every command).
+pub const EXPLAIN_GRANTED: u8 = 0;
+pub const EXPLAIN_DENIED: u8 = 1;
 
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
@@ -286,9 +293,11 @@ fn init_logging() {
         // rumqttd logs every ordinary client disconnect as an error; the appliance reports
         // what matters about its broker itself. GATEHOUSE_LOG=info,rumqttd=info shows it.
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=off"));
+    // Colours only for a person at a terminal: a log file or a pipe gets plain text.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 
@@ -305,6 +314,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 println!("  {setting:<13} {value}");
             }
             for warning in config.secret_file_warnings() {
+                println!("warning: {warning}");
+            }
+            for warning in busy_listeners(&config) {
                 println!("warning: {warning}");
             }
             Ok(ExitCode::SUCCESS)
@@ -427,15 +439,54 @@ fn risk_command(config: &Config, cmd: RiskCommand) -> Result<ExitCode> {
     }
 }
 
+/// The addresses `serve` would listen on that cannot be listened on now (a port another
+/// program holds, a port below 1024 without the right): `serve` would fail to start.
+/// Warnings, not errors: a running gatehouse holds its own ports while its next config
+/// is checked.
+fn busy_listeners(config: &Config) -> Vec<String> {
+    let mut listeners = Vec::new();
+    if let Ok(addr) = config.listen_addr() {
+        listeners.push(("[http] listen", "GATEHOUSE_HTTP_LISTEN", addr));
+    }
+    if config.mqtt.broker == config::BrokerChoice::Embedded {
+        if let Ok(Some(addr)) = config.mqtt.plain_listen() {
+            listeners.push(("[mqtt] listen", "GATEHOUSE_MQTT_LISTEN", addr));
+        }
+        if let Ok(Some(addr)) = config.mqtt.tls_listen_addr() {
+            listeners.push(("[mqtt] tls_listen", "GATEHOUSE_MQTT_TLS_LISTEN", addr));
+        }
+    }
+    listeners
+        .into_iter()
+        .filter(|(_, _, addr)| addr.port() != 0)
+        .filter_map(|(setting, env, addr)| {
+            let e = std::net::TcpListener::bind(addr).err()?;
+            Some(format!(
+                "{setting} {addr} cannot be listened on now ({e}): `gatehouse serve` will not \
+                 start until it is free, unless that is this appliance, running; choose \
+                 another with {setting} or {env}"
+            ))
+        })
+        .collect()
+}
+
 fn import(config: &Config, args: ImportArgs) -> Result<ExitCode> {
     let pool = open_database(config)?;
     let mut conn = pool.get()?;
-    let progress = |done: usize, total: usize| {
-        if total >= 1000 && (done.is_multiple_of(1000) || done == total) {
+    // At a terminal one line counts up in place; in a log or a pipe each step is a line
+    // of its own, every 10,000 entries.
+    let terminal = std::io::stderr().is_terminal();
+    let progress = move |done: usize, total: usize| {
+        if total < 1000 {
+            return;
+        }
+        if terminal && (done.is_multiple_of(1000) || done == total) {
             eprint!("\r  {done}/{total} entries");
             if done == total {
                 eprintln!();
             }
+        } else if !terminal && (done.is_multiple_of(10_000) || done == total) {
+            eprintln!("  {done}/{total} entries");
         }
     };
     // The file as it was named on the command line: what the audit log says was imported.
@@ -542,42 +593,138 @@ fn import_events(
 }
 
 fn explain(config: &Config, args: ExplainArgs) -> Result<ExitCode> {
+    use crate::policy::explain_query::{self, DoorQuery, SubjectQuery};
     let pool = open_database(config)?;
-    let now = args.at.unwrap_or_else(Utc::now);
-    let live = LivePolicy::load(&pool, now)?;
+    let present = Utc::now();
+    let live = LivePolicy::load(&pool, present)?;
     let snapshot = live.snapshot();
     let subject = if let Some(employee_id) = &args.person {
-        crate::policy::explain_query::SubjectQuery::EmployeeId(employee_id.clone())
-    } else if let Some(uid) = &args.card {
-        crate::policy::explain_query::SubjectQuery::Credential(CredentialKey::card(uid)?)
+        SubjectQuery::EmployeeId(employee_id.clone())
+    } else if let Some(card) = &args.card {
+        SubjectQuery::Credential(card_key(card)?)
     } else if let Some(wiegand) = &args.wiegand {
-        let (f, n) = wiegand
-            .split_once(':')
-            .context("--wiegand takes FACILITY:NUMBER, e.g. 12:34567")?;
-        crate::policy::explain_query::SubjectQuery::Credential(CredentialKey::Wiegand {
-            facility: f.trim().parse().context("facility must be a number")?,
-            number: n.trim().parse().context("card number must be a number")?,
-        })
+        SubjectQuery::Credential(wiegand_key(wiegand)?)
     } else {
         bail!("name who asks: --person EMPLOYEE_ID, --card UID or --wiegand F:N");
     };
-    let door = crate::policy::explain_query::DoorQuery::Name(args.door.clone());
+    let door = DoorQuery::Name(args.door.clone());
+    let at = match &args.at {
+        None => present,
+        Some(text) => {
+            let tz = snapshot
+                .doors()
+                .iter()
+                .find(|d| d.name == args.door)
+                .and_then(|d| snapshot.door_timezone(d.id))
+                .unwrap_or(chrono_tz::Tz::UTC);
+            explain_time(text, tz)?
+        }
+    };
     let answer = live.read_presence(|presence| {
-        crate::policy::explain_query::answer(&snapshot, presence, &subject, &door, now)
+        explain_query::answer(&snapshot, presence, &subject, &door, at, present)
     })?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+    let code = if answer.granted
+        || answer.decision.outcome == crate::policy::decide::Outcome::PinRequired
+    {
+        EXPLAIN_GRANTED
     } else {
-        print!("{}", crate::policy::explain_query::to_text(&answer));
+        EXPLAIN_DENIED
+    };
+    let text = if args.json {
+        format!("{}\n", serde_json::to_string_pretty(&answer)?)
+    } else {
+        explain_query::to_text(&answer)
+    };
+    // A reader that stops early (`| head`) closes the pipe: that is no error, and the
+    // answer's exit code stands.
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(e).context("cannot write the explanation");
+        }
+        _ => {}
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitCode::from(code))
 }
 
-fn read_password(from_stdin: bool) -> Result<String> {
+/// A card as an admin types it: a UID in hex, or FACILITY:NUMBER for a Wiegand card.
+fn card_key(text: &str) -> Result<CredentialKey> {
+    if text.contains(':') {
+        return wiegand_key(text);
+    }
+    Ok(CredentialKey::card(text)?)
+}
+
+fn wiegand_key(text: &str) -> Result<CredentialKey> {
+    let (f, n) = text
+        .split_once(':')
+        .context("a Wiegand card is FACILITY:NUMBER, e.g. 12:34567")?;
+    Ok(CredentialKey::Wiegand {
+        facility: f
+            .trim()
+            .parse()
+            .context("the facility code must be a whole number from 0 to 65535")?,
+        number: n
+            .trim()
+            .parse()
+            .context("the card number must be a whole number from 0 to 4294967295")?,
+    })
+}
+
+/// `--at`: RFC 3339 with an offset, or a wall-clock time on `tz` (the door's site's),
+/// "2026-12-25 10:00" or with seconds or a `T`. A time that the clock skips (a DST
+/// change) is an error; one it passes twice is its first.
+fn explain_time(text: &str, tz: chrono_tz::Tz) -> Result<DateTime<Utc>> {
+    let text = text.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let local = [
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S",
+    ]
+    .iter()
+    .find_map(|f| chrono::NaiveDateTime::parse_from_str(text, f).ok())
+    .with_context(|| {
+        format!(
+            "--at takes a time on the door's clock like \"2026-12-25 10:00\" ({}), or \
+                 RFC 3339 like 2026-12-25T10:00:00+01:00; not \"{text}\"",
+            tz.name()
+        )
+    })?;
+    local
+        .and_local_timezone(tz)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .with_context(|| {
+            format!(
+                "{text} does not exist on the clock of {} (a DST change)",
+                tz.name()
+            )
+        })
+}
+
+/// A new admin password: asked twice at a terminal, else one line of standard input.
+/// `command` is the command line to suggest when none came ("admin create NAME").
+fn read_password(from_stdin: bool, command: &str) -> Result<String> {
     let password = if from_stdin || !std::io::stdin().is_terminal() {
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
-        line.trim_end_matches(['\r', '\n']).to_owned()
+        let password = line.trim_end_matches(['\r', '\n']).to_owned();
+        if password.is_empty() {
+            bail!(
+                "no password was given: standard input {} and held no line. Run the command \
+                 at a terminal to be asked for it, or pipe it in with --password-stdin, e.g. \
+                 printf '%s\\n' \"$PASSWORD\" | gatehouse {command} --password-stdin",
+                if from_stdin {
+                    "was read (--password-stdin)"
+                } else {
+                    "is not a terminal"
+                }
+            );
+        }
+        password
     } else {
         let first = rpassword::prompt_password("Password (12 characters or more): ")?;
         let second = rpassword::prompt_password("Again: ")?;
@@ -603,7 +750,7 @@ fn admin(config: &Config, cmd: AdminCommand) -> Result<ExitCode> {
             role,
             password_stdin,
         } => {
-            let password = read_password(password_stdin)?;
+            let password = read_password(password_stdin, &format!("admin create {username}"))?;
             let input = admins::AdminInput {
                 username,
                 password,
@@ -627,7 +774,8 @@ fn admin(config: &Config, cmd: AdminCommand) -> Result<ExitCode> {
             username,
             password_stdin,
         } => {
-            let password = read_password(password_stdin)?;
+            let password =
+                read_password(password_stdin, &format!("admin set-password {username}"))?;
             admins::set_password(&mut conn, &username, &password, &ctx)
                 .map_err(describe_change_error)?;
             println!("password of '{username}' changed");

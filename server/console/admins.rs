@@ -8,8 +8,9 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 
 use super::kit::listing::{ListQuery, Paged};
+use super::kit::notice::{Notice, see_other_saying};
 use super::kit::session::{Posted, Viewer};
-use super::kit::{Chrome, PageError, Problems, Section, page_with_status, see_other};
+use super::kit::{Chrome, PageError, Problems, Section, page_with_status};
 use super::people::end_of_day;
 use crate::app::state::AppState;
 use crate::entities::{ChangeContext, ChangeError, FieldErrors};
@@ -51,8 +52,6 @@ struct AdminsPage {
     admins: Vec<AdminView>,
     typed: AdminForms,
     problems: Problems,
-    /// What was just done, in words.
-    notice: Option<String>,
 }
 
 #[derive(Template)]
@@ -77,28 +76,16 @@ const ADMINS_PAGE: i64 = 50;
 /// API tokens per page of their list.
 const TOKENS_PAGE: i64 = 50;
 
-/// What the admins page shows besides its list's position: the forms as typed, their
-/// messages, and what was just done.
+/// What the admins page shows besides its list's position: the forms as typed and their
+/// messages.
 struct Shown {
     typed: AdminForms,
     problems: Problems,
-    notice: Option<String>,
 }
 
 impl Shown {
     fn form(typed: AdminForms, problems: Problems) -> Shown {
-        Shown {
-            typed,
-            problems,
-            notice: None,
-        }
-    }
-
-    fn notice(text: String) -> Shown {
-        Shown {
-            notice: Some(text),
-            ..Shown::form(AdminForms::default(), Problems::default())
-        }
+        Shown { typed, problems }
     }
 }
 
@@ -113,11 +100,7 @@ async fn render(
     let (listed, total) = state
         .read(move |conn| Ok(admins::search_admins(conn, search.as_deref(), paging)?))
         .await?;
-    let Shown {
-        typed,
-        problems,
-        notice,
-    } = shown;
+    let Shown { typed, problems } = shown;
     let status = Problems::status(problems.is_empty());
     page_with_status(
         status,
@@ -127,7 +110,6 @@ async fn render(
             admins: listed,
             typed,
             problems,
-            notice,
         },
     )
 }
@@ -205,19 +187,16 @@ pub async fn create(
     })
     .await?;
     match outcome {
-        Ok(view) => {
-            render(
-                &state,
-                &posted.viewer,
-                ListQuery::default(),
-                Shown::notice(format!(
-                    "{} can now sign in as {}.",
-                    view.username,
-                    view.role.as_str()
-                )),
-            )
-            .await
-        }
+        Ok(view) => Ok(see_other_saying(
+            &state,
+            &posted.viewer,
+            "/admins",
+            Notice::done(format!(
+                "{} can now sign in as {}.",
+                view.username,
+                view.role.as_str()
+            )),
+        )),
         Err(problems) => {
             let typed = without_password(&posted.form);
             render(
@@ -256,13 +235,22 @@ async fn set_disabled(
     let actor = posted.viewer.may_manage_admins()?.username.clone();
     let provenance = posted.viewer.provenance();
     if disabled && actor == username {
-        return Err(PageError::Conflict(
-            "You cannot disable yourself: ask another admin.".to_owned(),
+        // Back to the list, saying why, rather than a page that leads nowhere.
+        return Ok(see_other_saying(
+            &state,
+            &posted.viewer,
+            "/admins",
+            Notice::refused("You cannot disable yourself: ask another admin."),
         ));
     }
     let id = admin_id(&state, username.clone()).await?;
     let now = state.clock.now();
     let app = state.clone();
+    let said = if disabled {
+        format!("{username} is disabled: their sessions and API tokens stopped working")
+    } else {
+        format!("{username} is enabled: they can sign in again")
+    };
     state
         .write(move |conn| {
             let ctx = ChangeContext {
@@ -278,7 +266,12 @@ async fn set_disabled(
         .await?;
     // Their API tokens stop at once too, not when the token cache expires.
     state.tokens.clear();
-    Ok(see_other("/admins"))
+    Ok(see_other_saying(
+        &state,
+        &posted.viewer,
+        "/admins",
+        Notice::done(said),
+    ))
 }
 
 /// POST /admins/{username}/disable: their sign-ins, sessions and tokens stop working.
@@ -326,17 +319,14 @@ pub async fn set_password(
         })
         .await;
     match result {
-        Ok(()) => {
-            render(
-                &state,
-                &posted.viewer,
-                ListQuery::default(),
-                Shown::notice(format!(
-                    "{username} has a new password; their sessions have ended."
-                )),
-            )
-            .await
-        }
+        Ok(()) => Ok(see_other_saying(
+            &state,
+            &posted.viewer,
+            "/admins",
+            Notice::done(format!(
+                "{username} has a new password; their sessions have ended."
+            )),
+        )),
         Err(ApiError::Invalid(fields)) => {
             let mut problems = FieldErrors::default();
             for (_, messages) in fields.0 {
@@ -516,5 +506,12 @@ pub async fn revoke_token(
         })
         .await?;
     state.tokens.clear();
-    Ok(see_other("/tokens"))
+    Ok(see_other_saying(
+        &state,
+        &posted.viewer,
+        "/tokens",
+        Notice::done(format!(
+            "API token {id} revoked: requests that use it are refused from now on"
+        )),
+    ))
 }

@@ -250,7 +250,15 @@ async fn status_panel(state: &AppState, tz: Tz) -> Result<StatusPanel, PageError
         match (kind.as_str(), result.as_deref()) {
             ("swipe", Some("granted")) => granted += n,
             ("swipe", Some("denied")) => denied += n,
-            ("forced_open" | "held_open" | "tamper" | "pin_lockout", _) => alarms += n,
+            // Every kind the alarms panel lists beside this count (a reader going offline
+            // too), so that the two agree.
+            (kind, _)
+                if crate::readers::alarms::ALARM_KINDS
+                    .iter()
+                    .any(|alarm| alarm.as_str() == kind) =>
+            {
+                alarms += n
+            }
             _ => {}
         }
     }
@@ -370,7 +378,7 @@ pub async fn acknowledge(
         return Err(PageError::BadForm("no alarm named".to_owned()));
     }
     let now = state.clock.now();
-    state
+    let acknowledged = state
         .write(move |conn| {
             let ctx = crate::entities::ChangeContext {
                 provenance: &provenance,
@@ -379,7 +387,19 @@ pub async fn acknowledge(
             Ok(crate::readers::alarms::acknowledge(conn, &ids, &ctx)?)
         })
         .await?;
-    Ok(super::kit::see_other("/"))
+    let notice = match acknowledged {
+        0 => super::kit::notice::Notice::unchanged_because(
+            "those alarms were already acknowledged (or are too old to be).",
+        ),
+        1 => super::kit::notice::Notice::done("Alarm acknowledged"),
+        n => super::kit::notice::Notice::done(format!("{n} alarms acknowledged")),
+    };
+    Ok(super::kit::notice::see_other_saying(
+        &state,
+        &posted.viewer,
+        "/",
+        notice,
+    ))
 }
 
 /// How often a feed says it is alive, so proxies and browsers keep it open, and checks
@@ -410,6 +430,8 @@ fn feed_tick() -> Duration {
 struct FeedWatch {
     receiver: tokio::sync::broadcast::Receiver<Arc<Recorded>>,
     state: web::Data<AppState>,
+    /// Becomes true when the appliance is stopping.
+    stopping: tokio::sync::watch::Receiver<bool>,
     /// The session cookie the feed was opened with.
     secret: String,
     /// The next keepalive and full session check. A deadline rather than a wait restarted
@@ -456,12 +478,18 @@ pub async fn feed(
         .unwrap_or_default();
     let watch = FeedWatch {
         receiver: state.events.watch(),
+        stopping: state.stopping.subscribe(),
         state: state.clone(),
         secret,
         next_tick: tokio::time::Instant::now() + feed_tick(),
     };
     let body = stream::unfold(watch, move |mut watch| async move {
-        let received = tokio::time::timeout_at(watch.next_tick, watch.receiver.recv()).await;
+        // The appliance is stopping: the feed ends (the browser reconnects to whichever
+        // appliance answers next) instead of holding the stop.
+        let received = tokio::select! {
+            received = tokio::time::timeout_at(watch.next_tick, watch.receiver.recv()) => received,
+            _ = watch.stopping.wait_for(|stopping| *stopping) => return None,
+        };
         let ticked = received.is_err();
         if ticked {
             watch.next_tick = tokio::time::Instant::now() + feed_tick();

@@ -10,9 +10,10 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 
 use super::kit::listing::{ListQuery, Paged};
-use super::kit::saved::{self, SavedQuery};
+use super::kit::notice::{Notice, see_other_saying};
+use super::kit::saved;
 use super::kit::session::{Posted, Viewer};
-use super::kit::{Chrome, PageError, Problems, Section, page_with_status, see_other};
+use super::kit::{Chrome, PageError, Problems, Section, page_with_status};
 use crate::app::state::AppState;
 use crate::entities::doors::{DoorFilter, DoorInput, DoorView, Doors};
 use crate::entities::readers::{ReaderFilter, ReaderInput, ReaderView, Readers};
@@ -276,8 +277,6 @@ struct ShowPage {
     state: StateShown,
     /// The site the door is at, when it is in lockdown: no Unlock is offered then.
     lockdown: Option<String>,
-    /// Why an unlock just posted was refused, if it was.
-    refusal: Option<String>,
     /// The settings form: the door's own, or as typed when it came back.
     settings: SettingsForm,
     readers: Vec<(ReaderView, ReaderHealth)>,
@@ -291,8 +290,6 @@ struct ShowPage {
     zone_chosen: String,
     /// Whether the appliance has other sites, whose zones the form does not offer.
     other_sites: bool,
-    /// "Nothing changed", after a save that changed nothing.
-    notice: Option<&'static str>,
     /// When the door is used (weekday × hour) and its daily traffic, as SVG.
     heatmap: String,
     traffic: String,
@@ -308,8 +305,6 @@ struct Shown {
     zone_id: Option<String>,
     problems: Problems,
     registered: Option<ReaderView>,
-    notice: Option<&'static str>,
-    refused: Option<Refused>,
     /// The settings form as typed, when it came back with problems.
     settings: Option<SettingsForm>,
 }
@@ -328,8 +323,6 @@ impl Shown {
             zone_id: None,
             problems: Problems::default(),
             registered: None,
-            notice: None,
-            refused: None,
             settings: None,
         }
     }
@@ -346,8 +339,6 @@ async fn render_door(
         zone_id: zone_typed,
         problems,
         registered,
-        notice,
-        refused,
         settings,
     } = shown;
     let (door, readers) = state
@@ -389,7 +380,6 @@ async fn render_door(
         .door_view(id)
         .filter(|view| view.site.lockdown)
         .map(|view| view.site.name.clone());
-    let refusal = refused.map(|r| r.words(&door.name, lockdown.as_deref()));
     let settings = settings.unwrap_or_else(|| SettingsForm::of(&door));
     let heatmap = super::activity_heatmap(
         state,
@@ -429,7 +419,6 @@ async fn render_door(
             zone,
             state: door_state,
             lockdown,
-            refusal,
             settings,
             readers,
             typed,
@@ -438,7 +427,6 @@ async fn render_door(
             zones,
             zone_chosen,
             other_sites,
-            notice,
             heatmap,
             traffic,
             door_tz,
@@ -446,7 +434,8 @@ async fn render_door(
     )
 }
 
-/// Why the console did not unlock a door: the door page says so after the redirect.
+/// Why the console did not unlock a door: the door page says so after the redirect (a
+/// refused notice).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
     /// The door's site is in lockdown.
@@ -458,16 +447,6 @@ pub enum Refused {
 }
 
 impl Refused {
-    const ALL: [Refused; 3] = [Refused::Lockdown, Refused::Locked, Refused::NoReader];
-
-    fn code(self) -> &'static str {
-        match self {
-            Refused::Lockdown => "lockdown",
-            Refused::Locked => "locked",
-            Refused::NoReader => "no_reader",
-        }
-    }
-
     /// The reason in words, for the door `door` at a site in lockdown `lockdown` (if it is).
     fn words(self, door: &str, lockdown: Option<&str>) -> String {
         match self {
@@ -487,34 +466,13 @@ impl Refused {
     }
 }
 
-/// The door page's query after a refused unlock: one of the reasons' codes; anything else
-/// (an edited address) says nothing.
-#[derive(Deserialize, Default)]
-pub struct RefusedQuery {
-    #[serde(default)]
-    refused: String,
-}
-
-impl RefusedQuery {
-    fn reason(&self) -> Option<Refused> {
-        Refused::ALL.into_iter().find(|r| r.code() == self.refused)
-    }
-}
-
 /// GET /doors/{id}
 pub async fn show(
     state: web::Data<AppState>,
     viewer: Viewer,
     id: web::Path<i64>,
-    query: web::Query<SavedQuery>,
-    refused: web::Query<RefusedQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let shown = Shown {
-        notice: query.notice(),
-        refused: refused.reason(),
-        ..Shown::fresh()
-    };
-    render_door(&state, &viewer, id.into_inner(), shown).await
+    render_door(&state, &viewer, id.into_inner(), Shown::fresh()).await
 }
 
 #[derive(Deserialize)]
@@ -578,6 +536,12 @@ pub async fn move_to_zone(
                             &door.name, &from_site, &to.name, &to_site,
                         )));
                     }
+                    let said = format!(
+                        "{} moved to zone {}: levels that open that zone open it from the \
+                         next swipe",
+                        door.name,
+                        Zones::get(conn, zone_id)?.map_or_else(String::new, |z| z.name)
+                    );
                     let input = DoorInput {
                         zone_id,
                         name: door.name,
@@ -587,13 +551,19 @@ pub async fn move_to_zone(
                         free_access_schedule_id: door.free_access_schedule_id,
                         sensitivity: door.sensitivity,
                     };
-                    Ok(saved::update::<Doors>(conn, id, input, ctx)?)
+                    Ok((saved::update::<Doors>(conn, id, input, ctx)?, said))
                 })
                 .await
         }
     };
     match result {
-        Ok(saved) => Ok(saved::see_page(&format!("/doors/{id}"), saved)),
+        Ok((saved, said)) => Ok(saved::see_page(
+            &state,
+            &posted.viewer,
+            &format!("/doors/{id}"),
+            saved,
+            said,
+        )),
         Err(ApiError::Invalid(fields)) => {
             let shown = Shown {
                 zone_id: Some(typed),
@@ -620,10 +590,11 @@ pub async fn set_mode(
 ) -> Result<HttpResponse, PageError> {
     let id = id.into_inner();
     let mode = posted.form.mode.clone();
-    let saved = posted
+    let (saved, name) = posted
         .change_policy(&state, move |conn, ctx| {
             let door = Doors::get(conn, id)?
                 .ok_or_else(|| ApiError::NotFound(format!("There is no door {id}.")))?;
+            let name = door.name.clone();
             let input = DoorInput {
                 zone_id: door.zone_id,
                 name: door.name,
@@ -633,10 +604,22 @@ pub async fn set_mode(
                 free_access_schedule_id: door.free_access_schedule_id,
                 sensitivity: door.sensitivity,
             };
-            Ok(saved::update::<Doors>(conn, id, input, ctx)?)
+            Ok((saved::update::<Doors>(conn, id, input, ctx)?, name))
         })
         .await?;
-    Ok(saved::see_page(&format!("/doors/{id}"), saved))
+    let said = match posted.form.mode.as_str() {
+        "locked" => format!("{name} is locked: no card opens it until its mode changes"),
+        "unlocked" => format!("{name} is unlocked: it stays open to anyone until its mode changes"),
+        "card_and_pin" => format!("{name} now asks for a card and its PIN"),
+        _ => format!("{name} is back to normal: cards open it as their access allows"),
+    };
+    Ok(saved::see_page(
+        &state,
+        &posted.viewer,
+        &format!("/doors/{id}"),
+        saved,
+        said,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -698,12 +681,21 @@ pub async fn unlock(
                 }
                 UnlockError::Log(e) => return Err(PageError::Internal(e.to_string())),
             };
-            return Ok(see_other(&format!(
-                "/doors/{id}?refused={}",
-                refused.code()
-            )));
+            let lockdown = state
+                .live
+                .snapshot()
+                .door_view(id)
+                .filter(|view| view.site.lockdown)
+                .map(|view| view.site.name.clone());
+            return Ok(see_other_saying(
+                &state,
+                &posted.viewer,
+                &format!("/doors/{id}"),
+                Notice::refused(refused.words(&door.name, lockdown.as_deref())),
+            ));
         }
     };
+    let said = format!("{} unlocked for {seconds} s", door.name);
     let now = state.clock.now();
     state
         .write(move |conn| {
@@ -717,7 +709,12 @@ pub async fn unlock(
             )?)
         })
         .await?;
-    Ok(see_other(&format!("/doors/{id}")))
+    Ok(see_other_saying(
+        &state,
+        &posted.viewer,
+        &format!("/doors/{id}"),
+        Notice::done(said),
+    ))
 }
 
 /// A number typed into the form, or a message for the field.
@@ -909,7 +906,16 @@ pub async fn edit(
         _ => Err(ApiError::Invalid(problems)),
     };
     match result {
-        Ok(saved) => Ok(saved::see_page(&format!("/doors/{id}"), saved)),
+        Ok(saved) => Ok(saved::see_page(
+            &state,
+            &posted.viewer,
+            &format!("/doors/{id}"),
+            saved,
+            format!(
+                "{} saved: its name, times and sensitivity",
+                form.name.trim()
+            ),
+        )),
         Err(ApiError::Invalid(fields)) => {
             let shown = Shown {
                 settings: Some(posted.form),
@@ -970,11 +976,16 @@ pub async fn delete(
                 )));
             }
             entities::delete::<Doors>(conn, id, ctx)?;
-            Ok(())
+            Ok(door.name)
         })
         .await;
     match result {
-        Ok(()) => Ok(see_other("/doors")),
+        Ok(name) => Ok(see_other_saying(
+            &state,
+            &posted.viewer,
+            "/doors",
+            Notice::done(format!("{name} deleted")),
+        )),
         Err(ApiError::Conflict(message)) => {
             let mut problems = FieldErrors::default();
             problems.add("delete", message);
@@ -1047,7 +1058,15 @@ pub async fn create(
         _ => Err(ApiError::Invalid(problems)),
     };
     match result {
-        Ok(door) => Ok(see_other(&format!("/doors/{}", door.id))),
+        Ok(door) => Ok(see_other_saying(
+            &state,
+            &posted.viewer,
+            &format!("/doors/{}", door.id),
+            Notice::done(format!(
+                "Door {} added; register its readers below",
+                door.name
+            )),
+        )),
         Err(ApiError::Invalid(fields)) => {
             render_list(
                 &state,

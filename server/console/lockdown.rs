@@ -5,8 +5,9 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
+use super::kit::notice::{Notice, see_other_saying};
 use super::kit::session::{Posted, Viewer};
-use super::kit::{Chrome, PageError, Section, page, see_other};
+use super::kit::{Chrome, PageError, Section, page};
 use crate::app::state::AppState;
 use crate::entities::sites::{SiteFilter, SiteInput, SiteView, Sites};
 use crate::entities::{self, ChangeContext, Entity, Page};
@@ -62,9 +63,9 @@ async fn set_lockdown(
     provenance: Provenance,
     site_id: Option<i64>,
     on: bool,
-) -> Result<(), PageError> {
+) -> Result<Vec<String>, PageError> {
     let now = state.clock.now();
-    state
+    let changed = state
         .change(move |conn| {
             let ctx = ChangeContext {
                 provenance: &provenance,
@@ -91,10 +92,12 @@ async fn set_lockdown(
                 ));
             }
             crate::store::write_transaction(conn, |conn| {
+                let mut changed = Vec::new();
                 for site in sites {
                     if site_id.is_some_and(|id| id != site.id) || site.lockdown == on {
                         continue;
                     }
+                    changed.push(site.name.clone());
                     let input = SiteInput {
                         name: site.name,
                         timezone: site.timezone,
@@ -102,11 +105,27 @@ async fn set_lockdown(
                     };
                     entities::update::<Sites>(conn, site.id, input, &ctx)?;
                 }
-                Ok::<(), ApiError>(())
+                Ok::<_, ApiError>(changed)
             })
         })
         .await?;
-    Ok(())
+    Ok(changed)
+}
+
+/// What a lockdown change says it did, for the sites it changed.
+fn lockdown_words(changed: &[String], on: bool) -> Notice {
+    match (changed.is_empty(), on) {
+        (true, true) => Notice::unchanged_because("Lockdown was already on there."),
+        (true, false) => Notice::unchanged_because("There was no lockdown to end there."),
+        (false, true) => Notice::done(format!(
+            "Lockdown started at {}: every door there stays locked and cards do not open them",
+            changed.join(", ")
+        )),
+        (false, false) => Notice::done(format!(
+            "Lockdown ended at {}: doors are back to their modes and schedules",
+            changed.join(", ")
+        )),
+    }
 }
 
 /// POST /lockdown/start
@@ -126,9 +145,14 @@ pub async fn start(
             },
         );
     }
-    set_lockdown(&state, provenance, posted.form.site_id, true).await?;
+    let changed = set_lockdown(&state, provenance, posted.form.site_id, true).await?;
     tracing::warn!("lockdown started from the console");
-    Ok(see_other("/lockdown"))
+    Ok(see_other_saying(
+        &state,
+        &posted.viewer,
+        "/lockdown",
+        lockdown_words(&changed, true),
+    ))
 }
 
 /// POST /lockdown/end
@@ -138,7 +162,12 @@ pub async fn end(
 ) -> Result<HttpResponse, PageError> {
     posted.viewer.may_change_policy()?;
     let provenance = posted.viewer.provenance();
-    set_lockdown(&state, provenance, posted.form.site_id, false).await?;
+    let changed = set_lockdown(&state, provenance, posted.form.site_id, false).await?;
     tracing::warn!("lockdown ended from the console");
-    Ok(see_other("/lockdown"))
+    Ok(see_other_saying(
+        &state,
+        &posted.viewer,
+        "/lockdown",
+        lockdown_words(&changed, false),
+    ))
 }

@@ -9,12 +9,13 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 
 use super::dashboard::FeedItem;
-use super::kit::saved::{self, SavedQuery};
+use super::kit::notice::{Notice, see_other_saying};
+use super::kit::saved;
 use super::kit::session::{Posted, Viewer};
-use super::kit::{Chrome, PageError, Problems, Section, page, page_with_status, see_other};
+use super::kit::{Chrome, PageError, Problems, Section, page, page_with_status};
 use crate::app::state::AppState;
 use crate::entities::credentials::{
-    CredentialFilter, CredentialInput, CredentialView, Credentials,
+    self as cards, CredentialFilter, CredentialInput, CredentialView, Credentials, Issued,
 };
 use crate::entities::entitlements::{
     EntitlementFilter, EntitlementInput, EntitlementView, Entitlements,
@@ -265,7 +266,12 @@ pub async fn create(
         Err(ApiError::Invalid(problems))
     };
     match result {
-        Ok(id) => Ok(see_other(&format!("/people/{id}"))),
+        Ok((id, said)) => Ok(see_other_saying(
+            &state,
+            &posted.viewer,
+            &format!("/people/{id}"),
+            Notice::done(said),
+        )),
         Err(ApiError::Invalid(fields)) => page_with_status(
             StatusCode::UNPROCESSABLE_ENTITY,
             &NewPage {
@@ -279,14 +285,15 @@ pub async fn create(
     }
 }
 
-/// The person, their card and their access, all or nothing.
+/// The person, their card and their access, all or nothing; returns the person's id and
+/// what was done, in words.
 fn create_person(
     conn: &mut crate::store::DbConnection,
     form: &NewPersonForm,
     level_id: Option<i64>,
     valid_until: Option<DateTime<Utc>>,
     ctx: &ChangeContext<'_>,
-) -> Result<i64, ChangeError> {
+) -> Result<(i64, String), ChangeError> {
     let person = entities::create::<People>(
         conn,
         PersonInput {
@@ -307,15 +314,21 @@ fn create_person(
         },
         ctx,
     )?;
+    let mut said = format!("{} added", person.name);
     let mut errors = FieldErrors::default();
     if !form.card.trim().is_empty() {
-        let card = typed_card(&form.card).and_then(|card| {
-            entities::create::<Credentials>(conn, card.input(person.id, None), ctx)
-        });
-        if let Err(ChangeError::Invalid(fields)) = card {
-            errors.0.extend(rename_fields(fields, CARD_FIELDS).0);
-        } else {
-            card?;
+        let card = typed_card(&form.card)
+            .and_then(|card| cards::issue(conn, card.input(person.id, None), ctx));
+        match card {
+            Err(ChangeError::Invalid(fields)) => {
+                errors.0.extend(rename_fields(fields, CARD_FIELDS).0);
+            }
+            Err(other) => return Err(other),
+            Ok((card, issued)) => said.push_str(&format!(
+                ", with {}{}",
+                Credentials::label(&card),
+                reissue_note(&issued)
+            )),
         }
     }
     if let Some(level_id) = level_id {
@@ -330,17 +343,59 @@ fn create_person(
             },
             ctx,
         );
-        if let Err(ChangeError::Invalid(fields)) = entitlement {
-            errors
+        match entitlement {
+            Err(ChangeError::Invalid(fields)) => errors
                 .0
-                .extend(rename_fields(fields, &[("person_id", "level_id")]).0);
-        } else {
-            entitlement?;
+                .extend(rename_fields(fields, &[("person_id", "level_id")]).0),
+            Err(other) => return Err(other),
+            Ok(_) => said.push_str(&format!(
+                "; {} granted{}",
+                level_name(conn, level_id)?,
+                until_note(&form.valid_until)
+            )),
         }
     }
     // Any problem undoes the person too: the form comes back with everything typed.
     errors.into_result()?;
-    Ok(person.id)
+    Ok((person.id, said))
+}
+
+/// The name of access level `id`, for what a change says it did.
+fn level_name(conn: &mut crate::store::DbConnection, id: i64) -> Result<String, ChangeError> {
+    Ok(Levels::get(conn, id)?.map_or_else(|| format!("level {id}"), |level| level.name))
+}
+
+/// The name of person `id`, for what a change says it did.
+fn person_name(conn: &mut crate::store::DbConnection, id: i64) -> Result<String, ChangeError> {
+    Ok(People::get(conn, id)?.map_or_else(|| format!("person {id}"), |person| person.name))
+}
+
+/// " until 2027-03-31" for an end date typed in a form (the last day it is good for), or
+/// nothing.
+fn until_note(typed: &str) -> String {
+    match typed.trim() {
+        "" => String::new(),
+        day => format!(" until {day}"),
+    }
+}
+
+/// What a notice adds when the card issued was a returned (revoked) one.
+fn reissue_note(issued: &Issued) -> String {
+    match issued {
+        Issued::New => String::new(),
+        Issued::Reissued { last_holder } => {
+            format!(" (returned by {last_holder}, issued again)")
+        }
+    }
+}
+
+/// "Card 04C0A1" from the entity's label "card 04C0A1".
+fn card_name(card: &CredentialView) -> String {
+    let label = Credentials::label(card);
+    let mut chars = label.chars();
+    chars.next().map_or(label.clone(), |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
 }
 
 #[derive(Template)]
@@ -358,8 +413,6 @@ struct ShowPage {
     /// What was typed into the add-card and grant-access forms, when they came back.
     typed: InlineForms,
     problems: Problems,
-    /// "Nothing changed", after a save that changed nothing.
-    notice: Option<&'static str>,
 }
 
 /// The small forms on a person's page, as typed.
@@ -384,7 +437,6 @@ async fn render_person(
     id: i64,
     typed: InlineForms,
     problems: Problems,
-    notice: Option<&'static str>,
 ) -> Result<HttpResponse, PageError> {
     let (person, cards, entitlements, rows) = state
         .read(move |conn| {
@@ -458,7 +510,6 @@ async fn render_person(
             heatmap,
             typed,
             problems,
-            notice,
         },
     )
 }
@@ -468,7 +519,6 @@ pub async fn show(
     state: web::Data<AppState>,
     viewer: Viewer,
     id: web::Path<i64>,
-    query: web::Query<SavedQuery>,
 ) -> Result<HttpResponse, PageError> {
     render_person(
         &state,
@@ -476,13 +526,13 @@ pub async fn show(
         id.into_inner(),
         InlineForms::default(),
         Problems::default(),
-        query.notice(),
     )
     .await
 }
 
 /// Runs a change for a person's page: on invalid input the page comes back with the
-/// messages beside the form that was used; otherwise back to the page.
+/// messages beside the form that was used; otherwise back to the page, which says what
+/// the change did (the text `f` returns).
 async fn change_on_person_page<F>(
     state: web::Data<AppState>,
     posted: Posted<InlineForms>,
@@ -495,7 +545,7 @@ where
             &mut crate::store::DbConnection,
             &ChangeContext<'_>,
             &InlineForms,
-        ) -> Result<(), ChangeError>
+        ) -> Result<String, ChangeError>
         + Send
         + 'static,
 {
@@ -506,7 +556,12 @@ where
         })
         .await;
     match result {
-        Ok(()) => Ok(see_other(&format!("/people/{person_id}"))),
+        Ok(said) => Ok(see_other_saying(
+            &state,
+            &posted.viewer,
+            &format!("/people/{person_id}"),
+            Notice::done(said),
+        )),
         Err(ApiError::Invalid(fields)) => {
             let typed = InlineForms {
                 pin: String::new(),
@@ -518,7 +573,6 @@ where
                 person_id,
                 typed,
                 Problems(rename_fields(fields, renames)),
-                None,
             )
             .await
         }
@@ -548,8 +602,13 @@ pub async fn add_card(
             }
             let pin = Some(typed.pin.trim().to_owned()).filter(|p| !p.is_empty());
             let card = typed_card(&typed.card)?;
-            entities::create::<Credentials>(conn, card.input(person_id, pin), ctx)?;
-            Ok(())
+            let (card, issued) = cards::issue(conn, card.input(person_id, pin), ctx)?;
+            Ok(format!(
+                "{} issued to {}{}",
+                card_name(&card),
+                person_name(conn, person_id)?,
+                reissue_note(&issued)
+            ))
         },
     )
     .await
@@ -586,18 +645,24 @@ pub async fn grant_access(
                 }
             };
             errors.into_result()?;
+            let level_id = level_id.unwrap_or_default();
             entities::create::<Entitlements>(
                 conn,
                 EntitlementInput {
                     person_id,
-                    level_id: level_id.unwrap_or_default(),
+                    level_id,
                     valid_until,
                     justification: typed.justification.trim().to_owned(),
                     granted_at: None,
                 },
                 ctx,
             )?;
-            Ok(())
+            Ok(format!(
+                "{} granted to {}{}",
+                level_name(conn, level_id)?,
+                person_name(conn, person_id)?,
+                until_note(&typed.valid_until)
+            ))
         },
     )
     .await
@@ -698,12 +763,42 @@ async fn change_card(
                 status: status.unwrap_or(card.status),
                 valid_until: card.valid_until,
             };
-            entities::update::<Credentials>(conn, id, input, ctx)?;
-            Ok(person_id)
+            let status_form = input.pin.is_none();
+            let (status, had_pin) = (input.status.clone(), card.has_pin);
+            let removes_pin = input.pin.as_deref() == Some("");
+            let saved = saved::update::<Credentials>(conn, id, input, ctx)?;
+            let card = Credentials::get(conn, id)?
+                .ok_or_else(|| ApiError::NotFound(format!("There is no card {id}.")))?;
+            let name = card_name(&card);
+            let holder = person_name(conn, person_id)?;
+            let said = if status_form {
+                match status.as_str() {
+                    "active" => format!("{name} of {holder} is active again"),
+                    "revoked" => format!(
+                        "{name} of {holder} revoked: it opens nothing, and can be issued again"
+                    ),
+                    other => format!("{name} of {holder} marked {other}: it opens nothing"),
+                }
+            } else if removes_pin {
+                if had_pin {
+                    format!("PIN of {name} ({holder}) removed")
+                } else {
+                    format!("{name} ({holder}) has no PIN")
+                }
+            } else {
+                format!("PIN of {name} ({holder}) set")
+            };
+            Ok((person_id, saved, said))
         })
         .await;
     match result {
-        Ok(person_id) => Ok(see_other(&format!("/people/{person_id}"))),
+        Ok((person_id, saved, said)) => Ok(saved::see_page(
+            &state,
+            &posted.viewer,
+            &format!("/people/{person_id}"),
+            saved,
+            said,
+        )),
         // A PIN of the wrong shape: said beside the card's PIN field.
         Err(ApiError::Invalid(fields)) => {
             let person_id = state
@@ -730,7 +825,6 @@ async fn change_card(
                 person_id,
                 InlineForms::default(),
                 Problems(problems),
-                None,
             )
             .await
         }
@@ -763,15 +857,25 @@ pub async fn remove_access(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
     let id = id.into_inner();
-    let person_id = posted
+    let (person_id, said) = posted
         .change_policy(&state, move |conn, ctx| {
             let entitlement = Entitlements::get(conn, id)?
                 .ok_or_else(|| ApiError::NotFound(format!("There is no entitlement {id}.")))?;
             entities::delete::<Entitlements>(conn, id, ctx)?;
-            Ok(entitlement.person_id)
+            let said = format!(
+                "{} taken away from {}",
+                level_name(conn, entitlement.level_id)?,
+                person_name(conn, entitlement.person_id)?
+            );
+            Ok((entitlement.person_id, said))
         })
         .await?;
-    Ok(see_other(&format!("/people/{person_id}")))
+    Ok(see_other_saying(
+        &state,
+        &posted.viewer,
+        &format!("/people/{person_id}"),
+        Notice::done(said),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -783,10 +887,11 @@ async fn set_status(
     id: i64,
     status: &'static str,
 ) -> Result<HttpResponse, PageError> {
-    let saved = posted
+    let (saved, name) = posted
         .change_policy(&state, move |conn, ctx| {
             let person = People::get(conn, id)?
                 .ok_or_else(|| ApiError::NotFound(format!("There is no person {id}.")))?;
+            let name = person.name.clone();
             let input = PersonInput {
                 employee_id: person.employee_id,
                 name: person.name,
@@ -799,10 +904,21 @@ async fn set_status(
                 valid_until: person.valid_until,
                 notes: person.notes,
             };
-            Ok(saved::update::<People>(conn, id, input, ctx)?)
+            Ok((saved::update::<People>(conn, id, input, ctx)?, name))
         })
         .await?;
-    Ok(saved::see_page(&format!("/people/{id}"), saved))
+    let said = match status {
+        "suspended" => format!("{name} suspended: denied at every door from the next swipe"),
+        "terminated" => format!("{name} terminated: denied at every door from the next swipe"),
+        _ => format!("{name} reinstated: their cards and access apply again"),
+    };
+    Ok(saved::see_page(
+        &state,
+        &posted.viewer,
+        &format!("/people/{id}"),
+        saved,
+        said,
+    ))
 }
 
 /// POST /people/{id}/suspend: denied at every door from the next swipe on.
@@ -915,7 +1031,13 @@ pub async fn edit(
         })
         .await;
     match result {
-        Ok(saved) => Ok(saved::see_page(&format!("/people/{id}"), saved)),
+        Ok(saved) => Ok(saved::see_page(
+            &state,
+            &posted.viewer,
+            &format!("/people/{id}"),
+            saved,
+            format!("{} saved", posted.form.name.trim()),
+        )),
         Err(ApiError::Invalid(fields)) => page_with_status(
             StatusCode::UNPROCESSABLE_ENTITY,
             &EditPage {

@@ -260,6 +260,7 @@ pub async fn submit(
                 role: Role::Admin,
             };
             let signed_in = Provenance::console(&identity);
+            admins::note_sign_in(conn, view.id, now)?;
             let (secret, _) = app.sessions.open(conn, identity, now, &remote)?;
             // The setup signs the new admin in: recorded like any other console sign-in.
             audit::append(

@@ -88,7 +88,14 @@ pub async fn show(
         let subject = resolve_person(&state, person.trim(), &mut problems).await?;
         if let (Some(subject), Some(door_id), Some(at)) = (subject, door_id, at) {
             let result = state.live.read_presence(|presence| {
-                answer(&snapshot, presence, &subject, &DoorQuery::Id(door_id), at)
+                answer(
+                    &snapshot,
+                    presence,
+                    &subject,
+                    &DoorQuery::Id(door_id),
+                    at,
+                    state.clock.now(),
+                )
             });
             match result {
                 Ok(e) => explanation = Some(e),

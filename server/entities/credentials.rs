@@ -257,30 +257,17 @@ impl Entity for Credentials {
             ),
             None => (None, None, None),
         };
-        let taken: Option<i64> = match &key {
-            Some(CredentialKey::Card { uid }) => credentials::table
-                .filter(credentials::card_uid.eq(uid))
-                .select(credentials::id)
-                .first(conn)
-                .optional()?,
-            Some(CredentialKey::Wiegand { .. }) => credentials::table
-                .filter(credentials::facility.eq(facility))
-                .filter(credentials::card_number.eq(number))
-                .select(credentials::id)
-                .first(conn)
-                .optional()?,
+        let taken = match &key {
+            Some(key) => holder_of(conn, key)?,
             None => None,
         };
-        if taken.is_some_and(|other| Some(other) != id) {
+        if let Some(holder) = taken.filter(|holder| Some(holder.credential_id) != id) {
             let field = if card_uid.is_some() {
                 "card_uid"
             } else {
                 "card_number"
             };
-            errors.add(
-                field,
-                "this card is already issued; revoke or delete it first",
-            );
+            errors.add(field, holder.why_not_issued());
         }
         errors.into_result()?;
         let pin_hash = match input.pin.as_deref() {
@@ -381,6 +368,117 @@ impl Entity for Credentials {
             _ => format!("credential {}", view.id),
         }
     }
+}
+
+/// Who holds a card (by its key), for the message that refuses to issue it twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub credential_id: i64,
+    pub person_id: i64,
+    /// The holder's name as the console shows it.
+    pub name: String,
+    pub status: CredentialStatus,
+}
+
+impl Holder {
+    /// Why the card cannot be issued as a new one, naming who holds it.
+    pub fn why_not_issued(&self) -> String {
+        match self.status {
+            CredentialStatus::Active => format!(
+                "this card is already issued to {} and active: revoke it on their page first \
+                 (a returned card is revoked), then issue it",
+                self.name
+            ),
+            CredentialStatus::Lost | CredentialStatus::Stolen => format!(
+                "this card is {}'s and reported {}: if it has been recovered, revoke it on \
+                 their page first, then issue it",
+                self.name,
+                self.status.as_str()
+            ),
+            CredentialStatus::Revoked => format!(
+                "this card was {}'s and is revoked: issue it from the new holder's page in \
+                 the console, or change its person_id and status with PUT \
+                 /api/v1/credentials/{}",
+                self.name, self.credential_id
+            ),
+        }
+    }
+}
+
+/// The credential with `key`, and its holder, if one is stored.
+pub fn holder_of(conn: &mut DbConnection, key: &CredentialKey) -> QueryResult<Option<Holder>> {
+    let query = credentials::table.inner_join(people::table).into_boxed();
+    let query = match key {
+        CredentialKey::Card { uid } => query.filter(credentials::card_uid.eq(uid.clone())),
+        CredentialKey::Wiegand { facility, number } => query
+            .filter(credentials::facility.eq(i32::try_from(*facility).unwrap_or(-1)))
+            .filter(credentials::card_number.eq(i64::from(*number))),
+    };
+    let row: Option<(i64, i64, String, String)> = query
+        .select((
+            credentials::id,
+            credentials::person_id,
+            people::name,
+            credentials::status,
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(|(credential_id, person_id, name, status)| Holder {
+        credential_id,
+        person_id,
+        name,
+        // A status the table holds is one the entity wrote; an unknown one is treated as
+        // the strictest, so it is never reissued by mistake.
+        status: status.parse().unwrap_or(CredentialStatus::Active),
+    }))
+}
+
+/// What issuing a card did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Issued {
+    /// A card not seen before.
+    New,
+    /// A revoked card (a returned visitor card from the pool) given to a new holder: the
+    /// same credential, moved and made active, audited as an update from its last holder
+    /// (named here).
+    Reissued { last_holder: String },
+}
+
+/// Issues a card to `input.person_id`: a new credential, or, when the card is stored
+/// and revoked, that credential again, moved to its new holder, made active, with the
+/// new PIN or none and no end date. An active, lost or stolen card is refused, with its
+/// holder named. Returns the card as it now is.
+pub fn issue(
+    conn: &mut DbConnection,
+    input: CredentialInput,
+    ctx: &ChangeContext<'_>,
+) -> Result<(CredentialView, Issued), ChangeError> {
+    crate::store::write_transaction(conn, |conn| {
+        let mut errors = FieldErrors::default();
+        let revoked = match key_of(&input, &mut errors) {
+            Some(key) => {
+                holder_of(conn, &key)?.filter(|holder| holder.status == CredentialStatus::Revoked)
+            }
+            None => None,
+        };
+        let Some(holder) = revoked else {
+            return Ok((super::create::<Credentials>(conn, input, ctx)?, Issued::New));
+        };
+        let input = CredentialInput {
+            // The last holder's PIN is theirs, not the new holder's.
+            pin: Some(input.pin.unwrap_or_default()),
+            pin_hash: None,
+            status: CredentialStatus::Active.as_str().to_owned(),
+            ..input
+        };
+        let view = super::update::<Credentials>(conn, holder.credential_id, input, ctx)?;
+        Ok((
+            view,
+            Issued::Reissued {
+                last_holder: holder.name,
+            },
+        ))
+    })
 }
 
 /// How many PINs are still hashed as before PINs were keyed with the appliance key (no

@@ -118,15 +118,11 @@ impl Entity for Holidays {
             require_ref(&mut errors, "site_id", "site", site, found);
         }
         // Site and date are a holiday's key in the site file: a second one would be merged
-        // into the first on import, so the export would not import back to this state.
-        if id_by_date(conn, input.site_id, input.date)?.is_some_and(|other| Some(other) != id) {
-            errors.add(
-                "date",
-                match input.site_id {
-                    Some(site) => format!("site {site} already has a holiday on {}", input.date),
-                    None => format!("there is already an all-sites holiday on {}", input.date),
-                },
-            );
+        // into the first on import, so the export would not import back to this state. An
+        // all-sites holiday is every site's, so it and a site's own clash too. (The unique
+        // index holidays_one_per_site_and_date is the last word on the same key.)
+        if let Some(message) = clash(conn, id, input.site_id, input.date)? {
+            errors.add("date", message);
         }
         errors.into_result()?;
         let values = (
@@ -134,17 +130,27 @@ impl Entity for Holidays {
             holidays::name.eq(input.name.trim()),
             holidays::date.eq(input.date),
         );
-        match id {
-            None => Ok(diesel::insert_into(holidays::table)
+        let written = match id {
+            None => diesel::insert_into(holidays::table)
                 .values(values)
                 .returning(holidays::id)
-                .get_result(conn)?),
-            Some(id) => {
-                diesel::update(holidays::table.find(id))
-                    .set(values)
-                    .execute(conn)?;
-                Ok(id)
-            }
+                .get_result(conn),
+            Some(id) => diesel::update(holidays::table.find(id))
+                .set(values)
+                .execute(conn)
+                .map(|_| id),
+        };
+        match written {
+            // Another admin's holiday on the same day was committed between the check and
+            // this write.
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            )) => Err(ChangeError::invalid(
+                "date",
+                format!("another holiday on {} was just added there", input.date),
+            )),
+            other => Ok(other?),
         }
     }
 
@@ -155,6 +161,60 @@ impl Entity for Holidays {
     fn label(view: &HolidayView) -> String {
         format!("holiday '{}' on {}", view.name, view.date)
     }
+}
+
+/// Why a holiday at `site_id` (None: every site) on `date` cannot be stored beside those
+/// already there (except `id`, the one being changed), naming the one it clashes with.
+fn clash(
+    conn: &mut DbConnection,
+    id: Option<i64>,
+    site_id: Option<i64>,
+    date: NaiveDate,
+) -> QueryResult<Option<String>> {
+    let mut q = holidays::table
+        .filter(holidays::date.eq(date))
+        .select((holidays::name, holidays::site_id))
+        .order(holidays::id)
+        .into_boxed();
+    if let Some(id) = id {
+        q = q.filter(holidays::id.ne(id));
+    }
+    if let Some(site) = site_id {
+        q = q.filter(holidays::site_id.eq(site).or(holidays::site_id.is_null()));
+    }
+    let Some((name, other_site)) = q.first::<(String, Option<i64>)>(conn).optional()? else {
+        return Ok(None);
+    };
+    let site_name: Option<String> = match other_site {
+        Some(site) => sites::table
+            .find(site)
+            .select(sites::name)
+            .first(conn)
+            .optional()?,
+        None => None,
+    };
+    Ok(Some({
+        match (site_id, other_site, site_name) {
+            (Some(_), Some(_), Some(site)) => {
+                format!("{site} already has a holiday on {date}: {name}")
+            }
+            (Some(_), None, _) => format!(
+                "there is already a holiday at every site on {date} ({name}), which covers \
+                 this site too"
+            ),
+            (None, None, _) => {
+                format!("there is already a holiday at every site on {date}: {name}")
+            }
+            (None, _, site) => format!(
+                "{} already has its own holiday on {date} ({name}): delete it first to \
+                 make the day a holiday at every site",
+                site.unwrap_or_else(|| "a site".to_owned())
+            ),
+            (Some(_), Some(other), None) => {
+                format!("site {other} already has a holiday on {date}: {name}")
+            }
+        }
+    }))
 }
 
 /// Finds a holiday by site and date (the site file's natural key).

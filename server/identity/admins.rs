@@ -583,6 +583,15 @@ pub fn settle_sign_in(
     })
 }
 
+/// Notes that an admin signed in other than with their password (the first admin, signed
+/// in by `/setup`): their last sign-in, as a password sign-in notes it.
+pub fn note_sign_in(conn: &mut DbConnection, admin_id: i64, now: DateTime<Utc>) -> QueryResult<()> {
+    diesel::update(admin_users::table.find(admin_id))
+        .set(admin_users::last_login_at.eq(Some(crate::clock::stored(now))))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// Records in the audit log that wrong passwords locked an admin's account.
 fn record_lockout(
     conn: &mut DbConnection,

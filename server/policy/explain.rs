@@ -2,6 +2,7 @@
 //! told by watching the decision pipeline run and listing every entitlement that applies.
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::decide::{
@@ -68,9 +69,12 @@ pub struct CoveringEntitlement {
     pub usable_now: bool,
     /// The one the decision granted by.
     pub decisive: bool,
-    /// When the schedule next opens (if closed now), inside the snapshot's horizon.
+    /// The holiday that keeps the schedule closed at the time explained (the schedule
+    /// closes on holidays, and would be open but for it).
+    pub holiday: Option<Named>,
+    /// When the schedule next opens (if closed then), within a year.
     pub next_opens: Option<DateTime<Utc>>,
-    /// When the schedule next closes (if open now), inside the snapshot's horizon.
+    /// When the schedule next closes (if open then), within a year.
     pub next_closes: Option<DateTime<Utc>>,
 }
 
@@ -82,6 +86,10 @@ pub struct Explanation {
     /// Exactly what `decide` returns for this subject at this door (no PIN typed).
     pub decision: Decision,
     pub at: DateTime<Utc>,
+    /// Whether `at` is the present (the texts say "now") or another time (they name it).
+    pub at_present: bool,
+    /// The clock of the door's site, on which the texts give times (IANA name).
+    pub timezone: String,
     pub door: Named,
     /// The direction explained: entering, unless the door only has exit readers.
     pub direction: Direction,
@@ -93,13 +101,26 @@ pub struct Explanation {
     pub entitlements: Vec<CoveringEntitlement>,
 }
 
-/// Explains whether `subject` may pass `door_id` at `now`, given the anti-passback state.
+/// Explains whether `subject` may pass `door_id` now, given the anti-passback state.
 pub fn explain(
     snapshot: &Snapshot,
     presence: &Presence,
     subject: Subject<'_>,
     door_id: i64,
     now: DateTime<Utc>,
+) -> Result<Explanation, ExplainError> {
+    explain_at(snapshot, presence, subject, door_id, now, now)
+}
+
+/// Explains whether `subject` may pass `door_id` at `now`, asked at `present`: when the
+/// two differ (a time ahead or past), the texts name the time instead of saying "now".
+pub fn explain_at(
+    snapshot: &Snapshot,
+    presence: &Presence,
+    subject: Subject<'_>,
+    door_id: i64,
+    now: DateTime<Utc>,
+    present: DateTime<Utc>,
 ) -> Result<Explanation, ExplainError> {
     let door = snapshot
         .door_index(door_id)
@@ -132,6 +153,7 @@ pub fn explain(
     );
 
     let view = snapshot.door_view_at(door);
+    let tz = snapshot.site_tz[info.site as usize];
     let person_idx = match who {
         Who::Person(p) => Some(p),
         Who::Credential(_) => decision.person_id.and_then(|id| snapshot.person_index(id)),
@@ -149,6 +171,9 @@ pub fn explain(
         subject,
         direction,
         now,
+        tz,
+        at_present: at_present(now, present),
+        site: info.site,
     };
 
     let mut checks: Vec<CheckResult> = steps
@@ -170,7 +195,7 @@ pub fn explain(
             status: CheckStatus::NotReached,
             detail: match decided_at {
                 Some(at) => format!("not evaluated: the {} check already decided", label(at)),
-                None => "not needed: the door is on free access".into(),
+                None => format!("not needed: the door is on free access {}", ctx.moment()),
             },
             reason: None,
         });
@@ -197,6 +222,8 @@ pub fn explain(
         summary,
         decision,
         at: now,
+        at_present: ctx.at_present,
+        timezone: tz.name().to_owned(),
         door: Named {
             id: view.door.id,
             name: view.door.name.clone(),
@@ -212,7 +239,8 @@ pub fn explain(
     })
 }
 
-fn label(check: Check) -> &'static str {
+/// A check as the texts name it ("credential status").
+pub fn label(check: Check) -> &'static str {
     match check {
         Check::CredentialKnown => "known credential",
         Check::CredentialStatus => "credential status",
@@ -227,8 +255,14 @@ fn label(check: Check) -> &'static str {
     }
 }
 
-fn when(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M UTC").to_string()
+/// A time as the texts give it: on the door's site's clock, with its zone's abbreviation.
+pub fn when_at(t: DateTime<Utc>, tz: Tz) -> String {
+    t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string()
+}
+
+/// Whether the time explained is the present: within the minute the question was asked.
+fn at_present(at: DateTime<Utc>, present: DateTime<Utc>) -> bool {
+    (at - present).num_seconds().abs() < 60
 }
 
 struct Context<'a> {
@@ -240,9 +274,27 @@ struct Context<'a> {
     subject: Subject<'a>,
     direction: Direction,
     now: DateTime<Utc>,
+    /// The door's site's clock.
+    tz: Tz,
+    at_present: bool,
+    /// The door's site (an index).
+    site: u32,
 }
 
 impl Context<'_> {
+    fn when(&self, t: DateTime<Utc>) -> String {
+        when_at(t, self.tz)
+    }
+
+    /// "now", or the time explained when that is not the present.
+    fn moment(&self) -> String {
+        if self.at_present {
+            "now".to_owned()
+        } else {
+            format!("at {}", self.when(self.now))
+        }
+    }
+
     fn person_name(&self) -> String {
         match self.person {
             Some(p) if p.employee_id.is_empty() => p.name.clone(),
@@ -287,8 +339,9 @@ impl Context<'_> {
             None => "naming the door".into(),
         };
         format!(
-            "{} ({via}) grants access now under {}",
+            "{} ({via}) grants access {} under {}",
             self.level_name(g.level_id),
+            self.moment(),
             self.schedule_name(g.schedule_id)
         )
     }
@@ -323,7 +376,11 @@ impl Context<'_> {
             },
             Check::CredentialStatus => format!("{} is active", self.credential_name()),
             Check::CredentialValidity => match self.credential.and_then(|c| c.valid_until) {
-                Some(until) => format!("{} is valid until {}", self.credential_name(), when(until)),
+                Some(until) => format!(
+                    "{} is valid until {}",
+                    self.credential_name(),
+                    self.when(until)
+                ),
                 None => format!("{} does not expire", self.credential_name()),
             },
             Check::PersonStatus => format!("{} is active", self.person_name()),
@@ -334,8 +391,8 @@ impl Context<'_> {
                     (from, until) => format!(
                         "{} is within their validity ({} to {})",
                         self.person_name(),
-                        from.map_or_else(|| "no start".into(), when),
-                        until.map_or_else(|| "no end".into(), when)
+                        from.map_or_else(|| "no start".into(), |t| self.when(t)),
+                        until.map_or_else(|| "no end".into(), |t| self.when(t))
                     ),
                 }
             }
@@ -344,7 +401,7 @@ impl Context<'_> {
                 DoorMode::CardAndPin => format!("{} needs card and PIN", self.door_name()),
                 mode => format!("{} is in {mode} mode", self.door_name()),
             },
-            Check::Entitlement => "an entitlement covers the door now".into(),
+            Check::Entitlement => format!("an entitlement covers the door {}", self.moment()),
             Check::Pin => "the PIN matches".into(),
             Check::Antipassback => {
                 let zone = self.view.antipassback_zone;
@@ -358,7 +415,7 @@ impl Context<'_> {
                         Some(last) => format!(
                             "{going} {zone_name} is allowed: last recorded going {} at {}",
                             last.direction,
-                            when(last.at)
+                            self.when(last.at)
                         ),
                         None => format!("{going} {zone_name} is allowed: no passage recorded yet"),
                     },
@@ -384,19 +441,19 @@ impl Context<'_> {
                 format!(
                     "{} expired at {}",
                     self.credential_name(),
-                    when(valid_until)
+                    self.when(valid_until)
                 )
             }
             Reason::PersonInactive { status, .. } => format!("{} is {status}", self.person_name()),
             Reason::PersonNotYetValid { valid_from, .. } => format!(
                 "{} is not valid until {}",
                 self.person_name(),
-                when(valid_from)
+                self.when(valid_from)
             ),
             Reason::PersonExpired { valid_until, .. } => format!(
                 "{}'s validity ended at {}",
                 self.person_name(),
-                when(valid_until)
+                self.when(valid_until)
             ),
             Reason::Lockdown { .. } => format!(
                 "site '{}' is in lockdown: every door denies until it is lifted",
@@ -410,8 +467,9 @@ impl Context<'_> {
                 self.door_name()
             ),
             Reason::FreeAccessSchedule { schedule_id, .. } => format!(
-                "{} is on free access now ({} is open)",
+                "{} is on free access {} ({} is open)",
                 self.door_name(),
+                self.moment(),
                 self.schedule_name(schedule_id)
             ),
             Reason::NoEntitlement { .. } => format!(
@@ -427,18 +485,33 @@ impl Context<'_> {
                 "every access level covering {} has expired; the last, {} (entitlement {entitlement_id}), ended at {}",
                 self.door_name(),
                 self.level_name(level_id),
-                when(valid_until)
+                self.when(valid_until)
             ),
             Reason::OutsideSchedule {
                 level_id,
                 schedule_id,
                 ..
-            } => format!(
-                "{} covers {}, but {} is closed now (and so are those of any other covering level)",
-                self.level_name(level_id),
-                self.door_name(),
-                self.schedule_name(schedule_id)
-            ),
+            } => {
+                let closed =
+                    match self
+                        .snap
+                        .schedule_closed_by_holiday(schedule_id, self.site, self.now)
+                    {
+                        Some(holiday) => format!(
+                            "closed {}: {} is a holiday ({}), and it closes on holidays",
+                            self.moment(),
+                            holiday.date,
+                            holiday.name
+                        ),
+                        None => format!("closed {}", self.moment()),
+                    };
+                format!(
+                    "{} covers {}, but {} is {closed} (and so are those of any other covering level)",
+                    self.level_name(level_id),
+                    self.door_name(),
+                    self.schedule_name(schedule_id)
+                )
+            }
             Reason::Entitled(g) => self.granted_by(&g),
             Reason::PinRequired { .. } => match self.subject {
                 Subject::Person(_) => format!(
@@ -462,7 +535,7 @@ impl Context<'_> {
             } => format!(
                 "hard anti-passback in {}: last recorded going {last_direction} at {}, so going {} again is refused",
                 self.zone_name(zone_id),
-                when(last_at),
+                self.when(last_at),
                 self.direction
             ),
             Reason::SoftAntipassback {
@@ -474,7 +547,7 @@ impl Context<'_> {
                 "{}; flagged: soft anti-passback in {} (last recorded going {last_direction} at {})",
                 self.granted_by(&granted_by),
                 self.zone_name(zone_id),
-                when(last_at)
+                self.when(last_at)
             ),
         }
     }
@@ -519,6 +592,16 @@ impl Context<'_> {
                     schedule_open: open,
                     usable_now: open && !expired,
                     decisive: decisive == Some(g),
+                    holiday: if open {
+                        None
+                    } else {
+                        self.snap
+                            .timeline_closed_by_holiday(cover.timeline, self.now)
+                            .map(|h| Named {
+                                id: h.id,
+                                name: h.name.clone(),
+                            })
+                    },
                     next_opens: if open { None } else { next },
                     next_closes: if open { next } else { None },
                 });

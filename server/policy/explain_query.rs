@@ -32,13 +32,15 @@ pub enum ExplainQueryError {
     Policy(#[from] policy::ExplainError),
 }
 
-/// Answers the question against the live snapshot.
+/// Answers the question about time `at` against the live snapshot, asked at `present`
+/// (the texts say "now" only when the two are the same).
 pub fn answer(
     snapshot: &Snapshot,
     presence: &Presence,
     subject: &SubjectQuery,
     door: &DoorQuery,
     at: DateTime<Utc>,
+    present: DateTime<Utc>,
 ) -> Result<Explanation, ExplainQueryError> {
     let door_id = match door {
         DoorQuery::Id(id) => *id,
@@ -59,30 +61,53 @@ pub fn answer(
         ),
         SubjectQuery::Credential(key) => Subject::Credential(key),
     };
-    Ok(policy::explain(snapshot, presence, subject, door_id, at)?)
+    Ok(policy::explain_at(
+        snapshot, presence, subject, door_id, at, present,
+    )?)
 }
 
-/// The explanation as an admin reads it in a terminal.
+/// The explanation as an admin reads it in a terminal, with times on the clock of the
+/// door's site. Checks that say the same thing one after another (skipped, or not
+/// reached) share one line.
 pub fn to_text(e: &Explanation) -> String {
+    let tz: chrono_tz::Tz = e.timezone.parse().unwrap_or(chrono_tz::Tz::UTC);
+    let when = |t: DateTime<Utc>| policy::when_at(t, tz);
+    let moment = if e.at_present { "now" } else { "then" };
     let mut out = String::new();
     let _ = writeln!(out, "{}", e.summary);
     let _ = writeln!(
         out,
-        "  door: {} ({})",
+        "  door: {} ({}{})",
         e.door.name,
-        e.at.format("%Y-%m-%d %H:%M:%S UTC")
+        when(e.at),
+        if e.at_present { ", now" } else { "" }
     );
     if let Some(person) = &e.person {
         let _ = writeln!(out, "  person: {}", person.name);
     }
     let _ = writeln!(out, "\nchecks, in the order the appliance makes them:");
-    for c in &e.checks {
+    let mut i = 0;
+    while i < e.checks.len() {
+        let c = &e.checks[i];
+        let same = e.checks[i..]
+            .iter()
+            .take_while(|o| o.status == c.status && o.detail == c.detail)
+            .count();
         let mark = match c.status {
             CheckStatus::Passed => "pass",
             CheckStatus::Failed => "FAIL",
             _ => " -- ",
         };
-        let _ = writeln!(out, "  [{mark}] {}", c.detail);
+        if same > 1 {
+            let names: Vec<&str> = e.checks[i..i + same]
+                .iter()
+                .map(|o| policy::explain::label(o.check))
+                .collect();
+            let _ = writeln!(out, "  [{mark}] {}: {}", names.join(", "), c.detail);
+        } else {
+            let _ = writeln!(out, "  [{mark}] {}", c.detail);
+        }
+        i += same;
     }
     if e.entitlements.is_empty() {
         let _ = writeln!(out, "\nno entitlement of this person covers this door");
@@ -96,9 +121,19 @@ pub fn to_text(e: &Explanation) -> String {
             let state = if c.expired {
                 "expired".to_owned()
             } else if c.schedule_open {
-                "open now".to_owned()
+                match c.next_closes {
+                    Some(t) => format!("open {moment}, closes {}", when(t)),
+                    None => format!("open {moment}"),
+                }
             } else {
-                "closed now".to_owned()
+                let why = match &c.holiday {
+                    Some(h) => format!(" for the holiday {}", h.name),
+                    None => String::new(),
+                };
+                match c.next_opens {
+                    Some(t) => format!("closed {moment}{why}, opens {}", when(t)),
+                    None => format!("closed {moment}{why}, and does not open within a year"),
+                }
             };
             let decisive = if c.decisive {
                 "  <- granted by this"

@@ -22,6 +22,7 @@ pub use decide::{
 pub use directory::{DirectoryPage, PeopleQuery};
 pub use explain::{
     CheckResult, CoveringEntitlement, ExplainError, Explanation, Named, Subject, Via, explain,
+    explain_at, when_at,
 };
 pub use model::{
     AccessLevel, AntiPassback, Credential, CredentialKey, CredentialKeyError, CredentialStatus,

@@ -12,7 +12,8 @@ use serde::Serialize;
 use super::directory::{DirectoryPage, PeopleDirectory, PeopleQuery};
 use super::model::{
     AccessLevel, AntiPassback, Credential, CredentialKey, CredentialKeyError, CredentialStatus,
-    Direction, Door, Entitlement, Person, PolicyData, Reader, Schedule, Site, Target, Zone,
+    Direction, Door, Entitlement, Holiday, HolidayRule, Person, PolicyData, Reader, Schedule, Site,
+    Target, Zone,
 };
 use super::schedule::{self, Interval, ParsedSchedule, ScheduleError};
 
@@ -207,6 +208,8 @@ pub struct Compiled {
     pub(super) sites: Vec<Site>,
     pub(super) site_tz: Vec<Tz>,
     pub(super) site_holidays: Vec<Vec<NaiveDate>>,
+    /// Every holiday, for explanations that name the one that closed a schedule.
+    holidays: Vec<Holiday>,
     site_index: FxHashMap<i64, u32>,
     holiday_count: usize,
 
@@ -704,6 +707,7 @@ impl Snapshot {
             sites: data.sites.clone(),
             site_tz,
             site_holidays,
+            holidays: data.holidays.clone(),
             site_index,
             holiday_count: data.holidays.len(),
             zones: data.zones.clone(),
@@ -990,8 +994,8 @@ impl Snapshot {
         Some(self.exact_open(s, site, t))
     }
 
-    /// When the schedule next opens (if closed at `t`) or closes (if open), when that is
-    /// inside the horizon and the pair is in use.
+    /// When the schedule next opens (if closed at `t`) or closes (if open), within a year,
+    /// when the pair is in use.
     pub fn schedule_next_change(
         &self,
         schedule_id: i64,
@@ -1082,6 +1086,50 @@ impl Snapshot {
         }
     }
 
+    /// The holiday that `t`'s day is on site `site`'s clock: the site's own, else one at
+    /// every site. For explanations; a scan of the holidays.
+    pub(super) fn holiday_on(&self, site: u32, t: DateTime<Utc>) -> Option<&Holiday> {
+        let site_id = self.sites[site as usize].id;
+        let day = t.with_timezone(&self.site_tz[site as usize]).date_naive();
+        let on_day = || self.holidays.iter().filter(move |h| h.date == day);
+        on_day()
+            .find(|h| h.site_id == Some(site_id))
+            .or_else(|| on_day().find(|h| h.site_id.is_none()))
+    }
+
+    /// The holiday that keeps timeline `tl` closed at `t`, when its schedule closes on
+    /// holidays and one of its windows would be open then but for it.
+    pub(super) fn timeline_closed_by_holiday(&self, tl: u32, t: DateTime<Utc>) -> Option<&Holiday> {
+        let timeline = &self.timelines[tl as usize];
+        self.closed_by_holiday(timeline.schedule, timeline.site, t)
+    }
+
+    /// As [`Snapshot::timeline_closed_by_holiday`], for schedule `schedule_id` at site
+    /// index `site`.
+    pub(super) fn schedule_closed_by_holiday(
+        &self,
+        schedule_id: i64,
+        site: u32,
+        t: DateTime<Utc>,
+    ) -> Option<&Holiday> {
+        let schedule = *self.schedule_index.get(&schedule_id)?;
+        self.closed_by_holiday(schedule, site, t)
+    }
+
+    fn closed_by_holiday(&self, schedule: u32, site: u32, t: DateTime<Utc>) -> Option<&Holiday> {
+        let parsed = &self.parsed[schedule as usize];
+        if parsed.holidays != HolidayRule::Closed {
+            return None;
+        }
+        let tz = self.site_tz[site as usize];
+        let holiday = self.holiday_on(site, t)?;
+        parsed
+            .windows
+            .iter()
+            .any(|w| w.is_open_exact(tz, t))
+            .then_some(holiday)
+    }
+
     /// Whether timeline `tl` is open at `t`; the decision path's only schedule check.
     pub(super) fn timeline_open(&self, tl: u32, t: DateTime<Utc>) -> bool {
         let timeline = &self.timelines[tl as usize];
@@ -1092,12 +1140,66 @@ impl Snapshot {
         }
     }
 
+    /// When timeline `tl` next opens or closes after `t`: from the precomputed intervals
+    /// inside the horizon, else from the schedule itself, a fortnight at a time, up to a
+    /// year ahead (a schedule that never changes in a year has no answer). For
+    /// explanations and pages, never on the decision path.
     pub(super) fn timeline_next_change(&self, tl: u32, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        if !self.in_horizon(t) {
-            return None;
+        let timeline = &self.timelines[tl as usize];
+        if self.in_horizon(t)
+            && let Some(ts) = schedule::next_change(&timeline.intervals, t.timestamp())
+            && let Some(at) =
+                DateTime::<Utc>::from_timestamp(ts, 0).filter(|c| *c < self.horizon_end)
+        {
+            return Some(at);
         }
-        let ts = schedule::next_change(&self.timelines[tl as usize].intervals, t.timestamp())?;
-        DateTime::<Utc>::from_timestamp(ts, 0).filter(|c| *c <= self.horizon_end)
+        let from = if self.in_horizon(t) {
+            self.horizon_end.max(t)
+        } else {
+            t
+        };
+        self.next_change_exact(timeline.schedule, timeline.site, t, from)
+    }
+
+    /// The first change of the schedule's state after `t`, looking from `from` (no change
+    /// between `t` and `from`), computed from its windows and the site's holidays.
+    fn next_change_exact(
+        &self,
+        schedule: u32,
+        site: u32,
+        t: DateTime<Utc>,
+        from: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        const STEP: TimeDelta = TimeDelta::days(14);
+        // Windows and holidays are cut at the ends of a range: a change found in its last
+        // two days may be the cut, so each range reaches that far past the step.
+        const MARGIN: TimeDelta = TimeDelta::days(2);
+        let parsed = &self.parsed[schedule as usize];
+        let (tz, holidays) = (
+            self.site_tz[site as usize],
+            &self.site_holidays[site as usize],
+        );
+        let open_at_t = self.exact_open(schedule, site, t);
+        let mut start = from;
+        while start < t + TimeDelta::days(366) {
+            let intervals =
+                schedule::open_intervals(parsed, tz, holidays, start, start + STEP + MARGIN);
+            let ts = start.timestamp().max(t.timestamp());
+            let change = if schedule::intervals_contain(&intervals, ts) == open_at_t {
+                schedule::next_change(&intervals, ts)
+            } else {
+                // Already changed at the start of this range: it changed right there.
+                Some(ts)
+            };
+            if let Some(at) = change
+                .and_then(|c| DateTime::<Utc>::from_timestamp(c, 0))
+                .filter(|c| *c < start + STEP)
+            {
+                return Some(at);
+            }
+            start += STEP;
+        }
+        None
     }
 }
 
@@ -1763,7 +1865,16 @@ mod tests {
                 Outcome::Deny(DenyCode::Schedule)
             );
         }
-        assert_eq!(snap.schedule_next_change(OFFICE_HOURS, HQ, later), None);
+        // Beyond the horizon the next change is worked out from the schedule itself.
+        assert_eq!(
+            snap.schedule_next_change(OFFICE_HOURS, HQ, later),
+            Some(at_berlin("2026-07-08 17:00"))
+        );
+        assert_eq!(
+            snap.schedule_next_change(OFFICE_HOURS, HQ, later + TimeDelta::hours(12)),
+            Some(at_berlin("2026-07-09 08:00")),
+            "{later}"
+        );
         assert_eq!(
             snap.schedule_next_change(OFFICE_HOURS, HQ, WED_10),
             Some(at_berlin("2026-06-10 17:00"))

@@ -393,6 +393,62 @@ mod tests {
         );
     }
 
+    /// Holidays stored twice on one site's date before the unique index are merged into
+    /// the first, keeping every name; after it, a second is refused.
+    #[test]
+    fn the_holiday_migration_merges_holidays_on_one_sites_date() {
+        use diesel::sql_types::{BigInt, Nullable, Text};
+        #[derive(diesel::QueryableByName, Debug, PartialEq)]
+        struct Holiday {
+            #[diesel(sql_type = Nullable<BigInt>)]
+            site_id: Option<i64>,
+            #[diesel(sql_type = Text)]
+            name: String,
+            #[diesel(sql_type = Text)]
+            date: String,
+        }
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        conn.run_pending_migrations(SQLITE_MIGRATIONS).unwrap();
+        revert_through(&mut conn, "20261210000400");
+        conn.batch_execute(
+            "INSERT INTO sites (name, timezone, lockdown, created_at, updated_at) VALUES \
+             ('HQ', 'UTC', 0, '2026-11-24 08:00:00', '2026-11-24 08:00:00'); \
+             INSERT INTO holidays (site_id, name, date) VALUES \
+             (1, 'Christmas Day', '2026-12-25'), (NULL, 'New Year', '2027-01-01'), \
+             (1, 'Company closure', '2026-12-25'), (NULL, 'Hogmanay', '2027-01-01'), \
+             (1, 'Third', '2026-12-25'), (1, 'Boxing Day', '2026-12-26');",
+        )
+        .unwrap();
+        conn.run_pending_migrations(SQLITE_MIGRATIONS).unwrap();
+        let rows: Vec<Holiday> =
+            diesel::sql_query("SELECT site_id, name, date FROM holidays ORDER BY date")
+                .load(&mut conn)
+                .unwrap();
+        let holiday = |site_id, name: &str, date: &str| Holiday {
+            site_id,
+            name: name.to_owned(),
+            date: date.to_owned(),
+        };
+        assert_eq!(
+            rows,
+            [
+                holiday(
+                    Some(1),
+                    "Christmas Day / Company closure / Third",
+                    "2026-12-25"
+                ),
+                holiday(Some(1), "Boxing Day", "2026-12-26"),
+                holiday(None, "New Year / Hogmanay", "2027-01-01"),
+            ]
+        );
+        assert!(
+            conn.batch_execute(
+                "INSERT INTO holidays (site_id, name, date) VALUES (NULL, 'Again', '2027-01-01')"
+            )
+            .is_err()
+        );
+    }
+
     #[test]
     fn sqlite_in_missing_folder_is_a_clear_error() {
         let err = open("sqlite:///nonexistent-gatehouse-folder/x.db", 1)

@@ -86,11 +86,12 @@ pub async fn explain(
     query: web::Query<ExplainQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (subject, door, at) = resolve(query.into_inner())?;
-    let at = at.unwrap_or_else(|| state.clock.now());
+    let present = state.clock.now();
+    let at = at.unwrap_or(present);
     let snapshot = state.live.snapshot();
     let result = state
         .live
-        .read_presence(|presence| answer(&snapshot, presence, &subject, &door, at));
+        .read_presence(|presence| answer(&snapshot, presence, &subject, &door, at, present));
     match result {
         Ok(explanation) => Ok(HttpResponse::Ok().json(explanation)),
         Err(e @ ExplainQueryError::UnknownEmployee(_))

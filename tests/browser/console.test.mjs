@@ -378,6 +378,11 @@ describe('the web console', { timeout: 10 * 60_000 }, () => {
     await page.getByRole('button', { name: 'Create person' }).click();
     await page.waitForURL((url) => /^\/people\/\d+$/.test(url.pathname));
     assert.equal((await page.getByRole('heading', { level: 1 }).innerText()).trim(), person.name);
+    // The page says what was done, once: the person, their card and their level.
+    const done = page.getByRole('status').filter({ hasText: `${person.name} added, with card` });
+    await done.waitFor({ state: 'visible' });
+    assert.match(await done.innerText(), new RegExp(`${LEVEL} granted until ${nextYear}`));
+    assert.doesNotMatch(page.url(), /\?/, 'nothing of the notice in the address');
     await page.getByRole('button', { name: 'Suspend' }).waitFor({ state: 'visible' });
     await page.getByRole('button', { name: 'Terminate' }).waitFor({ state: 'visible' });
     await screenshot(page, 'person');

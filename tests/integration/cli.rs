@@ -105,6 +105,15 @@ fn a_busy_port_is_a_clear_startup_error() {
         err.contains("in use") && err.contains("GATEHOUSE_HTTP_LISTEN"),
         "{err}"
     );
+    let code = install
+        .dir
+        .path()
+        .join("data")
+        .join(gatehouse::console::setup::SETUP_CODE_FILE);
+    assert!(
+        !code.exists(),
+        "a start that failed wrote no setup code for nobody to use"
+    );
     let err = serve(&[
         ("GATEHOUSE_HTTP_LISTEN", "127.0.0.1:0"),
         ("GATEHOUSE_MQTT_LISTEN", &busy),
@@ -113,6 +122,32 @@ fn a_busy_port_is_a_clear_startup_error() {
         err.contains(&busy) && err.contains("GATEHOUSE_MQTT_LISTEN"),
         "{err}"
     );
+    let reason = std::io::Error::from(std::io::ErrorKind::AddrInUse).to_string();
+    let os_reason = std::net::TcpListener::bind(&busy).unwrap_err().to_string();
+    assert_eq!(
+        err.matches(&os_reason).count(),
+        1,
+        "the OS's reason once ({reason}): {err}"
+    );
+    assert!(!code.exists(), "nor one that failed on the MQTT port");
+
+    // check-config sees the busy port before a start fails on it.
+    let checked = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .arg("check-config")
+        .current_dir(install.dir.path())
+        .env("GATEHOUSE_DATA_DIR", install.dir.path().join("data"))
+        .env("GATEHOUSE_HTTP_LISTEN", "127.0.0.1:0")
+        .env("GATEHOUSE_MQTT_LISTEN", &busy)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        out.contains(&format!(
+            "warning: [mqtt] listen {busy} cannot be listened on now"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("GATEHOUSE_MQTT_LISTEN"), "{out}");
 }
 
 #[test]
@@ -125,6 +160,14 @@ fn installer_flow_import_explain_and_audit() {
     );
     assert!(!short.status.success());
     assert!(String::from_utf8_lossy(&short.stderr).contains("at least 12"));
+    // `< /dev/null`: no password at all, and the way to give one.
+    let none = install.run(&["admin", "create", "bob"], Some(""));
+    assert_eq!(none.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&none.stderr);
+    assert!(
+        err.contains("no password was given") && err.contains("admin create bob --password-stdin"),
+        "{err}"
+    );
     install.ok(
         &[
             "admin",
@@ -147,7 +190,7 @@ fn installer_flow_import_explain_and_audit() {
     let report = install.ok(&["import", site.to_str().unwrap()], None);
     assert!(report.contains("people"), "{report}");
     // Monday 2026-11-23 06:30 Berlin: before business hours.
-    let text = install.ok(
+    let denied = install.run(
         &[
             "explain",
             "--person",
@@ -159,8 +202,13 @@ fn installer_flow_import_explain_and_audit() {
         ],
         None,
     );
+    assert_eq!(denied.status.code(), Some(1), "denied exits 1");
+    let text = String::from_utf8(denied.stdout).unwrap();
     assert!(text.contains("level 'Staff'"), "{text}");
-    assert!(text.contains("closed now"), "{text}");
+    assert!(
+        text.contains("closed then, opens 2026-11-23 07:00 CET"),
+        "{text}"
+    );
     let json = install.ok(
         &[
             "explain",
@@ -181,6 +229,7 @@ fn installer_flow_import_explain_and_audit() {
         None,
     );
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("E404"));
+    assert_eq!(unknown.status.code(), Some(2), "an error exits 2");
     let verified = install.ok(&["audit", "verify"], None);
     assert!(verified.contains("intact"), "{verified}");
     let head = verified
@@ -538,12 +587,265 @@ fn explain_knows_who_is_inside() {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{text}{}",
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "denied: {text}{}",
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(text.starts_with("Denied (antipassback)"), "{text}");
         assert!(text.contains("[FAIL]"), "{text}");
     }
+}
+
+/// `explain` about Christmas Day at a time given on the site's clock: the holiday is
+/// named, the time is said (not "now"), the next opening lies beyond the compiled days,
+/// times are on the site's clock, a card is explained by its number, repeated skipped
+/// checks share a line, and the exit code is the answer; a closed pipe is no panic.
+#[test]
+fn explain_names_holidays_and_times_on_the_sites_clock_and_exits_with_the_answer() {
+    let install = Install::new();
+    install.ok(&["migrate"], None);
+    let site = install.dir.path().join("site.toml");
+    std::fs::write(&site, SMALL_SITE).unwrap();
+    install.ok(&["import", site.to_str().unwrap()], None);
+    let explain = |args: &[&str]| {
+        let mut all = vec!["explain", "--door", "Main Entrance"];
+        all.extend_from_slice(args);
+        let out = install.run(&all, None);
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+
+    // Friday 2026-12-25, 10:00 in Berlin: business hours, but Christmas Day.
+    let (code, text, err) = explain(&["--person", "E1", "--at", "2026-12-25 10:00"]);
+    assert_eq!(code, Some(1), "{text}{err}");
+    assert!(
+        text.contains("is closed at 2026-12-25 10:00 CET: 2026-12-25 is a holiday (Christmas Day)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("door: Main Entrance (2026-12-25 10:00 CET)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("closed then for the holiday Christmas Day, opens 2026-12-28 07:00 CET"),
+        "the next opening, found past the compiled days: {text}"
+    );
+    assert!(!text.contains(" now"), "a time that is not now: {text}");
+    assert!(!text.contains("UTC"), "the site's clock: {text}");
+    assert_eq!(
+        text.matches("explaining a person rather than a presented credential")
+            .count(),
+        1,
+        "the three skipped card checks share a line: {text}"
+    );
+    assert!(
+        text.contains("known credential, credential status, credential expiry: not checked"),
+        "{text}"
+    );
+
+    let (code, text, err) = explain(&["--card", "04a1b2c3", "--at", "2026-11-23 10:30"]);
+    assert_eq!(code, Some(0), "granted exits 0: {text}{err}");
+    assert!(text.starts_with("Granted"), "{text}");
+    let (code, text, _) = explain(&["--card", "12:34567", "--at", "2026-11-23 10:30"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("no credential has the wiegand key 12:34567"),
+        "{text}"
+    );
+    let (code, _, err) = explain(&["--card", "04a1b2c3", "--at", "Christmas"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("2026-12-25 10:00"), "{err}");
+
+    // `| head -c1`: the reader is gone before the answer is written.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args([
+            "explain",
+            "--person",
+            "E1",
+            "--door",
+            "Main Entrance",
+            "--at",
+            "2026-12-25 10:00",
+            "--json",
+        ])
+        .current_dir(install.dir.path())
+        .env_remove("GATEHOUSE_CONFIG")
+        .env("GATEHOUSE_DATA_DIR", install.dir.path().join("data"))
+        .env("GATEHOUSE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+}
+
+/// Into a log or a pipe, `import` writes plain lines: no colour codes, no carriage
+/// returns; its progress is a line now and then.
+#[test]
+fn import_into_a_pipe_writes_plain_lines() {
+    // A fresh database: the import migrates it first, and logs that.
+    let install = Install::new();
+    let mut text = SMALL_SITE.to_owned();
+    for i in 0..1200 {
+        text.push_str(&format!(
+            "\n[[people]]\nemployee_id = \"P{i}\"\nname = \"Person {i}\"\n"
+        ));
+    }
+    let site = install.dir.path().join("big.toml");
+    std::fs::write(&site, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["import", site.to_str().unwrap()])
+        .current_dir(install.dir.path())
+        .env_remove("GATEHOUSE_CONFIG")
+        .env("GATEHOUSE_DATA_DIR", install.dir.path().join("data"))
+        .env("GATEHOUSE_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains('\r'), "{err:?}");
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    assert!(
+        err.contains("entries\n"),
+        "progress, a line at a time: {err:?}"
+    );
+    assert!(err.contains("INFO"), "the log is there, plain: {err:?}");
+}
+
+/// SIGTERM (systemd's stop) while a dashboard's live feed is open: the feed ends and the
+/// appliance exits at once, not after the 30 s the server would wait for the feed.
+#[test]
+fn sigterm_with_a_live_feed_open_stops_at_once() {
+    use std::io::Read;
+    let install = Install::new();
+    install.ok(
+        &[
+            "admin",
+            "create",
+            "dana",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        Some("correct horse battery staple\n"),
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .arg("serve")
+        .current_dir(install.dir.path())
+        .env_remove("GATEHOUSE_CONFIG")
+        .env("GATEHOUSE_DATA_DIR", install.dir.path().join("data"))
+        .env("GATEHOUSE_HTTP_LISTEN", format!("127.0.0.1:{port}"))
+        .env("GATEHOUSE_MQTT_BROKER", "off")
+        .env("GATEHOUSE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .new_agent();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while agent.get(format!("{base}/healthz")).call().is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the appliance did not start"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "serve exited");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let cookie = |response: &ureq::http::Response<ureq::Body>| -> String {
+        response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let mut form = agent.get(format!("{base}/login")).call().unwrap();
+    let sign_in_cookie = cookie(&form);
+    let body = form.body_mut().read_to_string().unwrap();
+    let csrf = body.split("name=\"csrf\" value=\"").nth(1).unwrap();
+    let csrf = &csrf[..csrf.find('"').unwrap()];
+    let signed_in = agent
+        .post(format!("{base}/login"))
+        .header("Cookie", &sign_in_cookie)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Sec-Fetch-Site", "same-origin")
+        .send(
+            serde_urlencoded::to_string([
+                ("csrf", csrf),
+                ("next", "/"),
+                ("username", "dana"),
+                ("password", "correct horse battery staple"),
+            ])
+            .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(signed_in.status().as_u16(), 303);
+    let session = cookie(&signed_in);
+
+    let (opened, ended) = (
+        std::sync::mpsc::channel::<u16>(),
+        std::sync::mpsc::channel::<()>(),
+    );
+    let feed_url = format!("{base}/live/feed");
+    let feed = std::thread::spawn(move || {
+        let response = agent
+            .get(feed_url)
+            .header("Cookie", &session)
+            .call()
+            .unwrap();
+        opened.0.send(response.status().as_u16()).unwrap();
+        let mut sink = Vec::new();
+        let _ = response.into_body().into_reader().read_to_end(&mut sink);
+        ended.0.send(()).unwrap();
+    });
+    let wait = std::time::Duration::from_secs(10);
+    assert_eq!(
+        opened.1.recv_timeout(wait).unwrap(),
+        200,
+        "the feed is open"
+    );
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // Well inside the server's 30 s shutdown timeout that an open feed used to take.
+    let deadline = std::time::Instant::now() + wait;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve was still running 10 s after SIGTERM with a feed open");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(
+        status.success(),
+        "a stop on SIGTERM is a clean exit: {status}"
+    );
+    ended.1.recv_timeout(wait).expect("the feed ended");
+    feed.join().unwrap();
 }

@@ -129,6 +129,15 @@ fn explain_lists_every_covering_entitlement() {
     // The dates move with the calendar; everything else is pinned by the snapshot.
     staff["next_closes"] = json!("[Monday]T17:00:00Z");
     r.body["at"] = json!("[Monday]T09:00:00Z");
+    // The texts give the time on the site's clock (CET or CEST, by the date).
+    let at = monday.and_hms_opt(9, 0, 0).unwrap().and_utc();
+    let said = gatehouse::policy::when_at(at, chrono_tz::Europe::Berlin);
+    r.body = serde_json::from_str(
+        &r.body
+            .to_string()
+            .replace(&said, "[Monday 09:00Z on Berlin's clock]"),
+    )
+    .unwrap();
     // Sorted keys: serde_json keeps insertion order when another crate of the workspace
     // enables its `preserve_order` feature, and the snapshot must not depend on that.
     insta::with_settings!({ sort_maps => true }, {

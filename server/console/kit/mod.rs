@@ -2,6 +2,7 @@
 //! the session guards, searched lists, saving forms, site clocks and the static files.
 
 pub mod listing;
+pub mod notice;
 pub mod saved;
 pub mod session;
 pub mod site_clock;
@@ -297,6 +298,8 @@ pub struct Chrome {
     pub timezone: Tz,
     /// The other timezones sites keep, for the footer; empty when all keep one.
     pub other_clocks: Vec<site_clock::OtherClock>,
+    /// What the viewer's last changes did, for the layout to say once.
+    pending: notice::PendingNotices,
 }
 
 impl Chrome {
@@ -331,7 +334,14 @@ impl Chrome {
                 .collect(),
             timezone,
             other_clocks: site_clock::other_clocks(&snapshot, timezone, state.clock.now()),
+            pending: notice::PendingNotices::new(state.notices.clone(), viewer.0.id),
         }
+    }
+
+    /// The notices waiting for this page, taken: `base.html` asks once, so each is said
+    /// on one page (a panel that refreshes itself never asks).
+    pub fn notices(&self) -> Vec<notice::Notice> {
+        self.pending.take()
     }
 
     /// May this admin change policy? Pages hide what they may not do.
@@ -354,6 +364,18 @@ impl Chrome {
     /// not the page's.
     pub fn time_in(&self, at: &DateTime<Utc>, tz: &Tz) -> String {
         site_clock::on_clock(at, *tz, self.timezone, site_clock::DATE_TIME)
+    }
+
+    /// An end date on `tz`'s clock as the forms take it: the last day it is good for
+    /// ("2027-03-31" for an end at the midnight that closes that day), or the date and
+    /// time of an end at another time. One convention for every "until" in the console.
+    pub fn until_in(&self, at: &DateTime<Utc>, tz: &Tz) -> String {
+        site_clock::last_day(at, *tz, self.timezone)
+    }
+
+    /// [`Chrome::until_in`] on the page's clock.
+    pub fn until(&self, at: &DateTime<Utc>) -> String {
+        self.until_in(at, &self.timezone)
     }
 
     /// A time of day on `tz`'s wall clock, for today's lists; marked like [`Chrome::time_in`].

@@ -1,10 +1,13 @@
 //! Saving a console edit form. Every form that replaces something saves through
 //! [`update`], which goes by `entities::upsert`: a save that changes nothing is rolled
-//! back, leaves no audit entry, and the page it lands on says "Nothing changed"
-//! (`?saved=unchanged`, so that reloading that page does not post the form again).
+//! back, leaves no audit entry, and the page it lands on says "Nothing changed" (a
+//! notice, `kit/notice.rs`; the redirect means reloading that page does not post again).
 
 use actix_web::HttpResponse;
-use serde::Deserialize;
+
+use super::notice::{Notice, see_other_saying};
+use super::session::Viewer;
+use crate::app::state::AppState;
 
 use crate::entities::{self, ChangeContext, ChangeError, Entity, Upserted};
 use crate::store::DbConnection;
@@ -37,25 +40,18 @@ pub fn update<E: Entity>(
     })
 }
 
-/// Where the browser goes after a save: `page` (a path without a query), told to say so
-/// when nothing changed.
-pub fn see_page(page: &str, saved: Saved) -> HttpResponse {
-    match saved {
-        Saved::Changed => super::see_other(page),
-        Saved::Unchanged => super::see_other(&format!("{page}?saved=unchanged")),
-    }
-}
-
-/// The query of a page that a save may have led to.
-#[derive(Deserialize, Default)]
-pub struct SavedQuery {
-    #[serde(default)]
-    saved: String,
-}
-
-impl SavedQuery {
-    /// What the page says about the save that led to it, if anything.
-    pub fn notice(&self) -> Option<&'static str> {
-        (self.saved == "unchanged").then_some(NOTHING_CHANGED)
-    }
+/// Where the browser goes after a save: `page`, which says `done` (what the save did)
+/// or, when nothing changed, that nothing did.
+pub fn see_page(
+    state: &AppState,
+    viewer: &Viewer,
+    page: &str,
+    saved: Saved,
+    done: impl Into<String>,
+) -> HttpResponse {
+    let notice = match saved {
+        Saved::Changed => Notice::done(done),
+        Saved::Unchanged => Notice::unchanged(),
+    };
+    see_other_saying(state, viewer, page, notice)
 }

@@ -30,6 +30,25 @@ pub fn on_clock(at: &DateTime<Utc>, tz: Tz, page: Tz, format: &str) -> String {
     }
 }
 
+/// An end date as forms take it: access "until 2027-03-31" ends at the midnight that
+/// closes that day, and is shown as that day, the last one it is good for. An end at any
+/// other time (set through the API or a site file) is shown with its time. Marked with
+/// the zone like [`on_clock`].
+pub fn last_day(at: &DateTime<Utc>, tz: Tz, page: Tz) -> String {
+    let local = at.with_timezone(&tz);
+    let midnight = local.time() == chrono::NaiveTime::MIN;
+    if midnight {
+        let day = (*at - chrono::TimeDelta::seconds(1)).with_timezone(&tz);
+        if tz == page {
+            day.format("%Y-%m-%d").to_string()
+        } else {
+            format!("{} {}", day.format("%Y-%m-%d"), local.format("%Z"))
+        }
+    } else {
+        on_clock(at, tz, page, "%Y-%m-%d %H:%M")
+    }
+}
+
 /// A timezone that sites keep other than the page's, as the footer explains it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OtherClock {

@@ -9,9 +9,11 @@ use serde::Deserialize;
 use super::NoFields;
 use crate::app::state::AppState;
 use crate::console::kit::listing::{ListQuery, Paged};
+use crate::console::kit::notice::{Notice, see_other_saying};
 use crate::console::kit::session::{Posted, Viewer};
-use crate::console::kit::{Chrome, PageError, Problems, Section, see_other};
+use crate::console::kit::{Chrome, PageError, Problems, Section};
 use crate::entities::holidays::{HolidayFilter, HolidayInput, HolidayView, Holidays};
+use crate::entities::sites::Sites;
 use crate::entities::{self, Entity, FieldErrors};
 use crate::web::error::ApiError;
 
@@ -133,15 +135,20 @@ pub async fn add_holiday(
             };
             posted
                 .change_policy(&state, move |conn, ctx| {
-                    entities::create::<Holidays>(conn, input, ctx)?;
-                    Ok(())
+                    let holiday = entities::create::<Holidays>(conn, input, ctx)?;
+                    holiday_words(&holiday.name, holiday.date, holiday.site_id, conn)
                 })
                 .await
         }
         _ => Err(ApiError::Invalid(problems)),
     };
     match result {
-        Ok(()) => Ok(see_other("/holidays")),
+        Ok(words) => Ok(see_other_saying(
+            &state,
+            &posted.viewer,
+            "/holidays",
+            Notice::done(format!("{words} added")),
+        )),
         Err(ApiError::Invalid(fields)) => {
             render_holidays(
                 &state,
@@ -163,11 +170,35 @@ pub async fn delete_holiday(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
     let id = id.into_inner();
-    posted
+    let words = posted
         .change_policy(&state, move |conn, ctx| {
+            let holiday = Holidays::get(conn, id)?
+                .ok_or_else(|| ApiError::NotFound(format!("There is no holiday {id}.")))?;
             entities::delete::<Holidays>(conn, id, ctx)?;
-            Ok(())
+            holiday_words(&holiday.name, holiday.date, holiday.site_id, conn)
         })
         .await?;
-    Ok(see_other("/holidays"))
+    Ok(see_other_saying(
+        &state,
+        &posted.viewer,
+        "/holidays",
+        Notice::done(format!("{words} deleted")),
+    ))
+}
+
+/// "Christmas Day (2026-12-25, at every site)", for what a change says it did.
+fn holiday_words(
+    name: &str,
+    date: chrono::NaiveDate,
+    site_id: Option<i64>,
+    conn: &mut crate::store::DbConnection,
+) -> Result<String, ApiError> {
+    let at = match site_id {
+        None => "at every site".to_owned(),
+        Some(site) => match Sites::get(conn, site)? {
+            Some(site) => format!("at {}", site.name),
+            None => format!("at site {site}"),
+        },
+    };
+    Ok(format!("{name} ({date}, {at})"))
 }

@@ -10,9 +10,10 @@ use serde::Deserialize;
 
 use crate::app::state::AppState;
 use crate::console::kit::listing::{ListQuery, Paged};
-use crate::console::kit::saved::{self, SavedQuery};
+use crate::console::kit::notice::{Notice, see_other_saying};
+use crate::console::kit::saved;
 use crate::console::kit::session::{Posted, Viewer};
-use crate::console::kit::{Chrome, PageError, Problems, Section, page, see_other};
+use crate::console::kit::{Chrome, PageError, Problems, Section, page};
 use crate::entities::entitlements::{EntitlementFilter, Entitlements};
 use crate::entities::levels::{LevelFilter, LevelInput, LevelItem, LevelView, Levels};
 use crate::entities::{self, Entity, FieldErrors, Page};
@@ -42,7 +43,14 @@ pub(super) fn describe_items(level: &LevelView, snapshot: &Snapshot) -> Vec<Stri
     level
         .items
         .iter()
-        .map(|item| {
+        .map(|item| item_words(item, snapshot))
+        .collect()
+}
+
+/// One item of a level in words: "Main entrance (door) during Business hours".
+fn item_words(item: &LevelItem, snapshot: &Snapshot) -> String {
+    {
+        {
             let target = match (item.door_id, item.zone_id) {
                 (Some(id), _) => snapshot
                     .door(id)
@@ -58,8 +66,8 @@ pub(super) fn describe_items(level: &LevelView, snapshot: &Snapshot) -> Vec<Stri
                 |s| s.name.clone(),
             );
             format!("{target} during {schedule}")
-        })
-        .collect()
+        }
+    }
 }
 
 /// GET /levels
@@ -142,8 +150,6 @@ struct LevelPage {
     zones: Vec<(i64, String)>,
     schedules: Vec<(i64, String)>,
     problems: Problems,
-    /// "Nothing changed", after a save that changed nothing.
-    notice: Option<&'static str>,
 }
 
 impl LevelPage {
@@ -181,7 +187,6 @@ pub async fn level(
     viewer: Viewer,
     id: web::Path<i64>,
     query: web::Query<HoldersQuery>,
-    saved: web::Query<SavedQuery>,
 ) -> Result<HttpResponse, PageError> {
     let page_no = query.page.unwrap_or(1).max(1);
     render_level(
@@ -190,7 +195,6 @@ pub async fn level(
         id.into_inner(),
         page_no,
         Problems::default(),
-        saved.notice(),
     )
     .await
 }
@@ -209,7 +213,6 @@ async fn render_level(
     id: i64,
     page_no: i64,
     problems: Problems,
-    notice: Option<&'static str>,
 ) -> Result<HttpResponse, PageError> {
     let (level, entitlements, total) = state
         .read(move |conn| {
@@ -293,7 +296,6 @@ async fn render_level(
                     .collect(),
             ),
             problems,
-            notice,
         },
     )
 }
@@ -314,7 +316,15 @@ pub async fn create_level(
         })
         .await;
     match created {
-        Ok(level) => Ok(see_other(&format!("/levels/{}", level.id))),
+        Ok(level) => Ok(see_other_saying(
+            &state,
+            &posted.viewer,
+            &format!("/levels/{}", level.id),
+            Notice::done(format!(
+                "Access level {} added: it opens nothing until you add doors or zones",
+                level.name
+            )),
+        )),
         Err(ApiError::Invalid(fields)) => {
             Err(PageError::BadForm(Problems(fields).others(&[]).join("; ")))
         }
@@ -322,31 +332,43 @@ pub async fn create_level(
     }
 }
 
-/// Replaces a level's items with what `edit` makes of them, keeping its name.
+/// Replaces a level's items with what `edit` makes of them, keeping its name; the page
+/// then says which item was `done` ("added to", "taken out of") the level.
 async fn edit_items(
     state: &AppState,
     posted: &Posted<LevelForm>,
     id: i64,
-    edit: impl FnOnce(&mut Vec<LevelItem>) -> Result<(), FieldErrors> + Send + 'static,
+    done: &'static str,
+    edit: impl FnOnce(&mut Vec<LevelItem>) -> Result<LevelItem, FieldErrors> + Send + 'static,
 ) -> Result<HttpResponse, PageError> {
     let result = posted
         .change_policy(state, move |conn, ctx| {
             let level = Levels::get(conn, id)?
                 .ok_or_else(|| ApiError::NotFound(format!("There is no access level {id}.")))?;
             let mut items = level.items;
-            edit(&mut items).map_err(ApiError::Invalid)?;
+            let item = edit(&mut items).map_err(ApiError::Invalid)?;
+            let name = level.name.clone();
             let input = LevelInput {
                 name: level.name,
                 description: level.description,
                 items,
             };
-            Ok(saved::update::<Levels>(conn, id, input, ctx)?)
+            Ok((saved::update::<Levels>(conn, id, input, ctx)?, item, name))
         })
         .await;
     match result {
-        Ok(saved) => Ok(saved::see_page(&format!("/levels/{id}"), saved)),
+        Ok((saved, item, name)) => {
+            let words = item_words(&item, &state.live.snapshot());
+            Ok(saved::see_page(
+                state,
+                &posted.viewer,
+                &format!("/levels/{id}"),
+                saved,
+                format!("{words} {done} {name}"),
+            ))
+        }
         Err(ApiError::Invalid(fields)) => {
-            render_level(state, &posted.viewer, id, 1, Problems(fields), None).await
+            render_level(state, &posted.viewer, id, 1, Problems(fields)).await
         }
         Err(other) => Err(other.into()),
     }
@@ -359,7 +381,7 @@ pub async fn add_item(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
     let (target, schedule) = (posted.form.target.clone(), posted.form.schedule_id.clone());
-    edit_items(&state, &posted, id.into_inner(), move |items| {
+    edit_items(&state, &posted, id.into_inner(), "added to", move |items| {
         let mut errors = FieldErrors::default();
         let (door_id, zone_id) = match target.split_once(':') {
             Some(("door", id)) => (id.parse().ok(), None),
@@ -383,9 +405,9 @@ pub async fn add_item(
         };
         // Already there: the level would only name it twice, so nothing changes.
         if !items.contains(&item) {
-            items.push(item);
+            items.push(item.clone());
         }
-        Ok(())
+        Ok(item)
     })
     .await
 }
@@ -397,26 +419,29 @@ pub async fn remove_item(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PageError> {
     let (target, schedule) = (posted.form.target.clone(), posted.form.schedule_id.clone());
-    edit_items(&state, &posted, id.into_inner(), move |items| {
-        // Named by what it is, not where it stands: another admin may have changed the
-        // list since this page was drawn.
-        let found = items
-            .iter()
-            .position(|i| target_key(i) == target && i.schedule_id.to_string() == schedule);
-        match found {
-            Some(i) => {
-                items.remove(i);
-                Ok(())
+    edit_items(
+        &state,
+        &posted,
+        id.into_inner(),
+        "taken out of",
+        move |items| {
+            // Named by what it is, not where it stands: another admin may have changed the
+            // list since this page was drawn.
+            let found = items
+                .iter()
+                .position(|i| target_key(i) == target && i.schedule_id.to_string() == schedule);
+            match found {
+                Some(i) => Ok(items.remove(i)),
+                None => {
+                    let mut errors = FieldErrors::default();
+                    errors.add(
+                        "item",
+                        "that item is no longer in the level; reload the page",
+                    );
+                    Err(errors)
+                }
             }
-            None => {
-                let mut errors = FieldErrors::default();
-                errors.add(
-                    "item",
-                    "that item is no longer in the level; reload the page",
-                );
-                Err(errors)
-            }
-        }
-    })
+        },
+    )
     .await
 }

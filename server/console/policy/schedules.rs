@@ -12,9 +12,10 @@ use chrono_tz::Tz;
 use super::{EVERYTHING, Keeping, NoFields, refusal};
 use crate::app::state::AppState;
 use crate::console::kit::listing::{ListQuery, Paged};
-use crate::console::kit::saved::{self, Saved, SavedQuery};
+use crate::console::kit::notice::{Notice, see_other_saying};
+use crate::console::kit::saved::{self, Saved};
 use crate::console::kit::session::{Posted, Viewer};
-use crate::console::kit::{Chrome, PageError, Problems, Section, page, see_other};
+use crate::console::kit::{Chrome, PageError, Problems, Section, page};
 use crate::entities::holidays::{HolidayFilter, HolidayView, Holidays};
 use crate::entities::levels::{LevelFilter, Levels};
 use crate::entities::schedules::{ScheduleFilter, ScheduleInput, ScheduleView, Schedules};
@@ -367,8 +368,6 @@ struct SchedulePage {
     problems: Problems,
     /// Why a delete was refused, in words a person can act on.
     refused: Option<String>,
-    /// "Nothing changed", after a save that changed nothing.
-    notice: Option<&'static str>,
 }
 
 impl SchedulePage {
@@ -410,7 +409,7 @@ pub async fn new_schedule(
     viewer: Viewer,
 ) -> Result<HttpResponse, PageError> {
     viewer.may_change_policy()?;
-    render_schedule(&state, &viewer, None, None, Problems::default(), None, None).await
+    render_schedule(&state, &viewer, None, None, Problems::default(), None).await
 }
 
 /// GET /schedules/{id}: a schedule's week, its windows, what uses it, and (for those who
@@ -419,7 +418,6 @@ pub async fn schedule(
     state: web::Data<AppState>,
     viewer: Viewer,
     id: web::Path<i64>,
-    query: web::Query<SavedQuery>,
 ) -> Result<HttpResponse, PageError> {
     render_schedule(
         &state,
@@ -428,7 +426,6 @@ pub async fn schedule(
         None,
         Problems::default(),
         None,
-        query.notice(),
     )
     .await
 }
@@ -440,7 +437,6 @@ async fn render_schedule(
     typed: Option<ScheduleForm>,
     problems: Problems,
     refused: Option<String>,
-    notice: Option<&'static str>,
 ) -> Result<HttpResponse, PageError> {
     let (saved, holidays, levels) = state
         .read(move |conn| {
@@ -533,7 +529,6 @@ async fn render_schedule(
             form,
             problems,
             refused,
-            notice,
         },
     )
 }
@@ -572,7 +567,6 @@ async fn save_schedule(
             id,
             Some(form),
             Problems::default(),
-            None,
             None,
         )
         .await;
@@ -620,7 +614,17 @@ async fn save_schedule(
         })
         .await;
     match result {
-        Ok((id, saved)) => Ok(saved::see_page(&format!("/schedules/{id}"), saved)),
+        Ok((saved_id, saved)) => Ok(saved::see_page(
+            state,
+            &posted.viewer,
+            &format!("/schedules/{saved_id}"),
+            saved,
+            format!(
+                "Schedule {} {}",
+                form.name.trim(),
+                if id.is_some() { "saved" } else { "added" }
+            ),
+        )),
         Err(ApiError::Invalid(fields)) => {
             render_schedule(
                 state,
@@ -628,7 +632,6 @@ async fn save_schedule(
                 id,
                 Some(form),
                 Problems(fields),
-                None,
                 None,
             )
             .await
@@ -646,12 +649,18 @@ pub async fn delete_schedule(
     let id = id.into_inner();
     let result = posted
         .change_policy(&state, move |conn, ctx| {
+            let name = Schedules::get(conn, id)?.map(|schedule| schedule.name);
             entities::delete::<Schedules>(conn, id, ctx)?;
-            Ok(())
+            Ok(name.unwrap_or_default())
         })
         .await;
     match result {
-        Ok(()) => Ok(see_other("/schedules")),
+        Ok(name) => Ok(see_other_saying(
+            &state,
+            &posted.viewer,
+            "/schedules",
+            Notice::done(format!("Schedule {name} deleted")),
+        )),
         Err(ApiError::Conflict(message)) => {
             render_schedule(
                 &state,
@@ -660,7 +669,6 @@ pub async fn delete_schedule(
                 None,
                 Problems::default(),
                 Some(message),
-                None,
             )
             .await
         }

@@ -12,9 +12,10 @@ use serde::Deserialize;
 use super::{EVERYTHING, Keeping, NoFields, refusal};
 use crate::app::state::AppState;
 use crate::console::kit::listing::ListQuery;
-use crate::console::kit::saved::{self, SavedQuery};
+use crate::console::kit::notice::{Notice, see_other_saying};
+use crate::console::kit::saved;
 use crate::console::kit::session::{Posted, Viewer};
-use crate::console::kit::{Chrome, PageError, Problems, Section, see_other};
+use crate::console::kit::{Chrome, PageError, Problems, Section};
 use crate::entities::doors::{DoorFilter, Doors};
 use crate::entities::levels::{LevelFilter, Levels};
 use crate::entities::zones::{ZoneFilter, ZoneInput, ZoneView, Zones};
@@ -96,8 +97,6 @@ struct ZonePage {
     problems: Problems,
     /// Why a delete was refused, in words a person can act on.
     refused: Option<String>,
-    /// "Nothing changed", after a save that changed nothing.
-    notice: Option<&'static str>,
 }
 
 impl ZonePage {
@@ -366,7 +365,12 @@ pub async fn create_zone(
         Err(problems) => Err(ApiError::Invalid(problems)),
     };
     match result {
-        Ok(id) => Ok(see_other(&format!("/zones/{id}"))),
+        Ok(id) => Ok(see_other_saying(
+            &state,
+            &posted.viewer,
+            &format!("/zones/{id}"),
+            Notice::done(format!("Zone {} added", posted.form.name.trim())),
+        )),
         Err(ApiError::Invalid(fields)) => render_zones(
             &state,
             &posted.viewer,
@@ -383,7 +387,6 @@ pub async fn zone(
     state: web::Data<AppState>,
     viewer: Viewer,
     id: web::Path<i64>,
-    query: web::Query<SavedQuery>,
 ) -> Result<HttpResponse, PageError> {
     render_zone(
         &state,
@@ -392,7 +395,6 @@ pub async fn zone(
         None,
         Problems::default(),
         None,
-        query.notice(),
     )
     .await
 }
@@ -404,7 +406,6 @@ async fn render_zone(
     typed: Option<ZoneForm>,
     problems: Problems,
     refused: Option<String>,
-    notice: Option<&'static str>,
 ) -> Result<HttpResponse, PageError> {
     let (zone, doors, children, levels) = state
         .read(move |conn| {
@@ -472,7 +473,6 @@ async fn render_zone(
             choices: zone_choices(&snapshot, Some(id)),
             problems,
             refused,
-            notice,
         },
     )
 }
@@ -526,7 +526,13 @@ pub async fn edit_zone(
         Err(problems) => Err(ApiError::Invalid(problems)),
     };
     match result {
-        Ok(saved) => Ok(saved::see_page(&format!("/zones/{id}"), saved)),
+        Ok(saved) => Ok(saved::see_page(
+            &state,
+            &posted.viewer,
+            &format!("/zones/{id}"),
+            saved,
+            format!("Zone {} saved", posted.form.name.trim()),
+        )),
         Err(ApiError::Invalid(fields)) => {
             render_zone(
                 &state,
@@ -534,7 +540,6 @@ pub async fn edit_zone(
                 id,
                 Some(posted.form.clone()),
                 Problems(fields),
-                None,
                 None,
             )
             .await
@@ -552,12 +557,18 @@ pub async fn delete_zone(
     let id = id.into_inner();
     let result = posted
         .change_policy(&state, move |conn, ctx| {
+            let name = Zones::get(conn, id)?.map(|zone| zone.name);
             entities::delete::<Zones>(conn, id, ctx)?;
-            Ok(())
+            Ok(name.unwrap_or_default())
         })
         .await;
     match result {
-        Ok(()) => Ok(see_other("/zones")),
+        Ok(name) => Ok(see_other_saying(
+            &state,
+            &posted.viewer,
+            "/zones",
+            Notice::done(format!("Zone {name} deleted")),
+        )),
         Err(ApiError::Conflict(message)) => {
             render_zone(
                 &state,
@@ -566,7 +577,6 @@ pub async fn delete_zone(
                 None,
                 Problems::default(),
                 Some(message),
-                None,
             )
             .await
         }
