@@ -12,6 +12,7 @@ pub mod input;
 pub mod io;
 pub mod policy;
 pub mod readers;
+pub mod risk;
 
 pub mod store;
 pub mod web;

@@ -1,6 +1,7 @@
 //! The command line: one binary with subcommands for installers and operators. Startup and
 //! CLI errors are `anyhow` errors with context that says what to do.
 
+pub mod risk;
 pub mod simulate;
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -63,6 +64,9 @@ pub enum Command {
     /// Inspect the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The risk engine's analyses (role mining).
+    #[command(subcommand)]
+    Risk(risk::RiskCommand),
 }
 
 #[derive(Debug, Args)]
@@ -350,6 +354,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Admin(cmd) => admin(&config, cmd),
         Command::Audit(cmd) => audit_command(&config, cmd),
+        Command::Risk(cmd) => risk::run(cmd),
     }
 }
 
