@@ -15,8 +15,10 @@
 //!    reduced problem extend back to everyone set aside.
 //! 2. What remains is split into connected parts, and each part is covered greedily by
 //!    closed candidate roles (people's door sets and their pairwise intersections), from
-//!    the people's side and from the doors' side, keeping the smaller cover. Roles that
-//!    cover nothing on their own are dropped.
+//!    the people's side and from the doors' side, keeping the smaller cover; then seeded
+//!    randomised greedy rounds within a work budget, and a local step that replaces two
+//!    roles by one where all that only they grant fits in one role. Roles that cover
+//!    nothing on their own are dropped.
 //!
 //! Proposed roles never grant a door a person lacks: a role is given to exactly the people
 //! who hold all its doors. Tolerant mode drops the roles that cover least on their own
@@ -1048,6 +1050,7 @@ impl Reducer {
 }
 
 /// A candidate role of a residual: a closed column set and the rows holding it.
+#[derive(Debug, Clone)]
 struct Candidate {
     columns: Vec<u32>,
     rows: Vec<u32>,
@@ -1057,6 +1060,9 @@ struct Candidate {
 /// this much work (candidate cells scored) in all.
 const RANDOM_ROUNDS: usize = 100;
 const RANDOM_WORK: usize = 400_000_000;
+
+/// How many role cells the pair merging may examine in all, per residual part and side.
+const MERGE_WORK: usize = 400_000_000;
 
 /// A small seeded generator (an LCG's high bits) for the randomised rounds.
 struct Lcg(u64);
@@ -1249,9 +1255,10 @@ impl Residual {
                 best = cover;
             }
         }
-        best.into_iter()
-            .map(|i| {
-                let c = &candidates[i];
+        let best: Vec<Candidate> = best.into_iter().map(|i| candidates[i].clone()).collect();
+        self.merge_pairs(best)
+            .into_iter()
+            .map(|c| {
                 (
                     c.rows.iter().map(|&r| self.row_ids[r as usize]).collect(),
                     c.columns
@@ -1261,6 +1268,79 @@ impl Residual {
                 )
             })
             .collect()
+    }
+
+    /// Local improvement: two roles whose sole grants all fit in one role are replaced by
+    /// it (the grants' rows must all hold the grants' columns), until no pair merges.
+    fn merge_pairs(&self, mut roles: Vec<Candidate>) -> Vec<Candidate> {
+        let width = self.column_ids.len();
+        let covers = |role: &Candidate, r: u32, c: u32| {
+            role.rows.binary_search(&r).is_ok() && role.columns.binary_search(&c).is_ok()
+        };
+        let mut work = 0usize;
+        while work < MERGE_WORK {
+            let mut count = vec![0u32; self.rows.len() * width];
+            for role in &roles {
+                for &r in &role.rows {
+                    for &c in &role.columns {
+                        count[r as usize * width + c as usize] += 1;
+                    }
+                }
+            }
+            let mut merged = None;
+            'pairs: for a in 0..roles.len() {
+                for b in a + 1..roles.len() {
+                    let mut lost_rows: Vec<u32> = Vec::new();
+                    let mut lost_columns: Vec<u32> = Vec::new();
+                    for (x, y) in [(a, b), (b, a)] {
+                        work += roles[x].rows.len() * roles[x].columns.len();
+                        for &r in &roles[x].rows {
+                            for &c in &roles[x].columns {
+                                if !self.required.get(r as usize, c) {
+                                    continue;
+                                }
+                                let own = 1 + u32::from(covers(&roles[y], r, c));
+                                if count[r as usize * width + c as usize] == own {
+                                    lost_rows.push(r);
+                                    lost_columns.push(c);
+                                }
+                            }
+                        }
+                    }
+                    lost_columns.sort_unstable();
+                    lost_columns.dedup();
+                    lost_rows.sort_unstable();
+                    lost_rows.dedup();
+                    let holders = self.holders(&lost_columns);
+                    if !is_sorted_subset(&lost_rows, &holders) {
+                        continue;
+                    }
+                    let Some((&first, rest)) = holders.split_first() else {
+                        continue;
+                    };
+                    let mut columns = self.rows[first as usize].clone();
+                    for &r in rest {
+                        columns = intersect(&columns, &self.rows[r as usize]);
+                    }
+                    merged = Some((
+                        a,
+                        b,
+                        Candidate {
+                            columns,
+                            rows: holders,
+                        },
+                    ));
+                    break 'pairs;
+                }
+            }
+            let Some((a, b, role)) = merged else {
+                return roles;
+            };
+            roles.remove(b);
+            roles.remove(a);
+            roles.push(role);
+        }
+        roles
     }
 
     /// One greedy cover, each pick drawn among the candidates whose gain is within 10%
