@@ -434,13 +434,26 @@ fn exact_cover(matrix: &Matrix, progress: &mut dyn FnMut(Progress)) -> Vec<Role>
     engine.reduce(progress);
     let parts = engine.parts();
     let total = parts.len();
+    // The search budgets are for the whole matrix, shared by the parts in proportion to
+    // the assignments each must still cover.
+    let weights: Vec<usize> = parts
+        .iter()
+        .map(|(people, _)| {
+            people
+                .iter()
+                .map(|&u| engine.half(Side::People).required_count[u as usize] as usize)
+                .sum()
+        })
+        .collect();
+    let total_weight = weights.iter().sum::<usize>().max(1);
     let mut bicliques: Vec<Biclique> = Vec::new();
     for (done, (people, permissions)) in parts.into_iter().enumerate() {
         progress(Progress::Covering { done, total });
+        let budget = Budget::share(weights[done], total_weight);
         let by_people = engine.residual(Side::People, &people, &permissions);
         let by_permissions = engine.residual(Side::Permissions, &permissions, &people);
-        let a = by_people.cover();
-        let b = by_permissions.cover();
+        let a = by_people.cover(budget);
+        let b = by_permissions.cover(budget);
         if a.len() <= b.len() {
             bicliques.extend(a);
         } else {
@@ -1056,13 +1069,31 @@ struct Candidate {
     rows: Vec<u32>,
 }
 
-/// Randomised greedy rounds per residual part and side: at most this many, and at most
-/// this much work (candidate cells scored) in all.
+/// Randomised greedy rounds per residual part and side: at most this many, and for the
+/// whole matrix at most this much work (candidate cells scored; about a second).
 const RANDOM_ROUNDS: usize = 100;
-const RANDOM_WORK: usize = 400_000_000;
+const RANDOM_WORK: usize = 300_000_000;
 
-/// How many role cells the pair merging may examine in all, per residual part and side.
-const MERGE_WORK: usize = 400_000_000;
+/// How many role cells the pair merging may examine for the whole matrix.
+const MERGE_WORK: usize = 300_000_000;
+
+/// The search work one residual part may spend (per side).
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    random: usize,
+    merge: usize,
+}
+
+impl Budget {
+    /// The share `weight / total` of the whole matrix's budgets.
+    fn share(weight: usize, total: usize) -> Budget {
+        let part = |all: usize| (all as u128 * weight as u128 / total.max(1) as u128) as usize;
+        Budget {
+            random: part(RANDOM_WORK),
+            merge: part(MERGE_WORK),
+        }
+    }
+}
 
 /// A small seeded generator (an LCG's high bits) for the randomised rounds.
 struct Lcg(u64);
@@ -1078,9 +1109,9 @@ impl Lcg {
 }
 
 /// How many pairwise intersections a residual part may try for its candidates.
-const PAIR_BUDGET: usize = 4_000_000;
+const PAIR_BUDGET: usize = 1_000_000;
 /// How many candidates a residual part may hold.
-const CANDIDATE_CAP: usize = 200_000;
+const CANDIDATE_CAP: usize = 50_000;
 
 /// A connected part left after the reductions, from one side: rows over columns, with the
 /// edges still required.
@@ -1200,7 +1231,7 @@ impl Residual {
     /// Greedy cover of the required edges by the candidate granting the most of them
     /// (lazily re-scored), then dropping candidates that cover nothing on their own.
     /// Returns (rows, columns) in the reducer's numbering.
-    fn cover(&self) -> Vec<Biclique> {
+    fn cover(&self, budget: Budget) -> Vec<Biclique> {
         let candidates = self.candidates();
         let mut uncovered = self.required.clone();
         let mut left: usize = uncovered.data.iter().map(|w| w.count_ones() as usize).sum();
@@ -1246,7 +1277,7 @@ impl Residual {
             .map(|c| c.rows.len() * c.columns.len())
             .sum();
         let per_round = sweep.saturating_mul(best.len()).max(1);
-        let rounds = (RANDOM_WORK / per_round).min(RANDOM_ROUNDS);
+        let rounds = (budget.random / per_round).min(RANDOM_ROUNDS);
         let mut rng = Lcg(0x9e37_79b9_7f4a_7c15 ^ ((self.rows.len() as u64) << 32) ^ sweep as u64);
         for _ in 0..rounds {
             let cover = self.random_greedy(&candidates, &mut rng);
@@ -1256,7 +1287,7 @@ impl Residual {
             }
         }
         let best: Vec<Candidate> = best.into_iter().map(|i| candidates[i].clone()).collect();
-        self.merge_pairs(best)
+        self.merge_pairs(best, budget.merge)
             .into_iter()
             .map(|c| {
                 (
@@ -1272,26 +1303,40 @@ impl Residual {
 
     /// Local improvement: two roles whose sole grants all fit in one role are replaced by
     /// it (the grants' rows must all hold the grants' columns), until no pair merges.
-    fn merge_pairs(&self, mut roles: Vec<Candidate>) -> Vec<Candidate> {
+    fn merge_pairs(&self, mut roles: Vec<Candidate>, budget: usize) -> Vec<Candidate> {
         let width = self.column_ids.len();
         let covers = |role: &Candidate, r: u32, c: u32| {
             role.rows.binary_search(&r).is_ok() && role.columns.binary_search(&c).is_ok()
         };
-        let mut work = 0usize;
-        while work < MERGE_WORK {
-            let mut count = vec![0u32; self.rows.len() * width];
-            for role in &roles {
-                for &r in &role.rows {
-                    for &c in &role.columns {
-                        count[r as usize * width + c as usize] += 1;
-                    }
-                }
+        fn cells(role: &Candidate, width: usize) -> impl Iterator<Item = usize> + '_ {
+            role.rows.iter().flat_map(move |&r| {
+                role.columns
+                    .iter()
+                    .map(move |&c| r as usize * width + c as usize)
+            })
+        }
+        let mut count = vec![0u32; self.rows.len() * width];
+        for role in &roles {
+            for cell in cells(role, width) {
+                count[cell] += 1;
             }
-            let mut merged = None;
-            'pairs: for a in 0..roles.len() {
-                for b in a + 1..roles.len() {
-                    let mut lost_rows: Vec<u32> = Vec::new();
-                    let mut lost_columns: Vec<u32> = Vec::new();
+        }
+        let mut work = 0usize;
+        let mut lost_rows: Vec<u32> = Vec::new();
+        let mut lost_columns: Vec<u32> = Vec::new();
+        // Passes over all pairs until one merges nothing or the budget is spent.
+        let mut merged_any = true;
+        while merged_any {
+            merged_any = false;
+            let mut a = 0;
+            while a < roles.len() {
+                let mut b = a + 1;
+                while b < roles.len() {
+                    if work >= budget {
+                        return roles;
+                    }
+                    lost_rows.clear();
+                    lost_columns.clear();
                     for (x, y) in [(a, b), (b, a)] {
                         work += roles[x].rows.len() * roles[x].columns.len();
                         for &r in &roles[x].rows {
@@ -1311,34 +1356,43 @@ impl Residual {
                     lost_columns.dedup();
                     lost_rows.sort_unstable();
                     lost_rows.dedup();
-                    let holders = self.holders(&lost_columns);
-                    if !is_sorted_subset(&lost_rows, &holders) {
+                    // One role can grant all of it only if every such row holds every
+                    // such column.
+                    work += lost_rows.len() * lost_columns.len();
+                    let fits = lost_rows
+                        .iter()
+                        .all(|&r| has_all(&lost_columns, self.bits.row(r as usize)));
+                    if !fits || lost_columns.is_empty() {
+                        b += 1;
                         continue;
                     }
+                    let holders = self.holders(&lost_columns);
                     let Some((&first, rest)) = holders.split_first() else {
+                        b += 1;
                         continue;
                     };
                     let mut columns = self.rows[first as usize].clone();
                     for &r in rest {
                         columns = intersect(&columns, &self.rows[r as usize]);
                     }
-                    merged = Some((
-                        a,
-                        b,
-                        Candidate {
-                            columns,
-                            rows: holders,
-                        },
-                    ));
-                    break 'pairs;
+                    let role = Candidate {
+                        columns,
+                        rows: holders,
+                    };
+                    for cell in cells(&roles[a], width).chain(cells(&roles[b], width)) {
+                        count[cell] -= 1;
+                    }
+                    for cell in cells(&role, width) {
+                        count[cell] += 1;
+                    }
+                    roles[a] = role;
+                    roles.swap_remove(b);
+                    merged_any = true;
+                    // Role `a` is new: try it against every other role again.
+                    b = a + 1;
                 }
+                a += 1;
             }
-            let Some((a, b, role)) = merged else {
-                return roles;
-            };
-            roles.remove(b);
-            roles.remove(a);
-            roles.push(role);
         }
         roles
     }
