@@ -120,7 +120,7 @@ fn run() -> Result<bool> {
         let path = data.join(format!("{name}.txt"));
         let text =
             std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        let matrix = Matrix::parse(&text).with_context(|| format!("{}", path.display()))?;
+        let matrix = Matrix::parse(&text).with_context(|| path.display().to_string())?;
         let mut times = Vec::new();
         let mut result = None;
         for _ in 0..args.runs.max(1) {
