@@ -1,6 +1,7 @@
 //! The command line: one binary with subcommands for installers and operators. Startup and
 //! CLI errors are `anyhow` errors with context that says what to do.
 
+pub mod risk;
 pub mod simulate;
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -64,29 +65,9 @@ pub enum Command {
     /// Inspect the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Risk analyses over the policy and its history.
+    /// The risk engine's analyses: entitlement findings and role mining.
     #[command(subcommand)]
-    Risk(RiskCommand),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum RiskCommand {
-    /// Entitlement findings: unused, peer outliers, redundant, dormant cards, over-broad
-    /// levels, toxic combinations ([entitlement_review] in the config), highest score first.
-    Entitlements {
-        /// table (for people) or jsonl (one finding per line, for scripts).
-        #[arg(long, value_enum, default_value = "table")]
-        format: OutputFormat,
-        /// Leave out findings scoring below this (0 to 100).
-        #[arg(long, default_value_t = 0.0)]
-        min_score: f64,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutputFormat {
-    Table,
-    Jsonl,
+    Risk(risk::RiskCommand),
 }
 
 #[derive(Debug, Args)]
@@ -390,52 +371,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Admin(cmd) => admin(&config, cmd),
         Command::Audit(cmd) => audit_command(&config, cmd),
-        Command::Risk(cmd) => risk_command(&config, cmd),
-    }
-}
-
-fn risk_command(config: &Config, cmd: RiskCommand) -> Result<ExitCode> {
-    match cmd {
-        RiskCommand::Entitlements { format, min_score } => {
-            use crate::risk::entitlements::{Settings, review};
-            let pool = open_database(config)?;
-            let mut conn = pool.get()?;
-            let settings = Settings::from_config(&config.entitlement_review);
-            // The appliance's own operator: reads as an admin may.
-            let scope = crate::store::history::ReadScope::of(admins::Role::Admin);
-            let found = review(&mut conn, scope, &settings, Utc::now())
-                .context("cannot read the entitlements and their use")?;
-            for note in &found.notes {
-                eprintln!("note: {note}");
-            }
-            let shown = found.findings.iter().filter(|f| f.score >= min_score);
-            let mut out = std::io::stdout().lock();
-            match format {
-                OutputFormat::Jsonl => {
-                    for finding in shown {
-                        writeln!(out, "{}", serde_json::to_string(finding)?)?;
-                    }
-                }
-                OutputFormat::Table => {
-                    writeln!(
-                        out,
-                        "{:<19} {:>5}  {:<28} {:<24} suggestion",
-                        "finding", "score", "person", "level or card"
-                    )?;
-                    let mut n = 0usize;
-                    for finding in shown {
-                        writeln!(out, "{finding}")?;
-                        n += 1;
-                    }
-                    writeln!(
-                        out,
-                        "{n} findings; unused means no use in {} days",
-                        settings.unused_days
-                    )?;
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Risk(cmd) => risk::run(&config, cmd),
     }
 }
 

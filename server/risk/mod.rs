@@ -1,6 +1,6 @@
 //! The risk engine: judgement over the policy and its history. Baselines of who normally
 //! goes where and when with the anomaly score every recorded swipe gets against them, the
-//! entitlement review, and (soon) role mining. docs/risk.md says what it uses and why.
+//! entitlement review, and role mining. docs/risk.md says what it uses and why.
 //!
 //! - `observation.rs`: the one conversion from a recorded event to what is scored.
 //! - `context.rs`: who belongs to which peer group, status changes, site time zones.
@@ -12,6 +12,8 @@
 //! - `entitlements.rs`: the entitlement review (unused, peer outliers, redundant, dormant
 //!   cards, over-broad levels, toxic combinations), pure over usage read through
 //!   `store::history`.
+//! - `roles.rs`: role mining, access levels proposed from the person × door matrix (exact
+//!   or with a stated share of exceptions), pure over the matrix.
 
 pub mod baselines;
 pub mod context;
@@ -20,6 +22,7 @@ pub mod evaluation;
 pub mod live;
 pub mod observation;
 pub mod recent;
+pub mod roles;
 pub mod scenario;
 pub mod score;
 

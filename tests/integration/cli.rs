@@ -849,3 +849,99 @@ fn sigterm_with_a_live_feed_open_stops_at_once() {
     ended.1.recv_timeout(wait).expect("the feed ended");
     feed.join().unwrap();
 }
+
+/// `gatehouse risk roles` on the HP matrix hc.txt (its known minimum is 14 roles), in
+/// both formats and with a tolerance, and on bad files.
+#[test]
+fn risk_roles_prints_the_cover_and_names_bad_lines() {
+    let install = Install::new();
+    let hc = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rolemining/hc.txt");
+
+    let table = install.ok(&["risk", "roles", "--matrix", hc], None);
+    assert!(
+        table.contains("46 people, 46 permissions, 1486 assignments"),
+        "{table}"
+    );
+    assert!(table.contains("roles:        14\n"), "{table}");
+    assert!(table.contains("exact cover:  yes"), "{table}");
+    assert!(table.contains("coverage:     100.00%"), "{table}");
+    assert!(table.contains("time:"), "{table}");
+
+    let jsonl = install.ok(
+        &["risk", "roles", "--matrix", hc, "--format", "jsonl"],
+        None,
+    );
+    let lines: Vec<serde_json::Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["kind"], "summary");
+    assert_eq!(lines[0]["roles"], 14);
+    assert_eq!(lines[0]["exact"], true);
+    assert_eq!(lines[0]["mode"], "exact");
+    let roles: Vec<&serde_json::Value> = lines[1..].iter().collect();
+    assert_eq!(roles.len(), 14);
+    // Every role is one line with its permissions and the people it fits, and together
+    // they grant each of the 1,486 assignments.
+    let mut granted = std::collections::HashSet::new();
+    for role in &roles {
+        assert_eq!(role["kind"], "role");
+        for person in role["people"].as_array().unwrap() {
+            for permission in role["permissions"].as_array().unwrap() {
+                granted.insert((person.as_str().unwrap(), permission.as_str().unwrap()));
+            }
+        }
+    }
+    assert_eq!(granted.len(), 1486);
+
+    let loose = install.ok(
+        &[
+            "risk",
+            "roles",
+            "--matrix",
+            hc,
+            "--tolerance",
+            "0.05",
+            "--format",
+            "jsonl",
+        ],
+        None,
+    );
+    let lines: Vec<serde_json::Value> = loose
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary = &lines[0];
+    assert_eq!(summary["mode"], "tolerant");
+    assert_eq!(summary["exact"], false);
+    assert!(summary["roles"].as_u64().unwrap() < 14, "{summary}");
+    let exceptions = summary["exceptions"].as_u64().unwrap();
+    assert!(
+        exceptions > 0 && exceptions as f64 <= 0.05 * 1486.0,
+        "{summary}"
+    );
+    let listed = lines.iter().filter(|l| l["kind"] == "exception").count();
+    assert_eq!(listed as u64, exceptions);
+
+    let bad = install.dir.path().join("bad.txt");
+    std::fs::write(&bad, "1 2\n1 3\n1 x\n").unwrap();
+    let out = install.run(&["risk", "roles", "--matrix", bad.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 3: the permission must be a positive whole number, not 'x'"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+
+    let out = install.run(&["risk", "roles", "--matrix", "missing.txt"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read missing.txt"));
+
+    let out = install.run(
+        &["risk", "roles", "--matrix", hc, "--tolerance", "1.5"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("share of the assignments"));
+}
