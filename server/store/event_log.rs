@@ -888,7 +888,7 @@ pub fn write_batch(
         let rows: Vec<EventColumns<'_>> =
             fresh.iter().map(|&i| EventColumns::of(&batch[i])).collect();
         let ids = insert_rows(conn, &rows)?;
-        // The cards' last use, in the same transaction: one UPDATE per card of the batch.
+        // The cards' last use, in the same transaction (`last_use`).
         super::last_use::note_last_use(
             conn,
             fresh.iter().filter_map(|&i| {

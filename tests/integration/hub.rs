@@ -723,5 +723,43 @@ fn a_swipe_records_the_cards_last_use() {
             json!("2026-11-23T09:00:00Z")
         );
         assert_eq!(card("0BADCAFE")["id"], json!(other));
+
+        // Many cards in one batch (one statement on SQLite): each gets its latest use in
+        // the batch, and an older use never moves a card's last use back.
+        let first = card(f.card)["id"].as_i64().unwrap();
+        let at = |minute: i64| {
+            chrono::DateTime::parse_from_rfc3339("2026-11-23T09:00:00Z")
+                .unwrap()
+                .with_timezone(&chrono::Utc)
+                + chrono::TimeDelta::minutes(minute)
+        };
+        let swipe = |credential: i64, minute: i64| gatehouse::store::event_log::Event {
+            credential_id: Some(credential),
+            result: Some("granted".to_owned()),
+            ..gatehouse::store::event_log::Event::new(
+                gatehouse::store::event_log::EventKind::Swipe,
+                at(minute),
+            )
+        };
+        gatehouse::store::event_log::write_batch(
+            &mut rig.app.db(),
+            &[
+                swipe(other, 5),
+                swipe(first, -30),
+                swipe(other, 3),
+                swipe(424_242, 1),
+            ],
+            &mut gatehouse::store::event_log::SeqMarks::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            card("0BADCAFE")["last_used_at"],
+            json!("2026-11-23T09:05:00Z")
+        );
+        assert_eq!(
+            card(f.card)["last_used_at"],
+            json!("2026-11-23T09:00:00Z"),
+            "an older use leaves the last use where it is ({backend:?})"
+        );
     }
 }
