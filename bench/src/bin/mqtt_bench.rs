@@ -71,12 +71,22 @@ struct Args {
     /// appliance before the next connects.
     #[arg(long, default_value_t = 1000)]
     connect_batch: usize,
+    /// Score every swipe for risk as the appliance does by default (`[risk] enabled`);
+    /// `--risk off` measures the appliance without the scorer, for the ratio of the two.
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    risk: Switch,
     /// Seconds between the appliance's start and the first reader's connection.
     #[arg(long, default_value_t = 5)]
     settle: u64,
     /// Worker threads of the simulated readers' runtime.
     #[arg(long, default_value_t = 1)]
     reader_threads: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Switch {
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -914,6 +924,10 @@ fn run(
             ..Default::default()
         },
         mqtt,
+        risk: gatehouse::config::RiskConfig {
+            enabled: args.risk == Switch::On,
+            ..Default::default()
+        },
         ..Config::default()
     };
     {
